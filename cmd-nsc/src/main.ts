@@ -1,0 +1,3 @@
+// placeholder until the program lands
+export {};
+process.stdout.write("cmd-nsc: not implemented yet\n");

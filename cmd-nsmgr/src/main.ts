@@ -1,0 +1,3 @@
+// placeholder until the program lands
+export {};
+process.stdout.write("cmd-nsmgr: not implemented yet\n");

@@ -1,0 +1,3 @@
+// placeholder until the program lands
+export {};
+process.stdout.write("cmd-registry: not implemented yet\n");

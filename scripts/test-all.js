@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs every workspace's compiled tests (`<pkg>/dist/**/*.test.js`) in one mocha run, so the counts add up,
+// and closes with the line CI reads: `N passed, N failed, N skipped`.
+// Usage: node scripts/test-all.js [workspace ...]   (default: all workspaces from package.json)
+import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Mocha from "mocha";
+
+const root = resolve(import.meta.dirname, "..");
+const rc = JSON.parse(readFileSync(join(root, ".mocharc.json"), "utf8"));
+const workspaces = process.argv.length > 2 ? process.argv.slice(2) : JSON.parse(readFileSync(join(root, "package.json"), "utf8")).workspaces;
+
+const mocha = new Mocha({ timeout: rc.timeout, reporter: rc.reporter });
+for (const ws of workspaces) {
+  const dist = join(root, ws, "dist");
+  if (!existsSync(dist)) continue;
+  for (const f of readdirSync(dist, { recursive: true }).map(String).sort()) {
+    if (f.endsWith(".test.js")) mocha.addFile(join(dist, f));
+  }
+}
+await mocha.loadFilesAsync();
+const runner = mocha.run((failures) => {
+  process.exitCode = failures > 0 ? 1 : 0;
+});
+runner.on("end", () => {
+  const s = runner.stats ?? { passes: 0, failures: 0, pending: 0 };
+  console.log(`${s.passes} passed, ${s.failures} failed, ${s.pending} skipped`);
+});
