@@ -1,0 +1,37 @@
+/**
+ * Structured logging with pino: one JSON line per event. Library code never prints; it logs through the
+ * `Logger` it is given (usually `ctx.log`, a child carrying the connection id).
+ */
+import { pino, type Logger as PinoLogger, type LevelWithSilent } from "pino";
+
+/** The logger type used throughout nsm-ts. */
+export type Logger = PinoLogger;
+
+/** Options for `createLogger`. */
+export interface LoggerOptions {
+  /** Program or component name, logged as `name`. */
+  name?: string;
+  /** Level; default `info`. */
+  level?: LevelWithSilent;
+  /** Where lines go; default stdout. */
+  destination?: NodeJS.WritableStream;
+}
+
+/** Creates a pino logger writing JSON lines. */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const o = { name: opts.name, level: opts.level ?? "info", base: { pid: process.pid } };
+  return opts.destination ? pino(o, opts.destination) : pino(o);
+}
+
+/** A logger that drops everything, the default for library code and tests that do not look at logs. */
+export const silentLogger: Logger = pino({ level: "silent" });
+
+/** Valid values of `NSM_LOG_LEVEL` (upstream names and pino names, case-insensitive). */
+export function parseLogLevel(value: string): LevelWithSilent | undefined {
+  const v = value.trim().toLowerCase();
+  const map: Record<string, LevelWithSilent> = {
+    trace: "trace", debug: "debug", info: "info", warn: "warn", warning: "warn",
+    error: "error", fatal: "fatal", panic: "fatal", silent: "silent",
+  };
+  return map[v];
+}
