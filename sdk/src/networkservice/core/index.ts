@@ -1,0 +1,5 @@
+/** Chain core: element contract, composition, per-call context and per-connection metadata. */
+export * from "./types.js";
+export * from "./chain.js";
+export * from "./context.js";
+export * from "./metadata.js";
