@@ -1,0 +1,92 @@
+/**
+ * Variables every nsm-ts program reads, with upstream's names and defaults where upstream has them, so the
+ * five programs' tables agree and a manifest can set them the same way everywhere.
+ */
+import { ConfigError, allOrNone } from "./schema.js";
+import { bool, duration, hostPort, logLevel, nonEmpty, str, url } from "./parsers.js";
+
+/** Options of `commonVars`. */
+export interface CommonVarsOptions {
+  /** Default `NSM_NAME`, computed by the program (e.g. `nsmgr-<hostname>`). */
+  name: string;
+  /** How `--help` shows that default (e.g. `nsmgr-<hostname>`), so the table does not depend on the machine. */
+  nameLabel?: string;
+}
+
+/** Upstream's default OpenTelemetry collector address. */
+export const DEFAULT_OPEN_TELEMETRY_ENDPOINT = "otel-collector.observability.svc.cluster.local:4317";
+
+/**
+ * The common table entries: name, log level, token lifetime, certificate files, metrics and tracing. Spread
+ * them into `defineConfig({...commonVars(o), ...})` and pass `validateCommon` as its `validate`.
+ */
+export function commonVars(opts: CommonVarsOptions) {
+  return {
+    name: {
+      name: "NSM_NAME",
+      description: "Name of this instance: its path segment name and registration name; unique in the mesh",
+      default: opts.name,
+      defaultLabel: opts.nameLabel,
+      parse: nonEmpty,
+    },
+    logLevel: {
+      name: "NSM_LOG_LEVEL",
+      description: "Log level: TRACE, DEBUG, INFO, WARN, ERROR, FATAL or PANIC",
+      default: "INFO",
+      parse: logLevel,
+    },
+    maxTokenLifetime: {
+      name: "NSM_MAX_TOKEN_LIFETIME",
+      description: "Longest lifetime of the tokens this instance signs (Go duration, e.g. 10m)",
+      default: "10m",
+      parse: duration,
+    },
+    tlsCertFile: {
+      name: "NSM_TLS_CERT_FILE",
+      description: "PEM certificate (X.509 SVID) for mTLS and token signing; unset with the key and CA = insecure dev mode",
+      parse: str,
+    },
+    tlsKeyFile: {
+      name: "NSM_TLS_KEY_FILE",
+      description: "PEM private key of NSM_TLS_CERT_FILE",
+      parse: str,
+    },
+    tlsCaFile: {
+      name: "NSM_TLS_CA_FILE",
+      description: "PEM bundle of CAs trusted for peers (the trust domain's bundle)",
+      parse: str,
+    },
+    metricsListenOn: {
+      name: "NSM_METRICS_LISTEN_ON",
+      description: "Serve Prometheus metrics at /metrics on this URL (tcp://host:port); unset = no metrics server",
+      parse: url,
+    },
+    telemetry: {
+      name: "TELEMETRY",
+      description: "Enable OpenTelemetry tracing (true/false)",
+      default: "false",
+      parse: bool,
+    },
+    openTelemetryEndpoint: {
+      name: "NSM_OPEN_TELEMETRY_ENDPOINT",
+      description: "OTLP/gRPC collector host:port for traces when TELEMETRY=true",
+      default: DEFAULT_OPEN_TELEMETRY_ENDPOINT,
+      parse: hostPort,
+    },
+  } as const;
+}
+
+/** The certificate settings as parsed by `commonVars`. */
+export interface TlsFiles {
+  tlsCertFile?: string | undefined;
+  tlsKeyFile?: string | undefined;
+  tlsCaFile?: string | undefined;
+}
+
+/** Cross-variable checks of the common entries: the three certificate files are set together or not at all. */
+export function validateCommon(cfg: TlsFiles & { metricsListenOn?: string | undefined }): void {
+  allOrNone({ NSM_TLS_CERT_FILE: cfg.tlsCertFile, NSM_TLS_KEY_FILE: cfg.tlsKeyFile, NSM_TLS_CA_FILE: cfg.tlsCaFile });
+  if (cfg.metricsListenOn?.startsWith("unix://")) {
+    throw new ConfigError("NSM_METRICS_LISTEN_ON", `invalid URL ${JSON.stringify(cfg.metricsListenOn)}: expected tcp://host:port`);
+  }
+}
