@@ -1,0 +1,137 @@
+/**
+ * Path-segment tokens: ES256 JWTs with exactly the upstream claims (`sub`, `aud` when the peer is known,
+ * `exp`), so upstream NSM peers and their policies accept ours and the other way round (contract §8).
+ */
+import { X509Certificate, type KeyObject } from "node:crypto";
+import { SignJWT, compactVerify, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
+import { type Clock, realClock } from "../clock/index.js";
+import { type Identity, certificateNotAfter, spiffeIdOf } from "../identity/index.js";
+import { Code, StatusError, fail } from "../status/index.js";
+
+/** A signed token and its expiry (= the JWT `exp`, whole seconds). */
+export interface Token {
+  /** The compact JWT. */
+  token: string;
+  /** When the token expires; equals `exp` × 1000 ms. */
+  expires: Date;
+}
+
+/** What we know about the other end of a connection; tokens are addressed (`aud`) to it. */
+export interface PeerInfo {
+  /** The peer's SPIFFE ID, when known (normally from its TLS certificate). */
+  spiffeId?: string;
+  /** The peer's TLS leaf certificate, when the connection has one. */
+  certificate?: X509Certificate;
+}
+
+/** Makes a token for a call to (client) or from (server) `peer`. */
+export type TokenGenerator = (peer?: PeerInfo) => Promise<Token>;
+
+/** Options for `createTokenGenerator`. */
+export interface TokenGeneratorOptions {
+  /** Upper bound on token lifetime (upstream `NSM_MAX_TOKEN_LIFETIME`, default 10 min in the programs). */
+  maxTokenLifetimeMs: number;
+  /** Source of "now"; default the real clock. */
+  clock?: Clock;
+}
+
+/** Claims of a decoded (not verified) token. */
+export interface TokenClaims {
+  /** Issuer identity (SPIFFE ID of the hop that made the token). */
+  sub?: string;
+  /** Audiences, normalised to a list (empty when absent). */
+  aud: string[];
+  /** Expiry, seconds since the epoch. */
+  exp?: number;
+}
+
+/** Builds the peer info for a TLS peer certificate (its SPIFFE ID from the URI SAN). */
+export function peerFromCertificate(certificate: X509Certificate): PeerInfo {
+  const spiffeId = spiffeIdOf(certificate);
+  return spiffeId === undefined ? { certificate } : { spiffeId, certificate };
+}
+
+/**
+ * Creates the token generator of a workload: ES256 signed with the identity's key, `sub` = own SPIFFE ID,
+ * `aud` = [peer SPIFFE ID] only when known, `exp` = min(now + max lifetime, own cert expiry, peer cert
+ * expiry) truncated to whole seconds. No other claims, as upstream.
+ */
+export function createTokenGenerator(id: Identity, opts: TokenGeneratorOptions): TokenGenerator {
+  const clock = opts.clock ?? realClock;
+  const maxMs = opts.maxTokenLifetimeMs;
+  if (!Number.isFinite(maxMs) || maxMs < 1000) {
+    fail(Code.InvalidArgument, `token: maxTokenLifetimeMs must be at least 1000, got ${maxMs}`);
+  }
+  return async (peer) => {
+    const now = clock.now();
+    let expMs = now + maxMs;
+    if (id.notAfter) expMs = Math.min(expMs, id.notAfter.getTime());
+    if (peer?.certificate) expMs = Math.min(expMs, certificateNotAfter(peer.certificate).getTime());
+    const exp = Math.floor(expMs / 1000);
+    if (exp * 1000 <= now) {
+      fail(Code.FailedPrecondition, `token: cannot issue a token, a certificate expired at ${new Date(expMs).toISOString()}`);
+    }
+    const aud = peer?.spiffeId ?? (peer?.certificate ? spiffeIdOf(peer.certificate) : undefined);
+    // Claim order follows Go's RegisteredClaims (sub, aud, exp) so tokens look the same on the wire.
+    const claims: JWTPayload = aud === undefined ? { sub: id.spiffeId, exp } : { sub: id.spiffeId, aud: [aud], exp };
+    const token = await new SignJWT(claims).setProtectedHeader({ alg: "ES256", typ: "JWT" }).sign(id.privateKey);
+    return { token, expires: new Date(exp * 1000) };
+  };
+}
+
+/**
+ * Decodes a token's claims without verifying the signature. Throws `Unauthenticated` for an empty token
+ * and `InvalidArgument` for anything that is not a JWT or has mistyped `sub`/`aud`/`exp`.
+ */
+export function decodeToken(token: string): TokenClaims {
+  if (token === "") fail(Code.Unauthenticated, "token: missing");
+  let payload: JWTPayload;
+  try {
+    decodeProtectedHeader(token);
+    payload = decodeJwt(token);
+  } catch (err) {
+    throw new StatusError(Code.InvalidArgument, `token: malformed JWT: ${(err as Error).message}`, { cause: err });
+  }
+  const { sub, aud, exp } = payload;
+  if (sub !== undefined && typeof sub !== "string") fail(Code.InvalidArgument, "token: sub is not a string");
+  if (exp !== undefined && (typeof exp !== "number" || !Number.isFinite(exp))) {
+    fail(Code.InvalidArgument, "token: exp is not a number");
+  }
+  let auds: string[];
+  if (aud === undefined) auds = [];
+  else if (typeof aud === "string") auds = [aud];
+  else if (Array.isArray(aud) && aud.every((a) => typeof a === "string")) auds = [...aud];
+  else fail(Code.InvalidArgument, "token: aud is not a string or a list of strings");
+  const out: TokenClaims = { aud: auds };
+  if (sub !== undefined) out.sub = sub;
+  if (exp !== undefined) out.exp = exp;
+  return out;
+}
+
+/** Options for `verifyToken`. */
+export interface VerifyTokenOptions {
+  /** When set, the token must also not be expired at this time (ms or Date; pass `clock.now()`). */
+  now?: number | Date;
+}
+
+/**
+ * True when `token` is an ES256 JWT signed by `key` (or the certificate's key). By default only the
+ * signature is checked (as upstream's `io.jwt.verify_es256`); with `now` the `exp` claim is checked too.
+ */
+export async function verifyToken(
+  token: string,
+  key: KeyObject | X509Certificate,
+  opts: VerifyTokenOptions = {},
+): Promise<boolean> {
+  const publicKey = key instanceof X509Certificate ? key.publicKey : key;
+  try {
+    if (opts.now === undefined) {
+      await compactVerify(token, publicKey, { algorithms: ["ES256"] });
+    } else {
+      await jwtVerify(token, publicKey, { algorithms: ["ES256"], currentDate: new Date(opts.now) });
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
