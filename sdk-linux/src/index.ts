@@ -1,1 +1,10 @@
-export {};
+/**
+ * @nsm-ts/sdk-linux: the Linux kernel data plane — network-namespace handles and typed link, address, route,
+ * neighbour and VXLAN operations delivered through batched `ip` calls.
+ */
+export * from "./exec.js";
+export * from "./executor.js";
+export * from "./names.js";
+export * from "./netns.js";
+export * from "./ops.js";
+export * from "./validate.js";

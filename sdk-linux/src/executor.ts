@@ -1,0 +1,118 @@
+/**
+ * The one place that decides how changes reach the kernel: all `ip` lines for one namespace in a single
+ * `ip -batch -` process (default), or one `ip` process per line (kept for comparison and debugging; see
+ * bench/RESULTS.md "Kernel operations"). Callers only see `IpExecutor`.
+ */
+import type { Logger } from "@nsm-ts/sdk/tools/log";
+import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { runCommand, type CommandRunner } from "./exec.js";
+import type { Netns, NetnsTools } from "./netns.js";
+
+/** `batch`: one process per namespace per commit; `per-command`: one process per change. */
+export type IpMode = "batch" | "per-command";
+
+/** One `ip` command (without the leading `ip`) and what it does, for error messages. */
+export interface IpLine {
+  /** Tokens after `ip`, e.g. `["link", "set", "dev", "nsm-1", "up"]`; each one already validated. */
+  readonly args: readonly string[];
+  /** Human description used in errors, e.g. `setUp nsm-1`. */
+  readonly what: string;
+}
+
+/** Runs `ip` inside a namespace: changes (`apply`) and JSON queries (`query`). */
+export interface IpExecutor {
+  /** How changes are delivered. */
+  readonly mode: IpMode;
+  /** Applies the lines in order; stops at the first failure and throws a StatusError naming that line. */
+  apply(netns: Netns, lines: readonly IpLine[]): Promise<void>;
+  /** Runs one read-only `ip` command and returns stdout. */
+  query(netns: Netns, args: readonly string[], what: string): Promise<string>;
+}
+
+/** Options of `createIpExecutor`. */
+export interface IpExecutorOptions {
+  /** Default `batch`. */
+  mode?: IpMode;
+  /** Process runner; tests inject a fake. */
+  run?: CommandRunner;
+  /** Paths of `ip` and `nsenter`. */
+  tools?: NetnsTools;
+  /** Debug log of every process started (argv, line count, duration). */
+  logger?: Logger;
+}
+
+/** The kernel reply classified into a status code and a readable reason. */
+export interface IpFailure {
+  readonly code: StatusError["code"];
+  readonly reason: string;
+}
+
+/**
+ * Maps iproute2/nsenter stderr to a status code. Exported for unit tests: the messages are iproute2's, and a
+ * missing namespace or missing privilege must read the same whichever tool reported it.
+ */
+export function classifyIpError(stderr: string, netns: Netns | undefined): IpFailure {
+  const text = stderr.replace(/\s*Command failed -:\d+\s*$/m, "").trim() || "ip failed without a message";
+  const ns = netns ? netns.toString() : "netns";
+  if (/Cannot open network namespace|nsenter: cannot open .*(No such file|No such process)|reassociate to namespace .* failed: (Invalid argument|No such)/i.test(text)) {
+    return { code: Code.NotFound, reason: `${ns} not found (it was deleted or its process exited): ${text}` };
+  }
+  if (/Invalid "netns" value/.test(text)) return { code: Code.NotFound, reason: `target netns not found: ${text}` };
+  if (/Operation not permitted|Permission denied/i.test(text)) return { code: Code.PermissionDenied, reason: `needs root or CAP_NET_ADMIN: ${text}` };
+  if (/Cannot find device|does not exist|No such device/i.test(text)) return { code: Code.NotFound, reason: text };
+  if (/File exists/i.test(text)) return { code: Code.AlreadyExists, reason: text };
+  if (/No such process|Cannot assign requested address/i.test(text)) return { code: Code.NotFound, reason: text };
+  if (/Network is unreachable|invalid gateway|Device or resource busy/i.test(text)) return { code: Code.FailedPrecondition, reason: text };
+  if (/Invalid argument|is wrong|out of range|Error: /i.test(text)) return { code: Code.InvalidArgument, reason: text };
+  return { code: Code.Internal, reason: text };
+}
+
+function failure(netns: Netns, line: IpLine | undefined, stderr: string, argv: readonly string[]): StatusError {
+  const f = classifyIpError(stderr, netns);
+  const what = line ? line.what : "ip";
+  const cause = new Error(`${argv.join(" ")}${line ? ` <<< ${line.args.join(" ")}` : ""}: ${stderr.trim()}`);
+  return new StatusError(f.code, `kernel: ${what} in ${netns}: ${f.reason}`, { cause });
+}
+
+/** Creates the executor; `mode` is the only switch between batched and per-command delivery. */
+export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
+  const mode = opts.mode ?? "batch";
+  const run = opts.run ?? runCommand;
+  const tools = opts.tools ?? {};
+  const log = opts.logger;
+
+  async function runOne(netns: Netns, line: IpLine): Promise<void> {
+    const argv = netns.ipArgv(line.args, tools);
+    const t0 = performance.now();
+    const r = await run(argv);
+    log?.debug({ argv, ms: performance.now() - t0, code: r.code }, "kernel: ip");
+    if (r.code !== 0) throw failure(netns, line, r.stderr, argv);
+  }
+
+  return {
+    mode,
+    async apply(netns, lines) {
+      if (lines.length === 0) return;
+      if (mode === "per-command" || lines.length === 1) {
+        for (const line of lines) await runOne(netns, line);
+        return;
+      }
+      const argv = netns.ipArgv(["-batch", "-"], tools);
+      const stdin = `${lines.map((l) => l.args.join(" ")).join("\n")}\n`;
+      const t0 = performance.now();
+      const r = await run(argv, { stdin });
+      log?.debug({ argv, lines: lines.length, ms: performance.now() - t0, code: r.code }, "kernel: ip -batch");
+      if (r.code !== 0) {
+        const m = /Command failed -:(\d+)/.exec(r.stderr);
+        const line = m?.[1] !== undefined ? lines[Number(m[1]) - 1] : undefined;
+        throw failure(netns, line, r.stderr, argv);
+      }
+    },
+    async query(netns, args, what) {
+      const argv = netns.ipArgv(args, tools);
+      const r = await run(argv);
+      if (r.code !== 0) throw failure(netns, { args, what }, r.stderr, argv);
+      return r.stdout;
+    },
+  };
+}

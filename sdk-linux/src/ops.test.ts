@@ -1,0 +1,233 @@
+import { expect } from "chai";
+import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import {
+  Netns,
+  classifyIpError,
+  createKernelOps,
+  parseLink,
+  parseNetnsUrl,
+  parseRoute,
+  type CommandResult,
+  type CommandRunner,
+} from "./index.js";
+
+interface Call {
+  argv: readonly string[];
+  stdin?: string;
+}
+
+function fakeRunner(reply: (c: Call) => Partial<CommandResult> = () => ({})): { run: CommandRunner; calls: Call[] } {
+  const calls: Call[] = [];
+  const run: CommandRunner = async (argv, opts) => {
+    const c: Call = opts?.stdin === undefined ? { argv } : { argv, stdin: opts.stdin };
+    calls.push(c);
+    return { code: 0, stdout: "", stderr: "", ...reply(c) };
+  };
+  return { run, calls };
+}
+
+const a = new Netns("nsa", parseNetnsUrl("nsa"), 100, 4, false);
+const b = new Netns("file:///proc/77/ns/net", parseNetnsUrl("file:///proc/77/ns/net"), 101, 4, false);
+
+async function rejection(p: Promise<unknown>): Promise<StatusError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).to.be.instanceOf(StatusError);
+  return err as StatusError;
+}
+
+describe("ops: command building", () => {
+  it("sends a whole batch through one `ip -batch -` process, one line per change", async () => {
+    const { run, calls } = fakeRunner();
+    const ops = createKernelOps({ run });
+    const batch = ops
+      .batch(a)
+      .addVeth({ name: "tmp-a", peerName: "tmp-b", mtu: 1450, alias: "nsm-ts:f:c1:client", peerAlias: "nsm-ts:f:c1:endpoint" })
+      .moveLink("tmp-b", b, "nsm-1")
+      .rename("tmp-a", "nsm-0")
+      .setMtu("nsm-0", 1400)
+      .addAddress("nsm-0", "169.254.0.1/30")
+      .addAddress("nsm-0", "fd00::1/64")
+      .addRoute({ dst: "198.51.100.0/24", gateway: "169.254.0.2", dev: "nsm-0" })
+      .addRoute({ dst: "default", gateway: "fd00::2" }, { replace: true })
+      .addRoute({ dst: "203.0.113.7/32", dev: "nsm-0", src: "169.254.0.1", metric: 10 })
+      .addNeighbor({ address: "169.254.0.2", mac: "AA:BB:CC:00:11:22", dev: "nsm-0" })
+      .setUp("nsm-0")
+      .setDown("nsm-0")
+      .delNeighbor({ address: "169.254.0.2", dev: "nsm-0" })
+      .delRoute({ dst: "198.51.100.0/24", gateway: "169.254.0.2" })
+      .delAddress("nsm-0", "169.254.0.1/30")
+      .deleteLink("nsm-0");
+    expect(batch.size).to.equal(18);
+    await batch.commit();
+    expect(calls).to.have.length(1);
+    expect(calls[0]?.argv).to.deep.equal(["ip", "-n", "nsa", "-batch", "-"]);
+    expect(calls[0]?.stdin?.split("\n")).to.deep.equal([
+      "link add name tmp-a mtu 1450 type veth peer name tmp-b mtu 1450",
+      "link set dev tmp-a alias nsm-ts:f:c1:client",
+      "link set dev tmp-b alias nsm-ts:f:c1:endpoint",
+      "link set dev tmp-b netns /proc/77/ns/net name nsm-1",
+      "link set dev tmp-a name nsm-0",
+      "link set dev nsm-0 mtu 1400",
+      "addr add 169.254.0.1/30 dev nsm-0",
+      "addr add fd00::1/64 dev nsm-0 nodad",
+      "route add 198.51.100.0/24 via 169.254.0.2 dev nsm-0",
+      "route replace ::/0 via fd00::2",
+      "route add 203.0.113.7/32 dev nsm-0 src 169.254.0.1 metric 10",
+      "neigh add 169.254.0.2 lladdr aa:bb:cc:00:11:22 dev nsm-0 nud permanent",
+      "link set dev nsm-0 up",
+      "link set dev nsm-0 down",
+      "neigh del 169.254.0.2 dev nsm-0",
+      "route del 198.51.100.0/24 via 169.254.0.2",
+      "addr del 169.254.0.1/30 dev nsm-0",
+      "link del dev nsm-0",
+      "",
+    ]);
+  });
+
+  it("creates a veth peer directly in another netns and builds VXLAN devices", async () => {
+    const { run, calls } = fakeRunner();
+    const ops = createKernelOps({ run });
+    await ops
+      .batch(b)
+      .addVeth({ name: "nsm-1", peerName: "nsm-1", peerNetns: a })
+      .addVxlan({ name: "vx-1", vni: 4242, local: "198.51.100.1", remote: "198.51.100.2", dev: "ul0", mtu: 1450, alias: "nsm-ts:f:c2:vxlan" })
+      .addVxlan({ name: "vx-2", vni: 1, remote: "fd00::2", dstPort: 8472 })
+      .commit();
+    expect(calls[0]?.argv).to.deep.equal(["nsenter", "--net=/proc/77/ns/net", "ip", "-batch", "-"]);
+    expect(calls[0]?.stdin?.trim().split("\n")).to.deep.equal([
+      "link add name nsm-1 type veth peer name nsm-1 netns nsa",
+      "link add name vx-1 mtu 1450 type vxlan id 4242 local 198.51.100.1 remote 198.51.100.2 dstport 4789 dev ul0",
+      "link set dev vx-1 alias nsm-ts:f:c2:vxlan",
+      "link add name vx-2 type vxlan id 1 remote fd00::2 dstport 8472",
+    ]);
+  });
+
+  it("runs one process per change in per-command mode and a lone change without -batch", async () => {
+    const { run, calls } = fakeRunner();
+    const ops = createKernelOps({ run, mode: "per-command" });
+    expect(ops.mode).to.equal("per-command");
+    await ops.batch(a).setUp("x").setMtu("x", 1500).commit();
+    expect(calls.map((c) => c.argv)).to.deep.equal([
+      ["ip", "-n", "nsa", "link", "set", "dev", "x", "up"],
+      ["ip", "-n", "nsa", "link", "set", "dev", "x", "mtu", "1500"],
+    ]);
+    const batched = fakeRunner();
+    await createKernelOps({ run: batched.run }).setUp(a, "x");
+    expect(batched.calls.map((c) => c.argv)).to.deep.equal([["ip", "-n", "nsa", "link", "set", "dev", "x", "up"]]);
+    await createKernelOps({ run: batched.run }).batch(a).commit();
+    expect(batched.calls).to.have.length(1);
+  });
+
+  it("validates every argument before anything runs", () => {
+    const ops = createKernelOps({ run: fakeRunner().run });
+    const bad: Array<() => unknown> = [
+      () => ops.batch(a).addVeth({ name: "much-too-long-name", peerName: "p" }),
+      () => ops.batch(a).addVeth({ name: "x", peerName: "y", peerNetns: b, peerAlias: "nsm-ts:f:c" }),
+      () => ops.batch(a).addVeth({ name: "x", peerName: "y", mtu: 20 }),
+      () => ops.batch(a).addAddress("x", "169.254.0.1"),
+      () => ops.batch(a).addAddress("x", "169.254.0.1/33"),
+      () => ops.batch(a).addAddress("x", "fd00::1/129"),
+      () => ops.batch(a).addRoute({ dst: "198.51.100.0/24" }),
+      () => ops.batch(a).addRoute({ dst: "198.51.100.0/24", gateway: "fd00::1" }),
+      () => ops.batch(a).addNeighbor({ address: "169.254.0.2", mac: "zz:bb:cc:00:11:22", dev: "x" }),
+      () => ops.batch(a).addNeighbor({ address: "169.254.0.2", dev: "x" }),
+      () => ops.batch(a).addVxlan({ name: "v", vni: 0, remote: "198.51.100.2" }),
+      () => ops.batch(a).addVxlan({ name: "v", vni: 1 << 24, remote: "198.51.100.2" }),
+      () => ops.batch(a).addVxlan({ name: "v", vni: 5, remote: "198.51.100.2", local: "fd00::1" }),
+      () => ops.batch(a).setAlias("x", "has space"),
+      () => ops.batch(a).setUp("x; rm"),
+    ];
+    for (const fn of bad) {
+      expect(fn).to.throw(StatusError).with.property("code", Code.InvalidArgument);
+    }
+  });
+
+  it("refuses to commit a batch twice", async () => {
+    const ops = createKernelOps({ run: fakeRunner().run });
+    const batch = ops.batch(a).setUp("x");
+    await batch.commit();
+    expect((await rejection(batch.commit())).code).to.equal(Code.FailedPrecondition);
+    expect(() => batch.setDown("x")).to.throw(StatusError);
+  });
+});
+
+describe("ops: errors", () => {
+  it("names the failing line of a batch", async () => {
+    const { run } = fakeRunner(() => ({ code: 1, stderr: 'Cannot find device "nope"\nCommand failed -:2\n' }));
+    const err = await rejection(createKernelOps({ run }).batch(a).setUp("lo").setUp("nope").commit());
+    expect(err.code).to.equal(Code.NotFound);
+    expect(err.message).to.equal('kernel: setUp nope in netns nsa: Cannot find device "nope"');
+  });
+
+  it("says root or CAP_NET_ADMIN is needed on EPERM", async () => {
+    const { run } = fakeRunner(() => ({ code: 2, stderr: "RTNETLINK answers: Operation not permitted\n" }));
+    const err = await rejection(createKernelOps({ run }).addVeth(a, { name: "x", peerName: "y" }));
+    expect(err.code).to.equal(Code.PermissionDenied);
+    expect(err.message).to.contain("needs root or CAP_NET_ADMIN");
+    expect(classifyIpError("nsenter: reassociate to namespace 'ns/net' failed: Operation not permitted", b).code).to.equal(Code.PermissionDenied);
+  });
+
+  it("reports a missing namespace as NotFound naming it, for ip -n and for nsenter", () => {
+    const named = classifyIpError('Cannot open network namespace "nsa": No such file or directory', a);
+    expect(named.code).to.equal(Code.NotFound);
+    expect(named.reason).to.match(/^netns nsa not found/);
+    const byPath = classifyIpError("nsenter: cannot open /proc/77/ns/net: No such file or directory", b);
+    expect(byPath.code).to.equal(Code.NotFound);
+    expect(byPath.reason).to.match(/^netns \/proc\/77\/ns\/net not found/);
+    expect(classifyIpError('Error: argument "x" is wrong: Invalid "netns" value', a).code).to.equal(Code.NotFound);
+  });
+
+  it("maps other kernel answers to meaningful codes", () => {
+    expect(classifyIpError("RTNETLINK answers: File exists", a).code).to.equal(Code.AlreadyExists);
+    expect(classifyIpError("Error: Nexthop has invalid gateway.", a).code).to.equal(Code.FailedPrecondition);
+    expect(classifyIpError("RTNETLINK answers: No such process", a).code).to.equal(Code.NotFound);
+    expect(classifyIpError("Error: argument \"x\" is wrong: invalid mtu", a).code).to.equal(Code.InvalidArgument);
+    expect(classifyIpError("something odd", a).code).to.equal(Code.Internal);
+  });
+
+  it("treats a missing link as undefined in getLink but a missing netns as an error", async () => {
+    const gone = fakeRunner(() => ({ code: 1, stderr: 'Device "nope" does not exist.\n' }));
+    expect(await createKernelOps({ run: gone.run }).getLink(a, "nope")).to.equal(undefined);
+    const nsGone = fakeRunner(() => ({ code: 255, stderr: 'Cannot open network namespace "nsa": No such file or directory\n' }));
+    expect((await rejection(createKernelOps({ run: nsGone.run }).getLink(a, "x"))).code).to.equal(Code.NotFound);
+  });
+});
+
+describe("ops: parsing ip -json", () => {
+  it("reads link, addresses, alias mark and vxlan data", async () => {
+    const json = JSON.stringify([
+      {
+        ifindex: 7, link_index: 3, ifname: "vx1", flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], mtu: 1450, operstate: "UNKNOWN",
+        address: "46:b4:cf:61:f0:b8", ifalias: "nsm-ts:fwd:c1:vxlan",
+        linkinfo: { info_kind: "vxlan", info_data: { id: 100, remote: "198.51.100.2", local: "198.51.100.1", port: 4789 } },
+        addr_info: [{ family: "inet", local: "169.254.1.1", prefixlen: 30 }, { family: "inet6", local: "fd00::1", prefixlen: 64 }],
+      },
+      { ifindex: 1, ifname: "lo", flags: ["LOOPBACK"], mtu: 65536, operstate: "DOWN", addr_info: [] },
+    ]);
+    const { run } = fakeRunner(() => ({ stdout: json }));
+    const ops = createKernelOps({ run });
+    const links = await ops.listLinks(a);
+    expect(links[0]).to.deep.equal({
+      ifindex: 7, name: "vx1", mtu: 1450, operState: "UNKNOWN", up: true, flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+      mac: "46:b4:cf:61:f0:b8", alias: "nsm-ts:fwd:c1:vxlan", owner: { owner: "fwd", connectionId: "c1", role: "vxlan" },
+      linkIndex: 3, kind: "vxlan", vxlan: { vni: 100, local: "198.51.100.1", remote: "198.51.100.2", port: 4789 },
+      addresses: ["169.254.1.1/30", "fd00::1/64"],
+    });
+    expect(links[1]?.up).to.equal(false);
+    expect((await ops.listOwned(a, "nsm-ts:fwd:")).map((l) => l.name)).to.deep.equal(["vx1"]);
+    expect(await ops.listOwned(a, "nsm-ts:other:")).to.deep.equal([]);
+    expect(parseLink({}).name).to.equal("");
+  });
+
+  it("reads routes with host routes given a prefix length", () => {
+    expect(parseRoute({ dst: "203.0.113.7", gateway: "169.254.0.2", dev: "nsm-0", metric: 5 }, 4)).to.deep.equal({
+      family: 4, dst: "203.0.113.7/32", gateway: "169.254.0.2", dev: "nsm-0", metric: 5,
+    });
+    expect(parseRoute({ dst: "default", gateway: "fd00::2", dev: "nsm-0" }, 6).dst).to.equal("default");
+  });
+
+  it("rejects output that is not JSON", async () => {
+    const { run } = fakeRunner(() => ({ stdout: "not json" }));
+    expect((await rejection(createKernelOps({ run }).listLinks(a))).code).to.equal(Code.Internal);
+  });
+});

@@ -1,0 +1,42 @@
+/**
+ * Argument checks for kernel operations. Everything that ends up on an `ip` command line is checked here
+ * first, so a bad value fails with InvalidArgument naming the field instead of an opaque iproute2 message,
+ * and no value can smuggle extra tokens into an `ip -batch` line.
+ */
+import { isIP } from "node:net";
+import { Code, fail } from "@nsm-ts/sdk/tools/status";
+
+/** Checks a plain IPv4/IPv6 address and returns its family (4 or 6). */
+export function ipFamily(addr: string, field: string): 4 | 6 {
+  const f = isIP(addr);
+  if (f === 0) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(addr)} is not an IP address`);
+  return f as 4 | 6;
+}
+
+/** Checks `addr/len` (len 0–32 or 0–128) and returns the family. */
+export function cidrFamily(cidr: string, field: string): 4 | 6 {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
+  if (!m?.[1] || m[2] === undefined) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} is not addr/len`);
+  const fam = ipFamily(m[1], field);
+  const len = Number(m[2]);
+  if (len > (fam === 4 ? 32 : 128)) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} has prefix length ${len} > ${fam === 4 ? 32 : 128}`);
+  return fam;
+}
+
+/** Checks a MAC address `aa:bb:cc:dd:ee:ff`. */
+export function validateMac(mac: string, field = "mac"): string {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(mac)} is not a MAC address`);
+  return mac.toLowerCase();
+}
+
+/** Checks an MTU against the range the kernel accepts for ethernet-like links. */
+export function validateMtu(mtu: number, field = "mtu"): number {
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) fail(Code.InvalidArgument, `kernel: ${field} ${mtu} is outside 68..65535`);
+  return mtu;
+}
+
+/** Checks an unsigned integer field against a range. */
+export function validateUint(n: number, min: number, max: number, field: string): number {
+  if (!Number.isInteger(n) || n < min || n > max) fail(Code.InvalidArgument, `kernel: ${field} ${n} is outside ${min}..${max}`);
+  return n;
+}
