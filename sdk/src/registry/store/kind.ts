@@ -1,0 +1,65 @@
+/**
+ * What the stores need to know about each kind of entry, so memory and etcd stores are written once: the message
+ * schema, the template match, and the secondary index keys that let Find narrow its candidates.
+ */
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import type { RegistryEntry } from "../core/index.js";
+import { matchNetworkService, matchNetworkServiceEndpoint } from "./match.js";
+import type { RegistryEntryOf, RegistryKind } from "./types.js";
+
+/** Per-kind behaviour shared by the stores (internal). */
+export interface KindSpec<T extends RegistryEntry> {
+  kind: RegistryKind;
+  schema: GenMessage<T>;
+  match(template: T, candidate: T): boolean;
+  /** Secondary index keys of a stored entry (service names, `svc/k=v` labels). */
+  indexKeys(entry: T): Set<string>;
+  /** Index keys every match of `template` must carry; empty when the template does not narrow the search. */
+  requiredKeys(template: T): string[];
+}
+
+const nsSpec: KindSpec<RegistryEntryOf["ns"]> = {
+  kind: "ns",
+  schema: NetworkServiceSchema,
+  match: matchNetworkService,
+  // Network services are looked up by name (the primary key); payload and matches queries are rare and scan.
+  indexKeys: () => new Set(),
+  requiredKeys: () => [],
+};
+
+const nseSpec: KindSpec<RegistryEntryOf["nse"]> = {
+  kind: "nse",
+  schema: NetworkServiceEndpointSchema,
+  match: matchNetworkServiceEndpoint,
+  indexKeys(entry) {
+    const keys = new Set<string>();
+    for (const svc of entry.networkServiceNames) keys.add(serviceKey(svc));
+    for (const [svc, l] of Object.entries(entry.networkServiceLabels)) {
+      for (const [k, v] of Object.entries(l.labels)) keys.add(labelKey(svc, k, v));
+    }
+    return keys;
+  },
+  requiredKeys(template) {
+    const keys = template.networkServiceNames.map(serviceKey);
+    for (const [svc, l] of Object.entries(template.networkServiceLabels)) {
+      for (const [k, v] of Object.entries(l.labels)) keys.push(labelKey(svc, k, v));
+    }
+    return keys;
+  },
+};
+
+// The NUL separator cannot be confused with anything a name or label contains on the wire in practice, and keeps
+// service keys and label keys in disjoint spaces.
+function serviceKey(svc: string): string {
+  return `s\0${svc}`;
+}
+
+function labelKey(svc: string, k: string, v: string): string {
+  return `l\0${svc}/${k}=${v}`;
+}
+
+/** The spec of a kind (internal). */
+export function kindSpec<K extends RegistryKind>(kind: K): KindSpec<RegistryEntryOf[K]> {
+  return (kind === "ns" ? nsSpec : nseSpec) as unknown as KindSpec<RegistryEntryOf[K]>;
+}
