@@ -21,7 +21,7 @@ function enter(conn: Connection, name: string, element: string): number {
       );
     }
   }
-  const prev = updatePath(path, name, element);
+  const prev = updatePath(path, name, element, conn.id);
   conn.id = path.pathSegments[path.index]?.id ?? conn.id;
   return prev;
 }

@@ -6,11 +6,12 @@ import { Code, fail } from "../../../tools/status/index.js";
 /**
  * Advances `path` to the segment named `name` (adding or overwriting the next one when it is not ours) and
  * returns the index the caller had before, so it can be restored on the way back. Mutates `path`.
+ * `firstId` is the id for the first segment of an empty path (the caller's connection id); a UUIDv4 when empty.
  */
-export function updatePath(path: Path, name: string, element = "updatepath"): number {
+export function updatePath(path: Path, name: string, element = "updatepath", firstId = ""): number {
   if (path.pathSegments.length === 0) {
     path.index = 0;
-    path.pathSegments.push(create(PathSegmentSchema, { name, id: randomUUID() }));
+    path.pathSegments.push(create(PathSegmentSchema, { name, id: firstId || randomUUID() }));
     return 0;
   }
   if (path.index >= path.pathSegments.length) {
