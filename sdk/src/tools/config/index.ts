@@ -19,6 +19,7 @@ export {
   duration,
   hostPort,
   int,
+  ip,
   labels,
   list,
   logLevel,
@@ -30,6 +31,7 @@ export {
   url,
   urlList,
   type IntOptions,
+  type LogLevel,
   type NetworkServiceRequestUrl,
   type Parser,
 } from "./parsers.js";

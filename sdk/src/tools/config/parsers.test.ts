@@ -6,6 +6,7 @@ import {
   duration,
   hostPort,
   int,
+  ip,
   labels,
   list,
   logLevel,
@@ -115,6 +116,7 @@ describe("tools/config parsers", () => {
     expect(labels("p2p:true")).to.deep.equal({ p2p: "true" });
     expect(labels("app:web, url:tcp://x:1 ,empty:")).to.deep.equal({ app: "web", url: "tcp://x:1", empty: "" });
     expect(labels("")).to.deep.equal({});
+    expect(labels("app=web,u=a:b")).to.deep.equal({ app: "web", u: "a:b" });
     expect(() => labels("novalue")).to.throw('invalid label "novalue": expected key:value');
     expect(() => labels(":v")).to.throw("empty key");
     expect(() => labels("a:1,a:2")).to.throw('duplicate label key "a"');
@@ -130,6 +132,13 @@ describe("tools/config parsers", () => {
     }
     expect(cidrList("169.254.0.0/16, fd00::/64")).to.deep.equal(["169.254.0.0/16", "fd00::/64"]);
     expect(() => cidrList("169.254.0.0/16,bad")).to.throw('invalid CIDR "bad"');
+  });
+
+  it("ip accepts one IPv4 or IPv6 address", () => {
+    expect(ip("198.51.100.7")).to.equal("198.51.100.7");
+    expect(ip(" fd00::1 ")).to.equal("fd00::1");
+    expect(() => ip("198.51.100.0/24")).to.throw('invalid IP address "198.51.100.0/24"');
+    expect(() => ip("host")).to.throw("invalid IP address");
   });
 
   it("logLevel maps upstream names case-insensitively to pino levels", () => {

@@ -4,7 +4,6 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import { LINUX_IF_MAX_LENGTH, MechanismType } from "@nsm-ts/api/constants";
-import type { LevelWithSilent } from "pino";
 import { parseLogLevel } from "../log/index.js";
 
 /** A parser: raw environment text in, typed value out; throws an `Error` with the reason. */
@@ -133,13 +132,14 @@ export const list: Parser<string[]> = (raw) =>
 export const urlList: Parser<string[]> = (raw) => list(raw).map((s) => url(s));
 
 /**
- * Labels as upstream's `NSM_LABELS`: `key1:value1,key2:value2` (split at the first `:`, so values may contain
- * colons). Keys must be non-empty and unique.
+ * Labels as upstream's `NSM_LABELS`: `key1:value1,key2:value2`. Upstream's cmd-nsc writes `key1=value1`, so `=`
+ * is accepted too; each entry splits at the first `:` or `=`, so values may contain either. Keys must be
+ * non-empty and unique.
  */
 export const labels: Parser<Record<string, string>> = (raw) => {
   const out: Record<string, string> = {};
   for (const entry of list(raw)) {
-    const i = entry.indexOf(":");
+    const i = entry.search(/[:=]/);
     if (i < 0) throw new Error(`invalid label ${JSON.stringify(entry)}: expected key:value`);
     const key = entry.slice(0, i).trim();
     if (key === "") throw new Error(`invalid label ${JSON.stringify(entry)}: empty key`);
@@ -162,11 +162,21 @@ export const cidr: Parser<string> = (raw) => {
   return v;
 };
 
+/** A single IPv4 or IPv6 address, e.g. the local end of tunnels. */
+export const ip: Parser<string> = (raw) => {
+  const v = raw.trim();
+  if (!isIPv4(v) && !isIPv6(v)) throw new Error(`invalid IP address ${JSON.stringify(raw)}`);
+  return v;
+};
+
 /** Comma-separated CIDRs (see `cidr`). */
 export const cidrList: Parser<string[]> = (raw) => list(raw).map((s) => cidr(s));
 
+/** A pino level name, as `logLevel` returns it (upstream's PANIC maps to fatal). */
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
 /** `trace|debug|info|warn|error|fatal|panic` (case-insensitive, upstream's names) as a pino level. */
-export const logLevel: Parser<LevelWithSilent> = (raw) => {
+export const logLevel: Parser<LogLevel> = (raw) => {
   const level = parseLogLevel(raw);
   if (level === undefined) {
     throw new Error(`invalid log level ${JSON.stringify(raw)}: expected trace, debug, info, warn, error, fatal or panic`);

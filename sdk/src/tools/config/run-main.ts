@@ -101,6 +101,9 @@ export async function runMain<S extends Record<string, ConfigVar<unknown>>>(
     return [sig, listener] as const;
   });
 
+  // A run that only waits for the signal leaves nothing on the event loop; without this timer Node would end
+  // the process with code 13 (unsettled top-level await) instead of waiting for SIGTERM.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   let code = 0;
   try {
     await run(cfg, { signal: ac.signal, log, argv: [...io.argv] });
@@ -110,6 +113,7 @@ export async function runMain<S extends Record<string, ConfigVar<unknown>>>(
       code = 1;
     }
   } finally {
+    clearInterval(keepAlive);
     for (const [sig, listener] of handlers) io.signals.off(sig, listener);
   }
   return io.exit(code);

@@ -1,0 +1,58 @@
+/**
+ * cmd-registry's environment table: upstream's variable names and defaults (cmd-registry-memory), plus the
+ * store selection that lets several replicas share state through etcd.
+ */
+import { hostname } from "node:os";
+import { commonVars, defineConfig, duration, hostPort, urlList, validateCommon, type ConfigValues } from "@nsm-ts/sdk/tools/config";
+
+/** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
+export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
+
+/** Parses `memory` or `etcd://host:port[,host:port…]`. */
+export function parseRegistryStore(raw: string): RegistryStore {
+  const v = raw.trim();
+  if (v.toLowerCase() === "memory") return { kind: "memory" };
+  const expected = "expected memory or etcd://host:port[,host:port]";
+  if (!v.startsWith("etcd://")) throw new Error(`invalid store ${JSON.stringify(raw)}: ${expected}`);
+  const endpoints = v
+    .slice("etcd://".length)
+    .split(",")
+    .map((s) => s.trim());
+  for (const e of endpoints) {
+    try {
+      hostPort(e);
+    } catch {
+      throw new Error(`invalid etcd endpoint ${JSON.stringify(e)} in ${JSON.stringify(raw)}: ${expected}`);
+    }
+  }
+  return { kind: "etcd", endpoints };
+}
+
+/** The table; `config.names()` is what manifests may set. */
+export const config = defineConfig(
+  {
+    ...commonVars({ name: `registry-${hostname()}`, nameLabel: "registry-<hostname>" }),
+    listenOn: {
+      name: "NSM_LISTEN_ON",
+      description: "URLs to serve the registry on, comma separated (tcp://host:port, unix:///path)",
+      default: "tcp://:5002",
+      parse: urlList,
+    },
+    registryStore: {
+      name: "NSM_REGISTRY_STORE",
+      description: "memory (this process only) or etcd://host:port[,host:port] (shared by replicas, survives restarts)",
+      default: "memory",
+      parse: parseRegistryStore,
+    },
+    expirePeriod: {
+      name: "NSM_EXPIRE_PERIOD",
+      description: "Longest time a registration lives without a refresh (also capped by the registrant's token expiry)",
+      default: "1m",
+      parse: duration,
+    },
+  },
+  { validate: validateCommon },
+);
+
+/** cmd-registry's parsed configuration. */
+export type Config = ConfigValues<typeof config.vars>;
