@@ -119,6 +119,11 @@ describe("tools/token", () => {
       const clock = new MockClock();
       const t = await createTokenGenerator(await devIdentity("a"), { maxTokenLifetimeMs: MIN, clock })({ spiffeId: "spiffe://x/b" });
       expect(decodeToken(t.token)).to.deep.equal({ sub: "spiffe://nsm-ts.dev/a", aud: ["spiffe://x/b"], exp: clock.now() / 1000 + 60 });
+      // Results are copies: editing one does not change what the next caller sees.
+      const first = decodeToken(t.token);
+      first.aud.push("spiffe://evil/x");
+      first.sub = "spiffe://evil/y";
+      expect(decodeToken(t.token)).to.deep.equal({ sub: "spiffe://nsm-ts.dev/a", aud: ["spiffe://x/b"], exp: clock.now() / 1000 + 60 });
       const noAud = await createTokenGenerator(await devIdentity("a"), { maxTokenLifetimeMs: MIN, clock })();
       expect(decodeToken(noAud.token).aud).to.deep.equal([]);
       // A hand-made token with a single-string aud (allowed by RFC 7519).

@@ -80,10 +80,31 @@ export function createTokenGenerator(id: Identity, opts: TokenGeneratorOptions):
 }
 
 /**
+ * Decoded claims of recently seen tokens. Policies decode the same few tokens several times per call
+ * (valid, expired, chained), and base64+JSON is most of their cost; a small bounded cache removes it.
+ */
+const decoded = new Map<string, TokenClaims>();
+const DECODE_CACHE_MAX = 1024;
+
+/**
  * Decodes a token's claims without verifying the signature. Throws `Unauthenticated` for an empty token
  * and `InvalidArgument` for anything that is not a JWT or has mistyped `sub`/`aud`/`exp`.
  */
 export function decodeToken(token: string): TokenClaims {
+  let claims = decoded.get(token);
+  if (claims === undefined) {
+    claims = decodeUncached(token);
+    if (decoded.size >= DECODE_CACHE_MAX) {
+      const oldest = decoded.keys().next();
+      if (!oldest.done) decoded.delete(oldest.value);
+    }
+    decoded.set(token, claims);
+  }
+  // A copy, so a caller that edits the result cannot poison the cache.
+  return { ...claims, aud: [...claims.aud] };
+}
+
+function decodeUncached(token: string): TokenClaims {
   if (token === "") fail(Code.Unauthenticated, "token: missing");
   let payload: JWTPayload;
   try {
