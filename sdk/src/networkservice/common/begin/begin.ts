@@ -31,9 +31,18 @@ export interface EventFactory {
    * current connection first and asks again with `state = RESELECT_REQUESTED`, no mechanism and no endpoint.
    * Resolves to the new connection, or undefined when the connection is no longer established.
    */
-  request(opts?: { reselect?: boolean }): Promise<Connection | undefined>;
+  request(opts?: EventOptions & { reselect?: boolean }): Promise<Connection | undefined>;
   /** Closes the connection from begin onwards (timeout, heal giving up). */
-  close(): Promise<void>;
+  close(opts?: EventOptions): Promise<void>;
+}
+
+/** Options of one event. */
+export interface EventOptions {
+  /**
+   * Cancels the event if it is aborted before the event's turn comes: a timer that fired while a Request
+   * was in flight must not act once that Request has replaced it (timeout, refresh).
+   */
+  signal?: AbortSignal;
 }
 
 /** Context key under which begin hands its EventFactory to the elements after it. */
@@ -94,8 +103,9 @@ class ConnState implements EventFactory {
     this.lifetime.abort(new Error(`begin: connection ${this.id} closed`));
   }
 
-  request(opts: { reselect?: boolean } = {}): Promise<Connection | undefined> {
+  request(opts: EventOptions & { reselect?: boolean } = {}): Promise<Connection | undefined> {
     return this.run(async () => {
+      if (opts.signal?.aborted) return undefined;
       if (this.phase !== "established" || !this.last?.connection || this.owner.current(this.id) !== this) return undefined;
       const req = clone(NetworkServiceRequestSchema, this.last);
       const conn = req.connection as Connection;
@@ -113,8 +123,9 @@ class ConnState implements EventFactory {
     });
   }
 
-  close(): Promise<void> {
+  close(opts: EventOptions = {}): Promise<void> {
     return this.run(async () => {
+      if (opts.signal?.aborted) return;
       if (this.phase !== "established" || this.owner.current(this.id) !== this) return;
       try {
         await this.closeDownstream(this.eventCtx());
