@@ -1,3 +1,13 @@
-// placeholder until the program lands
-export {};
-process.stdout.write("cmd-nsc: not implemented yet\n");
+/** cmd-nsc entry point: the process (env, argv, signals, exit) is handed to the shared runMain. */
+import { runMain } from "@nsm-ts/sdk/tools/config";
+import { config } from "./config.js";
+import { run } from "./run.js";
+
+await runMain("cmd-nsc", config, run, {
+  argv: process.argv.slice(2),
+  env: process.env,
+  exit: (code) => process.exit(code),
+  stdout: process.stdout,
+  stderr: process.stderr,
+  signals: process,
+});

@@ -13,6 +13,7 @@ export {
   type ConfigVar,
 } from "./schema.js";
 export {
+  atLeastOne,
   bool,
   cidr,
   cidrList,

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import {
+  atLeastOne,
   bool,
   cidr,
   cidrList,
@@ -103,6 +104,8 @@ describe("tools/config parsers", () => {
     expect(list("")).to.deep.equal([]);
     expect(urlList("unix:///a.sock, tcp://:5001")).to.deep.equal(["unix:///a.sock", "tcp://:5001"]);
     expect(() => urlList("unix:///a.sock,bogus")).to.throw('invalid URL "bogus"');
+    expect(atLeastOne(list)("a")).to.deep.equal(["a"]);
+    expect(() => atLeastOne(list)(" , ")).to.throw('must list at least one value, got " , "');
   });
 
   it("hostPort needs a host", () => {

@@ -263,3 +263,12 @@ export function parseNetworkServiceUrl(raw: string): NetworkServiceRequestUrl {
 /** Comma-separated network service request URLs, as `NSM_NETWORK_SERVICES`. */
 export const networkServiceUrls: Parser<NetworkServiceRequestUrl[]> = (raw) =>
   list(raw).map((s) => parseNetworkServiceUrl(s));
+
+/** Wraps a list parser so an empty list is an error, for settings that need at least one entry. */
+export function atLeastOne<T>(parse: Parser<T[]>): Parser<T[]> {
+  return (raw) => {
+    const items = parse(raw);
+    if (items.length === 0) throw new Error(`must list at least one value, got ${JSON.stringify(raw)}`);
+    return items;
+  };
+}

@@ -1,0 +1,132 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { expect } from "chai";
+import { config } from "./config.js";
+
+const program = "cmd-endpoint";
+const bin = fileURLToPath(new URL(`../bin/${program}.js`, import.meta.url));
+/** A valid environment for the process tests (it must not bind well-known ports once run.ts serves). */
+const validEnv: Record<string, string> = { NSM_SERVICE_NAMES: "icmp-responder", NSM_LISTEN_ON: "tcp://127.0.0.1:0" };
+
+/** The test runner's environment without any variable the program reads, plus `vars`. */
+function envWith(vars: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of config.names()) delete env[name];
+  return { ...env, ...vars };
+}
+
+describe(`${program} config`, () => {
+  let child: ChildProcess | undefined;
+  afterEach(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    }
+    child = undefined;
+  });
+
+  it("has upstream defaults and needs NSM_SERVICE_NAMES", () => {
+    const cfg = config.parse({ NSM_SERVICE_NAMES: "icmp-responder" });
+    expect(cfg).to.deep.include({
+      listenOn: undefined,
+      connectTo: "unix:///var/lib/networkservicemesh/nsm.io.sock",
+      serviceNames: ["icmp-responder"],
+      labels: {},
+      cidrPrefix: ["169.254.0.0/16"],
+      ipamPolicy: "polite",
+      ipamUrl: undefined,
+      subnet: undefined,
+      registerService: true,
+      payload: "ETHERNET",
+      idleTimeout: 0,
+    });
+    expect(cfg.name).to.match(/^endpoint-.+/);
+    expect(() => config.parse({})).to.throw(/^NSM_SERVICE_NAMES: is required/);
+    expect(() => config.parse({ NSM_SERVICE_NAMES: "," })).to.throw(/^NSM_SERVICE_NAMES: must list at least one value/);
+  });
+
+  it("reads given values", () => {
+    const cfg = config.parse({
+      NSM_SERVICE_NAMES: "a, b",
+      NSM_LABELS: "app:icmp",
+      NSM_CIDR_PREFIX: "169.254.10.0/24,fd00::/120",
+      NSM_IPAM_URL: "tcp://127.0.0.1:5002",
+      NSM_SUBNET: "subnet-1",
+      NSM_REGISTER_SERVICE: "false",
+      NSM_PAYLOAD: "ip",
+      NSM_IPAM_POLICY: "STRICT",
+      NSM_IDLE_TIMEOUT: "1h",
+    });
+    expect(cfg).to.deep.include({
+      serviceNames: ["a", "b"],
+      labels: { app: "icmp" },
+      cidrPrefix: ["169.254.10.0/24", "fd00::/120"],
+      ipamUrl: "tcp://127.0.0.1:5002",
+      subnet: "subnet-1",
+      registerService: false,
+      payload: "IP",
+      ipamPolicy: "strict",
+      idleTimeout: 3_600_000,
+    });
+  });
+
+  it("names the variable of each bad value", () => {
+    const bad: Record<string, string> = {
+      NSM_LISTEN_ON: "tcp://:99999",
+      NSM_CONNECT_TO: "nsmgr",
+      NSM_LABELS: ":x",
+      NSM_CIDR_PREFIX: "169.254.0.0/33",
+      NSM_IPAM_POLICY: "rude",
+      NSM_IPAM_URL: "http://x:1",
+      NSM_REGISTER_SERVICE: "maybe",
+      NSM_PAYLOAD: "L2",
+      NSM_IDLE_TIMEOUT: "1d",
+    };
+    for (const [name, value] of Object.entries(bad)) {
+      expect(() => config.parse({ NSM_SERVICE_NAMES: "s", [name]: value }), name).to.throw(new RegExp(`^${name}: `));
+    }
+    expect(() => config.parse({ NSM_SERVICE_NAMES: "s", NSM_IPAM_URL: "tcp://127.0.0.1:5002" })).to.throw(
+      /^NSM_SUBNET: NSM_IPAM_URL and NSM_SUBNET must be set together/,
+    );
+    expect(() => config.parse({ NSM_SERVICE_NAMES: "s", NSM_SUBNET: "x" })).to.throw(/^NSM_IPAM_URL: /);
+  });
+
+  it("the built program without NSM_SERVICE_NAMES prints one line and exits 2", () => {
+    const r = spawnSync(process.execPath, [bin], { env: envWith({}), encoding: "utf8", timeout: 15_000 });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.equal(`${program}: NSM_SERVICE_NAMES: is required: Network services this endpoint provides, comma separated\n`);
+  });
+
+  it("--help of the built program lists every variable and exits 0", () => {
+    const r = spawnSync(process.execPath, [bin, "--help"], { env: envWith({}), encoding: "utf8", timeout: 15_000 });
+    expect(r.status).to.equal(0);
+    for (const name of config.names()) expect(r.stdout).to.match(new RegExp(`^  ${name} `, "m"));
+  });
+
+  it("a bad variable makes the built program print one line naming it and exit 2", () => {
+    const r = spawnSync(process.execPath, [bin], { env: envWith({ ...validEnv, NSM_CIDR_PREFIX: "169.254.0.0/33" }), encoding: "utf8", timeout: 15_000 });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.equal(`${program}: NSM_CIDR_PREFIX: invalid CIDR "169.254.0.0/33": expected address/length, e.g. 169.254.0.0/16 or fd00::/64\n`);
+    expect(r.stdout).to.equal("");
+  });
+
+  it("SIGTERM makes the running program exit 0", async () => {
+    const c = spawn(process.execPath, [bin], { env: envWith(validEnv), stdio: ["ignore", "pipe", "pipe"] });
+    child = c;
+    let out = "";
+    c.stdout?.setEncoding("utf8");
+    // The first log line means runMain installed its signal handlers and run() started.
+    await new Promise<void>((resolve, reject) => {
+      c.stdout?.on("data", (s: string) => {
+        out += s;
+        if (out.includes("\n")) resolve();
+      });
+      c.once("exit", (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+    });
+    const exited = once(c, "exit");
+    c.kill("SIGTERM");
+    const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+    expect({ code, signal }).to.deep.equal({ code: 0, signal: null });
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * cmd-forwarder's environment table: upstream's names and defaults (cmd-forwarder-vpp/-kernel), plus the
+ * choice of data-plane backend (NOOP for control-plane-only meshes, KERNEL for veth/VXLAN through sdk-linux).
+ */
+import { hostname } from "node:os";
+import {
+  commonVars,
+  defineConfig,
+  duration,
+  int,
+  ip,
+  labels,
+  nonEmpty,
+  oneOf,
+  url,
+  validateCommon,
+  type ConfigValues,
+} from "@nsm-ts/sdk/tools/config";
+import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
+
+/** The data-plane backends a forwarder can drive. */
+export const FORWARDER_MECHANISMS = ["NOOP", "KERNEL"] as const;
+
+/** The table; `config.names()` is what manifests may set. */
+export const config = defineConfig(
+  {
+    ...commonVars({ name: `forwarder-${hostname()}`, nameLabel: "forwarder-<hostname>" }),
+    listenOn: {
+      name: "NSM_LISTEN_ON",
+      description: "URL to serve on; unset = a unix socket in a new temp directory, registered for the node's nsmgr",
+      parse: url,
+    },
+    connectTo: {
+      name: "NSM_CONNECT_TO",
+      description: "The node's nsmgr: where the forwarder registers and sends requests on",
+      default: "unix:///var/lib/networkservicemesh/nsm.io.sock",
+      parse: url,
+    },
+    networkServiceName: {
+      name: "NSM_NSNAME",
+      description: "Network service to register under; must match the nsmgr's NSM_FORWARDER_NETWORK_SERVICE_NAME",
+      default: FORWARDER_NETWORK_SERVICE,
+      parse: nonEmpty,
+    },
+    labels: {
+      name: "NSM_LABELS",
+      description: "Labels of the registration, key:value,key:value (nsmgrs pick forwarders labelled p2p:true)",
+      default: "p2p:true",
+      parse: labels,
+    },
+    forwarderMechanism: {
+      name: "NSM_FORWARDER_MECHANISM",
+      description: "Data-plane backend: NOOP (control plane only) or KERNEL (veth and VXLAN; needs NET_ADMIN/SYS_ADMIN)",
+      default: "NOOP",
+      parse: oneOf(FORWARDER_MECHANISMS),
+    },
+    tunnelIp: {
+      name: "NSM_TUNNEL_IP",
+      description: "This node's IP for VXLAN tunnels to other nodes (KERNEL backend, remote connections)",
+      parse: ip,
+    },
+    vxlanPort: {
+      name: "NSM_VXLAN_PORT",
+      description: "UDP port of VXLAN tunnels",
+      default: "4789",
+      parse: int({ min: 1, max: 65535 }),
+    },
+    dialTimeout: {
+      name: "NSM_DIAL_TIMEOUT",
+      description: "Timeout for dialling the next hop (endpoint or remote nsmgr)",
+      default: "750ms",
+      parse: duration,
+    },
+  },
+  { validate: validateCommon },
+);
+
+/** cmd-forwarder's parsed configuration. */
+export type Config = ConfigValues<typeof config.vars>;

@@ -1,0 +1,74 @@
+/**
+ * cmd-nsc's environment table: upstream's names and defaults (cmd-nsc), plus the pod/node/cluster names its
+ * clientinfo element puts on the connection labels (upstream reads them from the environment inside the
+ * element; here the program passes them in).
+ */
+import {
+  atLeastOne,
+  commonVars,
+  defineConfig,
+  duration,
+  labels,
+  networkServiceUrls,
+  str,
+  url,
+  validateCommon,
+  type ConfigValues,
+} from "@nsm-ts/sdk/tools/config";
+import { hostname } from "node:os";
+
+/** The table; `config.names()` is what manifests may set. */
+export const config = defineConfig(
+  {
+    ...commonVars({ name: `nsc-${hostname()}`, nameLabel: "nsc-<hostname>" }),
+    connectTo: {
+      name: "NSM_CONNECT_TO",
+      description: "The node's nsmgr",
+      default: "unix:///var/lib/networkservicemesh/nsm.io.sock",
+      parse: url,
+    },
+    networkServices: {
+      name: "NSM_NETWORK_SERVICES",
+      description: "Connections to request, comma separated: [mechanism://]service[@domain][/ifname][?label=value&...]",
+      required: true,
+      parse: atLeastOne(networkServiceUrls),
+    },
+    labels: {
+      name: "NSM_LABELS",
+      description: "Labels for every connection, key:value or key=value, comma separated (a URL's own labels win)",
+      default: "",
+      parse: labels,
+    },
+    requestTimeout: {
+      name: "NSM_REQUEST_TIMEOUT",
+      description: "Deadline of each Request (first request, refresh, heal)",
+      default: "15s",
+      parse: duration,
+    },
+    dialTimeout: {
+      name: "NSM_DIAL_TIMEOUT",
+      description: "Timeout for dialling the nsmgr",
+      default: "5s",
+      parse: duration,
+    },
+    nodeName: {
+      name: "NODE_NAME",
+      description: "This node's name: the nodeName connection label",
+      parse: str,
+    },
+    podName: {
+      name: "POD_NAME",
+      description: "This pod's name: the podName connection label",
+      parse: str,
+    },
+    clusterName: {
+      name: "CLUSTER_NAME",
+      description: "This cluster's name: the clusterName connection label",
+      parse: str,
+    },
+  },
+  { validate: validateCommon },
+);
+
+/** cmd-nsc's parsed configuration. */
+export type Config = ConfigValues<typeof config.vars>;
