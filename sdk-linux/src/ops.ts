@@ -416,63 +416,63 @@ export class KernelOps {
   }
 
   /** Creates a veth pair (see VethSpec). */
-  addVeth(netns: Netns, spec: VethSpec): Promise<void> {
+  async addVeth(netns: Netns, spec: VethSpec): Promise<void> {
     return this.batch(netns).addVeth(spec).commit();
   }
   /** Creates a VXLAN device. */
-  addVxlan(netns: Netns, spec: VxlanSpec): Promise<void> {
+  async addVxlan(netns: Netns, spec: VxlanSpec): Promise<void> {
     return this.batch(netns).addVxlan(spec).commit();
   }
   /** Moves a link to `target`, optionally renaming it. */
-  moveLink(netns: Netns, name: string, target: Netns, newName?: string): Promise<void> {
+  async moveLink(netns: Netns, name: string, target: Netns, newName?: string): Promise<void> {
     return this.batch(netns).moveLink(name, target, newName).commit();
   }
   /** Renames a link. */
-  rename(netns: Netns, name: string, newName: string): Promise<void> {
+  async rename(netns: Netns, name: string, newName: string): Promise<void> {
     return this.batch(netns).rename(name, newName).commit();
   }
   /** Sets a link up. */
-  setUp(netns: Netns, name: string): Promise<void> {
+  async setUp(netns: Netns, name: string): Promise<void> {
     return this.batch(netns).setUp(name).commit();
   }
   /** Sets a link down. */
-  setDown(netns: Netns, name: string): Promise<void> {
+  async setDown(netns: Netns, name: string): Promise<void> {
     return this.batch(netns).setDown(name).commit();
   }
   /** Sets a link's MTU. */
-  setMtu(netns: Netns, name: string, mtu: number): Promise<void> {
+  async setMtu(netns: Netns, name: string, mtu: number): Promise<void> {
     return this.batch(netns).setMtu(name, mtu).commit();
   }
   /** Sets a link's alias. */
-  setAlias(netns: Netns, name: string, alias: string): Promise<void> {
+  async setAlias(netns: Netns, name: string, alias: string): Promise<void> {
     return this.batch(netns).setAlias(name, alias).commit();
   }
   /** Adds an address. */
-  addAddress(netns: Netns, dev: string, cidr: string, opts?: AddressOptions): Promise<void> {
+  async addAddress(netns: Netns, dev: string, cidr: string, opts?: AddressOptions): Promise<void> {
     return this.batch(netns).addAddress(dev, cidr, opts).commit();
   }
   /** Removes an address. */
-  delAddress(netns: Netns, dev: string, cidr: string): Promise<void> {
+  async delAddress(netns: Netns, dev: string, cidr: string): Promise<void> {
     return this.batch(netns).delAddress(dev, cidr).commit();
   }
   /** Adds a route. */
-  addRoute(netns: Netns, spec: RouteSpec, opts?: { replace?: boolean }): Promise<void> {
+  async addRoute(netns: Netns, spec: RouteSpec, opts?: { replace?: boolean }): Promise<void> {
     return this.batch(netns).addRoute(spec, opts).commit();
   }
   /** Deletes a route. */
-  delRoute(netns: Netns, spec: RouteSpec): Promise<void> {
+  async delRoute(netns: Netns, spec: RouteSpec): Promise<void> {
     return this.batch(netns).delRoute(spec).commit();
   }
   /** Adds a permanent neighbour entry. */
-  addNeighbor(netns: Netns, spec: NeighborSpec, opts?: { replace?: boolean }): Promise<void> {
+  async addNeighbor(netns: Netns, spec: NeighborSpec, opts?: { replace?: boolean }): Promise<void> {
     return this.batch(netns).addNeighbor(spec, opts).commit();
   }
   /** Deletes a neighbour entry. */
-  delNeighbor(netns: Netns, spec: NeighborSpec): Promise<void> {
+  async delNeighbor(netns: Netns, spec: NeighborSpec): Promise<void> {
     return this.batch(netns).delNeighbor(spec).commit();
   }
   /** Deletes a link. */
-  deleteLink(netns: Netns, name: string): Promise<void> {
+  async deleteLink(netns: Netns, name: string): Promise<void> {
     return this.batch(netns).deleteLink(name).commit();
   }
 

@@ -1,0 +1,225 @@
+import { expect } from "chai";
+import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { createKernelOps, ownerAlias, type IpMode, type KernelOps, type Netns } from "@nsm-ts/sdk-linux";
+import { KernelFixture, ping, skipUnlessKernel } from "./fixture.js";
+
+async function rejection(p: Promise<unknown>): Promise<StatusError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).to.be.instanceOf(StatusError);
+  return err as StatusError;
+}
+
+/** Puts a veth between `a` and `b` with addresses, as a forwarder would, in one batch per namespace. */
+async function vethPair(ops: KernelOps, a: Netns, b: Netns, v4: [string, string], v6?: [string, string]): Promise<void> {
+  const ba = ops.batch(a).addVeth({ name: "nsm-a", peerName: "nsm-b", peerNetns: b, mtu: 1400 }).addAddress("nsm-a", v4[0]).setUp("nsm-a");
+  if (v6) ba.addAddress("nsm-a", v6[0]);
+  await ba.commit();
+  const bb = ops.batch(b).addAddress("nsm-b", v4[1]).setUp("nsm-b");
+  if (v6) bb.addAddress("nsm-b", v6[1]);
+  await bb.commit();
+}
+
+describe("kernel: sdk-linux operations in real namespaces", function () {
+  this.timeout(30000);
+  let fx: KernelFixture;
+
+  before(async function () {
+    await skipUnlessKernel(this);
+  });
+  beforeEach(() => {
+    fx = new KernelFixture();
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  for (const mode of ["batch", "per-command"] as IpMode[]) {
+    it(`connects two namespaces with a veth pair and pings across (${mode})`, async () => {
+      const ops = createKernelOps({ mode });
+      const a = await fx.netns("a");
+      const b = await fx.netns("b");
+      await vethPair(ops, a, b, ["169.254.0.1/30", "169.254.0.2/30"], ["fd00:5::1/64", "fd00:5::2/64"]);
+      const la = await ops.getLink(a, "nsm-a");
+      const lb = await ops.getLink(b, "nsm-b");
+      expect(la?.kind).to.equal("veth");
+      expect(la?.up).to.equal(true);
+      expect(la?.mtu).to.equal(1400);
+      expect(la?.addresses).to.include.members(["169.254.0.1/30", "fd00:5::1/64"]);
+      expect(la?.linkIndex).to.equal(lb?.ifindex);
+      expect(await ping(a, "169.254.0.2")).to.equal(true);
+      expect(await ping(b, "fd00:5::1")).to.equal(true);
+    });
+  }
+
+  it("builds a forwarder-style cross-connect: veth made in a third netns, both ends moved and renamed", async () => {
+    const ops = createKernelOps();
+    const fwd = await fx.netns("fwd");
+    const client = await fx.netns("cl");
+    const endpoint = await fx.netns("ep");
+    await ops
+      .batch(fwd)
+      .addVeth({ name: "tmp-c1-a", peerName: "tmp-c1-b", mtu: 1450, alias: ownerAlias({ owner: "fwd", connectionId: "c1", role: "client" }), peerAlias: ownerAlias({ owner: "fwd", connectionId: "c1", role: "endpoint" }) })
+      .moveLink("tmp-c1-a", client, "nsm-1")
+      .moveLink("tmp-c1-b", endpoint, "nsm-1")
+      .commit();
+    await ops.batch(client).addAddress("nsm-1", "198.51.100.1/32").setUp("nsm-1").addRoute({ dst: "198.51.100.2/32", dev: "nsm-1" }).commit();
+    await ops.batch(endpoint).addAddress("nsm-1", "198.51.100.2/32").setUp("nsm-1").addRoute({ dst: "198.51.100.1/32", dev: "nsm-1" }).commit();
+    expect(await ops.listLinks(fwd)).to.have.length(1); // only lo is left in the forwarder's netns
+    const c = await ops.getLink(client, "nsm-1");
+    expect(c?.owner).to.deep.equal({ owner: "fwd", connectionId: "c1", role: "client" });
+    expect(c?.mtu).to.equal(1450);
+    expect((await ops.getLink(endpoint, "nsm-1"))?.owner?.role).to.equal("endpoint");
+    expect(await ping(client, "198.51.100.2")).to.equal(true);
+    await ops.deleteLink(client, "nsm-1");
+    expect(await ops.getLink(endpoint, "nsm-1")).to.equal(undefined); // deleting one end removes the peer
+  });
+
+  it("routes through a gateway", async () => {
+    const ops = createKernelOps();
+    const a = await fx.netns("a");
+    const b = await fx.netns("b");
+    await vethPair(ops, a, b, ["169.254.1.1/30", "169.254.1.2/30"]);
+    await ops.batch(b).setUp("lo").addAddress("lo", "203.0.113.10/32").commit();
+    expect(await ping(a, "203.0.113.10")).to.equal(false);
+    await ops.addRoute(a, { dst: "203.0.113.0/24", gateway: "169.254.1.2", dev: "nsm-a" });
+    const routes = await ops.listRoutes(a);
+    expect(routes).to.deep.include({ family: 4, dst: "203.0.113.0/24", gateway: "169.254.1.2", dev: "nsm-a" });
+    expect(await ping(a, "203.0.113.10")).to.equal(true);
+    await ops.delRoute(a, { dst: "203.0.113.0/24", gateway: "169.254.1.2" });
+    expect((await ops.listRoutes(a)).some((r) => r.dst === "203.0.113.0/24")).to.equal(false);
+    const err = await rejection(ops.addRoute(a, { dst: "203.0.113.0/24", gateway: "198.51.100.99" }));
+    expect(err.message).to.match(/^kernel: addRoute 203\.0\.113\.0\/24 in netns nsmts-t-/);
+  });
+
+  it("installs static neighbours (ARP and ND) that the kernel uses", async () => {
+    const ops = createKernelOps();
+    const a = await fx.netns("a");
+    const b = await fx.netns("b");
+    await vethPair(ops, a, b, ["169.254.2.1/30", "169.254.2.2/30"], ["fd00:6::1/64", "fd00:6::2/64"]);
+    const mac = (await ops.getLink(b, "nsm-b"))?.mac;
+    expect(mac).to.be.a("string");
+    await ops
+      .batch(a)
+      .addNeighbor({ address: "169.254.2.2", mac: mac ?? "", dev: "nsm-a" })
+      .addNeighbor({ address: "fd00:6::2", mac: mac ?? "", dev: "nsm-a" }, { replace: true })
+      .commit();
+    const neigh = await ops.listNeighbors(a);
+    const v4 = neigh.find((n) => n.address === "169.254.2.2");
+    expect(v4?.mac).to.equal(mac);
+    expect(v4?.state).to.include("PERMANENT");
+    expect(neigh.find((n) => n.address === "fd00:6::2")?.state).to.include("PERMANENT");
+    expect(await ping(a, "169.254.2.2")).to.equal(true);
+    expect(await ping(a, "fd00:6::2")).to.equal(true);
+    await ops.delNeighbor(a, { address: "169.254.2.2", dev: "nsm-a" });
+    expect((await ops.listNeighbors(a)).find((n) => n.address === "169.254.2.2")?.state ?? []).to.not.include("PERMANENT");
+  });
+
+  it("sets MTU, up/down and renames a link keeping its ifindex", async () => {
+    const ops = createKernelOps();
+    const a = await fx.netns("a");
+    await ops.addVeth(a, { name: "v0", peerName: "v1" });
+    const before = await ops.getLink(a, "v0");
+    await ops.batch(a).setMtu("v0", 1280).rename("v0", "renamed-v0").setUp("renamed-v0").setUp("v1").commit();
+    expect(await ops.getLink(a, "v0")).to.equal(undefined);
+    const after = await ops.getLink(a, "renamed-v0");
+    expect(after?.ifindex).to.equal(before?.ifindex);
+    expect(after?.mtu).to.equal(1280);
+    expect(after?.up).to.equal(true);
+    await ops.setDown(a, "renamed-v0");
+    expect((await ops.getLink(a, "renamed-v0"))?.up).to.equal(false);
+    const err = await rejection(ops.setMtu(a, "renamed-v0", 65536));
+    expect(err.code).to.equal(Code.InvalidArgument);
+  });
+
+  it("carries traffic over VXLAN between two namespaces joined by a veth underlay", async () => {
+    const ops = createKernelOps();
+    const a = await fx.netns("a");
+    const b = await fx.netns("b");
+    await ops.batch(a).addVeth({ name: "ul0", peerName: "ul0", peerNetns: b }).addAddress("ul0", "198.51.100.1/24").setUp("ul0").commit();
+    await ops.batch(b).addAddress("ul0", "198.51.100.2/24").setUp("ul0").commit();
+    const vx = (ns: Netns, local: string, remote: string, addr: string) =>
+      ops
+        .batch(ns)
+        .addVxlan({ name: "vx-4242", vni: 4242, local, remote, dev: "ul0", mtu: 1450, alias: ownerAlias({ owner: "fwd", connectionId: "c9", role: "vxlan" }) })
+        .addAddress("vx-4242", addr)
+        .setUp("vx-4242")
+        .commit();
+    await vx(a, "198.51.100.1", "198.51.100.2", "169.254.20.1/30");
+    await vx(b, "198.51.100.2", "198.51.100.1", "169.254.20.2/30");
+    const link = await ops.getLink(a, "vx-4242");
+    expect(link?.kind).to.equal("vxlan");
+    expect(link?.vxlan).to.deep.equal({ vni: 4242, local: "198.51.100.1", remote: "198.51.100.2", port: 4789 });
+    expect(link?.mtu).to.equal(1450);
+    expect(link?.owner?.connectionId).to.equal("c9");
+    expect(await ping(a, "169.254.20.2")).to.equal(true);
+  });
+
+  it("lists links by owner mark and removes leftovers while keeping adopted ones", async () => {
+    const ops = createKernelOps();
+    const a = await fx.netns("a");
+    const mark = (owner: string, id: string) => ownerAlias({ owner, connectionId: id });
+    await ops
+      .batch(a)
+      .addVeth({ name: "f1-c1", peerName: "f1-c1p", alias: mark("f1", "c1") })
+      .addVeth({ name: "f1-c2", peerName: "f1-c2p", alias: mark("f1", "c2"), peerAlias: mark("f1", "c2") })
+      .addVeth({ name: "f10-c3", peerName: "f10-c3p", alias: mark("f10", "c3") })
+      .addVeth({ name: "plain", peerName: "plainp" })
+      .setAlias("plain", "not-ours")
+      .commit();
+    const owned = await ops.listOwned(a, "nsm-ts:f1:");
+    expect(owned.map((l) => l.name).sort()).to.deep.equal(["f1-c1", "f1-c2", "f1-c2p"]);
+    const removed = await ops.removeOwned(a, "nsm-ts:f1:", (l) => l.owner?.connectionId === "c1");
+    expect(removed).to.have.length(1); // one end of c2; deleting it took the peer along
+    expect(["f1-c2", "f1-c2p"]).to.include(removed[0]);
+    const left = (await ops.listLinks(a)).map((l) => l.name).sort();
+    expect(left).to.deep.equal(["f1-c1", "f1-c1p", "f10-c3", "f10-c3p", "lo", "plain", "plainp"]);
+  });
+
+  it("works on namespaces given as file:///proc/<pid>/ns/net and reports them as gone after the process exits", async () => {
+    const { openNetns } = await import("@nsm-ts/sdk-linux");
+    const ops = createKernelOps();
+    const named = await fx.netns("a");
+    const pid = await fx.holder(named);
+    const byPid = await openNetns(`file:///proc/${pid}/ns/net`);
+    expect(byPid.kind).to.equal("path");
+    expect(byPid.sameAs(named)).to.equal(true);
+    await ops.batch(byPid).addVeth({ name: "p0", peerName: "p1" }).setUp("p0").commit();
+    expect((await ops.getLink(named, "p0"))?.up).to.equal(true);
+    // move a link from a named netns into the pid-addressed one
+    const other = await fx.netns("b");
+    await ops.addVeth(other, { name: "q0", peerName: "q1" });
+    await ops.moveLink(other, "q0", byPid, "moved");
+    expect(await ops.getLink(named, "moved")).to.not.equal(undefined);
+    await fx.kill(pid);
+    const err = await rejection(ops.setUp(byPid, "p0"));
+    expect(err.code).to.equal(Code.NotFound);
+    expect(err.message).to.contain(`/proc/${pid}/ns/net`);
+  });
+
+  it("fails with clear errors for missing namespaces and links", async () => {
+    const { deleteNamedNetns, openNetns } = await import("@nsm-ts/sdk-linux");
+    const ops = createKernelOps();
+    const missing = await rejection(openNetns("nsmts-t-never-existed"));
+    expect(missing.code).to.equal(Code.NotFound);
+    expect(missing.message).to.contain("nsmts-t-never-existed");
+
+    const a = await fx.netns("gone");
+    const name = a.name ?? "";
+    await deleteNamedNetns(name);
+    for (const op of [() => ops.setUp(a, "lo"), () => ops.listLinks(a), () => ops.batch(a).setUp("lo").setMtu("lo", 1500).commit()]) {
+      const err = await rejection(op());
+      expect(err.code).to.equal(Code.NotFound);
+      expect(err.message).to.contain(`netns ${name} not found`);
+    }
+
+    const b = await fx.netns("b");
+    expect(await ops.getLink(b, "nope")).to.equal(undefined);
+    const noLink = await rejection(ops.deleteLink(b, "nope"));
+    expect(noLink.code).to.equal(Code.NotFound);
+    expect(noLink.message).to.match(/^kernel: deleteLink nope in netns nsmts-t-.*-b: /);
+    await ops.addVeth(b, { name: "dup", peerName: "dup-p" });
+    expect((await rejection(ops.addVeth(b, { name: "dup", peerName: "dup-q" }))).code).to.equal(Code.AlreadyExists);
+    const target = await rejection(ops.moveLink(b, "dup", a));
+    expect(target.code).to.equal(Code.NotFound);
+  });
+});
