@@ -47,9 +47,9 @@ export const tokensValid: Policy<PathPolicyInput> = {
 };
 
 /**
- * Tokens of the segments from the path index onward are not expired (`now < exp`). Like upstream's current
- * rule the left side is not checked: earlier hops checked it, and the previous hop's fresh token is
- * checked by the signature policy and the timeout element.
+ * Tokens of the segments from the path index onward are not expired (`now < exp`). The left side is not
+ * checked, as in current upstream (sdk#1512): when `timeout` closes a connection the caller's token has
+ * expired by definition, and that Close must still pass authorize.
  */
 export const tokensExpired: Policy<PathPolicyInput> = {
   name: "tokens_expired",
