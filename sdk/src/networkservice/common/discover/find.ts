@@ -1,0 +1,64 @@
+/**
+ * Registry look-ups for the discovery elements: read a Find to the end, and, when nothing acceptable is
+ * registered yet, keep a watch open until something is or the wait ends (upstream discovers endpoints that
+ * register after the request started).
+ */
+import type { CallContext } from "../../core/context.js";
+import type { FindResult, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
+import { Code, fail } from "../../../tools/status/index.js";
+
+/** Reads every result of a (non-watch) Find, dropping deletions. */
+export async function collect<T extends RegistryEntry>(results: AsyncIterable<FindResult<T>>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const r of results) if (!r.deleted) out.push(r.entry);
+  return out;
+}
+
+/**
+ * Finds entries matching `template`, passes the current set to `evaluate`, and returns its first defined
+ * result. When the initial list gives none and `waitMs` > 0, watches the registry (up to `waitMs` on
+ * `ctx.clock`, or until `ctx.signal` aborts) and re-evaluates the set after every event. Undefined when
+ * nothing acceptable turned up in time.
+ */
+export async function findUntil<T extends RegistryEntry, R>(
+  registry: RegistryHandler<T>,
+  ctx: CallContext,
+  template: T,
+  evaluate: (current: T[]) => R | undefined,
+  waitMs: number,
+): Promise<R | undefined> {
+  if (ctx.signal.aborted) fail(Code.Canceled, "discover: request canceled");
+  const current = new Map<string, T>();
+  for (const e of await collect(registry.find(ctx, { template, watch: false }))) current.set(e.name, e);
+  const first = evaluate([...current.values()]);
+  if (first !== undefined || !(waitMs > 0)) return first;
+
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  ctx.signal.addEventListener("abort", stop, { once: true });
+  const timer = ctx.clock.setTimer(waitMs, stop);
+  const aborted = new Promise<"aborted">((resolve) => ac.signal.addEventListener("abort", () => resolve("aborted"), { once: true }));
+  const it = registry.find(ctx.withSignal(ac.signal), { template, watch: true })[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const step = await Promise.race([it.next(), aborted]);
+      if (step === "aborted" || step.done) return undefined;
+      if (step.value.deleted) current.delete(step.value.entry.name);
+      else current.set(step.value.entry.name, step.value.entry);
+      const r = evaluate([...current.values()]);
+      if (r !== undefined) return r;
+    }
+  } finally {
+    timer.stop();
+    ctx.signal.removeEventListener("abort", stop);
+    ac.abort();
+    // Not awaited: a watch blocked in its next() ends on the abort above; return() then just cleans up.
+    void it.return?.()?.catch(() => undefined);
+  }
+}
+
+/** How long a discovery element may wait for registrations: until the deadline, or `fallbackMs` without one. */
+export function waitBudgetMs(ctx: CallContext, fallbackMs: number): number {
+  const r = ctx.remainingMs();
+  return r === undefined ? fallbackMs : Math.max(0, r);
+}
