@@ -47,6 +47,18 @@ describe("tools/identity", () => {
     expect(createVerify("sha256").update("hello").verify(id.publicKey, sig)).to.equal(true);
   });
 
+  it("accepts a chain file (leaf + intermediate) that leads to the CA, and only that CA", async function () {
+    this.timeout(30_000);
+    const leaf = pki.chainedLeaf("chained", { san: "URI:spiffe://example.org/chained" });
+    const id = await loadIdentity({ ...leaf, caFile: pki.caFile });
+    expect(id.spiffeId).to.equal("spiffe://example.org/chained");
+    expect(id.certificate?.subject).to.contain("CN=chained");
+    // Without the intermediate in the file the leaf no longer chains to the root.
+    const lone = pki.write("chained-lone.pem", id.certPem ?? "");
+    const err = await rejection(loadIdentity({ certFile: lone, keyFile: leaf.keyFile, caFile: pki.caFile }));
+    expect(err.message).to.contain("is not issued by a CA in");
+  });
+
   it("loads a SEC1 ('EC PRIVATE KEY') key", async () => {
     const leaf = pki.leaf("sec1", { san: "URI:spiffe://example.org/sec1", keyFormat: "sec1" });
     expect(readFileSync(leaf.keyFile, "utf8")).to.contain("BEGIN EC PRIVATE KEY");

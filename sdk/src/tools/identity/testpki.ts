@@ -3,7 +3,7 @@
  * leaves with SPIFFE URI SANs — in a temp dir, so identity, token and policy tests run on real files.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -42,8 +42,32 @@ export class TestPki {
     ]);
   }
 
+  /**
+   * Issues an intermediate CA under this CA and a leaf under the intermediate; the leaf's cert file holds
+   * the chain (leaf, then intermediate), as workloads usually get it.
+   */
+  chainedLeaf(name: string, opts: TestLeafOptions = {}): TestLeaf {
+    const icaKey = join(this.dir, `${name}-ica.key`);
+    const icaCsr = join(this.dir, `${name}-ica.csr`);
+    const icaFile = join(this.dir, `${name}-ica.pem`);
+    const icaExt = this.write(`${name}-ica.ext`, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
+    openssl(this.dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", icaKey]);
+    openssl(this.dir, ["req", "-new", "-key", icaKey, "-out", icaCsr, "-subj", `/CN=${name}-ica`]);
+    openssl(this.dir, [
+      "x509", "-req", "-in", icaCsr, "-CA", this.caFile, "-CAkey", this.caKey, "-set_serial", String(serial++),
+      "-out", icaFile, "-days", "1", "-extfile", icaExt,
+    ]);
+    const leaf = this.issue(name, icaFile, icaKey, opts);
+    writeFileSync(leaf.certFile, readFileSync(leaf.certFile, "utf8") + readFileSync(icaFile, "utf8"));
+    return leaf;
+  }
+
   /** Issues a leaf signed by this CA. */
   leaf(name: string, opts: TestLeafOptions = {}): TestLeaf {
+    return this.issue(name, this.caFile, this.caKey, opts);
+  }
+
+  private issue(name: string, caFile: string, caKey: string, opts: TestLeafOptions): TestLeaf {
     const keyFile = join(this.dir, `${name}.key`);
     const certFile = join(this.dir, `${name}.pem`);
     const csr = join(this.dir, `${name}.csr`);
@@ -59,7 +83,7 @@ export class TestPki {
     if (opts.san) lines.push(`subjectAltName=${opts.san}`);
     writeFileSync(ext, `${lines.join("\n")}\n`);
     openssl(this.dir, [
-      "x509", "-req", "-in", csr, "-CA", this.caFile, "-CAkey", this.caKey, "-set_serial", String(serial++),
+      "x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-set_serial", String(serial++),
       "-out", certFile, "-days", "1", "-extfile", ext,
     ]);
     return { certFile, keyFile };
