@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { config } from "./config.js";
@@ -96,6 +97,11 @@ describe(`${program} config`, () => {
     const r = spawnSync(process.execPath, [bin], { env: envWith({}), encoding: "utf8", timeout: 15_000 });
     expect(r.status).to.equal(2);
     expect(r.stderr).to.equal(`${program}: NSM_SERVICE_NAMES: is required: Network services this endpoint provides, comma separated\n`);
+  });
+
+  it("README.md shows the current --help table (regenerate it when the table changes)", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    expect(readme).to.contain(config.help(program).trimEnd());
   });
 
   it("--help of the built program lists every variable and exits 0", () => {

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { config } from "./config.js";
@@ -77,6 +78,11 @@ describe(`${program} config`, () => {
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));
     }
+  });
+
+  it("README.md shows the current --help table (regenerate it when the table changes)", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    expect(readme).to.contain(config.help(program).trimEnd());
   });
 
   it("--help of the built program lists every variable and exits 0", () => {

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { config } from "./config.js";
@@ -70,6 +71,11 @@ describe(`${program} config`, () => {
     expect(() => config.parse({ NSM_TLS_CERT_FILE: "/c.pem", NSM_TLS_KEY_FILE: "/k.pem" })).to.throw(
       /^NSM_TLS_CA_FILE: .*must be set together or not at all/,
     );
+  });
+
+  it("README.md shows the current --help table (regenerate it when the table changes)", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    expect(readme).to.contain(config.help(program).trimEnd());
   });
 
   it("--help of the built program lists every variable and exits 0", () => {
