@@ -84,6 +84,9 @@ describe("tools/config defineConfig", () => {
   it("common variables: defaults, computed-name label, and certificates all or none", () => {
     const common = defineConfig({ ...commonVars({ name: "nsmgr-host1", nameLabel: "nsmgr-<hostname>" }) }, { validate: validateCommon });
     const cfg = common.parse({});
+    // Compile-time: defaulted common entries are present, the optional ones may be undefined.
+    const typed: { name: string; telemetry: boolean; maxTokenLifetime: number; tlsCertFile: string | undefined } = cfg;
+    expect(typed.name).to.equal("nsmgr-host1");
     expect(cfg).to.deep.include({
       name: "nsmgr-host1",
       logLevel: "info",
