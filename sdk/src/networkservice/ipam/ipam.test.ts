@@ -1,0 +1,120 @@
+import { expect } from "chai";
+import { create } from "@bufbuild/protobuf";
+import { ConnectionSchema, NetworkServiceRequestSchema, type Connection } from "@nsm-ts/api/networkservice";
+import { CallContext, chain, handler } from "../core/index.js";
+import { newErrorElement } from "../utils/inject/index.js";
+import { Code, isStatusError } from "../../tools/status/index.js";
+import { createAddressPool, formatAddress, formatCidr, overlaps, parseCidr, point2pointipam } from "./index.js";
+
+const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const request = (id: string, excluded: string[] = []) =>
+  create(NetworkServiceRequestSchema, { connection: { id, context: { ipContext: { excludedPrefixes: excluded } } } });
+const ip = (c: Connection) => {
+  const x = c.context?.ipContext;
+  return {
+    src: x?.srcIpAddrs,
+    dst: x?.dstIpAddrs,
+    srcRoutes: x?.srcRoutes.map((r) => r.prefix),
+    dstRoutes: x?.dstRoutes.map((r) => r.prefix),
+  };
+};
+
+describe("ipam prefixes", () => {
+  it("parses and formats IPv4 and IPv6 prefixes canonically", () => {
+    expect(formatCidr(parseCidr("198.51.100.77/24"))).to.equal("198.51.100.0/24");
+    expect(formatCidr(parseCidr("FD00:0:0:0:0:0:0:1/128"))).to.equal("fd00::1/128");
+    expect(formatCidr(parseCidr("fd00:1:0:0:2::/64"))).to.equal("fd00:1::/64");
+    expect(formatAddress(6, parseCidr("::ffff:203.0.113.9").first)).to.equal("::ffff:cb00:7109");
+    expect(formatAddress(6, parseCidr("1:0:0:2:0:0:0:3").first)).to.equal("1:0:0:2::3");
+    expect(() => parseCidr("198.51.100.0/33")).to.throw();
+    expect(() => parseCidr("nonsense")).to.throw();
+  });
+  it("tells overlapping prefixes apart", () => {
+    expect(overlaps(parseCidr("198.51.100.0/24"), parseCidr("198.51.100.128/25"))).to.equal(true);
+    expect(overlaps(parseCidr("198.51.100.0/25"), parseCidr("198.51.100.128/25"))).to.equal(false);
+    expect(overlaps(parseCidr("fd00::/8"), parseCidr("198.51.100.0/24"))).to.equal(false);
+  });
+});
+
+describe("point2pointipam", () => {
+  it("hands out dst/src /32 pairs lowest first with routes to each other", async () => {
+    const h = handler(point2pointipam.newServer(createAddressPool(["198.51.100.4/24"])));
+    const c1 = await h.request(CallContext.create(), request("c1"));
+    expect(ip(c1)).to.deep.equal({ src: ["198.51.100.1/32"], dst: ["198.51.100.0/32"], srcRoutes: ["198.51.100.0/32"], dstRoutes: ["198.51.100.1/32"] });
+    const c2 = await h.request(CallContext.create(), request("c2"));
+    expect(ip(c2).dst).to.deep.equal(["198.51.100.2/32"]);
+    expect(ip(c2).src).to.deep.equal(["198.51.100.3/32"]);
+  });
+
+  it("skips excluded prefixes", async () => {
+    const h = handler(point2pointipam.newServer(createAddressPool(["198.51.100.0/24"])));
+    const c = await h.request(CallContext.create(), request("c1", ["198.51.100.0/30", "198.51.100.4/32", "203.0.113.0/24", "198.51.100.2/31"]));
+    expect(ip(c).dst).to.deep.equal(["198.51.100.5/32"]);
+    expect(ip(c).src).to.deep.equal(["198.51.100.6/32"]);
+  });
+
+  it("hands out a pair per family from a dual-stack pool", async () => {
+    const h = handler(point2pointipam.newServer(createAddressPool(["fd00::/126", "169.254.0.0/30"])));
+    const c = await h.request(CallContext.create(), request("c1"));
+    expect(ip(c).dst).to.deep.equal(["fd00::/128", "169.254.0.0/32"]);
+    expect(ip(c).src).to.deep.equal(["fd00::1/128", "169.254.0.1/32"]);
+  });
+
+  it("keeps the same pair across refreshes of one connection", async () => {
+    const pool = createAddressPool(["198.51.100.0/24"]);
+    const h = handler(point2pointipam.newServer(pool));
+    const ctx = CallContext.create(); // same per-connection metadata, as the metadata element gives a refresh
+    const first = await h.request(ctx, request("c1"));
+    await h.request(CallContext.create(), request("other"));
+    const refreshed = await h.request(ctx, create(NetworkServiceRequestSchema, { connection: first }));
+    expect(ip(refreshed)).to.deep.equal(ip(first));
+    expect(pool.size).to.equal(4);
+  });
+
+  it("moves a connection whose pair became excluded to a new pair on refresh", async () => {
+    const pool = createAddressPool(["198.51.100.0/24"]);
+    const h = handler(point2pointipam.newServer(pool));
+    const ctx = CallContext.create();
+    const first = await h.request(ctx, request("c1"));
+    first.context?.ipContext?.excludedPrefixes.push("198.51.100.0/31");
+    const moved = await h.request(ctx, create(NetworkServiceRequestSchema, { connection: first }));
+    expect(ip(moved)).to.deep.equal({ src: ["198.51.100.3/32"], dst: ["198.51.100.2/32"], srcRoutes: ["198.51.100.2/32"], dstRoutes: ["198.51.100.3/32"] });
+    expect(pool.size).to.equal(2);
+  });
+
+  it("releases the pair on Close and when the first Request fails", async () => {
+    const pool = createAddressPool(["198.51.100.0/24"]);
+    const ctx = CallContext.create();
+    const h = handler(point2pointipam.newServer(pool));
+    const c = await h.request(ctx, request("c1"));
+    expect(pool.size).to.equal(2);
+    await h.close(ctx, c);
+    expect(pool.size).to.equal(0);
+
+    const failing = handler(chain(point2pointipam.newServer(pool), newErrorElement()));
+    expect(isStatusError(await outcome(failing.request(CallContext.create(), request("c2"))), Code.Unavailable)).to.equal(true);
+    expect(pool.size).to.equal(0);
+    const again = await h.request(CallContext.create(), request("c3"));
+    expect(ip(again).dst).to.deep.equal(["198.51.100.0/32"]);
+    await h.close(CallContext.create(), create(ConnectionSchema, { id: "unknown" }));
+  });
+
+  it("keeps the pair when a refresh fails", async () => {
+    const pool = createAddressPool(["198.51.100.0/24"]);
+    const ctx = CallContext.create();
+    const h = handler(chain(point2pointipam.newServer(pool), newErrorElement({ requestFailOn: [1] })));
+    const c = await h.request(ctx, request("c1"));
+    expect(await outcome(h.request(ctx, create(NetworkServiceRequestSchema, { connection: c })))).to.be.instanceOf(Error);
+    expect(pool.size).to.equal(2);
+  });
+
+  it("fails with ResourceExhausted when the pool is empty", async () => {
+    const h = handler(point2pointipam.newServer(createAddressPool(["198.51.100.0/31", "198.51.100.8/32"])));
+    await h.request(CallContext.create(), request("c1"));
+    const err = await outcome(h.request(CallContext.create(), request("c2")));
+    expect(isStatusError(err, Code.ResourceExhausted), String(err)).to.equal(true);
+    expect((err as Error).message).to.include("no free IPv4 address pair left in 198.51.100.0/31, 198.51.100.8/32");
+    const bad = await outcome(h.request(CallContext.create(), request("c3", ["not-a-prefix"])));
+    expect(isStatusError(bad, Code.InvalidArgument)).to.equal(true);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * point2pointipam: gives each connection a point-to-point address pair per address family from a pool
+ * (`dst` = endpoint side, `src` = client side, /32 or /128) and the routes between them, honouring the
+ * request's `ip_context.excluded_prefixes`. A refresh keeps the same pair (unless it has become excluded);
+ * the pair goes back to the pool on Close and when the first Request fails.
+ *
+ * Writes: `context.ip_context.{src,dst}_ip_addrs`, `src_routes` (route to dst), `dst_routes` (route to src);
+ * server metadata (the lease). Place after `metadata` (and after `excludedprefixes`).
+ */
+import { create } from "@bufbuild/protobuf";
+import {
+  ConnectionContextSchema,
+  type IPContext,
+  IPContextSchema,
+  RouteSchema,
+} from "@nsm-ts/api/networkservice";
+import { connectionOf } from "../../core/chain.js";
+import { MetaKey } from "../../core/metadata.js";
+import type { NetworkServiceElement } from "../../core/types.js";
+import { overlaps, parseCidr } from "../cidr.js";
+import type { AddressPool, Lease } from "../pool.js";
+
+function addUnique(list: string[], v: string): void {
+  if (!list.includes(v)) list.push(v);
+}
+
+function addRoute(routes: IPContext["srcRoutes"], prefix: string): void {
+  if (!routes.some((r) => r.prefix === prefix)) routes.push(create(RouteSchema, { prefix }));
+}
+
+function apply(ip: IPContext, lease: Lease): void {
+  for (const p of lease.pairs) {
+    addUnique(ip.srcIpAddrs, p.src);
+    addUnique(ip.dstIpAddrs, p.dst);
+    addRoute(ip.srcRoutes, p.dst);
+    addRoute(ip.dstRoutes, p.src);
+  }
+}
+
+function remove(ip: IPContext, lease: Lease): void {
+  const src = new Set(lease.pairs.map((p) => p.src));
+  const dst = new Set(lease.pairs.map((p) => p.dst));
+  ip.srcIpAddrs = ip.srcIpAddrs.filter((a) => !src.has(a));
+  ip.dstIpAddrs = ip.dstIpAddrs.filter((a) => !dst.has(a));
+  ip.srcRoutes = ip.srcRoutes.filter((r) => !dst.has(r.prefix));
+  ip.dstRoutes = ip.dstRoutes.filter((r) => !src.has(r.prefix));
+}
+
+function excludedNow(lease: Lease, excluded: readonly string[]): boolean {
+  const ex = excluded.flatMap((e) => {
+    try {
+      return [parseCidr(e)];
+    } catch {
+      return [];
+    }
+  });
+  return lease.pairs.some((p) => ex.some((e) => overlaps(e, parseCidr(p.src)) || overlaps(e, parseCidr(p.dst))));
+}
+
+/** Creates the point-to-point IPAM server element; each instance keeps its own lease per connection. */
+export function newServer(pool: AddressPool): NetworkServiceElement {
+  const leaseKey = new MetaKey<Lease>("point2pointipam.lease");
+  return {
+    name: "point2pointipam",
+    async request(ctx, req, next) {
+      const conn = connectionOf(req);
+      conn.context ??= create(ConnectionContextSchema);
+      conn.context.ipContext ??= create(IPContextSchema);
+      const ip = conn.context.ipContext;
+      const md = ctx.metadata.server;
+
+      let lease = md.get(leaseKey);
+      if (lease && excludedNow(lease, ip.excludedPrefixes)) {
+        ctx.log.info({ connId: conn.id, pairs: lease.pairs }, "point2pointipam: addresses now excluded, allocating new ones");
+        remove(ip, lease);
+        pool.release(lease);
+        md.delete(leaseKey);
+        lease = undefined;
+      }
+      const fresh = lease === undefined;
+      if (!lease) {
+        lease = pool.allocate(ip.excludedPrefixes);
+        md.set(leaseKey, lease);
+      }
+      apply(ip, lease);
+      try {
+        return await next.request(ctx, req);
+      } catch (err) {
+        if (fresh) {
+          pool.release(lease);
+          md.delete(leaseKey);
+        }
+        throw err;
+      }
+    },
+    async close(ctx, conn, next) {
+      try {
+        await next.close(ctx, conn);
+      } finally {
+        const lease = ctx.metadata.server.delete(leaseKey);
+        if (lease) pool.release(lease);
+      }
+    },
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * An address pool for point-to-point links: one or more prefixes (IPv4 and/or IPv6) from which it hands out
+ * host addresses (/32, /128) lowest first, skipping addresses in use and any excluded prefixes the request
+ * carries. A lease holds one dst/src pair per address family the pool has.
+ */
+import { Code, fail } from "../../tools/status/index.js";
+import { type Cidr, formatAddress, parseCidr } from "./cidr.js";
+
+/** One point-to-point pair: `dst` for the endpoint side, `src` for the client side, both `addr/32` or `addr/128`. */
+export interface AddressPair {
+  readonly family: 4 | 6;
+  readonly dst: string;
+  readonly src: string;
+}
+
+/** What one connection holds from the pool: a pair per address family of the pool. */
+export interface Lease {
+  readonly pairs: readonly AddressPair[];
+}
+
+interface Range {
+  cidr: Cidr;
+  used: Set<bigint>;
+}
+
+interface Held {
+  range: Range;
+  values: bigint[];
+}
+
+/** A pool of host addresses carved from prefixes. */
+export class AddressPool {
+  private readonly ranges: Range[];
+  private readonly held = new WeakMap<Lease, Held[]>();
+  private inUse = 0;
+
+  /** `cidrs`: prefixes to allocate from, tried in the given order within each family. */
+  constructor(cidrs: readonly string[]) {
+    if (cidrs.length === 0) throw new Error("ipam: an address pool needs at least one prefix");
+    this.ranges = cidrs.map((c) => {
+      try {
+        return { cidr: parseCidr(c), used: new Set<bigint>() };
+      } catch (err) {
+        throw new Error(`ipam: invalid pool prefix "${c}"`, { cause: err });
+      }
+    });
+  }
+
+  /** The address families this pool serves (4, 6 or both), in the order of first appearance. */
+  get families(): Array<4 | 6> {
+    return [...new Set(this.ranges.map((r) => r.cidr.family))];
+  }
+
+  /** Number of addresses currently handed out. */
+  get size(): number {
+    return this.inUse;
+  }
+
+  /**
+   * Allocates a pair per family, avoiding `excluded` prefixes (strings as in `ip_context.excluded_prefixes`).
+   * Throws InvalidArgument for an unparsable excluded prefix and ResourceExhausted when a family has no pair left.
+   */
+  allocate(excluded: readonly string[] = []): Lease {
+    const ex = excluded.map((e) => {
+      try {
+        return parseCidr(e);
+      } catch {
+        return fail(Code.InvalidArgument, `ipam: invalid prefix "${e}" in ip_context.excluded_prefixes`);
+      }
+    });
+    const holds: Held[] = [];
+    const pairs: AddressPair[] = [];
+    try {
+      for (const family of this.families) {
+        const got = this.pairFrom(family, ex);
+        if (!got) {
+          const prefixes = this.ranges.filter((r) => r.cidr.family === family).map((r) => `${formatAddress(family, r.cidr.first)}/${r.cidr.bits}`);
+          fail(Code.ResourceExhausted, `ipam: no free IPv${family} address pair left in ${prefixes.join(", ")}`);
+        }
+        holds.push(got.held);
+        const host = family === 4 ? 32 : 128;
+        pairs.push({ family, dst: `${formatAddress(family, got.dst)}/${host}`, src: `${formatAddress(family, got.src)}/${host}` });
+      }
+    } catch (err) {
+      for (const h of holds) this.free(h);
+      throw err;
+    }
+    const lease: Lease = { pairs };
+    this.held.set(lease, holds);
+    return lease;
+  }
+
+  /** Returns a lease's addresses to the pool; releasing twice or a foreign lease does nothing. */
+  release(lease: Lease): void {
+    const holds = this.held.get(lease);
+    if (!holds) return;
+    this.held.delete(lease);
+    for (const h of holds) this.free(h);
+  }
+
+  private free(h: Held): void {
+    for (const v of h.values) if (h.range.used.delete(v)) this.inUse--;
+  }
+
+  private pairFrom(family: 4 | 6, excluded: Cidr[]): { dst: bigint; src: bigint; held: Held } | undefined {
+    const ex = excluded.filter((c) => c.family === family).sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+    for (const range of this.ranges) {
+      if (range.cidr.family !== family) continue;
+      const dst = firstFree(range, ex, undefined);
+      if (dst === undefined) continue;
+      const src = firstFree(range, ex, dst);
+      if (src === undefined) continue;
+      range.used.add(dst);
+      range.used.add(src);
+      this.inUse += 2;
+      return { dst, src, held: { range, values: [dst, src] } };
+    }
+    return undefined;
+  }
+}
+
+/** The lowest address of `range` not in use, not excluded and not `skip`. `ex` is sorted by first address. */
+function firstFree(range: Range, ex: Cidr[], skip: bigint | undefined): bigint | undefined {
+  let x = range.cidr.first;
+  let i = 0;
+  while (x <= range.cidr.last) {
+    while (i < ex.length && (ex[i] as Cidr).last < x) i++;
+    // Excluded prefixes may nest or overlap: jump past every one that covers x.
+    let jumped = false;
+    for (let j = i; j < ex.length && (ex[j] as Cidr).first <= x; j++) {
+      if ((ex[j] as Cidr).last >= x) {
+        x = (ex[j] as Cidr).last + 1n;
+        jumped = true;
+      }
+    }
+    if (jumped) continue;
+    if (range.used.has(x) || x === skip) {
+      x++;
+      continue;
+    }
+    return x;
+  }
+  return undefined;
+}
+
+/** Creates a pool from prefixes such as `["169.254.0.0/24", "fd00::/120"]`. */
+export function createAddressPool(cidrs: readonly string[]): AddressPool {
+  return new AddressPool(cidrs);
+}
