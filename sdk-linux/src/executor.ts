@@ -39,6 +39,8 @@ export interface IpExecutorOptions {
   tools?: NetnsTools;
   /** Debug log of every process started (argv, line count, duration). */
   logger?: Logger;
+  /** Kill an `ip` process that has not finished after this long; default 15000 (a wedged rtnl lock must not hang a forwarder forever). */
+  timeoutMs?: number;
 }
 
 /** The kernel reply classified into a status code and a readable reason. */
@@ -80,11 +82,23 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
   const run = opts.run ?? runCommand;
   const tools = opts.tools ?? {};
   const log = opts.logger;
+  const timeoutMs = opts.timeoutMs ?? 15000;
+
+  async function exec(netns: Netns, argv: readonly string[], line: IpLine | undefined, stdin?: string) {
+    try {
+      return await run(argv, stdin === undefined ? { signal: AbortSignal.timeout(timeoutMs) } : { stdin, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      if (err instanceof StatusError) throw err;
+      const e = err as Error;
+      const timedOut = e.name === "AbortError" || e.name === "TimeoutError";
+      throw new StatusError(timedOut ? Code.DeadlineExceeded : Code.Internal, `kernel: ${line ? line.what : "ip"} in ${netns}: ${timedOut ? `ip did not finish within ${timeoutMs} ms` : e.message}`, { cause: err });
+    }
+  }
 
   async function runOne(netns: Netns, line: IpLine): Promise<void> {
     const argv = netns.ipArgv(line.args, tools);
     const t0 = performance.now();
-    const r = await run(argv);
+    const r = await exec(netns, argv, line);
     log?.debug({ argv, ms: performance.now() - t0, code: r.code }, "kernel: ip");
     if (r.code !== 0) throw failure(netns, line, r.stderr, argv);
   }
@@ -100,7 +114,7 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
       const argv = netns.ipArgv(["-batch", "-"], tools);
       const stdin = `${lines.map((l) => l.args.join(" ")).join("\n")}\n`;
       const t0 = performance.now();
-      const r = await run(argv, { stdin });
+      const r = await exec(netns, argv, { args: ["-batch", "-"], what: `batch of ${lines.length} changes` }, stdin);
       log?.debug({ argv, lines: lines.length, ms: performance.now() - t0, code: r.code }, "kernel: ip -batch");
       if (r.code !== 0) {
         const m = /Command failed -:(\d+)/.exec(r.stderr);
@@ -110,7 +124,7 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     },
     async query(netns, args, what) {
       const argv = netns.ipArgv(args, tools);
-      const r = await run(argv);
+      const r = await exec(netns, argv, { args, what });
       if (r.code !== 0) throw failure(netns, { args, what }, r.stderr, argv);
       return r.stdout;
     },

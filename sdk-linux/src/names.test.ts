@@ -54,3 +54,15 @@ describe("names: ownership alias", () => {
     expect(code(() => validateAlias("two words"))).to.equal(Code.InvalidArgument);
   });
 });
+
+describe("names: hashed interface names", () => {
+  it("are deterministic, distinct per seed and fit 15 bytes", async () => {
+    const { hashedIfName } = await import("./index.js");
+    const a = hashedIfName("nsm", "conn-1");
+    expect(a).to.have.length(15);
+    expect(a.startsWith("nsm")).to.equal(true);
+    expect(hashedIfName("nsm", "conn-1")).to.equal(a);
+    expect(hashedIfName("nsm", "conn-2")).to.not.equal(a);
+    expect(() => hashedIfName("much-too-long", "x")).to.throw(StatusError);
+  });
+});

@@ -3,6 +3,7 @@
  * `nsm-ts:<owner>:<connection id>[:<role>]`, so a restarted forwarder can list what its predecessor left and
  * adopt or remove it; the alias survives moves between namespaces and renames.
  */
+import { createHash } from "node:crypto";
 import { Code, fail } from "@nsm-ts/sdk/tools/status";
 
 /** Linux IFNAMSIZ minus the terminating NUL. */
@@ -94,4 +95,15 @@ export function validateAlias(alias: string): string {
     fail(Code.InvalidArgument, `kernel: invalid alias ${JSON.stringify(alias)} (1-${MAX_ALIAS_LEN} printable ASCII, no spaces/quotes/#)`);
   }
   return alias;
+}
+
+/**
+ * A deterministic interface name `<prefix><hash of seed>` of at most 15 bytes, e.g. for the temporary names
+ * of veth ends in the forwarder's netns before they are moved and renamed: the same connection always gets
+ * the same name, so a retry finds its own leftover instead of creating a second one.
+ */
+export function hashedIfName(prefix: string, seed: string): string {
+  const room = MAX_IFNAME_LEN - Buffer.byteLength(prefix, "utf8");
+  if (room < 6) fail(Code.InvalidArgument, `kernel: prefix ${JSON.stringify(prefix)} leaves fewer than 6 characters for the hash`);
+  return validateIfName(prefix + createHash("sha256").update(seed).digest("hex").slice(0, room));
 }

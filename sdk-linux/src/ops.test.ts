@@ -185,6 +185,16 @@ describe("ops: errors", () => {
     expect(classifyIpError("something odd", a).code).to.equal(Code.Internal);
   });
 
+  it("gives up on an ip process that hangs with DeadlineExceeded", async () => {
+    const hang: CommandRunner = (_argv, opts) =>
+      new Promise((_resolve, reject) => {
+        opts?.signal?.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })));
+      });
+    const err = await rejection(createKernelOps({ run: hang, timeoutMs: 20 }).batch(a).setUp("x").setUp("y").commit());
+    expect(err.code).to.equal(Code.DeadlineExceeded);
+    expect(err.message).to.equal("kernel: batch of 2 changes in netns nsa: ip did not finish within 20 ms");
+  });
+
   it("treats a missing link as undefined in getLink but a missing netns as an error", async () => {
     const gone = fakeRunner(() => ({ code: 1, stderr: 'Device "nope" does not exist.\n' }));
     expect(await createKernelOps({ run: gone.run }).getLink(a, "nope")).to.equal(undefined);

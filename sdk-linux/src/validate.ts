@@ -40,3 +40,13 @@ export function validateUint(n: number, min: number, max: number, field: string)
   if (!Number.isInteger(n) || n < min || n > max) fail(Code.InvalidArgument, `kernel: ${field} ${n} is outside ${min}..${max}`);
   return n;
 }
+
+/** Bytes VXLAN adds to every packet over an IPv4 underlay (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14). */
+export const VXLAN_OVERHEAD_V4 = 50;
+/** Bytes VXLAN adds over an IPv6 underlay (outer IPv6 40 + UDP 8 + VXLAN 8 + inner Ethernet 14). */
+export const VXLAN_OVERHEAD_V6 = 70;
+
+/** The largest MTU for a VXLAN device (and the links behind it) on an underlay with `underlayMtu`. */
+export function vxlanMtu(underlayMtu: number, underlayFamily: 4 | 6): number {
+  return validateMtu(underlayMtu - (underlayFamily === 4 ? VXLAN_OVERHEAD_V4 : VXLAN_OVERHEAD_V6), "vxlan mtu");
+}
