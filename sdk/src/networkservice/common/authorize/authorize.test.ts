@@ -1,0 +1,102 @@
+import { expect } from "chai";
+import { create } from "@bufbuild/protobuf";
+import { ConnectionSchema, NetworkServiceRequestSchema, type Path } from "@nsm-ts/api/networkservice";
+import { CallContext, type NetworkServiceElement, chain, handler } from "../../core/index.js";
+import { newCounter } from "../../utils/count/index.js";
+import { MockClock } from "../../../tools/clock/index.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
+import type { PathPolicyInput, Policy } from "../../../tools/policy/index.js";
+import * as authorize from "./index.js";
+
+/** A policy that records its inputs and denies when told to. */
+function recording(deny: (input: PathPolicyInput) => string | undefined = () => undefined) {
+  const inputs: PathPolicyInput[] = [];
+  const policy: Policy<PathPolicyInput> = {
+    name: "recording",
+    async check(input) {
+      inputs.push(input);
+      return deny(input);
+    },
+  };
+  return { policy, inputs };
+}
+
+const request = () =>
+  create(NetworkServiceRequestSchema, {
+    connection: {
+      id: "b",
+      path: { index: 1, pathSegments: [{ name: "nsc", id: "a" }, { name: "nse", id: "b" }, { name: "stale", id: "c" }] },
+    },
+  });
+
+async function expectDenied(p: Promise<unknown>, text: string): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    expect(isStatusError(err, Code.PermissionDenied), String(err)).to.equal(true);
+    expect((err as Error).message).to.contain(text);
+    return;
+  }
+  expect.fail("expected PermissionDenied");
+}
+
+describe("authorize", () => {
+  const clock = new MockClock();
+  const peerCtx = () => CallContext.create({ clock, peer: { spiffeId: "spiffe://test/nsc" } });
+
+  it("server: checks the left side of the path with the caller, the clock and the insecure flag", async () => {
+    const rec = recording();
+    const h = handler(authorize.newServer({ policies: [rec.policy], insecure: true }));
+    await h.request(peerCtx(), request());
+    const input = rec.inputs[0] as PathPolicyInput;
+    expect(input.path.index).to.equal(1);
+    expect(input.path.pathSegments.map((s) => s.name)).to.deep.equal(["nsc", "nse"]);
+    expect(input.peer?.spiffeId).to.equal("spiffe://test/nsc");
+    expect(input.now).to.equal(clock.now());
+    expect(input.insecure).to.equal(true);
+  });
+
+  it("server: a denial is PermissionDenied naming the policy, and nothing after authorize runs", async () => {
+    const counter = newCounter();
+    const rec = recording(() => "nope");
+    const h = handler(chain(authorize.newServer({ policies: [rec.policy] }), counter));
+    await expectDenied(h.request(peerCtx(), request()), "authorize: policy recording denied: nope");
+    expect(counter.requests).to.equal(0);
+    await expectDenied(h.close(peerCtx(), create(ConnectionSchema, request().connection)), "policy recording denied");
+    expect(counter.closes).to.equal(0);
+  });
+
+  it("server: in-process calls (no peer) are not checked", async () => {
+    const rec = recording(() => "nope");
+    const h = handler(authorize.newServer({ policies: [rec.policy] }));
+    await h.request(CallContext.create({ clock }), request());
+    expect(rec.inputs).to.have.length(0);
+  });
+
+  it("server: the default policies deny a path whose tokens are not JWTs", async () => {
+    const h = handler(authorize.newServer({ insecure: true }));
+    await expectDenied(h.request(peerCtx(), request()), "policy tokens_valid denied");
+  });
+
+  it("client: checks the returned path with the server peer reported by the call, closes and fails on denial", async () => {
+    const rec = recording((input) => (input.path.pathSegments.length > 2 ? "too long" : undefined));
+    const counter = newCounter();
+    const server: NetworkServiceElement = {
+      name: "fake-connect",
+      async request(ctx, r, n) {
+        const slot = authorize.serverPeerKey.get(ctx);
+        if (slot) slot.peer = { spiffeId: "spiffe://test/nse" };
+        return n.request(ctx, r);
+      },
+      close: (ctx, c, n) => n.close(ctx, c),
+    };
+    const h = handler(chain(authorize.newClient({ policies: [rec.policy] }), counter, server));
+    const ok = create(NetworkServiceRequestSchema, { connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nsc" }, { name: "nse" }] } } });
+    await h.request(CallContext.create({ clock }), ok);
+    expect(rec.inputs[0]?.peer?.spiffeId).to.equal("spiffe://test/nse");
+    expect((rec.inputs[0]?.path as Path).pathSegments).to.have.length(2);
+    expect(counter.closes).to.equal(0);
+    await expectDenied(h.request(CallContext.create({ clock }), request()), "authorize-client: policy recording denied: too long");
+    expect(counter.closes).to.equal(1);
+  });
+});

@@ -1,0 +1,15 @@
+import type { PathPolicyInput, Policy } from "../../../tools/policy/index.js";
+
+/** Options of authorize (both sides). */
+export interface AuthorizeOptions {
+  /** Policies to enforce, in order; default `defaultServerPolicies` / `defaultClientPolicies`. */
+  policies?: readonly Policy<PathPolicyInput>[];
+  /**
+   * The insecure dev mode of design §2 (no certificates): passed to the policies, which then skip
+   * signature and audience checks but still require well-formed, unexpired tokens. Default false.
+   */
+  insecure?: boolean;
+}
+
+/** The other end of the gRPC connection, as the path policies want it. */
+export type PolicyPeer = NonNullable<PathPolicyInput["peer"]>;
