@@ -326,7 +326,8 @@ export class Table<T, I extends string = never> extends TableBase {
 
   /** @internal Use `db.createTable`. */
   constructor(
-    private readonly db: Db,
+    /** The database the table belongs to. */
+    readonly db: Db,
     id: number,
     private readonly schema: TableSchema<T, I>,
   ) {
@@ -563,38 +564,57 @@ export class Table<T, I extends string = never> extends TableBase {
    */
   async *changes(fromRevision = 0, signal?: AbortSignal): AsyncGenerator<Change<T>, void, undefined> {
     let pos = fromRevision;
-    if (pos === 0) {
-      const snap = this.db.readTxn().rootOf<T>(this);
-      for (const e of treeValues(snap.byRevision)) {
-        if (signal?.aborted) return;
-        yield e;
-      }
-      pos = snap.revision;
-    }
     while (!signal?.aborted) {
       const txn = this.db.readTxn();
       const snap = txn.rootOf<T>(this);
-      if (snap.gcRevision > pos) throw new ResyncRequiredError(this.name, pos, snap.gcRevision);
+      for (const c of this.changesIn(snap, pos)) {
+        if (signal?.aborted) return;
+        yield c;
+      }
       if (snap.revision > pos) {
-        const live = treeValues(snap.byRevision, pos + 1);
-        const dead = treeValues(snap.graveyard, pos + 1);
-        let a = live.next();
-        let b = dead.next();
-        while (!a.done || !b.done) {
-          if (signal?.aborted) return;
-          if (b.done || (!a.done && a.value.revision < b.value.revision)) {
-            yield a.value as Change<T>;
-            a = live.next();
-          } else {
-            yield b.value;
-            b = dead.next();
-          }
-        }
         pos = snap.revision;
         continue;
       }
       if (!(await waitOrAbort(this.watch(txn), signal))) return;
     }
+  }
+
+  /**
+   * The changes after `afterRevision` in a snapshot as one batch (see `changes`), the revision to pass
+   * next time, and a watch for the next commit: the building block for loops that also wait on timers.
+   */
+  changeBatch(txn: ReadTxn, afterRevision: number): Watched<{ readonly changes: Array<Change<T>>; readonly revision: number }> {
+    const snap = txn.rootOf<T>(this);
+    const changes = [...this.changesIn(snap, afterRevision)];
+    return { changes, revision: Math.max(afterRevision, snap.revision), watch: this.watch(txn) };
+  }
+
+  /** Changes after `after` in revision order (every live object when `after` is 0); lazy over a snapshot. */
+  private *changesIn(snap: Root<T>, after: number): Generator<Change<T>, void, undefined> {
+    if (after === 0) {
+      yield* treeValues(snap.byRevision);
+      return;
+    }
+    if (snap.gcRevision > after) throw new ResyncRequiredError(this.name, after, snap.gcRevision);
+    if (snap.revision <= after) return;
+    const live = treeValues(snap.byRevision, after + 1);
+    const dead = treeValues(snap.graveyard, after + 1);
+    let a = live.next();
+    let b = dead.next();
+    while (!a.done || !b.done) {
+      if (b.done || (!a.done && a.value.revision < b.value.revision)) {
+        yield a.value as Change<T>;
+        a = live.next();
+      } else {
+        yield b.value;
+        b = dead.next();
+      }
+    }
+  }
+
+  /** The primary key of an object. */
+  primaryKey(obj: T): string {
+    return this.schema.primaryKey(obj);
   }
 
   // ---- initializers ----
