@@ -14,6 +14,10 @@ export function kernelUnavailable(): Promise<string | undefined> {
   probe ??= (async () => {
     if (process.platform !== "linux") return `not Linux (${process.platform})`;
     if (process.getuid?.() !== 0) return "not root (kernel tests need root or CAP_NET_ADMIN+CAP_SYS_ADMIN)";
+    for (const tool of [["nsenter", "--version"], ["ping", "-V"]]) {
+      const r = await runCommand(tool).catch(() => undefined);
+      if (r?.code !== 0) return `${tool[0]} is not installed`;
+    }
     const name = `nsmts-probe-${randomBytes(3).toString("hex")}`;
     try {
       await createNamedNetns(name);

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { createKernelOps, ownerAlias, type IpMode, type KernelOps, type Netns } from "@nsm-ts/sdk-linux";
+import { createKernelOps, ownerAlias, runCommand, vxlanMtu, type IpMode, type KernelOps, type Netns } from "@nsm-ts/sdk-linux";
 import { KernelFixture, ping, skipUnlessKernel } from "./fixture.js";
 
 async function rejection(p: Promise<unknown>): Promise<StatusError> {
@@ -131,28 +131,35 @@ describe("kernel: sdk-linux operations in real namespaces", function () {
     expect(err.code).to.equal(Code.InvalidArgument);
   });
 
-  it("carries traffic over VXLAN between two namespaces joined by a veth underlay", async () => {
-    const ops = createKernelOps();
-    const a = await fx.netns("a");
-    const b = await fx.netns("b");
-    await ops.batch(a).addVeth({ name: "ul0", peerName: "ul0", peerNetns: b }).addAddress("ul0", "198.51.100.1/24").setUp("ul0").commit();
-    await ops.batch(b).addAddress("ul0", "198.51.100.2/24").setUp("ul0").commit();
-    const vx = (ns: Netns, local: string, remote: string, addr: string) =>
-      ops
-        .batch(ns)
-        .addVxlan({ name: "vx-4242", vni: 4242, local, remote, dev: "ul0", mtu: 1450, alias: ownerAlias({ owner: "fwd", connectionId: "c9", role: "vxlan" }) })
-        .addAddress("vx-4242", addr)
-        .setUp("vx-4242")
-        .commit();
-    await vx(a, "198.51.100.1", "198.51.100.2", "169.254.20.1/30");
-    await vx(b, "198.51.100.2", "198.51.100.1", "169.254.20.2/30");
-    const link = await ops.getLink(a, "vx-4242");
-    expect(link?.kind).to.equal("vxlan");
-    expect(link?.vxlan).to.deep.equal({ vni: 4242, local: "198.51.100.1", remote: "198.51.100.2", port: 4789 });
-    expect(link?.mtu).to.equal(1450);
-    expect(link?.owner?.connectionId).to.equal("c9");
-    expect(await ping(a, "169.254.20.2")).to.equal(true);
-  });
+  for (const fam of [4, 6] as const) {
+    it(`carries traffic over VXLAN between two namespaces joined by an IPv${fam} veth underlay`, async () => {
+      const ops = createKernelOps();
+      const a = await fx.netns("a");
+      const b = await fx.netns("b");
+      const [ua, ub, len] = fam === 4 ? ["198.51.100.1", "198.51.100.2", 24] : ["fd00:7::1", "fd00:7::2", 64];
+      await ops.batch(a).addVeth({ name: "ul0", peerName: "ul0", peerNetns: b }).addAddress("ul0", `${ua}/${len}`).setUp("ul0").commit();
+      await ops.batch(b).addAddress("ul0", `${ub}/${len}`).setUp("ul0").commit();
+      const mtu = vxlanMtu(1500, fam);
+      const vx = (ns: Netns, local: string, remote: string, addr: string) =>
+        ops
+          .batch(ns)
+          .addVxlan({ name: "vx-4242", vni: 4242, local, remote, dev: "ul0", mtu, alias: ownerAlias({ owner: "fwd", connectionId: "c9", role: "vxlan" }) })
+          .addAddress("vx-4242", addr)
+          .setUp("vx-4242")
+          .commit();
+      await vx(a, ua, ub, "169.254.20.1/30");
+      await vx(b, ub, ua, "169.254.20.2/30");
+      const link = await ops.getLink(a, "vx-4242");
+      expect(link?.kind).to.equal("vxlan");
+      expect(link?.vxlan).to.deep.equal({ vni: 4242, local: ua, remote: ub, port: 4789 });
+      expect(link?.mtu).to.equal(fam === 4 ? 1450 : 1430);
+      expect(link?.owner?.connectionId).to.equal("c9");
+      expect(await ping(a, "169.254.20.2")).to.equal(true);
+      // a full-size packet fits: the VXLAN MTU left room for the encapsulation
+      const big = await runCommand(a.execArgv(["ping", "-c1", "-W1", "-M", "do", "-s", String(mtu - 28), "169.254.20.2"]));
+      expect(big.code, big.stdout + big.stderr).to.equal(0);
+    });
+  }
 
   it("lists links by owner mark and removes leftovers while keeping adopted ones", async () => {
     const ops = createKernelOps();
