@@ -64,7 +64,7 @@ export function classifyIpError(stderr: string, netns: Netns | undefined): IpFai
   if (/Cannot find device|does not exist|No such device/i.test(text)) return { code: Code.NotFound, reason: text };
   if (/File exists/i.test(text)) return { code: Code.AlreadyExists, reason: text };
   if (/No such process|Cannot assign requested address/i.test(text)) return { code: Code.NotFound, reason: text };
-  if (/Network is unreachable|invalid gateway|Device or resource busy/i.test(text)) return { code: Code.FailedPrecondition, reason: text };
+  if (/Network is unreachable|Network is down|invalid gateway|is not up|Device or resource busy/i.test(text)) return { code: Code.FailedPrecondition, reason: text };
   if (/Invalid argument|is wrong|out of range|Error: /i.test(text)) return { code: Code.InvalidArgument, reason: text };
   return { code: Code.Internal, reason: text };
 }

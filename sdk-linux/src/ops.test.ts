@@ -180,6 +180,7 @@ describe("ops: errors", () => {
   it("maps other kernel answers to meaningful codes", () => {
     expect(classifyIpError("RTNETLINK answers: File exists", a).code).to.equal(Code.AlreadyExists);
     expect(classifyIpError("Error: Nexthop has invalid gateway.", a).code).to.equal(Code.FailedPrecondition);
+    expect(classifyIpError("Error: Device for nexthop is not up.", a).code).to.equal(Code.FailedPrecondition);
     expect(classifyIpError("RTNETLINK answers: No such process", a).code).to.equal(Code.NotFound);
     expect(classifyIpError("Error: argument \"x\" is wrong: invalid mtu", a).code).to.equal(Code.InvalidArgument);
     expect(classifyIpError("something odd", a).code).to.equal(Code.Internal);
