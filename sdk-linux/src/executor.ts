@@ -114,12 +114,13 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
       const argv = netns.ipArgv(["-batch", "-"], tools);
       const stdin = `${lines.map((l) => l.args.join(" ")).join("\n")}\n`;
       const t0 = performance.now();
-      const r = await exec(netns, argv, { args: ["-batch", "-"], what: `batch of ${lines.length} changes` }, stdin);
+      const whole: IpLine = { args: ["-batch", "-"], what: `batch of ${lines.length} changes` };
+      const r = await exec(netns, argv, whole, stdin);
       log?.debug({ argv, lines: lines.length, ms: performance.now() - t0, code: r.code }, "kernel: ip -batch");
       if (r.code !== 0) {
         const m = /Command failed -:(\d+)/.exec(r.stderr);
         const line = m?.[1] !== undefined ? lines[Number(m[1]) - 1] : undefined;
-        throw failure(netns, line, r.stderr, argv);
+        throw failure(netns, line ?? whole, r.stderr, argv);
       }
     },
     async query(netns, args, what) {
