@@ -1,0 +1,125 @@
+import { expect } from "chai";
+import { create } from "@bufbuild/protobuf";
+import { NetworkServiceRequestSchema, State, type Connection } from "@nsm-ts/api/networkservice";
+import { CallContext, chain, handler } from "../../core/index.js";
+import { newCheck } from "../../utils/checks/index.js";
+import { MockClock } from "../../../tools/clock/index.js";
+import { Code, StatusError, isStatusError } from "../../../tools/status/index.js";
+import { urlKey } from "../clienturl/index.js";
+import { memNseRegistry, memNsRegistry, ns, nse } from "../discover/test-registry.js";
+import { newServer } from "./index.js";
+
+const fwd = (i: number, labels: Record<string, string>) =>
+  nse({ name: `fwd-${i}`, url: `unix:///tmp/fwd-${i}.sock`, networkServiceNames: ["forwarder"], networkServiceLabels: { forwarder: { labels } } });
+
+describe("discoverforwarder", () => {
+  let clock: MockClock;
+  let nsReg: ReturnType<typeof memNsRegistry>;
+  let nseReg: ReturnType<typeof memNseRegistry>;
+  let calls: string[];
+  let down: Set<string>;
+
+  beforeEach(async () => {
+    clock = new MockClock();
+    nsReg = memNsRegistry();
+    nseReg = memNseRegistry();
+    calls = [];
+    down = new Set();
+    await nsReg.register(CallContext.create(), ns({ name: "ns-1" }));
+    await nsReg.register(
+      CallContext.create(),
+      ns({ name: "ns-p2mp", matches: [{ sourceSelector: {}, routes: [], metadata: { labels: { p2mp: "true" } } }] }),
+    );
+    await nseReg.register(CallContext.create(), fwd(1, { p2p: "true" }));
+    await nseReg.register(CallContext.create(), fwd(2, { p2p: "true" }));
+    await nseReg.register(CallContext.create(), fwd(3, { p2mp: "true" }));
+  });
+  afterEach(() => {
+    expect(clock.pending()).to.equal(0);
+    expect(nseReg.watchers + nsReg.watchers).to.equal(0);
+  });
+
+  const server = () =>
+    handler(
+      chain(
+        newServer({ ns: nsReg, nse: nseReg }),
+        newCheck({
+          beforeRequest: (ctx) => {
+            const u = urlKey.get(ctx)?.pathname ?? "none";
+            calls.push(u);
+            if (down.has(u)) throw new StatusError(Code.Unavailable, `${u} is down`);
+          },
+          beforeClose: (ctx) => {
+            calls.push(`close ${urlKey.get(ctx)?.pathname ?? "none"}`);
+          },
+        }),
+      ),
+    );
+  const ctx = () => CallContext.create({ clock, deadline: clock.now() + 100 });
+  const req = (conn: Partial<Pick<Connection, "networkService" | "state">> = {}) =>
+    create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns-1", ...conn } });
+
+  it("skips a failing forwarder within one request and sticks to the chosen one across refreshes", async () => {
+    const s = server();
+    const c = ctx(); // one context = one connection's metadata
+    down.add("/tmp/fwd-1.sock");
+    await s.request(c, req());
+    expect(calls).to.deep.equal(["/tmp/fwd-1.sock", "/tmp/fwd-2.sock"]);
+    down.clear();
+    await s.request(c, req());
+    await s.request(c, req());
+    expect(calls.slice(2)).to.deep.equal(["/tmp/fwd-2.sock", "/tmp/fwd-2.sock"]);
+    await s.close(c, req().connection as Connection);
+    expect(calls.slice(4)).to.deep.equal(["close /tmp/fwd-2.sock"]);
+  });
+
+  it("drops the choice on RESELECT_REQUESTED", async () => {
+    const s = server();
+    const c = ctx();
+    down.add("/tmp/fwd-1.sock");
+    await s.request(c, req());
+    down.clear();
+    await s.request(c, req({ state: State.RESELECT_REQUESTED }));
+    expect(calls).to.deep.equal(["/tmp/fwd-1.sock", "/tmp/fwd-2.sock", "/tmp/fwd-1.sock"]);
+  });
+
+  it("chooses another forwarder once the chosen one is no longer registered", async () => {
+    const s = server();
+    const c = ctx();
+    await s.request(c, req());
+    await nseReg.unregister(CallContext.create(), fwd(1, {}));
+    await s.request(c, req());
+    expect(calls).to.deep.equal(["/tmp/fwd-1.sock", "/tmp/fwd-2.sock"]);
+  });
+
+  it("selects forwarders by the Match metadata labels instead of p2p", async () => {
+    await server().request(ctx(), req({ networkService: "ns-p2mp" }));
+    expect(calls).to.deep.equal(["/tmp/fwd-3.sock"]);
+  });
+
+  it("reports every failed forwarder when all fail", async () => {
+    down.add("/tmp/fwd-1.sock").add("/tmp/fwd-2.sock");
+    const err = await server().request(ctx(), req()).then(() => undefined, (e: unknown) => e);
+    expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
+    expect((err as Error).message).to.include("fwd-1: /tmp/fwd-1.sock is down; fwd-2: /tmp/fwd-2.sock is down");
+  });
+
+  it("waits for a forwarder to register, and fails with NotFound at the deadline", async () => {
+    await nseReg.unregister(CallContext.create(), fwd(1, {}));
+    await nseReg.unregister(CallContext.create(), fwd(2, {}));
+    const s = server();
+    const late = s.request(ctx(), req()).then(() => undefined, (e: unknown) => e);
+    await nseReg.untilWatchers(1);
+    await nseReg.register(CallContext.create(), fwd(4, { p2p: "true" }));
+    expect(await late).to.equal(undefined);
+    expect(calls).to.deep.equal(["/tmp/fwd-4.sock"]);
+
+    await nseReg.unregister(CallContext.create(), fwd(4, {}));
+    const p = s.request(ctx(), req()).then(() => undefined, (e: unknown) => e);
+    await nseReg.untilWatchers(1);
+    await clock.advance(100);
+    const err = await p;
+    expect(isStatusError(err, Code.NotFound), String(err)).to.equal(true);
+    expect((err as Error).message).to.include(`no forwarder of network service "forwarder" with labels {"p2p":"true"}`);
+  });
+});
