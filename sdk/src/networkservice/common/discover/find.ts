@@ -41,7 +41,10 @@ export async function findUntil<T extends RegistryEntry, R>(
   const it = registry.find(ctx.withSignal(ac.signal), { template, watch: true })[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const step = await Promise.race([it.next(), aborted]);
+      const pending = it.next();
+      // If the abort wins the race, this next() may still reject later (a cancelled stream): never unhandled.
+      pending.catch(() => undefined);
+      const step = await Promise.race([pending, aborted]);
       if (step === "aborted" || step.done) return undefined;
       if (step.value.deleted) current.delete(step.value.entry.name);
       else current.set(step.value.entry.name, step.value.entry);

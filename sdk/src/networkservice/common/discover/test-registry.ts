@@ -38,6 +38,7 @@ export class MemRegistry<T extends RegistryEntry> implements RegistryHandler<T> 
   private readonly entries = new Map<string, T>();
   private readonly subs = new Set<(r: FindResult<T>) => void>();
   private counter = 0;
+  private watchWaiters: Array<() => void> = [];
 
   constructor(private readonly copy: (e: T) => T) {}
 
@@ -48,7 +49,7 @@ export class MemRegistry<T extends RegistryEntry> implements RegistryHandler<T> 
 
   /** Resolves once at least `n` watches are open (lets a test register after the element started waiting). */
   async untilWatchers(n = 1): Promise<void> {
-    while (this.subs.size < n) await new Promise<void>((r) => setImmediate(r));
+    while (this.subs.size < n) await new Promise<void>((r) => this.watchWaiters.push(r));
   }
 
   async register(_ctx: CallContext, entry: T): Promise<T> {
@@ -77,6 +78,7 @@ export class MemRegistry<T extends RegistryEntry> implements RegistryHandler<T> 
     const onAbort = (): void => wake?.();
     if (query.watch) {
       this.subs.add(sub);
+      for (const w of this.watchWaiters.splice(0)) w();
       ctx.signal.addEventListener("abort", onAbort);
     }
     try {
