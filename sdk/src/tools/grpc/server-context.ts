@@ -1,0 +1,99 @@
+/**
+ * The per-call context handed to server handlers. Metadata maps, the deadline and the peer certificate are
+ * computed on first read: most handlers never look at them and the hot path stays as cheap as raw grpc-js.
+ */
+import { X509Certificate } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { Code, StatusError } from "../status/index.js";
+import type { Logger } from "../log/index.js";
+import { allValues, firstValues } from "./metadata.js";
+import type { ServerCallContext } from "./types.js";
+
+/** The grpc-js server call objects of every streaming kind share this surface. */
+export type AnyServerCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
+
+/** Server call context backed by a grpc-js call. */
+export class CallContext implements ServerCallContext {
+  private readonly controller = new AbortController();
+  private headers: grpc.Metadata | undefined;
+  private headersSent = false;
+  private md: Record<string, string> | undefined;
+  private mdAll: Record<string, string[]> | undefined;
+  private cert: { value: X509Certificate | undefined } | undefined;
+  /** True for calls whose response is a stream (closed early when the server shuts down). */
+  readonly streaming: boolean;
+
+  constructor(
+    readonly method: string,
+    private readonly call: AnyServerCall,
+    streaming: boolean,
+    private readonly log: Logger,
+  ) {
+    this.streaming = streaming;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get deadline(): Date | undefined {
+    const d = this.call.getDeadline();
+    if (d instanceof Date) return d;
+    return Number.isFinite(d) ? new Date(d) : undefined;
+  }
+
+  get metadata(): Record<string, string> {
+    this.md ??= firstValues(this.call.metadata);
+    return this.md;
+  }
+
+  get metadataAll(): Record<string, string[]> {
+    this.mdAll ??= allValues(this.call.metadata);
+    return this.mdAll;
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  get peerCertificate(): X509Certificate | undefined {
+    if (!this.cert) {
+      const raw = this.call.getAuthContext()?.sslPeerCertificate?.raw;
+      this.cert = { value: raw ? new X509Certificate(raw) : undefined };
+    }
+    return this.cert.value;
+  }
+
+  setHeader(key: string, value: string): void {
+    if (this.headersSent) {
+      this.log.warn({ method: this.method, key }, "grpc: response header set after headers were sent; dropped");
+      return;
+    }
+    this.headers ??= new grpc.Metadata();
+    this.headers.set(key.toLowerCase(), value);
+  }
+
+  /** Sends the collected headers if not yet sent (before the first message or the status). */
+  flushHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    if (this.headers) this.call.sendMetadata(this.headers);
+  }
+
+  /** Aborts the signal with a status-shaped reason (Canceled, DeadlineExceeded, Unavailable on shutdown). */
+  abort(reason: StatusError): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  /** Reason for a cancellation reported by grpc-js: the deadline if it has passed, else a client cancel. */
+  cancelReason(): StatusError {
+    const d = this.deadline;
+    return d && d.getTime() <= Date.now()
+      ? new StatusError(Code.DeadlineExceeded, `${this.method}: deadline exceeded`)
+      : new StatusError(Code.Canceled, `${this.method}: canceled by the client`);
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * The server side of the typed layer: protobuf-es service descriptors plus async handlers in, a grpc-js
+ * server out. Handlers see a `ServerCallContext` (signal, deadline, metadata, peer), interceptors see every
+ * call as one `ServerCall` shape, and every server also answers `grpc.health.v1.Health`.
+ */
+import { existsSync, lstatSync, unlinkSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { Code, StatusError } from "../status/index.js";
+import { silentLogger, type Logger } from "../log/index.js";
+import { compose } from "./compose.js";
+import { methodPath, grpcServiceDefinition } from "./definition.js";
+import { toStatusObject } from "./errors.js";
+import { HealthState, healthService, healthImpl, type HealthStatus } from "./health.js";
+import { AsyncQueue } from "./queue.js";
+import { CallContext, type AnyServerCall } from "./server-context.js";
+import type { ServerCall, ServerInterceptor, ServerHandlerFn, ServiceImpl, TlsFiles } from "./types.js";
+import { serverCredentials } from "./credentials.js";
+import { formatUrl, parseUrl } from "./url.js";
+
+/** Options of `createServer`. */
+export interface ServerOptions {
+  /** Certificate files; with `caFile` clients must present a certificate signed by it (mTLS). Default: insecure. */
+  tls?: TlsFiles;
+  /** Middleware around every handler, first = outermost. */
+  interceptors?: ServerInterceptor[];
+  /** Where handler failures that are not StatusErrors get logged. Default: silent. */
+  logger?: Logger;
+  /** Raw grpc-js server options (message sizes, keepalive). */
+  grpcOptions?: grpc.ServerOptions;
+}
+
+/** A gRPC server with typed services, health and graceful shutdown. */
+export interface NsmServer {
+  /** Serves `impl` for `service` and marks `service.typeName` SERVING in health. */
+  addService<S extends DescService>(service: S, impl: ServiceImpl<S>): void;
+  /** Binds `tcp://host:port` (port 0 = any) or `unix:///path`; resolves with the bound URL (real port). */
+  listen(url: string): Promise<string>;
+  /** The health status table served by `grpc.health.v1.Health` ("" = the whole server). */
+  health: { set(service: string, status: HealthStatus): void };
+  /**
+   * Stops: health goes NOT_SERVING, response streams are ended (their signals abort with Unavailable),
+   * unary calls may finish within `graceMs` (default 2000), then everything left is cancelled.
+   */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+/** Creates a server; it always serves `grpc.health.v1.Health` (Check + Watch) with "" SERVING. */
+export function createServer(opts: ServerOptions = {}): NsmServer {
+  const log = opts.logger ?? silentLogger;
+  const interceptors = opts.interceptors ?? [];
+  const server = new grpc.Server(opts.grpcOptions);
+  const active = new Set<CallContext>();
+  const health = new HealthState();
+  const unixPaths: string[] = [];
+  let closing = false;
+  let closed: Promise<void> | undefined;
+
+  const register = (service: DescService, impl: Record<string, unknown>): void => {
+    const def = grpcServiceDefinition(service);
+    const handlers: grpc.UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      const h = impl[method.localName];
+      if (typeof h !== "function") {
+        throw new StatusError(Code.InvalidArgument, `grpc: ${service.typeName} implementation lacks ${method.localName}`);
+      }
+      const fn = compose(interceptors, innerHandler(method, h as UserHandler, log));
+      handlers[method.localName] = grpcHandler(method, fn, active, log, () => closing);
+    }
+    server.addService(def, handlers);
+  };
+
+  register(healthService, healthImpl(health) as unknown as Record<string, unknown>);
+  health.set("", "SERVING");
+
+  return {
+    addService(service, impl) {
+      register(service, impl as unknown as Record<string, unknown>);
+      health.set(service.typeName, "SERVING");
+    },
+    async listen(url) {
+      const parsed = parseUrl(url);
+      if (parsed.path) removeStaleSocket(parsed.path);
+      const port = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(parsed.grpcTarget, serverCredentials(opts.tls), (err, p) =>
+          err ? reject(new StatusError(Code.Unavailable, `grpc: listen on ${url}: ${err.message}`, { cause: err })) : resolve(p),
+        );
+      });
+      if (parsed.path) unixPaths.push(parsed.path);
+      return formatUrl(parsed, port);
+    },
+    health: { set: (service, status) => health.set(service, status) },
+    close({ graceMs = 2000 } = {}) {
+      closed ??= (async () => {
+        closing = true;
+        health.shutdown();
+        // One macrotask so health watchers can send NOT_SERVING before their streams end.
+        await new Promise((r) => setImmediate(r));
+        const unavailable = new StatusError(Code.Unavailable, "grpc: server is shutting down");
+        for (const c of active) if (c.streaming) c.abort(unavailable);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            for (const c of active) c.abort(unavailable);
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        for (const c of active) c.abort(unavailable);
+        for (const p of unixPaths) removeStaleSocket(p);
+      })();
+      return closed;
+    },
+  };
+}
+
+type UserHandler = (req: unknown, ctx: CallContext) => unknown;
+
+function removeStaleSocket(path: string): void {
+  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+}
+
+/** Turns anything a handler throws into a StatusError; unexpected errors are logged and become Internal. */
+function asStatus(err: unknown, call: ServerCall, log: Logger): StatusError {
+  if (err instanceof StatusError) return err;
+  const reason: unknown = call.ctx.signal.reason;
+  if (call.ctx.signal.aborted && reason instanceof StatusError) return reason;
+  log.error({ err, method: call.path }, "grpc: handler failed");
+  const message = err instanceof Error ? err.message : String(err);
+  return new StatusError(Code.Internal, `${call.path}: ${message}`, { cause: err });
+}
+
+/** The innermost handler function: calls the user's handler and converts messages and errors. */
+function innerHandler(method: DescMethod, h: UserHandler, log: Logger): ServerHandlerFn {
+  const output = method.output;
+  switch (method.methodKind) {
+    case "unary":
+      return async (call) => {
+        try {
+          return create(output, (await h(call.request, call.ctx as CallContext)) as Message);
+        } catch (err) {
+          throw asStatus(err, call, log);
+        }
+      };
+    case "client_streaming":
+      return async (call) => {
+        try {
+          return create(output, (await h(call.requests, call.ctx as CallContext)) as Message);
+        } catch (err) {
+          throw asStatus(err, call, log);
+        }
+      };
+    case "server_streaming":
+    case "bidi_streaming": {
+      const input = method.methodKind === "server_streaming" ? "request" : "requests";
+      return async (call) => {
+        try {
+          await pumpResponses(h(call[input], call.ctx as CallContext) as AsyncIterable<Message>, call, output);
+          return undefined;
+        } catch (err) {
+          throw asStatus(err, call, log);
+        }
+      };
+    }
+  }
+}
+
+/**
+ * Sends every response of a handler's iterable. When the call is cancelled the iterator's `return()` is
+ * called right away (an async generator runs its `finally` at its next `yield`).
+ */
+async function pumpResponses(iterable: AsyncIterable<Message>, call: ServerCall, output: DescMethod["output"]): Promise<void> {
+  const it = iterable[Symbol.asyncIterator]();
+  let finished = false;
+  const stop = (): void => {
+    if (finished) return;
+    finished = true;
+    Promise.resolve()
+      .then(() => it.return?.())
+      .catch(() => undefined);
+  };
+  const signal = call.ctx.signal;
+  signal.addEventListener("abort", stop);
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      if (signal.aborted) return;
+      await call.send(create(output, r.value));
+    }
+  } catch (err) {
+    finished = true;
+    throw err;
+  } finally {
+    signal.removeEventListener("abort", stop);
+    if (!finished) {
+      finished = true;
+      await it.return?.();
+    }
+  }
+}
+
+const noSend = (): Promise<void> => Promise.reject(new StatusError(Code.Internal, "grpc: this method does not stream responses"));
+
+/** Resolves when `stream` drains, or rejects when the call is cancelled first. */
+function drained(stream: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    };
+    const onAbort = (): void => {
+      stream.removeListener("drain", onDrain);
+      reject(signal.reason);
+    };
+    stream.once("drain", onDrain);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Feeds an incoming request stream into an async queue, pausing the transport while the queue is full. */
+function requestQueue(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, ctx: CallContext): AsyncQueue<Message> {
+  let paused = false;
+  const q = new AsyncQueue<Message>(16, () => {
+    if (paused) {
+      paused = false;
+      call.resume();
+    }
+  });
+  call.on("data", (m: Message) => {
+    if (!q.push(m) && !paused) {
+      paused = true;
+      call.pause();
+    }
+  });
+  call.on("end", () => q.end());
+  ctx.signal.addEventListener("abort", () => q.end(ctx.signal.reason), { once: true });
+  return q;
+}
+
+/** Adapts a composed handler function to the grpc-js handler of the method's kind. */
+function grpcHandler(
+  method: DescMethod,
+  fn: ServerHandlerFn,
+  active: Set<CallContext>,
+  log: Logger,
+  closing: () => boolean,
+): grpc.UntypedHandleCall {
+  const path = methodPath(method);
+  const kind = method.methodKind;
+  const streamingOut = kind === "server_streaming" || kind === "bidi_streaming";
+
+  const start = (gcall: AnyServerCall): { ctx: CallContext; end: () => void } => {
+    const ctx = new CallContext(path, gcall, streamingOut, log);
+    if (closing()) ctx.abort(new StatusError(Code.Unavailable, "grpc: server is shutting down"));
+    const onCancel = (): void => ctx.abort(ctx.cancelReason());
+    const events: NodeJS.EventEmitter = gcall;
+    events.on("cancelled", onCancel);
+    active.add(ctx);
+    return {
+      ctx,
+      end: () => {
+        events.removeListener("cancelled", onCancel);
+        active.delete(ctx);
+      },
+    };
+  };
+
+  if (kind === "unary" || kind === "client_streaming") {
+    return (gcall: grpc.ServerUnaryCall<Message, Message> | grpc.ServerReadableStream<Message, Message>, cb: grpc.sendUnaryData<Message>) => {
+      const { ctx, end } = start(gcall);
+      const call: ServerCall = {
+        method,
+        path,
+        ctx,
+        request: kind === "unary" ? (gcall as grpc.ServerUnaryCall<Message, Message>).request : undefined,
+        requests: kind === "client_streaming" ? requestQueue(gcall as grpc.ServerReadableStream<Message, Message>, ctx) : undefined,
+        send: noSend,
+      };
+      fn(call).then(
+        (res) => {
+          end();
+          ctx.flushHeaders();
+          cb(null, res ?? create(method.output));
+        },
+        (err: unknown) => {
+          end();
+          ctx.flushHeaders();
+          cb(toStatusObject(err instanceof StatusError ? err : asStatus(err, call, log)));
+        },
+      );
+    };
+  }
+
+  return (gcall: grpc.ServerWritableStream<Message, Message> | grpc.ServerDuplexStream<Message, Message>) => {
+    const { ctx, end } = start(gcall);
+    const signal = ctx.signal;
+    const call: ServerCall = {
+      method,
+      path,
+      ctx,
+      request: kind === "server_streaming" ? (gcall as grpc.ServerWritableStream<Message, Message>).request : undefined,
+      requests: kind === "bidi_streaming" ? requestQueue(gcall as grpc.ServerDuplexStream<Message, Message>, ctx) : undefined,
+      send(msg) {
+        if (signal.aborted) return Promise.reject(signal.reason);
+        ctx.flushHeaders();
+        return gcall.write(msg) ? Promise.resolve() : drained(gcall, signal);
+      },
+    };
+    fn(call).then(
+      () => {
+        end();
+        if (gcall.cancelled) return;
+        ctx.flushHeaders();
+        const reason: unknown = signal.reason;
+        // A stream the server ended because it is shutting down tells the client so (it may redial).
+        if (signal.aborted && reason instanceof StatusError) gcall.emit("error", toStatusObject(reason));
+        else gcall.end();
+      },
+      (err: unknown) => {
+        end();
+        if (gcall.cancelled) return;
+        ctx.flushHeaders();
+        gcall.emit("error", toStatusObject(err instanceof StatusError ? err : asStatus(err, call, log)));
+      },
+    );
+  };
+}
