@@ -21,6 +21,8 @@ export interface Lease {
 interface Range {
   cidr: Cidr;
   used: Set<bigint>;
+  /** Every address below this one is in use: scans start here, so filling a range stays linear overall. */
+  low: bigint;
 }
 
 interface Held {
@@ -39,7 +41,8 @@ export class AddressPool {
     if (cidrs.length === 0) throw new Error("ipam: an address pool needs at least one prefix");
     this.ranges = cidrs.map((c) => {
       try {
-        return { cidr: parseCidr(c), used: new Set<bigint>() };
+        const cidr = parseCidr(c);
+        return { cidr, used: new Set<bigint>(), low: cidr.first };
       } catch (err) {
         throw new Error(`ipam: invalid pool prefix "${c}"`, { cause: err });
       }
@@ -99,7 +102,11 @@ export class AddressPool {
   }
 
   private free(h: Held): void {
-    for (const v of h.values) if (h.range.used.delete(v)) this.inUse--;
+    for (const v of h.values) {
+      if (!h.range.used.delete(v)) continue;
+      this.inUse--;
+      if (v < h.range.low) h.range.low = v;
+    }
   }
 
   private pairFrom(family: 4 | 6, excluded: Cidr[]): { dst: bigint; src: bigint; held: Held } | undefined {
@@ -112,6 +119,7 @@ export class AddressPool {
       if (src === undefined) continue;
       range.used.add(dst);
       range.used.add(src);
+      while (range.used.has(range.low)) range.low++;
       this.inUse += 2;
       return { dst, src, held: { range, values: [dst, src] } };
     }
@@ -121,7 +129,7 @@ export class AddressPool {
 
 /** The lowest address of `range` not in use, not excluded and not `skip`. `ex` is sorted by first address. */
 function firstFree(range: Range, ex: Cidr[], skip: bigint | undefined): bigint | undefined {
-  let x = range.cidr.first;
+  let x = range.low;
   let i = 0;
   while (x <= range.cidr.last) {
     while (i < ex.length && (ex[i] as Cidr).last < x) i++;
