@@ -189,6 +189,24 @@ describe("reconciler", () => {
     expect(kernel.routes.size).to.equal(0);
   });
 
+  it("a new change replaces a failing retry and starts the backoff over", async () => {
+    kernel.failUpdates = 3;
+    await db.update(table, (t) => void table.insert(t, route("r1")));
+    const r = start();
+    await until((t) => statusOf(t, "r1")?.kind === "error");
+    await clock.untilPending();
+    await clock.advance(100); // second failure, next retry would be 200 ms later
+    await db.update(table, (t) => void table.insert(t, route("r1", "198.51.100.9")));
+    await until((t) => statusOf(t, "r1")?.kind === "error" && table.get(t, "r1")?.via === "198.51.100.9");
+    await clock.untilPending();
+    expect((clock.nextAt() as number) - clock.now()).to.equal(100);
+    await clock.advance(100);
+    await r.waitReconciled([route("r1")]);
+    const t0 = (kernel.calls[0] as { at: number }).at;
+    expect(kernel.calls.map((c) => c.at - t0)).to.deep.equal([0, 100, 100, 200]);
+    expect(kernel.routes.get("r1")).to.equal("198.51.100.9");
+  });
+
   it("prunes what the table does not hold once initialized, and periodically", async () => {
     kernel.routes.set("stale", "x");
     const initDone = table.registerInitializer("source");

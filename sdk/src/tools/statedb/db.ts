@@ -6,7 +6,7 @@
  */
 import { Code, StatusError, fail } from "../status/index.js";
 import { type Edit, type Tree, TreeDraft, emptyTree, treeFirst, treeGet, treeValues, treeWalk } from "./btree.js";
-import { parsePrefix, prefixKey } from "./ip.js";
+import { lengthSlot, parsePrefix, prefixKey } from "./ip.js";
 
 /** A unique secondary index: at most one object per key; `key` returning undefined leaves the object out. */
 export interface UniqueIndex<T> {
@@ -249,8 +249,7 @@ class TableDraft<T> {
       this.lpmLengths[index] = arr;
       this.lpmCopied[index] = true;
     }
-    const len = storeKey.indexOf("\0") - 2;
-    const slot = (storeKey[0] === "6" ? 33 : 0) + len;
+    const slot = lengthSlot(storeKey);
     arr[slot] = (arr[slot] ?? 0) + delta;
   }
 
@@ -734,7 +733,7 @@ export class Table<T, I extends string = never> extends TableBase {
     const out: T[] = [];
     for (let len = p.len; len >= 0; len--) {
       if (!counts[off + len]) continue;
-      const start = `${p.bits.slice(0, 2 + len)}\0`;
+      const start = `${prefixKey(p, len)}\0`;
       treeWalk(tree, start, (k, e) => {
         if (!k.startsWith(start)) return false;
         out.push(e.object);
@@ -772,6 +771,7 @@ export class Db {
   private rev = 0;
   private nextTableId = 1;
   private readonly names = new Set<string>();
+  private readonly tables: TableBase[] = [];
   private waiters: Array<{ tables: readonly TableBase[]; grant: (txn: WriteTxn) => void }> = [];
 
   /** @internal Use `createDb`. */
@@ -784,7 +784,9 @@ export class Db {
   createTable<T, I extends string = never>(schema: TableSchema<T, I>): Table<T, I> {
     if (this.names.has(schema.name)) fail(Code.AlreadyExists, `statedb: table "${schema.name}" already exists`);
     this.names.add(schema.name);
-    return new Table<T, I>(this, this.nextTableId++, schema);
+    const t = new Table<T, I>(this, this.nextTableId++, schema);
+    this.tables.push(t);
+    return t;
   }
 
   /** A snapshot of every table. */
@@ -808,11 +810,18 @@ export class Db {
   }
 
   /**
-   * Runs `fn` in a write transaction over `tables` (waiting for them to be free) and commits; if `fn`
-   * throws or rejects, the transaction is aborted and the error rethrown.
+   * Runs `fn` in a write transaction over `tables` (every table when omitted), waiting for them to be
+   * free, and commits; if `fn` throws or rejects, the transaction is aborted and the error rethrown.
    */
-  async update<R>(tables: TableBase | readonly TableBase[], fn: (txn: WriteTxn) => R | Promise<R>): Promise<R> {
-    const list = Array.isArray(tables) ? (tables as readonly TableBase[]) : [tables as TableBase];
+  update<R>(fn: (txn: WriteTxn) => R | Promise<R>): Promise<R>;
+  update<R>(tables: TableBase | readonly TableBase[], fn: (txn: WriteTxn) => R | Promise<R>): Promise<R>;
+  async update<R>(
+    a: TableBase | readonly TableBase[] | ((txn: WriteTxn) => R | Promise<R>),
+    b?: (txn: WriteTxn) => R | Promise<R>,
+  ): Promise<R> {
+    const fn = (typeof a === "function" ? a : b) as (txn: WriteTxn) => R | Promise<R>;
+    const list: readonly TableBase[] =
+      typeof a === "function" ? this.tables : a instanceof TableBase ? [a] : (a as readonly TableBase[]);
     const txn = list.some((t) => t.lockedBy)
       ? await new Promise<WriteTxn>((grant) => this.waiters.push({ tables: list, grant }))
       : this.lock(list);

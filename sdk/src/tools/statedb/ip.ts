@@ -1,66 +1,59 @@
 /**
- * IP prefixes as bit strings ("4:" or "6:" followed by the first `len` bits as '0'/'1'), the key form of
- * longest-prefix-match indexes: a prefix contains an address exactly when its key is a string prefix of
- * the address's key, so LPM becomes a handful of exact lookups in an ordered tree.
+ * IP prefixes as compact tree keys for longest-prefix-match indexes: family tag, length, then the network
+ * part packed 16 bits per UTF-16 code unit. Keys of one family and length have one size, so LPM is one exact
+ * lookup per prefix length present in the index (at most 33 or 129, usually a handful).
  */
 import { Code, fail } from "../status/index.js";
 
-/** A parsed prefix: its family, the length in bits and the bit-string key of its network part. */
+/** A parsed prefix: its family, its length in bits and the address as 16-bit words (2 or 8). */
 export interface PrefixBits {
   /** 4 or 6. */
   readonly family: 4 | 6;
   /** Prefix length in bits. */
   readonly len: number;
-  /** Family tag plus all address bits (32 or 128 of them); slice to `2 + len` for the network key. */
-  readonly bits: string;
+  /** The address (host bits included) as 16-bit words. */
+  readonly words: readonly number[];
 }
 
 const v4Part = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const hexGroup = /^[0-9a-fA-F]{1,4}$/;
 
-function v4Bits(s: string): string | undefined {
+function v4Words(s: string): number[] | undefined {
   const parts = s.split(".");
   if (parts.length !== 4) return undefined;
-  let out = "";
-  for (const p of parts) {
-    if (!v4Part.test(p)) return undefined;
-    out += Number(p).toString(2).padStart(8, "0");
-  }
-  return out;
+  for (const p of parts) if (!v4Part.test(p)) return undefined;
+  const [a, b, c, d] = parts.map(Number) as [number, number, number, number];
+  return [(a << 8) | b, (c << 8) | d];
 }
 
-function v6Bits(s: string): string | undefined {
-  let head = s;
-  let tail = "";
-  const dbl = s.indexOf("::");
-  if (dbl >= 0) {
-    if (s.indexOf("::", dbl + 1) >= 0) return undefined;
-    head = s.slice(0, dbl);
-    tail = s.slice(dbl + 2);
-  }
-  const groups = (x: string): string[] | undefined => {
+function v6Words(s: string): number[] | undefined {
+  const groups = (x: string): number[] | undefined => {
     if (x === "") return [];
-    const out: string[] = [];
+    const out: number[] = [];
     const parts = x.split(":");
     for (let i = 0; i < parts.length; i++) {
       const p = parts[i] as string;
       if (i === parts.length - 1 && p.includes(".")) {
         // An embedded IPv4 tail (::ffff:198.51.100.1) counts as two groups.
-        const b = v4Bits(p);
-        if (b === undefined) return undefined;
-        out.push(b.slice(0, 16), b.slice(16));
-        continue;
+        const w = v4Words(p);
+        if (!w) return undefined;
+        out.push(...w);
+      } else if (hexGroup.test(p)) {
+        out.push(parseInt(p, 16));
+      } else {
+        return undefined;
       }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return undefined;
-      out.push(parseInt(p, 16).toString(2).padStart(16, "0"));
     }
     return out;
   };
-  const h = groups(head);
-  const t = groups(tail);
-  if (!h || !t) return undefined;
-  const missing = 8 - h.length - t.length;
+  const dbl = s.indexOf("::");
+  if (dbl >= 0 && s.indexOf("::", dbl + 1) >= 0) return undefined;
+  const head = groups(dbl >= 0 ? s.slice(0, dbl) : s);
+  const tail = dbl >= 0 ? groups(s.slice(dbl + 2)) : [];
+  if (!head || !tail) return undefined;
+  const missing = 8 - head.length - tail.length;
   if (dbl >= 0 ? missing < 1 : missing !== 0) return undefined;
-  return [...h, ...Array<string>(missing).fill("0".repeat(16)), ...t].join("");
+  return [...head, ...new Array<number>(missing).fill(0), ...tail];
 }
 
 /**
@@ -71,8 +64,8 @@ export function parsePrefix(text: string, what = "prefix"): PrefixBits {
   const slash = text.indexOf("/");
   const addr = slash >= 0 ? text.slice(0, slash) : text;
   const isV6 = addr.includes(":");
-  const raw = isV6 ? v6Bits(addr) : v4Bits(addr);
-  if (raw === undefined) fail(Code.InvalidArgument, `statedb: ${what} "${text}" is not an IP address or prefix`);
+  const words = isV6 ? v6Words(addr) : v4Words(addr);
+  if (!words) fail(Code.InvalidArgument, `statedb: ${what} "${text}" is not an IP address or prefix`);
   const max = isV6 ? 128 : 32;
   let len = max;
   if (slash >= 0) {
@@ -80,10 +73,20 @@ export function parsePrefix(text: string, what = "prefix"): PrefixBits {
     if (!/^\d{1,3}$/.test(l) || Number(l) > max) fail(Code.InvalidArgument, `statedb: ${what} "${text}" has a bad length`);
     len = Number(l);
   }
-  return { family: isV6 ? 6 : 4, len, bits: (isV6 ? "6:" : "4:") + raw };
+  return { family: isV6 ? 6 : 4, len, words };
 }
 
-/** The tree key of a prefix's network part (host bits dropped). */
-export function prefixKey(p: PrefixBits): string {
-  return p.bits.slice(0, 2 + p.len);
+/** The tree key of the network part of `p` cut to `len` bits (default its own length). */
+export function prefixKey(p: PrefixBits, len = p.len): string {
+  let key = (p.family === 6 ? "6" : "4") + String.fromCharCode(len);
+  const full = len >>> 4;
+  for (let i = 0; i < full; i++) key += String.fromCharCode(p.words[i] as number);
+  const rest = len & 15;
+  if (rest) key += String.fromCharCode((p.words[full] as number) & ((0xffff << (16 - rest)) & 0xffff));
+  return key;
+}
+
+/** Family and length of a stored key, as the slot of the per-length counters (v4 at len, v6 at 33 + len). */
+export function lengthSlot(key: string): number {
+  return (key[0] === "6" ? 33 : 0) + key.charCodeAt(1);
 }

@@ -125,6 +125,13 @@ describe("statedb", () => {
     await waiting;
     expect(order).to.deep.equal(["first commits", "second sees 1"]);
     expect(s.endpoints.count(db.readTxn())).to.equal(2);
+    // Without a table list, update holds every table.
+    const n = await db.update((txn) => {
+      s.routes.insert(txn, { id: "r", prefix: "10.0.0.0/8" });
+      s.endpoints.deleteKey(txn, "x");
+      return s.endpoints.count(txn) + s.routes.count(txn);
+    });
+    expect(n).to.equal(2);
   });
 
   it("keeps snapshots isolated while a large write is in progress and after it commits", () => {
