@@ -1,0 +1,3 @@
+/** Registry chains: the server a registry serves and the client that talks to one. */
+export { createRegistryServer, type RegistryServerOptions, type RegistryServer } from "./server.js";
+export { createRegistryClient, type RegistryClientOptions } from "./client.js";

@@ -1,0 +1,64 @@
+/**
+ * The registry server chains (what cmd-registry serves): for endpoints validate → updatepath → authorize → begin →
+ * setregistrationtime → expire → store, for network services validate → updatepath → authorize → begin →
+ * setpayload → store. Ownership and the first registration time are read back from the store, so they hold
+ * across replicas sharing an etcd and across expiry.
+ */
+import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import type { TokenGenerator } from "../../tools/token/index.js";
+import { registryChain, registryHandler, type NseHandler, type NsHandler } from "../core/index.js";
+import type { RegistryStore } from "../store/index.js";
+import * as authorize from "../common/authorize/index.js";
+import * as begin from "../common/begin/index.js";
+import * as expire from "../common/expire/index.js";
+import * as setpayload from "../common/setpayload/index.js";
+import * as setregistrationtime from "../common/setregistrationtime/index.js";
+import * as store from "../common/store/index.js";
+import * as updatepath from "../common/updatepath/index.js";
+import * as validate from "../common/validate/index.js";
+
+/** Options of `createRegistryServer`. */
+export interface RegistryServerOptions {
+  /** Signs this registry's path segments. */
+  tokenGenerator: TokenGenerator;
+  /** Where network services live. */
+  nsStore: RegistryStore<NetworkService>;
+  /** Where endpoints live. */
+  nseStore: RegistryStore<NetworkServiceEndpoint>;
+  /** Longest registration lifetime without a refresh; default 60 000 ms (`NSM_EXPIRE_PERIOD`). */
+  expirePeriodMs?: number;
+}
+
+/** The two handlers a registry serves (pass them to `serveRegistry`). */
+export interface RegistryServer {
+  ns: NsHandler;
+  nse: NseHandler;
+}
+
+/** Builds the registry server chains over the given stores. */
+export function createRegistryServer(opts: RegistryServerOptions): RegistryServer {
+  const owners = <T extends { pathIds: string[] }>(s: RegistryStore<T & (NetworkService | NetworkServiceEndpoint)>) =>
+    async (name: string) => (await s.get(name))?.pathIds;
+  const nse = registryHandler(
+    registryChain<NetworkServiceEndpoint>(
+      validate.newServer(),
+      updatepath.newServer(opts.tokenGenerator),
+      authorize.newServer({ owners: owners(opts.nseStore) }),
+      begin.newServer(),
+      setregistrationtime.newServer({ lookup: (name) => opts.nseStore.get(name) }),
+      expire.newServer(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
+      store.newServer(opts.nseStore),
+    ),
+  );
+  const ns = registryHandler(
+    registryChain<NetworkService>(
+      validate.newServer(),
+      updatepath.newServer(opts.tokenGenerator),
+      authorize.newServer({ owners: owners(opts.nsStore) }),
+      begin.newServer(),
+      setpayload.newServer(),
+      store.newServer(opts.nsStore),
+    ),
+  );
+  return { ns, nse };
+}

@@ -1,0 +1,55 @@
+/**
+ * authorize (registry server): only the original registrant of a name may refresh or unregister it (policy
+ * `registry_client_allowed`), so one workload cannot take over another's endpoint or service. The caller is the
+ * subject of the path's first token (or the mTLS peer); the owner is `path_ids[0]` stored for the name.
+ * Reads: the `pathKey` context value, `ctx.peer`. Place after `updatepath` and before `begin`.
+ */
+import type { CallContext } from "../../../networkservice/core/context.js";
+import { enforce, registryClientAllowed, type Policy, type RegistryPolicyInput } from "../../../tools/policy/index.js";
+import type { RegistryElement, RegistryEntry } from "../../core/index.js";
+import { pathKey } from "../grpcmetadata/index.js";
+import { subjectOf } from "../updatepath/index.js";
+
+/** Options of `authorize.newServer`. */
+export interface AuthorizeOptions {
+  /** Policies to enforce; default `[registryClientAllowed]`. */
+  policies?: readonly Policy<RegistryPolicyInput>[];
+  /**
+   * The stored `path_ids` of a name, or undefined when it is not registered. Pass the store's lookup so the rule
+   * holds across replicas and survives expiry; default: a map this element keeps from its own calls.
+   */
+  owners?: (name: string) => Promise<readonly string[] | undefined>;
+}
+
+function callerOf(ctx: CallContext): string {
+  const first = pathKey.get(ctx)?.segments[0]?.token;
+  return subjectOf(first) ?? ctx.peer?.spiffeId ?? subjectOf(ctx.peer?.token?.token) ?? "";
+}
+
+/** Creates the server element (see the header comment). */
+export function newServer<T extends RegistryEntry>(opts: AuthorizeOptions = {}): RegistryElement<T> {
+  const policies = opts.policies ?? [registryClientAllowed];
+  const local = new Map<string, string[]>();
+  const owners = opts.owners ?? (async (name: string) => local.get(name));
+  const check = async (ctx: CallContext, name: string): Promise<void> => {
+    const ids = await owners(name);
+    const pathIdsMap = new Map<string, string[]>();
+    if (ids !== undefined) pathIdsMap.set(name, [...ids]);
+    await enforce(policies, { resourceId: callerOf(ctx), resourceName: name, pathIdsMap }, "authorize");
+  };
+  return {
+    name: "authorize",
+    async register(ctx, entry, next) {
+      await check(ctx, entry.name);
+      const res = await next.register(ctx, entry);
+      if (opts.owners === undefined && !local.has(res.name)) local.set(res.name, [...res.pathIds]);
+      return res;
+    },
+    find: (ctx, query, next) => next.find(ctx, query),
+    async unregister(ctx, entry, next) {
+      await check(ctx, entry.name);
+      await next.unregister(ctx, entry);
+      local.delete(entry.name);
+    },
+  };
+}

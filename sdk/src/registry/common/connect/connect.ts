@@ -1,0 +1,116 @@
+/**
+ * connect (registry client): the terminal client element that calls a remote registry over gRPC. Every call
+ * carries the caller's token (contract §7.1, from `tokenGenerator`); Register and Unregister also carry the
+ * registry `path` JSON and adopt the server's updated path from the response header (§7.2). Channels are shared
+ * per URL through a `ChannelPool`. Place last in a client chain; it does not call `next`.
+ */
+import {
+  NetworkServiceEndpointRegistry,
+  NetworkServiceRegistry,
+  type NetworkService,
+  type NetworkServiceEndpoint,
+} from "@nsm-ts/api/registry";
+import type { CallContext } from "../../../networkservice/core/context.js";
+import { createClient, dial, type CallOptions, type Channel, type DialOptions } from "../../../tools/grpc/index.js";
+import { tokenMetadata, type TokenGenerator } from "../../../tools/token/index.js";
+import type { FindResult, RegistryElement } from "../../core/index.js";
+import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
+import { PATH_METADATA_KEY, assignPath, formatPath, parsePath, pathKey } from "../grpcmetadata/index.js";
+
+/** Options of `connect.newClient`. */
+export interface ConnectOptions {
+  /** Makes the per-RPC token; without one calls carry no token (only for tests and old servers). */
+  tokenGenerator?: TokenGenerator;
+}
+
+/** One channel per registry URL, shared by every client that talks to it. */
+export interface ChannelPool {
+  /** The channel of `url`, dialed on first use. */
+  get(url: string): Channel;
+  /** Closes every channel. */
+  close(): void;
+}
+
+/** Creates a channel pool dialing with `opts` (TLS, interceptors). */
+export function createChannelPool(opts: DialOptions = {}): ChannelPool {
+  const channels = new Map<string, Channel>();
+  return {
+    get(url) {
+      let ch = channels.get(url);
+      if (ch === undefined) {
+        ch = dial(url, opts);
+        channels.set(url, ch);
+      }
+      return ch;
+    },
+    close() {
+      for (const ch of channels.values()) ch.close();
+      channels.clear();
+    },
+  };
+}
+
+async function callOptions(ctx: CallContext, opts: ConnectOptions, withPath: boolean): Promise<CallOptions> {
+  const metadata: Record<string, string> = {};
+  if (opts.tokenGenerator !== undefined) {
+    const peer = ctx.peer;
+    Object.assign(metadata, tokenMetadata(await opts.tokenGenerator(peer?.spiffeId === undefined ? undefined : { spiffeId: peer.spiffeId })));
+  }
+  const path = withPath ? pathKey.get(ctx) : undefined;
+  if (path !== undefined) metadata[PATH_METADATA_KEY] = formatPath(path);
+  const remaining = ctx.remainingMs();
+  return {
+    metadata,
+    signal: ctx.signal,
+    ...(remaining === undefined ? {} : { timeoutMs: Math.max(0, remaining) }),
+    onHeader: (h) => {
+      const raw = h[PATH_METADATA_KEY];
+      if (path !== undefined && raw !== undefined) assignPath(path, parsePath(raw));
+    },
+  };
+}
+
+/** Creates the terminal client element for registry `kind` on `channel` (or a function choosing one per call). */
+export function newClient<K extends RegistryKind>(
+  kind: K,
+  channel: Channel | (() => Channel),
+  opts: ConnectOptions = {},
+): RegistryElement<RegistryEntryOf[K]> {
+  const pick = typeof channel === "function" ? channel : () => channel;
+  if (kind === "ns") {
+    const el: RegistryElement<NetworkService> = {
+      name: "connect",
+      async register(ctx, entry) {
+        return createClient(NetworkServiceRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
+      },
+      async *find(ctx, query): AsyncIterable<FindResult<NetworkService>> {
+        const stream = createClient(NetworkServiceRegistry, pick()).find(
+          { networkService: query.template, watch: query.watch },
+          await callOptions(ctx, opts, false),
+        );
+        for await (const r of stream) if (r.networkService) yield { entry: r.networkService, deleted: r.deleted };
+      },
+      async unregister(ctx, entry) {
+        await createClient(NetworkServiceRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
+      },
+    };
+    return el as unknown as RegistryElement<RegistryEntryOf[K]>;
+  }
+  const el: RegistryElement<NetworkServiceEndpoint> = {
+    name: "connect",
+    async register(ctx, entry) {
+      return createClient(NetworkServiceEndpointRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
+    },
+    async *find(ctx, query): AsyncIterable<FindResult<NetworkServiceEndpoint>> {
+      const stream = createClient(NetworkServiceEndpointRegistry, pick()).find(
+        { networkServiceEndpoint: query.template, watch: query.watch },
+        await callOptions(ctx, opts, false),
+      );
+      for await (const r of stream) if (r.networkServiceEndpoint) yield { entry: r.networkServiceEndpoint, deleted: r.deleted };
+    },
+    async unregister(ctx, entry) {
+      await createClient(NetworkServiceEndpointRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
+    },
+  };
+  return el as unknown as RegistryElement<RegistryEntryOf[K]>;
+}

@@ -1,0 +1,73 @@
+/**
+ * retry (registry client): a Register, Unregister or Find that fails with a transient code (Unavailable, a
+ * deadline, …) is tried again every `intervalMs` on `ctx.clock` until `tryTimeoutMs` has passed or the caller
+ * cancels; errors about the request itself (InvalidArgument, PermissionDenied, …) are returned at once. A Find is
+ * retried only until it has delivered its first result. Place after `begin`.
+ */
+import type { CallContext } from "../../../networkservice/core/context.js";
+import { Code, toStatusError } from "../../../tools/status/index.js";
+import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
+
+/** Options of `retry.newClient`. */
+export interface RetryOptions {
+  /** Delay between attempts; default 1 000 ms. */
+  intervalMs?: number;
+  /** Give up (returning the last error) once this much time has passed since the first attempt; default 15 000 ms. */
+  tryTimeoutMs?: number;
+}
+
+const FINAL: ReadonlySet<number> = new Set([
+  Code.InvalidArgument,
+  Code.PermissionDenied,
+  Code.Unauthenticated,
+  Code.NotFound,
+  Code.AlreadyExists,
+  Code.FailedPrecondition,
+  Code.OutOfRange,
+  Code.Unimplemented,
+  Code.Canceled,
+]);
+
+/** True when trying again could succeed. */
+export function isRetryable(err: unknown): boolean {
+  return !FINAL.has(toStatusError(err).code);
+}
+
+/** Creates the client element (see the header comment). */
+export function newClient<T extends RegistryEntry>(opts: RetryOptions = {}): RegistryElement<T> {
+  const intervalMs = opts.intervalMs ?? 1000;
+  const tryTimeoutMs = opts.tryTimeoutMs ?? 15_000;
+  const attempt = async <R>(ctx: CallContext, fn: () => Promise<R>): Promise<R> => {
+    const start = ctx.clock.now();
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (ctx.signal.aborted || !isRetryable(err) || ctx.clock.now() + intervalMs - start > tryTimeoutMs) throw err;
+        ctx.log.debug({ element: "retry", err }, "call failed; retrying");
+        await ctx.clock.sleep(intervalMs, ctx.signal);
+      }
+    }
+  };
+  return {
+    name: "retry",
+    register: (ctx, entry, next) => attempt(ctx, () => next.register(ctx, entry)),
+    async *find(ctx, query, next): AsyncIterable<FindResult<T>> {
+      const start = ctx.clock.now();
+      for (;;) {
+        let delivered = false;
+        try {
+          for await (const r of next.find(ctx, query)) {
+            delivered = true;
+            yield r;
+          }
+          return;
+        } catch (err) {
+          if (delivered || ctx.signal.aborted || !isRetryable(err) || ctx.clock.now() + intervalMs - start > tryTimeoutMs) throw err;
+          await ctx.clock.sleep(intervalMs, ctx.signal);
+        }
+      }
+    },
+    unregister: (ctx, entry, next) => attempt(ctx, () => next.unregister(ctx, entry)),
+  };
+}

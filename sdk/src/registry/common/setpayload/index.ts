@@ -1,0 +1,2 @@
+/** setpayload (registry): empty network service payload → `IP`. */
+export { newServer } from "./setpayload.js";

@@ -1,0 +1,2 @@
+/** store (registry): the terminal element backed by a RegistryStore. */
+export { newServer } from "./store.js";

@@ -1,0 +1,2 @@
+/** validate (registry): InvalidArgument naming the field for malformed entries. */
+export { newServer, validateEntry } from "./validate.js";
