@@ -39,11 +39,17 @@ export function newServer(): NetworkServiceElement {
       const list = cands.endpoints;
       if (list.length === 0) fail(Code.NotFound, `roundrobin: no candidate endpoints for network service "${conn.networkService}"`);
       const key = cands.networkService?.name ?? conn.networkService;
+      // Only a choice among a service's endpoints rotates; a named endpoint (a refresh, an explicit request)
+      // must not shift the rotation for everyone else.
+      const rotate = cands.networkService !== undefined;
       const failures: string[] = [];
       const causes: unknown[] = [];
       for (let i = 0; i < list.length; i++) {
-        const n = rotation.get(key) ?? 0;
-        rotation.set(key, (n + 1) % Number.MAX_SAFE_INTEGER);
+        let n = i;
+        if (rotate) {
+          n = rotation.get(key) ?? 0;
+          rotation.set(key, (n + 1) % Number.MAX_SAFE_INTEGER);
+        }
         const nse = list[n % list.length] as NetworkServiceEndpoint;
         // Each attempt gets its own copy: a failed attempt must not leak its changes into the next one.
         const attempt = clone(NetworkServiceRequestSchema, req);
