@@ -1,8 +1,9 @@
 /**
  * The etcd registry store: one key per entry (`<prefix><kind>/<name>`, value = the protobuf binary), a lease per
- * expiring registration so etcd itself deletes it at its expiration (even when no registry replica is alive), watches
- * started right after the snapshot's revision feeding Find(watch), and `mod_revision` compare-and-swap through
- * transactions so two registry replicas never lose an update.
+ * expiring registration so etcd itself deletes it at its expiration (even when no registry replica is alive), and
+ * `mod_revision` compare-and-swap through transactions so two registry replicas never lose an update. Find is served
+ * from a watch-fed mirror of the prefix (loaded at one revision, then fed by a watch from the next revision, so
+ * nothing is lost or repeated), indexed like the memory store: Find by label does not range over every key.
  */
 import { clone, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Etcd3, type IKeyValue, type IRequestOp, type Watcher } from "etcd3";
@@ -11,18 +12,18 @@ import { realClock, type Clock } from "../../tools/clock/index.js";
 import type { Logger } from "../../tools/log/index.js";
 import { silentLogger } from "../../tools/log/index.js";
 import { Code, StatusError, fail } from "../../tools/status/index.js";
+import { EntryIndex } from "./entry-index.js";
 import { kindSpec, type KindSpec } from "./kind.js";
 import {
   DEFAULT_WATCH_BUFFER,
-  type FindOptions,
-  type PutOptions,
   type RegistryEntryOf,
   type RegistryKind,
   type RegistryStore,
   type StoreEvent,
+  type StoreFindOptions,
+  type StorePutOptions,
   type VersionedEntry,
 } from "./types.js";
-import { WatchQueue } from "./watch-queue.js";
 
 /** Default key prefix of the etcd store. */
 export const DEFAULT_ETCD_PREFIX = "/nsm-ts/registry/";
@@ -35,7 +36,12 @@ export type EtcdStoreOptions = ({ client: Etcd3; endpoints?: undefined } | { end
   clock?: Clock;
   /** Live events buffered per watcher before it is cut off with `ResourceExhausted`; default `DEFAULT_WATCH_BUFFER`. */
   watchBuffer?: number;
-  /** Where anomalies (undecodable values, lease revoke failures) are logged; default silent. */
+  /**
+   * How long a write waits for its own change to reach the Find mirror before returning anyway; default 5000 ms.
+   * The wait gives read-your-writes to Find; the write itself is already durable in etcd.
+   */
+  mirrorWaitMs?: number;
+  /** Where anomalies (undecodable values, lease revoke failures, broken watches) are logged; default silent. */
   logger?: Logger;
 };
 
@@ -47,10 +53,13 @@ export function createEtcdStore<K extends RegistryKind>(kind: K, opts: EtcdStore
   return new EtcdStore(kindSpec(kind), opts);
 }
 
-interface Live<T> {
-  entry: T;
-  deleted: boolean;
-  revision: string;
+/** The local, watch-fed copy of the prefix that Find reads. */
+interface Mirror<T extends RegistryEntry> {
+  index: EntryIndex<T>;
+  /** Highest etcd revision applied to `index`. */
+  applied: bigint;
+  watcher: Watcher | undefined;
+  waits: Array<{ revision: bigint; done: () => void }>;
 }
 
 class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
@@ -61,8 +70,9 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
   private readonly keyPrefix: string;
   private readonly clock: Clock;
   private readonly watchBuffer: number;
+  private readonly mirrorWaitMs: number;
   private readonly log: Logger;
-  private readonly active = new Set<{ queue: WatchQueue<Live<T>>; watcher: Watcher | undefined }>();
+  private mirror: Promise<Mirror<T>> | undefined;
   private closed = false;
 
   constructor(
@@ -83,6 +93,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     this.clock = opts.clock ?? realClock;
     this.watchBuffer = opts.watchBuffer ?? DEFAULT_WATCH_BUFFER;
     if (!(this.watchBuffer >= 1)) fail(Code.InvalidArgument, `${this.what}: watchBuffer must be at least 1`);
+    this.mirrorWaitMs = opts.mirrorWaitMs ?? 5000;
     this.log = opts.logger ?? silentLogger;
   }
 
@@ -90,6 +101,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     return (await this.getVersioned(name))?.entry;
   }
 
+  /** Reads etcd itself (not the mirror), so the revision is current for a compare-and-swap. */
   async getVersioned(name: string): Promise<VersionedEntry<T> | undefined> {
     this.checkOpen();
     const res = await this.call("get", () => this.client.kv.range({ key: this.key(name) }));
@@ -99,7 +111,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     return entry === undefined ? undefined : { entry, revision: kv.mod_revision };
   }
 
-  async put(entry: T, opts: PutOptions = {}): Promise<{ revision: string }> {
+  async put(entry: T, opts: StorePutOptions = {}): Promise<{ revision: string }> {
     this.checkOpen();
     const name = entry.name;
     if (name === "") fail(Code.InvalidArgument, `${this.what}: entry.name is empty`);
@@ -137,6 +149,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     // The previous registration's lease now holds no key; revoke it so it does not linger until its TTL.
     const prevLease = res.responses[0]?.response_put?.prev_kv?.lease;
     if (prevLease !== undefined && prevLease !== lease) this.revoke(prevLease);
+    await this.mirrored(res.header.revision);
     return { revision: res.header.revision };
   }
 
@@ -146,124 +159,131 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     const prev = res.prev_kvs[0];
     if (prev === undefined) return undefined;
     this.revoke(prev.lease);
+    await this.mirrored(res.header.revision);
     return this.decode(prev.value, name);
   }
 
-  find(template: T, opts: FindOptions): AsyncIterable<StoreEvent<T>> {
+  find(template: T, opts: StoreFindOptions): AsyncIterable<StoreEvent<T>> {
     return this.findGen(clone(this.spec.schema, template), opts);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const err = new StatusError(Code.Unavailable, `${this.what}: store closed`);
-    const cancels: Promise<void>[] = [];
-    for (const a of this.active) {
-      a.queue.fail(err);
-      if (a.watcher !== undefined) cancels.push(a.watcher.cancel().catch(() => undefined));
-    }
-    this.active.clear();
-    await Promise.all(cancels);
+    const m = await this.mirror?.catch(() => undefined);
+    this.mirror = undefined;
+    if (m !== undefined) await this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: store closed`));
     if (this.ownsClient) this.client.close();
   }
 
-  private async *findGen(template: T, opts: FindOptions): AsyncGenerator<StoreEvent<T>> {
+  private async *findGen(template: T, opts: StoreFindOptions): AsyncGenerator<StoreEvent<T>> {
     this.checkOpen();
-    const byName = template.name !== "";
-    const start = byName ? `${this.keyPrefix}${template.name}` : this.keyPrefix;
-    const end = byName ? undefined : prefixEnd(start);
-    // Page through one consistent revision: the first page fixes it, later pages read at it.
-    const snapshot: StoreEvent<T>[] = [];
+    const m = await this.ensureMirror();
+    yield* m.index.find(template, opts);
+  }
+
+  private ensureMirror(): Promise<Mirror<T>> {
+    this.mirror ??= this.loadMirror().catch((err: unknown) => {
+      this.mirror = undefined;
+      throw err;
+    });
+    return this.mirror;
+  }
+
+  /** Loads the prefix at one revision (paged), then watches from the next revision so no change falls between. */
+  private async loadMirror(): Promise<Mirror<T>> {
+    const index = new EntryIndex(this.spec, this.watchBuffer, this.what);
+    const end = prefixEnd(this.keyPrefix);
     let revision: string | undefined;
-    let from = Buffer.from(start);
+    let from = Buffer.from(this.keyPrefix);
     for (;;) {
-      const res = await this.call("find", () =>
-        this.client.kv.range({
-          key: from,
-          ...(end === undefined ? {} : { range_end: end, limit: PAGE_SIZE }),
-          ...(revision === undefined ? {} : { revision }),
-        }),
+      const res = await this.call("load", () =>
+        this.client.kv.range({ key: from, range_end: end, limit: PAGE_SIZE, ...(revision === undefined ? {} : { revision }) }),
       );
       revision ??= res.header.revision;
       for (const kv of res.kvs) {
         const entry = this.decode(kv.value, kv.key.toString());
-        if (entry !== undefined && this.spec.match(template, entry)) {
-          snapshot.push({ entry, deleted: false, revision: kv.mod_revision });
-        }
+        if (entry !== undefined) index.set(entry, kv.mod_revision, false);
       }
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || last === undefined) break;
       from = Buffer.concat([last.key, Buffer.from([0])]);
     }
-
-    let handle: { queue: WatchQueue<Live<T>>; watcher: Watcher | undefined } | undefined;
-    if (opts.watch && !opts.signal.aborted) {
-      // Watch from the revision after the snapshot: etcd replays every change since, so nothing is lost or repeated.
-      const queue = new WatchQueue<Live<T>>(this.watchBuffer, this.what);
-      handle = { queue, watcher: undefined };
-      this.active.add(handle);
-      const builder = this.client.watch().withPreviousKV().startRevision((BigInt(revision) + 1n).toString());
-      const h = handle;
-      try {
-        h.watcher = await (byName ? builder.key(start) : builder.prefix(start)).create();
-      } catch (err) {
-        this.active.delete(h);
-        throw new StatusError(Code.Unavailable, `${this.what}: watch failed: ${String(err)}`, { cause: err });
-      }
-      this.attach(h.watcher, template, queue, () => this.drop(h));
-      if (this.closed) this.drop(h);
-    }
+    const m: Mirror<T> = { index, applied: BigInt(revision), watcher: undefined, waits: [] };
+    const builder = this.client.watch().withPreviousKV().startRevision((m.applied + 1n).toString()).prefix(this.keyPrefix);
     try {
-      for (const ev of snapshot) {
-        if (opts.signal.aborted) return;
-        yield ev;
-      }
-      if (handle === undefined) return;
-      for (;;) {
-        const ev = await handle.queue.next(opts.signal);
-        if (ev === undefined) return;
-        yield { entry: clone(this.spec.schema, ev.entry), deleted: ev.deleted, revision: ev.revision };
-      }
-    } finally {
-      if (handle !== undefined) this.drop(handle);
+      m.watcher = await builder.create();
+    } catch (err) {
+      throw new StatusError(Code.Unavailable, `${this.what}: watch failed: ${String(err)}`, { cause: err });
+    }
+    m.watcher.on("put", (kv: IKeyValue) => {
+      const entry = this.decode(kv.value, kv.key.toString());
+      if (entry !== undefined) m.index.set(entry, kv.mod_revision);
+      this.advance(m, kv.mod_revision);
+    });
+    m.watcher.on("delete", (kv: IKeyValue) => {
+      // A lease expiry arrives here like an unregister: watchers see it as deleted=true.
+      m.index.delete(kv.key.toString().slice(this.keyPrefix.length), kv.mod_revision);
+      this.advance(m, kv.mod_revision);
+    });
+    m.watcher.on("error", (err: Error) => {
+      // Unrecoverable (e.g. the revision was compacted away): end the watches; the next Find reloads.
+      this.log.warn({ err }, `${this.what}: watch failed; Find will reload`);
+      if (this.mirror !== undefined) this.mirror = undefined;
+      void this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: watch failed: ${err.message}`, { cause: err }));
+    });
+    if (this.closed) {
+      await this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: store closed`));
+      fail(Code.Unavailable, `${this.what}: store closed`);
+    }
+    return m;
+  }
+
+  private advance(m: Mirror<T>, revision: string): void {
+    const r = BigInt(revision);
+    if (r > m.applied) m.applied = r;
+    if (m.waits.length === 0) return;
+    const due = m.waits.filter((w) => w.revision <= m.applied);
+    m.waits = m.waits.filter((w) => w.revision > m.applied);
+    for (const w of due) w.done();
+  }
+
+  /** Waits (bounded) until the mirror, if one is running, has applied `revision`: Find then sees this write. */
+  private async mirrored(revision: string): Promise<void> {
+    const m = await this.mirror?.catch(() => undefined);
+    if (m === undefined || m.applied >= BigInt(revision)) return;
+    await new Promise<void>((resolve) => {
+      const timer = this.clock.setTimer(this.mirrorWaitMs, () => {
+        m.waits = m.waits.filter((w) => w !== wait);
+        this.log.warn({ revision }, `${this.what}: write not seen on the watch in time; Find may lag`);
+        resolve();
+      });
+      const wait = {
+        revision: BigInt(revision),
+        done: () => {
+          timer.stop();
+          resolve();
+        },
+      };
+      m.waits.push(wait);
+    });
+  }
+
+  private async stopMirror(m: Mirror<T>, err: StatusError): Promise<void> {
+    m.index.failWatchers(err);
+    for (const w of m.waits.splice(0)) w.done();
+    const w = m.watcher;
+    m.watcher = undefined;
+    if (w !== undefined) {
+      w.removeAllListeners("put");
+      w.removeAllListeners("delete");
+      await w.cancel().catch((e: unknown) => this.log.debug({ err: e }, `${this.what}: watch cancel failed`));
     }
   }
 
-  private attach(watcher: Watcher, template: T, queue: WatchQueue<Live<T>>, overflow: () => void): void {
-    const deliver = (entry: T | undefined, deleted: boolean, revision: string): void => {
-      if (entry === undefined || !this.spec.match(template, entry)) return;
-      if (!queue.push({ entry, deleted, revision })) overflow();
-    };
-    watcher.on("put", (kv: IKeyValue) => {
-      deliver(this.decode(kv.value, kv.key.toString()), false, kv.mod_revision);
-    });
-    watcher.on("delete", (kv: IKeyValue, prev?: IKeyValue) => {
-      const name = kv.key.toString().slice(this.keyPrefix.length);
-      // Without the previous value (compacted away) only the name is known; deliver that rather than nothing.
-      const entry =
-        prev !== undefined && prev.value.length > 0
-          ? this.decode(prev.value, name)
-          : this.decode(new Uint8Array(), name, name);
-      deliver(entry, true, kv.mod_revision);
-    });
-    watcher.on("error", (err: Error) => {
-      queue.fail(new StatusError(Code.Unavailable, `${this.what}: watch failed: ${err.message}`, { cause: err }));
-      overflow();
-    });
-  }
-
-  private drop(handle: { queue: WatchQueue<Live<T>>; watcher: Watcher | undefined }): void {
-    if (!this.active.delete(handle)) return;
-    handle.watcher?.removeAllListeners("put");
-    handle.watcher?.removeAllListeners("delete");
-    handle.watcher?.cancel().catch((err: unknown) => this.log.debug({ err }, `${this.what}: watch cancel failed`));
-  }
-
-  private decode(value: Uint8Array, what: string, fallbackName?: string): T | undefined {
+  private decode(value: Uint8Array, what: string): T | undefined {
     try {
-      const entry = fromBinary(this.spec.schema, value);
-      if (fallbackName !== undefined && entry.name === "") entry.name = fallbackName;
-      return entry;
+      return fromBinary(this.spec.schema, value);
     } catch (err) {
       this.log.warn({ err, key: what }, `${this.what}: skipping undecodable value`);
       return undefined;

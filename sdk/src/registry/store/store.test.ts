@@ -215,7 +215,6 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
         want.push(`-n${i}`);
       }
       const names = await got;
-      // On etcd the watch may start after some puts: those arrive in the snapshot instead, in the same order.
       expect(names).to.deep.equal(want);
     });
 
@@ -434,6 +433,26 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
         expect(await first).to.deep.equal(["+x", "+y", "-x"]);
         expect(await w.names(1)).to.deep.equal(["-y"]);
         expect(await a.get("y")).to.equal(undefined);
+      });
+
+      it("Find on a replica reflects its own writes at once (read-your-writes through the mirror)", async () => {
+        const p = prefix();
+        const a = createEtcdStore("nse", { endpoints: etcd?.endpoints ?? [], prefix: p });
+        opened.push(a);
+        const names = async (): Promise<string[]> => {
+          const out: string[] = [];
+          for await (const ev of a.find(tmpl(), { watch: false, signal: new AbortController().signal })) {
+            out.push(ev.entry.name);
+          }
+          return out.sort();
+        };
+        expect(await names()).to.deep.equal([]);
+        for (let i = 0; i < 5; i++) {
+          await a.put(nse(`r${i}`, ["icmp"]));
+          expect(await names()).to.have.length(i + 1);
+        }
+        await a.delete("r0");
+        expect(await names()).to.deep.equal(["r1", "r2", "r3", "r4"]);
       });
 
       it("compare-and-swap across replicas: the stale one gets Aborted", async () => {

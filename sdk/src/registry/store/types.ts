@@ -22,7 +22,7 @@ export interface RegistryEntryOf {
 export const DEFAULT_WATCH_BUFFER = 256;
 
 /** Options of `RegistryStore.put`. */
-export interface PutOptions {
+export interface StorePutOptions {
   /**
    * Compare-and-swap: the put succeeds only if the entry's current revision equals this (`"0"` = the name must be
    * absent); otherwise it fails with `Aborted`. Undefined writes unconditionally.
@@ -33,7 +33,7 @@ export interface PutOptions {
 }
 
 /** Options of `RegistryStore.find`. */
-export interface FindOptions {
+export interface StoreFindOptions {
   /** False: yield the current matches and end. True: then keep yielding changes until `signal` aborts. */
   watch: boolean;
   /** Ends the iteration (normally, without an error) when aborted. */
@@ -67,11 +67,11 @@ export interface RegistryStore<T extends RegistryEntry> {
   /** The entry under `name` with its current revision, for a later compare-and-swap `put`. */
   getVersioned(name: string): Promise<VersionedEntry<T> | undefined>;
   /** Creates or replaces the entry under `entry.name`; rejects with `Aborted` when `expectRevision` does not hold. */
-  put(entry: T, opts?: PutOptions): Promise<{ revision: string }>;
+  put(entry: T, opts?: StorePutOptions): Promise<{ revision: string }>;
   /** Removes the entry and reports it to watchers with `deleted: true`; resolves to the removed entry. */
   delete(name: string): Promise<T | undefined>;
   /** Entries matching `template` (contract §5), then with `watch` every later matching change, in order. */
-  find(template: T, opts: FindOptions): AsyncIterable<StoreEvent<T>>;
+  find(template: T, opts: StoreFindOptions): AsyncIterable<StoreEvent<T>>;
   /** Stops expiry timers and ends open watches with `Unavailable`; later calls fail with `Unavailable`. */
   close(): Promise<void>;
 }

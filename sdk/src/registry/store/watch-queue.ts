@@ -5,7 +5,7 @@
  */
 import { Code, StatusError } from "../../tools/status/index.js";
 
-/** A bounded FIFO with one async reader (internal). */
+/** A bounded FIFO with one async reader, shared by the stores (internal). */
 export class WatchQueue<E> {
   private items: E[] = [];
   private failure: StatusError | undefined;

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { expect } from "chai";
 import { Etcd3 } from "etcd3";
-import { etcdAvailable, startEtcd, type EtcdInstance } from "./index.js";
+import { etcdAvailable, seedEtcd, startEtcd, type EtcdInstance } from "./index.js";
 
 describe("tools/etcdtest", function () {
   this.timeout(30_000);
@@ -40,5 +40,16 @@ describe("tools/etcdtest", function () {
     await etcd.stop();
     etcd = undefined;
     expect(existsSync(dir)).to.equal(false);
+  });
+
+  it("seeds many keys in batched transactions", async () => {
+    etcd = await startEtcd();
+    const n = 1000;
+    const entries = Array.from({ length: n }, (_, i) => [`/seed/${i}`, new TextEncoder().encode(`v${i}`)] as const);
+    const revision = await seedEtcd(etcd.endpoints, entries, { batch: 100 });
+    expect(Number(revision)).to.be.greaterThan(1);
+    client = new Etcd3({ hosts: etcd.endpoints });
+    expect(await client.getAll().prefix("/seed/").count()).to.equal(n);
+    expect(await client.get("/seed/999").string()).to.equal("v999");
   });
 });

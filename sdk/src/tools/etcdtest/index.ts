@@ -10,6 +10,7 @@ import { get as httpGet } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Etcd3 } from "etcd3";
 
 /** Where Debian's `etcd-server` package (and our CI) installs the binary. */
 export const DEFAULT_ETCD_BINARY = "/usr/bin/etcd";
@@ -27,6 +28,11 @@ export interface StartEtcdOptions {
   heartbeatIntervalMs?: number;
   /** Raft election timeout in ms; default 500. */
   electionTimeoutMs?: number;
+  /**
+   * Parent directory of the data directory; default the OS temp dir. Benchmarks pass a tmpfs (`/dev/shm`) to take
+   * disk fsync latency out of the numbers.
+   */
+  tmpDir?: string;
 }
 
 /** A running etcd started by `startEtcd`. */
@@ -60,7 +66,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdInstan
   const binary = opts.binary ?? DEFAULT_ETCD_BINARY;
   const check = etcdAvailable(binary);
   if (!check.available) throw new Error(`etcdtest: ${check.reason}`);
-  const dataDir = await mkdtemp(join(tmpdir(), "nsm-ts-etcd-"));
+  const dataDir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), "nsm-ts-etcd-"));
   const [clientPort, peerPort] = await freePorts(2);
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
@@ -174,4 +180,51 @@ function healthy(url: string): Promise<boolean> {
 function goArch(nodeArch: string): string {
   const map: Record<string, string> = { ia32: "386", arm: "arm", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
   return map[nodeArch] ?? nodeArch;
+}
+
+/** Options of `seedEtcd`. */
+export interface SeedEtcdOptions {
+  /** Puts per transaction; default 128 (etcd's default `--max-txn-ops`). */
+  batch?: number;
+  /** Transactions in flight at once; default 8. */
+  inFlight?: number;
+}
+
+/**
+ * Writes many keys fast (batched transactions, no leases), for tests and benchmarks that need a large data set in
+ * place before measuring; resolves to the etcd revision after the last write.
+ */
+export async function seedEtcd(
+  endpoints: string[],
+  entries: Iterable<readonly [key: string, value: Uint8Array]>,
+  opts: SeedEtcdOptions = {},
+): Promise<string> {
+  const batch = opts.batch ?? 128;
+  const client = new Etcd3({ hosts: endpoints });
+  try {
+    const it = entries[Symbol.iterator]();
+    let revision = "0";
+    let done = false;
+    const nextBatch = (): Array<readonly [string, Uint8Array]> => {
+      const out: Array<readonly [string, Uint8Array]> = [];
+      while (!done && out.length < batch) {
+        const r = it.next();
+        if (r.done === true) done = true;
+        else out.push(r.value);
+      }
+      return out;
+    };
+    const worker = async (): Promise<void> => {
+      for (let b = nextBatch(); b.length > 0; b = nextBatch()) {
+        const res = await client.kv.txn({
+          success: b.map(([key, value]) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } })),
+        });
+        if (BigInt(res.header.revision) > BigInt(revision)) revision = res.header.revision;
+      }
+    };
+    await Promise.all(Array.from({ length: opts.inFlight ?? 8 }, worker));
+    return revision;
+  } finally {
+    client.close();
+  }
 }
