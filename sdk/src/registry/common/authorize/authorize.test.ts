@@ -1,0 +1,50 @@
+/** authorize: a second identity cannot re-register or unregister a name owned by another (upstream cases). */
+import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { expect } from "chai";
+import { CallContext } from "../../../networkservice/core/context.js";
+import { MockClock } from "../../../tools/clock/index.js";
+import { ephemeralIdentity } from "../../../tools/identity/index.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
+import { createTokenGenerator } from "../../../tools/token/index.js";
+import { registryChain, registryHandler } from "../../core/index.js";
+import { createMemoryStore } from "../../store/index.js";
+import { nse } from "../../test-helpers.js";
+import * as store from "../store/index.js";
+import * as updatepath from "../updatepath/index.js";
+import { newServer } from "./index.js";
+
+describe("registry authorize", () => {
+  it("only the original registrant may refresh or unregister a name", async () => {
+    const clock = new MockClock();
+    const st = createMemoryStore("nse", { clock });
+    const gen = async (name: string) =>
+      createTokenGenerator(await ephemeralIdentity(`spiffe://test.com/${name}`), { maxTokenLifetimeMs: 600_000, clock });
+    const server = registryChain(
+      updatepath.newServer<NetworkServiceEndpoint>(await gen("registry")),
+      newServer<NetworkServiceEndpoint>({ owners: async (n) => (await st.get(n))?.pathIds }),
+      store.newServer(st),
+    );
+    const as = async (name: string) => registryHandler(registryChain(updatepath.newClient(await gen(name)), server));
+    const alice = await as("alice");
+    const mallory = await as("mallory");
+    const ctx = CallContext.create({ clock });
+
+    const res = await alice.register(ctx, nse("nse-1"));
+    expect(res.pathIds).to.deep.equal(["spiffe://test.com/alice", "spiffe://test.com/registry"]);
+    await alice.register(ctx, nse("nse-1")); // a refresh by the owner
+
+    for (const op of [() => mallory.register(ctx, nse("nse-1")), () => mallory.unregister(ctx, nse("nse-1"))]) {
+      const err = await op().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isStatusError(err, Code.PermissionDenied), String(err)).to.equal(true);
+      expect((err as Error).message).to.contain("registry_client_allowed");
+    }
+    expect((await st.get("nse-1"))?.pathIds[0]).to.equal("spiffe://test.com/alice");
+    await mallory.register(ctx, nse("nse-2")); // a new name is anyone's
+    await alice.unregister(ctx, nse("nse-1"));
+    await mallory.register(ctx, nse("nse-1")); // a freed name too
+    await st.close();
+  });
+});
