@@ -3,3 +3,4 @@ export * from "./types.js";
 export * from "./chain.js";
 export * from "./context.js";
 export * from "./metadata.js";
+export * from "./serve.js";

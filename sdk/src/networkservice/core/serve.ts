@@ -1,0 +1,69 @@
+/**
+ * Serving chains over gRPC: turns each incoming call into a CallContext (signal, deadline on the chain's
+ * clock, logger with the method, peer identity from mTLS and the `nsm-client-token` metadata) and hands the
+ * message to the chain. Errors leave as StatusErrors with their codes; the transport turns anything else
+ * into `Internal`.
+ */
+import { MonitorConnection, NetworkService } from "@nsm-ts/api/networkservice";
+import type { NsmServer, ServerCallContext } from "../../tools/grpc/index.js";
+import { type Clock, realClock } from "../../tools/clock/index.js";
+import { type Logger, silentLogger } from "../../tools/log/index.js";
+import { spiffeIdOf } from "../../tools/identity/index.js";
+import { tokenFromMetadata } from "../../tools/token/index.js";
+import { CallContext } from "./context.js";
+import { handler } from "./chain.js";
+import type { MonitorConnectionServer, NetworkServiceElement } from "./types.js";
+
+/** Options shared by everything that serves a chain. */
+export interface ServeOptions {
+  /** Clock of the chain; the incoming deadline is translated onto it. Default: real clock. */
+  clock?: Clock;
+  /** Base logger; each call gets a child with the method. Default: silent. */
+  log?: Logger;
+}
+
+/** Builds the chain context of one incoming call. */
+export function contextFromCall(sctx: ServerCallContext, opts: ServeOptions = {}): CallContext {
+  const clock = opts.clock ?? realClock;
+  // The wire deadline is wall-clock time; keep the remaining time, measured on the chain's clock.
+  const deadline = sctx.deadline ? clock.now() + (sctx.deadline.getTime() - Date.now()) : undefined;
+  const cert = sctx.peerCertificate;
+  const token = tokenFromMetadata(sctx.metadataAll);
+  return CallContext.create({
+    signal: sctx.signal,
+    deadline,
+    clock,
+    log: (opts.log ?? silentLogger).child({ method: sctx.method }),
+    peer: {
+      address: sctx.peer,
+      ...(cert ? { certificate: cert, spiffeId: spiffeIdOf(cert) } : {}),
+      ...(token ? { token } : {}),
+    },
+  });
+}
+
+/**
+ * Registers `networkservice.NetworkService` backed by `element` (and `connection.MonitorConnection` backed by
+ * `monitor`, when given) on `server`; both names are marked SERVING in the health service.
+ */
+export function serveNetworkService(
+  server: NsmServer,
+  element: NetworkServiceElement,
+  monitor?: MonitorConnectionServer,
+  opts: ServeOptions = {},
+): void {
+  const h = handler(element);
+  server.addService(NetworkService, {
+    // The transport decodes a fresh message per call, so the chain may own it without a copy.
+    request: (req, sctx) => h.request(contextFromCall(sctx, opts), req),
+    close: async (conn, sctx) => {
+      await h.close(contextFromCall(sctx, opts), conn);
+      return {};
+    },
+  });
+  if (monitor) {
+    server.addService(MonitorConnection, {
+      monitorConnections: (selector, sctx) => monitor.monitorConnections(contextFromCall(sctx, opts), selector),
+    });
+  }
+}
