@@ -6,6 +6,8 @@ import { newCounter } from "../../utils/count/index.js";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
 import type { PathPolicyInput, Policy } from "../../../tools/policy/index.js";
+import * as begin from "../begin/index.js";
+import * as metadata from "../metadata/index.js";
 import * as authorize from "./index.js";
 
 /** A policy that records its inputs and denies when told to. */
@@ -97,6 +99,25 @@ describe("authorize", () => {
     expect((rec.inputs[0]?.path as Path).pathSegments).to.have.length(2);
     expect(counter.closes).to.equal(0);
     await expectDenied(h.request(CallContext.create({ clock }), request()), "authorize-client: policy recording denied: too long");
+    expect(counter.closes).to.equal(1);
+  });
+});
+
+describe("authorize with begin", () => {
+  it("a denied Close leaves the connection established for its owner", async () => {
+    const clock = new MockClock();
+    const counter = newCounter();
+    const onlyOwner: Policy<PathPolicyInput> = {
+      name: "only_owner",
+      check: async (input) => (input.peer?.spiffeId === "spiffe://test/owner" ? undefined : "not the owner"),
+    };
+    const h = handler(chain(begin.newServer(), metadata.newServer(), authorize.newServer({ policies: [onlyOwner] }), counter));
+    const owner = CallContext.create({ clock, peer: { spiffeId: "spiffe://test/owner" } });
+    const intruder = CallContext.create({ clock, peer: { spiffeId: "spiffe://test/intruder" } });
+    const conn = await h.request(owner, create(NetworkServiceRequestSchema, { connection: { id: "c1" } }));
+    await expectDenied(h.close(intruder, conn), "policy only_owner denied");
+    expect(counter.closes).to.equal(0);
+    await h.close(owner, conn);
     expect(counter.closes).to.equal(1);
   });
 });

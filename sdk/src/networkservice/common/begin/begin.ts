@@ -18,7 +18,7 @@ import {
 import { clone } from "@bufbuild/protobuf";
 import { CallContext, ContextKey } from "../../core/context.js";
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../core/types.js";
-import { Code, fail } from "../../../tools/status/index.js";
+import { Code, fail, isStatusError } from "../../../tools/status/index.js";
 
 /** Re-runs operations on one connection from the begin element, serialised with everything else. */
 export interface EventFactory {
@@ -210,12 +210,17 @@ class Begin {
     if (!st) return; // nothing established under this id: Close is idempotent
     await st.run(async () => {
       if (st.phase !== "established" || this.states.get(conn.id) !== st) return;
+      let denied = false;
       try {
         // Close with the last connection we returned: it has the path the next hops know.
         const last = st.last?.connection ?? conn;
         await next.close(ctx.with(eventFactoryKey, st), clone(ConnectionSchema, last));
+      } catch (err) {
+        // A Close the policies refused must not end the connection for its rightful owner.
+        denied = isStatusError(err, Code.PermissionDenied);
+        throw err;
       } finally {
-        st.finish();
+        if (!denied) st.finish();
       }
     });
   }
