@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { Netns, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
+import { Netns, currentNetns, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
 
 function code(fn: () => unknown): number | undefined {
   try {
@@ -71,6 +71,12 @@ describe("netns: Netns handle", () => {
     expect(own.isCurrent).to.equal(true);
     expect(own.path).to.equal(`/proc/${process.pid}/ns/net`);
     expect(own.inode).to.be.greaterThan(0);
+    const cur = await currentNetns();
+    expect(cur.sameAs(own)).to.equal(true);
+    await cur.verify();
+    const stale = new Netns("/proc/self/ns/net", parseNetnsUrl("/proc/self/ns/net"), own.inode + 1, own.dev, false);
+    const staleErr = await stale.verify().then(() => undefined, (e: unknown) => e);
+    expect((staleErr as StatusError).code).to.equal(Code.NotFound);
     const err = await openNetns("nsmts-does-not-exist-0").then(() => undefined, (e: unknown) => e);
     expect(err).to.be.instanceOf(StatusError);
     expect((err as StatusError).code).to.equal(Code.NotFound);
