@@ -1,6 +1,10 @@
 /**
  * Conversions between grpc-js `Metadata` and the plain records our API exposes. Binary (`-bin`) values are
  * base64-encoded so every value stays a string.
+ *
+ * Node's HTTP/2 layer joins repeated header fields into one string separated by ", " before grpc-js sees
+ * them, so we split on ", " to recover the individual values (token rules need "exactly one value"). NSM
+ * values never contain ", " (JWTs, RFC 3339 times, Go's compact JSON); a value that did would be split too.
  */
 import * as grpc from "@grpc/grpc-js";
 
@@ -25,13 +29,19 @@ export function toGrpcMetadata(record: Readonly<Record<string, string>> | undefi
 export function firstValues(md: grpc.Metadata | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!md) return out;
-  for (const [k, v] of Object.entries(md.getMap())) out[k] = str(v);
+  for (const [k, v] of Object.entries(md.getMap())) {
+    const s = str(v);
+    const i = typeof v === "string" ? s.indexOf(", ") : -1;
+    out[k] = i < 0 ? s : s.slice(0, i);
+  }
   return out;
 }
 
 /** Every value per key, in arrival order. */
 export function allValues(md: grpc.Metadata): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const k of Object.keys(md.getMap())) out[k] = md.get(k).map(str);
+  for (const k of Object.keys(md.getMap())) {
+    out[k] = md.get(k).flatMap((v) => (typeof v === "string" ? v.split(", ") : [str(v)]));
+  }
   return out;
 }

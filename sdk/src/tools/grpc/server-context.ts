@@ -26,6 +26,9 @@ export class CallContext implements ServerCallContext {
   private cert: { value: X509Certificate | undefined } | undefined;
   /** True for calls whose response is a stream (closed early when the server shuts down). */
   readonly streaming: boolean;
+  /** Read at call start: grpc-js forgets the peer once the stream has closed. */
+  readonly peer: string;
+  private readonly rawCert: Buffer | undefined;
 
   constructor(
     readonly method: string,
@@ -34,6 +37,8 @@ export class CallContext implements ServerCallContext {
     private readonly log: Logger,
   ) {
     this.streaming = streaming;
+    this.peer = call.getPeer();
+    this.rawCert = call.getAuthContext()?.sslPeerCertificate?.raw;
   }
 
   get signal(): AbortSignal {
@@ -56,14 +61,9 @@ export class CallContext implements ServerCallContext {
     return this.mdAll;
   }
 
-  get peer(): string {
-    return this.call.getPeer();
-  }
-
   get peerCertificate(): X509Certificate | undefined {
     if (!this.cert) {
-      const raw = this.call.getAuthContext()?.sslPeerCertificate?.raw;
-      this.cert = { value: raw ? new X509Certificate(raw) : undefined };
+      this.cert = { value: this.rawCert ? new X509Certificate(this.rawCert) : undefined };
     }
     return this.cert.value;
   }
