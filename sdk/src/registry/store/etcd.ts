@@ -210,7 +210,8 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
       from = Buffer.concat([last.key, Buffer.from([0])]);
     }
     const m: Mirror<T> = { index, applied: BigInt(revision), watcher: undefined, waits: [] };
-    const builder = this.client.watch().withPreviousKV().startRevision((m.applied + 1n).toString()).prefix(this.keyPrefix);
+    // No withPreviousKV: a delete's previous value is the mirror's own copy, so the watch carries only new values.
+    const builder = this.client.watch().startRevision((m.applied + 1n).toString()).prefix(this.keyPrefix);
     try {
       m.watcher = await builder.create();
     } catch (err) {
