@@ -88,6 +88,23 @@ export function treeFirst<K, V>(t: Tree<K, V>): [K, V] | undefined {
   return [n.keys[0] as K, n.vals[0] as V];
 }
 
+/** The entry with the smallest key >= k (iterative: the hot path of LPM and unique-first lookups). */
+export function treeCeiling<K, V>(t: Tree<K, V>, k: K): [K, V] | undefined {
+  let n = t.root;
+  if (!n) return undefined;
+  let right: Node<K, V> | undefined;
+  while (n.children) {
+    const i = childIndex(n.keys, k);
+    if (i + 1 < n.children.length) right = n.children[i + 1];
+    n = n.children[i] as Node<K, V>;
+  }
+  const i = lowerBound(n.keys, k);
+  if (i < n.keys.length) return [n.keys[i] as K, n.vals[i] as V];
+  if (!right) return undefined;
+  while (right.children) right = right.children[0] as Node<K, V>;
+  return right.keys.length ? [right.keys[0] as K, right.vals[0] as V] : undefined;
+}
+
 /**
  * Calls fn for every entry with key >= from (every entry when from is undefined) in key order until fn
  * returns false. Used for range scans where allocating an iterator per lookup would dominate.

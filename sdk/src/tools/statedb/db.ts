@@ -5,7 +5,17 @@
  * of root pointers and a commit swaps that map in one step.
  */
 import { Code, StatusError, fail } from "../status/index.js";
-import { type Edit, type Tree, TreeDraft, emptyTree, treeFirst, treeGet, treeValues, treeWalk } from "./btree.js";
+import {
+  type Edit,
+  type Tree,
+  TreeDraft,
+  emptyTree,
+  treeCeiling,
+  treeFirst,
+  treeGet,
+  treeValues,
+  treeWalk,
+} from "./btree.js";
 import { lengthSlot, parsePrefix, prefixKey } from "./ip.js";
 
 /** A unique secondary index: at most one object per key; `key` returning undefined leaves the object out. */
@@ -419,6 +429,10 @@ export class Table<T, I extends string = never> extends TableBase {
     const start = (def.kind === "lpm" ? prefixKey(parsePrefix(key, `index "${index}" key`)) : key) + "\0";
     const out: T[] = [];
     if (limit <= 0) return out;
+    if (limit === 1) {
+      const c = treeCeiling(tree, start);
+      return c?.[0].startsWith(start) ? [c[1].object] : out;
+    }
     treeWalk(tree, start, (k, e) => {
       if (!k.startsWith(start)) return false;
       out.push(e.object);
@@ -734,12 +748,15 @@ export class Table<T, I extends string = never> extends TableBase {
     for (let len = p.len; len >= 0; len--) {
       if (!counts[off + len]) continue;
       const start = `${prefixKey(p, len)}\0`;
+      if (first) {
+        const c = treeCeiling(tree, start);
+        if (c?.[0].startsWith(start)) return [c[1].object];
+        continue;
+      }
       treeWalk(tree, start, (k, e) => {
         if (!k.startsWith(start)) return false;
         out.push(e.object);
-        return !first;
       });
-      if (first && out.length) break;
     }
     return out;
   }

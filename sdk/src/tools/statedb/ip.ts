@@ -26,7 +26,57 @@ function v4Words(s: string): number[] | undefined {
   return [(a << 8) | b, (c << 8) | d];
 }
 
+/** Hex digit value of a char code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * The common case (hex groups, optional "::", no embedded IPv4) in one pass without allocating per group;
+ * LPM lookups parse an address each, so this is on the hot path. Returns undefined to defer to `v6Words`.
+ */
+function v6WordsFast(s: string): number[] | undefined {
+  const words: number[] = [];
+  let gap = -1;
+  let val = 0;
+  let digits = 0;
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) {
+      if (i + 1 < n && s.charCodeAt(i + 1) === 58) {
+        if (gap >= 0) return undefined;
+        if (digits) words.push(val);
+        else if (i !== 0) return undefined;
+        gap = words.length;
+        i++;
+      } else {
+        if (!digits) return undefined;
+        words.push(val);
+      }
+      val = 0;
+      digits = 0;
+      continue;
+    }
+    const h = hexDigit(c);
+    if (h < 0 || digits === 4) return undefined;
+    val = (val << 4) | h;
+    digits++;
+  }
+  if (digits) words.push(val);
+  else if (gap !== words.length || n < 2) return undefined;
+  if (gap < 0) return words.length === 8 ? words : undefined;
+  if (words.length > 7) return undefined;
+  const fill = new Array<number>(8 - words.length).fill(0);
+  words.splice(gap, 0, ...fill);
+  return words;
+}
+
 function v6Words(s: string): number[] | undefined {
+  if (!s.includes(".")) return v6WordsFast(s);
   const groups = (x: string): number[] | undefined => {
     if (x === "") return [];
     const out: number[] = [];
