@@ -1,13 +1,78 @@
 /**
- * Placeholder wiring: logs the configuration and waits for the abort signal. The registry server replaces
- * this file (build the chains, listen, serve until `ctx.signal` aborts, then drain).
+ * cmd-registry's wiring: an identity (certificate files, or the insecure dev mode with a warning), the stores the
+ * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
+ * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts.
  */
 import { once } from "node:events";
+import {
+  createEtcdStore,
+  createMemoryStore,
+  createRegistryServer,
+  serveRegistry,
+  type RegistryStore,
+  type RegistryEntryOf,
+} from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { createServer } from "@nsm-ts/sdk/tools/grpc";
+import { devIdentity, loadIdentity, type Identity } from "@nsm-ts/sdk/tools/identity";
+import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
 import type { Config } from "./config.js";
 
-/** Runs cmd-registry until `ctx.signal` aborts. */
+/** The dev-mode identity name: NSM_NAME reduced to the SPIFFE path alphabet. */
+function devName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+$/, "registry") || "registry";
+}
+
+async function identityOf(cfg: Config, ctx: RunContext): Promise<Identity> {
+  if (cfg.tlsCertFile !== undefined && cfg.tlsKeyFile !== undefined) {
+    return loadIdentity({
+      certFile: cfg.tlsCertFile,
+      keyFile: cfg.tlsKeyFile,
+      ...(cfg.tlsCaFile === undefined ? {} : { caFile: cfg.tlsCaFile }),
+    });
+  }
+  ctx.log.warn(
+    "insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
+      "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
+  );
+  return devIdentity(devName(cfg.name));
+}
+
+function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
+  if (cfg.registryStore.kind === "etcd") {
+    const endpoints = cfg.registryStore.endpoints;
+    return {
+      ns: createEtcdStore("ns", { endpoints, logger: ctx.log }),
+      nse: createEtcdStore("nse", { endpoints, logger: ctx.log }),
+    };
+  }
+  return { ns: createMemoryStore("ns"), nse: createMemoryStore("nse") };
+}
+
+/** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  ctx.log.info({ config: cfg }, "cmd-registry configured; serving not wired yet, waiting for SIGTERM");
-  if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+  const identity = await identityOf(cfg, ctx);
+  const tokenGenerator = createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime });
+  const stores = storesOf(cfg, ctx);
+  const server = createServer({ ...(identity.tls === undefined ? {} : { tls: identity.tls }), logger: ctx.log });
+  try {
+    const chains = createRegistryServer({
+      tokenGenerator,
+      nsStore: stores.ns,
+      nseStore: stores.nse,
+      expirePeriodMs: cfg.expirePeriod,
+    });
+    serveRegistry(server, chains, { log: ctx.log });
+    const urls: string[] = [];
+    for (const url of cfg.listenOn) urls.push(await server.listen(url));
+    ctx.log.info(
+      { urls, store: cfg.registryStore, expirePeriodMs: cfg.expirePeriod, spiffeId: identity.spiffeId },
+      "cmd-registry serving",
+    );
+    if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+    ctx.log.info("cmd-registry shutting down");
+  } finally {
+    await server.close();
+    await Promise.allSettled([stores.ns.close(), stores.nse.close()]);
+  }
 }
