@@ -51,6 +51,9 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
+  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
+    ctx.log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-registry yet; ignoring them");
+  }
   const identity = await identityOf(cfg, ctx);
   const tokenGenerator = createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime });
   const stores = storesOf(cfg, ctx);
