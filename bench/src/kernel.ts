@@ -47,21 +47,23 @@ interface Spaces {
  * Builds the cross-connect; returns the number of processes it started. `direct` creates the pair in the
  * client netns with the peer straight in the endpoint netns (no forwarder-netns step, no moves).
  */
-async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel: boolean, direct: boolean): Promise<number> {
-  const id = `bench-${i}`;
+async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel: boolean, direct: boolean, k = 0): Promise<number> {
+  const id = `bench-${i}-${k}`;
+  const dev = `nsm-${k}`;
+  const [ca, ea] = [`169.254.${k + 1}.1`, `169.254.${k + 1}.2`];
   if (direct) {
     const c = ops
       .batch(ns.client)
-      .addVeth({ name: "nsm-1", peerName: "nsm-1", peerNetns: ns.endpoint, mtu: 1450, alias: ownerAlias({ owner: "bench", connectionId: id, role: "client" }) })
-      .addAddress("nsm-1", "169.254.100.1/32")
-      .setUp("nsm-1")
-      .addRoute({ dst: "169.254.100.2/32", dev: "nsm-1" });
+      .addVeth({ name: dev, peerName: dev, peerNetns: ns.endpoint, mtu: 1450, alias: ownerAlias({ owner: "bench", connectionId: id, role: "client" }) })
+      .addAddress(dev, `${ca}/32`)
+      .setUp(dev)
+      .addRoute({ dst: `${ea}/32`, dev: dev });
     const e = ops
       .batch(ns.endpoint)
-      .setAlias("nsm-1", ownerAlias({ owner: "bench", connectionId: id, role: "endpoint" }))
-      .addAddress("nsm-1", "169.254.100.2/32")
-      .setUp("nsm-1")
-      .addRoute({ dst: "169.254.100.1/32", dev: "nsm-1" });
+      .setAlias(dev, ownerAlias({ owner: "bench", connectionId: id, role: "endpoint" }))
+      .addAddress(dev, `${ea}/32`)
+      .setUp(dev)
+      .addRoute({ dst: `${ca}/32`, dev: dev });
     const lines = c.size + e.size;
     await c.commit();
     await e.commit();
@@ -70,16 +72,16 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
   const f = ops
     .batch(ns.fwd)
     .addVeth({
-      name: "nsmtmp-a",
-      peerName: "nsmtmp-b",
+      name: `nsmtmp-a${k}`,
+      peerName: `nsmtmp-b${k}`,
       mtu: 1450,
       alias: ownerAlias({ owner: "bench", connectionId: id, role: "client" }),
       peerAlias: ownerAlias({ owner: "bench", connectionId: id, role: "endpoint" }),
     })
-    .moveLink("nsmtmp-a", ns.client, "nsm-1")
-    .moveLink("nsmtmp-b", ns.endpoint, "nsm-1");
-  const c = ops.batch(ns.client).addAddress("nsm-1", "169.254.100.1/32").setUp("nsm-1").addRoute({ dst: "169.254.100.2/32", dev: "nsm-1" });
-  const e = ops.batch(ns.endpoint).addAddress("nsm-1", "169.254.100.2/32").setUp("nsm-1").addRoute({ dst: "169.254.100.1/32", dev: "nsm-1" });
+    .moveLink(`nsmtmp-a${k}`, ns.client, dev)
+    .moveLink(`nsmtmp-b${k}`, ns.endpoint, dev);
+  const c = ops.batch(ns.client).addAddress(dev, `${ca}/32`).setUp(dev).addRoute({ dst: `${ea}/32`, dev: dev });
+  const e = ops.batch(ns.endpoint).addAddress(dev, `${ea}/32`).setUp(dev).addRoute({ dst: `${ca}/32`, dev: dev });
   const lines = [f.size, c.size, e.size];
   await f.commit();
   if (parallel) await Promise.all([c.commit(), e.commit()]);
@@ -99,7 +101,7 @@ async function measure(name: string, mode: IpMode, parallel: boolean, ns: Spaces
     const t0 = performance.now();
     processes = await setupCrossConnect(ops, ns, i, parallel, direct);
     const t1 = performance.now();
-    await ops.deleteLink(ns.client, "nsm-1"); // the peer goes with it
+    await ops.deleteLink(ns.client, "nsm-0"); // the peer goes with it
     const t2 = performance.now();
     if (i === -3) {
       // correctness check once per series, untimed: both ends gone, nothing left in the forwarder netns
@@ -123,6 +125,31 @@ async function measure(name: string, mode: IpMode, parallel: boolean, ns: Spaces
     teardownP50Ms: r(pct(teardown, 50)),
     teardownP99Ms: r(pct(teardown, 99)),
   };
+}
+
+/** Wall time of `n` cross-connects set up (and then torn down) at the same time, as under a burst of requests. */
+async function measureConcurrent(name: string, mode: IpMode, ns: Spaces, n: number, rounds: number): Promise<KernelBenchRow> {
+  const ops = createKernelOps({ mode });
+  const setup: number[] = [];
+  const teardown: number[] = [];
+  let processes = 0;
+  for (let i = -1; i < rounds; i++) {
+    const slots = Array.from({ length: n }, (_, k) => k);
+    const t0 = performance.now();
+    const counts = await Promise.all(slots.map((k) => setupCrossConnect(ops, ns, i, false, false, k)));
+    const t1 = performance.now();
+    await Promise.all(slots.map((k) => ops.deleteLink(ns.client, `nsm-${k}`)));
+    const t2 = performance.now();
+    processes = counts.reduce((a, b) => a + b, 0);
+    if (i >= 0) {
+      setup.push(t1 - t0);
+      teardown.push(t2 - t1);
+    }
+  }
+  setup.sort((a, b) => a - b);
+  teardown.sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { name, iterations: rounds, processes, setupP50Ms: r(pct(setup, 50)), setupP99Ms: r(pct(setup, 99)), teardownP50Ms: r(pct(teardown, 50)), teardownP99Ms: r(pct(teardown, 99)) };
 }
 
 /** Why the bench cannot run here, or undefined. */
@@ -162,6 +189,9 @@ export async function runKernelBench(iterations = 30): Promise<KernelBenchRow[]>
     rows.push(await measure("batched, netns by path (nsenter)", "batch", false, byPath, iterations));
     rows.push(await measure("batched + client/endpoint in parallel, by path", "batch", true, byPath, iterations));
     rows.push(await measure("batched, pair created client→endpoint directly, by path", "batch", false, byPath, iterations, true));
+    const rounds = Math.max(3, Math.round(iterations / 3));
+    rows.push(await measureConcurrent("10 at once (wall time), per-command, by path", "per-command", byPath, 10, rounds));
+    rows.push(await measureConcurrent("10 at once (wall time), batched, by path", "batch", byPath, 10, rounds));
   } finally {
     process.removeListener("SIGINT", onSignal);
     for (const n of names) await deleteNamedNetns(n);
@@ -209,6 +239,6 @@ if (isMain) {
     for (const r of rows) {
       process.stdout.write(`| ${r.name} | ${r.processes} | ${f(r.setupP50Ms)} | ${f(r.setupP99Ms)} | ${f(r.teardownP50Ms)} | ${f(r.teardownP99Ms)} |\n`);
     }
-    process.stdout.write(`\n${iterations} iterations per series after 3 warm-up rounds; p99 of 30 samples is the maximum.\n`);
+    process.stdout.write(`\n${iterations} iterations per series after 3 warm-up rounds (concurrent series: ${Math.max(3, Math.round(iterations / 3))} rounds after 1); p99 of 30 samples is the maximum.\n`);
   }
 }
