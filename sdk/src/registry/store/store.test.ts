@@ -455,6 +455,35 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
         expect(await names()).to.deep.equal(["r1", "r2", "r3", "r4"]);
       });
 
+      it("a restarted replica finds everything; a running replica's watch survives an etcd restart", async () => {
+        const p = prefix();
+        const a = createEtcdStore("nse", { endpoints: etcd?.endpoints ?? [], prefix: p });
+        opened.push(a);
+        for (let i = 0; i < 5; i++) await a.put(nse(`k${i}`, ["icmp"]), { expiresAtMs: Date.now() + 60_000 });
+        const ctl = new AbortController();
+        aborts.push(ctl);
+        const w = new Stream(a.find(tmpl(), { watch: true, signal: ctl.signal }));
+        expect(await w.names(5)).to.deep.equal(["+k0", "+k1", "+k2", "+k3", "+k4"]);
+        await etcd?.restart();
+        // The client reconnects with its own backoff; the first calls after the restart may fail with Unavailable.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await a.put(nse("after-restart", ["icmp"]));
+            break;
+          } catch (err) {
+            if (!isStatusError(err, Code.Unavailable) || attempt > 50) throw err;
+          }
+        }
+        expect(await w.names(1)).to.deep.equal(["+after-restart"]);
+        const c = createEtcdStore("nse", { endpoints: etcd?.endpoints ?? [], prefix: p });
+        opened.push(c);
+        const found: string[] = [];
+        for await (const ev of c.find(tmpl(), { watch: false, signal: new AbortController().signal })) {
+          found.push(ev.entry.name);
+        }
+        expect(found.sort()).to.deep.equal(["after-restart", "k0", "k1", "k2", "k3", "k4"]);
+      });
+
       it("compare-and-swap across replicas: the stale one gets Aborted", async () => {
         const p = prefix();
         const a = createEtcdStore("nse", { endpoints: etcd?.endpoints ?? [], prefix: p });

@@ -52,4 +52,14 @@ describe("tools/etcdtest", function () {
     expect(await client.getAll().prefix("/seed/").count()).to.equal(n);
     expect(await client.get("/seed/999").string()).to.equal("v999");
   });
+
+  it("restarts on the same ports and data", async () => {
+    etcd = await startEtcd();
+    client = new Etcd3({ hosts: etcd.endpoints });
+    await client.put("k").value("v");
+    client.close();
+    await etcd.restart();
+    client = new Etcd3({ hosts: etcd.endpoints });
+    expect(await client.get("k").string()).to.equal("v");
+  });
 });

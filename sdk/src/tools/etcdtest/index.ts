@@ -43,6 +43,8 @@ export interface EtcdInstance {
   dataDir: string;
   /** Stops the process (SIGTERM, then SIGKILL after 5 s) and removes its data directory. */
   stop(): Promise<void>;
+  /** Stops the process and starts it again on the same ports and data, as a crash-and-restart would. */
+  restart(): Promise<void>;
 }
 
 /** Result of `etcdAvailable`: whether tests can run, and a one-line reason when they cannot. */
@@ -73,44 +75,63 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdInstan
   const env: NodeJS.ProcessEnv = { ...process.env };
   // etcd 3.4 refuses to start on architectures other than amd64/arm64 unless told to.
   if (process.arch !== "x64" && process.arch !== "arm64") env.ETCD_UNSUPPORTED_ARCH = goArch(process.arch);
-  const child = spawn(
-    binary,
-    [
-      "--name=nsm-ts-test",
-      `--data-dir=${dataDir}`,
-      `--listen-client-urls=${clientUrl}`,
-      `--advertise-client-urls=${clientUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=nsm-ts-test=${peerUrl}`,
-      "--initial-cluster-state=new",
-      `--heartbeat-interval=${opts.heartbeatIntervalMs ?? 50}`,
-      `--election-timeout=${opts.electionTimeoutMs ?? 500}`,
-      "--logger=zap",
-      "--log-level=error",
-    ],
-    { env, stdio: ["ignore", "ignore", "pipe"] },
-  );
+  const args = [
+    "--name=nsm-ts-test",
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=nsm-ts-test=${peerUrl}`,
+    "--initial-cluster-state=new",
+    `--heartbeat-interval=${opts.heartbeatIntervalMs ?? 50}`,
+    `--election-timeout=${opts.electionTimeoutMs ?? 500}`,
+    "--logger=zap",
+    "--log-level=error",
+  ];
+  const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
+  let proc: Launched | undefined;
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    if (proc !== undefined) await terminate(proc.child, proc.exited);
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  const launch = async (): Promise<void> => {
+    proc = spawnEtcd(binary, args, env);
+    try {
+      await waitHealthy(clientUrl, startTimeoutMs, proc.child);
+    } catch (err) {
+      const stderr = proc.stderr();
+      await stop();
+      throw new Error(`etcdtest: etcd did not start: ${(err as Error).message}; stderr: ${stderr.trim()}`);
+    }
+  };
+  const restart = async (): Promise<void> => {
+    if (stopped) throw new Error("etcdtest: restart after stop");
+    if (proc !== undefined) await terminate(proc.child, proc.exited);
+    await launch();
+  };
+  await launch();
+  return { endpoints: [clientUrl], dataDir, stop, restart };
+}
+
+interface Launched {
+  child: ChildProcess;
+  exited: Promise<void>;
+  stderr(): string;
+}
+
+function spawnEtcd(binary: string, args: string[], env: NodeJS.ProcessEnv): Launched {
+  const child = spawn(binary, args, { env, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => {
     stderr = (stderr + chunk).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    await terminate(child, exited);
-    await rm(dataDir, { recursive: true, force: true });
-  };
-  try {
-    await waitHealthy(clientUrl, opts.startTimeoutMs ?? 20_000, child);
-  } catch (err) {
-    await stop();
-    throw new Error(`etcdtest: etcd did not start: ${(err as Error).message}; stderr: ${stderr.trim()}`);
-  }
-  return { endpoints: [clientUrl], dataDir, stop };
+  return { child, exited, stderr: () => stderr };
 }
 
 async function terminate(child: ChildProcess, exited: Promise<void>): Promise<void> {
