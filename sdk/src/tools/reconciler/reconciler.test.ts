@@ -207,6 +207,22 @@ describe("reconciler", () => {
     expect(kernel.routes.get("r1")).to.equal("198.51.100.9");
   });
 
+  it("reconciles a large initial sync and retries errors left by a previous run", async () => {
+    const n = 2_500;
+    await db.update(table, (t) => {
+      for (let i = 0; i < n; i++) table.insert(t, route(`r${i}`));
+      table.insert(t, { ...route("old"), status: { kind: "error", message: "from last run", revision: 1 } });
+      table.insert(t, { ...route("fine"), status: { kind: "done", revision: 1 } });
+    });
+    const r = start();
+    await r.waitReconciled(db.revision());
+    const txn = db.readTxn();
+    expect([...table.all(txn)].filter((o) => o.status.kind !== "done")).to.deep.equal([]);
+    expect(kernel.routes.size).to.equal(n + 1);
+    expect(kernel.routes.has("fine")).to.equal(false);
+    expect(kernel.calls.filter((c) => c.op === "update").length).to.equal(n + 1);
+  });
+
   it("prunes what the table does not hold once initialized, and periodically", async () => {
     kernel.routes.set("stale", "x");
     const initDone = table.registerInitializer("source");

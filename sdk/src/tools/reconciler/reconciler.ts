@@ -90,6 +90,15 @@ interface Item<T> {
   blocking: boolean;
 }
 
+interface StatusWrite<T> {
+  item: Item<T>;
+  object: T;
+  failed: boolean;
+}
+
+/** Statuses stored per transaction: one commit per batch instead of one per object on large syncs. */
+const STATUS_BATCH = 1000;
+
 interface Waiter {
   ready(): boolean;
   resolve(): void;
@@ -207,7 +216,9 @@ class Runner<T, I extends string> {
       this.enqueue("delete", c, true);
       return;
     }
-    if (this.opts.getStatus(c.object).kind === "pending") this.enqueue("update", c, true);
+    const kind = this.opts.getStatus(c.object).kind;
+    // An error nobody is retrying (e.g. stored by a previous run of the process) is retried too.
+    if (kind === "pending" || (kind === "error" && !this.work.has(c.key))) this.enqueue("update", c, true);
   }
 
   private enqueue(kind: Item<T>["kind"], c: Change<T>, blocking: boolean): void {
@@ -234,15 +245,22 @@ class Runner<T, I extends string> {
         if (entry && !this.work.has(key) && this.opts.getStatus(obj).kind === "done") this.enqueue("update", entry, false);
       }
     }
+    let writes: Array<StatusWrite<T>> = [];
     for (const item of [...this.work.values()]) {
       if (this.signal.aborted) return;
       if (item.retryAt !== undefined && item.retryAt > this.clock.now()) continue;
-      await this.apply(item);
-      this.settleWaiters();
+      const w = await this.apply(item);
+      if (w) writes.push(w);
+      if (writes.length >= STATUS_BATCH) {
+        await this.flush(writes);
+        writes = [];
+      }
     }
+    if (writes.length && !this.signal.aborted) await this.flush(writes);
   }
 
-  private async apply(item: Item<T>): Promise<void> {
+  /** Runs one operation; returns the status to store (written in batches by `flush`). */
+  private async apply(item: Item<T>): Promise<StatusWrite<T> | undefined> {
     const { ops, setStatus } = this.opts;
     let error: unknown;
     try {
@@ -251,48 +269,57 @@ class Runner<T, I extends string> {
     } catch (err) {
       error = err;
     }
-    if (this.signal.aborted) return;
+    if (this.signal.aborted) return undefined;
     const current = this.work.get(item.key) === item;
     if (error === undefined) {
       if (current) this.work.delete(item.key);
+      // A refresh that succeeds leaves the stored status alone (no write, no new revision).
       if (item.kind === "update" && (item.blocking || item.attempts > 0)) {
-        await this.writeStatus(item, setStatus(item.object, this.status("done", item)));
+        return { item, object: setStatus(item.object, this.status("done", item)), failed: false };
       }
-      return;
+      return undefined;
     }
     item.attempts++;
     item.blocking = true;
     item.retryAt = this.clock.now() + this.backoff(item.attempts);
     const message = error instanceof Error ? error.message : String(error);
     this.log.debug({ key: item.key, op: item.kind, attempts: item.attempts, err: error }, "reconcile failed; will retry");
-    if (item.kind === "update" && current) {
-      const next = setStatus(item.object, this.status("error", item, message));
-      const revision = await this.writeStatus(item, next);
-      if (revision === undefined) {
-        // The object changed meanwhile; its new version decides what happens next.
-        if (this.work.get(item.key) === item) this.work.delete(item.key);
-      } else {
-        item.object = next;
-        item.revision = revision;
-      }
+    if (item.kind !== "update" || !current) return undefined;
+    return { item, object: setStatus(item.object, this.status("error", item, message)), failed: true };
+  }
+
+  /**
+   * Stores statuses in one transaction, each only if its object is still the version the operation acted
+   * on (compare-and-swap on the revision); a newer version wins and is reconciled next.
+   */
+  private async flush(writes: Array<StatusWrite<T>>): Promise<void> {
+    let revisions: Array<number | undefined>;
+    try {
+      revisions = await this.table.db.update(this.table, (txn) =>
+        writes.map((w) =>
+          this.table.compareAndSwap(txn, w.item.revision, w.object) ? this.table.getEntry(txn, w.item.key)?.revision : undefined,
+        ),
+      );
+    } catch (err) {
+      this.log.error({ err }, "reconciler could not store statuses");
+      return;
     }
+    writes.forEach((w, i) => {
+      if (!w.failed) return;
+      const revision = revisions[i];
+      if (revision === undefined) {
+        if (this.work.get(w.item.key) === w.item) this.work.delete(w.item.key);
+      } else {
+        // The retry acts on the version carrying the error status.
+        w.item.object = w.object;
+        w.item.revision = revision;
+      }
+    });
   }
 
   private status(kind: StatusKind, item: Item<T>, message?: string): Status {
     const s = { kind, revision: item.changeRevision, updatedAt: this.clock.now() };
     return message === undefined ? s : { ...s, message };
-  }
-
-  /** Stores a status if the object is still the version the item acted on; returns its new revision. */
-  private async writeStatus(item: Item<T>, obj: T): Promise<number | undefined> {
-    try {
-      return await this.table.db.update(this.table, (txn) =>
-        this.table.compareAndSwap(txn, item.revision, obj) ? this.table.getEntry(txn, item.key)?.revision : undefined,
-      );
-    } catch (err) {
-      this.log.error({ err, key: item.key }, "reconciler could not store a status");
-      return undefined;
-    }
   }
 
   private async maybePrune(): Promise<void> {
