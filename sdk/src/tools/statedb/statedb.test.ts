@@ -232,6 +232,23 @@ describe("statedb", () => {
     expect((await it2.next()).done).to.equal(true);
   });
 
+  it("iterates changes with for-await until the signal aborts", async () => {
+    const s = setup();
+    db = s.db;
+    await db.update(s.endpoints, (t) => void s.endpoints.insert(t, ep("a")));
+    const seen: string[] = [];
+    const consumer = (async () => {
+      for await (const c of s.endpoints.changes(0, ac.signal)) {
+        seen.push(`${c.deleted ? "-" : "+"}${c.key}@${c.revision}`);
+        if (seen.length === 3) ac.abort();
+      }
+    })();
+    await db.update(s.endpoints, (t) => void s.endpoints.insert(t, ep("b")));
+    await db.update(s.endpoints, (t) => void s.endpoints.deleteKey(t, "a"));
+    await consumer;
+    expect(seen).to.deep.equal(["+a@1", "+b@2", "-a@3"]);
+  });
+
   it("asks an iterator that resumes from before the bounded graveyard to resync", async () => {
     const s = setup({ graveyardSize: 2 });
     db = s.db;
