@@ -142,12 +142,18 @@ describe("statedb", () => {
     for (let i = 0; i < n; i++) s.endpoints.insert(w, ep(`e${i}`, [`svc${i % 10}`]));
     w.commit();
     const snap = db.readTxn();
+    // A lazy iteration over the snapshot, started before the big write and finished after its commit.
+    const lazy = s.endpoints.all(snap)[Symbol.iterator]();
+    const firstHalf = Array.from({ length: n / 2 }, () => lazy.next().value as Endpoint);
     const w2 = db.writeTxn(s.endpoints);
     for (let i = 0; i < n; i += 2) s.endpoints.deleteKey(w2, `e${i}`);
     for (let i = 1; i < n; i += 2) s.endpoints.insert(w2, ep(`e${i}`, ["moved"]));
     expect(s.endpoints.count(w2)).to.equal(n / 2);
     expect(s.endpoints.count(snap)).to.equal(n);
     w2.commit();
+    const rest = [...{ [Symbol.iterator]: () => lazy }];
+    expect(firstHalf.length + rest.length).to.equal(n);
+    expect([...firstHalf, ...rest].every((e) => e.service[0]?.startsWith("svc"))).to.equal(true);
     expect(s.endpoints.count(snap)).to.equal(n);
     expect(s.endpoints.list(snap, "byService", "svc3").length).to.equal(n / 10);
     expect(s.endpoints.get(snap, "e0")?.service).to.deep.equal(["svc0"]);
