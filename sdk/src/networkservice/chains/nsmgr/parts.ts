@@ -1,0 +1,76 @@
+/**
+ * The server head and client tail shared by the nsmgr and forwarder chains: both are servers whose tail is a
+ * client to the next hop. Head: updatepath → begin → metadata → updatetoken → authorize → timeout → monitor →
+ * trimpath (an endpoint's lifecycle elements). Tail: trimpath client (a hop that forwards does not trim) →
+ * next-hop monitor → updatetoken client → authorize client → connect.
+ */
+import type { NetworkServiceElement } from "../../core/types.js";
+import * as authorize from "../../common/authorize/index.js";
+import * as begin from "../../common/begin/index.js";
+import * as connect from "../../common/connect/index.js";
+import * as metadata from "../../common/metadata/index.js";
+import * as monitor from "../../common/monitor/index.js";
+import * as timeout from "../../common/timeout/index.js";
+import * as trimpath from "../../common/trimpath/index.js";
+import * as updatepath from "../../common/updatepath/index.js";
+import * as updatetoken from "../../common/updatetoken/index.js";
+import { ChannelPool } from "../../../tools/dialer/index.js";
+import type { DialOptions } from "../../../tools/grpc/index.js";
+import type { TokenGenerator } from "../../../tools/token/index.js";
+import { newNextHopMonitor, type NextHopMonitor } from "./nexthop.js";
+
+/** Options common to the nsmgr and forwarder chains. */
+export interface HopOptions {
+  /** This hop's name in connection paths (and registrations). */
+  name: string;
+  /** Makes this hop's tokens (path segments and per-RPC tokens). */
+  tokenGenerator: TokenGenerator;
+  /**
+   * Insecure dev mode (design §2): tokens are checked for format and expiry only, not for signatures and
+   * audiences. Default false.
+   */
+  insecure?: boolean;
+  /** How the hop dials its next hops (TLS, interceptors); default insecure. */
+  dialOptions?: DialOptions;
+  /** Timeout of a call to the next hop when the incoming call has no deadline; default 15 000 ms. */
+  requestTimeoutMs?: number;
+}
+
+/** What `hopParts` builds. */
+export interface HopParts {
+  connections: monitor.ConnectionMonitor;
+  head: NetworkServiceElement[];
+  tail: NetworkServiceElement[];
+  nexthop: NextHopMonitor;
+  /** Stops next-hop watches and closes every channel. */
+  dispose(): void;
+}
+
+/** Builds the head and tail of a forwarding hop. */
+export function hopParts(opts: HopOptions): HopParts {
+  const connections = new monitor.ConnectionMonitor();
+  const pool = new ChannelPool(opts.dialOptions ?? {});
+  const insecure = opts.insecure ?? false;
+  const gen = opts.tokenGenerator;
+  const nexthop = newNextHopMonitor(connections, { pool, tokenGenerator: gen });
+  const conn = connect.newClient({ tokenGenerator: gen, pool, ...(opts.requestTimeoutMs === undefined ? {} : { defaultTimeoutMs: opts.requestTimeoutMs }) });
+  return {
+    connections,
+    nexthop,
+    head: [
+      updatepath.newServer(opts.name),
+      begin.newServer(),
+      metadata.newServer(),
+      updatetoken.newServer(gen),
+      authorize.newServer({ insecure }),
+      timeout.newServer(),
+      monitor.newServer(connections),
+      trimpath.newServer(),
+    ],
+    tail: [trimpath.newClient(), nexthop, updatetoken.newClient(gen), authorize.newClient({ insecure }), conn],
+    dispose() {
+      nexthop.dispose();
+      pool.closeAll();
+    },
+  };
+}
