@@ -12,6 +12,7 @@ import {
   callMetadata,
   kill,
   loadServices,
+  plainClient,
   running,
   startRegistry,
   stopAll,
@@ -54,7 +55,7 @@ describe("cmd-registry replicas on etcd", function () {
   });
 
   const nseClient = (r: Registry): PlainClient => {
-    const c = new services.nse(r.target, grpc.credentials.createInsecure());
+    const c = plainClient(services.nse, r.target);
     clients.push(c);
     return c;
   };

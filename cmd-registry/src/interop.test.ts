@@ -10,6 +10,7 @@ import {
   callMetadata,
   kill,
   loadServices,
+  plainClient,
   running,
   startRegistry,
   stopAll,
@@ -38,7 +39,7 @@ describe("cmd-registry process with grpc-js + proto-loader", function () {
   const clients: PlainClient[] = [];
   const streams: Stream<unknown>[] = [];
   const client = (ctor: typeof services.ns): PlainClient => {
-    const c = new ctor(reg.target, grpc.credentials.createInsecure());
+    const c = plainClient(ctor, reg.target);
     clients.push(c);
     return c;
   };

@@ -19,7 +19,15 @@ const bin = join(repoRoot, "cmd-registry", "bin", "cmd-registry.js");
 
 /** A plain grpc-js client with the methods proto-loader generated. */
 export type PlainClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
-type Ctor = new (target: string, creds: grpc.ChannelCredentials) => PlainClient;
+type Ctor = new (target: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => PlainClient;
+
+/**
+ * A client with its own subchannel pool: grpc-js otherwise shares connections per target across clients, and a
+ * test that restarts a registry on the same port would inherit a connection still backing off from the old one.
+ */
+export function plainClient(ctor: Ctor, target: string): PlainClient {
+  return new ctor(target, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+}
 
 /** Loads the registry and health services from api/proto. */
 export function loadServices(): { ns: Ctor; nse: Ctor; health: Ctor } {

@@ -37,8 +37,10 @@ export interface RegistryServer {
 
 /** Builds the registry server chains over the given stores. */
 export function createRegistryServer(opts: RegistryServerOptions): RegistryServer {
-  const owners = <T extends { pathIds: string[] }>(s: RegistryStore<T & (NetworkService | NetworkServiceEndpoint)>) =>
-    async (name: string) => (await s.get(name))?.pathIds;
+  const owners =
+    <T extends NetworkService | NetworkServiceEndpoint>(s: RegistryStore<T>) =>
+    async (name: string): Promise<readonly string[] | undefined> =>
+      (await s.get(name))?.pathIds;
   const nse = registryHandler(
     registryChain<NetworkServiceEndpoint>(
       validate.newServer(),

@@ -11,7 +11,7 @@ import {
   type NetworkServiceEndpoint,
 } from "@nsm-ts/api/registry";
 import type { CallContext } from "../../../networkservice/core/context.js";
-import { createClient, dial, type CallOptions, type Channel, type DialOptions } from "../../../tools/grpc/index.js";
+import { createClient, dial, type CallOptions, type Channel, type Client, type DialOptions } from "../../../tools/grpc/index.js";
 import { tokenMetadata, type TokenGenerator } from "../../../tools/token/index.js";
 import type { FindResult, RegistryElement } from "../../core/index.js";
 import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
@@ -70,6 +70,22 @@ async function callOptions(ctx: CallContext, opts: ConnectOptions, withPath: boo
   };
 }
 
+// Typed clients are cheap but not free to build (one closure per method); build one per channel and service.
+const clients = new WeakMap<Channel, Map<unknown, unknown>>();
+function clientOf<S extends typeof NetworkServiceRegistry | typeof NetworkServiceEndpointRegistry>(service: S, ch: Channel): Client<S> {
+  let m = clients.get(ch);
+  if (m === undefined) {
+    m = new Map();
+    clients.set(ch, m);
+  }
+  let c = m.get(service) as Client<S> | undefined;
+  if (c === undefined) {
+    c = createClient(service, ch);
+    m.set(service, c);
+  }
+  return c;
+}
+
 /** Creates the terminal client element for registry `kind` on `channel` (or a function choosing one per call). */
 export function newClient<K extends RegistryKind>(
   kind: K,
@@ -81,17 +97,17 @@ export function newClient<K extends RegistryKind>(
     const el: RegistryElement<NetworkService> = {
       name: "connect",
       async register(ctx, entry) {
-        return createClient(NetworkServiceRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
+        return clientOf(NetworkServiceRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
       },
       async *find(ctx, query): AsyncIterable<FindResult<NetworkService>> {
-        const stream = createClient(NetworkServiceRegistry, pick()).find(
+        const stream = clientOf(NetworkServiceRegistry, pick()).find(
           { networkService: query.template, watch: query.watch },
           await callOptions(ctx, opts, false),
         );
         for await (const r of stream) if (r.networkService) yield { entry: r.networkService, deleted: r.deleted };
       },
       async unregister(ctx, entry) {
-        await createClient(NetworkServiceRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
+        await clientOf(NetworkServiceRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
       },
     };
     return el as unknown as RegistryElement<RegistryEntryOf[K]>;
@@ -99,17 +115,17 @@ export function newClient<K extends RegistryKind>(
   const el: RegistryElement<NetworkServiceEndpoint> = {
     name: "connect",
     async register(ctx, entry) {
-      return createClient(NetworkServiceEndpointRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
+      return clientOf(NetworkServiceEndpointRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
     },
     async *find(ctx, query): AsyncIterable<FindResult<NetworkServiceEndpoint>> {
-      const stream = createClient(NetworkServiceEndpointRegistry, pick()).find(
+      const stream = clientOf(NetworkServiceEndpointRegistry, pick()).find(
         { networkServiceEndpoint: query.template, watch: query.watch },
         await callOptions(ctx, opts, false),
       );
       for await (const r of stream) if (r.networkServiceEndpoint) yield { entry: r.networkServiceEndpoint, deleted: r.deleted };
     },
     async unregister(ctx, entry) {
-      await createClient(NetworkServiceEndpointRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
+      await clientOf(NetworkServiceEndpointRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
     },
   };
   return el as unknown as RegistryElement<RegistryEntryOf[K]>;

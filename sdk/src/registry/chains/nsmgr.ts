@@ -1,0 +1,93 @@
+/**
+ * The registry proxy an nsmgr serves to the endpoints and forwarders of its node, and the views of it that the
+ * nsmgr's own elements read. Endpoint Register/Unregister: updatepath → begin → clientinfo → expire →
+ * localbypass → connect (upstream registry): the registry publishes the nsmgr's URL, the nsmgr keeps the real
+ * one (usually a unix socket only it can reach) and hands it back in Find results for its own endpoints.
+ * Network services: updatepath → begin → connect. Find passes through (with the localbypass rewrite).
+ */
+import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import type { TokenGenerator } from "../../tools/token/index.js";
+import type { Channel } from "../../tools/grpc/index.js";
+import {
+  registryChain,
+  registryHandler,
+  type FindResult,
+  type NseHandler,
+  type NsHandler,
+  type RegistryElement,
+} from "../core/index.js";
+import * as begin from "../common/begin/index.js";
+import * as clientinfo from "../common/clientinfo/index.js";
+import * as connect from "../common/connect/index.js";
+import * as expire from "../common/expire/index.js";
+import * as localbypass from "../common/localbypass/index.js";
+import * as updatepath from "../common/updatepath/index.js";
+
+/** Options of `createNsmgrRegistry`. */
+export interface NsmgrRegistryOptions {
+  /** The URL under which the nsmgr itself is reachable from other nodes (published for its endpoints). */
+  nsmgrUrl: string;
+  /** Channel to the upstream registry (or a function choosing one per call, e.g. after a redial). */
+  registry: Channel | (() => Channel);
+  /** Signs the nsmgr's registry path segments and per-RPC tokens. */
+  tokenGenerator: TokenGenerator;
+  /** Node/pod/cluster labels added to every service of a local endpoint. */
+  clientInfo?: clientinfo.ClientInfoOptions;
+  /** Longest registration lifetime without a refresh; default 60 000 ms (`NSM_EXPIRE_PERIOD`). */
+  expirePeriodMs?: number;
+}
+
+/** The handlers of an nsmgr's registry proxy. */
+export interface NsmgrRegistry {
+  /** Network service registry to serve (and for discovery). */
+  ns: NsHandler;
+  /** Endpoint registry to serve: local endpoints come back with their real URLs. */
+  nse: NseHandler;
+  /**
+   * Endpoints registered through this very nsmgr (its forwarders and local endpoints), with their real URLs;
+   * what discoverforwarder reads so an nsmgr never picks another node's forwarder or dials itself.
+   */
+  local: NseHandler;
+}
+
+function filter(keep: (e: NetworkServiceEndpoint) => boolean): RegistryElement<NetworkServiceEndpoint> {
+  return {
+    name: "nsmgr-local-filter",
+    register: (ctx, e, next) => next.register(ctx, e),
+    async *find(ctx, query, next): AsyncIterable<FindResult<NetworkServiceEndpoint>> {
+      for await (const r of next.find(ctx, query)) if (keep(r.entry)) yield r;
+    },
+    unregister: (ctx, e, next) => next.unregister(ctx, e),
+  };
+}
+
+/** Builds the registry proxy of an nsmgr (see the header comment). */
+export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
+  const gen = opts.tokenGenerator;
+  const bypass = localbypass.newServer<NetworkServiceEndpoint>(opts.nsmgrUrl);
+  const upstreamNse = connect.newClient("nse", opts.registry, { tokenGenerator: gen });
+  const nse = registryHandler(
+    registryChain<NetworkServiceEndpoint>(
+      updatepath.newServer(gen),
+      begin.newServer(),
+      clientinfo.newClient(opts.clientInfo ?? {}),
+      expire.newServer(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
+      bypass,
+      upstreamNse,
+    ),
+  );
+  // Upstream entries published under our URL, then only those whose real URL we know (after a restart the
+  // registry still lists our endpoints under our URL until they register with us again).
+  const local = registryHandler(
+    registryChain<NetworkServiceEndpoint>(
+      filter((e) => e.url !== opts.nsmgrUrl),
+      bypass,
+      filter((e) => e.url === opts.nsmgrUrl),
+      upstreamNse,
+    ),
+  );
+  const ns = registryHandler(
+    registryChain<NetworkService>(updatepath.newServer(gen), begin.newServer(), connect.newClient("ns", opts.registry, { tokenGenerator: gen })),
+  );
+  return { ns, nse, local };
+}
