@@ -4,6 +4,7 @@
  * Compare with the anchor "StateDB ≈1–3 M inserts/s in Go". Run: `node bench/dist/statedb.js`.
  */
 import { loadavg } from "node:os";
+import { createReconciler, pendingStatus, type Status } from "@nsm-ts/sdk/tools/reconciler";
 import { createDb } from "@nsm-ts/sdk/tools/statedb";
 
 interface Endpoint {
@@ -53,7 +54,11 @@ function rate(n: number, ms: number): string {
 function time(fn: () => void): number {
   const c0 = process.cpuUsage();
   fn();
-  const c = process.cpuUsage(c0);
+  return cpuMs(c0);
+}
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(since);
   return (c.user + c.system) / 1000;
 }
 
@@ -111,7 +116,7 @@ export function runStatedbBench(): Array<{ name: string; ops: number; ms: number
       w.commit();
     }),
   );
-  const small = 10_000;
+  const small = 5_000;
   record(
     "update existing, all indexes, 1 txn per object",
     small,
@@ -142,7 +147,7 @@ export function runStatedbBench(): Array<{ name: string; ops: number; ms: number
       for (const s of svcs) if (table.getBy(r, "byService", s)) hits++;
     }),
   );
-  const listN = 20_000;
+  const listN = 10_000;
   let listed = 0;
   record(
     "list by non-unique index (100 objects each)",
@@ -175,9 +180,9 @@ export function runStatedbBench(): Array<{ name: string; ops: number; ms: number
 
   record(
     "read snapshot + delete 1 in its own txn (100k live)",
-    5_000,
+    2_000,
     time(() => {
-      for (let i = 0; i < 5_000; i++) {
+      for (let i = 0; i < 2_000; i++) {
         db.readTxn();
         const w = db.writeTxn(table);
         table.deleteKey(w, `ep-${String(i).padStart(6, "0")}`);
@@ -188,10 +193,62 @@ export function runStatedbBench(): Array<{ name: string; ops: number; ms: number
   return out;
 }
 
+/**
+ * Reconciler throughput with no-op operations: objects taken from pending to done per second (the
+ * engine's own cost: change stream, work queue, batched status writes), for a bulk sync and for updates
+ * committed one per transaction while it runs.
+ */
+export async function runReconcilerBench(): Promise<Array<{ name: string; ops: number; ms: number; rate: string }>> {
+  interface Route {
+    readonly id: string;
+    readonly status: Status;
+  }
+  const db = createDb();
+  const table = db.createTable({ name: "routes", primaryKey: (r: Route) => r.id });
+  const ac = new AbortController();
+  let applied = 0;
+  const rec = createReconciler({
+    table,
+    getStatus: (r) => r.status,
+    setStatus: (r, status) => ({ ...r, status }),
+    ops: {
+      update: async () => void applied++,
+      delete: async () => {},
+    },
+    signal: ac.signal,
+  });
+  const out: Array<{ name: string; ops: number; ms: number; rate: string }> = [];
+  const n = 20_000;
+  let c0 = process.cpuUsage();
+  const rev = await db.update(table, (txn) => {
+    for (let i = 0; i < n; i++) table.insert(txn, { id: `r${i}`, status: pendingStatus() });
+    return db.revision();
+  });
+  await rec.waitReconciled(rev);
+  let ms = cpuMs(c0);
+  out.push({ name: "reconcile 20k pending objects (one insert txn)", ops: n, ms: Math.round(ms), rate: rate(n, ms) });
+  const m = 5_000;
+  c0 = process.cpuUsage();
+  let last = 0;
+  for (let i = 0; i < m; i++) {
+    last = await db.update(table, (txn) => {
+      table.insert(txn, { id: `r${i}`, status: pendingStatus() });
+      return db.revision();
+    });
+  }
+  await rec.waitReconciled(last);
+  ms = cpuMs(c0);
+  out.push({ name: "reconcile 5k updates, one txn each", ops: m, ms: Math.round(ms), rate: rate(m, ms) });
+  ac.abort();
+  await rec.stopped;
+  if (applied < n + 1) throw new Error(`statedb bench: reconciler applied ${applied}`);
+  return out;
+}
+
 const isMain = process.argv[1]?.endsWith("statedb.js") ?? false;
 if (isMain) {
   const t0 = performance.now();
-  const rows = runStatedbBench();
+  const rows = [...runStatedbBench(), ...(await runReconcilerBench())];
   for (const row of rows) {
     process.stdout.write(`${row.name.padEnd(52)} ${String(row.ops).padStart(7)} ops ${String(row.ms).padStart(6)} ms cpu  ${row.rate}\n`);
   }
