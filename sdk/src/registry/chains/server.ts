@@ -1,7 +1,8 @@
 /**
- * The registry server chains (what cmd-registry serves): for endpoints validate → updatepath → authorize → begin →
- * setregistrationtime → expire → store, for network services validate → updatepath → authorize → begin →
- * setpayload → store. Ownership and the first registration time are read back from the store, so they hold
+ * The registry server chains (what cmd-registry serves): for endpoints validate → updatepath → begin → authorize →
+ * setregistrationtime → expire → store, for network services validate → updatepath → begin → authorize →
+ * setpayload → store. begin runs before authorize so two callers racing for a new name cannot both pass the owner
+ * check. Ownership and the first registration time are read back from the store, so they hold
  * across replicas sharing an etcd and across expiry.
  */
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
@@ -45,21 +46,21 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     registryChain<NetworkServiceEndpoint>(
       validate.newServer(),
       updatepath.newServer(opts.tokenGenerator),
-      authorize.newServer({ owners: owners(opts.nseStore) }),
       begin.newServer(),
+      authorize.newServer({ owners: owners(opts.nseStore) }),
       setregistrationtime.newServer({ lookup: (name) => opts.nseStore.get(name) }),
       expire.newServer(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
-      store.newServer(opts.nseStore),
+      store.newServer(opts.nseStore, { check: authorize.ownerCheck() }),
     ),
   );
   const ns = registryHandler(
     registryChain<NetworkService>(
       validate.newServer(),
       updatepath.newServer(opts.tokenGenerator),
-      authorize.newServer({ owners: owners(opts.nsStore) }),
       begin.newServer(),
+      authorize.newServer({ owners: owners(opts.nsStore) }),
       setpayload.newServer(),
-      store.newServer(opts.nsStore),
+      store.newServer(opts.nsStore, { check: authorize.ownerCheck() }),
     ),
   );
   return { ns, nse };

@@ -6,12 +6,12 @@ import { MockClock } from "../../../tools/clock/index.js";
 import { ephemeralIdentity } from "../../../tools/identity/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
 import { createTokenGenerator } from "../../../tools/token/index.js";
-import { registryChain, registryHandler } from "../../core/index.js";
+import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
 import { createMemoryStore } from "../../store/index.js";
 import { nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import * as updatepath from "../updatepath/index.js";
-import { newServer } from "./index.js";
+import { newServer, ownerCheck } from "./index.js";
 
 describe("registry authorize", () => {
   it("only the original registrant may refresh or unregister a name", async () => {
@@ -45,6 +45,49 @@ describe("registry authorize", () => {
     await mallory.register(ctx, nse("nse-2")); // a new name is anyone's
     await alice.unregister(ctx, nse("nse-1"));
     await mallory.register(ctx, nse("nse-1")); // a freed name too
+    await st.close();
+  });
+
+  it("two replicas racing for a new name: the store's compare-and-swap lets exactly one registrant own it", async () => {
+    const clock = new MockClock();
+    const st = createMemoryStore("nse", { clock });
+    const gen = async (name: string) =>
+      createTokenGenerator(await ephemeralIdentity(`spiffe://test.com/${name}`), { maxTokenLifetimeMs: 600_000, clock });
+    // Both calls pass authorize before either reaches the store: the window two replicas really have.
+    let waiting: (() => void)[] = [];
+    const barrier: RegistryElement<NetworkServiceEndpoint> = {
+      register: async (c, e, n) => {
+        await new Promise<void>((r) => {
+          waiting.push(r);
+          if (waiting.length === 2) for (const w of waiting.splice(0)) w();
+        });
+        return n.register(c, e);
+      },
+      find: (c, q, n) => n.find(c, q),
+      unregister: (c, e, n) => n.unregister(c, e),
+    };
+    // Each replica has its own elements (no shared begin or maps); only the store is shared.
+    const replica = async () =>
+      registryChain(
+        updatepath.newServer<NetworkServiceEndpoint>(await gen("registry")),
+        newServer<NetworkServiceEndpoint>({ owners: async (n) => (await st.get(n))?.pathIds }),
+        barrier,
+        store.newServer(st, { check: ownerCheck() }),
+      );
+    const alice = registryHandler(registryChain(updatepath.newClient(await gen("alice")), await replica()));
+    const bob = registryHandler(registryChain(updatepath.newClient(await gen("bob")), await replica()));
+    const ctx = CallContext.create({ clock });
+    for (let i = 0; i < 20; i++) {
+      const name = `race-${i}`;
+      waiting = [];
+      const results = await Promise.allSettled([alice.register(ctx, nse(name)), bob.register(ctx, nse(name))]);
+      const won = results.filter((r) => r.status === "fulfilled");
+      expect(won, name).to.have.length(1);
+      const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+      expect(isStatusError(lost.reason, Code.PermissionDenied), String(lost.reason)).to.equal(true);
+      const winner = (won[0] as PromiseFulfilledResult<NetworkServiceEndpoint>).value.pathIds[0];
+      expect((await st.get(name))?.pathIds[0]).to.equal(winner);
+    }
     await st.close();
   });
 });

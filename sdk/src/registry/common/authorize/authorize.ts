@@ -2,7 +2,7 @@
  * authorize (registry server): only the original registrant of a name may refresh or unregister it (policy
  * `registry_client_allowed`), so one workload cannot take over another's endpoint or service. The caller is the
  * subject of the path's first token (or the mTLS peer); the owner is `path_ids[0]` stored for the name.
- * Reads: the `pathKey` context value, `ctx.peer`. Place after `updatepath` and before `begin`.
+ * Reads: the `pathKey` context value, `ctx.peer`. Place after `updatepath` and `begin` (so racing callers for a new name are checked one at a time).
  */
 import type { CallContext } from "../../../networkservice/core/context.js";
 import { enforce, registryClientAllowed, type Policy, type RegistryPolicyInput } from "../../../tools/policy/index.js";
@@ -21,7 +21,8 @@ export interface AuthorizeOptions {
   owners?: (name: string) => Promise<readonly string[] | undefined>;
 }
 
-function callerOf(ctx: CallContext): string {
+/** The caller's SPIFFE ID as authorize sees it: the first path token's subject, else the TLS peer or token. */
+export function callerOf(ctx: CallContext): string {
   const first = pathKey.get(ctx)?.segments[0]?.token;
   return subjectOf(first) ?? ctx.peer?.spiffeId ?? subjectOf(ctx.peer?.token?.token) ?? "";
 }
@@ -51,5 +52,19 @@ export function newServer<T extends RegistryEntry>(opts: AuthorizeOptions = {}):
       await next.unregister(ctx, entry);
       local.delete(entry.name);
     },
+  };
+}
+
+/**
+ * The owner rule as a check for the store element's compare-and-swap (`store.newServer(s, { check })`): the same
+ * policies, applied to the entry the swap is based on, so two replicas cannot both hand out a new name.
+ */
+export function ownerCheck<T extends RegistryEntry>(
+  policies: readonly Policy<RegistryPolicyInput>[] = [registryClientAllowed],
+): (ctx: CallContext, stored: T | undefined, incoming: T) => Promise<void> {
+  return async (ctx, stored, incoming) => {
+    const pathIdsMap = new Map<string, string[]>();
+    if (stored !== undefined) pathIdsMap.set(stored.name, [...stored.pathIds]);
+    await enforce(policies, { resourceId: callerOf(ctx), resourceName: incoming.name, pathIdsMap }, "authorize");
   };
 }

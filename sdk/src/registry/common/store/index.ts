@@ -1,2 +1,2 @@
 /** store (registry): the terminal element backed by a RegistryStore. */
-export { newServer } from "./store.js";
+export { newServer, type StoreElementOptions } from "./store.js";
