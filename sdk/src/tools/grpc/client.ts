@@ -129,31 +129,39 @@ function fail(method: DescMethod, what: string): never {
 }
 
 /**
- * A response stream as an async generator: the call starts when iteration starts, ends cleanly on OK,
- * throws StatusError otherwise, and is cancelled when the consumer leaves early or the signal aborts.
+ * A response stream as an async iterable: the call starts when iteration starts, ends cleanly on OK, throws
+ * StatusError otherwise, and is cancelled when the consumer leaves early (`break`, `return()`) or the
+ * signal aborts. The queue itself is the iterator, so a message costs no extra generator hop.
  */
-async function* streamCall(
+function streamCall(
   method: DescMethod,
   fn: ClientCallFn,
   opts: CallOptions,
   request: Message | undefined,
   requests: AsyncIterable<Message> | undefined,
-): AsyncGenerator<Message> {
-  const ac = new AbortController();
-  const unlink = link(opts.signal, ac);
-  const q = new AsyncQueue<Message>(16);
-  const call = makeCall(method, opts, ac.signal, request, requests, (m) => (q.push(m) ? undefined : q.waitForSpace()));
-  const done = fn(call).then(
-    () => q.end(),
-    (err: unknown) => q.end(toStatusError(err, methodPath(method))),
-  );
-  try {
-    yield* q;
-  } finally {
-    ac.abort(new StatusError(Code.Canceled, `${methodPath(method)}: stream left by the caller`));
-    unlink();
-    await done;
-  }
+): AsyncIterable<Message> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Message> {
+      const ac = new AbortController();
+      const unlink = link(opts.signal, ac);
+      const path = methodPath(method);
+      const q = new AsyncQueue<Message>(16, undefined, () => {
+        ac.abort(new StatusError(Code.Canceled, `${path}: stream left by the caller`));
+      });
+      const call = makeCall(method, opts, ac.signal, request, requests, (m) => (q.push(m) ? undefined : q.waitForSpace()));
+      fn(call).then(
+        () => {
+          unlink();
+          q.end();
+        },
+        (err: unknown) => {
+          unlink();
+          q.end(toStatusError(err, path));
+        },
+      );
+      return q;
+    },
+  };
 }
 
 /** The base call function for one method: grpc-js does the call, we translate signal, metadata and status. */

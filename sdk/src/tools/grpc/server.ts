@@ -192,7 +192,8 @@ async function pumpResponses(iterable: AsyncIterable<Message>, call: ServerCall,
         return;
       }
       if (signal.aborted) return;
-      await call.send(create(output, r.value));
+      const sent = call.send(create(output, r.value));
+      if (sent !== ready) await sent;
     }
   } catch (err) {
     finished = true;
@@ -205,6 +206,9 @@ async function pumpResponses(iterable: AsyncIterable<Message>, call: ServerCall,
     }
   }
 }
+
+/** What `send` returns when the transport took the message at once; lets the pump skip an await. */
+const ready: Promise<void> = Promise.resolve();
 
 const noSend = (): Promise<void> => Promise.reject(new StatusError(Code.Internal, "grpc: this method does not stream responses"));
 
@@ -310,7 +314,7 @@ function grpcHandler(
       send(msg) {
         if (signal.aborted) return Promise.reject(signal.reason);
         ctx.flushHeaders();
-        return gcall.write(msg) ? Promise.resolve() : drained(gcall, signal);
+        return gcall.write(msg) ? ready : drained(gcall, signal);
       },
     };
     fn(call).then(
