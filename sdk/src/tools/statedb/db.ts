@@ -396,6 +396,31 @@ export class Table<T, I extends string = never> extends TableBase {
     return out;
   }
 
+  /**
+   * One page of objects in primary-key order: keys after `after` (exclusive) that start with `prefix`, at
+   * most `limit`. `next` is the key to pass as `after` for the following page, absent on the last page.
+   */
+  page(
+    txn: ReadTxn,
+    opts: { readonly limit: number; readonly after?: string; readonly prefix?: string },
+  ): { readonly objects: T[]; readonly next?: string } {
+    const prefix = opts.prefix ?? "";
+    const from = opts.after !== undefined && opts.after >= prefix ? `${opts.after}\0` : prefix;
+    const objects: T[] = [];
+    let last: string | undefined;
+    let more = false;
+    treeWalk(txn.rootOf<T>(this).primary, from, (k, e) => {
+      if (!k.startsWith(prefix)) return false;
+      if (objects.length >= opts.limit) {
+        more = true;
+        return false;
+      }
+      objects.push(e.object);
+      last = k;
+    });
+    return more && last !== undefined ? { objects, next: last } : { objects };
+  }
+
   /** Like `prefix`, plus a watch that resolves once when any key with the prefix changes. */
   prefixWatch(txn: ReadTxn, prefix: string): Watched<{ readonly objects: T[] }> {
     const objects = this.prefix(txn, prefix);

@@ -344,6 +344,29 @@ describe("statedb", () => {
     expect(s.endpoints.get(db.readTxn(), "e")?.name).to.equal("e");
   });
 
+  it("pages through objects in key order, optionally under a prefix", async () => {
+    const s = setup();
+    db = s.db;
+    await db.update(s.endpoints, (t) => {
+      for (const n of ["a/1", "a/2", "a/3", "a/4", "a/5", "b/1", "b/2"]) s.endpoints.insert(t, ep(n));
+    });
+    const r = db.readTxn();
+    const names: string[][] = [];
+    let after: string | undefined;
+    for (;;) {
+      const p = s.endpoints.page(r, after === undefined ? { limit: 2, prefix: "a/" } : { limit: 2, prefix: "a/", after });
+      names.push(p.objects.map((o) => o.name));
+      if (p.next === undefined) break;
+      after = p.next;
+    }
+    expect(names).to.deep.equal([["a/1", "a/2"], ["a/3", "a/4"], ["a/5"]]);
+    const all = s.endpoints.page(r, { limit: 7 });
+    expect(all.objects.length).to.equal(7);
+    expect(all.next).to.equal(undefined);
+    expect(s.endpoints.page(r, { limit: 3, after: "a/5" }).objects.map((o) => o.name)).to.deep.equal(["b/1", "b/2"]);
+    expect(s.endpoints.page(r, { limit: 0 }).objects).to.deep.equal([]);
+  });
+
   it("fires a key, prefix, index or table watch once per relevant change and not for unrelated keys", async () => {
     const s = setup();
     db = s.db;
