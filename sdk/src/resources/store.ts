@@ -1,0 +1,93 @@
+/**
+ * The store interface of the resource managers: records of seven kinds, each with the references it holds
+ * to other records, written by atomic multi-operation commits with compare-on-revision. The memory store
+ * (statedb tables) and the etcd store (transactions) both enforce, inside one commit: create only if
+ * absent, update/delete only at the expected revision, references only to existing records, delete only
+ * when nothing references the record.
+ */
+import type { Message } from "@bufbuild/protobuf";
+
+/** The kinds of record. */
+export type ResourceKind = "network" | "subnet" | "ip" | "mac" | "port" | "securitygroup" | "routetable";
+
+/** A reference to another record (`kind` + `id`), e.g. a subnet's network. */
+export interface RecordRef {
+  readonly kind: ResourceKind;
+  readonly id: string;
+}
+
+/** A stored record: the message, the references it holds and the store revision of its last write. */
+export interface StoredRecord<T extends Message = Message> {
+  readonly kind: ResourceKind;
+  readonly id: string;
+  readonly value: T;
+  readonly refs: readonly RecordRef[];
+  /** Decimal store revision of the last write. */
+  readonly revision: string;
+}
+
+/**
+ * One operation of a commit. `revision` on update/delete: the write happens only if the record still has
+ * it (else `Aborted`); undefined, "" or "0" means no check.
+ */
+export type StoreOp =
+  | { readonly type: "create"; readonly kind: ResourceKind; readonly id: string; readonly value: Message; readonly refs: readonly RecordRef[] }
+  | {
+      readonly type: "update";
+      readonly kind: ResourceKind;
+      readonly id: string;
+      readonly value: Message;
+      readonly refs: readonly RecordRef[];
+      readonly revision?: string | undefined;
+    }
+  | { readonly type: "delete"; readonly kind: ResourceKind; readonly id: string; readonly revision?: string | undefined };
+
+/** Options of `ResourceStore.list`. */
+export interface StoreListOptions {
+  /** Only ids starting with this. */
+  prefix?: string;
+  /** Only ids sorting after this one (pagination). */
+  after?: string;
+  /** At most this many records (after filtering). */
+  limit?: number;
+  /** Keeps only records it accepts. */
+  filter?: (r: StoredRecord) => boolean;
+}
+
+/** Where the managers keep their records. */
+export interface ResourceStore {
+  /**
+   * True when this process is the store's only writer (memory): allocators then trust their bitmaps. False
+   * (etcd, shared by replicas): an allocator's bitmap is a hint that the store's create-if-absent confirms.
+   */
+  readonly exclusive: boolean;
+  /** Most records one commit may carry (etcd's operation limit); undefined = no limit. */
+  readonly maxRecordsPerCommit?: number;
+  /** One record, or undefined. */
+  get(kind: ResourceKind, id: string): Promise<StoredRecord | undefined>;
+  /** Records of a kind in id order. */
+  list(kind: ResourceKind, opts?: StoreListOptions): Promise<StoredRecord[]>;
+  /**
+   * Applies every operation or none; resolves to the revision of each written record (deletes: the commit
+   * revision). Fails with AlreadyExists, NotFound, Aborted (stale revision) or FailedPrecondition (a
+   * reference to a missing record, or a delete of a record that a record outside this commit references), the message naming the record.
+   */
+  commit(ops: readonly StoreOp[]): Promise<string[]>;
+  /** Releases the store's resources; later calls fail with Unavailable. */
+  close(): Promise<void>;
+}
+
+/** The store key of a record: `kind/` + the id, URI-encoded so that ids never contain the separator. */
+export function recordKey(kind: ResourceKind, id: string): string {
+  return `${kind}/${encodeURIComponent(id)}`;
+}
+
+/** Whether a revision argument asks for a check. */
+export function checksRevision(revision: string | undefined): revision is string {
+  return revision !== undefined && revision !== "" && revision !== "0";
+}
+
+/** A readable record name for messages: `subnet "s1"`. */
+export function describe(kind: ResourceKind, id: string): string {
+  return `${kind} "${id}"`;
+}
