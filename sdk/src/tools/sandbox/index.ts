@@ -1,0 +1,13 @@
+/** @nsm-ts/sdk/tools/sandbox: an in-process mesh (registry + nodes of nsmgr and forwarder) for scenario tests. */
+export {
+  createSandbox,
+  type Sandbox,
+  type SandboxOptions,
+  type SandboxPart,
+  type SandboxRegistry,
+  type SandboxNode,
+  type SandboxEndpoint,
+  type SandboxEndpointOptions,
+  type SandboxClientOptions,
+} from "./sandbox.js";
+export { resourceSnapshot, leftovers } from "./leak-check.js";
