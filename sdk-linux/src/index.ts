@@ -8,3 +8,4 @@ export * from "./names.js";
 export * from "./netns.js";
 export * from "./ops.js";
 export * from "./validate.js";
+export * from "./mechanisms/index.js";

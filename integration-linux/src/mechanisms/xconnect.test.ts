@@ -1,0 +1,274 @@
+import { expect } from "chai";
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { type Connection, ConnectionContextSchema, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import {
+  CallContext,
+  type NetworkServiceElement,
+  type NetworkServiceHandler,
+  chain,
+  clienturl,
+  handler,
+  mechanismtranslation,
+  mechanisms,
+  metadata,
+} from "@nsm-ts/sdk/networkservice";
+import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import {
+  type KernelForwarder,
+  type Netns,
+  adoptOrRemoveLeftovers,
+  checkKernelCapable,
+  createKernelForwarder,
+  createKernelOps,
+  kernel,
+  ownerPrefix,
+} from "@nsm-ts/sdk-linux";
+import { KernelFixture, ping, skipUnlessKernel } from "../kernel/fixture.js";
+
+const ops = createKernelOps();
+
+/** A minimal IPAM: a fixed context per connection, changeable between requests. */
+interface Addresses {
+  src: string[];
+  dst: string[];
+  srcRoutes?: string[];
+}
+function ipam(plan: (conn: Connection) => Addresses): NetworkServiceElement {
+  return {
+    name: "test-ipam",
+    async request(_ctx, req, next) {
+      const conn = req.connection;
+      if (conn) {
+        const a = plan(conn);
+        const mtu = conn.context?.MTU ?? 0;
+        conn.context = create(ConnectionContextSchema, {
+          MTU: mtu,
+          ipContext: { srcIpAddrs: a.src, dstIpAddrs: a.dst, srcRoutes: (a.srcRoutes ?? []).map((prefix) => ({ prefix })) },
+        });
+      }
+      return next.request(_ctx, req);
+    },
+    close: (ctx, conn, next) => next.close(ctx, conn),
+  };
+}
+
+function endpoint(ns: Netns, plan: (conn: Connection) => Addresses): NetworkServiceElement[] {
+  return [metadata.newServer(), mechanisms.newServer({ KERNEL: kernel.newServer({ netnsUrl: ns.path }) }), ipam(plan)];
+}
+
+function forwarderPart(fwd: KernelForwarder, nextHopUrl: string): NetworkServiceElement[] {
+  return [
+    metadata.newServer(),
+    mechanisms.newServer(fwd.mechanisms),
+    mechanismtranslation.newClient(),
+    clienturl.newClient(nextHopUrl),
+    ...fwd.clientMechanisms,
+  ];
+}
+
+function request(id: string, clientNs: Netns, ifName: string): NetworkServiceRequest {
+  return create(NetworkServiceRequestSchema, {
+    connection: { id, networkService: "svc", path: { index: 0, pathSegments: [{ name: "fwd", id }] } },
+    mechanismPreferences: [mechanisms.kernel.mechanism({ netnsUrl: clientNs.path, ifName })],
+  });
+}
+
+function refreshOf(conn: Connection): NetworkServiceRequest {
+  return create(NetworkServiceRequestSchema, { connection: conn });
+}
+
+async function owned(owner: string, ...nss: Netns[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const ns of nss) for (const l of await ops.listOwned(ns, ownerPrefix(owner))) out.push(`${ns.name}/${l.name}`);
+  return out;
+}
+
+describe("kernel mechanisms: forwarder cross-connects in real namespaces", function () {
+  this.timeout(60000);
+  let fx: KernelFixture;
+  let owner: string;
+
+  before(async function () {
+    await skipUnlessKernel(this);
+  });
+  beforeEach(() => {
+    fx = new KernelFixture();
+    owner = `fwd-${randomBytes(3).toString("hex")}`;
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  it("passes the privilege check as root", async () => {
+    await checkKernelCapable();
+  });
+
+  describe("local KERNEL ↔ KERNEL", () => {
+    let a: Netns;
+    let e: Netns;
+    let f: Netns;
+    let h: NetworkServiceHandler;
+    let plan: Addresses;
+    const ctx = CallContext.create();
+
+    beforeEach(async () => {
+      a = await fx.netns("a");
+      e = await fx.netns("e");
+      f = await fx.netns("f");
+      // The endpoint also serves an address behind itself, reached through a src_route via the dst address.
+      await ops.batch(e).setUp("lo").addAddress("lo", "203.0.113.10/32").commit();
+      plan = { src: ["169.254.10.1/32", "fd00:10::1/128"], dst: ["169.254.10.2/32", "fd00:10::2/128"], srcRoutes: ["203.0.113.10/32"] };
+      const fwd = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
+      h = handler(chain(...forwarderPart(fwd, "unix:///tmp/nse.sock"), ...endpoint(e, () => plan)));
+    });
+
+    it("creates the requested interface in the client netns, applies the context, and packets flow", async () => {
+      const conn = await h.request(ctx, request("c1", a, "nsm-1"));
+      const la = await ops.getLink(a, "nsm-1");
+      expect(la?.kind).to.equal("veth");
+      expect(la?.up).to.equal(true);
+      expect(la?.addresses).to.include.members(["169.254.10.1/32", "fd00:10::1/128"]);
+      expect(la?.owner).to.deep.equal({ owner, connectionId: "c1", role: "client" });
+      const [le, ...more] = await ops.listOwned(e, ownerPrefix(owner));
+      expect(more).to.have.length(0);
+      expect(le?.name).to.match(/^svc-[0-9A-Za-z]{11}$/); // generated as upstream: prefix, '-', 15 chars in all
+      expect(le?.addresses).to.include.members(["169.254.10.2/32", "fd00:10::2/128"]);
+      expect(await ops.listOwned(f, ownerPrefix(owner))).to.have.length(0); // nothing stays in the forwarder's netns
+      expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({ server_interface: "KERNEL/nsm-1", client_interface: `KERNEL/${le?.name}` });
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+      expect(await ping(a, "fd00:10::2")).to.equal(true);
+      expect(await ping(a, "203.0.113.10")).to.equal(true); // the src_route via the dst address as gateway
+      const routes = await ops.listRoutes(a);
+      expect(routes.find((r) => r.dst === "203.0.113.10/32")?.gateway).to.equal("169.254.10.2");
+      await h.close(ctx, conn);
+    });
+
+    it("refresh leaves the interfaces untouched, a changed context is applied in place, close removes both ends", async () => {
+      const conn = await h.request(ctx, request("c1", a, "nsm-1"));
+      const before = [(await ops.getLink(a, "nsm-1"))?.ifindex, (await ops.listOwned(e, ownerPrefix(owner)))[0]?.ifindex];
+      const again = await h.request(ctx, refreshOf(conn));
+      expect(again.mechanism?.parameters.name).to.equal("nsm-1");
+      expect([(await ops.getLink(a, "nsm-1"))?.ifindex, (await ops.listOwned(e, ownerPrefix(owner)))[0]?.ifindex]).to.deep.equal(before);
+
+      plan = { src: ["169.254.10.5/32"], dst: ["169.254.10.6/32"] };
+      const changed = await h.request(ctx, refreshOf(again));
+      const la = await ops.getLink(a, "nsm-1");
+      expect(la?.ifindex).to.equal(before[0]);
+      expect(la?.addresses.filter((x) => !x.startsWith("fe80"))).to.deep.equal(["169.254.10.5/32"]);
+      expect((await ops.listRoutes(a)).some((r) => r.dst === "203.0.113.10/32")).to.equal(false);
+      expect(await ping(a, "169.254.10.6")).to.equal(true);
+
+      await h.close(ctx, changed);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+      expect(await ops.getLink(a, "nsm-1")).to.equal(undefined);
+    });
+
+    it("rebuilds on refresh when an interface was deleted behind its back", async () => {
+      const conn = await h.request(ctx, request("c1", a, "nsm-1"));
+      await ops.deleteLink(a, "nsm-1");
+      const again = await h.request(ctx, refreshOf(conn));
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+      await h.close(ctx, again);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+    });
+
+    it("refuses to take over an interface it does not own, leaving nothing behind", async () => {
+      await ops.batch(a).addVeth({ name: "nsm-1", peerName: "other" }).commit();
+      const err = await h.request(ctx, request("c1", a, "nsm-1")).then(() => undefined, (x: unknown) => x);
+      expect(err).to.be.instanceOf(StatusError);
+      expect((err as StatusError).code).to.equal(Code.AlreadyExists);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+      expect((await ops.getLink(a, "nsm-1"))?.alias).to.equal(undefined);
+    });
+
+    it("after a restart: leftovers of inactive connections are removed, an active one is taken over by its next refresh", async () => {
+      const c1 = await h.request(ctx, request("c1", a, "nsm-1"));
+      await h.request(ctx, request("c2", a, "nsm-2"));
+      // A new forwarder process: same owner, no state.
+      const report = await adoptOrRemoveLeftovers(owner, ["c1"], { namespaces: [a.path, e.path, f.path] });
+      expect(report.removed.map((r) => r.name)).to.deep.equal(["nsm-2"]);
+      expect(report.adopted.map((x) => x.link.owner?.connectionId)).to.deep.equal(["c1", "c1"]);
+      const fwd2 = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
+      const h2 = handler(chain(...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(e, () => plan)));
+      const refreshed = await h2.request(ctx, refreshOf(c1));
+      expect((await ops.listLinks(a)).filter((l) => l.name !== "lo").map((l) => l.name)).to.deep.equal(["nsm-1"]);
+      expect(await ops.listOwned(e, ownerPrefix(owner))).to.have.length(1);
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+      await h2.close(ctx, refreshed);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+    });
+
+    it("gives 50 concurrent connections their own working interface and removes them all", async () => {
+      const n = 50;
+      const h50 = handler(
+        chain(
+          ...forwarderPart(createKernelForwarder({ owner, forwarderNetnsUrl: f.path }), "unix:///tmp/nse.sock"),
+          ...endpoint(e, (conn) => {
+            const i = Number(conn.id.slice(1));
+            return { src: [`169.254.${100 + i}.1/32`], dst: [`169.254.${100 + i}.2/32`] };
+          }),
+        ),
+      );
+      const conns = await Promise.all(Array.from({ length: n }, (_, i) => h50.request(ctx, request(`c${i}`, a, `nsm-${i}`))));
+      const links = await ops.listOwned(a, ownerPrefix(owner));
+      expect(links.map((l) => l.name).sort()).to.deep.equal(Array.from({ length: n }, (_, i) => `nsm-${i}`).sort());
+      expect(await ops.listOwned(e, ownerPrefix(owner))).to.have.length(n);
+      const pings = await Promise.all(Array.from({ length: n }, (_, i) => ping(a, `169.254.${100 + i}.2`)));
+      expect(pings.filter((p) => !p)).to.have.length(0);
+      await Promise.all(conns.map((c) => h50.close(ctx, c)));
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+    });
+  });
+
+  describe("remote KERNEL → VXLAN → KERNEL across two forwarder namespaces", () => {
+    it("tunnels packets between the nodes with an MTU reduced by the VXLAN overhead, and cleans up", async () => {
+      const a = await fx.netns("a");
+      const b = await fx.netns("b");
+      const f1 = await fx.netns("f1");
+      const f2 = await fx.netns("f2");
+      // The underlay between the two "nodes".
+      await ops.batch(f1).addVeth({ name: "under", peerName: "under", peerNetns: f2 }).addAddress("under", "198.51.100.1/24").setUp("under").commit();
+      await ops.batch(f2).addAddress("under", "198.51.100.2/24").setUp("under").commit();
+      const o1 = `${owner}-1`;
+      const o2 = `${owner}-2`;
+      const fwd1 = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: "198.51.100.1" });
+      const fwd2 = createKernelForwarder({ owner: o2, forwarderNetnsUrl: f2.path, tunnelIp: "198.51.100.2" });
+      const plan: Addresses = { src: ["169.254.30.1/32", "fd00:30::1/128"], dst: ["169.254.30.2/32", "fd00:30::2/128"] };
+      const h = handler(chain(...forwarderPart(fwd1, "tcp://198.51.100.2:5001"), ...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(b, () => plan)));
+      const ctx = CallContext.create();
+
+      const started = performance.now();
+      const conn = await h.request(ctx, request("r1", a, "nsm-1"));
+      const setupMs = performance.now() - started;
+      expect(conn.context?.MTU).to.equal(1450);
+      const la = await ops.getLink(a, "nsm-1");
+      expect(la?.mtu).to.equal(1450);
+      const [vx1] = (await ops.listOwned(f1, ownerPrefix(o1))).filter((l) => l.kind === "vxlan");
+      const [vx2] = (await ops.listOwned(f2, ownerPrefix(o2))).filter((l) => l.kind === "vxlan");
+      expect(vx1?.vxlan?.vni).to.be.a("number").and.equal(vx2?.vxlan?.vni);
+      expect((vx1?.vxlan?.vni ?? 1) % 2).to.equal(0); // src 198.51.100.1 ≤ dst 198.51.100.2 → even
+      expect(vx1?.vxlan).to.include({ local: "198.51.100.1", remote: "198.51.100.2", port: 4789 });
+      expect(vx1?.mtu).to.equal(1450);
+      expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({ server_interface: "KERNEL/nsm-1", client_interface: `VXLAN/${vx1?.name}` });
+      const pingStart = performance.now();
+      expect(await ping(a, "169.254.30.2")).to.equal(true);
+      const firstPingMs = performance.now() - pingStart;
+      expect(await ping(a, "fd00:30::2")).to.equal(true);
+      // A full-size packet fits (1450 - 28 bytes of IPv4+ICMP headers); one byte more would need fragmenting.
+      const big = await import("@nsm-ts/sdk-linux").then((m) => m.runCommand(a.execArgv(["ping", "-c1", "-W1", "-M", "do", "-s", "1422", "169.254.30.2"])));
+      expect(big.code).to.equal(0);
+      process.stderr.write(`      remote setup ${setupMs.toFixed(1)} ms, first ping ${firstPingMs.toFixed(1)} ms\n`);
+
+      const before = la?.ifindex;
+      const again = await h.request(ctx, refreshOf(conn));
+      expect((await ops.getLink(a, "nsm-1"))?.ifindex).to.equal(before);
+      expect((await ops.listOwned(f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
+
+      await h.close(ctx, again);
+      expect(await owned(o1, a, f1)).to.deep.equal([]);
+      expect(await owned(o2, b, f2)).to.deep.equal([]);
+      expect(fwd1.vnis.size + fwd2.vnis.size).to.equal(0);
+    });
+  });
+});

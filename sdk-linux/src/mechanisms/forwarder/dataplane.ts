@@ -1,0 +1,268 @@
+/**
+ * The kernel side of one forwarder cross-connect. Local (KERNEL ↔ KERNEL): one veth pair created straight
+ * into the two pod namespaces under their final names. Remote (KERNEL ↔ VXLAN): a veth pair with the pod end
+ * in the pod and the other end in the forwarder's netns, bridged there with a VXLAN device. Every link carries
+ * the alias `nsm-ts:<owner>:<connection id>:<role>`; removal is by that alias, never by name alone.
+ */
+import type { ConnectionContext } from "@nsm-ts/api/networkservice";
+import type { Logger } from "@nsm-ts/sdk/tools/log";
+import { Code, StatusError, fail } from "@nsm-ts/sdk/tools/status";
+import type { IpExecutor, IpLine } from "../../executor.js";
+import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
+import { type Netns, openNetns } from "../../netns.js";
+import type { KernelOps, LinkInfo } from "../../ops.js";
+import { type LegConfig, type Side, legConfig, neighborKey, routeKey } from "./context.js";
+
+/** One side of a cross-connect as the mechanisms describe it. */
+export type Leg =
+  | { readonly type: "KERNEL"; readonly netnsUrl: string; readonly ifName: string }
+  | { readonly type: "VXLAN"; readonly vni: number; readonly local: string; readonly remote: string; readonly port: number };
+
+/** Roles written into the alias of each link. */
+export const Role = { CLIENT: "client", ENDPOINT: "endpoint", FWD: "fwd", VXLAN: "vxlan", BRIDGE: "bridge" } as const;
+
+interface PodState {
+  netns: Netns;
+  ifName: string;
+  side: Side;
+  config: LegConfig;
+}
+
+/** What was programmed for one connection (kept in per-connection metadata). */
+export interface Applied {
+  /** The legs it was built for; another value means rebuild. */
+  readonly topology: string;
+  readonly pods: PodState[];
+  /** Names in the forwarder's netns (remote legs only). */
+  readonly fwd?: { veth: string; vxlan: string; bridge: string; vni: number; remote: string };
+  mtu: number | undefined;
+  /** Every netns touched (for removal by alias). */
+  readonly netnsUrls: string[];
+}
+
+/** What `program` needs for one connection. */
+export interface XconnectSpec {
+  readonly connectionId: string;
+  /** The connection's client side (the incoming mechanism of the forwarder). */
+  readonly server: Leg;
+  /** The connection's endpoint side (the mechanism the next hop chose). */
+  readonly client: Leg;
+  readonly context: ConnectionContext | undefined;
+  /** MTU for every link of the connection; undefined keeps the kernel default. */
+  readonly mtu: number | undefined;
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): { removed: string[]; added: string[] } {
+  return { removed: a.filter((x) => !b.includes(x)), added: b.filter((x) => !a.includes(x)) };
+}
+
+/** Programs and removes cross-connects of one owner (forwarder). */
+export class KernelDataplane {
+  readonly #ops: KernelOps;
+  readonly #exec: IpExecutor;
+  readonly #owner: string;
+  readonly #own: () => Promise<Netns>;
+  readonly #log: Logger;
+
+  /** `own` resolves the forwarder's netns (where VXLAN devices and bridges live). */
+  constructor(ops: KernelOps, exec: IpExecutor, owner: string, own: () => Promise<Netns>, log: Logger) {
+    this.#ops = ops;
+    this.#exec = exec;
+    this.#owner = owner;
+    this.#own = own;
+    this.#log = log;
+  }
+
+  /** The alias of one link of a connection. */
+  alias(connectionId: string, role: string): string {
+    return ownerAlias({ owner: this.#owner, connectionId, role });
+  }
+
+  /** The alias prefix selecting exactly the links of one connection. */
+  connectionPrefix(connectionId: string): string {
+    return `${ownerAlias({ owner: this.#owner, connectionId })}:`;
+  }
+
+  /**
+   * Makes the kernel match `spec`. With `prev` for the same legs and its links still in place, only the
+   * differences are applied (no link is re-created); otherwise what is left of the connection is removed by alias
+   * and everything is built anew (also after a forwarder restart, when the old links have no state).
+   */
+  async program(spec: XconnectSpec, prev: Applied | undefined): Promise<Applied> {
+    const topology = JSON.stringify([spec.server, spec.client]);
+    if (prev && prev.topology === topology && (await this.#intact(spec.connectionId, prev))) {
+      await this.#update(spec, prev);
+      return prev;
+    }
+    if (prev) await this.remove(spec.connectionId, prev.netnsUrls);
+    try {
+      return await this.#create(spec, topology);
+    } catch (err) {
+      const urls = await this.#urlsOf(spec);
+      await this.remove(spec.connectionId, urls).catch((e: unknown) => this.#log.warn({ err: e, connId: spec.connectionId }, "kernel xconnect: cleanup after a failed create failed"));
+      // A leftover of this very connection (e.g. from before a forwarder restart) is gone now: one more try.
+      if (err instanceof StatusError && err.code === Code.AlreadyExists) {
+        try {
+          return await this.#create(spec, topology);
+        } catch (again) {
+          await this.remove(spec.connectionId, urls).catch(() => undefined);
+          throw again;
+        }
+      }
+      throw err;
+    }
+  }
+
+  async #urlsOf(spec: XconnectSpec): Promise<string[]> {
+    const urls = [spec.server, spec.client].flatMap((l) => (l.type === "KERNEL" ? [l.netnsUrl] : []));
+    if (spec.server.type === "VXLAN" || spec.client.type === "VXLAN") urls.push((await this.#own()).url);
+    return urls;
+  }
+
+  async #create(spec: XconnectSpec, topology: string): Promise<Applied> {
+    const { server, client, connectionId: id, mtu } = spec;
+    if (server.type === "KERNEL" && client.type === "KERNEL") {
+      const [c, e] = await Promise.all([openNetns(server.netnsUrl), openNetns(client.netnsUrl)]);
+      const pc: PodState = { netns: c, ifName: server.ifName, side: "client", config: legConfig(spec.context, "client", server.ifName) };
+      const pe: PodState = { netns: e, ifName: client.ifName, side: "endpoint", config: legConfig(spec.context, "endpoint", client.ifName) };
+      const bc = this.#ops
+        .batch(c)
+        .addVeth({ name: pc.ifName, peerName: pe.ifName, peerNetns: e, ...(mtu === undefined ? {} : { mtu }), alias: this.alias(id, Role.CLIENT) });
+      addConfig(bc, pc.ifName, pc.config);
+      await bc.commit();
+      const be = this.#ops.batch(e).setAlias(pe.ifName, this.alias(id, Role.ENDPOINT));
+      addConfig(be, pe.ifName, pe.config);
+      await be.commit();
+      return { topology, pods: [pc, pe], mtu, netnsUrls: [server.netnsUrl, client.netnsUrl] };
+    }
+    const pod = server.type === "KERNEL" ? { leg: server, side: "client" as const } : client.type === "KERNEL" ? { leg: client, side: "endpoint" as const } : undefined;
+    const vx = server.type === "VXLAN" ? server : client.type === "VXLAN" ? client : undefined;
+    if (!pod || !vx) return fail(Code.Unimplemented, "kernel xconnect: VXLAN on both sides is not supported");
+    const [p, f] = await Promise.all([openNetns(pod.leg.netnsUrl), this.#own()]);
+    const ps: PodState = { netns: p, ifName: pod.leg.ifName, side: pod.side, config: legConfig(spec.context, pod.side, pod.leg.ifName) };
+    const seed = `${this.#owner}/${id}`;
+    const names = { veth: hashedIfName("nsv", seed), vxlan: hashedIfName("nsx", seed), bridge: hashedIfName("nsb", seed), vni: vx.vni, remote: vx.remote };
+    const mtuOpt = mtu === undefined ? {} : { mtu };
+    const b1 = this.#ops
+      .batch(f)
+      .addVeth({ name: names.veth, peerName: ps.ifName, peerNetns: p, ...mtuOpt, alias: this.alias(id, Role.FWD) })
+      .addVxlan({ name: names.vxlan, vni: vx.vni, local: vx.local, remote: vx.remote, dstPort: vx.port, ...mtuOpt, alias: this.alias(id, Role.VXLAN) });
+    const bridgeLines: IpLine[] = [
+      { what: `addBridge ${names.bridge}`, args: ["link", "add", "name", validateIfName(names.bridge), "type", "bridge", "forward_delay", "0"] },
+      { what: `setMaster ${names.veth}`, args: ["link", "set", "dev", names.veth, "master", names.bridge] },
+      { what: `setMaster ${names.vxlan}`, args: ["link", "set", "dev", names.vxlan, "master", names.bridge] },
+    ];
+    const b2 = this.#ops.batch(f).setAlias(names.bridge, this.alias(id, Role.BRIDGE)).setUp(names.bridge).setUp(names.veth).setUp(names.vxlan);
+    await this.#exec.apply(f, [...b1.lines, ...bridgeLines, ...b2.lines]);
+    const bp = this.#ops.batch(p).setAlias(ps.ifName, this.alias(id, pod.side === "client" ? Role.CLIENT : Role.ENDPOINT));
+    addConfig(bp, ps.ifName, ps.config);
+    await bp.commit();
+    return { topology, pods: [ps], fwd: names, mtu, netnsUrls: [pod.leg.netnsUrl, f.url] };
+  }
+
+  /** True when every link of `prev` is still there with this connection's alias. */
+  async #intact(id: string, prev: Applied): Promise<boolean> {
+    try {
+      const checks: Promise<boolean>[] = prev.pods.map(async (p) => {
+        await p.netns.verify();
+        const l = await this.#ops.getLink(p.netns, p.ifName);
+        return l?.alias === this.alias(id, p.side === "client" ? Role.CLIENT : Role.ENDPOINT);
+      });
+      const fwd = prev.fwd;
+      if (fwd) {
+        checks.push(
+          (async () => {
+            const links = await this.#ops.listOwned(await this.#own(), this.connectionPrefix(id));
+            const by = (n: string): LinkInfo | undefined => links.find((l) => l.name === n);
+            const vx = by(fwd.vxlan);
+            return by(fwd.veth) !== undefined && by(fwd.bridge) !== undefined && vx?.vxlan?.vni === fwd.vni && vx.vxlan.remote === fwd.remote;
+          })(),
+        );
+      }
+      return (await Promise.all(checks)).every(Boolean);
+    } catch (err) {
+      this.#log.info({ err, connId: id }, "kernel xconnect: links of the connection are not intact, rebuilding");
+      return false;
+    }
+  }
+
+  async #update(spec: XconnectSpec, prev: Applied): Promise<void> {
+    const work: Promise<void>[] = [];
+    const mtuChanged = spec.mtu !== undefined && spec.mtu !== prev.mtu;
+    for (const p of prev.pods) {
+      const next = legConfig(spec.context, p.side, p.ifName);
+      const b = this.#ops.batch(p.netns);
+      const addrs = sameSet(p.config.addresses, next.addresses);
+      const routes = new Map(next.routes.map((r) => [routeKey(r), r]));
+      const oldRoutes = new Map(p.config.routes.map((r) => [routeKey(r), r]));
+      const neigh = new Map(next.neighbors.map((n) => [neighborKey(n), n]));
+      const oldNeigh = new Map(p.config.neighbors.map((n) => [neighborKey(n), n]));
+      for (const [k, r] of oldRoutes) if (!routes.has(k)) b.delRoute(r);
+      for (const [k, n] of oldNeigh) if (!neigh.has(k)) b.delNeighbor(n);
+      for (const a of addrs.removed) b.delAddress(p.ifName, a);
+      if (mtuChanged && spec.mtu !== undefined) b.setMtu(p.ifName, spec.mtu);
+      for (const a of addrs.added) b.addAddress(p.ifName, a, { replace: true });
+      for (const [k, r] of routes) if (!oldRoutes.has(k)) b.addRoute(r, { replace: true });
+      for (const [k, n] of neigh) if (!oldNeigh.has(k)) b.addNeighbor(n, { replace: true });
+      p.config = next;
+      if (b.size > 0) work.push(b.commit());
+    }
+    if (mtuChanged && spec.mtu !== undefined && prev.fwd) {
+      work.push(this.#ops.batch(await this.#own()).setMtu(prev.fwd.veth, spec.mtu).setMtu(prev.fwd.vxlan, spec.mtu).commit());
+    }
+    await Promise.all(work);
+    prev.mtu = spec.mtu ?? prev.mtu;
+  }
+
+  /**
+   * Removes every link of the connection found by alias in the given namespaces (and the forwarder's own),
+   * skipping namespaces that are gone. One end of a veth pair is enough: the kernel deletes its peer. Returns
+   * the names removed.
+   */
+  async remove(connectionId: string, netnsUrls: readonly string[]): Promise<string[]> {
+    const prefix = this.connectionPrefix(connectionId);
+    const own = await this.#own();
+    const handles: Netns[] = [];
+    for (const r of await Promise.allSettled([...new Set(netnsUrls)].map((u) => openNetns(u)))) {
+      if (r.status === "fulfilled" && !handles.some((h) => h.sameAs(r.value))) handles.push(r.value);
+    }
+    // Pods first, the forwarder's own netns last (its veth end is usually gone with the pod end by then).
+    const ordered = [...handles.filter((h) => !h.sameAs(own)), own];
+    const found = await Promise.all(
+      ordered.map((ns) =>
+        this.#ops.listOwned(ns, prefix).catch((err: unknown) => {
+          if (err instanceof StatusError && err.code === Code.NotFound) return [] as LinkInfo[];
+          throw err;
+        }),
+      ),
+    );
+    const removed: string[] = [];
+    let vethGone = false;
+    for (const [i, ns] of ordered.entries()) {
+      const links = (found[i] ?? []).filter((l) => {
+        if (l.kind !== "veth") return true;
+        if (vethGone) return false;
+        vethGone = true;
+        return true;
+      });
+      if (links.length === 0) continue;
+      const b = this.#ops.batch(ns);
+      for (const l of links) b.deleteLink(l.name);
+      try {
+        await b.commit();
+        removed.push(...links.map((l) => l.name));
+      } catch (err) {
+        if (!(err instanceof StatusError && err.code === Code.NotFound)) throw err;
+        removed.push(...(await this.#ops.removeOwned(ns, prefix)));
+      }
+    }
+    return removed;
+  }
+}
+
+function addConfig(b: ReturnType<KernelOps["batch"]>, dev: string, cfg: LegConfig): void {
+  for (const a of cfg.addresses) b.addAddress(dev, a, { replace: true });
+  b.setUp(dev);
+  for (const r of cfg.routes) b.addRoute(r, { replace: true });
+  for (const n of cfg.neighbors) b.addNeighbor(n, { replace: true });
+}

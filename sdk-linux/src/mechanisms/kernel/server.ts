@@ -1,0 +1,50 @@
+/**
+ * KERNEL mechanism for endpoints: puts the endpoint's own netns URL and the interface name into the KERNEL
+ * mechanism it accepts, so the forwarder knows where to put the endpoint's end of the connection. A name the
+ * request already carries is kept; otherwise one is generated as upstream does (contract §9.10) and kept for
+ * the connection's life, so refreshes never rename the interface. Place it in the endpoint's `mechanisms`
+ * dispatch under `KERNEL`. Reads/writes: `connection.mechanism`, server metadata.
+ */
+import { KernelParam } from "@nsm-ts/api/constants";
+import { type NetworkServiceElement, MetaKey, connectionOf, mechanisms } from "@nsm-ts/sdk/networkservice";
+import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/sdk/tools/nanoid";
+
+/** Options of the endpoint's KERNEL server. */
+export interface KernelServerOptions {
+  /**
+   * The endpoint's netns as a URL. Default `file:///proc/<this pid>/ns/net`: a concrete pid rather than
+   * `/proc/thread-self`, because without fd passing the forwarder resolves the URL in its own process.
+   */
+  netnsUrl?: string;
+  /** Interface name for every connection (cut to 15 characters); default: the requested one, or generated. */
+  interfaceName?: string;
+}
+
+const nameKey = new MetaKey<string>("sdk-linux.kernel-server.ifName");
+
+/** The endpoint-side KERNEL element. */
+export function newServer(opts: KernelServerOptions = {}): NetworkServiceElement {
+  const netnsUrl = opts.netnsUrl ?? `file:///proc/${process.pid}/ns/net`;
+  return {
+    name: "kernel-mechanism-server",
+    async request(ctx, req, next) {
+      const conn = connectionOf(req);
+      const m = conn.mechanism;
+      if (mechanisms.kernel.isKernel(m)) {
+        const name = ctx.metadata.server.getOrSet(nameKey, () =>
+          truncateLinuxInterfaceName(opts.interfaceName || mechanisms.kernel.interfaceNameOf(m) || generateLinuxInterfaceName(conn.networkService)),
+        );
+        m.parameters[KernelParam.NETNS_URL] = netnsUrl;
+        m.parameters[KernelParam.INTERFACE_NAME] = name;
+      }
+      return next.request(ctx, req);
+    },
+    async close(ctx, conn, next) {
+      try {
+        await next.close(ctx, conn);
+      } finally {
+        ctx.metadata.server.delete(nameKey);
+      }
+    },
+  };
+}
