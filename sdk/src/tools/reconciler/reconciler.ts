@@ -139,9 +139,12 @@ class Runner<T, I extends string> {
   }
 
   async run(): Promise<void> {
+    // Deletions stay in the graveyard until the reconciler has read them (bounded by graveyardMax).
+    const tracker = this.table.trackDeletes(0);
     try {
       while (!this.signal.aborted) {
         const watch = this.readChanges();
+        tracker.advance(this.pos);
         await this.processDue();
         await this.maybePrune();
         this.settleWaiters();
@@ -153,6 +156,7 @@ class Runner<T, I extends string> {
     } catch (err) {
       this.log.error({ err }, "reconciler stopped on an unexpected error");
     } finally {
+      tracker.close();
       const reason = new StatusError(Code.Canceled, `reconciler: "${this.table.name}" stopped`);
       for (const w of this.waiters.splice(0)) w.reject(reason);
     }

@@ -67,12 +67,23 @@ export interface Change<T> {
 /** Options of `createDb`. */
 export interface DbOptions {
   /**
-   * Tombstones kept per table for change iterators (default 10 000). When a commit leaves more, the oldest
-   * are dropped, and an iterator that has not passed a dropped tombstone fails with `ResyncRequiredError`.
+   * Tombstones always kept per table for iterators that resume from a revision (default 10 000). Older
+   * ones are kept too while a live change iterator or delete tracker has not passed them, up to
+   * `graveyardMax`. An iterator that needed a dropped tombstone fails with `ResyncRequiredError`.
    */
   readonly graveyardSize?: number;
+  /** Hard bound on tombstones per table, even for trackers that lag (default 100 000). */
+  readonly graveyardMax?: number;
   /** Object.freeze every inserted object (shallow), to catch mutation of stored objects; default false. */
   readonly freeze?: boolean;
+}
+
+/** A registered reader of a table's changes: tombstones it has not passed are kept (see `graveyardMax`). */
+export interface DeleteTracker {
+  /** Marks every change up to `revision` as read, releasing older tombstones. */
+  advance(revision: number): void;
+  /** Unregisters; call it when the reader stops. */
+  close(): void;
 }
 
 /** Thrown by a change iterator that resumed from, or fell behind to, a revision whose deletions are gone. */
@@ -202,7 +213,7 @@ export class WriteTxn extends ReadTxn {
     for (const t of this.tables) {
       const d = this.drafts.get(t.id);
       if (!d?.dirty) continue;
-      const after = d.finish(this.db.graveyardSize);
+      const after = d.finish(this.db.graveyardSize, this.db.graveyardMax, t.trackedFloor());
       changed.push({ table: t, before: base.roots.get(t.id) ?? t.emptyRoot, after, first: d.firstRevision });
       roots.set(t.id, after);
     }
@@ -276,10 +287,11 @@ class TableDraft<T> {
     return this.cached;
   }
 
-  finish(graveyardSize: number): Root<T> {
-    while (this.graveyard.size > graveyardSize) {
+  /** Seals the draft; drops tombstones beyond `size` that every tracker passed (`floor`), and beyond `max`. */
+  finish(size: number, max: number, floor: number): Root<T> {
+    while (this.graveyard.size > size) {
       const first = treeFirst(this.graveyard.tree());
-      if (!first) break;
+      if (!first || (first[0] > floor && this.graveyard.size <= max)) break;
       this.graveyard.delete(first[0]);
       this.gcRevision = Math.max(this.gcRevision, first[0]);
     }
@@ -307,6 +319,9 @@ export abstract class TableBase {
     this.id = id;
   }
 
+  /** @internal Lowest position of the live delete trackers (Infinity when none). */
+  abstract trackedFloor(): number;
+
   /** @internal Fires watch channels after a commit. */
   abstract notify(before: Root<unknown>, after: Root<unknown>, firstRevision: number): void;
 }
@@ -332,6 +347,7 @@ export class Table<T, I extends string = never> extends TableBase {
   private initSeq: number | undefined;
   private initChannel: Channel | undefined;
   private initCounter = 0;
+  private readonly trackers = new Set<{ pos: number }>();
 
   /** @internal Use `db.createTable`. */
   constructor(
@@ -602,19 +618,49 @@ export class Table<T, I extends string = never> extends TableBase {
    */
   async *changes(fromRevision = 0, signal?: AbortSignal): AsyncGenerator<Change<T>, void, undefined> {
     let pos = fromRevision;
-    while (!signal?.aborted) {
-      const txn = this.db.readTxn();
-      const snap = txn.rootOf<T>(this);
-      for (const c of this.changesIn(snap, pos)) {
-        if (signal?.aborted) return;
-        yield c;
+    const tracker = this.trackDeletes(pos);
+    try {
+      while (!signal?.aborted) {
+        const txn = this.db.readTxn();
+        const snap = txn.rootOf<T>(this);
+        for (const c of this.changesIn(snap, pos)) {
+          if (signal?.aborted) return;
+          yield c;
+          tracker.advance(c.revision);
+        }
+        if (snap.revision > pos) {
+          pos = snap.revision;
+          tracker.advance(pos);
+          continue;
+        }
+        if (!(await waitOrAbort(this.watch(txn), signal))) return;
       }
-      if (snap.revision > pos) {
-        pos = snap.revision;
-        continue;
-      }
-      if (!(await waitOrAbort(this.watch(txn), signal))) return;
+    } finally {
+      tracker.close();
     }
+  }
+
+  /**
+   * Registers a reader that starts after `fromRevision`: tombstones it has not passed (`advance`) are kept
+   * beyond `graveyardSize`, up to `graveyardMax`. `changes()` registers one itself; loops built on
+   * `changeBatch` register their own and `close()` it when they stop.
+   */
+  trackDeletes(fromRevision: number): DeleteTracker {
+    const t = { pos: fromRevision };
+    this.trackers.add(t);
+    return {
+      advance: (revision) => {
+        t.pos = Math.max(t.pos, revision);
+      },
+      close: () => void this.trackers.delete(t),
+    };
+  }
+
+  /** @internal */
+  trackedFloor(): number {
+    let floor = Infinity;
+    for (const t of this.trackers) floor = Math.min(floor, t.pos);
+    return floor;
   }
 
   /**
@@ -808,6 +854,8 @@ export class Db {
   /** @internal */
   readonly graveyardSize: number;
   /** @internal */
+  readonly graveyardMax: number;
+  /** @internal */
   readonly freeze: boolean;
   private state: DbState = { seq: 0, roots: new Map() };
   private rev = 0;
@@ -819,6 +867,7 @@ export class Db {
   /** @internal Use `createDb`. */
   constructor(opts: DbOptions = {}) {
     this.graveyardSize = opts.graveyardSize ?? 10_000;
+    this.graveyardMax = Math.max(this.graveyardSize, opts.graveyardMax ?? 100_000);
     this.freeze = opts.freeze ?? false;
   }
 

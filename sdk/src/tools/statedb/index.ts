@@ -6,6 +6,7 @@ export {
   type Change,
   Db,
   type DbOptions,
+  type DeleteTracker,
   type IndexDef,
   type LpmIndex,
   type MultiIndex,

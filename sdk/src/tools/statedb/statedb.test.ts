@@ -14,7 +14,7 @@ interface Route {
   readonly prefix: string;
 }
 
-function setup(opts: { graveyardSize?: number } = {}) {
+function setup(opts: { graveyardSize?: number; graveyardMax?: number } = {}) {
   const db = createDb({ freeze: true, ...opts });
   const endpoints = db.createTable({
     name: "endpoints",
@@ -273,6 +273,32 @@ describe("statedb", () => {
     // A fresh iterator starts from the current objects.
     const fresh = await take(s.endpoints.changes(0, ac.signal), 1);
     expect(fresh.map((c) => c.key)).to.deep.equal(["d"]);
+  });
+
+  it("keeps tombstones a live tracker has not passed, up to graveyardMax", async () => {
+    const s = setup({ graveyardSize: 2, graveyardMax: 4 });
+    db = s.db;
+    const tombstones = (after: number): string[] =>
+      s.endpoints
+        .changeBatch(db.readTxn(), after)
+        .changes.filter((c) => c.deleted)
+        .map((c) => `${c.key}@${c.revision}`);
+    await db.update(s.endpoints, (t) => {
+      for (const n of ["a", "b", "c", "d", "e", "f"]) s.endpoints.insert(t, ep(n));
+    });
+    const tracker = s.endpoints.trackDeletes(6);
+    await db.update(s.endpoints, (t) => {
+      for (const n of ["a", "b", "c"]) s.endpoints.deleteKey(t, n);
+    });
+    await db.update(s.endpoints, (t) => void s.endpoints.deleteKey(t, "d"));
+    expect(tombstones(6), "all kept for the tracker").to.deep.equal(["a@7", "b@8", "c@9", "d@10"]);
+    await db.update(s.endpoints, (t) => void s.endpoints.deleteKey(t, "e"));
+    expect(() => tombstones(6), "the hard bound wins over a lagging tracker").to.throw(ResyncRequiredError);
+    expect(tombstones(7)).to.deep.equal(["b@8", "c@9", "d@10", "e@11"]);
+    tracker.advance(11);
+    await db.update(s.endpoints, (t) => void s.endpoints.deleteKey(t, "f"));
+    expect(tombstones(10), "passed ones go down to graveyardSize").to.deep.equal(["e@11", "f@12"]);
+    tracker.close();
   });
 
   it("finds the most specific prefix for IPv4 and IPv6 addresses and lists containing prefixes", async () => {
