@@ -21,10 +21,12 @@ export interface AuthorizeOptions {
   owners?: (name: string) => Promise<readonly string[] | undefined>;
 }
 
-/** The caller's SPIFFE ID as authorize sees it: the first path token's subject, else the TLS peer or token. */
+/** The registrant's SPIFFE ID: the mTLS peer when it is the first hop, else the first path token's subject. */
 export function callerOf(ctx: CallContext): string {
-  const first = pathKey.get(ctx)?.segments[0]?.token;
-  return subjectOf(first) ?? ctx.peer?.spiffeId ?? subjectOf(ctx.peer?.token?.token) ?? "";
+  const path = pathKey.get(ctx);
+  // When the registrant is our direct peer (we are hop 1), its mTLS certificate is proof; a token is only a claim.
+  if (ctx.peer?.spiffeId !== undefined && (path === undefined || path.index <= 1)) return ctx.peer.spiffeId;
+  return subjectOf(path?.segments[0]?.token) ?? ctx.peer?.spiffeId ?? subjectOf(ctx.peer?.token?.token) ?? "";
 }
 
 /** Creates the server element (see the header comment). */
