@@ -393,13 +393,13 @@ export class Table<T, I extends string = never> extends TableBase {
     return { entry, watch: channel(this.keyChannels, key) };
   }
 
-  /** Every object in primary-key order (lazy on a read snapshot). */
+  /** Every object in primary-key order: lazy (and re-iterable) on a read snapshot, an array in a write txn. */
   all(txn: ReadTxn): Iterable<T> {
     const root = txn.rootOf<T>(this);
-    const values = (function* () {
+    const values = function* (): Generator<T, void, undefined> {
       for (const e of treeValues(root.primary)) yield e.object;
-    })();
-    return txn instanceof WriteTxn ? [...values] : values;
+    };
+    return txn instanceof WriteTxn ? [...values()] : { [Symbol.iterator]: values };
   }
 
   /** Objects whose primary key starts with `prefix`, in key order. */
