@@ -167,6 +167,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   const ctx = (): CallContext => CallContext.create({ clock, log });
   const cleanups = new Set<() => Promise<void>>();
   const clients = new Set<NsmClient>();
+  let clientCount = 0;
 
   // Registry.
   const registryUrl = await urlFor("registry");
@@ -323,7 +324,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     const nsmgrChannel = dial(node.nsmgr.url);
     const lifetime = new AbortController();
     const reg = createRegistryClient("nse", nsmgrChannel, { tokenGenerator: gen, signal: lifetime.signal, heal: true });
-    const nsReg = createRegistryClient("ns", nsmgrChannel, { tokenGenerator: gen });
+    // Network services belong to whoever registered them first; the sandbox registers them all as itself.
+    const nsReg = createRegistryClient("ns", nsmgrChannel, { tokenGenerator: tokenGenerator("sandbox") });
     for (const s of eo.services) await nsReg.register(ctx(), create(NetworkServiceSchema, { name: s, payload: eo.payload ?? "ETHERNET" }));
     const entry = create(NetworkServiceEndpointSchema, {
       name: eo.name,
@@ -393,7 +395,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
 
   const addClient = (n: number | SandboxNode, co: SandboxClientOptions = {}): NsmClient => {
     const node = nodeOf(n);
-    const name = co.name ?? `nsc-${clients.size}`;
+    const name = co.name ?? `nsc-${clientCount++}`;
     const c = client({
       insecure: true,
       clock,
