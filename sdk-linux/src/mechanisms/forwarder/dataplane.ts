@@ -215,31 +215,31 @@ export class KernelDataplane {
   }
 
   /**
-   * Removes every link of the connection found by alias in the given namespaces (and the forwarder's own),
-   * skipping namespaces that are gone. One end of a veth pair is enough: the kernel deletes its peer. Returns
-   * the names removed.
+   * Removes every link of the connection found by alias in the given namespaces, skipping namespaces that are
+   * gone. The forwarder's own netns (if listed) is looked at first, then the pods in order; one end of a veth pair
+   * is enough (the kernel deletes its peer), so once a veth is gone and the own netns is done the walk stops —
+   * usually one listing and one deletion per Close. Returns the names removed.
    */
   async remove(connectionId: string, netnsUrls: readonly string[]): Promise<string[]> {
     const prefix = this.connectionPrefix(connectionId);
-    const own = await this.#own();
     const handles: Netns[] = [];
     for (const r of await Promise.allSettled([...new Set(netnsUrls)].map((u) => openNetns(u)))) {
       if (r.status === "fulfilled" && !handles.some((h) => h.sameAs(r.value))) handles.push(r.value);
     }
-    // Pods first, the forwarder's own netns last (its veth end is usually gone with the pod end by then).
-    const ordered = [...handles.filter((h) => !h.sameAs(own)), own];
-    const found = await Promise.all(
-      ordered.map((ns) =>
-        this.#ops.listOwned(ns, prefix).catch((err: unknown) => {
-          if (err instanceof StatusError && err.code === Code.NotFound) return [] as LinkInfo[];
-          throw err;
-        }),
-      ),
-    );
+    const own = await this.#own();
+    const ordered = [...handles.filter((h) => h.sameAs(own)), ...handles.filter((h) => !h.sameAs(own))];
     const removed: string[] = [];
     let vethGone = false;
-    for (const [i, ns] of ordered.entries()) {
-      const links = (found[i] ?? []).filter((l) => {
+    for (const ns of ordered) {
+      if (vethGone && !ns.sameAs(own)) break;
+      let found: LinkInfo[];
+      try {
+        found = await this.#ops.listOwned(ns, prefix);
+      } catch (err) {
+        if (err instanceof StatusError && err.code === Code.NotFound) continue;
+        throw err;
+      }
+      const links = found.filter((l) => {
         if (l.kind !== "veth") return true;
         if (vethGone) return false;
         vethGone = true;

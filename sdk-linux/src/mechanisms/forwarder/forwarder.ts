@@ -239,7 +239,11 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         failure = err;
       }
       try {
-        const urls = st?.applied?.netnsUrls ?? (mechanisms.kernel.isKernel(conn.mechanism) ? [mechanisms.kernel.netnsUrlOf(conn.mechanism)].filter((u) => u !== "" && !ownProcUrl.test(u)) : []);
+        // Without state (a restarted forwarder) the own netns may hold VXLAN leftovers, and the pod netns is
+        // known only from the incoming mechanism.
+        const urls =
+          st?.applied?.netnsUrls ??
+          [(await own()).url, mechanisms.kernel.isKernel(conn.mechanism) ? mechanisms.kernel.netnsUrlOf(conn.mechanism) : ""].filter((u) => u !== "" && !ownProcUrl.test(u));
         await dp.remove(conn.id, urls);
       } catch (err) {
         failure ??= err;
