@@ -23,6 +23,7 @@ import { registryHandler } from "../../../registry/core/index.js";
 import type { Clock } from "../../../tools/clock/index.js";
 import { type Channel, type NsmServer, dial } from "../../../tools/grpc/index.js";
 import { type Logger, silentLogger } from "../../../tools/log/index.js";
+import { newFailover } from "../nsmgr/failover.js";
 import { type HopOptions, hopParts } from "../nsmgr/parts.js";
 
 /** Options of `createForwarder`. */
@@ -84,6 +85,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     CallContext.create({ log: opts.log ?? silentLogger, ...(opts.clock === undefined ? {} : { clock: opts.clock }) });
   const element = chain(
     ...parts.head,
+    newFailover("forwarder"),
     discover.newServer(registries),
     roundrobin.newServer(),
     mechanisms.newServer(opts.mechanisms ?? { NOOP: passThrough }),

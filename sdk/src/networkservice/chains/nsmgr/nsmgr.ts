@@ -15,6 +15,7 @@ import type { ConnectionMonitor } from "../../common/monitor/index.js";
 import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
 import { serveRegistry } from "../../../registry/grpc/index.js";
 import { type Channel, type NsmServer, dial } from "../../../tools/grpc/index.js";
+import { newFailover } from "./failover.js";
 import { type HopOptions, hopParts } from "./parts.js";
 
 /** Options of `createNsmgr`. */
@@ -66,6 +67,7 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
   });
   const middle: NetworkServiceElement[] = [
     clientinfo.newServer(opts.clientInfo ?? {}),
+    newFailover("nsmgr"),
     discoverforwarder.newServer(
       { ns: registry.ns, nse: registry.local },
       opts.forwarderServiceName === undefined ? {} : { forwarderServiceName: opts.forwarderServiceName },
