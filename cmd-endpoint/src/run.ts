@@ -1,13 +1,163 @@
 /**
- * Placeholder wiring: logs the configuration and waits for the abort signal. The program's wiring replaces
- * this file (build the chains, listen, serve until `ctx.signal` aborts, then drain).
+ * cmd-endpoint's wiring (an ICMP-responder style NSE): identity → the standard endpoint chain with
+ * point-to-point IPAM from NSM_CIDR_PREFIX and the mechanisms it accepts → listen (NSM_LISTEN_ON, or a unix
+ * socket in a new temp directory) → register the endpoint (and, with NSM_REGISTER_SERVICE, its services) at
+ * NSM_CONNECT_TO, kept fresh → health SERVING → wait for the abort signal → unregister, drain, clean up.
  */
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { MechanismType } from "@nsm-ts/api/constants";
+import type { Connection } from "@nsm-ts/api/networkservice";
+import {
+  NetworkServiceEndpointSchema,
+  NetworkServiceLabelsSchema,
+  NetworkServiceSchema,
+  type NetworkServiceEndpoint,
+} from "@nsm-ts/api/registry";
+import {
+  CallContext,
+  ipam,
+  mechanisms,
+  passThrough,
+  type NetworkServiceElement,
+} from "@nsm-ts/sdk/networkservice";
+import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
+import type { Logger } from "@nsm-ts/sdk/tools/log";
+import { kernel } from "@nsm-ts/sdk-linux";
+import { endpoint } from "./chains.js";
 import type { Config } from "./config.js";
+import { programIdentity } from "./identity.js";
 
-/** Runs cmd-endpoint until `ctx.signal` aborts. */
+/** The addresses of a connection, as log fields. */
+function addressesOf(conn: Connection): { src: string[]; dst: string[] } {
+  const ip = conn.context?.ipContext;
+  return { src: ip?.srcIpAddrs ?? [], dst: ip?.dstIpAddrs ?? [] };
+}
+
+/**
+ * Logs each connection this endpoint establishes, refreshes and closes (with its id), so an operator can follow
+ * a connection through the logs of every hop. Place last, where the connection is complete.
+ */
+function connectionLog(log: Logger): NetworkServiceElement {
+  const known = new Set<string>();
+  return {
+    name: "endpoint-log",
+    async request(ctx, req, next) {
+      const conn = await next.request(ctx, req);
+      const first = !known.has(conn.id);
+      known.add(conn.id);
+      log.info(
+        { connId: conn.id, networkService: conn.networkService, mechanism: conn.mechanism?.type, ...addressesOf(conn) },
+        first ? "connection established" : "connection refreshed",
+      );
+      return conn;
+    },
+    async close(ctx, conn, next) {
+      try {
+        await next.close(ctx, conn);
+      } finally {
+        known.delete(conn.id);
+        log.info({ connId: conn.id, networkService: conn.networkService }, "connection closed");
+      }
+    },
+  };
+}
+
+/** Runs cmd-endpoint until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  ctx.log.info({ config: cfg }, "cmd-endpoint configured; serving not wired yet, waiting for SIGTERM");
-  if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+  const log = ctx.log;
+  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
+    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-endpoint yet; ignoring them");
+  }
+  if (cfg.ipamUrl !== undefined) {
+    throw new Error("cmd-endpoint: NSM_IPAM_URL/NSM_SUBNET (addresses from the resource manager) are not supported yet; use NSM_CIDR_PREFIX");
+  }
+  if (cfg.idleTimeout > 0) log.warn("NSM_IDLE_TIMEOUT is not implemented by cmd-endpoint yet; the endpoint runs until SIGTERM");
+
+  const id = await programIdentity("cmd-endpoint", cfg, log);
+  const lifetime = new AbortController();
+  let tempDir: string | undefined;
+  const server = createServer({ ...id.serverOptions, logger: log });
+  server.health.set("", "NOT_SERVING");
+  const registryChannel = dial(cfg.connectTo, id.dialOptions);
+  const nseClient = createRegistryClient("nse", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, heal: true });
+  const nsClient = createRegistryClient("ns", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal });
+  // Registration stops at SIGTERM too, so a missing nsmgr cannot hold the shutdown for the retry budget.
+  const regCtx = (): CallContext => CallContext.create({ log, signal: AbortSignal.any([ctx.signal, lifetime.signal]) });
+  let registered: NetworkServiceEndpoint | undefined;
+  try {
+    const ep = endpoint({
+      name: cfg.name,
+      tokenGenerator: id.tokenGenerator,
+      insecure: id.insecure,
+      log,
+      additional: [
+        ipam.point2pointipam.newServer(ipam.createAddressPool(cfg.cidrPrefix)),
+        // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
+        mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
+        connectionLog(log),
+      ],
+    });
+    ep.register(server);
+
+    let listenUrl = cfg.listenOn;
+    if (listenUrl === undefined) {
+      tempDir = mkdtempSync(join(tmpdir(), "nsm-endpoint-"));
+      listenUrl = `unix://${join(tempDir, "endpoint.sock")}`;
+    }
+    const url = await server.listen(listenUrl);
+
+    if (cfg.registerService) {
+      for (const name of cfg.serviceNames) {
+        await nsClient.register(regCtx(), create(NetworkServiceSchema, { name, payload: cfg.payload }));
+      }
+    }
+    const entry = create(NetworkServiceEndpointSchema, {
+      name: cfg.name,
+      url,
+      networkServiceNames: cfg.serviceNames,
+      networkServiceLabels: Object.fromEntries(
+        cfg.serviceNames.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...cfg.labels } })]),
+      ),
+    });
+    registered = await nseClient.register(regCtx(), entry);
+    server.health.set("", "SERVING");
+    log.info(
+      {
+        url,
+        registry: cfg.connectTo,
+        services: cfg.serviceNames,
+        labels: cfg.labels,
+        cidrPrefix: cfg.cidrPrefix,
+        expires: registered.expirationTime ? new Date(Number(registered.expirationTime.seconds) * 1000).toISOString() : undefined,
+        spiffeId: id.identity.spiffeId,
+      },
+      "cmd-endpoint serving",
+    );
+    if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+    log.info("cmd-endpoint shutting down");
+  } catch (err) {
+    // A start interrupted by SIGTERM is a normal shutdown, whatever error the interrupted call reported.
+    if (!ctx.signal.aborted) throw err;
+  } finally {
+    server.health.set("", "NOT_SERVING");
+    if (registered) {
+      try {
+        // Unregister first, so no new request picks this endpoint while it drains.
+        await nseClient.unregister(CallContext.create({ log, deadline: Date.now() + 5000 }), registered);
+        log.info({ name: registered.name }, "unregistered");
+      } catch (err) {
+        log.warn({ err }, "unregister failed; the registration expires on its own");
+      }
+    }
+    lifetime.abort();
+    await server.close();
+    registryChannel.close();
+    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+  }
 }

@@ -1,13 +1,111 @@
 /**
- * Placeholder wiring: logs the configuration and waits for the abort signal. The program's wiring replaces
- * this file (build the chains, listen, serve until `ctx.signal` aborts, then drain).
+ * cmd-forwarder's wiring: identity → the data-plane backend (NOOP, or KERNEL through sdk-linux after checking
+ * the privileges it needs) → listen (NSM_LISTEN_ON, or a unix socket in a new temp directory) → the forwarder
+ * chain, registered at its nsmgr as an endpoint of network service `forwarder` with NSM_LABELS → health SERVING →
+ * wait for the abort signal → unregister, drain, clean up.
  */
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
+import { createForwarder, type ForwarderOptions } from "./chains.js";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { createServer } from "@nsm-ts/sdk/tools/grpc";
 import type { Config } from "./config.js";
+import { programIdentity } from "./identity.js";
 
-/** Runs cmd-forwarder until `ctx.signal` aborts. */
+/**
+ * The data-plane elements of NSM_FORWARDER_MECHANISM. KERNEL checks the privileges first (failing the start with
+ * a message that says what is missing), then removes links a previous instance of this forwarder left behind.
+ */
+async function dataPlaneOf(cfg: Config, ctx: RunContext): Promise<Pick<ForwarderOptions, "mechanisms" | "clientMechanisms">> {
+  if (cfg.forwarderMechanism === "NOOP") return {};
+  try {
+    await checkKernelCapable();
+  } catch (err) {
+    throw new Error(`cmd-forwarder: NSM_FORWARDER_MECHANISM=KERNEL cannot run here: ${(err as Error).message}`, { cause: err });
+  }
+  const report = await adoptOrRemoveLeftovers(cfg.name, []);
+  if (report.removed.length > 0) ctx.log.info({ removed: report.removed }, "removed links left by a previous run");
+  const kernel = createKernelForwarder({
+    owner: cfg.name,
+    ...(cfg.tunnelIp === undefined ? {} : { tunnelIp: cfg.tunnelIp }),
+    vxlanPort: cfg.vxlanPort,
+    log: ctx.log,
+  });
+  if (cfg.tunnelIp === undefined) ctx.log.warn("NSM_TUNNEL_IP is unset: KERNEL serves local connections only (no VXLAN to other nodes)");
+  return { mechanisms: kernel.mechanisms, clientMechanisms: kernel.clientMechanisms };
+}
+
+/** Runs cmd-forwarder until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  ctx.log.info({ config: cfg }, "cmd-forwarder configured; serving not wired yet, waiting for SIGTERM");
-  if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+  const log = ctx.log;
+  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
+    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-forwarder yet; ignoring them");
+  }
+  const dataPlane = await dataPlaneOf(cfg, ctx);
+  const id = await programIdentity("cmd-forwarder", cfg, log);
+  const server = createServer({ ...id.serverOptions, logger: log });
+  server.health.set("", "NOT_SERVING");
+  let tempDir: string | undefined;
+  let forwarder: ReturnType<typeof createForwarder> | undefined;
+  let registered = false;
+  try {
+    let listenUrl = cfg.listenOn;
+    if (listenUrl === undefined) {
+      tempDir = mkdtempSync(join(tmpdir(), "nsm-forwarder-"));
+      listenUrl = `unix://${join(tempDir, "forwarder.sock")}`;
+    }
+    const url = await server.listen(listenUrl);
+    forwarder = createForwarder({
+      name: cfg.name,
+      url,
+      nsmgrUrl: cfg.connectTo,
+      labels: cfg.labels,
+      forwarderServiceName: cfg.networkServiceName,
+      tokenGenerator: id.tokenGenerator,
+      insecure: id.insecure,
+      dialOptions: id.dialOptions,
+      log,
+      ...dataPlane,
+    });
+    forwarder.serve(server, { log });
+    // The registration retries for a while when the nsmgr is not there yet; SIGTERM must not wait for that.
+    const aborted = new Promise<undefined>((resolve) => ctx.signal.addEventListener("abort", () => resolve(undefined), { once: true }));
+    const registering = forwarder.register();
+    registering.catch(() => undefined); // observed below; this only keeps a late rejection after SIGTERM handled
+    const entry = await Promise.race([registering, aborted]);
+    if (entry === undefined) return;
+    registered = true;
+    server.health.set("", "SERVING");
+    log.info(
+      {
+        url,
+        nsmgr: cfg.connectTo,
+        mechanism: cfg.forwarderMechanism,
+        networkService: cfg.networkServiceName,
+        labels: cfg.labels,
+        registeredAs: entry.name,
+        spiffeId: id.identity.spiffeId,
+      },
+      "cmd-forwarder serving",
+    );
+    if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+    log.info("cmd-forwarder shutting down");
+  } catch (err) {
+    if (!ctx.signal.aborted) throw err;
+  } finally {
+    server.health.set("", "NOT_SERVING");
+    if (forwarder) {
+      try {
+        await forwarder.close({ unregister: registered });
+        if (registered) log.info("unregistered");
+      } catch (err) {
+        log.warn({ err }, "unregister failed; the registration expires on its own");
+      }
+    }
+    await server.close();
+    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+  }
 }

@@ -45,7 +45,7 @@ describe(`${program} config`, () => {
 
   it("reads given values", () => {
     const cfg = config.parse({
-      NSM_NETWORK_SERVICES: "kernel://icmp-responder/nsm-1?app=web, memif://other@remote.example",
+      NSM_NETWORK_SERVICES: "kernel://icmp-responder/nsm-1?app=web, noop://other@remote.example",
       NSM_LABELS: "color=red,zone:a",
       NSM_REQUEST_TIMEOUT: "5s",
       NSM_DIAL_TIMEOUT: "200ms",
@@ -53,7 +53,7 @@ describe(`${program} config`, () => {
     });
     expect(cfg.networkServices).to.deep.equal([
       { mechanism: "KERNEL", networkService: "icmp-responder", ifName: "nsm-1", labels: { app: "web" } },
-      { mechanism: "MEMIF", networkService: "other@remote.example", labels: {} },
+      { mechanism: "NOOP", networkService: "other@remote.example", labels: {} },
     ]);
     expect(cfg).to.deep.include({ labels: { color: "red", zone: "a" }, requestTimeout: 5000, dialTimeout: 200, podName: "client-1" });
   });
@@ -69,6 +69,10 @@ describe(`${program} config`, () => {
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ NSM_NETWORK_SERVICES: "svc", [name]: value }), name).to.throw(new RegExp(`^${name}: `));
     }
+    // A mechanism the URL syntax knows but this client cannot set up is a configuration error too.
+    expect(() => config.parse({ NSM_NETWORK_SERVICES: "kernel://a, memif://b" })).to.throw(
+      /^NSM_NETWORK_SERVICES: mechanism memif:\/\/ of "b" is not supported; use kernel:\/\/ or noop:\/\//,
+    );
   });
 
   it("README.md shows the current --help table (regenerate it when the table changes)", () => {

@@ -6,6 +6,7 @@
 import {
   atLeastOne,
   commonVars,
+  ConfigError,
   defineConfig,
   duration,
   labels,
@@ -16,6 +17,9 @@ import {
   type ConfigValues,
 } from "@nsm-ts/sdk/tools/config";
 import { hostname } from "node:os";
+
+/** Mechanisms this client can request: KERNEL (an interface in our netns) and NOOP (control plane only). */
+export const SUPPORTED_MECHANISMS = ["KERNEL", "NOOP"] as const;
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
@@ -67,7 +71,19 @@ export const config = defineConfig(
       parse: str,
     },
   },
-  { validate: validateCommon },
+  {
+    validate(cfg) {
+      validateCommon(cfg);
+      for (const u of cfg.networkServices) {
+        if (!(SUPPORTED_MECHANISMS as readonly string[]).includes(u.mechanism)) {
+          throw new ConfigError(
+            "NSM_NETWORK_SERVICES",
+            `mechanism ${u.mechanism.toLowerCase()}:// of ${JSON.stringify(u.networkService)} is not supported; use ${SUPPORTED_MECHANISMS.map((m) => `${m.toLowerCase()}://`).join(" or ")}`,
+          );
+        }
+      }
+    },
+  },
 );
 
 /** cmd-nsc's parsed configuration. */

@@ -1,13 +1,84 @@
 /**
- * Placeholder wiring: logs the configuration and waits for the abort signal. The program's wiring replaces
- * this file (build the chains, listen, serve until `ctx.signal` aborts, then drain).
+ * cmd-nsc's client mode: identity → the standard client chain to the node's nsmgr (refresh, heal, retry) →
+ * one Request per NSM_NETWORK_SERVICES entry → log each connection (`connected`, then `connection refreshed` on
+ * every refresh or heal) → wait for the abort signal → close every connection.
  */
 import { once } from "node:events";
-import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { MechanismType } from "@nsm-ts/api/constants";
+import type { Mechanism } from "@nsm-ts/api/networkservice";
+import { clientinfo, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { client } from "./chains.js";
+import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/config";
+import type { Logger } from "@nsm-ts/sdk/tools/log";
 import type { Config } from "./config.js";
+import { programIdentity } from "./identity.js";
+import { summarize } from "./summary.js";
 
-/** Runs cmd-nsc until `ctx.signal` aborts. */
+/** The mechanism to offer for one NSM_NETWORK_SERVICES entry (the config table admits KERNEL and NOOP only). */
+function mechanismOf(u: NetworkServiceRequestUrl): Mechanism {
+  if (u.mechanism === MechanismType.NOOP) return mechanisms.noop.mechanism();
+  // The forwarder resolves the netns through /proc, so name it by our pid rather than thread-self.
+  return mechanisms.kernel.mechanism({ netnsUrl: `file:///proc/${process.pid}/ns/net`, ...(u.ifName ? { ifName: u.ifName } : {}) });
+}
+
+/**
+ * Logs every Request after the first one of a connection that reaches this point of the chain: those are the
+ * refreshes and heals the chain makes on its own, which the program never sees otherwise.
+ */
+function refreshLog(log: Logger, established: ReadonlySet<string>): NetworkServiceElement {
+  return {
+    name: "nsc-log",
+    async request(ctx, req, next) {
+      const conn = await next.request(ctx, req);
+      if (established.has(conn.id)) log.info({ connId: conn.id, connection: summarize(conn) }, "connection refreshed");
+      return conn;
+    },
+    close: (ctx, conn, next) => next.close(ctx, conn),
+  };
+}
+
+/** Runs cmd-nsc until `ctx.signal` aborts, then closes its connections. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  ctx.log.info({ config: cfg }, "cmd-nsc configured; serving not wired yet, waiting for SIGTERM");
-  if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+  const log = ctx.log;
+  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
+    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-nsc yet; ignoring them");
+  }
+  const id = await programIdentity("cmd-nsc", cfg, log);
+  const established = new Set<string>();
+  const nsc = client({
+    name: cfg.name,
+    connectTo: cfg.connectTo,
+    tokenGenerator: id.tokenGenerator,
+    insecure: id.insecure,
+    ...(id.dialOptions.tls ? { tls: id.dialOptions.tls } : {}),
+    requestTimeoutMs: cfg.requestTimeout,
+    additional: [refreshLog(log, established)],
+    log,
+  });
+  const info: clientinfo.ClientInfoOptions = {
+    ...(cfg.nodeName ? { nodeName: cfg.nodeName } : {}),
+    ...(cfg.podName ? { podName: cfg.podName } : {}),
+    ...(cfg.clusterName ? { clusterName: cfg.clusterName } : {}),
+  };
+  try {
+    for (const u of cfg.networkServices) {
+      const labels: Record<string, string> = { ...cfg.labels, ...u.labels };
+      clientinfo.addClientInfo(labels, info);
+      log.info({ networkService: u.networkService, mechanism: u.mechanism, labels, nsmgr: cfg.connectTo }, "requesting");
+      const conn = await nsc.request(
+        { connection: { networkService: u.networkService, labels }, mechanismPreferences: [mechanismOf(u)] },
+        { signal: ctx.signal },
+      );
+      established.add(conn.id);
+      log.info({ connId: conn.id, connection: summarize(conn) }, "connected");
+    }
+    if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+  } catch (err) {
+    // A Request interrupted by SIGTERM is a normal shutdown, whatever status the cancelled call reported.
+    if (!ctx.signal.aborted) throw err;
+  } finally {
+    // dispose closes every open connection along its path (best effort) and ends refresh and heal.
+    await nsc.dispose();
+    for (const connId of established) log.info({ connId }, "connection closed");
+  }
 }

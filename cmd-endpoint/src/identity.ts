@@ -1,0 +1,59 @@
+/**
+ * Who this program is: the certificate files of NSM_TLS_*, or the explicit insecure dev mode (an ephemeral key,
+ * announced by one warning line at start), and everything built from it (token generator, server TLS, dial TLS).
+ */
+import type { Logger } from "@nsm-ts/sdk/tools/log";
+import type { DialOptions, ServerOptions } from "@nsm-ts/sdk/tools/grpc";
+import { devIdentity, loadIdentity, type Identity } from "@nsm-ts/sdk/tools/identity";
+import { createTokenGenerator, type TokenGenerator } from "@nsm-ts/sdk/tools/token";
+
+/** The identity settings every program's table has (commonVars). */
+export interface IdentityConfig {
+  name: string;
+  maxTokenLifetime: number;
+  tlsCertFile?: string | undefined;
+  tlsKeyFile?: string | undefined;
+  tlsCaFile?: string | undefined;
+}
+
+/** An identity with what the wiring needs from it. */
+export interface ProgramIdentity {
+  identity: Identity;
+  tokenGenerator: TokenGenerator;
+  /** Dev mode: signatures and audiences are not enforced. */
+  insecure: boolean;
+  /** TLS of our servers (mTLS with the CA bundle), empty in dev mode. */
+  serverOptions: Pick<ServerOptions, "tls">;
+  /** TLS of our outgoing channels, empty in dev mode. */
+  dialOptions: DialOptions;
+}
+
+/** NSM_NAME reduced to the SPIFFE path alphabet, so any instance name makes a valid dev identity. */
+function devName(name: string, program: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+$/, program) || program;
+}
+
+/** Loads the certificate identity, or creates the dev-mode one after warning on one line. */
+export async function programIdentity(program: string, cfg: IdentityConfig, log: Logger): Promise<ProgramIdentity> {
+  let identity: Identity;
+  if (cfg.tlsCertFile !== undefined && cfg.tlsKeyFile !== undefined) {
+    identity = await loadIdentity({
+      certFile: cfg.tlsCertFile,
+      keyFile: cfg.tlsKeyFile,
+      ...(cfg.tlsCaFile === undefined ? {} : { caFile: cfg.tlsCaFile }),
+    });
+  } else {
+    log.warn(
+      `insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so ${program} uses plain-text gRPC and peers' token signatures are not verified; never run it like this in production`,
+    );
+    identity = await devIdentity(devName(cfg.name, program));
+  }
+  const tls = identity.tls;
+  return {
+    identity,
+    tokenGenerator: createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime }),
+    insecure: identity.insecure,
+    serverOptions: tls === undefined ? {} : { tls },
+    dialOptions: tls === undefined ? {} : { tls },
+  };
+}
