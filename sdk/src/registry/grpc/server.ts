@@ -28,17 +28,19 @@ export interface RegistryServeOptions {
   log?: Logger;
 }
 
-/** The chain context of one incoming registry call (see the header comment). */
-export function contextFromCall(call: ServerCallContext, opts: RegistryServeOptions = {}): CallContext {
+/**
+ * The chain context of one incoming registry call (see the header comment). `withPath` false (Find) ignores any
+ * `path` metadata, as the path belongs to Register and Unregister only.
+ */
+export function contextFromCall(call: ServerCallContext, opts: RegistryServeOptions = {}, withPath = true): CallContext {
   const clock = opts.clock ?? realClock;
   const token = tokenFromMetadata(call.metadataAll);
   const cert = call.peerCertificate;
   const spiffeId = cert === undefined ? undefined : spiffeIdOf(cert);
-  const raw = call.metadata[PATH_METADATA_KEY];
-  const path = raw === undefined ? emptyPath() : parsePath(raw);
+  const raw = withPath ? call.metadata[PATH_METADATA_KEY] : undefined;
   const log = (opts.log ?? silentLogger).child({ method: call.method });
-  if (raw === undefined && /Register|Unregister/.test(call.method)) log.debug("no path metadata (old client); starting an empty path");
-  return CallContext.create({
+  if (withPath && raw === undefined) log.debug("no path metadata (old client); starting an empty path");
+  const ctx = CallContext.create({
     signal: call.signal,
     // A client's deadline is wall-clock time; it only means something to chains running on the real clock.
     ...(clock === realClock && call.deadline !== undefined ? { deadline: call.deadline.getTime() } : {}),
@@ -50,7 +52,8 @@ export function contextFromCall(call: ServerCallContext, opts: RegistryServeOpti
       ...(token === undefined ? {} : { token }),
       address: call.peer,
     },
-  }).with(pathKey, path);
+  });
+  return withPath ? ctx.with(pathKey, raw === undefined ? emptyPath() : parsePath(raw)) : ctx;
 }
 
 async function unary<T extends RegistryEntry, R>(
@@ -108,7 +111,7 @@ async function* findStream<T extends RegistryEntry, O>(
   watch: boolean,
   wrap: (entry: T, deleted: boolean) => O,
 ): AsyncGenerator<O> {
-  const ctx = contextFromCall(call, opts).without(pathKey);
+  const ctx = contextFromCall(call, opts, false);
   // A watch whose client already went away has nothing to deliver; never start one on a dead stream.
   if (ctx.signal.aborted) return;
   for await (const r of h.find(ctx, { template, watch })) {
