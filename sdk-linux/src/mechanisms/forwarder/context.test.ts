@@ -1,0 +1,56 @@
+import { expect } from "chai";
+import { create } from "@bufbuild/protobuf";
+import { ConnectionContextSchema } from "@nsm-ts/api/networkservice";
+import { covers, legConfig, normalizePrefix } from "../index.js";
+
+describe("mechanisms: ConnectionContext → kernel configuration", () => {
+  const cc = create(ConnectionContextSchema, {
+    ipContext: {
+      srcIpAddrs: ["169.254.0.1/32", "fd00::1/128"],
+      dstIpAddrs: ["169.254.0.2/32", "fd00::2/128"],
+      srcRoutes: [{ prefix: "203.0.113.0/24" }, { prefix: "169.254.0.2/32" }, { prefix: "198.51.100.7/24", nextHop: "169.254.0.9" }, { prefix: "fd00:9::/64" }],
+      dstRoutes: [{ prefix: "198.51.100.0/25" }],
+      ipNeighbors: [{ ip: "169.254.0.2", hardwareAddress: "02:00:00:00:00:02" }],
+    },
+  });
+
+  it("client side: src addresses, host routes to the peer, src_routes via the dst address of their family, neighbours", () => {
+    const c = legConfig(cc, "client", "nsm-1");
+    expect(c.addresses).to.deep.equal(["169.254.0.1/32", "fd00::1/128"]);
+    expect(c.routes).to.deep.equal([
+      { dst: "169.254.0.2/32", dev: "nsm-1" },
+      { dst: "fd00::2/128", dev: "nsm-1" },
+      { dst: "203.0.113.0/24", gateway: "169.254.0.2", dev: "nsm-1", onlink: true },
+      { dst: "198.51.100.0/24", gateway: "169.254.0.9", dev: "nsm-1", onlink: true },
+      { dst: "fd00:9::/64", gateway: "fd00::2", dev: "nsm-1", onlink: true },
+    ]);
+    expect(c.neighbors).to.deep.equal([{ address: "169.254.0.2", mac: "02:00:00:00:00:02", dev: "nsm-1" }]);
+  });
+
+  it("endpoint side: dst addresses, dst_routes via the src address, no neighbours", () => {
+    const e = legConfig(cc, "endpoint", "nse-1");
+    expect(e.addresses).to.deep.equal(["169.254.0.2/32", "fd00::2/128"]);
+    expect(e.routes).to.deep.include({ dst: "198.51.100.0/25", gateway: "169.254.0.1", dev: "nse-1", onlink: true });
+    expect(e.routes).to.deep.include({ dst: "169.254.0.1/32", dev: "nse-1" });
+    expect(e.neighbors).to.deep.equal([]);
+  });
+
+  it("adds no host route when an own prefix covers the peer, and tolerates an empty context", () => {
+    const c = legConfig(create(ConnectionContextSchema, { ipContext: { srcIpAddrs: ["169.254.1.1/30"], dstIpAddrs: ["169.254.1.2/30"] } }), "client", "x");
+    expect(c.routes).to.deep.equal([]);
+    expect(legConfig(undefined, "client", "x")).to.deep.equal({ addresses: [], routes: [], neighbors: [] });
+  });
+
+  it("normalises prefixes and tests containment", () => {
+    expect(normalizePrefix("10.1.2.3/8")).to.equal("10.0.0.0/8");
+    expect(normalizePrefix("198.51.100.7")).to.equal("198.51.100.7/32");
+    expect(normalizePrefix("fd00:1:2:3::5/48")).to.equal("fd00:1:2::/48");
+    expect(normalizePrefix("::ffff:1.2.3.4/128")).to.equal("::ffff:102:304/128");
+    expect(normalizePrefix("nonsense/8")).to.equal(undefined);
+    expect(normalizePrefix("10.0.0.0/33")).to.equal(undefined);
+    expect(covers("169.254.0.0/16", "169.254.3.4")).to.equal(true);
+    expect(covers("169.254.0.1/32", "169.254.0.2")).to.equal(false);
+    expect(covers("fd00::/8", "fd12::1")).to.equal(true);
+    expect(covers("fd00::/8", "169.254.0.1")).to.equal(false);
+  });
+});
