@@ -2,9 +2,10 @@
  * Transport: our typed gRPC layer (`@nsm-ts/sdk/tools/grpc`) against raw `@grpc/grpc-js` with the very same
  * protobuf-es serialisers, in the same run, over TCP loopback with NSM-sized messages (a Connection with a
  * four-hop path and JWT-sized tokens). Measures unary latency (1 in flight, p50/p99), unary throughput (64 in
- * flight) and a 10k-message server stream; rounds alternate between the stacks so machine load hits both.
+ * flight) and a 10k-message server stream, interleaving the stacks (call by call, slice by slice, stream by
+ * stream) so that the load of a shared machine hits both alike; CPU time per call is reported too.
  * Servers run in a child process (so client and server do not share one event loop).
- * Run: `npx tsc -b bench && node bench/dist/transport.js [rounds]` (default 5 rounds; stops starting rounds after 40 s).
+ * Run: `npx tsc -b bench && node bench/dist/transport.js` (about 20 s on an idle 2-core machine, < 1 min loaded).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { cpus, loadavg } from "node:os";
@@ -160,23 +161,27 @@ function pct(sorted: readonly number[], p: number): number {
 }
 const median = (xs: number[]): number => pct([...xs].sort((a, b) => a - b), 50);
 
-/** Sequential calls for `ms` (at most `max`); returns sorted latencies. */
-async function latency(s: Stack, req: NetworkServiceRequest, ms: number, max: number): Promise<number[]> {
-  const out: number[] = [];
+/**
+ * Unary latency with the stacks interleaved call by call for `ms`, so both see the same machine load;
+ * returns sorted latencies per stack.
+ */
+async function latency(stacks: readonly Stack[], req: NetworkServiceRequest, ms: number): Promise<number[][]> {
+  const out: number[][] = stacks.map(() => []);
   const stop = performance.now() + ms;
-  while (out.length < max && performance.now() < stop) {
-    const t = performance.now();
-    await s.unary(req);
-    out.push(performance.now() - t);
+  while (performance.now() < stop) {
+    for (const [i, s] of stacks.entries()) {
+      const t = performance.now();
+      await s.unary(req);
+      out[i]?.push(performance.now() - t);
+    }
   }
-  return out.sort((a, b) => a - b);
+  return out.map((xs) => xs.sort((a, b) => a - b));
 }
 
-/** Calls/s with IN_FLIGHT concurrent callers for about `ms`. */
-async function throughput(s: Stack, req: NetworkServiceRequest, ms: number, calls = { n: 0 }): Promise<number> {
+/** Runs IN_FLIGHT concurrent callers for `ms`; returns the number of completed calls. */
+async function burst(s: Stack, req: NetworkServiceRequest, ms: number): Promise<number> {
   let done = 0;
-  const t = performance.now();
-  const stop = t + ms;
+  const stop = performance.now() + ms;
   const worker = async (): Promise<void> => {
     while (performance.now() < stop) {
       await s.unary(req);
@@ -184,26 +189,40 @@ async function throughput(s: Stack, req: NetworkServiceRequest, ms: number, call
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  calls.n = done;
-  return (done / (performance.now() - t)) * 1000;
+  return done;
 }
 
-async function streamTime(s: Stack): Promise<number> {
+interface Totals {
+  calls: number;
+  ms: number;
+  cpuUs: number;
+}
+
+/** Throughput in alternating slices of `sliceMs`; per stack: calls, wall ms and CPU µs summed over its slices. */
+async function throughput(stacks: readonly Stack[], req: NetworkServiceRequest, slices: number, sliceMs: number, child: ChildProcess): Promise<Totals[]> {
+  const out = stacks.map(() => ({ calls: 0, ms: 0, cpuUs: 0 }));
+  for (let k = 0; k < slices; k++) {
+    const i = k % stacks.length;
+    const s = stacks[i];
+    const o = out[i];
+    if (!s || !o) continue;
+    const c0 = await cpuNow(child);
+    const t0 = performance.now();
+    o.calls += await burst(s, req, sliceMs);
+    o.ms += performance.now() - t0;
+    o.cpuUs += (await cpuNow(child)) - c0;
+  }
+  return out;
+}
+
+/** One full stream; returns wall ms and CPU µs. */
+async function streamOnce(s: Stack, child: ChildProcess): Promise<{ ms: number; cpuUs: number }> {
+  const c0 = await cpuNow(child);
   const t = performance.now();
   const n = await s.stream();
+  const ms = performance.now() - t;
   if (n !== STREAM_MESSAGES) throw new Error(`${s.name}: stream delivered ${n} messages`);
-  return performance.now() - t;
-}
-
-interface Sample {
-  p50: number;
-  p99: number;
-  tput: number;
-  stream: number;
-  /** Client + server CPU per call in the 64-in-flight phase, µs. */
-  cpuCall: number;
-  /** Client + server CPU for the whole stream, ms. */
-  cpuStream: number;
+  return { ms, cpuUs: (await cpuNow(child)) - c0 };
 }
 
 /** CPU time (user + system, µs) used so far by this process and the server child. */
@@ -221,76 +240,93 @@ function cpuNow(child: ChildProcess): Promise<number> {
   });
 }
 
-/** Measures both stacks in alternating rounds; returns markdown lines. */
-export async function runTransportBench(rounds = 5): Promise<string[]> {
+/** Options of the transport bench. */
+export interface TransportBenchOptions {
+  /** Interleaved sequential calls, ms. Default 6000. */
+  latencyMs?: number;
+  /** Number of alternating 64-in-flight slices (half per stack). Default 16. */
+  slices?: number;
+  /** Length of one slice, ms. Default 400. */
+  sliceMs?: number;
+  /** Streams per stack, alternating. Default 4. */
+  streams?: number;
+}
+
+/** Measures both stacks, interleaved; returns markdown lines for bench/RESULTS.md. */
+export async function runTransportBench(opts: TransportBenchOptions = {}): Promise<string[]> {
+  const { latencyMs = 6000, slices = 16, sliceMs = 400, streams = 4 } = opts;
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, ["--serve"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
     const addr = await new Promise<{ ours: string; raw: string }>((resolve, reject) => {
       child.once("message", (m) => resolve(m as { ours: string; raw: string }));
       child.once("exit", (code) => reject(new Error(`transport bench server exited (${code})`)));
     });
-    const raw = rawStack(addr.raw);
-    const ours = ourStack(addr.ours);
+    const stacks = [rawStack(addr.raw), ourStack(addr.ours)] as const;
     const req = create(NetworkServiceRequestSchema, { connection: nsmConnection(), mechanismPreferences: [{ cls: "LOCAL", type: "KERNEL" }] });
     const bytes = toBinary(NetworkServiceRequestSchema, req).length;
-    for (const s of [raw, ours]) {
-      await latency(s, req, 300, 300); // warm-up: connect, JIT
-      await throughput(s, req, 300);
-      await streamTime(s);
-    }
+    // Warm-up: connect, JIT.
+    await latency(stacks, req, 500);
+    await throughput(stacks, req, 2, 200, child);
+    for (const s of stacks) await streamOnce(s, child);
+
     const load0 = loadavg()[0] ?? 0;
     const t0 = performance.now();
-    const samples: Array<{ raw: Sample; ours: Sample }> = [];
-    const measure = async (s: Stack): Promise<Sample> => {
-      const lat = await latency(s, req, 500, 2000);
-      const c0 = await cpuNow(child);
-      const calls = { n: 0 };
-      const tput = await throughput(s, req, 1000, calls);
-      const c1 = await cpuNow(child);
-      const stream = await streamTime(s);
-      const c2 = await cpuNow(child);
-      return { p50: pct(lat, 50), p99: pct(lat, 99), tput, stream, cpuCall: (c1 - c0) / calls.n, cpuStream: (c2 - c1) / 1000 };
-    };
-    // Bounded: no new round after 40 s (at least 2 rounds), so the bench stays under a minute.
-    for (let r = 0; r < rounds && (r < 2 || performance.now() - t0 < 40_000); r++) {
-      // Alternate who goes first so a change in machine load hits both stacks alike.
-      if (r % 2 === 0) {
-        const a = await measure(raw);
-        samples.push({ raw: a, ours: await measure(ours) });
-      } else {
-        const b = await measure(ours);
-        samples.push({ ours: b, raw: await measure(raw) });
+    const lat = await latency(stacks, req, latencyMs);
+    const tput = await throughput(stacks, req, slices, sliceMs, child);
+    const str: Array<Array<{ ms: number; cpuUs: number }>> = [[], []];
+    // Bounded: streams stop after 25 s (at least one per stack), so the bench stays near a minute when loaded.
+    const streamStop = performance.now() + 25_000;
+    for (let k = 0; k < streams && (k === 0 || performance.now() < streamStop); k++) {
+      // Alternate who goes first so a change in load hits both alike.
+      const order = k % 2 === 0 ? [0, 1] : [1, 0];
+      for (const i of order) {
+        const s = stacks[i as 0 | 1];
+        str[i]?.push(await streamOnce(s, child));
       }
     }
-    raw.close();
-    ours.close();
+    for (const s of stacks) s.close();
     const wallS = (performance.now() - t0) / 1000;
     const load1 = loadavg()[0] ?? 0;
 
-    const med = (k: keyof Sample, side: "raw" | "ours"): number => median(samples.map((x) => x[side][k]));
-    // The ratio is taken per round (both stacks under the same load), then the median over rounds.
-    const ratio = (k: keyof Sample): string => median(samples.map((x) => x.ours[k] / x.raw[k])).toFixed(2);
-    const row = (name: string, side: "raw" | "ours"): string =>
-      `| ${name} | ${med("p50", side).toFixed(3)} | ${med("p99", side).toFixed(3)} | ${med("tput", side).toFixed(0)} | ${med("cpuCall", side).toFixed(0)} | ${med("stream", side).toFixed(0)} | ${med("cpuStream", side).toFixed(0)} |`;
+    const at = <T>(xs: readonly T[], i: number): T => {
+      const x = xs[i];
+      if (x === undefined) throw new Error("transport bench: missing sample");
+      return x;
+    };
+    const stat = (i: number) => {
+      const l = at(lat, i);
+      const t = at(tput, i);
+      const st = at(str, i);
+      return {
+        calls: l.length,
+        p50: pct(l, 50),
+        p99: pct(l, 99),
+        tput: (t.calls / t.ms) * 1000,
+        cpuCall: t.cpuUs / t.calls,
+        stream: median(st.map((x) => x.ms)),
+        cpuStream: median(st.map((x) => x.cpuUs / 1000)),
+      };
+    };
+    const r = stat(0);
+    const o = stat(1);
+    const row = (name: string, x: typeof r): string =>
+      `| ${name} | ${x.p50.toFixed(3)} | ${x.p99.toFixed(3)} | ${x.tput.toFixed(0)} | ${x.cpuCall.toFixed(0)} | ${x.stream.toFixed(0)} | ${x.cpuStream.toFixed(0)} |`;
+    const q = (a: number, b: number): string => (a / b).toFixed(2);
     const model = readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model ?? "unknown";
     return [
-      `Machine: ${model}, nproc ${cpus().length}, node ${process.version}, load average ${load0.toFixed(1)} → ${load1.toFixed(1)}; ${wallS.toFixed(0)} s measuring.`,
+      `Machine: ${model}, nproc ${cpus().length}, node ${process.version}; load average ${load0.toFixed(1)} → ${load1.toFixed(1)}; ${wallS.toFixed(0)} s measuring.`,
+      "",
       `Request ${bytes} bytes (NetworkServiceRequest with a 4-hop Connection), response the Connection; stream messages are`,
-      `ConnectionEvents carrying that Connection. ${samples.length} alternating rounds, each: sequential calls for 0.5 s, ${IN_FLIGHT} in flight`,
-      `for 1 s, one ${STREAM_MESSAGES}-message stream. CPU = user + system of client and server processes together.`,
-      "Values are medians over rounds; ratios are medians of the per-round ratios (both stacks measured back to back).",
+      "ConnectionEvents carrying that Connection. Servers in a child process, clients in the bench process, TCP loopback.",
+      `Latency: ${r.calls} sequential calls per stack, interleaved call by call. Throughput: ${slices} alternating slices of`,
+      `${sliceMs} ms with ${IN_FLIGHT} calls in flight. Stream: ${str[0]?.length ?? 0} × ${STREAM_MESSAGES} messages per stack, alternating, median.`,
+      "CPU = user + system of client and server processes together.",
       "",
       `| stack | unary p50 ms | unary p99 ms | calls/s (${IN_FLIGHT} in flight) | CPU µs/call | ${STREAM_MESSAGES / 1000}k stream ms | stream CPU ms |`,
       "|---|---|---|---|---|---|---|",
-      row("raw grpc-js + protobuf-es serialisers", "raw"),
-      row("our typed layer (sdk/tools/grpc)", "ours"),
-      `| **ratio ours / raw** | ${ratio("p50")} | ${ratio("p99")} | ${ratio("tput")} | ${ratio("cpuCall")} | ${ratio("stream")} | ${ratio("cpuStream")} |`,
-      "",
-      "Per round (ours / raw): " +
-        samples
-          .map((x) => `p50 ${(x.ours.p50 / x.raw.p50).toFixed(2)}, calls/s ${(x.ours.tput / x.raw.tput).toFixed(2)}, CPU/call ${(x.ours.cpuCall / x.raw.cpuCall).toFixed(2)}, stream ${(x.ours.stream / x.raw.stream).toFixed(2)}, stream CPU ${(x.ours.cpuStream / x.raw.cpuStream).toFixed(2)}`)
-          .join("; ") +
-        ".",
+      row("raw grpc-js + protobuf-es serialisers", r),
+      row("our typed layer (sdk/tools/grpc)", o),
+      `| **ratio ours / raw** | ${q(o.p50, r.p50)} | ${q(o.p99, r.p99)} | ${q(o.tput, r.tput)} | ${q(o.cpuCall, r.cpuCall)} | ${q(o.stream, r.stream)} | ${q(o.cpuStream, r.cpuStream)} |`,
     ];
   } finally {
     child.disconnect();
@@ -300,7 +336,6 @@ export async function runTransportBench(rounds = 5): Promise<string[]> {
 if (process.argv.includes("--serve")) {
   await serve();
 } else if (process.argv[1]?.endsWith("transport.js")) {
-  const n = Number(process.argv[2] ?? "5");
-  const lines = await runTransportBench(Number.isInteger(n) && n > 0 && n <= 20 ? n : 5);
+  const lines = await runTransportBench();
   process.stdout.write(`${lines.join("\n")}\n`);
 }

@@ -6,9 +6,16 @@
 import type * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 
-/** The `/${package.Service}/${Method}` path gRPC uses on the wire. */
+const paths = new WeakMap<DescMethod, string>();
+
+/** The `/${package.Service}/${Method}` path gRPC uses on the wire (cached: it is needed on every call). */
 export function methodPath(method: DescMethod): string {
-  return `/${method.parent.typeName}/${method.name}`;
+  let p = paths.get(method);
+  if (p === undefined) {
+    p = `/${method.parent.typeName}/${method.name}`;
+    paths.set(method, p);
+  }
+  return p;
 }
 
 const serializers = new WeakMap<DescMessage, (m: Message) => Buffer>();
