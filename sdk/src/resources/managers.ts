@@ -536,11 +536,13 @@ export class ResourceManagers {
       const ip = requireIp(address, fields.address);
       alloc.check(ip, fields.address);
       const text = formatIp(ip);
-      if (!alloc.mark(ip.value)) fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
+      // A shared store decides by itself: this replica's bit may be stale (released elsewhere).
+      const fresh = alloc.mark(ip.value);
+      if (!fresh && this.store.exclusive) fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
       try {
         return await this.commitOne<IpAddress>(this.ipCreateOp(subnetId, text, owner, state));
       } catch (err) {
-        if (this.store.exclusive || !isStatusError(err, Code.AlreadyExists)) alloc.clear(ip.value);
+        if (fresh && (this.store.exclusive || !isStatusError(err, Code.AlreadyExists))) alloc.clear(ip.value);
         if (isStatusError(err, Code.AlreadyExists)) fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
         throw err;
       }
@@ -575,11 +577,12 @@ export class ResourceManagers {
       if ((v >> 40n) & 1n) fail(Code.InvalidArgument, `resources: ${field}: ${address} is a multicast address`);
       const text = formatMac(v);
       const alloc = this.macs.get(v >> 24n);
-      if (alloc !== undefined && !alloc.mark(v)) fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
+      const fresh = alloc?.mark(v) ?? false;
+      if (alloc !== undefined && !fresh && this.store.exclusive) fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
       try {
         return await this.commitOne<MacAddress>({ type: "create", kind: "mac", id: text, value: create(MacAddressSchema, { address: text, owner }), refs: [] });
       } catch (err) {
-        if (this.store.exclusive || !isStatusError(err, Code.AlreadyExists)) alloc?.clear(v);
+        if (fresh && (this.store.exclusive || !isStatusError(err, Code.AlreadyExists))) alloc?.clear(v);
         if (isStatusError(err, Code.AlreadyExists)) fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
         throw err;
       }
