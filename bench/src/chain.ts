@@ -29,6 +29,8 @@ export interface ChainBenchRow {
   p50Ms: number;
   p99Ms: number;
   perSecond: number;
+  /** Process CPU time (user + system, client and server together) per request, µs: robust on a busy machine. */
+  cpuUsPerRequest: number;
 }
 
 function pct(sorted: readonly number[], p: number): number {
@@ -37,8 +39,9 @@ function pct(sorted: readonly number[], p: number): number {
 }
 
 /** Runs `count` calls of `call`, `IN_FLIGHT` at a time; latencies of each call and the wall time. */
-async function load(count: number, call: (i: number) => Promise<void>): Promise<{ latencies: number[]; ms: number }> {
+async function load(count: number, call: (i: number) => Promise<void>): Promise<Run> {
   const latencies: number[] = [];
+  const cpu = process.cpuUsage();
   let next = 0;
   const start = performance.now();
   const worker = async (): Promise<void> => {
@@ -50,16 +53,24 @@ async function load(count: number, call: (i: number) => Promise<void>): Promise<
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  return { latencies: latencies.sort((a, b) => a - b), ms: performance.now() - start };
+  const used = process.cpuUsage(cpu);
+  return { latencies: latencies.sort((a, b) => a - b), ms: performance.now() - start, cpuUs: used.user + used.system };
 }
 
-function row(series: string, r: { latencies: number[]; ms: number }): ChainBenchRow {
+interface Run {
+  latencies: number[];
+  ms: number;
+  cpuUs: number;
+}
+
+function row(series: string, r: Run): ChainBenchRow {
   return {
     series,
     requests: r.latencies.length,
     p50Ms: pct(r.latencies, 50),
     p99Ms: pct(r.latencies, 99),
     perSecond: (r.latencies.length / r.ms) * 1000,
+    cpuUsPerRequest: r.cpuUs / r.latencies.length,
   };
 }
 
@@ -106,15 +117,16 @@ export async function runChainBench(requests: number, transport: "tcp" | "unix")
     // Warm up both (JIT, channels), then alternate the measured series so drift hits both alike.
     await load(500, rawCall(echoClient, false));
     await load(500, rawCall(chainClient, true));
-    const echoRuns: Array<{ latencies: number[]; ms: number }> = [];
-    const chainRuns: Array<{ latencies: number[]; ms: number }> = [];
+    const echoRuns: Run[] = [];
+    const chainRuns: Run[] = [];
     for (let round = 0; round < 2; round++) {
       echoRuns.push(await load(requests / 2, rawCall(echoClient, false)));
       chainRuns.push(await load(requests / 2, rawCall(chainClient, true)));
     }
-    const merge = (runs: Array<{ latencies: number[]; ms: number }>) => ({
+    const merge = (runs: Run[]): Run => ({
       latencies: runs.flatMap((r) => r.latencies).sort((a, b) => a - b),
       ms: runs.reduce((s, r) => s + r.ms, 0),
+      cpuUs: runs.reduce((s, r) => s + r.cpuUs, 0),
     });
     rows.push(row("bare gRPC echo server", merge(echoRuns)));
     rows.push(row("endpoint() chain (tokens, dev mode)", merge(chainRuns)));
@@ -161,11 +173,11 @@ async function main(): Promise<void> {
   const lines = [
     `Machine: ${machine()}; transport ${transport}; load average ${before.toFixed(1)} → ${after.toFixed(1)}`,
     "",
-    "| series | requests | p50 ms | p99 ms | req/s | p50 × echo | req/s ÷ echo |",
-    "|---|---|---|---|---|---|---|",
+    "| series | requests | p50 ms | p99 ms | req/s | CPU µs/req | p50 × echo | req/s ÷ echo | CPU × echo |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...rows.map(
       (r) =>
-        `| ${r.series} | ${r.requests} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${base ? (r.p50Ms / base.p50Ms).toFixed(2) : "-"} | ${base ? (r.perSecond / base.perSecond).toFixed(2) : "-"} |`,
+        `| ${r.series} | ${r.requests} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.perSecond.toFixed(0)} | ${r.cpuUsPerRequest.toFixed(0)} | ${base ? (r.p50Ms / base.p50Ms).toFixed(2) : "-"} | ${base ? (r.perSecond / base.perSecond).toFixed(2) : "-"} | ${base ? (r.cpuUsPerRequest / base.cpuUsPerRequest).toFixed(2) : "-"} |`,
     ),
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
