@@ -175,4 +175,46 @@ describe("registry over gRPC", () => {
     expect((await watcher.next()).deleted).to.equal(true);
     expect(clock.pending()).to.equal(0);
   });
+
+  it("cuts off a watcher that stops reading with RESOURCE_EXHAUSTED, while registrations and other watchers go on", async function () {
+    this.timeout(30_000);
+    const small = createMemoryStore("nse", { clock, watchBuffer: 16 });
+    const srv = createServer();
+    const ch = dial(await (async () => {
+      serveRegistry(srv, { nse: createRegistryServer({ tokenGenerator: client, nsStore, nseStore: small }).nse }, { clock });
+      return srv.listen("tcp://127.0.0.1:0");
+    })());
+    try {
+      const ctx = CallContext.create({ clock, signal: ac.signal });
+      const h = registryHandler(connect.newClient("nse", ch, { tokenGenerator: client }));
+      const all = create(NetworkServiceEndpointSchema);
+      const stuck = new Pull(h.find(ctx, { template: all, watch: true }));
+      const live = new Pull(h.find(ctx, { template: all, watch: true }));
+      // Both watches are attached once each has seen the first registration.
+      await h.register(ctx, nse("e0"));
+      expect((await stuck.next()).entry.name).to.equal("e0");
+      expect((await live.next()).entry.name).to.equal("e0");
+      const n = 1500; // well past (about 600 got through in practice) the 16-event buffer plus what HTTP/2 flow control lets the transport hold
+      const fast = registryHandler(connect.newClient("nse", ch)); // no per-call token: quicker registrations
+      for (let i = 1; i < n; i++) {
+        await fast.register(ctx, nse(`e${i}`));
+        expect((await live.next()).entry.name).to.equal(`e${i}`);
+      }
+      const seen: string[] = [];
+      const err = await (async () => {
+        try {
+          for (;;) seen.push((await stuck.next()).entry.name);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(isStatusError(err, Code.ResourceExhausted), String(err)).to.equal(true);
+      expect(seen.length).to.be.lessThan(n - 1);
+      expect(seen).to.deep.equal(Array.from({ length: seen.length }, (_, i) => `e${i + 1}`));
+    } finally {
+      ch.close();
+      await srv.close({ graceMs: 100 });
+      await small.close();
+    }
+  });
 });
