@@ -421,6 +421,44 @@ describe("grpc typed layer", () => {
       expect(got).to.deep.equal(["169.254.0.0/24", "169.254.1.0/24", "169.254.2.0/24"]);
     });
 
+    it("cleans up both sides of a bidi stream the consumer leaves early", async () => {
+      const serverDone = deferred<unknown>();
+      const requestsClosed = deferred();
+      const { ipam } = await start(
+        {},
+        {
+          ipam: {
+            async *managePrefixes(reqs, ctx) {
+              try {
+                for await (const r of reqs) yield { prefix: r.prefix };
+              } catch (err) {
+                serverDone.resolve(err);
+                throw err;
+              } finally {
+                serverDone.resolve(ctx.signal.reason);
+              }
+            },
+          },
+        },
+      );
+      async function* reqs() {
+        try {
+          for (let i = 0; ; i++) {
+            yield { type: 1, prefix: `169.254.${i % 250}.0/24` };
+            await new Promise((r) => setImmediate(r));
+          }
+        } finally {
+          requestsClosed.resolve();
+        }
+      }
+      for await (const r of ipam.managePrefixes(reqs())) {
+        expect(r.prefix).to.equal("169.254.0.0/24");
+        break;
+      }
+      expect(isStatusError(await serverDone.promise, Code.Canceled)).to.equal(true);
+      await requestsClosed.promise;
+    });
+
     it("streams many messages through a slow consumer without loss", async () => {
       const n = 1000;
       const { monitor } = await start(
