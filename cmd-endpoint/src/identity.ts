@@ -28,6 +28,12 @@ export interface ProgramIdentity {
   dialOptions: DialOptions;
 }
 
+/**
+ * grpc-js waits 1 s (growing to 2 min) before reconnecting to a peer that went away or was not up yet; the next hop
+ * of a node-local program is usually a restarting process on the same machine, so reconnect sooner.
+ */
+const FAST_RECONNECT = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 2000 };
+
 /** NSM_NAME reduced to the SPIFFE path alphabet, so any instance name makes a valid dev identity. */
 function devName(name: string, program: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+$/, program) || program;
@@ -54,6 +60,6 @@ export async function programIdentity(program: string, cfg: IdentityConfig, log:
     tokenGenerator: createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime }),
     insecure: identity.insecure,
     serverOptions: tls === undefined ? {} : { tls },
-    dialOptions: tls === undefined ? {} : { tls },
+    dialOptions: { ...(tls === undefined ? {} : { tls }), grpcOptions: FAST_RECONNECT },
   };
 }

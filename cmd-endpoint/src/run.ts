@@ -85,8 +85,10 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const server = createServer({ ...id.serverOptions, logger: log });
   server.health.set("", "NOT_SERVING");
   const registryChannel = dial(cfg.connectTo, id.dialOptions);
-  const nseClient = createRegistryClient("nse", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, heal: true });
-  const nsClient = createRegistryClient("ns", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal });
+  // The nsmgr is often starting at the same moment (a pod restart, npm start): retry sooner than the 1 s default.
+  const retry = { intervalMs: 250 };
+  const nseClient = createRegistryClient("nse", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, heal: true, retry });
+  const nsClient = createRegistryClient("ns", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, retry });
   // Registration stops at SIGTERM too, so a missing nsmgr cannot hold the shutdown for the retry budget.
   const regCtx = (): CallContext => CallContext.create({ log, signal: AbortSignal.any([ctx.signal, lifetime.signal]) });
   let registered: NetworkServiceEndpoint | undefined;

@@ -1,0 +1,378 @@
+#!/usr/bin/env node
+// `npm start`: a whole single-node mesh on this machine as real processes — cmd-registry (in memory), cmd-nsmgr,
+// cmd-forwarder, one cmd-endpoint (icmp-responder) and one cmd-nsc — with sockets in a temp dir and tcp on free
+// loopback ports. It prints the connection the client got, follows its refreshes until Ctrl-C, then stops the
+// programs in order (client first, so it closes its connection; registry last), removes what it created and exits 0.
+// The kernel data plane is used when running as root and the forwarder accepts it; NOOP otherwise (it says which).
+// Environment: NSM_START_DATAPLANE=auto|noop|kernel (default auto), NSM_LOG_LEVEL for the programs (default INFO),
+// NSM_START_VERBOSE=1 to echo every program log line.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const binOf = (program) => join(root, program, "bin", `${program}.js`);
+const SERVICE = "icmp-responder";
+const CIDR = "169.254.100.0/24";
+const STEP_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 8_000;
+const verbose = process.env.NSM_START_VERBOSE === "1";
+const t0 = Date.now();
+
+const out = (s = "") => process.stdout.write(`${s}\n`);
+const clock = (d = new Date()) => d.toTimeString().slice(0, 8);
+
+/** Every program started, in start order: { name, child, lines, exited }. */
+const programs = [];
+const netnsCreated = [];
+let tempDir;
+let stopping = false;
+let meshUp = false;
+
+/** A free loopback TCP port (bound and released at once). */
+async function freePort() {
+  const s = createServer();
+  s.listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const { port } = s.address();
+  s.close();
+  await once(s, "close");
+  return port;
+}
+
+/** The caller's environment without any variable our programs read, plus `vars`. */
+function envWith(vars) {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (k.startsWith("NSM_") || ["NODE_NAME", "POD_NAME", "CLUSTER_NAME", "TELEMETRY"].includes(k)) delete env[k];
+  }
+  return { ...env, NSM_LOG_LEVEL: process.env.NSM_LOG_LEVEL ?? "INFO", NSM_MAX_TOKEN_LIFETIME: "1m", ...vars };
+}
+
+function describeLine(name, rec) {
+  const extra = rec.err?.message ? `: ${rec.err.message}` : "";
+  return `  [${name}] ${String(rec.levelName ?? levelName(rec.level)).toUpperCase()} ${rec.msg}${extra}`;
+}
+
+function levelName(level) {
+  return { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" }[level] ?? String(level);
+}
+
+/**
+ * Starts one program (detached, so a Ctrl-C in the terminal reaches only this script, which stops the programs in
+ * order) and resolves with its first log record whose msg is `readyMsg`.
+ */
+function startProgram(name, program, vars, readyMsg, opts = {}) {
+  const args = [binOf(program)];
+  const [cmd, argv] = opts.netns ? ["ip", ["netns", "exec", opts.netns, process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(cmd, argv, { env: envWith(vars), stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const p = { name, child, lines: [], exited: false, onRecord: undefined };
+  programs.push(p);
+  child.on("exit", () => (p.exited = true));
+  let buf = "";
+  const onLine = (line) => {
+    if (line.trim() === "") return;
+    p.lines.push(line);
+    if (p.lines.length > 200) p.lines.shift();
+    let rec;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      if (verbose) out(`  [${name}] ${line}`);
+      return;
+    }
+    // Until the client is connected, retries while the others start are expected; show warnings after that.
+    if (verbose || (meshUp && rec.level >= 40 && !/insecure dev mode/.test(rec.msg ?? ""))) out(describeLine(name, rec));
+    p.onRecord?.(rec);
+  };
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (s) => {
+    buf += s;
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (s) => {
+    for (const line of s.split("\n")) if (line.trim() !== "") p.lines.push(line);
+  });
+  const ready = new Promise((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not report "${readyMsg}" within ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
+    const listeners = [];
+    p.waitFor = (msg, cb) => listeners.push([msg, cb]);
+    p.onRecord = (rec) => {
+      if (rec.msg === readyMsg) {
+        p.readyAt = Date.now();
+        clearTimeout(timer);
+        resolveReady(rec);
+      }
+      for (const [msg, cb] of listeners) if (rec.msg === msg) cb(rec);
+    };
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was ready:\n${tail(p)}`));
+    });
+  });
+  ready.catch(() => {});
+  return { p, ready };
+}
+
+function tail(p, n = 8) {
+  return p.lines
+    .slice(-n)
+    .map((l) => {
+      try {
+        return describeLine(p.name, JSON.parse(l));
+      } catch {
+        return `  [${p.name}] ${l}`;
+      }
+    })
+    .join("\n");
+}
+
+/** SIGTERM, then SIGKILL after STOP_TIMEOUT_MS; resolves with how it ended. */
+async function stopProgram(p) {
+  if (p.exited || p.child.exitCode !== null || p.child.signalCode !== null) return `already exited`;
+  const exited = once(p.child, "exit");
+  p.child.kill("SIGTERM");
+  let timer;
+  const killed = new Promise((r) => {
+    timer = setTimeout(() => {
+      p.child.kill("SIGKILL");
+      r("killed after timeout");
+    }, STOP_TIMEOUT_MS);
+  });
+  const result = await Promise.race([exited.then(([code, sig]) => (sig ? `signal ${sig}` : `exit ${code}`)), killed]);
+  clearTimeout(timer);
+  if (result === "killed after timeout") await exited;
+  return result;
+}
+
+function killAllNow() {
+  for (const p of programs) {
+    if (p.child.exitCode === null && p.child.signalCode === null) {
+      try {
+        process.kill(p.child.pid, "SIGKILL");
+      } catch {}
+    }
+  }
+}
+
+function cleanupFiles() {
+  for (const ns of netnsCreated.splice(0)) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+  if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+  tempDir = undefined;
+}
+
+process.on("exit", () => {
+  killAllNow();
+  cleanupFiles();
+});
+
+/** Stops every program in reverse start order, client first; returns true when all ended by themselves. */
+let shuttingDown;
+function shutdown(reason) {
+  shuttingDown ??= doShutdown(reason);
+  return shuttingDown;
+}
+
+async function doShutdown(reason) {
+  stopping = true;
+  out(`\n${reason}: stopping the mesh`);
+  let clean = true;
+  const byName = (n) => programs.filter((p) => p.name === n);
+  const stages = [["nsc"], ["endpoint", "forwarder"], ["nsmgr"], ["registry"]];
+  for (const stage of stages) {
+    const results = await Promise.all(stage.flatMap(byName).map(async (p) => [p.name, await stopProgram(p)]));
+    for (const [name, how] of results) {
+      out(`  ${name.padEnd(10)} ${how}`);
+      if (how === "killed after timeout") clean = false;
+    }
+  }
+  cleanupFiles();
+  return clean;
+}
+
+/** What data plane to use and why. */
+function chooseDataPlane() {
+  const wanted = (process.env.NSM_START_DATAPLANE ?? "auto").toLowerCase();
+  if (wanted === "noop") return { kernel: false, why: "NSM_START_DATAPLANE=noop" };
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!isRoot) return { kernel: false, why: "not running as root" };
+  if (spawnSync("ip", ["-V"], { stdio: "ignore" }).status !== 0) return { kernel: false, why: "the ip command is missing" };
+  return { kernel: true, why: wanted === "kernel" ? "NSM_START_DATAPLANE=kernel" : "running as root" };
+}
+
+function printConnection(c, tookMs) {
+  out(`connected in ${(tookMs / 1000).toFixed(1)} s: connection ${c.id}`);
+  out(`  network service   ${c.networkService} (endpoint ${c.networkServiceEndpointName || "?"})`);
+  out(`  state             ${c.state}`);
+  const params = Object.entries(c.mechanismParameters ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+  out(`  mechanism         ${c.mechanism}${params ? ` (${params})` : ""}`);
+  out(`  client addresses  ${c.srcIpAddrs.join(", ") || "none"}`);
+  out(`  endpoint addresses ${c.dstIpAddrs.join(", ") || "none"}`);
+  out(`  path (${c.path.length} segments):`);
+  c.path.forEach((s, i) => out(`    ${i}  ${s.name.padEnd(28)} ${s.id}${s.expires ? `  token expires ${clock(new Date(s.expires))}` : ""}`));
+}
+
+async function main() {
+  tempDir = mkdtempSync(join(tmpdir(), "nsm-start-"));
+  for (const p of ["cmd-registry", "cmd-nsmgr", "cmd-forwarder", "cmd-endpoint", "cmd-nsc"]) {
+    if (!existsSync(binOf(p)) || !existsSync(join(root, p, "dist", "main.js"))) {
+      throw new Error(`${p} is not built: run npm run build (npm start does it)`);
+    }
+  }
+  let plane = chooseDataPlane();
+  out(`nsm-ts: starting a single-node mesh in ${tempDir}`);
+  out("insecure dev mode: no certificates, tokens are not verified (fine for this local demo only)");
+
+  const [registryPort, nsmgrPort] = [await freePort(), await freePort()];
+  const registryUrl = `tcp://127.0.0.1:${registryPort}`;
+  const nsmgrSocket = `unix://${join(tempDir, "nsm.io.sock")}`;
+  const nscGate = join(tempDir, "nsc-gate.sock");
+  const nodeName = "node-1";
+
+  const netns = {};
+  if (plane.kernel) {
+    for (const role of ["nsc", "nse"]) {
+      const ns = `nsm-start-${process.pid}-${role}`;
+      const r = spawnSync("ip", ["netns", "add", ns], { encoding: "utf8" });
+      if (r.status !== 0) {
+        plane = { kernel: false, why: `ip netns add failed: ${r.stderr.trim()}` };
+        break;
+      }
+      netnsCreated.push(ns);
+      spawnSync("ip", ["-n", ns, "link", "set", "lo", "up"], { stdio: "ignore" });
+      netns[role] = ns;
+    }
+  }
+
+  // Every program starts at once (loading Node and gRPC is most of the start-up time); the ones that register or
+  // request retry until the ones they need are up.
+  const registry = startProgram("registry", "cmd-registry", { NSM_NAME: "registry", NSM_LISTEN_ON: registryUrl }, "cmd-registry serving");
+  const nsmgr = startProgram(
+    "nsmgr",
+    "cmd-nsmgr",
+    { NSM_NAME: "nsmgr-1", NODE_NAME: nodeName, NSM_LISTEN_ON: `${nsmgrSocket},tcp://127.0.0.1:${nsmgrPort}`, NSM_REGISTRY_URL: registryUrl },
+    "cmd-nsmgr serving",
+  );
+  const forwarderOf = (mechanism) =>
+    startProgram(
+      "forwarder",
+      "cmd-forwarder",
+      {
+        NSM_NAME: "forwarder-1",
+        NSM_CONNECT_TO: nsmgrSocket,
+        NSM_LISTEN_ON: `unix://${join(tempDir, `forwarder-${mechanism.toLowerCase()}.sock`)}`,
+        NSM_FORWARDER_MECHANISM: mechanism,
+      },
+      "cmd-forwarder serving",
+    );
+  const endpoint = startProgram(
+    "endpoint",
+    "cmd-endpoint",
+    {
+      NSM_NAME: "nse-icmp-responder",
+      NSM_CONNECT_TO: nsmgrSocket,
+      NSM_LISTEN_ON: `unix://${join(tempDir, "endpoint.sock")}`,
+      NSM_SERVICE_NAMES: SERVICE,
+      NSM_CIDR_PREFIX: CIDR,
+      NSM_REGISTER_SERVICE: "true",
+    },
+    "cmd-endpoint serving",
+    netns.nse ? { netns: netns.nse } : {},
+  );
+  const nscOf = (kernel) => {
+    const nsUrl = kernel ? `kernel://${SERVICE}/nsm-1` : `noop://${SERVICE}`;
+    const nsc = startProgram(
+      "nsc",
+      "cmd-nsc",
+      { NSM_NAME: "nsc-1", NSM_CONNECT_TO: `unix://${nscGate}`, NSM_NETWORK_SERVICES: nsUrl, NODE_NAME: nodeName },
+      "connected",
+      netns.nsc ? { netns: netns.nsc } : {},
+    );
+    return { ...nsc, nsUrl };
+  };
+  let forwarder = forwarderOf(plane.kernel ? "KERNEL" : "NOOP");
+  let nsc = nscOf(plane.kernel);
+  if (plane.kernel) {
+    try {
+      await forwarder.ready;
+    } catch (err) {
+      // The kernel forwarder refused to start (privileges, iproute2): the rest of the mesh works the same on NOOP.
+      const why = /KERNEL[^\n]*/.exec(String(err.message))?.[0] ?? String(err.message).split("\n")[0];
+      plane = { kernel: false, why: `the kernel data plane is not available: ${why}` };
+      programs.splice(programs.indexOf(forwarder.p), 1);
+      await stopProgram(nsc.p);
+      programs.splice(programs.indexOf(nsc.p), 1);
+      forwarder = forwarderOf("NOOP");
+      nsc = nscOf(false);
+    }
+  }
+  out(`data plane: ${plane.kernel ? "KERNEL (veth pairs into network namespaces this script created)" : "NOOP (control plane only)"} — ${plane.why}`);
+  await Promise.all([registry.ready, nsmgr.ready, forwarder.ready, endpoint.ready]);
+  out(`  registry   ${registryUrl.padEnd(44)} pid ${registry.p.child.pid}`);
+  out(`  nsmgr      ${`${nsmgrSocket} + tcp :${nsmgrPort}`.padEnd(44)} pid ${nsmgr.p.child.pid}`);
+  out(`  forwarder  ${(plane.kernel ? "KERNEL" : "NOOP").padEnd(44)} pid ${forwarder.p.child.pid}`);
+  out(`  endpoint   ${`${SERVICE} from ${CIDR}`.padEnd(44)} pid ${endpoint.p.child.pid}`);
+  // The client reaches the nsmgr only now, once its forwarder and endpoint are registered (the nsmgr does not yet
+  // notice a forwarder that registers while a Request is already waiting for one): it dials a symlink that appears
+  // here, so it could load and retry meanwhile.
+  symlinkSync(join(tempDir, "nsm.io.sock"), nscGate);
+  const connected = await nsc.ready;
+  if (verbose) out(`ready after ${programs.map((p) => `${p.name} ${((p.readyAt ?? 0) - t0) / 1000} s`).join(", ")}`);
+  out(`  nsc        ${nsc.nsUrl.padEnd(44)} pid ${nsc.p.child.pid}`);
+  printConnection(connected.connection, Date.now() - t0);
+  out("keeping the connection refreshed; press Ctrl-C to stop");
+  meshUp = true;
+  nsc.p.waitFor("connection refreshed", (rec) => {
+    const c = rec.connection;
+    const exp = c.path.map((s) => s.expires).filter(Boolean).sort()[0];
+    out(`refreshed at ${clock()}: state ${c.state}, ${c.path.length} segments (${c.path.map((s) => s.name).join(" > ")})${exp ? `, next expiry ${clock(new Date(exp))}` : ""}`);
+  });
+  // A program that dies on its own ends the demo.
+  return new Promise((resolveDied) => {
+    for (const p of programs) {
+      p.child.once("exit", (code, signal) => {
+        if (!stopping) resolveDied(`${p.name} exited unexpectedly (${signal ?? `code ${code}`}):\n${tail(p)}`);
+      });
+    }
+  });
+}
+
+let interrupted = false;
+const onSignal = async (sig) => {
+  if (interrupted) {
+    out(`second ${sig}: killing everything`);
+    killAllNow();
+    cleanupFiles();
+    process.exit(1);
+  }
+  interrupted = true;
+  const clean = await shutdown(sig === "SIGINT" ? "Ctrl-C" : sig);
+  out(clean ? "stopped cleanly" : "stopped (some programs had to be killed)");
+  process.exit(clean ? 0 : 1);
+};
+process.on("SIGINT", () => void onSignal("SIGINT"));
+process.on("SIGTERM", () => void onSignal("SIGTERM"));
+
+try {
+  const died = await main();
+  if (!interrupted) {
+    out(died);
+    await shutdown("error");
+    process.exit(1);
+  }
+} catch (err) {
+  if (!interrupted) {
+    out(`nsm-ts start failed: ${err.message}`);
+    await shutdown("error");
+    process.exit(1);
+  }
+}
