@@ -1,8 +1,15 @@
 import { expect } from "chai";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
-import { create, toBinary, type Message, type MessageInitShape } from "@bufbuild/protobuf";
-import { Health, HealthCheckResponse_ServingStatus } from "@nsm-ts/api/health";
+import { create, createFileRegistry, toBinary, type Message, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus,
+  file_grpc_health_v1_health,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+} from "@nsm-ts/api/health";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ConnectionSchema, ConnectionEventSchema, NetworkServiceRequestSchema, MonitorConnection, NetworkService, type Connection } from "@nsm-ts/api/networkservice";
 import { IPAM } from "@nsm-ts/api/ipam";
 import { Code, StatusError, isStatusError } from "../status/index.js";
@@ -457,6 +464,48 @@ describe("grpc typed layer", () => {
       }
       expect(isStatusError(await serverDone.promise, Code.Canceled)).to.equal(true);
       await requestsClosed.promise;
+    });
+
+    it("runs client-streaming calls (no NSM method uses them, so a test service is built from a descriptor)", async () => {
+      // service test.Collector { rpc Collect(stream HealthCheckRequest) returns (HealthCheckResponse); }
+      const fdp = create(FileDescriptorProtoSchema, {
+        name: "collector.proto",
+        package: "test",
+        syntax: "proto3",
+        dependency: [file_grpc_health_v1_health.proto.name],
+        service: [
+          {
+            name: "Collector",
+            method: [{ name: "Collect", inputType: ".grpc.health.v1.HealthCheckRequest", outputType: ".grpc.health.v1.HealthCheckResponse", clientStreaming: true }],
+          },
+        ],
+      });
+      const registry = createFileRegistry(fdp, (name) => (name === file_grpc_health_v1_health.proto.name ? file_grpc_health_v1_health : undefined));
+      const collector = registry.getService("test.Collector");
+      if (!collector) throw new Error("test service not built");
+      expect(grpcServiceDefinition(collector)["collect"]).to.include({ path: "/test.Collector/Collect", requestStream: true, responseStream: false });
+      const server = createServer();
+      servers.push(server);
+      const seen: string[] = [];
+      const impl = {
+        async collect(reqs: AsyncIterable<HealthCheckRequest>) {
+          for await (const r of reqs) seen.push(r.service);
+          return { status: seen.length };
+        },
+      };
+      server.addService(collector, impl as unknown as ServiceImpl<typeof collector>);
+      const channel = dial(await server.listen("tcp://127.0.0.1:0"));
+      channels.push(channel);
+      const client = createClient(collector, channel) as unknown as {
+        collect(reqs: AsyncIterable<{ service: string }>): Promise<HealthCheckResponse>;
+      };
+      async function* reqs() {
+        yield { service: "a" };
+        yield { service: "b" };
+        yield { service: "c" };
+      }
+      expect((await client.collect(reqs())).status).to.equal(3);
+      expect(seen).to.deep.equal(["a", "b", "c"]);
     });
 
     it("streams many messages through a slow consumer without loss", async () => {
