@@ -11,8 +11,11 @@ import { cloneEntry, isEndpoint } from "../entry.js";
 
 /** Where the endpoint runs; empty or missing values add no label. */
 export interface ClientInfoOptions {
+  /** Value of the `nodeName` label (programs: NODE_NAME). */
   nodeName?: string;
+  /** Value of the `podName` label (programs: POD_NAME). */
   podName?: string;
+  /** Value of the `clusterName` label (programs: CLUSTER_NAME). */
   clusterName?: string;
 }
 
