@@ -129,9 +129,10 @@ describe("grpc typed layer", () => {
       await ns.request({ connection: { id: "a" } }, { deadline });
       const got = await seen.promise;
       expect(got).to.be.instanceOf(Date);
-      // grpc-timeout is relative, so the server's copy is late by the transit time (more on a loaded machine).
+      // grpc-timeout is relative, so the server's copy is late by the transit time: a few ms on an idle
+      // machine, more on a loaded CI box; it can never be earlier (beyond ms rounding).
       const skewMs = (got as Date).getTime() - deadline.getTime();
-      expect(skewMs).to.be.within(-2, 50);
+      expect(skewMs).to.be.within(-2, 200);
     });
 
     it("has no deadline when the client sets none, and timeoutMs works like a relative deadline", async () => {
@@ -146,7 +147,7 @@ describe("grpc typed layer", () => {
       const before = Date.now();
       await ns.request({}, { timeoutMs: 3000 });
       expect(seen[0]).to.equal(undefined);
-      expect(Math.abs((seen[1] as Date).getTime() - (before + 3000))).to.be.lessThan(50);
+      expect((seen[1] as Date).getTime() - (before + 3000)).to.be.within(-2, 200);
     });
 
     it("gives the client DeadlineExceeded and aborts the handler when the server outlives the deadline", async () => {
