@@ -6,7 +6,7 @@
  * record's `x/` prefix. When the transaction fails the store re-reads to name the cause.
  */
 import { fromBinary, toBinary, type Message } from "@bufbuild/protobuf";
-import { Etcd3, type ICompare, type IRequestOp } from "etcd3";
+import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type Watcher } from "etcd3";
 import type { Logger } from "../tools/log/index.js";
 import { silentLogger } from "../tools/log/index.js";
 import { Code, StatusError, fail } from "../tools/status/index.js";
@@ -177,8 +177,30 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
     return res.succeeded ? { ok: true, revision: res.header.revision } : { ok: false, created };
   };
 
+  const watchers = new Set<Watcher>();
+  const stopWatcher = async (w: Watcher): Promise<void> => {
+    if (!watchers.delete(w)) return;
+    w.removeAllListeners();
+    await w.cancel().catch((err: unknown) => log.debug({ err }, "resources: watch cancel failed"));
+  };
+
   return {
     exclusive: false,
+    async watchKind(kind, onChange) {
+      const base = `${prefix}r/${kind}/`;
+      const w = await call("watch", () => client.watch().prefix(base).create());
+      if (closed) {
+        await w.cancel().catch(() => undefined);
+        fail(Code.Unavailable, "resources: etcd store closed");
+      }
+      watchers.add(w);
+      const idOf = (kv: IKeyValue): string => decodeURIComponent(kv.key.toString().slice(base.length));
+      w.on("put", (kv: IKeyValue) => onChange(idOf(kv), false));
+      w.on("delete", (kv: IKeyValue) => onChange(idOf(kv), true));
+      // A broken watch only costs conflicts (the store still decides), so it is logged, not escalated.
+      w.on("error", (err: Error) => log.warn({ err, kind }, "resources: watch failed; allocators fall back to conflicts"));
+      return () => void stopWatcher(w);
+    },
     maxRecordsPerCommit: 50,
     get,
     async list(kind, lo: StoreListOptions = {}) {
@@ -212,6 +234,7 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
     async close() {
       if (closed) return;
       closed = true;
+      await Promise.all([...watchers].map(stopWatcher));
       if (owns) client.close();
     },
   };

@@ -83,6 +83,8 @@ export class ResourceManagers {
   private readonly locks = new KeyedMutex();
   private readonly subnets = new Map<string, SubnetAllocator>();
   private readonly macs = new Map<bigint, MacAllocator>();
+  /** Started once per kind on shared stores: other replicas' allocations and releases reach the bitmaps. */
+  private readonly feeds = new Map<ResourceKind, Promise<void>>();
 
   constructor(opts: ResourceManagersOptions = {}) {
     this.store = opts.store ?? createMemoryResourceStore();
@@ -618,7 +620,44 @@ export class ResourceManagers {
     });
   }
 
+  /** Subscribes the bitmaps to the store's changes of `kind` (shared stores with a feed only). */
+  private async follow(kind: "ip" | "mac"): Promise<void> {
+    const watch = this.store.watchKind;
+    if (this.store.exclusive || watch === undefined) return;
+    let feed = this.feeds.get(kind);
+    if (feed === undefined) {
+      const onChange =
+        kind === "ip"
+          ? (id: string, deleted: boolean): void => {
+              const slash = id.lastIndexOf("/");
+              const alloc = this.subnets.get(id.slice(0, slash));
+              const ip = parseIp(id.slice(slash + 1));
+              if (alloc === undefined || ip === undefined) return;
+              if (deleted) alloc.clear(ip.value);
+              else alloc.mark(ip.value);
+            }
+          : (id: string, deleted: boolean): void => {
+              const v = BigInt(`0x${id.replace(/:/g, "")}`);
+              const alloc = this.macs.get(v >> 24n);
+              if (deleted) alloc?.clear(v);
+              else alloc?.mark(v);
+            };
+      feed = watch.call(this.store, kind, onChange).then(
+        () => undefined,
+        (err: unknown) => {
+          this.feeds.delete(kind);
+          this.log.warn({ err, kind }, "resources: no change feed; replicas learn of each other's addresses by conflicts");
+        },
+      );
+      this.feeds.set(kind, feed);
+    }
+    await feed;
+  }
+
   private async loadSubnet(subnetId: string, field: string): Promise<SubnetAllocator> {
+    // The feed starts before the load; a change that lands while loading may be missed, which costs at most a
+    // conflict (the store refuses a taken address) or one resync (a released one looks taken).
+    await this.follow("ip");
     const s = await this.getRecord<Subnet>("subnet", subnetId, field);
     const cidr = requireCidr(s.cidr, "cidr");
     const gateway = s.gatewayIp === "" ? undefined : requireIp(s.gatewayIp, "gateway_ip").value;
@@ -641,6 +680,7 @@ export class ResourceManagers {
     return this.locks.run(`oui/${oui}`, async () => {
       const again = this.macs.get(oui);
       if (again !== undefined) return again;
+      await this.follow("mac");
       const alloc = new MacAllocator(oui);
       const prefix = formatMac(oui << 24n).slice(0, 9);
       for (const r of await this.store.list("mac", { prefix })) alloc.mark(requireMac(r.id, "address"));

@@ -63,6 +63,13 @@ export interface ResourceStore {
   readonly exclusive: boolean;
   /** Most records one commit may carry (etcd's operation limit); undefined = no limit. */
   readonly maxRecordsPerCommit?: number;
+  /**
+   * Optional feed of other writers' changes (shared stores): calls `onChange` with the id of every record of
+   * `kind` written (`deleted` false) or deleted after the watch started, until the returned stop function is
+   * called or the store closes. Allocators use it to keep their bitmaps close to the store; correctness never
+   * depends on it (the store's compares decide), it only saves conflicts.
+   */
+  watchKind?(kind: ResourceKind, onChange: (id: string, deleted: boolean) => void): Promise<() => void>;
   /** One record, or undefined. */
   get(kind: ResourceKind, id: string): Promise<StoredRecord | undefined>;
   /** Records of a kind in id order. */
