@@ -191,21 +191,29 @@ export const fullServicePlain: Plain = {
   path_ids: ["spiffe://test.nsm-ts/ns/a/pod/b"],
 };
 
-/** Registry queries and responses. */
+/** A watching NS query with every field set. */
 export const nsQuery = create(NetworkServiceQuerySchema, { networkService: fullService, watch: true });
+/** `nsQuery` as proto-loader decodes it. */
 export const nsQueryPlain: Plain = { network_service: fullServicePlain, watch: true };
+/** An NS Find response with every field set. */
 export const nsResponse = create(NetworkServiceResponseSchema, { networkService: fullService, deleted: true });
+/** `nsResponse` as proto-loader decodes it. */
 export const nsResponsePlain: Plain = { network_service: fullServicePlain, deleted: true };
+/** A watching NSE query with every field set. */
 export const nseQuery = create(NetworkServiceEndpointQuerySchema, { networkServiceEndpoint: fullEndpoint, watch: true });
+/** `nseQuery` as proto-loader decodes it. */
 export const nseQueryPlain: Plain = { network_service_endpoint: fullEndpointPlain, watch: true };
+/** An NSE Find response with every field set. */
 export const nseResponse = create(NetworkServiceEndpointResponseSchema, { networkServiceEndpoint: fullEndpoint, deleted: true });
+/** `nseResponse` as proto-loader decodes it. */
 export const nseResponsePlain: Plain = { network_service_endpoint: fullEndpointPlain, deleted: true };
 
-/** IPAM requests and the responses the test servers answer them with. */
+/** IPAM requests (ALLOCATE and DELETE) with every field set. */
 export const prefixRequests = [
   create(PrefixRequestSchema, { type: PrefixType.ALLOCATE, prefix: "169.254.0.0/24", excludePrefixes: ["169.254.0.0/28"] }),
   create(PrefixRequestSchema, { type: PrefixType.DELETE, prefix: "169.254.1.0/24", excludePrefixes: ["169.254.1.0/28"] }),
 ];
+/** `prefixRequests` as proto-loader decodes them. */
 export const prefixRequestsPlain: Plain[] = [
   { type: "ALLOCATE", prefix: "169.254.0.0/24", exclude_prefixes: ["169.254.0.0/28"] },
   { type: "DELETE", prefix: "169.254.1.0/24", exclude_prefixes: ["169.254.1.0/28"] },
