@@ -6,6 +6,7 @@ export {
   type SandboxPart,
   type SandboxRegistry,
   type SandboxNode,
+  type SandboxForwarder,
   type SandboxEndpoint,
   type SandboxEndpointOptions,
   type SandboxClientOptions,

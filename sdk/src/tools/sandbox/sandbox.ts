@@ -17,7 +17,7 @@ import { passThrough } from "../../networkservice/core/chain.js";
 import type { NetworkServiceElement } from "../../networkservice/core/types.js";
 import { type ClientOptions, type Endpoint, type NsmClient, client, endpoint } from "../../networkservice/chains/index.js";
 import { type Forwarder, createForwarder } from "../../networkservice/chains/forwarder/index.js";
-import { type Nsmgr, createNsmgr } from "../../networkservice/chains/nsmgr/index.js";
+import { type Nsmgr, createNsmgr, newServerView } from "../../networkservice/chains/nsmgr/index.js";
 import * as mechanisms from "../../networkservice/common/mechanisms/index.js";
 import * as mechanismtranslation from "../../networkservice/common/mechanismtranslation/index.js";
 import { createRegistryClient } from "../../registry/chains/index.js";
@@ -71,7 +71,14 @@ export interface SandboxNode {
   /** The node name (`node-<index>`), also the `nodeName` label of its connections and endpoints. */
   readonly name: string;
   readonly nsmgr: SandboxPart & { readonly name: string; readonly instance: Nsmgr };
-  readonly forwarder: SandboxPart & { readonly name: string; readonly instance: Forwarder };
+  readonly forwarder: SandboxForwarder;
+}
+
+/** A forwarder of the sandbox. */
+export interface SandboxForwarder extends SandboxPart {
+  readonly name: string;
+  /** The running chain (the latest instance after a restart). */
+  readonly instance: Forwarder;
 }
 
 /** Options of `addEndpoint`. */
@@ -114,6 +121,8 @@ export interface Sandbox {
   readonly clock: Clock;
   /** Adds an endpoint on node `node` (index or node), registered through that node's nsmgr. */
   addEndpoint(node: number | SandboxNode, opts: SandboxEndpointOptions): Promise<SandboxEndpoint>;
+  /** Adds another forwarder named `name` to node `node` (registered through its nsmgr). */
+  addForwarder(node: number | SandboxNode, name: string): Promise<SandboxForwarder>;
   /** A standard client of node `node`'s nsmgr (NOOP mechanism, dev-mode token); disposed by `close()`. */
   addClient(node: number | SandboxNode, opts?: SandboxClientOptions): NsmClient;
   /**
@@ -211,6 +220,44 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     },
   };
 
+  const forwarderPart = async (name: string, nsmgrUrl: string): Promise<SandboxForwarder> => {
+    const url = await urlFor(name);
+    let fwd: Forwarder | undefined;
+    let server: NsmServer | undefined;
+    const start = async (): Promise<void> => {
+      const f = createForwarder({ name, url, nsmgrUrl, tokenGenerator: tokenGenerator(name), insecure: true, clock, log });
+      const s = createServer({ logger: log });
+      f.serve(s, serveOpts);
+      await s.listen(url);
+      fwd = f;
+      server = s;
+      await f.register();
+    };
+    const kill = async (): Promise<void> => {
+      const s = server;
+      server = undefined;
+      await stop(s);
+      await fwd?.close();
+    };
+    await start();
+    cleanups.add(kill);
+    return {
+      name,
+      url,
+      get instance() {
+        return fwd as Forwarder;
+      },
+      get alive() {
+        return server !== undefined;
+      },
+      kill,
+      async restart() {
+        await kill();
+        await start();
+      },
+    };
+  };
+
   // Nodes.
   const nodes: SandboxNode[] = [];
   for (let i = 0; i < (opts.nodes ?? 1); i++) {
@@ -246,35 +293,9 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       await stop(s);
       nsmgr?.close();
     };
-    const startForwarder = async (): Promise<void> => {
-      const f = createForwarder({
-        name: fwdName,
-        url: fwdUrl,
-        nsmgrUrl,
-        tokenGenerator: tokenGenerator(fwdName),
-        insecure: true,
-        clock,
-        log,
-      });
-      const server = createServer({ logger: log });
-      f.serve(server, serveOpts);
-      await server.listen(fwdUrl);
-      fwd = f;
-      fwdServer = server;
-      await f.register();
-    };
-    const killForwarder = async (): Promise<void> => {
-      const s = fwdServer;
-      fwdServer = undefined;
-      await stop(s);
-      await fwd?.close();
-    };
     await startNsmgr();
-    await startForwarder();
-    cleanups.add(async () => {
-      await killForwarder();
-      await killNsmgr();
-    });
+    cleanups.add(killNsmgr);
+    const forwarder = await forwarderPart(fwdName, nsmgrUrl);
     nodes.push({
       index: i,
       name: nodeName,
@@ -293,21 +314,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
           await startNsmgr();
         },
       },
-      forwarder: {
-        name: fwdName,
-        url: fwdUrl,
-        get instance() {
-          return fwd as Forwarder;
-        },
-        get alive() {
-          return fwdServer !== undefined;
-        },
-        kill: killForwarder,
-        async restart() {
-          await killForwarder();
-          await startForwarder();
-        },
-      },
+      forwarder,
     });
   }
 
@@ -442,7 +449,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
         await next.close(ctx, conn);
       },
     };
-    return [redirect, mechanismtranslation.newClient(), mechanisms.noop.newClient(), c.element];
+    return [newServerView(), redirect, mechanismtranslation.newClient(), mechanisms.noop.newClient(), c.element];
   };
 
   return {
@@ -450,6 +457,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     nodes,
     clock,
     addEndpoint,
+    addForwarder: (n, name) => forwarderPart(name, nodeOf(n).nsmgr.url),
     addClient,
     passthrough,
     tokenGenerator,

@@ -78,6 +78,7 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
           const c = ev.connections[nextId];
           if (ev.type === ConnectionEventType.INITIAL_STATE_TRANSFER) {
             if (!c) return down("the next hop does not know the connection");
+            if (c.state === State.DOWN) return down("the next hop reports the connection DOWN");
             continue;
           }
           if (!c) continue;
@@ -110,10 +111,13 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
       if (ownPool) pool.closeAll();
     },
     async request(ctx, req, next) {
-      const ownId = connectionOf(req).id;
+      const own = connectionOf(req);
+      const ownId = own.id;
+      const ownIndex = own.path?.index ?? 0;
       const out = await next.request(ctx, req);
       const url = clientUrlOf(ctx)?.href;
-      const nextSeg = out.path?.pathSegments[out.path.index];
+      // The segment after ours is the next hop's, whatever index the response carries.
+      const nextSeg = out.path?.pathSegments[ownIndex + 1];
       const prev = ctx.metadata.client.get(watchKey);
       if (prev && prev.url === url && prev.nextId === nextSeg?.id && !prev.ac.signal.aborted) return out;
       stop(prev);

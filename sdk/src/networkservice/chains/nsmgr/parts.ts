@@ -1,7 +1,8 @@
 /**
  * The server head and client tail shared by the nsmgr and forwarder chains: both are servers whose tail is a
  * client to the next hop. Head: updatepath → begin → metadata → updatetoken → authorize → timeout → monitor →
- * trimpath (an endpoint's lifecycle elements). Tail: trimpath client (a hop that forwards does not trim) →
+ * trimpath (an endpoint's lifecycle elements). Tail: serverview (this hop's id and index back on the way out) →
+ * trimpath client (a hop that forwards does not trim) →
  * next-hop monitor → updatetoken client → authorize client → connect.
  */
 import type { NetworkServiceElement } from "../../core/types.js";
@@ -18,6 +19,7 @@ import { ChannelPool } from "../../../tools/dialer/index.js";
 import type { DialOptions } from "../../../tools/grpc/index.js";
 import type { TokenGenerator } from "../../../tools/token/index.js";
 import { newNextHopMonitor, type NextHopMonitor } from "./nexthop.js";
+import { newServerView } from "./serverview.js";
 
 /** Options common to the nsmgr and forwarder chains. */
 export interface HopOptions {
@@ -67,7 +69,7 @@ export function hopParts(opts: HopOptions): HopParts {
       monitor.newServer(connections),
       trimpath.newServer(),
     ],
-    tail: [trimpath.newClient(), nexthop, updatetoken.newClient(gen), authorize.newClient({ insecure }), conn],
+    tail: [newServerView(), trimpath.newClient(), nexthop, updatetoken.newClient(gen), authorize.newClient({ insecure }), conn],
     dispose() {
       nexthop.dispose();
       pool.closeAll();
