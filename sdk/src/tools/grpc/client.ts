@@ -102,6 +102,15 @@ function link(outer: AbortSignal | undefined, ac: AbortController): () => void {
   return () => outer.removeEventListener("abort", onAbort);
 }
 
+/** Runs `start` so that a synchronous throw (an interceptor, a bad message init) becomes a rejection. */
+function invoke(start: () => Promise<Message | undefined>): Promise<Message | undefined> {
+  try {
+    return start();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** Builds the public function of one method around its composed call function. */
 function clientMethod(method: DescMethod, fn: ClientCallFn): unknown {
   const input = method.input;
@@ -113,10 +122,10 @@ function clientMethod(method: DescMethod, fn: ClientCallFn): unknown {
   switch (method.methodKind) {
     case "unary":
       return (req: unknown, opts: CallOptions = {}) =>
-        settle(fn(makeCall(method, opts, opts.signal ?? neverAborted, create(input, req as Message), undefined, noop)));
+        settle(invoke(() => fn(makeCall(method, opts, opts.signal ?? neverAborted, create(input, req as Message), undefined, noop))));
     case "client_streaming":
       return (reqs: AsyncIterable<unknown>, opts: CallOptions = {}) =>
-        settle(fn(makeCall(method, opts, opts.signal ?? neverAborted, undefined, initsToMessages(input, reqs), noop)));
+        settle(invoke(() => fn(makeCall(method, opts, opts.signal ?? neverAborted, undefined, initsToMessages(input, reqs), noop))));
     case "server_streaming":
       return (req: unknown, opts: CallOptions = {}) => streamCall(method, fn, opts, create(input, req as Message), undefined);
     case "bidi_streaming":
@@ -149,7 +158,7 @@ function streamCall(
         ac.abort(new StatusError(Code.Canceled, `${path}: stream left by the caller`));
       });
       const call = makeCall(method, opts, ac.signal, request, requests, (m) => (q.push(m) ? undefined : q.waitForSpace()));
-      fn(call).then(
+      invoke(() => fn(call)).then(
         () => {
           unlink();
           q.end();

@@ -212,6 +212,15 @@ const ready: Promise<void> = Promise.resolve();
 
 const noSend = (): Promise<void> => Promise.reject(new StatusError(Code.Internal, "grpc: this method does not stream responses"));
 
+/** Runs a handler function; a synchronous throw (say, in an interceptor) becomes a rejection, never a crash. */
+function run(fn: ServerHandlerFn, call: ServerCall): Promise<Message | undefined> {
+  try {
+    return fn(call);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** Resolves when `stream` drains, or rejects when the call is cancelled first. */
 function drained(stream: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -287,7 +296,7 @@ function grpcHandler(
         requests: kind === "client_streaming" ? requestQueue(gcall as grpc.ServerReadableStream<Message, Message>, ctx) : undefined,
         send: noSend,
       };
-      fn(call).then(
+      run(fn, call).then(
         (res) => {
           end();
           ctx.flushHeaders();
@@ -317,7 +326,7 @@ function grpcHandler(
         return gcall.write(msg) ? ready : drained(gcall, signal);
       },
     };
-    fn(call).then(
+    run(fn, call).then(
       () => {
         end();
         if (gcall.cancelled) return;
