@@ -111,7 +111,10 @@ export interface SandboxEndpoint extends SandboxPart {
 }
 
 /** Options of `addClient`: the standard client options minus those the sandbox provides. */
-export type SandboxClientOptions = Partial<Omit<ClientOptions, "connectTo" | "tokenGenerator">>;
+export type SandboxClientOptions = Partial<Omit<ClientOptions, "connectTo" | "tokenGenerator">> & {
+  /** Lifetime of this client's tokens; default the sandbox's. */
+  tokenLifetimeMs?: number;
+};
 
 /** A running sandbox. */
 export interface Sandbox {
@@ -403,15 +406,23 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   const addClient = (n: number | SandboxNode, co: SandboxClientOptions = {}): NsmClient => {
     const node = nodeOf(n);
     const name = co.name ?? `nsc-${clientCount++}`;
+    const { tokenLifetimeMs, ...rest } = co;
+    const gen =
+      tokenLifetimeMs === undefined
+        ? tokenGenerator(name)
+        : (() => {
+            const g = devIdentity(name).then((i) => createTokenGenerator(i, { maxTokenLifetimeMs: tokenLifetimeMs, clock }));
+            return async (peer?: Parameters<TokenGenerator>[0]) => (await g)(peer);
+          })();
     const c = client({
       insecure: true,
       clock,
       log,
       mechanismPreferences: [mechanisms.noop.mechanism()],
-      ...co,
+      ...rest,
       name,
       connectTo: node.nsmgr.url,
-      tokenGenerator: tokenGenerator(name),
+      tokenGenerator: gen,
     });
     clients.add(c);
     return c;
