@@ -3,13 +3,14 @@
  * second, on the memory store, on etcd (a private etcd from tools/etcdtest on tmpfs), and over gRPC on loopback,
  * compared with the Alcor anchor (≈3.6 k port creates/s at its peak). Baseline in the same run: the bare bitmap
  * (`RangeBitmap.take`), so the store's share of an allocation is visible.
- * Run: `npx tsc -b bench && node bench/dist/resources.js`.
+ * Run: `npx tsc -b bench && node bench/dist/resources.js [baseline|memory|grpc|etcd|replicas …]`.
  */
 import { existsSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import {
   AllocateIpAddressRequestSchema,
   IpAddressManager,
+  NetworkManager,
   NetworkSchema,
   PortManager,
   PortSchema,
@@ -83,6 +84,9 @@ async function overGrpc(sizes: { ips: number; ports: number }): Promise<void> {
     const ports = createClient(PortManager, ch);
     // Warm the connection and both ends' JIT first: the first thousand calls run several times slower.
     await pool(2_000, 64, () => ips.allocateIpAddress(ipReq));
+    const nets = createClient(NetworkManager, ch);
+    const getMs = await pool(sizes.ips, 64, () => nets.getNetwork({ id: "n1" }));
+    rows.push({ store: "memory over gRPC", metric: `baseline: GetNetwork (one lookup), 64 in flight (${sizes.ips.toLocaleString("en-US")})`, value: rate(sizes.ips, getMs) });
     const ipMs = await pool(sizes.ips, 64, () => ips.allocateIpAddress(ipReq));
     rows.push({ store: "memory over gRPC", metric: `IP allocate, 64 in flight (${sizes.ips.toLocaleString("en-US")})`, value: rate(sizes.ips, ipMs) });
     const portMs = await pool(sizes.ports, 64, (i) => ports.createPort(portReq(i)));
@@ -90,6 +94,28 @@ async function overGrpc(sizes: { ips: number; ports: number }): Promise<void> {
   } finally {
     ch.close();
     await server.close({ graceMs: 100 });
+  }
+}
+
+/** Two managers (replicas) on one etcd allocating from one subnet at once: their bitmaps only learn of each other's addresses by conflicts. */
+async function twoReplicas(endpoints: string[], each: number): Promise<void> {
+  const prefix = "/bench/replicas/";
+  const a = createResourceManagers({ store: createEtcdResourceStore({ endpoints, prefix }) });
+  const b = createResourceManagers({ store: createEtcdResourceStore({ endpoints, prefix }) });
+  try {
+    await setup(a);
+    await Promise.all([a.allocateIpAddress(ipReq), b.allocateIpAddress(ipReq)]);
+    const start = performance.now();
+    await Promise.all([pool(each, 64, () => a.allocateIpAddress(ipReq)), pool(each, 64, () => b.allocateIpAddress(ipReq))]);
+    const ms = performance.now() - start;
+    rows.push({
+      store: "etcd, 2 replicas",
+      metric: `IP allocate, 64 in flight on each (${(2 * each).toLocaleString("en-US")}, one subnet)`,
+      value: `${rate(2 * each, ms)} (${a.conflicts + b.conflicts} conflicts)`,
+    });
+  } finally {
+    await a.store.close();
+    await b.store.close();
   }
 }
 
@@ -105,19 +131,25 @@ function bitmapBaseline(): void {
   rows.push({ store: "baseline", metric: `RangeBitmap.take (random, 2^24 MAC space), ${n.toLocaleString("en-US")}`, value: rate(n, performance.now() - s2) });
 }
 
-bitmapBaseline();
-await measure("memory", createMemoryResourceStore(), { ips: 50_000, ports: 20_000, serial: 10_000 });
-await overGrpc({ ips: 10_000, ports: 5_000 });
-const etcd = etcdAvailable();
-if (etcd.available) {
-  const inst = await startEtcd({ tmpDir: existsSync("/dev/shm") ? "/dev/shm" : undefined });
-  try {
-    await measure("etcd", createEtcdResourceStore({ endpoints: inst.endpoints }), { ips: 3_000, ports: 1_000, serial: 500 });
-  } finally {
-    await inst.stop();
+// Sections to run: all by default, or those named on the command line (baseline memory grpc etcd replicas).
+const only = new Set(process.argv.slice(2));
+const runs = (name: string): boolean => only.size === 0 || only.has(name);
+if (runs("baseline")) bitmapBaseline();
+if (runs("memory")) await measure("memory", createMemoryResourceStore(), { ips: 50_000, ports: 20_000, serial: 10_000 });
+if (runs("grpc")) await overGrpc({ ips: 10_000, ports: 5_000 });
+if (runs("etcd") || runs("replicas")) {
+  const etcd = etcdAvailable();
+  if (etcd.available) {
+    const inst = await startEtcd({ tmpDir: existsSync("/dev/shm") ? "/dev/shm" : undefined });
+    try {
+      if (runs("etcd")) await measure("etcd", createEtcdResourceStore({ endpoints: inst.endpoints }), { ips: 3_000, ports: 1_000, serial: 500 });
+      if (runs("replicas")) await twoReplicas(inst.endpoints, 1_000);
+    } finally {
+      await inst.stop();
+    }
+  } else {
+    rows.push({ store: "etcd", metric: "skipped", value: etcd.reason });
   }
-} else {
-  rows.push({ store: "etcd", metric: "skipped", value: etcd.reason });
 }
 
 process.stdout.write("| store | metric | value |\n|---|---|---|\n");

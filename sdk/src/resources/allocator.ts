@@ -50,10 +50,10 @@ export class SubnetAllocator {
     return this.ranges.reduce((n, r) => n + r.bitmap.free, 0n);
   }
 
-  /** Takes a free address (pools in order), or undefined when every pool is full. */
-  take(): bigint | undefined {
+  /** Takes a free address (pools in order), or undefined when every pool is full; `spread` as in `RangeBitmap.take`. */
+  take(spread = false): bigint | undefined {
     for (const r of this.ranges) {
-      const off = r.bitmap.take();
+      const off = r.bitmap.take(spread);
       if (off !== undefined) return r.first + off;
     }
     return undefined;

@@ -72,10 +72,14 @@ export class RangeBitmap {
     return true;
   }
 
-  /** Takes a free offset by the strategy and returns it, or undefined when the range is full. */
-  take(): bigint | undefined {
+  /**
+   * Takes a free offset by the strategy and returns it, or undefined when the range is full. `spread` makes
+   * `first` start its scan at a random offset (wrapping around): writers that share a store and take
+   * addresses at the same moment then rarely pick the same one.
+   */
+  take(spread = false): bigint | undefined {
     if (this.used >= this.size) return undefined;
-    const off = this.strategy === "first" ? this.firstFree() : this.randomFree();
+    const off = this.strategy === "random" ? this.randomFree() : spread && this.words !== undefined ? this.firstFreeFrom(Math.floor(Math.random() * Number(this.size))) : this.firstFree();
     if (off !== undefined) this.mark(off);
     return off;
   }
@@ -94,6 +98,28 @@ export class RangeBitmap {
       if (off >= this.size) return undefined;
       this.hint = off;
       return off;
+    }
+    return undefined;
+  }
+
+  /** The first free offset at or after `start`, wrapping around once (dense ranges). */
+  private firstFreeFrom(start: number): bigint | undefined {
+    const words = this.words;
+    if (words === undefined) return this.firstFree();
+    const n = words.length;
+    const size = Number(this.size);
+    const w0 = start >>> 5;
+    for (let k = 0; k <= n; k++) {
+      const w = (w0 + k) % n;
+      let word = words[w] ?? 0;
+      // The first visit of the start word skips the bits below `start`; the last visit (k = n) covers them.
+      if (k === 0) word = (word | ((1 << (start & 31)) - 1)) >>> 0;
+      while (word !== 0xffffffff) {
+        const bit = 31 - Math.clz32(~word & (word + 1));
+        const off = w * 32 + bit;
+        if (off < size) return BigInt(off);
+        word = (word | (1 << bit)) >>> 0;
+      }
     }
     return undefined;
   }

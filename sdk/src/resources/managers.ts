@@ -83,6 +83,8 @@ export class ResourceManagers {
   private readonly locks = new KeyedMutex();
   private readonly subnets = new Map<string, SubnetAllocator>();
   private readonly macs = new Map<bigint, MacAllocator>();
+  /** Allocations a shared store refused because another writer held the address; each cost one retry. */
+  conflicts = 0;
   /** Started once per kind on shared stores: other replicas' allocations and releases reach the bitmaps. */
   private readonly feeds = new Map<ResourceKind, Promise<void>>();
 
@@ -212,7 +214,7 @@ export class ResourceManagers {
       const alloc = await this.subnetAllocator(subnetId, "subnet_id");
       const taken: bigint[] = [];
       for (let i = 0; i < req.count; i++) {
-        const v = alloc.take();
+        const v = alloc.take(!this.store.exclusive);
         if (v === undefined) break;
         taken.push(v);
       }
@@ -552,7 +554,7 @@ export class ResourceManagers {
     let resynced = false;
     for (;;) {
       const alloc = await this.subnetAllocator(subnetId, fields.subnet);
-      const v = alloc.take();
+      const v = alloc.take(!this.store.exclusive);
       if (v === undefined) {
         if (!this.store.exclusive && !resynced) {
           // Other replicas may have released addresses this bitmap still counts as taken.
@@ -566,7 +568,10 @@ export class ResourceManagers {
         return await this.commitOne<IpAddress>(this.ipCreateOp(subnetId, formatIp({ family: alloc.cidr.family, value: v }), owner, state));
       } catch (err) {
         // Taken by another replica: keep the bit (it is taken) and try the next one.
-        if (!this.store.exclusive && isStatusError(err, Code.AlreadyExists)) continue;
+        if (!this.store.exclusive && isStatusError(err, Code.AlreadyExists)) {
+          this.conflicts++;
+          continue;
+        }
         alloc.clear(v);
         throw err;
       }
@@ -621,13 +626,18 @@ export class ResourceManagers {
   }
 
   /** Subscribes the bitmaps to the store's changes of `kind` (shared stores with a feed only). */
-  private async follow(kind: "ip" | "mac"): Promise<void> {
+  private async follow(kind: "ip" | "mac" | "subnet"): Promise<void> {
     const watch = this.store.watchKind;
     if (this.store.exclusive || watch === undefined) return;
     let feed = this.feeds.get(kind);
     if (feed === undefined) {
       const onChange =
-        kind === "ip"
+        kind === "subnet"
+          ? (id: string, deleted: boolean): void => {
+              // Deleted elsewhere: drop the bitmap so a re-created subnet of that id is loaded afresh.
+              if (deleted) this.subnets.delete(id);
+            }
+          : kind === "ip"
           ? (id: string, deleted: boolean): void => {
               const slash = id.lastIndexOf("/");
               const alloc = this.subnets.get(id.slice(0, slash));
@@ -657,7 +667,7 @@ export class ResourceManagers {
   private async loadSubnet(subnetId: string, field: string): Promise<SubnetAllocator> {
     // The feed starts before the load; a change that lands while loading may be missed, which costs at most a
     // conflict (the store refuses a taken address) or one resync (a released one looks taken).
-    await this.follow("ip");
+    await Promise.all([this.follow("subnet"), this.follow("ip")]);
     const s = await this.getRecord<Subnet>("subnet", subnetId, field);
     const cidr = requireCidr(s.cidr, "cidr");
     const gateway = s.gatewayIp === "" ? undefined : requireIp(s.gatewayIp, "gateway_ip").value;

@@ -92,6 +92,19 @@ describe("resources: addresses and bitmaps", () => {
     expect(b.free).to.equal(0n);
   });
 
+  it("spread first-free starts at a random point, wraps, and still finds the last free offset", () => {
+    const b = new RangeBitmap(100n, "first");
+    const seen = new Set<bigint>();
+    for (let i = 0; i < 100; i++) seen.add(b.take(true) ?? -1n);
+    expect(seen.size).to.equal(100);
+    expect(seen.has(-1n)).to.equal(false);
+    expect(b.take(true)).to.equal(undefined);
+    b.clear(0n);
+    expect(b.take(true)).to.equal(0n);
+    b.clear(99n);
+    expect(b.take(true)).to.equal(99n);
+  });
+
   it("random probing finds every free offset of a dense range and of a sparse one", () => {
     const dense = new RangeBitmap(1000n, "random");
     const seen = new Set<bigint>();
