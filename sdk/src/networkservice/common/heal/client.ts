@@ -199,12 +199,14 @@ class Watch {
     try {
       for await (const ev of this.shared.source(this.url, this.selector, signal)) {
         const mine = Object.values(ev.connections).filter((c) => matchesSelector(c, this.selector));
+        const unwell = mine.some((c) => c.state === State.DOWN || c.state === State.REFRESH_REQUESTED);
         if (ev.type === ConnectionEventType.INITIAL_STATE_TRANSFER) {
-          // The next hop does not know our connection (it restarted between our Request and the watch).
-          if (first && mine.length === 0) return "down";
+          // The next hop does not know our connection (it restarted between our Request and the watch), or
+          // already knows it is down (its own next hop died before we subscribed).
+          if (first && (mine.length === 0 || unwell)) return "down";
         } else if (ev.type === ConnectionEventType.DELETE) {
           if (mine.length > 0) return "down";
-        } else if (mine.some((c) => c.state === State.DOWN || c.state === State.REFRESH_REQUESTED)) {
+        } else if (unwell) {
           return "down";
         }
         first = false;

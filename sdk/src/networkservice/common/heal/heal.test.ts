@@ -62,11 +62,13 @@ class FakeMonitor {
   readonly streams: Stream[] = [];
   /** Whether the next hop knows the watched connection: decides the initial state transfer of new streams. */
   knows = true;
+  /** The state the next hop reports for the connection in the initial state transfer. */
+  initialState = State.UP;
   private waiters: Array<(s: Stream) => void> = [];
   readonly source: heal.MonitorSource = (url, selector, signal) => {
     const s = new Stream(url, selector);
     const mine = create(ConnectionSchema, { id: "c1", networkService: "ns", path: { index: 0, pathSegments: [...selector.pathSegments] } });
-    s.push(event(ConnectionEventType.INITIAL_STATE_TRANSFER, this.knows ? [atNextHop(mine)] : []));
+    s.push(event(ConnectionEventType.INITIAL_STATE_TRANSFER, this.knows ? [atNextHop(mine, this.initialState)] : []));
     this.streams.push(s);
     for (const w of this.waiters.splice(0)) w(s);
     return s.run(signal);
@@ -213,6 +215,19 @@ describe("heal (client)", () => {
     const reopened = fake.nextStream();
     await opened;
     fake.knows = true;
+    await reopened;
+    expect(counter.requests).to.equal(2);
+    await h.close(ctx(), conn);
+  });
+
+  it("heals when the initial state transfer reports our connection DOWN", async () => {
+    build();
+    fake.initialState = State.DOWN;
+    const opened = fake.nextStream();
+    const conn = await h.request(ctx(), req());
+    const reopened = fake.nextStream();
+    await opened;
+    fake.initialState = State.UP;
     await reopened;
     expect(counter.requests).to.equal(2);
     await h.close(ctx(), conn);
