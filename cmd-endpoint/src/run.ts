@@ -28,6 +28,7 @@ import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
+import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
 import { kernel } from "@nsm-ts/sdk-linux";
 import { endpoint } from "./chains.js";
 import type { Config } from "./config.js";
@@ -116,7 +117,14 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
 
     if (cfg.registerService) {
       for (const name of cfg.serviceNames) {
-        await nsClient.register(regCtx(), create(NetworkServiceSchema, { name, payload: cfg.payload }));
+        try {
+          await nsClient.register(regCtx(), create(NetworkServiceSchema, { name, payload: cfg.payload }));
+        } catch (err) {
+          // Another endpoint of the same service registered it first and owns it; the service exists, which is all
+          // this endpoint needs.
+          if (!isStatusError(err) || err.code !== Code.PermissionDenied) throw err;
+          log.info({ networkService: name, reason: err.message }, "network service already registered by another endpoint");
+        }
       }
     }
     const entry = create(NetworkServiceEndpointSchema, {
