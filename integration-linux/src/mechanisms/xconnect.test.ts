@@ -199,6 +199,14 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
     });
 
+    it("a Close reaching a restarted forwarder (no state) still removes the connection's links by alias", async () => {
+      const conn = await h.request(ctx, request("c1", a, "nsm-1"));
+      const fwd2 = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
+      const h2 = handler(chain(...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(e, () => plan)));
+      await h2.close(ctx, conn);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+    });
+
     it("gives 50 concurrent connections their own working interface and removes them all", async () => {
       const n = 50;
       const h50 = handler(
