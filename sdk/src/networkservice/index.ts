@@ -26,3 +26,6 @@ export * as timeout from "./common/timeout/index.js";
 export * as refresh from "./common/refresh/index.js";
 export * as trimpath from "./common/trimpath/index.js";
 export * as monitor from "./common/monitor/index.js";
+export * as heal from "./common/heal/index.js";
+export * as retry from "./common/retry/index.js";
+export * from "./chains/index.js";
