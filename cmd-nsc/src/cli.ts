@@ -126,6 +126,34 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
 
+/**
+ * Prints watch rows as they come: the header once, and columns as wide as the widest cell so far (rows stay
+ * aligned until a longer value shows up, as kubectl's watch output does).
+ */
+export class RowPrinter {
+  private widths: number[];
+  private headerDone = false;
+  constructor(
+    private readonly header: readonly string[],
+    private readonly out: CliOutput,
+  ) {
+    this.widths = header.map((h) => h.length);
+  }
+
+  /** Writes one row (and the header before the first). */
+  row(cells: readonly string[]): void {
+    this.widths = this.widths.map((w, i) => Math.max(w, (cells[i] ?? "").length));
+    const line = (cs: readonly string[]): string =>
+      cs
+        .map((c, i) => (i === cs.length - 1 ? c : c.padEnd(this.widths[i] ?? 0)))
+        .join("   ")
+        .trimEnd();
+    if (!this.headerDone) this.out.write(`${line(this.header)}\n`);
+    this.headerDone = true;
+    this.out.write(`${line(cells)}\n`);
+  }
+}
+
 function labelsText(labels: Readonly<Record<string, string>>): string {
   const s = Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
@@ -230,7 +258,7 @@ async function print<T extends RegistryEntry>(
     return;
   }
   const seen = new Set<string>();
-  let first = true;
+  const rows = new RowPrinter(["EVENT", ...header], out);
   for await (const r of results) {
     const type = r.deleted ? "DELETED" : seen.has(r.entry.name) ? "MODIFIED" : "ADDED";
     if (r.deleted) seen.delete(r.entry.name);
@@ -239,10 +267,7 @@ async function print<T extends RegistryEntry>(
       out.write(JSON.stringify({ type, object: json(r.entry) }) + "\n");
       continue;
     }
-    const table = formatTable(["EVENT", ...header], [[type, ...row(r.entry)]]);
-    // Every row is padded on its own; the header is printed once.
-    out.write(first ? table : table.slice(table.indexOf("\n") + 1));
-    first = false;
+    rows.row([type, ...row(r.entry)]);
   }
 }
 
@@ -261,7 +286,7 @@ async function watchConnections(
       signal: ctx.signal,
       metadata,
     });
-    let first = true;
+    const rows = new RowPrinter(CONNECTION_HEADER, out);
     for await (const ev of stream) {
       const type = ConnectionEventType[ev.type] ?? String(ev.type);
       const conns = Object.values(ev.connections);
@@ -269,10 +294,7 @@ async function watchConnections(
         out.write(JSON.stringify({ type, connections: conns.map((c) => toJson(ConnectionSchema, c)) }) + "\n");
         continue;
       }
-      if (conns.length === 0) continue;
-      const table = formatTable(CONNECTION_HEADER, conns.map((c) => connectionRow(type, c)));
-      out.write(first ? table : table.slice(table.indexOf("\n") + 1));
-      first = false;
+      for (const c of conns) rows.row(connectionRow(type, c));
     }
   } catch (err) {
     if (ctx.signal.aborted) return;
