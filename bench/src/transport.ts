@@ -66,8 +66,8 @@ function nsmConnection(): Connection {
 const nsDef = grpcServiceDefinition(NetworkService);
 const monDef = grpcServiceDefinition(MonitorConnection);
 
-/** Child process: serve both stacks and report their addresses on IPC. */
-async function serve(): Promise<void> {
+/** Both servers: ours and raw grpc-js, each serving Request/Close and a 10k-message MonitorConnections. */
+async function startServers(): Promise<{ ours: string; raw: string; close(): Promise<void> }> {
   const event = create(ConnectionEventSchema, { type: 1, connections: { c: nsmConnection() } });
 
   const ours = createServer();
@@ -99,14 +99,67 @@ async function serve(): Promise<void> {
   const rawPort = await new Promise<number>((resolve, reject) =>
     raw.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  return {
+    ours: oursUrl,
+    raw: `127.0.0.1:${rawPort}`,
+    close: async () => {
+      raw.forceShutdown();
+      await ours.close({ graceMs: 0 });
+    },
+  };
+}
+
+/** Child process: serve both stacks and report their addresses on IPC. */
+async function serve(): Promise<void> {
+  const servers = await startServers();
   process.on("message", (m) => {
     if (m === "cpu") process.send?.({ cpu: process.cpuUsage() });
   });
-  process.send?.({ ours: oursUrl, raw: `127.0.0.1:${rawPort}` });
+  process.send?.({ ours: servers.ours, raw: servers.raw });
   process.on("disconnect", () => {
-    raw.forceShutdown();
-    void ours.close({ graceMs: 0 }).then(() => process.exit(0));
+    void servers.close().then(() => process.exit(0));
   });
+}
+
+/**
+ * CPU cost with client and server in this one process, raw and ours in alternating rounds; CPU time is
+ * less disturbed by a shared machine than wall time. Returns median CPU per unary call (µs, 32 in flight)
+ * and per 10k stream (ms) for each stack.
+ */
+async function inProcessCpu(req: NetworkServiceRequest, stopAt: number): Promise<{ rounds: number; rows: Array<[string, number, number]> }> {
+  const servers = await startServers();
+  const pairs: Array<[string, Stack]> = [
+    ["raw grpc-js client → raw grpc-js server", rawStack(servers.raw)],
+    ["our client → our server", ourStack(servers.ours)],
+  ];
+  const calls = 400;
+  const unary = async (s: Stack): Promise<void> => {
+    let i = 0;
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (i++ < calls) await s.unary(req);
+    }));
+  };
+  const cpu = (): number => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  for (const [, s] of pairs) await unary(s); // warm-up (the streams were warmed up by the main phase)
+  const samples = pairs.map(() => ({ unary: [] as number[], stream: [] as number[] }));
+  let rounds = 0;
+  for (; rounds < 8 && (rounds < 2 || performance.now() < stopAt); rounds++) {
+    for (const [i, [, s]] of pairs.entries()) {
+      const c0 = cpu();
+      await unary(s);
+      const c1 = cpu();
+      await s.stream();
+      const c2 = cpu();
+      samples[i]?.unary.push((c1 - c0) / calls);
+      samples[i]?.stream.push((c2 - c1) / 1000);
+    }
+  }
+  for (const [, s] of pairs) s.close();
+  await servers.close();
+  return { rounds, rows: pairs.map(([name], i) => [name, median(samples[i]?.unary ?? []), median(samples[i]?.stream ?? [])]) };
 }
 
 /** One stack as the bench drives it. */
@@ -242,19 +295,19 @@ function cpuNow(child: ChildProcess): Promise<number> {
 
 /** Options of the transport bench. */
 export interface TransportBenchOptions {
-  /** Interleaved sequential calls, ms. Default 6000. */
+  /** Interleaved sequential calls, ms. Default 4000. */
   latencyMs?: number;
-  /** Number of alternating 64-in-flight slices (half per stack). Default 16. */
+  /** Number of alternating 64-in-flight slices (half per stack). Default 12. */
   slices?: number;
   /** Length of one slice, ms. Default 400. */
   sliceMs?: number;
-  /** Streams per stack, alternating. Default 4. */
+  /** Streams per stack, alternating. Default 3. */
   streams?: number;
 }
 
 /** Measures both stacks, interleaved; returns markdown lines for bench/RESULTS.md. */
 export async function runTransportBench(opts: TransportBenchOptions = {}): Promise<string[]> {
-  const { latencyMs = 6000, slices = 16, sliceMs = 400, streams = 4 } = opts;
+  const { latencyMs = 4000, slices = 12, sliceMs = 400, streams = 3 } = opts;
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, ["--serve"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
     const addr = await new Promise<{ ours: string; raw: string }>((resolve, reject) => {
@@ -274,8 +327,8 @@ export async function runTransportBench(opts: TransportBenchOptions = {}): Promi
     const lat = await latency(stacks, req, latencyMs);
     const tput = await throughput(stacks, req, slices, sliceMs, child);
     const str: Array<Array<{ ms: number; cpuUs: number }>> = [[], []];
-    // Bounded: streams stop after 25 s (at least one per stack), so the bench stays near a minute when loaded.
-    const streamStop = performance.now() + 25_000;
+    // Bounded: streams stop after 15 s (at least one per stack), so the bench stays near a minute when loaded.
+    const streamStop = performance.now() + 15_000;
     for (let k = 0; k < streams && (k === 0 || performance.now() < streamStop); k++) {
       // Alternate who goes first so a change in load hits both alike.
       const order = k % 2 === 0 ? [0, 1] : [1, 0];
@@ -285,6 +338,7 @@ export async function runTransportBench(opts: TransportBenchOptions = {}): Promi
       }
     }
     for (const s of stacks) s.close();
+    const inProc = await inProcessCpu(req, t0 + 40_000);
     const wallS = (performance.now() - t0) / 1000;
     const load1 = loadavg()[0] ?? 0;
 
@@ -327,6 +381,18 @@ export async function runTransportBench(opts: TransportBenchOptions = {}): Promi
       row("raw grpc-js + protobuf-es serialisers", r),
       row("our typed layer (sdk/tools/grpc)", o),
       `| **ratio ours / raw** | ${q(o.p50, r.p50)} | ${q(o.p99, r.p99)} | ${q(o.tput, r.tput)} | ${q(o.cpuCall, r.cpuCall)} | ${q(o.stream, r.stream)} | ${q(o.cpuStream, r.cpuStream)} |`,
+      "",
+      `In one process (client and server together), median CPU over ${inProc.rounds} alternating rounds of 400 calls`,
+      `(32 in flight) and one ${STREAM_MESSAGES / 1000}k stream per stack:`,
+      "",
+      `| stack (in one process) | CPU µs/call | CPU ms per ${STREAM_MESSAGES / 1000}k stream |`,
+      "|---|---|---|",
+      ...inProc.rows.map(([name, u, st]) => `| ${name} | ${u.toFixed(0)} | ${st.toFixed(0)} |`),
+      ...(() => {
+        const base = inProc.rows[0];
+        const ours = inProc.rows[1];
+        return base && ours ? [`| **ratio ours / raw** | ${q(ours[1], base[1])} | ${q(ours[2], base[2])} |`] : [];
+      })(),
     ];
   } finally {
     child.disconnect();
