@@ -21,9 +21,7 @@ import {
   NetworkServiceRequestSchema,
   type NetworkServiceRequest,
 } from "@nsm-ts/api/networkservice";
-import { mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-// Temporary: `@nsm-ts/sdk/networkservice` does not export the standard chains yet.
-import { client } from "../../sdk/dist/networkservice/chains/index.js";
+import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { createClient, createServer, dial } from "@nsm-ts/sdk/tools/grpc";
 import { devIdentity } from "@nsm-ts/sdk/tools/identity";
 import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";

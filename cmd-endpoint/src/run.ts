@@ -19,6 +19,7 @@ import {
 } from "@nsm-ts/api/registry";
 import {
   CallContext,
+  endpoint,
   ipam,
   mechanisms,
   passThrough,
@@ -30,7 +31,6 @@ import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
 import { kernel } from "@nsm-ts/sdk-linux";
-import { endpoint } from "./chains.js";
 import type { Config } from "./config.js";
 import { programIdentity } from "./identity.js";
 

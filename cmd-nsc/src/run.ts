@@ -6,8 +6,7 @@
 import { once } from "node:events";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Mechanism } from "@nsm-ts/api/networkservice";
-import { clientinfo, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import { client } from "./chains.js";
+import { client, clientinfo, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/config";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import type { Config } from "./config.js";
