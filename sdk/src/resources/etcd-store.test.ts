@@ -98,10 +98,13 @@ describe("resources: etcd store (two replicas on one etcd)", function () {
     expect(child.message).to.match(/id: network "n1" is still referenced by subnet "s1"/);
 
     const port = await a.createPort(create(PortSchema, { id: "p1", networkId: "n1", owner: "nse-1" }));
-    expect(port.fixedIps[0]?.ipAddress).to.equal("198.51.100.2");
+    // On a shared store the first-free scan starts at a random point (replicas would collide at the lowest one).
+    const portIp = port.fixedIps[0]?.ipAddress ?? "";
+    expect(portIp).to.match(/^198\.51\.100\.\d+$/);
+    expect(["198.51.100.0", "198.51.100.1", "198.51.100.255"]).to.not.include(portIp);
     // A port with a taken fixed IP fails on b and leaves nothing behind.
     const before = (await a.list("ip", create(ListRequestSchema, {}))).items.length;
-    const dup = await statusOf(b.createPort(create(PortSchema, { id: "p2", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1", ipAddress: "198.51.100.2" }] })));
+    const dup = await statusOf(b.createPort(create(PortSchema, { id: "p2", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1", ipAddress: portIp }] })));
     expect(dup.code).to.equal(Code.AlreadyExists);
     expect((await a.list("ip", create(ListRequestSchema, {}))).items.length).to.equal(before);
     expect((await a.list("mac", create(ListRequestSchema, {}))).items.length).to.equal(1);
