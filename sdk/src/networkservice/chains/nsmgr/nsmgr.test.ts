@@ -1,0 +1,106 @@
+/**
+ * Unit tests of the pieces the nsmgr and forwarder chains add (serverview, failover) on in-process chains; the
+ * whole chains over gRPC are covered by the sandbox scenarios (`tools/sandbox/*.test.ts`).
+ */
+import { expect } from "chai";
+import { clone, create } from "@bufbuild/protobuf";
+import { type Connection, ConnectionSchema, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { CallContext, type NetworkServiceElement, chain, handler } from "../../core/index.js";
+import * as begin from "../../common/begin/index.js";
+import * as metadata from "../../common/metadata/index.js";
+import * as updatepath from "../../common/updatepath/index.js";
+import { Code, StatusError } from "../../../tools/status/index.js";
+import { newFailover, newServerView } from "./index.js";
+
+/** The next hop: records what it was asked, fails while `failing` says so, answers with its own id and index. */
+function nextHop(failing: (conn: Connection) => Code | undefined) {
+  const seen: Connection[] = [];
+  const el: NetworkServiceElement = {
+    name: "next-hop",
+    async request(_ctx, req) {
+      const conn = req.connection as Connection;
+      seen.push(clone(ConnectionSchema, conn));
+      const code = failing(conn);
+      if (code !== undefined) throw new StatusError(code, "next-hop: down");
+      const out = create(NetworkServiceRequestSchema, { connection: conn }).connection as Connection;
+      out.id = "next-hop-id";
+      if (out.path) out.path.index = 7;
+      return out;
+    },
+    close: async () => undefined,
+  };
+  return { el, seen };
+}
+
+const req = (name = "") => create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns", networkServiceEndpointName: name } });
+
+describe("nsmgr parts", () => {
+  it("serverview gives the server elements this hop's id and path index back", async () => {
+    const { el } = nextHop(() => undefined);
+    const h = handler(chain(updatepath.newServer("me"), newServerView(), el));
+    const out = await h.request(CallContext.create(), req());
+    expect(out.id).to.equal("c1");
+    expect(out.path?.index).to.equal(0);
+  });
+
+  it("failover (nsmgr): a refresh whose next hop is Unavailable is retried once with RESELECT_REQUESTED", async () => {
+    let down = false;
+    const { el, seen } = nextHop((c) => (down && c.state !== State.RESELECT_REQUESTED ? Code.Unavailable : undefined));
+    const h = handler(chain(updatepath.newServer("nsmgr"), begin.newServer(), metadata.newServer(), newFailover("nsmgr"), el));
+    const ctx = CallContext.create();
+    const conn = await h.request(ctx, req());
+    down = true;
+    await h.request(ctx, create(NetworkServiceRequestSchema, { connection: conn }));
+    expect(seen.map((c) => c.state)).to.deep.equal([State.UP, State.UP, State.RESELECT_REQUESTED]);
+    await h.close(ctx, conn);
+  });
+
+  it("failover (nsmgr): a first Request and non-Unavailable errors are not retried", async () => {
+    const { el, seen } = nextHop(() => Code.Unavailable);
+    const h = handler(chain(updatepath.newServer("nsmgr"), begin.newServer(), metadata.newServer(), newFailover("nsmgr"), el));
+    await h.request(CallContext.create(), req()).then(
+      () => expect.fail("must fail"),
+      (err: unknown) => expect((err as StatusError).code).to.equal(Code.Unavailable),
+    );
+    expect(seen).to.have.length(1);
+    let code: Code | undefined;
+    const other = nextHop(() => code);
+    const h2 = handler(chain(updatepath.newServer("nsmgr"), begin.newServer(), metadata.newServer(), newFailover("nsmgr"), other.el));
+    const conn = await h2.request(CallContext.create(), req());
+    code = Code.PermissionDenied;
+    await h2.request(CallContext.create(), create(NetworkServiceRequestSchema, { connection: conn })).catch(() => undefined);
+    expect(other.seen).to.have.length(2);
+  });
+
+  it("failover (forwarder): retries without the endpoint name only when it chose the endpoint itself", async () => {
+    let down = false;
+    const chosen = nextHop((c) => (down && c.networkServiceEndpointName === "nse-1" ? Code.Unavailable : undefined));
+    const pick: NetworkServiceElement = {
+      name: "pick",
+      request: (ctx, r, next) => {
+        const c = r.connection as Connection;
+        c.networkServiceEndpointName ||= down ? "nse-2" : "nse-1";
+        return next.request(ctx, r);
+      },
+      close: (ctx, c, next) => next.close(ctx, c),
+    };
+    const h = handler(chain(updatepath.newServer("fwd"), begin.newServer(), metadata.newServer(), newFailover("forwarder"), pick, chosen.el));
+    const conn = await h.request(CallContext.create(), req());
+    expect(conn.networkServiceEndpointName).to.equal("nse-1");
+    down = true;
+    const moved = await h.request(CallContext.create(), create(NetworkServiceRequestSchema, { connection: conn }));
+    expect(moved.networkServiceEndpointName).to.equal("nse-2");
+
+    // Named by the client: a dead endpoint stays an error.
+    down = false;
+    const named = nextHop((c) => (down ? Code.Unavailable : c.networkServiceEndpointName === "nse-1" ? undefined : Code.NotFound));
+    const h2 = handler(chain(updatepath.newServer("fwd"), begin.newServer(), metadata.newServer(), newFailover("forwarder"), named.el));
+    const c2 = await h2.request(CallContext.create(), req("nse-1"));
+    down = true;
+    await h2.request(CallContext.create(), create(NetworkServiceRequestSchema, { connection: c2 })).then(
+      () => expect.fail("must fail"),
+      (err: unknown) => expect((err as StatusError).code).to.equal(Code.Unavailable),
+    );
+    expect(named.seen).to.have.length(2);
+  });
+});
