@@ -109,6 +109,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
     let e: Netns;
     let f: Netns;
     let h: NetworkServiceHandler;
+    let ep: NetworkServiceElement[];
     let plan: Addresses;
     const ctx = CallContext.create();
 
@@ -120,7 +121,8 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       await ops.batch(e).setUp("lo").addAddress("lo", "203.0.113.10/32").commit();
       plan = { src: ["169.254.10.1/32", "fd00:10::1/128"], dst: ["169.254.10.2/32", "fd00:10::2/128"], srcRoutes: ["203.0.113.10/32"] };
       const fwd = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
-      h = handler(chain(...forwarderPart(fwd, "unix:///tmp/nse.sock"), ...endpoint(e, () => plan)));
+      ep = endpoint(e, () => plan);
+      h = handler(chain(...forwarderPart(fwd, "unix:///tmp/nse.sock"), ...ep));
     });
 
     it("creates the requested interface in the client netns, applies the context, and packets flow", async () => {
@@ -182,17 +184,23 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       expect((await ops.getLink(a, "nsm-1"))?.alias).to.equal(undefined);
     });
 
-    it("after a restart: leftovers of inactive connections are removed, an active one is taken over by its next refresh", async () => {
+    it("after a restart: leftovers of inactive connections are removed, an active one is adopted (same ifindex) by its next refresh", async () => {
       const c1 = await h.request(ctx, request("c1", a, "nsm-1"));
       await h.request(ctx, request("c2", a, "nsm-2"));
       // A new forwarder process: same owner, no state.
       const report = await adoptOrRemoveLeftovers(owner, ["c1"], { namespaces: [a.path, e.path, f.path] });
       expect(report.removed.map((r) => r.name)).to.deep.equal(["nsm-2"]);
       expect(report.adopted.map((x) => x.link.owner?.connectionId)).to.deep.equal(["c1", "c1"]);
+      const ifindex = (await ops.getLink(a, "nsm-1"))?.ifindex;
+      // The context changed while the forwarder was down: the adopted links get the new one.
+      plan = { ...plan, src: ["169.254.10.7/32"] };
       const fwd2 = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
-      const h2 = handler(chain(...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(e, () => plan)));
+      const h2 = handler(chain(...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...ep)); // the endpoint kept running
       const refreshed = await h2.request(ctx, refreshOf(c1));
       expect((await ops.listLinks(a)).filter((l) => l.name !== "lo").map((l) => l.name)).to.deep.equal(["nsm-1"]);
+      const la = await ops.getLink(a, "nsm-1");
+      expect(la?.ifindex).to.equal(ifindex); // adopted, not re-created
+      expect(la?.addresses.filter((x) => !x.startsWith("fe80"))).to.deep.equal(["169.254.10.7/32"]);
       expect(await ops.listOwned(e, ownerPrefix(owner))).to.have.length(1);
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       await h2.close(ctx, refreshed);
@@ -243,7 +251,8 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       const fwd1 = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: "198.51.100.1" });
       const fwd2 = createKernelForwarder({ owner: o2, forwarderNetnsUrl: f2.path, tunnelIp: "198.51.100.2" });
       const plan: Addresses = { src: ["169.254.30.1/32", "fd00:30::1/128"], dst: ["169.254.30.2/32", "fd00:30::2/128"] };
-      const h = handler(chain(...forwarderPart(fwd1, "tcp://198.51.100.2:5001"), ...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(b, () => plan)));
+      const node2 = [...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(b, () => plan)];
+      const h = handler(chain(...forwarderPart(fwd1, "tcp://198.51.100.2:5001"), ...node2));
       const ctx = CallContext.create();
 
       const started = performance.now();
@@ -273,10 +282,18 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       expect((await ops.getLink(a, "nsm-1"))?.ifindex).to.equal(before);
       expect((await ops.listOwned(f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
 
-      await h.close(ctx, again);
+      // Forwarder 1 restarts (node 2 keeps running): its next refresh adopts the pod link and the VXLAN leg.
+      const fwd1b = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: "198.51.100.1" });
+      const hb = handler(chain(...forwarderPart(fwd1b, "tcp://198.51.100.2:5001"), ...node2));
+      const adopted = await hb.request(ctx, refreshOf(again));
+      expect((await ops.getLink(a, "nsm-1"))?.ifindex).to.equal(before);
+      expect((await ops.listOwned(f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
+      expect(await ping(a, "169.254.30.2")).to.equal(true);
+
+      await hb.close(ctx, adopted);
       expect(await owned(o1, a, f1)).to.deep.equal([]);
       expect(await owned(o2, b, f2)).to.deep.equal([]);
-      expect(fwd1.vnis.size + fwd2.vnis.size).to.equal(0);
+      expect(fwd1b.vnis.size + fwd2.vnis.size).to.equal(0);
     });
   });
 });

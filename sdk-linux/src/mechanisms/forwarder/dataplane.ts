@@ -34,7 +34,7 @@ export interface Applied {
   readonly topology: string;
   readonly pods: PodState[];
   /** Names in the forwarder's netns (remote legs only). */
-  readonly fwd?: { veth: string; vxlan: string; bridge: string; vni: number; remote: string };
+  readonly fwd?: { veth: string; vxlan: string; bridge: string; vni: number; remote: string; local: string; port: number };
   mtu: number | undefined;
   /** Every netns touched (for removal by alias). */
   readonly netnsUrls: string[];
@@ -85,8 +85,10 @@ export class KernelDataplane {
 
   /**
    * Makes the kernel match `spec`. With `prev` for the same legs and its links still in place, only the
-   * differences are applied (no link is re-created); otherwise what is left of the connection is removed by alias
-   * and everything is built anew (also after a forwarder restart, when the old links have no state).
+   * differences are applied (no link is re-created). Without `prev` (a new connection, or the first refresh after a
+   * forwarder restart) it creates the links; when they already exist with this connection's aliases and the same
+   * parameters it adopts them (same ifindex, context re-applied); anything else left of the connection is removed by
+   * alias and built anew.
    */
   async program(spec: XconnectSpec, prev: Applied | undefined): Promise<Applied> {
     const topology = JSON.stringify([spec.server, spec.client]);
@@ -95,44 +97,57 @@ export class KernelDataplane {
       return prev;
     }
     if (prev) await this.remove(spec.connectionId, prev.netnsUrls);
+    const fresh = await this.#describe(spec, topology);
     try {
-      return await this.#create(spec, topology);
+      await this.#build(spec, fresh);
+      return fresh;
     } catch (err) {
-      const urls = await this.#urlsOf(spec);
-      await this.remove(spec.connectionId, urls).catch((e: unknown) => this.#log.warn({ err: e, connId: spec.connectionId }, "kernel xconnect: cleanup after a failed create failed"));
-      // A leftover of this very connection (e.g. from before a forwarder restart) is gone now: one more try.
+      if (!prev && err instanceof StatusError && err.code === Code.AlreadyExists) {
+        const adopted = await this.#adopt(spec, topology).catch((e: unknown) => {
+          this.#log.info({ err: e, connId: spec.connectionId }, "kernel xconnect: leftovers cannot be adopted");
+          return undefined;
+        });
+        if (adopted) return adopted;
+      }
+      await this.remove(spec.connectionId, fresh.netnsUrls).catch((e: unknown) => this.#log.warn({ err: e, connId: spec.connectionId }, "kernel xconnect: cleanup after a failed create failed"));
+      // A leftover of this very connection that could not be adopted is gone now: one more try.
       if (err instanceof StatusError && err.code === Code.AlreadyExists) {
+        const again = await this.#describe(spec, topology);
         try {
-          return await this.#create(spec, topology);
-        } catch (again) {
-          await this.remove(spec.connectionId, urls).catch(() => undefined);
-          throw again;
+          await this.#build(spec, again);
+          return again;
+        } catch (err2) {
+          await this.remove(spec.connectionId, again.netnsUrls).catch(() => undefined);
+          throw err2;
         }
       }
       throw err;
     }
   }
 
-  async #urlsOf(spec: XconnectSpec): Promise<string[]> {
-    const urls = [spec.server, spec.client].flatMap((l) => (l.type === "KERNEL" ? [l.netnsUrl] : []));
-    if (spec.server.type === "VXLAN" || spec.client.type === "VXLAN") urls.push((await this.#own()).url);
-    return urls;
+  /** Takes over links this connection already has (same aliases, names and VXLAN parameters) and re-applies the context. */
+  async #adopt(spec: XconnectSpec, topology: string): Promise<Applied | undefined> {
+    const cand = await this.#describe(spec, topology);
+    cand.mtu = undefined; // unknown: set it again
+    for (const p of cand.pods) {
+      const l = await this.#ops.getLink(p.netns, p.ifName);
+      if (!l) return undefined;
+      // Unknown earlier context: start from the addresses it has, so stale ones are removed.
+      p.config = { addresses: l.addresses.filter((a) => !/^fe80:/i.test(a)), routes: [], neighbors: [] };
+    }
+    if (!(await this.#intact(spec.connectionId, cand))) return undefined;
+    await this.#update(spec, cand);
+    this.#log.info({ connId: spec.connectionId }, "kernel xconnect: adopted the links left by a previous forwarder");
+    return cand;
   }
 
-  async #create(spec: XconnectSpec, topology: string): Promise<Applied> {
+  /** The links `spec` needs, without touching the kernel. */
+  async #describe(spec: XconnectSpec, topology: string): Promise<Applied> {
     const { server, client, connectionId: id, mtu } = spec;
     if (server.type === "KERNEL" && client.type === "KERNEL") {
       const [c, e] = await Promise.all([openNetns(server.netnsUrl), openNetns(client.netnsUrl)]);
       const pc: PodState = { netns: c, ifName: server.ifName, side: "client", config: legConfig(spec.context, "client", server.ifName) };
       const pe: PodState = { netns: e, ifName: client.ifName, side: "endpoint", config: legConfig(spec.context, "endpoint", client.ifName) };
-      const bc = this.#ops
-        .batch(c)
-        .addVeth({ name: pc.ifName, peerName: pe.ifName, peerNetns: e, ...(mtu === undefined ? {} : { mtu }), alias: this.alias(id, Role.CLIENT) });
-      addConfig(bc, pc.ifName, pc.config);
-      await bc.commit();
-      const be = this.#ops.batch(e).setAlias(pe.ifName, this.alias(id, Role.ENDPOINT));
-      addConfig(be, pe.ifName, pe.config);
-      await be.commit();
       return { topology, pods: [pc, pe], mtu, netnsUrls: [server.netnsUrl, client.netnsUrl] };
     }
     const pod = server.type === "KERNEL" ? { leg: server, side: "client" as const } : client.type === "KERNEL" ? { leg: client, side: "endpoint" as const } : undefined;
@@ -141,23 +156,43 @@ export class KernelDataplane {
     const [p, f] = await Promise.all([openNetns(pod.leg.netnsUrl), this.#own()]);
     const ps: PodState = { netns: p, ifName: pod.leg.ifName, side: pod.side, config: legConfig(spec.context, pod.side, pod.leg.ifName) };
     const seed = `${this.#owner}/${id}`;
-    const names = { veth: hashedIfName("nsv", seed), vxlan: hashedIfName("nsx", seed), bridge: hashedIfName("nsb", seed), vni: vx.vni, remote: vx.remote };
-    const mtuOpt = mtu === undefined ? {} : { mtu };
+    const fwd = { veth: hashedIfName("nsv", seed), vxlan: hashedIfName("nsx", seed), bridge: hashedIfName("nsb", seed), vni: vx.vni, remote: vx.remote, local: vx.local, port: vx.port };
+    return { topology, pods: [ps], fwd, mtu, netnsUrls: [pod.leg.netnsUrl, f.url] };
+  }
+
+  /** Creates the links of `ap` and applies its configuration. */
+  async #build(spec: XconnectSpec, ap: Applied): Promise<void> {
+    const id = spec.connectionId;
+    const mtuOpt = ap.mtu === undefined ? {} : { mtu: ap.mtu };
+    const roleOf = (p: PodState): string => (p.side === "client" ? Role.CLIENT : Role.ENDPOINT);
+    const [first, second] = ap.pods;
+    if (!first) return;
+    if (!ap.fwd) {
+      if (!second) return;
+      const bc = this.#ops.batch(first.netns).addVeth({ name: first.ifName, peerName: second.ifName, peerNetns: second.netns, ...mtuOpt, alias: this.alias(id, roleOf(first)) });
+      addConfig(bc, first.ifName, first.config);
+      await bc.commit();
+      const be = this.#ops.batch(second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
+      addConfig(be, second.ifName, second.config);
+      await be.commit();
+      return;
+    }
+    const n = ap.fwd;
+    const f = await this.#own();
     const b1 = this.#ops
       .batch(f)
-      .addVeth({ name: names.veth, peerName: ps.ifName, peerNetns: p, ...mtuOpt, alias: this.alias(id, Role.FWD) })
-      .addVxlan({ name: names.vxlan, vni: vx.vni, local: vx.local, remote: vx.remote, dstPort: vx.port, ...mtuOpt, alias: this.alias(id, Role.VXLAN) });
+      .addVeth({ name: n.veth, peerName: first.ifName, peerNetns: first.netns, ...mtuOpt, alias: this.alias(id, Role.FWD) })
+      .addVxlan({ name: n.vxlan, vni: n.vni, local: n.local, remote: n.remote, dstPort: n.port, ...mtuOpt, alias: this.alias(id, Role.VXLAN) });
     const bridgeLines: IpLine[] = [
-      { what: `addBridge ${names.bridge}`, args: ["link", "add", "name", validateIfName(names.bridge), "type", "bridge", "forward_delay", "0"] },
-      { what: `setMaster ${names.veth}`, args: ["link", "set", "dev", names.veth, "master", names.bridge] },
-      { what: `setMaster ${names.vxlan}`, args: ["link", "set", "dev", names.vxlan, "master", names.bridge] },
+      { what: `addBridge ${n.bridge}`, args: ["link", "add", "name", validateIfName(n.bridge), "type", "bridge", "forward_delay", "0"] },
+      { what: `setMaster ${n.veth}`, args: ["link", "set", "dev", n.veth, "master", n.bridge] },
+      { what: `setMaster ${n.vxlan}`, args: ["link", "set", "dev", n.vxlan, "master", n.bridge] },
     ];
-    const b2 = this.#ops.batch(f).setAlias(names.bridge, this.alias(id, Role.BRIDGE)).setUp(names.bridge).setUp(names.veth).setUp(names.vxlan);
+    const b2 = this.#ops.batch(f).setAlias(n.bridge, this.alias(id, Role.BRIDGE)).setUp(n.bridge).setUp(n.veth).setUp(n.vxlan);
     await this.#exec.apply(f, [...b1.lines, ...bridgeLines, ...b2.lines]);
-    const bp = this.#ops.batch(p).setAlias(ps.ifName, this.alias(id, pod.side === "client" ? Role.CLIENT : Role.ENDPOINT));
-    addConfig(bp, ps.ifName, ps.config);
+    const bp = this.#ops.batch(first.netns).setAlias(first.ifName, this.alias(id, roleOf(first)));
+    addConfig(bp, first.ifName, first.config);
     await bp.commit();
-    return { topology, pods: [ps], fwd: names, mtu, netnsUrls: [pod.leg.netnsUrl, f.url] };
   }
 
   /** True when every link of `prev` is still there with this connection's alias. */
