@@ -13,7 +13,7 @@ import {
 } from "@nsm-ts/api/resources";
 import { etcdAvailable, startEtcd, type EtcdInstance } from "../tools/etcdtest/index.js";
 import { Code, StatusError } from "../tools/status/index.js";
-import { createEtcdResourceStore, createResourceManagers, type ResourceManagers } from "./index.js";
+import { createEtcdResourceStore, createResourceManagers, type ResourceManagers, type ResourceStore } from "./index.js";
 
 async function statusOf(p: Promise<unknown>): Promise<StatusError> {
   try {
@@ -114,6 +114,51 @@ describe("resources: etcd store (two replicas on one etcd)", function () {
     expect((await a.list("mac", create(ListRequestSchema, {}))).items).to.deep.equal([]);
     await b.delete("subnet", [create(ResourceRefSchema, { id: "s1" })]);
     await b.delete("network", [create(ResourceRefSchema, { id: "n1" })]);
+  });
+
+  it("the change feed tells a replica's bitmap of the other's allocations and releases (no conflicts)", async () => {
+    if (etcd === undefined) return;
+    // B's store with a tap on its feed, so the test waits for events instead of sleeping.
+    const inner = createEtcdResourceStore({ endpoints: etcd.endpoints, prefix: "/feed/" });
+    const seen: Array<{ id: string; deleted: boolean }> = [];
+    const waiters: Array<() => void> = [];
+    const tapped: ResourceStore = {
+      exclusive: false,
+      get: (k, id) => inner.get(k, id),
+      list: (k, o) => inner.list(k, o),
+      commit: (ops) => inner.commit(ops),
+      close: () => inner.close(),
+      watchKind: (kind, onChange) =>
+        inner.watchKind(kind, (id, deleted) => {
+          onChange(id, deleted);
+          if (kind === "ip") seen.push({ id, deleted });
+          for (const w of waiters.splice(0)) w();
+        }),
+    };
+    const until = async (pred: () => boolean): Promise<void> => {
+      while (!pred()) await new Promise<void>((r) => waiters.push(r));
+    };
+    const a2 = createResourceManagers({ store: createEtcdResourceStore({ endpoints: etcd.endpoints, prefix: "/feed/" }) });
+    const b2 = createResourceManagers({ store: tapped });
+    try {
+      await a2.createNetwork(create(NetworkSchema, { id: "n", cidr: "198.51.100.0/24" }));
+      await a2.createSubnet(create(SubnetSchema, { id: "s", networkId: "n", cidr: "198.51.100.0/29" }));
+      const first = await b2.allocateIpAddress(alloc("s")); // loads b2's bitmap and starts its feed
+      await until(() => seen.some((e) => e.id === `s/${first.address}`));
+      const others = await Promise.all(Array.from({ length: 4 }, () => a2.allocateIpAddress(alloc("s"))));
+      await until(() => others.every((o) => seen.some((e) => e.id === `s/${o.address}` && !e.deleted)));
+      const full = await statusOf(b2.allocateIpAddress(alloc("s")));
+      expect(full.code).to.equal(Code.ResourceExhausted);
+      expect(b2.conflicts).to.equal(0); // without the feed it would have tried a2's four addresses first
+      const victim = others[2]?.address ?? "";
+      await a2.releaseIpAddress(create(IpAddressRefSchema, { subnetId: "s", address: victim }));
+      await until(() => seen.some((e) => e.id === `s/${victim}` && e.deleted));
+      expect((await b2.allocateIpAddress(alloc("s"))).address).to.equal(victim);
+      expect(b2.conflicts).to.equal(0);
+    } finally {
+      await a2.store.close();
+      await b2.store.close();
+    }
   });
 
   it("bulk allocations beyond one transaction are all or none", async () => {

@@ -43,6 +43,8 @@ const RETRIES = 8;
 export interface EtcdResourceStore extends ResourceStore {
   /** Records per commit that stay below etcd's default operation limit. */
   readonly maxRecordsPerCommit: number;
+  /** The change feed: a watch on the kind's key prefix (see `ResourceStore.watchKind`). */
+  watchKind(kind: ResourceKind, onChange: (id: string, deleted: boolean) => void): Promise<() => void>;
 }
 
 /** Creates the etcd-backed store (see the header comment for the key layout and the rules). */
