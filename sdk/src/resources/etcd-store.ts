@@ -13,7 +13,7 @@ import { Code, StatusError, fail } from "../tools/status/index.js";
 import { schemaOf } from "./codec.js";
 import {
   checksRevision,
-  describe,
+  describeRecord,
   recordKey,
   type RecordRef,
   type ResourceKind,
@@ -106,21 +106,21 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
     for (const op of ops) {
       const cur = await get(op.kind, op.id);
       if (op.type === "create") {
-        if (cur !== undefined) fail(Code.AlreadyExists, `resources: id: ${describe(op.kind, op.id)} already exists`);
+        if (cur !== undefined) fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
       } else {
-        if (cur === undefined) fail(Code.NotFound, `resources: id: ${describe(op.kind, op.id)} not found`);
+        if (cur === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(op.kind, op.id)} not found`);
         if (checksRevision(op.revision) && cur.revision !== op.revision) {
-          fail(Code.Aborted, `resources: revision: ${describe(op.kind, op.id)} is at revision ${cur.revision}, not ${op.revision}`);
+          fail(Code.Aborted, `resources: revision: ${describeRecord(op.kind, op.id)} is at revision ${cur.revision}, not ${op.revision}`);
         }
       }
       if (op.type === "delete") {
         const holder = await firstHolder(op.kind, op.id, deleting);
-        if (holder !== undefined) fail(Code.FailedPrecondition, `resources: id: ${describe(op.kind, op.id)} is still referenced by ${holder}`);
+        if (holder !== undefined) fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holder}`);
       } else {
         for (const ref of op.refs) {
           if (created.has(recordKey(ref.kind, ref.id))) continue;
           if ((await get(ref.kind, ref.id)) === undefined) {
-            fail(Code.FailedPrecondition, `resources: ${describe(op.kind, op.id)} references ${describe(ref.kind, ref.id)}, which does not exist`);
+            fail(Code.FailedPrecondition, `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`);
           }
         }
       }
@@ -142,9 +142,9 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         compare.push({ key, target: "Version", result: "Equal", version: 0 });
         created.add(recordKey(op.kind, op.id));
       } else {
-        if (cur === undefined) fail(Code.NotFound, `resources: id: ${describe(op.kind, op.id)} not found`);
+        if (cur === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(op.kind, op.id)} not found`);
         if (checksRevision(op.revision) && cur.revision !== op.revision) {
-          fail(Code.Aborted, `resources: revision: ${describe(op.kind, op.id)} is at revision ${cur.revision}, not ${op.revision}`);
+          fail(Code.Aborted, `resources: revision: ${describeRecord(op.kind, op.id)} is at revision ${cur.revision}, not ${op.revision}`);
         }
         compare.push({ key, target: "Mod", result: "Equal", mod_revision: cur.revision });
       }
@@ -153,7 +153,7 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         const p = xPrefix(op.kind, op.id);
         const holders = await call("range", () => client.kv.range({ key: Buffer.from(p), range_end: prefixEnd(p), keys_only: true }));
         const outside = holders.kvs.map((kv) => kv.key.toString().slice(p.length)).find((h) => !deleting.has(h));
-        if (outside !== undefined) fail(Code.FailedPrecondition, `resources: id: ${describe(op.kind, op.id)} is still referenced by ${holderName(outside)}`);
+        if (outside !== undefined) fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holderName(outside)}`);
         // Only holders this commit deletes may exist: every key under the prefix must be at most as new as
         // the read, so a reference added since makes the transaction fail.
         compare.push({ key: Buffer.from(p), range_end: prefixEnd(p), target: "Mod", result: "Less", mod_revision: String(BigInt(holders.header.revision) + 1n) });

@@ -28,7 +28,7 @@ export {
   type StoreOp,
   type StoredRecord,
   checksRevision,
-  describe,
+  describeRecord,
   recordKey,
 } from "./store.js";
 export { type MemoryResourceStore, type MemoryResourceStoreOptions, createMemoryResourceStore } from "./memory-store.js";

@@ -48,7 +48,7 @@ import {
 } from "./address.js";
 import { KeyedMutex, MacAllocator, SubnetAllocator } from "./allocator.js";
 import { createMemoryResourceStore } from "./memory-store.js";
-import { describe, type RecordRef, type ResourceKind, type ResourceStore, type StoreOp, type StoredRecord } from "./store.js";
+import { describeRecord, type RecordRef, type ResourceKind, type ResourceStore, type StoreOp, type StoredRecord } from "./store.js";
 
 /** Default OUI of random MACs (the one OpenStack uses for its ports). */
 export const DEFAULT_MAC_OUI = "fa:16:3e";
@@ -701,12 +701,12 @@ export class ResourceManagers {
 
   private async getRecord<T extends WithRevision>(kind: ResourceKind, id: string, field = "id"): Promise<T> {
     const rec = await this.store.get(kind, id);
-    if (rec === undefined) fail(Code.NotFound, `resources: ${field}: ${describe(kind, id)} not found`);
+    if (rec === undefined) fail(Code.NotFound, `resources: ${field}: ${describeRecord(kind, id)} not found`);
     return withRevision<T>(rec);
   }
 
   private async requireExists(kind: ResourceKind, id: string, field: string): Promise<void> {
-    if ((await this.store.get(kind, id)) === undefined) fail(Code.NotFound, `resources: ${field}: ${describe(kind, id)} not found`);
+    if ((await this.store.get(kind, id)) === undefined) fail(Code.NotFound, `resources: ${field}: ${describeRecord(kind, id)} not found`);
   }
 
   private async commitOne<T extends WithRevision>(op: StoreOp): Promise<T> {

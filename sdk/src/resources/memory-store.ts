@@ -8,7 +8,7 @@ import { createDb, type Db, type Table, type WriteTxn } from "../tools/statedb/i
 import { Code, fail } from "../tools/status/index.js";
 import {
   checksRevision,
-  describe,
+  describeRecord,
   recordKey,
   type RecordRef,
   type ResourceKind,
@@ -65,15 +65,15 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
   const checkRefs = (txn: WriteTxn, op: { kind: ResourceKind; id: string; refs: readonly RecordRef[] }): void => {
     for (const ref of op.refs) {
       if (table.get(txn, recordKey(ref.kind, ref.id)) === undefined) {
-        fail(Code.FailedPrecondition, `resources: ${describe(op.kind, op.id)} references ${describe(ref.kind, ref.id)}, which does not exist`);
+        fail(Code.FailedPrecondition, `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`);
       }
     }
   };
   const checkRevision = (txn: WriteTxn, kind: ResourceKind, id: string, revision: string | undefined): void => {
     const entry = table.getEntry(txn, recordKey(kind, id));
-    if (entry === undefined) fail(Code.NotFound, `resources: id: ${describe(kind, id)} not found`);
+    if (entry === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(kind, id)} not found`);
     if (checksRevision(revision) && String(entry.revision) !== revision) {
-      fail(Code.Aborted, `resources: revision: ${describe(kind, id)} is at revision ${entry.revision}, not ${revision}`);
+      fail(Code.Aborted, `resources: revision: ${describeRecord(kind, id)} is at revision ${entry.revision}, not ${revision}`);
     }
   };
 
@@ -114,7 +114,7 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
           keys.push(key);
           switch (op.type) {
             case "create":
-              if (table.get(txn, key) !== undefined) fail(Code.AlreadyExists, `resources: id: ${describe(op.kind, op.id)} already exists`);
+              if (table.get(txn, key) !== undefined) fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
               checkRefs(txn, op);
               table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
               break;
@@ -127,7 +127,7 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
               checkRevision(txn, op.kind, op.id, op.revision);
               const holder = table.list(txn, "byRef", key).find((h) => !deleting.has(h.key));
               if (holder !== undefined) {
-                fail(Code.FailedPrecondition, `resources: id: ${describe(op.kind, op.id)} is still referenced by ${describe(holder.kind, holder.id)}`);
+                fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${describeRecord(holder.kind, holder.id)}`);
               }
               table.deleteKey(txn, key);
               break;

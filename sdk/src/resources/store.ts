@@ -95,6 +95,6 @@ export function checksRevision(revision: string | undefined): revision is string
 }
 
 /** A readable record name for messages: `subnet "s1"`. */
-export function describe(kind: ResourceKind, id: string): string {
+export function describeRecord(kind: ResourceKind, id: string): string {
   return `${kind} "${id}"`;
 }
