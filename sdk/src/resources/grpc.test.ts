@@ -136,6 +136,42 @@ describe("resources: served over gRPC, driven by grpc-js + proto-loader", functi
     expect(page3.next_page_token).to.equal("");
   });
 
+  it("security groups, route tables, MACs and bulk calls over the wire", async () => {
+    const nets = client("NetworkManager");
+    const sgs = client("SecurityGroupManager");
+    const rts = client("RouteTableManager");
+    const macs = client("MacAddressManager");
+    const subnets = client("SubnetManager");
+    const bulk = await unary(nets, "BulkCreateNetworks", { items: [{ id: "a", cidr: "fd00:a::/48" }, { id: "b" }] });
+    expect((bulk.items as Obj[]).map((n) => n.id)).to.deep.equal(["a", "b"]);
+    const sg = await unary(sgs, "CreateSecurityGroup", { id: "web", rules: [{ protocol: "tcp", port_range_min: 443, port_range_max: 443, remote_ip_prefix: "203.0.113.0/24" }] });
+    const rule = (sg.rules as Obj[])[0] ?? {};
+    expect(rule.direction).to.equal("ingress");
+    expect(rule.ether_type).to.equal("IPv4");
+    expect(rule.id).to.match(/^[0-9a-f-]{36}$/);
+    const rt = await unary(rts, "CreateRouteTable", { id: "rt", network_id: "a", routes: [{ destination: "fd00:b::/48", next_hop: "fd00:a::1" }] });
+    expect((rt.routes as Obj[])[0]?.next_hop).to.equal("fd00:a::1");
+    let err = await failure(unary(rts, "CreateRouteTable", { id: "rt2", routes: [{ destination: "fd00:b::/48", next_hop: "198.51.100.1" }] }));
+    expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).to.match(/routes\[0\]\.next_hop/);
+    const s6 = await unary(subnets, "CreateSubnet", { id: "s6", network_id: "a", cidr: "fd00:a:0:1::/64", route_table_id: "rt" });
+    expect(s6.ip_version).to.equal(6);
+    expect(s6.gateway_ip).to.equal("fd00:a:0:1::1");
+    err = await failure(unary(rts, "DeleteRouteTable", { id: "rt" }));
+    expect(err.code).to.equal(grpc.status.FAILED_PRECONDITION);
+    const m = await unary(macs, "BulkAllocateMacAddresses", { count: 3, owner: "x" });
+    expect((m.items as Obj[]).length).to.equal(3);
+    const listed = await unary(macs, "ListMacAddresses", { owner: "x" });
+    expect((listed.items as Obj[]).length).to.equal(3);
+    await unary(macs, "BulkReleaseMacAddresses", { refs: (m.items as Obj[]).map((i) => ({ address: i.address })) });
+    expect((await unary(macs, "ListMacAddresses", {})).items).to.deep.equal([]);
+    err = await failure(unary(nets, "BulkDeleteNetworks", { refs: [{ id: "b" }, { id: "a" }] }));
+    expect(err.code).to.equal(grpc.status.FAILED_PRECONDITION);
+    expect((await unary(nets, "ListNetworks", {})).items).to.have.length(2);
+    await unary(nets, "BulkDeleteNetworks", { refs: [{ id: "b" }] });
+    expect(((await unary(nets, "ListNetworks", {})).items as Obj[]).map((n) => n.id)).to.deep.equal(["a"]);
+  });
+
   it("ManagePrefixes: allocate, delete on the same stream, everything back when the stream ends, UNDEFINED fails", async () => {
     const ipam = new protos.ipam(target, grpc.credentials.createInsecure());
     clients.push(ipam);
