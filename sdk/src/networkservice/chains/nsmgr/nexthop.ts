@@ -4,7 +4,8 @@
  * hop died or restarted), reports the connection DELETEd, or reports it DOWN, it publishes DOWN for our own
  * connection in our ConnectionMonitor. That is how a dead NSE or forwarder reaches the client's heal: each hop
  * turns the loss of its next hop into a DOWN event for its previous hop. Close stops the watch first (our own
- * Close must not look like a failure). Reads: `clienturl.urlKey`. Writes: client metadata (the running watch).
+ * Close must not look like a failure); a next hop without MonitorConnections is left unwatched.
+ * Reads: `clienturl.urlKey`. Writes: client metadata (the running watch).
  * Place in the client part, before `connect`, after `trimpath` client.
  */
 import { create } from "@bufbuild/protobuf";
@@ -24,6 +25,7 @@ import { ChannelPool } from "../../../tools/dialer/index.js";
 import { createClient } from "../../../tools/grpc/index.js";
 import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
 import type { Logger } from "../../../tools/log/index.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
 
 interface Watch {
   url: string;
@@ -87,6 +89,11 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
         }
         down("the next hop ended the monitor stream");
       } catch (err) {
+        // A next hop without MonitorConnections (some third-party endpoints) cannot be watched: that is no failure.
+        if (isStatusError(err, Code.Unimplemented)) {
+          log.debug({ connId: ownId, nextHop: url }, "nexthop: the next hop does not serve MonitorConnections; not watching");
+          return;
+        }
         down("the monitor stream of the next hop broke", err);
       } finally {
         watches.delete(w);

@@ -4,13 +4,25 @@
  */
 import { expect } from "chai";
 import { clone, create } from "@bufbuild/protobuf";
-import { type Connection, ConnectionSchema, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import {
+  type Connection,
+  ConnectionEventType,
+  ConnectionSchema,
+  MonitorScopeSelectorSchema,
+  NetworkServiceRequestSchema,
+  State,
+} from "@nsm-ts/api/networkservice";
 import { CallContext, type NetworkServiceElement, chain, handler } from "../../core/index.js";
 import * as begin from "../../common/begin/index.js";
 import * as metadata from "../../common/metadata/index.js";
 import * as updatepath from "../../common/updatepath/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
-import { newFailover, newServerView } from "./index.js";
+import * as clienturl from "../../common/clienturl/index.js";
+import * as connect from "../../common/connect/index.js";
+import * as monitor from "../../common/monitor/index.js";
+import { passThrough, serveNetworkService } from "../../core/index.js";
+import { createServer } from "../../../tools/grpc/index.js";
+import { newFailover, newNextHopMonitor, newServerView } from "./index.js";
 
 /** The next hop: records what it was asked, fails while `failing` says so, answers with its own id and index. */
 function nextHop(failing: (conn: Connection) => Code | undefined) {
@@ -102,5 +114,71 @@ describe("nsmgr parts", () => {
       (err: unknown) => expect((err as StatusError).code).to.equal(Code.Unavailable),
     );
     expect(named.seen).to.have.length(2);
+  });
+
+  describe("nexthop monitor", () => {
+    /** A next hop over gRPC (updatepath + monitor when `withMonitor`), and a client chain with the nexthop monitor. */
+    async function setup(withMonitor: boolean) {
+      const server = createServer();
+      const theirs = new monitor.ConnectionMonitor();
+      serveNetworkService(server, chain(updatepath.newServer("next"), monitor.newServer(theirs), passThrough), withMonitor ? theirs : undefined);
+      const url = await server.listen("tcp://127.0.0.1:0");
+      const ours = new monitor.ConnectionMonitor();
+      const nh = newNextHopMonitor(ours);
+      const conn = connect.newClient();
+      const h = handler(chain(updatepath.newServer("me"), metadata.newServer(), monitor.newServer(ours), newServerView(), clienturl.newClient(url), nh, conn));
+      return { server, ours, nh, conn, h };
+    }
+    /** Resolves with the first UPDATE that `m` publishes after subscribing. */
+    async function nextUpdate(m: monitor.ConnectionMonitor, signal: AbortSignal): Promise<Connection | undefined> {
+      for await (const ev of m.monitorConnections(CallContext.create({ signal }), create(MonitorScopeSelectorSchema))) {
+        if (ev.type === ConnectionEventType.UPDATE) return Object.values(ev.connections)[0];
+      }
+      return undefined;
+    }
+
+    it("publishes DOWN for our connection when the next hop goes away", async () => {
+      const { server, ours, nh, conn, h } = await setup(true);
+      const ctx = CallContext.create();
+      const c = await h.request(ctx, req());
+      expect(ours.get("c1")?.state).to.equal(State.UP);
+      const ac = new AbortController();
+      const update = nextUpdate(ours, ac.signal);
+      await server.close({ graceMs: 0 });
+      const ev = await update;
+      ac.abort();
+      expect(ev?.id).to.equal("c1");
+      expect(ev?.state).to.equal(State.DOWN);
+      expect(nh.size()).to.equal(0);
+      nh.dispose();
+      conn.dispose();
+      expect(c.id).to.equal("c1");
+    });
+
+    it("our own Close ends the watch before it reaches the next hop", async () => {
+      const { server, nh, conn, h } = await setup(true);
+      const ctx = CallContext.create();
+      const c = await h.request(ctx, req());
+      expect(nh.size()).to.equal(1);
+      await h.close(ctx, c);
+      expect(nh.size()).to.equal(0);
+      nh.dispose();
+      conn.dispose();
+      await server.close();
+    });
+
+    it("leaves a next hop without MonitorConnections unwatched instead of reporting it DOWN", async () => {
+      const { server, ours, nh, conn, h } = await setup(false);
+      const ctx = CallContext.create();
+      const c = await h.request(ctx, req());
+      const until = Date.now() + 2000;
+      while (nh.size() > 0 && Date.now() < until) await new Promise<void>((r) => setImmediate(r));
+      expect(nh.size(), "the watch ended").to.equal(0);
+      expect(ours.get("c1")?.state).to.equal(State.UP);
+      await h.close(ctx, c);
+      nh.dispose();
+      conn.dispose();
+      await server.close();
+    });
   });
 });
