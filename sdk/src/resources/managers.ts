@@ -52,8 +52,9 @@ import { describeRecord, type RecordRef, type ResourceKind, type ResourceStore, 
 
 /** Default OUI of random MACs (the one OpenStack uses for its ports). */
 export const DEFAULT_MAC_OUI = "fa:16:3e";
-/** Default and largest page size of List calls. */
+/** Page size of List calls that ask for none. */
 export const DEFAULT_PAGE_SIZE = 100;
+/** Largest page size of List calls; larger requests get pages of this size. */
 export const MAX_PAGE_SIZE = 1000;
 /** Most addresses one bulk allocation may ask for. */
 export const MAX_BULK = 10_000;
