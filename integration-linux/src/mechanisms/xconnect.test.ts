@@ -2,8 +2,12 @@ import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionContextSchema, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   CallContext,
+  begin,
+  timeout,
+  updatepath,
   type NetworkServiceElement,
   type NetworkServiceHandler,
   chain,
@@ -13,6 +17,7 @@ import {
   mechanisms,
   metadata,
 } from "@nsm-ts/sdk/networkservice";
+import { MockClock } from "@nsm-ts/sdk/tools/clock";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import {
   type KernelForwarder,
@@ -214,6 +219,50 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       const h2 = handler(chain(...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(e, () => plan)));
       await h2.close(ctx, conn);
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
+    });
+
+    it("a connection its client stopped refreshing is closed by the timeout element, removing its interfaces", async () => {
+      const clock = new MockClock();
+      let closed!: () => void;
+      const done = new Promise<void>((resolve) => {
+        closed = resolve;
+      });
+      const closeSeen: NetworkServiceElement = {
+        name: "close-seen",
+        request: (c, r, next) => next.request(c, r),
+        async close(c, conn, next) {
+          try {
+            await next.close(c, conn);
+          } finally {
+            closed();
+          }
+        },
+      };
+      const fwd = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
+      const ht = handler(
+        chain(
+          updatepath.newServer("fwd"),
+          begin.newServer(),
+          metadata.newServer(),
+          timeout.newServer(),
+          closeSeen,
+          mechanisms.newServer(fwd.mechanisms),
+          mechanismtranslation.newClient(),
+          clienturl.newClient("unix:///tmp/nse.sock"),
+          ...fwd.clientMechanisms,
+          ...ep,
+        ),
+      );
+      const req = create(NetworkServiceRequestSchema, {
+        connection: { id: "t1", networkService: "svc", path: { index: 0, pathSegments: [{ name: "nsc", id: "t1", token: "t", expires: timestampFromMs(clock.now() + 60_000) }] } },
+        mechanismPreferences: [mechanisms.kernel.mechanism({ netnsUrl: a.path, ifName: "nsm-1" })],
+      });
+      await ht.request(CallContext.create({ clock }), req);
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+      await clock.advance(60_000);
+      await done;
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+      expect(clock.pending()).to.equal(0);
     });
 
     it("gives 50 concurrent connections their own working interface and removes them all", async () => {
