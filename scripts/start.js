@@ -321,9 +321,8 @@ async function main() {
   out(`  nsmgr      ${`${nsmgrSocket} + tcp :${nsmgrPort}`.padEnd(44)} pid ${nsmgr.p.child.pid}`);
   out(`  forwarder  ${(plane.kernel ? "KERNEL" : "NOOP").padEnd(44)} pid ${forwarder.p.child.pid}`);
   out(`  endpoint   ${`${SERVICE} from ${CIDR}`.padEnd(44)} pid ${endpoint.p.child.pid}`);
-  // The client reaches the nsmgr only now, once its forwarder and endpoint are registered (the nsmgr does not yet
-  // notice a forwarder that registers while a Request is already waiting for one): it dials a symlink that appears
-  // here, so it could load and retry meanwhile.
+  // The client reaches the nsmgr only now, once its forwarder and endpoint are registered, so its first Request
+  // never races their registrations: it dials a symlink that appears here, and could load and retry meanwhile.
   symlinkSync(join(tempDir, "nsm.io.sock"), nscGate);
   const connected = await nsc.ready;
   if (verbose) out(`ready after ${programs.map((p) => `${p.name} ${((p.readyAt ?? 0) - t0) / 1000} s`).join(", ")}`);
