@@ -134,6 +134,23 @@ describe("sandbox heal scenarios", function () {
     await nsc.close(again);
   });
 
+  it("heals through the same forwarder after it restarts (fresh state, same URL)", async () => {
+    sb = await createSandbox({ nodes: 2, transport: "unix" });
+    const counter = newCounter("nse");
+    const seen = new Seen();
+    await sb.addEndpoint(0, { name: "nse-1", services: ["ns-1"], additional: [seen.element, counter] });
+    const nsc = sb.addClient(1);
+    const conn = await nsc.request(request());
+    await watched(sb, 1);
+    const healed = seen.next();
+    await sb.nodes[0]?.forwarder.restart();
+    await healed;
+    const again = await nsc.request({ connection: conn });
+    expect(again.path?.pathSegments.map((s) => s.name)).to.deep.equal(["nsc-0", "nsmgr-1", "forwarder-1", "nsmgr-0", "forwarder-0", "nse-1"]);
+    expect(counter.uniqueRequests, "the same connection at the same endpoint").to.equal(1);
+    await nsc.close(again);
+  });
+
   it("heals after the local nsmgr restarts, through the same forwarder and endpoint", async () => {
     sb = await createSandbox({ nodes: 1, transport: "unix" });
     const counter = newCounter("nse");

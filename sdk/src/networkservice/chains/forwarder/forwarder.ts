@@ -24,7 +24,7 @@ import type { Clock } from "../../../tools/clock/index.js";
 import { type Channel, type NsmServer, dial } from "../../../tools/grpc/index.js";
 import { type Logger, silentLogger } from "../../../tools/log/index.js";
 import { newFailover } from "../nsmgr/failover.js";
-import { type HopOptions, hopParts } from "../nsmgr/parts.js";
+import { type HopOptions, hopDialOptions, hopParts } from "../nsmgr/parts.js";
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions extends HopOptions {
@@ -68,7 +68,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   const lifetime = new AbortController();
   const parts = hopParts(opts);
   const service = opts.forwarderServiceName ?? FORWARDER_NETWORK_SERVICE;
-  const nsmgr: Channel = dial(opts.nsmgrUrl, opts.dialOptions ?? {});
+  const nsmgr: Channel = dial(opts.nsmgrUrl, hopDialOptions(opts.dialOptions));
   const gen = opts.tokenGenerator;
   const registries = {
     nse: registryHandler(regconnect.newClient("nse", nsmgr, { tokenGenerator: gen })),

@@ -16,7 +16,7 @@ import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chain
 import { serveRegistry } from "../../../registry/grpc/index.js";
 import { type Channel, type NsmServer, dial } from "../../../tools/grpc/index.js";
 import { newFailover } from "./failover.js";
-import { type HopOptions, hopParts } from "./parts.js";
+import { type HopOptions, hopDialOptions, hopParts } from "./parts.js";
 
 /** Options of `createNsmgr`. */
 export interface NsmgrOptions extends HopOptions {
@@ -57,7 +57,7 @@ export interface Nsmgr {
 export function createNsmgr(opts: NsmgrOptions): Nsmgr {
   const lifetime = new AbortController();
   const parts = hopParts(opts);
-  const registryChannel: Channel = dial(opts.registryUrl, opts.dialOptions ?? {});
+  const registryChannel: Channel = dial(opts.registryUrl, hopDialOptions(opts.dialOptions));
   const registry = createNsmgrRegistry({
     nsmgrUrl: opts.url,
     registry: registryChannel,

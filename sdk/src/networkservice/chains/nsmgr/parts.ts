@@ -48,10 +48,21 @@ export interface HopParts {
   dispose(): void;
 }
 
+/**
+ * grpc-js waits 1 s (growing to 2 min) before reconnecting to a peer that went away; a hop must reach a restarted
+ * next hop, registry or nsmgr within a fraction of a second, so its channels retry sooner unless told otherwise.
+ */
+export function hopDialOptions(opts: DialOptions | undefined): DialOptions {
+  return {
+    ...opts,
+    grpcOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000, ...opts?.grpcOptions },
+  };
+}
+
 /** Builds the head and tail of a forwarding hop. */
 export function hopParts(opts: HopOptions): HopParts {
   const connections = new monitor.ConnectionMonitor();
-  const pool = new ChannelPool(opts.dialOptions ?? {});
+  const pool = new ChannelPool(hopDialOptions(opts.dialOptions));
   const insecure = opts.insecure ?? false;
   const gen = opts.tokenGenerator;
   const nexthop = newNextHopMonitor(connections, { pool, tokenGenerator: gen });
