@@ -288,11 +288,18 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
   });
 
   describe("remote KERNEL → VXLAN → KERNEL across two forwarder namespaces", () => {
+    const v4 = { family: "IPv4", t1: "198.51.100.1", t2: "198.51.100.2", len: 24, url: "tcp://198.51.100.2:5001", mtu: 1450 };
+    const v6 = { family: "IPv6", t1: "fd00:100::1", t2: "fd00:100::2", len: 64, url: "tcp://[fd00:100::2]:5001", mtu: 1430 };
     for (const u of [
-      { family: "IPv4", t1: "198.51.100.1", t2: "198.51.100.2", len: 24, url: "tcp://198.51.100.2:5001", mtu: 1450 },
-      { family: "IPv6", t1: "fd00:100::1", t2: "fd00:100::2", len: 64, url: "tcp://[fd00:100::2]:5001", mtu: 1430 },
+      { ...v4, join: "bridge" as const },
+      { ...v6, join: "bridge" as const },
+      { ...v4, join: "tc" as const },
     ]) {
-      it(`tunnels packets over an ${u.family} underlay with an MTU reduced by the VXLAN overhead, and cleans up`, async () => {
+      it(`tunnels packets over an ${u.family} underlay (${u.join} join) with an MTU reduced by the VXLAN overhead, and cleans up`, async function () {
+        if (u.join === "tc" && (await runCommand(["tc", "-V"]).catch(() => undefined))?.code !== 0) {
+          process.stderr.write("      skipping: tc is not installed\n");
+          this.skip();
+        }
         const a = await fx.netns("a");
         const b = await fx.netns("b");
         const f1 = await fx.netns("f1");
@@ -302,8 +309,8 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         await ops.batch(f2).addAddress("under", `${u.t2}/${u.len}`).setUp("under").commit();
         const o1 = `${owner}-1`;
         const o2 = `${owner}-2`;
-        const fwd1 = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1 });
-        const fwd2 = createKernelForwarder({ owner: o2, forwarderNetnsUrl: f2.path, tunnelIp: u.t2 });
+        const fwd1 = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1, remoteJoin: u.join });
+        const fwd2 = createKernelForwarder({ owner: o2, forwarderNetnsUrl: f2.path, tunnelIp: u.t2, remoteJoin: u.join });
         const plan: Addresses = { src: ["169.254.30.1/32", "fd00:30::1/128"], dst: ["169.254.30.2/32", "fd00:30::2/128"] };
         const node2 = [...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...endpoint(b, () => plan)];
         const h = handler(chain(...forwarderPart(fwd1, u.url), ...node2));
@@ -330,7 +337,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         const dfPing = (size: number) => runCommand(a.execArgv(["ping", "-c1", "-W1", "-M", "do", "-s", String(size), "169.254.30.2"]));
         expect((await dfPing(u.mtu - 28)).code).to.equal(0);
         expect((await dfPing(u.mtu - 27)).code).to.not.equal(0);
-        process.stderr.write(`      remote setup (${u.family} underlay) ${setupMs.toFixed(1)} ms, first ping ${firstPingMs.toFixed(1)} ms\n`);
+        process.stderr.write(`      remote setup (${u.family} underlay, ${u.join}) ${setupMs.toFixed(1)} ms, first ping ${firstPingMs.toFixed(1)} ms\n`);
 
         const before = la?.ifindex;
         const again = await h.request(ctx, refreshOf(conn));
@@ -338,7 +345,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         expect((await ops.listOwned(f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
 
         // Forwarder 1 restarts (node 2 keeps running): its next refresh adopts the pod link and the VXLAN leg.
-        const fwd1b = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1 });
+        const fwd1b = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1, remoteJoin: u.join });
         const hb = handler(chain(...forwarderPart(fwd1b, u.url), ...node2));
         const adopted = await hb.request(ctx, refreshOf(again));
         expect((await ops.getLink(a, "nsm-1"))?.ifindex).to.equal(before);

@@ -5,7 +5,7 @@
 export * as kernel from "./kernel/index.js";
 export * as vxlan from "./vxlan/index.js";
 export { createKernelForwarder, type KernelForwarder, type KernelForwarderOptions } from "./forwarder/forwarder.js";
-export { KernelDataplane, Role, type Leg, type Applied, type XconnectSpec } from "./forwarder/dataplane.js";
+export { KernelDataplane, Role, type Leg, type Applied, type XconnectSpec, type RemoteJoin } from "./forwarder/dataplane.js";
 export { legConfig, normalizePrefix, covers, type LegConfig, type Side } from "./forwarder/context.js";
 export { checkKernelCapable, effectiveCapabilities, Capability, type CapableOptions } from "./capable.js";
 export { adoptOrRemoveLeftovers, type LeftoverOptions, type LeftoverReport } from "./leftovers.js";

@@ -7,7 +7,8 @@
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { Code, StatusError, fail } from "@nsm-ts/sdk/tools/status";
-import type { IpExecutor, IpLine } from "../../executor.js";
+import { type CommandRunner, runCommand } from "../../exec.js";
+import { type IpExecutor, type IpLine, classifyIpError } from "../../executor.js";
 import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
 import { type Netns, openNetns } from "../../netns.js";
 import type { KernelOps, LinkInfo } from "../../ops.js";
@@ -17,6 +18,13 @@ import { type LegConfig, type Side, legConfig, neighborKey, routeKey } from "./c
 export type Leg =
   | { readonly type: "KERNEL"; readonly netnsUrl: string; readonly ifName: string }
   | { readonly type: "VXLAN"; readonly vni: number; readonly local: string; readonly remote: string; readonly port: number };
+
+/**
+ * How the forwarder-side veth end is joined to the VXLAN device: a Linux bridge (default; only `ip`), or tc ingress
+ * redirects both ways (needs `tc` with the u32 classifier and mirred action; bypasses br_netfilter, so a host
+ * whose FORWARD chain drops bridged traffic does not affect it).
+ */
+export type RemoteJoin = "bridge" | "tc";
 
 /** Roles written into the alias of each link. */
 export const Role = { CLIENT: "client", ENDPOINT: "endpoint", FWD: "fwd", VXLAN: "vxlan", BRIDGE: "bridge" } as const;
@@ -34,7 +42,7 @@ export interface Applied {
   readonly topology: string;
   readonly pods: PodState[];
   /** Names in the forwarder's netns (remote legs only). */
-  readonly fwd?: { veth: string; vxlan: string; bridge: string; vni: number; remote: string; local: string; port: number };
+  readonly fwd?: { veth: string; vxlan: string; bridge: string | undefined; vni: number; remote: string; local: string; port: number };
   mtu: number | undefined;
   /** Every netns touched (for removal by alias). */
   readonly netnsUrls: string[];
@@ -63,9 +71,13 @@ export class KernelDataplane {
   readonly #owner: string;
   readonly #own: () => Promise<Netns>;
   readonly #log: Logger;
+  readonly #join: RemoteJoin;
+  readonly #run: CommandRunner;
 
   /** `own` resolves the forwarder's netns (where VXLAN devices and bridges live). */
-  constructor(ops: KernelOps, exec: IpExecutor, owner: string, own: () => Promise<Netns>, log: Logger) {
+  constructor(ops: KernelOps, exec: IpExecutor, owner: string, own: () => Promise<Netns>, log: Logger, join: RemoteJoin = "bridge", run: CommandRunner = runCommand) {
+    this.#join = join;
+    this.#run = run;
     this.#ops = ops;
     this.#exec = exec;
     this.#owner = owner;
@@ -156,7 +168,7 @@ export class KernelDataplane {
     const [p, f] = await Promise.all([openNetns(pod.leg.netnsUrl), this.#own()]);
     const ps: PodState = { netns: p, ifName: pod.leg.ifName, side: pod.side, config: legConfig(spec.context, pod.side, pod.leg.ifName) };
     const seed = `${this.#owner}/${id}`;
-    const fwd = { veth: hashedIfName("nsv", seed), vxlan: hashedIfName("nsx", seed), bridge: hashedIfName("nsb", seed), vni: vx.vni, remote: vx.remote, local: vx.local, port: vx.port };
+    const fwd = { veth: hashedIfName("nsv", seed), vxlan: hashedIfName("nsx", seed), bridge: this.#join === "bridge" ? hashedIfName("nsb", seed) : undefined, vni: vx.vni, remote: vx.remote, local: vx.local, port: vx.port };
     return { topology, pods: [ps], fwd, mtu, netnsUrls: [pod.leg.netnsUrl, f.url] };
   }
 
@@ -183,13 +195,28 @@ export class KernelDataplane {
       .batch(f)
       .addVeth({ name: n.veth, peerName: first.ifName, peerNetns: first.netns, ...mtuOpt, alias: this.alias(id, Role.FWD) })
       .addVxlan({ name: n.vxlan, vni: n.vni, local: n.local, remote: n.remote, dstPort: n.port, ...mtuOpt, alias: this.alias(id, Role.VXLAN) });
-    const bridgeLines: IpLine[] = [
-      { what: `addBridge ${n.bridge}`, args: ["link", "add", "name", validateIfName(n.bridge), "type", "bridge", "forward_delay", "0"] },
-      { what: `setMaster ${n.veth}`, args: ["link", "set", "dev", n.veth, "master", n.bridge] },
-      { what: `setMaster ${n.vxlan}`, args: ["link", "set", "dev", n.vxlan, "master", n.bridge] },
-    ];
-    const b2 = this.#ops.batch(f).setAlias(n.bridge, this.alias(id, Role.BRIDGE)).setUp(n.bridge).setUp(n.veth).setUp(n.vxlan);
-    await this.#exec.apply(f, [...b1.lines, ...bridgeLines, ...b2.lines]);
+    if (n.bridge !== undefined) {
+      const bridgeLines: IpLine[] = [
+        { what: `addBridge ${n.bridge}`, args: ["link", "add", "name", validateIfName(n.bridge), "type", "bridge", "forward_delay", "0"] },
+        { what: `setMaster ${n.veth}`, args: ["link", "set", "dev", n.veth, "master", n.bridge] },
+        { what: `setMaster ${n.vxlan}`, args: ["link", "set", "dev", n.vxlan, "master", n.bridge] },
+      ];
+      const b2 = this.#ops.batch(f).setAlias(n.bridge, this.alias(id, Role.BRIDGE)).setUp(n.bridge).setUp(n.veth).setUp(n.vxlan);
+      await this.#exec.apply(f, [...b1.lines, ...bridgeLines, ...b2.lines]);
+    } else {
+      await this.#exec.apply(f, [...b1.lines, ...this.#ops.batch(f).setUp(n.veth).setUp(n.vxlan).lines]);
+      const tc = [
+        [n.veth, n.vxlan],
+        [n.vxlan, n.veth],
+      ]
+        .map(([from, to]) => `qdisc add dev ${from} ingress\nfilter add dev ${from} ingress u32 match u32 0 0 action mirred egress redirect dev ${to}\n`)
+        .join("");
+      const r = await this.#run(f.execArgv(["tc", "-batch", "-"]), { stdin: tc });
+      if (r.code !== 0) {
+        const c = classifyIpError(r.stderr, f);
+        throw new StatusError(c.code, `kernel: tc redirect ${n.veth} <-> ${n.vxlan} in ${f}: ${c.reason}`);
+      }
+    }
     const bp = this.#ops.batch(first.netns).setAlias(first.ifName, this.alias(id, roleOf(first)));
     addConfig(bp, first.ifName, first.config);
     await bp.commit();
@@ -210,7 +237,7 @@ export class KernelDataplane {
             const links = await this.#ops.listOwned(await this.#own(), this.connectionPrefix(id));
             const by = (n: string): LinkInfo | undefined => links.find((l) => l.name === n);
             const vx = by(fwd.vxlan);
-            return by(fwd.veth) !== undefined && by(fwd.bridge) !== undefined && vx?.vxlan?.vni === fwd.vni && vx.vxlan.remote === fwd.remote;
+            return by(fwd.veth) !== undefined && (fwd.bridge === undefined || by(fwd.bridge) !== undefined) && vx?.vxlan?.vni === fwd.vni && vx.vxlan.remote === fwd.remote;
           })(),
         );
       }

@@ -27,7 +27,7 @@ import { type Netns, currentNetns, openNetns } from "../../netns.js";
 import { KernelOps } from "../../ops.js";
 import { vxlanMtu } from "../../validate.js";
 import { DEFAULT_VXLAN_PORT, allocateVni, mechanism as vxlanMechanism, vniOf } from "../vxlan/vni.js";
-import { type Applied, KernelDataplane, type Leg } from "./dataplane.js";
+import { type Applied, KernelDataplane, type Leg, type RemoteJoin } from "./dataplane.js";
 
 /** Options of `createKernelForwarder`. */
 export interface KernelForwarderOptions {
@@ -41,6 +41,8 @@ export interface KernelForwarderOptions {
   underlayMtu?: number;
   /** The forwarder's own netns, where VXLAN devices and bridges live; default this process's netns. */
   forwarderNetnsUrl?: string;
+  /** How a VXLAN leg is joined to its veth in the forwarder's netns; default `bridge` (see README). */
+  remoteJoin?: RemoteJoin;
   /** How `ip` is run (batch mode, timeouts, logger). */
   ip?: IpExecutorOptions;
   /** Logger for cleanup anomalies; default silent (per-call logs go to `ctx.log`). */
@@ -119,7 +121,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
     });
     return ownP;
   };
-  const dp = new KernelDataplane(ops, exec, opts.owner, own, log);
+  const dp = new KernelDataplane(ops, exec, opts.owner, own, log, opts.remoteJoin ?? "bridge");
   const vnis = new Set<number>();
   const defaultPort = opts.vxlanPort ?? DEFAULT_VXLAN_PORT;
   const tunnelIp = opts.tunnelIp;
