@@ -3,7 +3,7 @@
  * store selection that lets several replicas share state through etcd.
  */
 import { hostname } from "node:os";
-import { commonVars, defineConfig, duration, hostPort, urlList, validateCommon, type ConfigValues } from "@nsm-ts/sdk/tools/config";
+import { cidr, commonVars, defineConfig, duration, hostPort, int, urlList, validateCommon, type ConfigValues } from "@nsm-ts/sdk/tools/config";
 
 /** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
 export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
@@ -43,6 +43,17 @@ export const config = defineConfig(
       description: "memory (this process only) or etcd://host:port[,host:port] (shared by replicas, survives restarts)",
       default: "memory",
       parse: parseRegistryStore,
+    },
+    ipamPrefixPool: {
+      name: "NSM_IPAM_PREFIX_POOL",
+      description: "vL3 prefix pool served on ipam.IPAM/ManagePrefixes, e.g. 169.254.0.0/16 (unset: not served)",
+      parse: cidr,
+    },
+    ipamPrefixLength: {
+      name: "NSM_IPAM_PREFIX_LENGTH",
+      description: "Length of the prefixes handed out from NSM_IPAM_PREFIX_POOL",
+      default: "24",
+      parse: int({ min: 1, max: 128 }),
     },
     expirePeriod: {
       name: "NSM_EXPIRE_PERIOD",

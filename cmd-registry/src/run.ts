@@ -14,6 +14,7 @@ import {
 } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
+import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/sdk/resources";
 import { devIdentity, loadIdentity, type Identity } from "@nsm-ts/sdk/tools/identity";
 import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
 import type { Config } from "./config.js";
@@ -57,6 +58,11 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const identity = await identityOf(cfg, ctx);
   const tokenGenerator = createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime });
   const stores = storesOf(cfg, ctx);
+  // The resource managers (IPs, MACs, ports, …) share the registry's store kind; etcd keys live under their own prefix.
+  const resourceStore =
+    cfg.registryStore.kind === "etcd"
+      ? createEtcdResourceStore({ endpoints: cfg.registryStore.endpoints, logger: ctx.log })
+      : createMemoryResourceStore();
   const server = createServer({ ...(identity.tls === undefined ? {} : { tls: identity.tls }), logger: ctx.log });
   try {
     const chains = createRegistryServer({
@@ -66,6 +72,11 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       expirePeriodMs: cfg.expirePeriod,
     });
     serveRegistry(server, chains, { log: ctx.log });
+    registerResourceManagers(server, {
+      store: resourceStore,
+      log: ctx.log,
+      ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
+    });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
     ctx.log.info(
@@ -76,6 +87,6 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ctx.log.info("cmd-registry shutting down");
   } finally {
     await server.close();
-    await Promise.allSettled([stores.ns.close(), stores.nse.close()]);
+    await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close()]);
   }
 }
