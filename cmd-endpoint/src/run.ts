@@ -42,9 +42,10 @@ function addressesOf(conn: Connection): { src: string[]; dst: string[] } {
 
 /**
  * Logs each connection this endpoint establishes, refreshes and closes (with its id), so an operator can follow
- * a connection through the logs of every hop. Place last, where the connection is complete.
+ * a connection through the logs of every hop, and reports how many are open (`onCount`) for the idle timeout.
+ * Place last, where the connection is complete.
  */
-function connectionLog(log: Logger): NetworkServiceElement {
+function connectionLog(log: Logger, onCount: (open: number) => void): NetworkServiceElement {
   const known = new Set<string>();
   return {
     name: "endpoint-log",
@@ -52,6 +53,7 @@ function connectionLog(log: Logger): NetworkServiceElement {
       const conn = await next.request(ctx, req);
       const first = !known.has(conn.id);
       known.add(conn.id);
+      onCount(known.size);
       log.info(
         { connId: conn.id, networkService: conn.networkService, mechanism: conn.mechanism?.type, ...addressesOf(conn) },
         first ? "connection established" : "connection refreshed",
@@ -63,9 +65,33 @@ function connectionLog(log: Logger): NetworkServiceElement {
         await next.close(ctx, conn);
       } finally {
         known.delete(conn.id);
+        onCount(known.size);
         log.info({ connId: conn.id, networkService: conn.networkService }, "connection closed");
       }
     },
+  };
+}
+
+/**
+ * NSM_IDLE_TIMEOUT: aborts `signal` once no connection has been open for `timeoutMs` (0 = never), so an
+ * endpoint started for one job goes away after it.
+ */
+function idleTimer(timeoutMs: number, log: Logger): { signal: AbortSignal; count(open: number): void; dispose(): void } {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    signal: ac.signal,
+    count(open) {
+      if (timeoutMs <= 0 || ac.signal.aborted) return;
+      clearTimeout(timer);
+      timer = undefined;
+      if (open > 0) return;
+      timer = setTimeout(() => {
+        log.info({ idleTimeoutMs: timeoutMs }, "no connections for NSM_IDLE_TIMEOUT; exiting");
+        ac.abort();
+      }, timeoutMs);
+    },
+    dispose: () => clearTimeout(timer),
   };
 }
 
@@ -78,9 +104,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   if (cfg.ipamUrl !== undefined) {
     throw new Error("cmd-endpoint: NSM_IPAM_URL/NSM_SUBNET (addresses from the resource manager) are not supported yet; use NSM_CIDR_PREFIX");
   }
-  if (cfg.idleTimeout > 0) log.warn("NSM_IDLE_TIMEOUT is not implemented by cmd-endpoint yet; the endpoint runs until SIGTERM");
 
   const id = await programIdentity("cmd-endpoint", cfg, log);
+  const idle = idleTimer(cfg.idleTimeout, log);
   const lifetime = new AbortController();
   let tempDir: string | undefined;
   const server = createServer({ ...id.serverOptions, logger: log });
@@ -103,7 +129,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         ipam.point2pointipam.newServer(ipam.createAddressPool(cfg.cidrPrefix)),
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
         mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
-        connectionLog(log),
+        connectionLog(log, idle.count),
       ],
     });
     ep.register(server);
@@ -149,12 +175,15 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       },
       "cmd-endpoint serving",
     );
-    if (!ctx.signal.aborted) await once(ctx.signal, "abort");
+    idle.count(0);
+    const stop = AbortSignal.any([ctx.signal, idle.signal]);
+    if (!stop.aborted) await once(stop, "abort");
     log.info("cmd-endpoint shutting down");
   } catch (err) {
     // A start interrupted by SIGTERM is a normal shutdown, whatever error the interrupted call reported.
     if (!ctx.signal.aborted) throw err;
   } finally {
+    idle.dispose();
     server.health.set("", "NOT_SERVING");
     if (registered) {
       try {

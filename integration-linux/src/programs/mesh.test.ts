@@ -142,6 +142,15 @@ describe("programs as processes (NOOP data plane)", function () {
     await second.waitFor("connection established", (r) => r.connId === h.path[3]?.id);
   });
 
+  it("NSM_IDLE_TIMEOUT: an endpoint without connections unregisters and exits 0", async () => {
+    const { url } = await startRegistry(set);
+    const node = await startNode(set, 1, url);
+    const nse = await startEndpoint(set, "nse-idle", node.socket, SERVICE, { NSM_IDLE_TIMEOUT: "1s" });
+    await nse.waitFor("no connections for NSM_IDLE_TIMEOUT; exiting", () => true, 5_000);
+    expect(await nse.exited).to.deep.equal({ code: 0, signal: null });
+    expect(nse.records.some((r) => r.msg === "unregistered")).to.equal(true);
+  });
+
   it("registrations: the CLI lists endpoints, forwarders and services; SIGTERM unregisters", async () => {
     const { url } = await startRegistry(set);
     const node = await startNode(set, 1, url);
