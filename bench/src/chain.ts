@@ -13,8 +13,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkService, type NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-// TODO: import from "@nsm-ts/sdk/networkservice" once its index re-exports ./chains (owned elsewhere).
-import { client, endpoint } from "../../sdk/dist/networkservice/chains/index.js";
+import { client, endpoint } from "@nsm-ts/sdk/networkservice";
 import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/sdk/tools/grpc";
 import { devIdentity } from "@nsm-ts/sdk/tools/identity";
 import { createTokenGenerator, tokenMetadata } from "@nsm-ts/sdk/tools/token";

@@ -13,8 +13,7 @@ import {
   type NetworkServiceEndpoint,
 } from "@nsm-ts/api/registry";
 import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
-// TODO: import from "@nsm-ts/sdk/registry" once sdk/src/registry/index.ts re-exports ./store (owned elsewhere).
-import { createEtcdStore, createMemoryStore, type RegistryStore } from "../../sdk/dist/registry/store/index.js";
+import { createEtcdStore, createMemoryStore, type RegistryStore } from "@nsm-ts/sdk/registry";
 
 const SERVICES = 100;
 const APPS = 1000;
