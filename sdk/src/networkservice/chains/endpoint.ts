@@ -90,6 +90,7 @@ export function endpoint(opts: EndpointOptions): Endpoint {
     name: opts.name,
     element,
     monitor: connections,
-    register: (server) => serveNetworkService(server, element, connections, serveOpts),
+    // Outside the dev mode a peer may only watch the connections it created (monitor authorize).
+    register: (server) => serveNetworkService(server, element, opts.insecure ? connections : authorize.newMonitorServer(connections), serveOpts),
   };
 }

@@ -3,6 +3,7 @@
  * client of a protobuf-es service on it. Every call runs through the channel's interceptors and ends with a
  * StatusError on failure; response streams are async iterables that cancel the call when left early.
  */
+import type { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, StatusError, toStatusError } from "../status/index.js";
@@ -33,6 +34,19 @@ export interface Channel {
   readonly grpcClient: grpc.Client;
   /** Interceptors applied to every call on this channel. */
   readonly interceptors: readonly ClientInterceptor[];
+  /** True when the channel uses TLS (dialed with certificate files). */
+  readonly secure: boolean;
+  /**
+   * The server's TLS leaf certificate from the channel's latest handshake; undefined for an insecure
+   * channel or before the first connection. Tokens sent on the channel are addressed to its SPIFFE ID.
+   */
+  peerCertificate(): X509Certificate | undefined;
+  /**
+   * Resolves once the channel is connected (for TLS: the handshake is done, so `peerCertificate()` is the
+   * server's), connecting if idle. Fails like a call would: `Unavailable` when the server cannot be reached,
+   * `DeadlineExceeded` at the deadline, `Canceled` when `signal` aborts.
+   */
+  ready(deadline: Date | number, signal?: AbortSignal): Promise<void>;
   /** Closes the connection; calls in flight fail with Unavailable/Canceled. */
   close(): void;
 }
@@ -41,8 +55,48 @@ export interface Channel {
 export function dial(url: string, opts: DialOptions = {}): Channel {
   const parsed = parseUrl(url);
   const target = parsed.scheme === "tcp" && (parsed.host === "" || parsed.host === "0.0.0.0") ? `127.0.0.1:${parsed.port ?? 0}` : parsed.grpcTarget;
-  const raw = new grpc.Client(target, channelCredentials(opts.tls), opts.grpcOptions);
-  return { url, grpcClient: raw, interceptors: opts.interceptors ?? [], close: () => raw.close() };
+  let peerCert: X509Certificate | undefined;
+  const creds = channelCredentials(opts.tls, { onServerCertificate: (c) => (peerCert = c) });
+  const raw = new grpc.Client(target, creds, opts.grpcOptions);
+  return {
+    url,
+    grpcClient: raw,
+    interceptors: opts.interceptors ?? [],
+    secure: opts.tls !== undefined,
+    peerCertificate: () => peerCert,
+    ready: (deadline, signal) => waitReady(raw.getChannel(), url, deadline, signal),
+    close: () => raw.close(),
+  };
+}
+
+/** Waits for READY, failing fast on TRANSIENT_FAILURE as a call without wait-for-ready does. */
+function waitReady(ch: ReturnType<grpc.Client["getChannel"]>, url: string, deadline: Date | number, signal: AbortSignal | undefined): Promise<void> {
+  const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(canceledError(signal, url));
+    let done = false;
+    const onAbort = (): void => finish(canceledError(signal as AbortSignal, url));
+    const finish = (err?: StatusError): void => {
+      if (done) return;
+      done = true;
+      signal?.removeEventListener("abort", onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const check = (): void => {
+      if (done) return;
+      const state = ch.getConnectivityState(true);
+      if (state === READY) return finish();
+      if (state === TRANSIENT_FAILURE) return finish(new StatusError(Code.Unavailable, `${url}: connection failed`));
+      if (state === SHUTDOWN) return finish(new StatusError(Code.Unavailable, `${url}: channel closed`));
+      ch.watchConnectivityState(state, deadline, (err) => {
+        if (err) finish(new StatusError(Code.DeadlineExceeded, `${url}: not connected before the deadline`));
+        else check();
+      });
+    };
+    check();
+  });
 }
 
 /** A typed client of `service` on `channel`, one method per RPC keyed by local name. */
