@@ -3,7 +3,14 @@
  * at the URL that `clienturl` (or discover/roundrobin) put in the context, with the caller's token in the
  * `nsm-client-token` metadata and the context's deadline and signal. One channel per URL is shared by all
  * connections to it (ChannelPool); a connection keeps its URL in client metadata so Close reaches the same
- * hop. Reads: `clienturl.urlKey`. Writes: client metadata (URL).
+ * hop.
+ *
+ * Over TLS the per-RPC token is addressed to the server (`aud` = the SPIFFE ID of the certificate the
+ * channel's handshake presented, contract §8), so connect waits for the channel to be connected before it
+ * makes the token; after each call it reports that certificate to the client `authorize` through the
+ * `serverPeerKey` slot, which verifies the next hop's token against it.
+ *
+ * Reads: `clienturl.urlKey`, `authorize.serverPeerKey`. Writes: client metadata (URL), the server-peer slot.
  */
 import { type Connection, ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { clone } from "@bufbuild/protobuf";
@@ -12,8 +19,10 @@ import type { CallContext } from "../../core/context.js";
 import { MetaKey } from "../../core/metadata.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { ChannelPool } from "../../../tools/dialer/index.js";
-import { createClient, type CallOptions } from "../../../tools/grpc/index.js";
-import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
+import { serverPeerKey } from "../authorize/index.js";
+import { createClient, type CallOptions, type Channel } from "../../../tools/grpc/index.js";
+import { spiffeIdOf } from "../../../tools/identity/index.js";
+import { type PeerInfo, type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
 import { Code, fail, StatusError } from "../../../tools/status/index.js";
 
 const urlMeta = new MetaKey<string>("connect.url");
@@ -46,13 +55,16 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
       c = createClient(NetworkService, ch);
       clients.set(ch, c);
     }
-    return c;
+    return { ch, c };
   };
-  const callOptions = async (ctx: CallContext): Promise<CallOptions> => {
+  const callOptions = async (ctx: CallContext, ch: Channel): Promise<CallOptions> => {
     const o: CallOptions = { signal: ctx.signal };
     const remaining = ctx.remainingMs();
     o.timeoutMs = remaining !== undefined ? Math.max(1, remaining) : (opts.defaultTimeoutMs ?? 15_000);
-    if (opts.tokenGenerator) o.metadata = tokenMetadata(await opts.tokenGenerator());
+    if (opts.tokenGenerator) {
+      const peer = await serverPeer(ch, Date.now() + o.timeoutMs, ctx.signal);
+      o.metadata = tokenMetadata(await opts.tokenGenerator(peer));
+    }
     return o;
   };
   return {
@@ -63,9 +75,10 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
     async request(ctx, req) {
       const url = clientUrlOf(ctx)?.href ?? ctx.metadata.client.get(urlMeta) ?? fail(Code.Internal, "connect: no next-hop URL in the context (clienturl missing)");
       const previous = ctx.metadata.client.get(urlMeta);
-      const client = clientFor(url);
+      const { ch, c: client } = clientFor(url);
       try {
-        const conn = await client.request(clone(NetworkServiceRequestSchema, req), await callOptions(ctx));
+        const conn = await client.request(clone(NetworkServiceRequestSchema, req), await callOptions(ctx, ch));
+        reportPeer(ctx, ch);
         if (previous && previous !== url) pool.release(previous);
         if (previous === url) pool.release(url); // already held once for this connection
         ctx.metadata.client.set(urlMeta, url);
@@ -78,13 +91,35 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
     async close(ctx, conn: Connection) {
       const url = ctx.metadata.client.get(urlMeta) ?? clientUrlOf(ctx)?.href;
       if (!url) return; // never connected
-      const client = clientFor(url);
+      const { ch, c: client } = clientFor(url);
       try {
-        await client.close(clone(ConnectionSchema, conn), await callOptions(ctx));
+        await client.close(clone(ConnectionSchema, conn), await callOptions(ctx, ch));
+        reportPeer(ctx, ch);
       } finally {
         pool.release(url); // this call's acquire
         if (ctx.metadata.client.delete(urlMeta) !== undefined) pool.release(url); // the connection's hold
       }
     },
   };
+}
+
+/** The server of a TLS channel as the token generator wants it, once connected; undefined when insecure. */
+async function serverPeer(ch: Channel, deadline: number, signal: AbortSignal): Promise<PeerInfo | undefined> {
+  if (!ch.secure) return undefined;
+  await ch.ready(deadline, signal);
+  return peerOf(ch);
+}
+
+function peerOf(ch: Channel): PeerInfo | undefined {
+  const certificate = ch.peerCertificate();
+  if (!certificate) return undefined;
+  const spiffeId = spiffeIdOf(certificate);
+  return spiffeId === undefined ? { certificate } : { spiffeId, certificate };
+}
+
+/** Tells the client `authorize` (when it is in the chain) who answered the call. */
+function reportPeer(ctx: CallContext, ch: Channel): void {
+  const slot = serverPeerKey.get(ctx);
+  const peer = peerOf(ch);
+  if (slot && peer) slot.peer = peer;
 }

@@ -12,7 +12,8 @@ import {
 } from "@nsm-ts/api/registry";
 import type { CallContext } from "../../../networkservice/core/context.js";
 import { createClient, dial, type CallOptions, type Channel, type Client, type DialOptions } from "../../../tools/grpc/index.js";
-import { tokenMetadata, type TokenGenerator } from "../../../tools/token/index.js";
+import { spiffeIdOf } from "../../../tools/identity/index.js";
+import { tokenMetadata, type PeerInfo, type TokenGenerator } from "../../../tools/token/index.js";
 import type { FindResult, RegistryElement } from "../../core/index.js";
 import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
 import { PATH_METADATA_KEY, assignPath, formatPath, parsePath, pathKey } from "../grpcmetadata/index.js";
@@ -22,6 +23,9 @@ export interface ConnectOptions {
   /** Makes the per-RPC token; without one calls carry no token (only for tests and old servers). */
   tokenGenerator?: TokenGenerator;
 }
+
+/** How long a call without a deadline waits for a TLS channel to connect before it makes its token. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
 /** One channel per registry URL, shared by every client that talks to it. */
 export interface ChannelPool {
@@ -50,11 +54,24 @@ export function createChannelPool(opts: DialOptions = {}): ChannelPool {
   };
 }
 
-async function callOptions(ctx: CallContext, opts: ConnectOptions, withPath: boolean): Promise<CallOptions> {
+/**
+ * The registry we call, as the token's audience: over TLS the certificate of the channel's handshake (so the
+ * channel is connected first); `ctx.peer` is whoever called us and must not be the audience.
+ */
+async function serverPeer(ctx: CallContext, ch: Channel): Promise<PeerInfo | undefined> {
+  if (!ch.secure) return undefined;
+  const remaining = ctx.remainingMs();
+  await ch.ready(Date.now() + (remaining === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : Math.max(0, remaining)), ctx.signal);
+  const certificate = ch.peerCertificate();
+  if (certificate === undefined) return undefined;
+  const spiffeId = spiffeIdOf(certificate);
+  return spiffeId === undefined ? { certificate } : { spiffeId, certificate };
+}
+
+async function callOptions(ctx: CallContext, opts: ConnectOptions, withPath: boolean, ch: Channel): Promise<CallOptions> {
   const metadata: Record<string, string> = {};
   if (opts.tokenGenerator !== undefined) {
-    const peer = ctx.peer;
-    Object.assign(metadata, tokenMetadata(await opts.tokenGenerator(peer?.spiffeId === undefined ? undefined : { spiffeId: peer.spiffeId })));
+    Object.assign(metadata, tokenMetadata(await opts.tokenGenerator(await serverPeer(ctx, ch))));
   }
   const path = withPath ? pathKey.get(ctx) : undefined;
   if (path !== undefined) metadata[PATH_METADATA_KEY] = formatPath(path);
@@ -97,17 +114,20 @@ export function newClient<K extends RegistryKind>(
     const el: RegistryElement<NetworkService> = {
       name: "connect",
       async register(ctx, entry) {
-        return clientOf(NetworkServiceRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
+        const ch = pick();
+        return clientOf(NetworkServiceRegistry, ch).register(entry, await callOptions(ctx, opts, true, ch));
       },
       async *find(ctx, query): AsyncIterable<FindResult<NetworkService>> {
-        const stream = clientOf(NetworkServiceRegistry, pick()).find(
+        const ch = pick();
+        const stream = clientOf(NetworkServiceRegistry, ch).find(
           { networkService: query.template, watch: query.watch },
-          await callOptions(ctx, opts, false),
+          await callOptions(ctx, opts, false, ch),
         );
         for await (const r of stream) if (r.networkService) yield { entry: r.networkService, deleted: r.deleted };
       },
       async unregister(ctx, entry) {
-        await clientOf(NetworkServiceRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
+        const ch = pick();
+        await clientOf(NetworkServiceRegistry, ch).unregister(entry, await callOptions(ctx, opts, true, ch));
       },
     };
     return el as unknown as RegistryElement<RegistryEntryOf[K]>;
@@ -115,17 +135,20 @@ export function newClient<K extends RegistryKind>(
   const el: RegistryElement<NetworkServiceEndpoint> = {
     name: "connect",
     async register(ctx, entry) {
-      return clientOf(NetworkServiceEndpointRegistry, pick()).register(entry, await callOptions(ctx, opts, true));
+      const ch = pick();
+      return clientOf(NetworkServiceEndpointRegistry, ch).register(entry, await callOptions(ctx, opts, true, ch));
     },
     async *find(ctx, query): AsyncIterable<FindResult<NetworkServiceEndpoint>> {
-      const stream = clientOf(NetworkServiceEndpointRegistry, pick()).find(
+      const ch = pick();
+      const stream = clientOf(NetworkServiceEndpointRegistry, ch).find(
         { networkServiceEndpoint: query.template, watch: query.watch },
-        await callOptions(ctx, opts, false),
+        await callOptions(ctx, opts, false, ch),
       );
       for await (const r of stream) if (r.networkServiceEndpoint) yield { entry: r.networkServiceEndpoint, deleted: r.deleted };
     },
     async unregister(ctx, entry) {
-      await clientOf(NetworkServiceEndpointRegistry, pick()).unregister(entry, await callOptions(ctx, opts, true));
+      const ch = pick();
+      await clientOf(NetworkServiceEndpointRegistry, ch).unregister(entry, await callOptions(ctx, opts, true, ch));
     },
   };
   return el as unknown as RegistryElement<RegistryEntryOf[K]>;
