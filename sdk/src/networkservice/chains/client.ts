@@ -28,7 +28,7 @@ import * as authorize from "../common/authorize/index.js";
 import * as trimpath from "../common/trimpath/index.js";
 import * as connect from "../common/connect/index.js";
 import { ChannelPool } from "../../tools/dialer/index.js";
-import type { TlsFiles } from "../../tools/grpc/index.js";
+import type { ClientInterceptor, TlsFiles } from "../../tools/grpc/index.js";
 import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
 import type { TokenGenerator } from "../../tools/token/index.js";
 import { type Clock, realClock } from "../../tools/clock/index.js";
@@ -66,6 +66,8 @@ export interface ClientOptions {
   pool?: ChannelPool;
   /** Certificate files for mTLS to the next hop, used by the own pool; default insecure transport. */
   tls?: TlsFiles;
+  /** Interceptors of the own pool's channels (metrics, tracing); default none. */
+  interceptors?: ClientInterceptor[];
   /** Timeout of a Request or Close without `timeoutMs`; default 15 000 ms (upstream's request timeout). */
   requestTimeoutMs?: number;
   /** Clock of the chain (refresh, heal, retry, token expiry checks); default the real clock. */
@@ -112,7 +114,11 @@ function optionsOf<T extends object>(v: boolean | T | undefined): T | undefined 
 export function client(opts: ClientOptions): NsmClient {
   const clock = opts.clock ?? realClock;
   const log = opts.log ?? silentLogger;
-  const ownPool = opts.pool ? undefined : new ChannelPool({ grpcOptions: FAST_RECONNECT, ...(opts.tls ? { tls: opts.tls } : {}) });
+  const ownPool = opts.pool ? undefined : new ChannelPool({
+        grpcOptions: FAST_RECONNECT,
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
+      });
   const pool = (opts.pool ?? ownPool) as ChannelPool;
   const auth: authorize.AuthorizeOptions = { insecure: opts.insecure ?? false };
   if (opts.policies) auth.policies = opts.policies;

@@ -6,6 +6,7 @@
 import { type Connection, ConnectionSchema, type NetworkServiceRequest } from "@nsm-ts/api/networkservice";
 import { create } from "@bufbuild/protobuf";
 import type { NetworkServiceElement, NetworkServiceHandler } from "./types.js";
+import { inSpan, traceKey } from "./trace.js";
 
 /** The end of every chain: returns the request's connection unchanged. */
 export const tail: NetworkServiceHandler = {
@@ -17,6 +18,24 @@ export const tail: NetworkServiceHandler = {
 
 function bind(element: NetworkServiceElement, next: NetworkServiceHandler): NetworkServiceHandler {
   const name = element.name ?? "anonymous";
+  // Tracing adds a span per element only when the call carries a trace (one map lookup otherwise).
+  const logged = bindLogged(element, next, name);
+  // Plain (non-async) functions: without a trace they return the logged call's promise as is.
+  return {
+    request(ctx, req) {
+      const t = ctx.value(traceKey);
+      if (t) return inSpan(ctx, t, `${name}.Request`, (c) => logged.request(c, req));
+      return logged.request(ctx, req);
+    },
+    close(ctx, conn) {
+      const t = ctx.value(traceKey);
+      if (t) return inSpan(ctx, t, `${name}.Close`, (c) => logged.close(c, conn));
+      return logged.close(ctx, conn);
+    },
+  };
+}
+
+function bindLogged(element: NetworkServiceElement, next: NetworkServiceHandler, name: string): NetworkServiceHandler {
   return {
     async request(ctx, req) {
       if (!ctx.log.isLevelEnabled("debug")) return element.request(ctx, req, next);
@@ -46,7 +65,8 @@ function bind(element: NetworkServiceElement, next: NetworkServiceHandler): Netw
 
 /**
  * Composes elements into one: requests run through them in order, responses come back in reverse order.
- * Each element is wrapped with debug-level trace logging (entry, exit, error with the connection id).
+ * Each element is wrapped with debug-level trace logging (entry, exit, error with the connection id) and, when
+ * the call carries a trace (`traceKey`), a span named `<element>.Request` / `<element>.Close`.
  */
 export function chain(...elements: NetworkServiceElement[]): NetworkServiceElement {
   // Binding allocates closures; `next` is usually the same object on every call, so bind once per `next`.

@@ -4,3 +4,4 @@ export * from "./chain.js";
 export * from "./context.js";
 export * from "./metadata.js";
 export * from "./serve.js";
+export * from "./trace.js";

@@ -13,6 +13,9 @@ import { tokenFromMetadata } from "../../tools/token/index.js";
 import { CallContext } from "./context.js";
 import { handler } from "./chain.js";
 import type { MonitorConnectionServer, NetworkServiceElement } from "./types.js";
+import { traceOfCall } from "../../tools/tracing/index.js";
+import type { Connection } from "@nsm-ts/api/networkservice";
+import { traceKey } from "./trace.js";
 
 /** Options shared by everything that serves a chain. */
 export interface ServeOptions {
@@ -22,24 +25,34 @@ export interface ServeOptions {
   log?: Logger;
 }
 
-/** Builds the chain context of one incoming call. */
-export function contextFromCall(sctx: ServerCallContext, opts: ServeOptions = {}): CallContext {
+/**
+ * Builds the chain context of one incoming call. With `conn` (Request and Close) the logger carries its
+ * connection id and path index, so every line of the request names the connection.
+ */
+export function contextFromCall(sctx: ServerCallContext, opts: ServeOptions = {}, conn?: Connection): CallContext {
   const clock = opts.clock ?? realClock;
   // The wire deadline is wall-clock time; keep the remaining time, measured on the chain's clock.
   const deadline = sctx.deadline ? clock.now() + (sctx.deadline.getTime() - Date.now()) : undefined;
   const cert = sctx.peerCertificate;
   const token = tokenFromMetadata(sctx.metadataAll);
-  return CallContext.create({
+  const bindings: Record<string, unknown> = { method: sctx.method };
+  if (conn) {
+    bindings["connId"] = conn.id;
+    bindings["pathIndex"] = conn.path?.index ?? 0;
+  }
+  const ctx = CallContext.create({
     signal: sctx.signal,
     deadline,
     clock,
-    log: (opts.log ?? silentLogger).child({ method: sctx.method }),
+    log: (opts.log ?? silentLogger).child(bindings),
     peer: {
       address: sctx.peer,
       ...(cert ? { certificate: cert, spiffeId: spiffeIdOf(cert) } : {}),
       ...(token ? { token } : {}),
     },
   });
+  const t = traceOfCall(sctx);
+  return t ? ctx.with(traceKey, t) : ctx;
 }
 
 /**
@@ -55,9 +68,9 @@ export function serveNetworkService(
   const h = handler(element);
   server.addService(NetworkService, {
     // The transport decodes a fresh message per call, so the chain may own it without a copy.
-    request: (req, sctx) => h.request(contextFromCall(sctx, opts), req),
+    request: (req, sctx) => h.request(contextFromCall(sctx, opts, req.connection), req),
     close: async (conn, sctx) => {
-      await h.close(contextFromCall(sctx, opts), conn);
+      await h.close(contextFromCall(sctx, opts, conn), conn);
       return {};
     },
   });

@@ -5,6 +5,7 @@
  */
 import type { CallContext } from "../../networkservice/core/context.js";
 import type { FindQuery, FindResult, RegistryElement, RegistryEntry, RegistryHandler } from "./types.js";
+import { inSpan, traceKey } from "../../networkservice/core/trace.js";
 
 /** The end of every registry chain. */
 export function registryTail<T extends RegistryEntry>(): RegistryHandler<T> {
@@ -20,7 +21,9 @@ function bind<T extends RegistryEntry>(el: RegistryElement<T>, next: RegistryHan
   return {
     async register(ctx, entry) {
       if (ctx.log.isLevelEnabled("debug")) ctx.log.debug({ element: name, op: "register", name: entry.name }, "enter");
-      return el.register(ctx, entry, next);
+      // With tracing on (the call carries a trace) each element's Register gets a span.
+      const t = ctx.value(traceKey);
+      return t ? inSpan(ctx, t, `${name}.Register`, (c) => el.register(c, entry, next)) : el.register(ctx, entry, next);
     },
     find(ctx, query) {
       if (ctx.log.isLevelEnabled("debug")) ctx.log.debug({ element: name, op: "find", watch: query.watch }, "enter");
@@ -28,7 +31,8 @@ function bind<T extends RegistryEntry>(el: RegistryElement<T>, next: RegistryHan
     },
     async unregister(ctx, entry) {
       if (ctx.log.isLevelEnabled("debug")) ctx.log.debug({ element: name, op: "unregister", name: entry.name }, "enter");
-      return el.unregister(ctx, entry, next);
+      const t = ctx.value(traceKey);
+      return t ? inSpan(ctx, t, `${name}.Unregister`, (c) => el.unregister(c, entry, next)) : el.unregister(ctx, entry, next);
     },
   };
 }

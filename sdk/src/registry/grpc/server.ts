@@ -4,6 +4,8 @@
  * §7.1, the registry `path` of §7.2 — an empty one when an old client sends none) and the updated `path` goes back
  * in the response header of Register and Unregister.
  */
+import { traceOfCall } from "../../tools/tracing/index.js";
+import { traceKey } from "../../networkservice/core/trace.js";
 import { create } from "@bufbuild/protobuf";
 import {
   NetworkServiceEndpointRegistry,
@@ -53,7 +55,9 @@ export function contextFromCall(call: ServerCallContext, opts: RegistryServeOpti
       address: call.peer,
     },
   });
-  return withPath ? ctx.with(pathKey, raw === undefined ? emptyPath() : parsePath(raw)) : ctx;
+  const t = traceOfCall(call);
+  const traced = t ? ctx.with(traceKey, t) : ctx;
+  return withPath ? traced.with(pathKey, raw === undefined ? emptyPath() : parsePath(raw)) : traced;
 }
 
 async function unary<T extends RegistryEntry, R>(

@@ -5,7 +5,7 @@
  * `process` and tests can drive every path in-process.
  */
 import type { LevelWithSilent } from "pino";
-import { createLogger, type Logger } from "../log/index.js";
+import { createLogger, switchLevelOnSignals, type Logger } from "../log/index.js";
 import { ConfigError, type ConfigSchema, type ConfigValues, type ConfigVar } from "./schema.js";
 
 /** What a program's `run` gets besides its configuration. */
@@ -20,8 +20,8 @@ export interface RunContext {
 
 /** Something that delivers process signals; `process` in a program, an EventEmitter in tests. */
 export interface SignalSource {
-  on(event: "SIGTERM" | "SIGINT", listener: () => void): unknown;
-  off(event: "SIGTERM" | "SIGINT", listener: () => void): unknown;
+  on(event: "SIGTERM" | "SIGINT" | "SIGUSR1" | "SIGUSR2", listener: () => void): unknown;
+  off(event: "SIGTERM" | "SIGINT" | "SIGUSR1" | "SIGUSR2", listener: () => void): unknown;
 }
 
 /** The process a program runs in, passed by `main.ts` (usually `process.*`). */
@@ -56,7 +56,7 @@ function isAbort(err: unknown, signal: AbortSignal): boolean {
 /**
  * Runs a program: `--help`/`-h` prints the table and exits 0; a bad configuration prints
  * `<program>: <VARIABLE>: <reason>` to stderr and exits 2; the first SIGTERM/SIGINT aborts `ctx.signal` and a
- * second exits 1 at once; `run` rejecting logs at fatal and exits 1 (unless it rejected with the abort
+ * second exits 1 at once; SIGUSR1 switches the log to trace and SIGUSR2 back; `run` rejecting logs at fatal and exits 1 (unless it rejected with the abort
  * after a signal); `run` resolving exits 0.
  */
 export async function runMain<S extends Record<string, ConfigVar<unknown>>>(
@@ -86,6 +86,8 @@ export async function runMain<S extends Record<string, ConfigVar<unknown>>>(
   }
 
   const log = createLogger({ name: program, level: levelOf(schema, cfg), destination: io.stdout });
+  // SIGUSR1 → trace, SIGUSR2 → back to NSM_LOG_LEVEL (as upstream), for the program's whole life.
+  const unswitch = switchLevelOnSignals(log, io.signals);
   const ac = new AbortController();
   const handlers = (["SIGTERM", "SIGINT"] as const).map((sig) => {
     const listener = (): void => {
@@ -115,6 +117,7 @@ export async function runMain<S extends Record<string, ConfigVar<unknown>>>(
   } finally {
     clearInterval(keepAlive);
     for (const [sig, listener] of handlers) io.signals.off(sig, listener);
+    unswitch();
   }
   return io.exit(code);
 }

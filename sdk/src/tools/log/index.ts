@@ -35,3 +35,32 @@ export function parseLogLevel(value: string): LevelWithSilent | undefined {
   };
   return map[v];
 }
+
+/** Level-switch signals; `process` in a program, an EventEmitter in tests. */
+export interface LevelSignalSource {
+  on(event: "SIGUSR1" | "SIGUSR2", listener: () => void): unknown;
+  off(event: "SIGUSR1" | "SIGUSR2", listener: () => void): unknown;
+}
+
+/**
+ * Switches `log` at runtime as upstream does: SIGUSR1 → `trace`, SIGUSR2 → back to the level it had when this
+ * was called. Child loggers follow (pino children read the level through their parent unless they set their
+ * own), so per-call loggers switch too. Returns a function removing the listeners.
+ */
+export function switchLevelOnSignals(log: Logger, signals: LevelSignalSource): () => void {
+  const configured = log.level;
+  const toTrace = (): void => {
+    log.level = "trace";
+    log.info({ level: "trace", signal: "SIGUSR1" }, "log level changed");
+  };
+  const back = (): void => {
+    log.level = configured;
+    if (log.isLevelEnabled("info")) log.info({ level: configured, signal: "SIGUSR2" }, "log level changed");
+  };
+  signals.on("SIGUSR1", toTrace);
+  signals.on("SIGUSR2", back);
+  return () => {
+    signals.off("SIGUSR1", toTrace);
+    signals.off("SIGUSR2", back);
+  };
+}

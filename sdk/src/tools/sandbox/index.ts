@@ -10,5 +10,6 @@ export {
   type SandboxEndpoint,
   type SandboxEndpointOptions,
   type SandboxClientOptions,
+  type SandboxInterceptors,
 } from "./sandbox.js";
 export { resourceSnapshot, leftovers } from "./leak-check.js";

@@ -26,7 +26,7 @@ import { serveRegistry } from "../../registry/grpc/index.js";
 import { createMemoryStore } from "../../registry/store/index.js";
 import type { NseHandler } from "../../registry/core/index.js";
 import { type Clock, MockClock, realClock } from "../clock/index.js";
-import { type Channel, type NsmServer, createServer, dial } from "../grpc/index.js";
+import { type Channel, type ClientInterceptor, type NsmServer, type ServerInterceptor, createServer, dial } from "../grpc/index.js";
 import { devIdentity } from "../identity/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { type TokenGenerator, createTokenGenerator } from "../token/index.js";
@@ -45,6 +45,17 @@ export interface SandboxOptions {
   registryExpirePeriodMs?: number;
   /** Logger of every part; default silent. */
   log?: Logger;
+  /**
+   * Interceptors per part (tracing, metrics), by part name (`registry`, `nsmgr-0`, `forwarder-0`, endpoint and
+   * client names): servers get `server`, the part's dialers and channel pools `client`. Default none.
+   */
+  interceptors?: (part: string) => SandboxInterceptors;
+}
+
+/** Interceptors of one sandbox part. */
+export interface SandboxInterceptors {
+  server?: ServerInterceptor[];
+  client?: ClientInterceptor[];
 }
 
 /** A part of the sandbox that can be killed (abruptly: no unregistering, no closing) and restarted. */
@@ -177,6 +188,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   };
   const urlFor = async (name: string): Promise<string> => (opts.transport === "unix" ? `unix://${join(dir, `${name}.sock`)}` : freeTcpUrl());
   const ctx = (): CallContext => CallContext.create({ clock, log });
+  const serverOf = (part: string): NsmServer => createServer({ logger: log, interceptors: opts.interceptors?.(part).server ?? [] });
+  const dialOf = (part: string) => ({ interceptors: opts.interceptors?.(part).client ?? [] });
   const cleanups = new Set<() => Promise<void>>();
   const clients = new Set<NsmClient>();
   let clientCount = 0;
@@ -195,7 +208,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       nseStore,
       ...(expirePeriodMs === undefined ? {} : { expirePeriodMs }),
     });
-    const server = createServer({ logger: log });
+    const server = serverOf("registry");
     serveRegistry(server, chains, serveOpts);
     await server.listen(registryUrl);
     registryServer = server;
@@ -228,8 +241,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     let fwd: Forwarder | undefined;
     let server: NsmServer | undefined;
     const start = async (): Promise<void> => {
-      const f = createForwarder({ name, url, nsmgrUrl, tokenGenerator: tokenGenerator(name), insecure: true, clock, log });
-      const s = createServer({ logger: log });
+      const f = createForwarder({ name, url, nsmgrUrl, tokenGenerator: tokenGenerator(name), insecure: true, clock, log, dialOptions: dialOf(name) });
+      const s = serverOf(name);
       f.serve(s, serveOpts);
       await s.listen(url);
       fwd = f;
@@ -282,9 +295,10 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
         insecure: true,
         clientInfo: { nodeName },
         excludedPrefixes: false,
+        dialOptions: dialOf(nsmgrName),
         ...(expirePeriodMs === undefined ? {} : { expirePeriodMs }),
       });
-      const server = createServer({ logger: log });
+      const server = serverOf(nsmgrName);
       n.serve(server, serveOpts);
       await server.listen(nsmgrUrl);
       nsmgr = n;
@@ -355,7 +369,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
         log,
         additional: [mechanisms.newServer({ NOOP: passThrough }), ...(eo.additional ?? [])],
       });
-      const s = createServer({ logger: log });
+      const s = serverOf(eo.name);
       ep.register(s);
       await s.listen(url);
       instance = ep;
@@ -419,6 +433,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       clock,
       log,
       mechanismPreferences: [mechanisms.noop.mechanism()],
+      interceptors: opts.interceptors?.(name).client ?? [],
       ...rest,
       name,
       connectTo: node.nsmgr.url,
@@ -432,6 +447,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     const node = nodeOf(n);
     const c = client({
       name: `${name}-client`,
+      interceptors: opts.interceptors?.(`${name}-client`).client ?? [],
       connectTo: node.nsmgr.url,
       tokenGenerator: tokenGenerator(`${name}-client`),
       insecure: true,
