@@ -152,6 +152,39 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       await h.close(ctx, conn);
     });
 
+    it("works with pods' netns given as file:///proc/<pid>/ns/net, as NSM clients and endpoints send them", async () => {
+      const clientUrl = `file:///proc/${await fx.holder(a)}/ns/net`;
+      const endpointUrl = `file:///proc/${await fx.holder(e)}/ns/net`;
+      const fwd = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
+      const hp = handler(
+        chain(
+          ...forwarderPart(fwd, "unix:///tmp/nse.sock"),
+          metadata.newServer(),
+          mechanisms.newServer({ KERNEL: kernel.newServer({ netnsUrl: endpointUrl, interfaceName: "nse-1" }) }),
+          ipam(() => plan),
+        ),
+      );
+      const req = request("p1", a, "nsm-1");
+      const pref = req.mechanismPreferences[0];
+      if (pref) pref.parameters.inodeURL = clientUrl;
+      const conn = await hp.request(ctx, req);
+      expect((await ops.getLink(a, "nsm-1"))?.owner?.role).to.equal("client");
+      expect((await ops.getLink(e, "nse-1"))?.owner?.role).to.equal("endpoint");
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+      const again = await hp.request(ctx, refreshOf(conn));
+      await hp.close(ctx, again);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
+    });
+
+    it("rejects a netns URL naming the sender's own process, which a forwarder cannot resolve", async () => {
+      const req = request("s1", a, "nsm-1");
+      const pref = req.mechanismPreferences[0];
+      if (pref) pref.parameters.inodeURL = "file:///proc/thread-self/ns/net";
+      const err = await h.request(ctx, req).then(() => undefined, (x: unknown) => x);
+      expect((err as StatusError).code).to.equal(Code.InvalidArgument);
+      expect((err as StatusError).message).to.contain("thread-self");
+    });
+
     it("refresh leaves the interfaces untouched, a changed context is applied in place, close removes both ends", async () => {
       const conn = await h.request(ctx, request("c1", a, "nsm-1"));
       const before = [(await ops.getLink(a, "nsm-1"))?.ifindex, (await ops.listOwned(e, ownerPrefix(owner)))[0]?.ifindex];
