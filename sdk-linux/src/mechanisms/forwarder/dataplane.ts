@@ -73,6 +73,8 @@ export class KernelDataplane {
   readonly #log: Logger;
   readonly #join: RemoteJoin;
   readonly #run: CommandRunner;
+  readonly #lists = new Coalescer<Netns, LinkInfo[]>((nss) => this.#listAll(nss[0] as Netns, nss.length));
+  readonly #deletes = new Coalescer<{ ns: Netns; names: string[] }, string[]>((items) => this.#deleteAll(items));
 
   /** `own` resolves the forwarder's netns (where VXLAN devices and bridges live). */
   constructor(ops: KernelOps, exec: IpExecutor, owner: string, own: () => Promise<Netns>, log: Logger, join: RemoteJoin = "bridge", run: CommandRunner = runCommand) {
@@ -227,14 +229,16 @@ export class KernelDataplane {
     try {
       const checks: Promise<boolean>[] = prev.pods.map(async (p) => {
         await p.netns.verify();
-        const l = await this.#ops.getLink(p.netns, p.ifName);
+        const l = (await this.#lists.submit(nsKey(p.netns), p.netns)).find((x) => x.name === p.ifName);
         return l?.alias === this.alias(id, p.side === "client" ? Role.CLIENT : Role.ENDPOINT);
       });
       const fwd = prev.fwd;
       if (fwd) {
         checks.push(
           (async () => {
-            const links = await this.#ops.listOwned(await this.#own(), this.connectionPrefix(id));
+            const own = await this.#own();
+            const prefix = this.connectionPrefix(id);
+            const links = (await this.#lists.submit(nsKey(own), own)).filter((l) => l.alias?.startsWith(prefix) ?? false);
             const by = (n: string): LinkInfo | undefined => links.find((l) => l.name === n);
             const vx = by(fwd.vxlan);
             return by(fwd.veth) !== undefined && (fwd.bridge === undefined || by(fwd.bridge) !== undefined) && vx?.vxlan?.vni === fwd.vni && vx.vxlan.remote === fwd.remote;
@@ -296,7 +300,7 @@ export class KernelDataplane {
       if (vethGone && !ns.sameAs(own)) break;
       let found: LinkInfo[];
       try {
-        found = await this.#ops.listOwned(ns, prefix);
+        found = (await this.#lists.submit(nsKey(ns), ns)).filter((l) => l.alias?.startsWith(prefix) ?? false);
       } catch (err) {
         if (err instanceof StatusError && err.code === Code.NotFound) continue;
         throw err;
@@ -308,17 +312,86 @@ export class KernelDataplane {
         return true;
       });
       if (links.length === 0) continue;
-      const b = this.#ops.batch(ns);
-      for (const l of links) b.deleteLink(l.name);
-      try {
-        await b.commit();
-        removed.push(...links.map((l) => l.name));
-      } catch (err) {
-        if (!(err instanceof StatusError && err.code === Code.NotFound)) throw err;
-        removed.push(...(await this.#ops.removeOwned(ns, prefix)));
-      }
+      removed.push(...(await this.#deletes.submit(nsKey(ns), { ns, names: links.map((l) => l.name) })));
     }
     return removed;
+  }
+
+  /** All links of a namespace, one `ip` process shared by every Close that asked before it started. */
+  async #listAll(ns: Netns, n: number): Promise<LinkInfo[][]> {
+    const links = await this.#ops.listLinks(ns);
+    return Array.from({ length: n }, () => links);
+  }
+
+  /** Deletes the links of several Closes in one batch; if one is already gone, falls back to one at a time. */
+  async #deleteAll(items: ReadonlyArray<{ ns: Netns; names: string[] }>): Promise<string[][]> {
+    const first = items[0];
+    if (!first) return [];
+    const b = this.#ops.batch(first.ns);
+    for (const it of items) for (const name of it.names) b.deleteLink(name);
+    try {
+      await b.commit();
+      return items.map((it) => it.names);
+    } catch (err) {
+      if (!(err instanceof StatusError && err.code === Code.NotFound)) throw err;
+    }
+    const out: string[][] = [];
+    for (const it of items) {
+      const done: string[] = [];
+      for (const name of it.names) {
+        try {
+          await this.#ops.deleteLink(it.ns, name);
+          done.push(name);
+        } catch (err) {
+          if (!(err instanceof StatusError && err.code === Code.NotFound)) throw err;
+        }
+      }
+      out.push(done);
+    }
+    return out;
+  }
+}
+
+function nsKey(ns: Netns): string {
+  return `${ns.dev}:${ns.inode}`;
+}
+
+/**
+ * Groups calls per key: every call that arrives before the group's operation starts shares it, and the
+ * operation starts only after they all arrived, so nobody sees a result older than its own call. Used so a burst
+ * of Closes in one namespace costs one listing and one deletion process instead of two per connection.
+ */
+interface Waiter<In, Out> {
+  input: In;
+  resolve: (o: Out) => void;
+  reject: (e: unknown) => void;
+}
+
+class Coalescer<In, Out> {
+  readonly #open = new Map<string, Waiter<In, Out>[]>();
+  readonly #run: (inputs: In[]) => Promise<Out[]>;
+
+  constructor(run: (inputs: In[]) => Promise<Out[]>) {
+    this.#run = run;
+  }
+
+  submit(key: string, input: In): Promise<Out> {
+    return new Promise<Out>((resolve, reject) => {
+      let group = this.#open.get(key);
+      if (!group) {
+        const g: Waiter<In, Out>[] = [];
+        group = g;
+        this.#open.set(key, g);
+        setImmediate(() => {
+          this.#open.delete(key);
+          this.#run(g.map((x) => x.input)).then(
+            (outs) => g.forEach((x, i) => x.resolve(outs[i] as Out)),
+            (err: unknown) => g.forEach((x) => x.reject(err)),
+          );
+        });
+      }
+      group.push({ input, resolve, reject });
+    });
   }
 }
 
