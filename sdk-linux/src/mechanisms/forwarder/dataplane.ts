@@ -1,8 +1,9 @@
 /**
  * The kernel side of one forwarder cross-connect. Local (KERNEL ↔ KERNEL): one veth pair created straight
  * into the two pod namespaces under their final names. Remote (KERNEL ↔ VXLAN): a veth pair with the pod end
- * in the pod and the other end in the forwarder's netns, bridged there with a VXLAN device. Every link carries
- * the alias `nsm-ts:<owner>:<connection id>:<role>`; removal is by that alias, never by name alone.
+ * in the pod and the other end in the forwarder's netns, joined there to a VXLAN device by a bridge (or tc
+ * redirects). Every link carries the alias `nsm-ts:<owner>:<connection id>:<role>`; removal is by that alias,
+ * never by name alone.
  */
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
