@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     const endpoint = (name: string, socket: string, service: string): Promise<ChildProcess> =>
       program(
         "cmd-endpoint",
-        { NSM_NAME: name, NSM_CONNECT_TO: socket, NSM_SERVICE_NAMES: service, NSM_CIDR_PREFIX: "169.254.20.0/22" },
+        { NSM_NAME: name, NSM_CONNECT_TO: socket, NSM_LISTEN_ON: sock(`${name}.sock`), NSM_SERVICE_NAMES: service, NSM_CIDR_PREFIX: "169.254.20.0/22" },
         '"cmd-endpoint serving"',
       );
     // Raw hops: 3 and 5 relay processes in a line (each dials the next lazily, so all start at once).
@@ -141,7 +141,11 @@ async function main(): Promise<void> {
           { NSM_NAME: `nsmgr-${i + 1}`, NODE_NAME: `node-${i + 1}`, NSM_LISTEN_ON: `${socket},tcp://127.0.0.1:${await freePort()}`, NSM_REGISTRY_URL: registryUrl },
           '"cmd-nsmgr serving"',
         );
-        await program("cmd-forwarder", { NSM_NAME: `forwarder-${i + 1}`, NSM_CONNECT_TO: socket }, '"cmd-forwarder serving"');
+        await program(
+          "cmd-forwarder",
+          { NSM_NAME: `forwarder-${i + 1}`, NSM_CONNECT_TO: socket, NSM_LISTEN_ON: sock(`forwarder-${i + 1}.sock`) },
+          '"cmd-forwarder serving"',
+        );
       }),
     ]);
     await Promise.all([endpoint("nse-local", node1, "bench-local"), endpoint("nse-remote", node2, "bench-remote")]);

@@ -202,7 +202,8 @@ export async function startNode(set: ProgramSet, n: number, registryUrl: string,
   );
   const forwarder = await set.start(
     "cmd-forwarder",
-    { NSM_NAME: `forwarder-${n}`, NSM_CONNECT_TO: socket, NSM_FORWARDER_MECHANISM: "NOOP", ...vars },
+    // Sockets inside the set's directory, so a SIGKILLed program leaves nothing behind after stopAll.
+    { NSM_NAME: `forwarder-${n}`, NSM_CONNECT_TO: socket, NSM_LISTEN_ON: set.socket(`forwarder-${n}.sock`), NSM_FORWARDER_MECHANISM: "NOOP", ...vars },
     "cmd-forwarder serving",
     `forwarder-${n}`,
   );
@@ -213,7 +214,14 @@ export async function startNode(set: ProgramSet, n: number, registryUrl: string,
 export function startEndpoint(set: ProgramSet, name: string, nsmgrSocket: string, service: string, vars: Record<string, string> = {}): Promise<Program> {
   return set.start(
     "cmd-endpoint",
-    { NSM_NAME: name, NSM_CONNECT_TO: nsmgrSocket, NSM_SERVICE_NAMES: service, NSM_CIDR_PREFIX: "169.254.10.0/24", ...vars },
+    {
+      NSM_NAME: name,
+      NSM_CONNECT_TO: nsmgrSocket,
+      NSM_LISTEN_ON: set.socket(`${name}.sock`),
+      NSM_SERVICE_NAMES: service,
+      NSM_CIDR_PREFIX: "169.254.10.0/24",
+      ...vars,
+    },
     "cmd-endpoint serving",
     name,
   );
