@@ -5,15 +5,17 @@
  * TLS certificates, monitor streams limited to their owners.
  */
 import { expect } from "chai";
-import { ConnectionEventType, MonitorConnection, type ConnectionEvent, type PathSegment } from "@nsm-ts/api/networkservice";
+import { ConnectionEventType, MonitorConnection, State, type ConnectionEvent, type PathSegment } from "@nsm-ts/api/networkservice";
 import { client, endpoint, type Endpoint, type NsmClient } from "../chains/index.js";
+import { serveNetworkService } from "../core/index.js";
+import * as authorize from "../common/authorize/index.js";
 import { type Counter, newCounter } from "../utils/count/index.js";
 import { type Identity, ephemeralIdentity, loadIdentity } from "../../tools/identity/index.js";
 import { TestPki } from "../../tools/identity/testpki.js";
 import { type TokenGenerator, createTokenGenerator, decodeToken, verifyToken } from "../../tools/token/index.js";
 import { type Channel, type NsmServer, createClient, createServer, dial } from "../../tools/grpc/index.js";
 import { Code, StatusError } from "../../tools/status/index.js";
-import { type Transport, tcpTransport, unixTransport } from "./harness.js";
+import { SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;
 const TD = "spiffe://secure.nsm-ts";
@@ -175,6 +177,32 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
         expect(err.code).to.equal(Code.PermissionDenied);
         expect(err.message).to.contain("policy service_connection denied");
         await nsc.close(conn);
+      });
+
+      it("heal watches the endpoint under the monitor policy and re-requests over mTLS when the connection goes down", async () => {
+        // The endpoint as `register` wires it, with a probe between the transport and the monitor authorize.
+        const tracker = new Tracker();
+        const healEp = endpoint({ name: "nse", tokenGenerator: gen(nseId), additional: [tracker.element] });
+        const probe = new SubscriptionProbe(authorize.newMonitorServer(healEp.monitor));
+        const healServer = createServer({ tls: nseId.tls });
+        servers.push(healServer);
+        serveNetworkService(healServer, healEp.element, probe);
+        const healUrl = await healServer.listen(transport.listenUrl().replace("nse.sock", "heal.sock"));
+
+        const c = client({ name: "nsc", connectTo: healUrl, tokenGenerator: gen(nscId), ...(nscId.tls ? { tls: nscId.tls } : {}), refresh: false, retry: false });
+        clients.push(c);
+        const watching = probe.next();
+        const conn = await c.request({ connection: { networkService: "ns-1" } });
+        await watching; // the watch passed service_connection: a denial ends the stream before any event
+        const atEp = healEp.monitor.connections()[0];
+        const rewatched = probe.next();
+        const healed = tracker.next("request");
+        expect(healEp.monitor.setState(atEp?.id ?? "", State.DOWN)).to.equal(true);
+        await healed;
+        await rewatched;
+        expect(healEp.monitor.get(atEp?.id ?? "")?.state).to.equal(State.UP);
+        await c.close(conn);
+        expect(healEp.monitor.connections()).to.have.length(0);
       });
 
       it("chains three tokens through a passthrough endpoint (client → endpoint+client → endpoint)", async () => {
