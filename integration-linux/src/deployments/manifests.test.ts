@@ -17,26 +17,15 @@ import {
   checkWorkloads,
   loadManifests,
   patchFiles,
+  SERVED_SERVICES,
 } from "./manifests.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const root = join(repo, "deployments");
 
-/**
- * Program → the gRPC services it registers on its server (each marked SERVING in grpc.health.v1 by
- * `createServer().register`). nsmgr also proxies both registry services; nsc serves nothing.
- */
-const SERVED: Record<string, readonly string[]> = {
-  registry: ["registry.NetworkServiceRegistry", "registry.NetworkServiceEndpointRegistry"],
-  nsmgr: ["networkservice.NetworkService", "connection.MonitorConnection", "registry.NetworkServiceRegistry", "registry.NetworkServiceEndpointRegistry"],
-  forwarder: ["networkservice.NetworkService", "connection.MonitorConnection"],
-  endpoint: ["networkservice.NetworkService", "connection.MonitorConnection"],
-  nsc: [],
-};
-
 async function loadPrograms(): Promise<ProgramInfo[]> {
   const out: ProgramInfo[] = [];
-  for (const [container, served] of Object.entries(SERVED)) {
+  for (const [container, served] of Object.entries(SERVED_SERVICES)) {
     const mod = (await import(pathToFileURL(join(repo, `cmd-${container}`, "dist", "config.js")).href)) as { config: ConfigSchemaLike };
     out.push({ container, image: `ghcr.io/nsm-ts/cmd-${container}`, config: mod.config, served });
   }

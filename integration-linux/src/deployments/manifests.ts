@@ -36,6 +36,19 @@ export interface ProgramInfo {
  */
 export const EXPANSION_ONLY: ReadonlySet<string> = new Set(["POD_IP"]);
 
+/**
+ * Program (container name) → the gRPC services its server registers, each marked SERVING in grpc.health.v1.
+ * nsmgr also serves both registry services (its registry proxy); nsc serves nothing. served.test.ts asks the
+ * running programs, so this table cannot drift from them.
+ */
+export const SERVED_SERVICES: Readonly<Record<string, readonly string[]>> = {
+  registry: ["registry.NetworkServiceRegistry", "registry.NetworkServiceEndpointRegistry"],
+  nsmgr: ["networkservice.NetworkService", "connection.MonitorConnection", "registry.NetworkServiceRegistry", "registry.NetworkServiceEndpointRegistry"],
+  forwarder: ["networkservice.NetworkService", "connection.MonitorConnection"],
+  endpoint: ["networkservice.NetworkService", "connection.MonitorConnection"],
+  nsc: [],
+};
+
 /** Containers that are not nsm-ts programs (left to their own images' documentation). */
 export const EXTERNAL_CONTAINERS: ReadonlySet<string> = new Set(["etcd"]);
 
