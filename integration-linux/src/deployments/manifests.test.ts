@@ -141,7 +141,16 @@ describe("deployments/ manifests", () => {
         container([{ name: "NSM_LISTEN_ON", value: "tcp://:5009" }], { readinessProbe: { grpc: { port: 5001, service: "networkservice.NetworkService" } } }),
         nsmgr(),
       );
-      expect(p.join("\n")).to.contain("port 5009 has no containerPort").and.contain("containerPort 5001 is not").and.contain("readinessProbe port 5001");
+      expect(p.join("\n")).to.contain("port 5009 has no containerPort").and.contain("containerPort 5001 is neither").and.contain("readinessProbe port 5001");
+    });
+
+    it("a metrics port without a containerPort, and a scrape annotation on another port", () => {
+      const doc = { spec: { template: { metadata: { annotations: { "prometheus.io/port": "9100" } } } } };
+      const p = checkContainer("t", container([{ name: "NSM_METRICS_LISTEN_ON", value: "tcp://:9464" }]), nsmgr(), false, doc);
+      expect(p).to.deep.equal([
+        "t: nsmgr: NSM_METRICS_LISTEN_ON port 9464 has no containerPort",
+        "t: nsmgr: prometheus.io/port 9100 is not the NSM_METRICS_LISTEN_ON port",
+      ]);
     });
 
     it("a probe for a service the program does not serve, and a missing probe", () => {

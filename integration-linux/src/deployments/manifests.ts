@@ -119,10 +119,11 @@ function tcpPorts(listenOn: string): number[] {
 
 /**
  * Checks one container of a program: env names and values against the schema, `$(…)` references, image,
- * ports against NSM_LISTEN_ON, and probes against the served services. `isPatch` relaxes what a strategic
+ * ports against NSM_LISTEN_ON and NSM_METRICS_LISTEN_ON, probes against the served services, and the pod's
+ * `prometheus.io/port` annotation (read from `doc`, the workload) against the metrics port. `isPatch` relaxes what a strategic
  * merge patch need not repeat (image, ports, probes).
  */
-export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPatch = false): string[] {
+export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPatch = false, doc: Obj = {}): string[] {
   const problems: string[] = [];
   const name = str(c["name"]) ?? "?";
   const names = program.config.names();
@@ -167,12 +168,24 @@ export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPa
   const listenVar = Object.values(program.config.vars).find((v) => v.name === "NSM_LISTEN_ON");
   const listenOn = env["NSM_LISTEN_ON"] ?? listenVar?.default;
   const listenPorts = listenOn === undefined ? [] : tcpPorts(listenOn);
+  const metricsPorts = env["NSM_METRICS_LISTEN_ON"] === undefined ? [] : tcpPorts(env["NSM_METRICS_LISTEN_ON"]);
   const containerPorts = objs(c["ports"]).map((p) => p["containerPort"]);
   for (const p of listenPorts) {
     if (!containerPorts.includes(p)) problems.push(`${where}: ${name}: NSM_LISTEN_ON port ${p} has no containerPort`);
   }
+  for (const p of metricsPorts) {
+    if (!containerPorts.includes(p)) problems.push(`${where}: ${name}: NSM_METRICS_LISTEN_ON port ${p} has no containerPort`);
+    if (listenPorts.includes(p)) problems.push(`${where}: ${name}: NSM_METRICS_LISTEN_ON port ${p} is also a gRPC port`);
+  }
   for (const p of containerPorts) {
-    if (typeof p !== "number" || !listenPorts.includes(p)) problems.push(`${where}: ${name}: containerPort ${String(p)} is not an NSM_LISTEN_ON tcp port`);
+    if (typeof p !== "number" || (!listenPorts.includes(p) && !metricsPorts.includes(p))) {
+      problems.push(`${where}: ${name}: containerPort ${String(p)} is neither an NSM_LISTEN_ON nor the NSM_METRICS_LISTEN_ON tcp port`);
+    }
+  }
+  // Prometheus scrapes what the pod announces: the annotation must name the metrics port.
+  const scrapePort = at(doc, "spec", "template", "metadata", "annotations", "prometheus.io/port");
+  if (scrapePort !== undefined && !metricsPorts.includes(Number(scrapePort))) {
+    problems.push(`${where}: ${name}: prometheus.io/port ${String(scrapePort)} is not the NSM_METRICS_LISTEN_ON port`);
   }
   for (const kind of ["readinessProbe", "livenessProbe", "startupProbe"]) {
     const probe = c[kind];
@@ -205,7 +218,7 @@ export function checkWorkloads(files: readonly ManifestFile[], programs: readonl
       for (const c of containers) {
         const cname = str(c["name"]) ?? "";
         const program = programs.find((p) => p.container === cname);
-        if (program) problems.push(...checkContainer(where, c, program, patchFiles.has(f.path)));
+        if (program) problems.push(...checkContainer(where, c, program, patchFiles.has(f.path), doc));
         else if (!EXTERNAL_CONTAINERS.has(cname)) problems.push(`${where}: container ${cname} is neither an nsm-ts program nor a known external one`);
         else if (str(c["image"])?.startsWith("ghcr.io/nsm-ts/")) problems.push(`${where}: external container ${cname} uses an nsm-ts image`);
       }
