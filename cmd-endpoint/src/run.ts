@@ -27,6 +27,7 @@ import {
 } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
@@ -98,9 +99,6 @@ function idleTimer(timeoutMs: number, log: Logger): { signal: AbortSignal; count
 /** Runs cmd-endpoint until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
-    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-endpoint yet; ignoring them");
-  }
   if (cfg.ipamUrl !== undefined) {
     throw new Error("cmd-endpoint: NSM_IPAM_URL/NSM_SUBNET (addresses from the resource manager) are not supported yet; use NSM_CIDR_PREFIX");
   }
@@ -109,9 +107,10 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const idle = idleTimer(cfg.idleTimeout, log);
   const lifetime = new AbortController();
   let tempDir: string | undefined;
-  const server = createServer({ ...id.serverOptions, logger: log });
+  const obs = await startObservability(cfg, { program: "cmd-endpoint", log });
+  const server = createServer({ ...id.serverOptions, logger: log, interceptors: obs.serverInterceptors });
   server.health.set("", "NOT_SERVING");
-  const registryChannel = dial(cfg.connectTo, id.dialOptions);
+  const registryChannel = dial(cfg.connectTo, { ...id.dialOptions, interceptors: obs.clientInterceptors });
   // The nsmgr is often starting at the same moment (a pod restart, npm start): retry sooner than the 1 s default.
   const retry = { intervalMs: 250 };
   const nseClient = createRegistryClient("nse", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, heal: true, retry });
@@ -197,6 +196,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     lifetime.abort();
     await server.close();
     registryChannel.close();
+    await obs.close();
     if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,7 @@ import type { Mechanism } from "@nsm-ts/api/networkservice";
 import { client, clientinfo, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/config";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import type { Config } from "./config.js";
 import { programIdentity } from "./identity.js";
 import { summarize } from "./summary.js";
@@ -39,10 +40,8 @@ function refreshLog(log: Logger, established: ReadonlySet<string>): NetworkServi
 /** Runs cmd-nsc until `ctx.signal` aborts, then closes its connections. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
-    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-nsc yet; ignoring them");
-  }
   const id = await programIdentity("cmd-nsc", cfg, log);
+  const obs = await startObservability(cfg, { program: "cmd-nsc", log });
   const established = new Set<string>();
   const nsc = client({
     name: cfg.name,
@@ -51,6 +50,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     insecure: id.insecure,
     ...(id.dialOptions.tls ? { tls: id.dialOptions.tls } : {}),
     requestTimeoutMs: cfg.requestTimeout,
+    interceptors: obs.clientInterceptors,
     additional: [refreshLog(log, established)],
     log,
   });
@@ -79,5 +79,6 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     // dispose closes every open connection along its path (best effort) and ends refresh and heal.
     await nsc.dispose();
     for (const connId of established) log.info({ connId }, "connection closed");
+    await obs.close();
   }
 }

@@ -4,6 +4,8 @@
  * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts.
  */
 import { once } from "node:events";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import {
   createEtcdStore,
   createMemoryStore,
@@ -14,6 +16,7 @@ import {
 } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/sdk/resources";
 import { devIdentity, loadIdentity, type Identity } from "@nsm-ts/sdk/tools/identity";
 import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
@@ -52,9 +55,6 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
-    ctx.log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-registry yet; ignoring them");
-  }
   const identity = await identityOf(cfg, ctx);
   const tokenGenerator = createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime });
   const stores = storesOf(cfg, ctx);
@@ -63,7 +63,16 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     cfg.registryStore.kind === "etcd"
       ? createEtcdResourceStore({ endpoints: cfg.registryStore.endpoints, logger: ctx.log })
       : createMemoryResourceStore();
-  const server = createServer({ ...(identity.tls === undefined ? {} : { tls: identity.tls }), logger: ctx.log });
+  const obs = await startObservability(cfg, { program: "cmd-registry", log: ctx.log });
+  obs.metrics?.gauge("nsm_registry_entries", "Registered entries by kind (ns, nse)", async () => [
+    [{ kind: "ns" }, await countEntries(stores.ns, NetworkServiceSchema)],
+    [{ kind: "nse" }, await countEntries(stores.nse, NetworkServiceEndpointSchema)],
+  ], ["kind"]);
+  const server = createServer({
+    ...(identity.tls === undefined ? {} : { tls: identity.tls }),
+    logger: ctx.log,
+    interceptors: obs.serverInterceptors,
+  });
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -87,6 +96,17 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ctx.log.info("cmd-registry shutting down");
   } finally {
     await server.close();
-    await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close()]);
+    await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }
+}
+
+/** Number of entries in a store (a Find of everything without watching), for the entries gauge. */
+async function countEntries<D extends DescMessage, T extends MessageShape<D> & (RegistryEntryOf["ns"] | RegistryEntryOf["nse"])>(
+  store: RegistryStore<T>,
+  schema: D,
+): Promise<number> {
+  let n = 0;
+  const all = create(schema) as T; // an empty template matches every entry
+  for await (const ev of store.find(all, { watch: false, signal: new AbortController().signal })) if (!ev.deleted) n++;
+  return n;
 }

@@ -51,6 +51,8 @@ export function contextFromCall(sctx: ServerCallContext, opts: ServeOptions = {}
       ...(token ? { token } : {}),
     },
   });
+  // One trace-level line per call (the level SIGUSR1 switches on); free when trace is off.
+  if (ctx.log.isLevelEnabled("trace")) ctx.log.trace({ peer: sctx.peer }, "call received");
   const t = traceOfCall(sctx);
   return t ? ctx.with(traceKey, t) : ctx;
 }

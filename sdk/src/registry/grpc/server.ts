@@ -42,6 +42,8 @@ export function contextFromCall(call: ServerCallContext, opts: RegistryServeOpti
   const raw = withPath ? call.metadata[PATH_METADATA_KEY] : undefined;
   const log = (opts.log ?? silentLogger).child({ method: call.method });
   if (withPath && raw === undefined) log.debug("no path metadata (old client); starting an empty path");
+  // One trace-level line per call (the level SIGUSR1 switches on); free when trace is off.
+  if (log.isLevelEnabled("trace")) log.trace({ peer: call.peer }, "call received");
   const ctx = CallContext.create({
     signal: call.signal,
     // A client's deadline is wall-clock time; it only means something to chains running on the real clock.

@@ -51,11 +51,11 @@ export function switchLevelOnSignals(log: Logger, signals: LevelSignalSource): (
   const configured = log.level;
   const toTrace = (): void => {
     log.level = "trace";
-    log.info({ level: "trace", signal: "SIGUSR1" }, "log level changed");
+    log.info({ logLevel: "trace", signal: "SIGUSR1" }, "log level changed");
   };
   const back = (): void => {
     log.level = configured;
-    if (log.isLevelEnabled("info")) log.info({ level: configured, signal: "SIGUSR2" }, "log level changed");
+    if (log.isLevelEnabled("info")) log.info({ logLevel: configured, signal: "SIGUSR2" }, "log level changed");
   };
   signals.on("SIGUSR1", toTrace);
   signals.on("SIGUSR2", back);

@@ -11,6 +11,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { ClientInterceptor, ServerInterceptor } from "../grpc/index.js";
 import { Code, StatusError } from "../status/index.js";
 
+/** A gauge's value at scrape time: one number, or numbers by label set. */
+export type GaugeValue = number | ReadonlyArray<readonly [Record<string, string>, number]>;
+
 /** Options of `createMetrics`. */
 export interface MetricsOptions {
   /** Program name, the `program` label of every series (bounded: one value per process). */
@@ -33,7 +36,7 @@ export interface Metrics {
    * Adds a gauge read at scrape time (registry entries, watchers, data-plane interfaces); `collect` returns
    * the value or values by label.
    */
-  gauge(name: string, help: string, collect: () => number | ReadonlyArray<readonly [Record<string, string>, number]>, labelNames?: readonly string[]): void;
+  gauge(name: string, help: string, collect: () => GaugeValue | Promise<GaugeValue>, labelNames?: readonly string[]): void;
   /** Serves `/metrics` on `tcp://host:port` (port 0 picks one); resolves with the bound `tcp://` URL. */
   listen(url: string): Promise<string>;
   /** Stops the HTTP server (if any). */
@@ -54,7 +57,15 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 interface ConnLike {
   id?: string;
-  path?: { index?: number; pathSegments?: { expires?: { seconds?: bigint } }[] };
+  path?: { index?: number; pathSegments?: { id?: string; expires?: { seconds?: bigint } }[] };
+}
+
+/**
+ * The key of a connection as the caller sees it: the id of the caller's path segment (stable for the
+ * connection's life, carried by every Request and Close), else the connection id.
+ */
+function callerKey(conn: ConnLike | undefined): string | undefined {
+  return conn?.path?.pathSegments?.[conn.path.index ?? 0]?.id || conn?.id || undefined;
 }
 
 /** Creates a program's metrics. */
@@ -95,18 +106,19 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     if (path === NS_REQUEST) {
       requests.inc({ code: codeOf(err) });
       if (err !== undefined) return;
+      // Keyed by the id the caller uses (its Request and Close carry it), whatever id this hop gave the connection.
       const conn = res as ConnLike | undefined;
-      const reqId = (request as { connection?: ConnLike } | undefined)?.connection?.id;
-      if (reqId && live.has(reqId)) refreshes.inc();
-      if (conn?.id) {
-        if (reqId && reqId !== conn.id) live.delete(reqId);
-        const seg = conn.path?.pathSegments?.[conn.path.index ?? 0];
-        live.set(conn.id, seg?.expires?.seconds !== undefined ? Number(seg.expires.seconds) : 0);
-      }
+      const id = callerKey((request as { connection?: ConnLike } | undefined)?.connection) ?? callerKey(conn);
+      if (!id) return;
+      if (live.has(id)) refreshes.inc();
+      const seg = conn?.path?.pathSegments?.[conn.path.index ?? 0];
+      live.set(id, seg?.expires?.seconds !== undefined ? Number(seg.expires.seconds) : 0);
     } else if (path === NS_CLOSE) {
       closes.inc({ code: codeOf(err) });
-      const id = (request as ConnLike | undefined)?.id;
-      if (id) live.delete(id);
+      // Hops differ in which index a Close carries; any id of this connection's path names it.
+      const c = request as ConnLike | undefined;
+      if (c?.id) live.delete(c.id);
+      for (const seg of c?.path?.pathSegments ?? []) if (seg.id) live.delete(seg.id);
     }
   };
 
@@ -164,8 +176,8 @@ export function createMetrics(opts: MetricsOptions): Metrics {
         help,
         labelNames: [...labelNames],
         registers: [registry],
-        collect() {
-          const v = collect();
+        async collect() {
+          const v = await collect();
           if (typeof v === "number") {
             this.set(v);
             return;

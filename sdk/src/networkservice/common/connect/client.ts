@@ -17,6 +17,7 @@ import { clone } from "@bufbuild/protobuf";
 import type { NetworkServiceElement } from "../../core/types.js";
 import type { CallContext } from "../../core/context.js";
 import { MetaKey } from "../../core/metadata.js";
+import { traceKey, traceMetadata } from "../../core/trace.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { ChannelPool } from "../../../tools/dialer/index.js";
 import { serverPeerKey } from "../authorize/index.js";
@@ -65,6 +66,8 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
       const peer = await serverPeer(ch, Date.now() + o.timeoutMs, ctx.signal);
       o.metadata = tokenMetadata(await opts.tokenGenerator(peer));
     }
+    // With tracing on, the next hop's call becomes a child of the element span that called connect.
+    if (traceKey.get(ctx)) o.metadata = traceMetadata(ctx, o.metadata ?? {});
     return o;
   };
   return {

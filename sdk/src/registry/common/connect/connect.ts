@@ -4,6 +4,7 @@
  * registry `path` JSON and adopt the server's updated path from the response header (§7.2). Channels are shared
  * per URL through a `ChannelPool`. Place last in a client chain; it does not call `next`.
  */
+import { traceMetadata } from "../../../networkservice/core/trace.js";
 import {
   NetworkServiceEndpointRegistry,
   NetworkServiceRegistry,
@@ -75,6 +76,7 @@ async function callOptions(ctx: CallContext, opts: ConnectOptions, withPath: boo
   }
   const path = withPath ? pathKey.get(ctx) : undefined;
   if (path !== undefined) metadata[PATH_METADATA_KEY] = formatPath(path);
+  traceMetadata(ctx, metadata);
   const remaining = ctx.remainingMs();
   return {
     metadata,
