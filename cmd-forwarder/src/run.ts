@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
-import { createForwarder, type ForwarderOptions } from "./chains.js";
+import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
 import type { Config } from "./config.js";
 import { programIdentity } from "./identity.js";
@@ -41,12 +42,10 @@ async function dataPlaneOf(cfg: Config, ctx: RunContext): Promise<Pick<Forwarder
 /** Runs cmd-forwarder until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
-    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-forwarder yet; ignoring them");
-  }
   const dataPlane = await dataPlaneOf(cfg, ctx);
   const id = await programIdentity("cmd-forwarder", cfg, log);
-  const server = createServer({ ...id.serverOptions, logger: log });
+  const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
+  const server = createServer({ ...id.serverOptions, logger: log, interceptors: obs.serverInterceptors });
   server.health.set("", "NOT_SERVING");
   let tempDir: string | undefined;
   let forwarder: ReturnType<typeof createForwarder> | undefined;
@@ -66,7 +65,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       forwarderServiceName: cfg.networkServiceName,
       tokenGenerator: id.tokenGenerator,
       insecure: id.insecure,
-      dialOptions: id.dialOptions,
+      dialOptions: { ...id.dialOptions, interceptors: obs.clientInterceptors },
       log,
       ...dataPlane,
     });
@@ -106,6 +105,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       }
     }
     await server.close();
+    await obs.close();
     if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
   }
 }

@@ -7,8 +7,9 @@ import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { dirname } from "node:path";
-import { createNsmgr } from "./chains.js";
+import { createNsmgr } from "@nsm-ts/sdk/networkservice";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer, parseUrl } from "@nsm-ts/sdk/tools/grpc";
 import type { Config } from "./config.js";
 import { programIdentity } from "./identity.js";
@@ -40,11 +41,9 @@ export function publishedUrl(bound: readonly string[]): string {
 /** Runs cmd-nsmgr until `ctx.signal` aborts, then stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  if (cfg.metricsListenOn !== undefined || cfg.telemetry) {
-    log.warn("NSM_METRICS_LISTEN_ON and TELEMETRY are not implemented by cmd-nsmgr yet; ignoring them");
-  }
   const id = await programIdentity("cmd-nsmgr", cfg, log);
-  const server = createServer({ ...id.serverOptions, logger: log });
+  const obs = await startObservability(cfg, { program: "cmd-nsmgr", log });
+  const server = createServer({ ...id.serverOptions, logger: log, interceptors: obs.serverInterceptors });
   server.health.set("", "NOT_SERVING");
   let nsmgr: ReturnType<typeof createNsmgr> | undefined;
   try {
@@ -61,7 +60,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       registryUrl: cfg.registryUrl,
       tokenGenerator: id.tokenGenerator,
       insecure: id.insecure,
-      dialOptions: id.dialOptions,
+      dialOptions: { ...id.dialOptions, interceptors: obs.clientInterceptors },
       requestTimeoutMs: cfg.requestTimeout,
       forwarderServiceName: cfg.forwarderNetworkServiceName,
       clientInfo: {
@@ -81,5 +80,6 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   } finally {
     await server.close();
     nsmgr?.close();
+    await obs.close();
   }
 }

@@ -1,5 +1,0 @@
-/**
- * The SDK's standard chain this program is built from. Temporary indirection: `@nsm-ts/sdk/networkservice` does not
- * export the chains yet; once it does, this file re-exports from there and nothing else changes.
- */
-export { createForwarder, type ForwarderOptions } from "../../sdk/dist/networkservice/chains/forwarder/index.js";
