@@ -1,0 +1,69 @@
+/**
+ * The documentation bar of the repository: every workspace has a README with a title and at least one code
+ * example, and the TypeDoc entry points (typedoc.json) are exactly the public export paths of api, sdk and
+ * sdk-linux, so `npm run docs` documents every import path users have and nothing that does not exist.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect } from "chai";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const readJson = (path: string): unknown => JSON.parse(readFileSync(join(repo, path), "utf8"));
+
+/** Expands one `*` path segment against the file system (enough for `sdk/src/tools/*\/index.ts`). */
+function expand(pattern: string): string[] {
+  const star = pattern.indexOf("*");
+  if (star < 0) return existsSync(join(repo, pattern)) ? [pattern] : [];
+  const dir = pattern.slice(0, star);
+  const rest = pattern.slice(star + 1);
+  return readdirSync(join(repo, dir), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => `${dir}${d.name}${rest}`)
+    .filter((p) => existsSync(join(repo, p)))
+    .sort();
+}
+
+/** The source file behind a package export target (`./dist/x/index.js` → `<pkg>/src/x/index.ts`). */
+function sourceOf(pkg: string, target: string): string {
+  const rel = target.replace(/^\.\/dist\//, "").replace(/\.js$/, ".ts");
+  return `${pkg}/${rel.startsWith("src/") ? rel : `src/${rel}`}`;
+}
+
+/** Export paths whose module only re-exports another documented entry point. */
+const REEXPORTS: Record<string, string> = { "api/src/index.ts": "api/src/constants.ts" };
+
+describe("documentation", () => {
+  it("every workspace has a README with a title and a code example", () => {
+    const workspaces = (readJson("package.json") as { workspaces: string[] }).workspaces;
+    const missing: string[] = [];
+    for (const ws of workspaces) {
+      const path = join(repo, ws, "README.md");
+      if (!existsSync(path)) {
+        missing.push(`${ws}: no README.md`);
+        continue;
+      }
+      const text = readFileSync(path, "utf8");
+      if (!text.startsWith("# ")) missing.push(`${ws}: README.md does not start with a title`);
+      if (!/\n```[a-z]*\n[\s\S]+?\n```/.test(text)) missing.push(`${ws}: README.md has no code example`);
+    }
+    expect(missing).to.deep.equal([]);
+  });
+
+  it("TypeDoc documents exactly the public export paths of api, sdk and sdk-linux", () => {
+    const cfg = readJson("typedoc.json") as { entryPoints: string[] };
+    const entries = cfg.entryPoints.flatMap(expand);
+    expect(entries.length, "entry points that exist").to.be.at.least(cfg.entryPoints.length);
+    for (const e of cfg.entryPoints) expect(expand(e), `${e} matches no file`).to.not.deep.equal([]);
+    const exported: string[] = [];
+    for (const pkg of ["api", "sdk", "sdk-linux"]) {
+      const exportsField = (readJson(`${pkg}/package.json`) as { exports: Record<string, { default: string }> }).exports;
+      for (const { default: target } of Object.values(exportsField)) exported.push(...expand(sourceOf(pkg, target)));
+    }
+    const documented = exported.map((f) => REEXPORTS[f] ?? f);
+    expect([...new Set(documented)].sort()).to.deep.equal([...new Set(entries)].sort());
+    for (const [file, target] of Object.entries(REEXPORTS)) {
+      expect(readFileSync(join(repo, file), "utf8"), file).to.contain(`export * from "./${target.split("/").pop()?.replace(/\.ts$/, ".js")}"`);
+    }
+  });
+});
