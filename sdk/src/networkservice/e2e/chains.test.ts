@@ -3,11 +3,13 @@
  * loopback TCP and on a unix socket, with real ES256 tokens from dev identities (insecure mode).
  */
 import { expect } from "chai";
-import { type Connection, type ConnectionEvent, ConnectionEventType, MonitorConnection, type PathSegment } from "@nsm-ts/api/networkservice";
+import { type Connection, type ConnectionEvent, ConnectionEventType, MonitorConnection, MonitorScopeSelectorSchema, type PathSegment } from "@nsm-ts/api/networkservice";
+import { create } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { client, endpoint, type Endpoint, type NsmClient } from "../chains/index.js";
 import { type Counter, newCounter } from "../utils/count/index.js";
 import { MockClock } from "../../tools/clock/index.js";
+import { CallContext } from "../core/index.js";
 import { type Identity, devIdentity } from "../../tools/identity/index.js";
 import { createTokenGenerator, decodeToken, verifyToken } from "../../tools/token/index.js";
 import { type NsmServer, createClient, createServer, dial } from "../../tools/grpc/index.js";
@@ -138,13 +140,26 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
     it("a client that stops refreshing is closed by the endpoint's timeout", async () => {
       const nsc = newClient({ refresh: false, heal: false });
       await nsc.request(request);
-      await clock.advance(LIFETIME_MS - MIN);
-      expect(counter.closes).to.equal(0);
-      const closed = tracker.next("close");
-      await clock.advance(MIN);
-      await closed;
-      expect(counter.closes).to.equal(1);
-      expect(ep.monitor.connections()).to.have.length(0);
+      // Watch the endpoint's monitor in-process: the monitor element drops the connection after the Close has
+      // passed the tracker, so wait for its DELETE event instead of checking right after the Close.
+      const watching = new AbortController();
+      const events = ep.monitor.monitorConnections(CallContext.create({ signal: watching.signal }), create(MonitorScopeSelectorSchema))[Symbol.asyncIterator]();
+      try {
+        expect((await events.next()).value?.type).to.equal(ConnectionEventType.INITIAL_STATE_TRANSFER);
+        await clock.advance(LIFETIME_MS - MIN);
+        expect(counter.closes).to.equal(0);
+        const closed = tracker.next("close");
+        await clock.advance(MIN);
+        await closed;
+        expect(counter.closes).to.equal(1);
+        let ev = await events.next();
+        while (!ev.done && ev.value.type !== ConnectionEventType.DELETE) ev = await events.next();
+        expect(ev.value?.type).to.equal(ConnectionEventType.DELETE);
+        expect(ep.monitor.connections()).to.have.length(0);
+      } finally {
+        watching.abort();
+        await events.return?.();
+      }
     });
 
     it("MonitorConnections sees INITIAL_STATE_TRANSFER, UPDATE then DELETE", async () => {
