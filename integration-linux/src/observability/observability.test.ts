@@ -126,6 +126,22 @@ describe("observability of the programs", function () {
     expect(res.status).to.equal(404);
   });
 
+  it("heal events: SIGKILL of the endpoint shows in the client's nsm_heal_events_total", async () => {
+    const { url } = await startRegistry(set);
+    const node = await startNode(set, 1, url);
+    const first = await startEndpoint(set, "nse-a", node.socket, SERVICE);
+    const nsc = set.spawn("cmd-nsc", { NSM_NAME: "nsc-1", NSM_CONNECT_TO: node.socket, NSM_NETWORK_SERVICES: `noop://${SERVICE}`, ...METRICS }, "nsc-1");
+    const nscMetrics = await metricsUrl(nsc);
+    await nsc.waitFor("connected");
+    expect(v(await scrape(nscMetrics), 'nsm_heal_events_total{result="started"}')).to.equal(0);
+    await startEndpoint(set, "nse-b", node.socket, SERVICE);
+    await first.stop("SIGKILL");
+    await nsc.waitFor("connection refreshed", (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-b", 20_000);
+    const m = await scrape(nscMetrics);
+    expect(v(m, 'nsm_heal_events_total{result="started"}')).to.be.at.least(1);
+    expect(v(m, 'nsm_heal_events_total{result="healed"}')).to.be.at.least(1);
+  });
+
   it("SIGUSR1 switches the log to trace, SIGUSR2 back to NSM_LOG_LEVEL", async () => {
     const { registry, url } = await startRegistry(set, { NSM_LOG_LEVEL: "INFO" });
     const list = async (): Promise<void> => {

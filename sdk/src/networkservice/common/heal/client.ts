@@ -66,7 +66,12 @@ export interface HealOptions {
   minRetryDelayMs?: number;
   /** Upper bound of the delay between heal attempts; default 200 ms (upstream's attempt interval). */
   maxRetryDelayMs?: number;
+  /** Told about each heal event (metrics count them): a heal starts, a connection healed, an attempt failed. */
+  onEvent?: (event: HealEvent) => void;
 }
+
+/** What `HealOptions.onEvent` reports. */
+export type HealEvent = "started" | "healed" | "attempt_failed";
 
 /** The heal element plus resource control. */
 export interface HealClient extends NetworkServiceClient {
@@ -152,6 +157,7 @@ class Watch {
     const started = this.clock.now();
     let reselect = why === "dead";
     this.log.warn({ connId: this.factory.id, url: this.url, why, reselect }, `${ELEMENT}: connection lost at the next hop, healing`);
+    this.shared.opts.onEvent?.("started");
     const minMs = this.shared.opts.minRetryDelayMs ?? 50;
     const maxMs = this.shared.opts.maxRetryDelayMs ?? 200;
     let delay = minMs;
@@ -160,6 +166,7 @@ class Watch {
         const out = await this.factory.request({ reselect, signal: this.stopper.signal });
         if (out !== undefined) {
           this.log.info({ connId: this.factory.id, attempt, tookMs: this.clock.now() - started, reselect }, `${ELEMENT}: healed`);
+          this.shared.opts.onEvent?.("healed");
         }
         // Healed (the Request started a new watch and ended this one) or the connection is gone.
         this.end();
@@ -167,6 +174,7 @@ class Watch {
       } catch (err) {
         if (this.stopper.signal.aborted) return;
         this.log.warn({ connId: this.factory.id, attempt, err, retryInMs: delay }, `${ELEMENT}: heal attempt failed`);
+        this.shared.opts.onEvent?.("attempt_failed");
       }
       try {
         await this.clock.sleep(delay, this.stopper.signal);
