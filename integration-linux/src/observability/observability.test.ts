@@ -108,6 +108,7 @@ describe("observability of the programs", function () {
     const r = await scrape(urls.registry);
     expect(v(r, 'nsm_registry_entries{kind="nse"}')).to.equal(2);
     expect(v(r, 'nsm_registry_entries{kind="ns"}')).to.be.at.least(1);
+    expect(v(r, 'nsm_registry_watchers{service="registry.NetworkServiceEndpointRegistry"}'), "the nsmgr's watches").to.be.at.least(1);
     expect(v(r, 'nsm_grpc_server_handled_total{code="OK",method="/registry.NetworkServiceEndpointRegistry/Register"}')).to.be.at.least(2);
 
     // SIGTERM on the client closes the connection along the path.

@@ -85,6 +85,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const requests = new Counter({ name: "nsm_connection_requests_total", help: "NetworkService Requests served, by status code", labelNames: ["code"], registers: [registry] });
   const closes = new Counter({ name: "nsm_connection_closes_total", help: "NetworkService Closes served, by status code", labelNames: ["code"], registers: [registry] });
   const refreshes = new Counter({ name: "nsm_connection_refreshes_total", help: "Successful Requests for a connection this server already had (refresh or heal re-request)", registers: [registry] });
+  const watchers = new Gauge({ name: "nsm_registry_watchers", help: "Open registry Find streams with watch=true, by service", labelNames: ["service"], registers: [registry] });
   const heals = new Counter({ name: "nsm_heal_events_total", help: "Heal events of client chains, by result", labelNames: ["result"], registers: [registry] });
 
   // Live connections by id with their expiry (epoch s, 0 = unknown): a connection that times out without a
@@ -127,6 +128,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     serverStarted.inc({ method });
     const streaming = call.method.methodKind === "server_streaming" || call.method.methodKind === "bidi_streaming";
     if (streaming) serverStreams.inc({ method });
+    // Registry watchers: "/registry.NetworkServiceEndpointRegistry/Find" with watch=true.
+    const watchService = method.endsWith("Registry/Find") && (call.request as { watch?: boolean } | undefined)?.watch === true ? method.split("/")[1] : undefined;
+    if (watchService) watchers.inc({ service: watchService });
     const end = serverLatency.startTimer({ method });
     let err: unknown;
     let res: unknown;
@@ -138,6 +142,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       throw e;
     } finally {
       if (streaming) serverStreams.dec({ method });
+      if (watchService) watchers.dec({ service: watchService });
       else end();
       const code = codeOf(err);
       serverHandled.inc({ method, code });
