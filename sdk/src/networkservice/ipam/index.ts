@@ -3,5 +3,6 @@
  * helpers other elements use (excluded-prefix overlap checks).
  */
 export * as point2pointipam from "./point2pointipam/index.js";
+export * as resourceipam from "./resourceipam/index.js";
 export { AddressPool, createAddressPool, type AddressPair, type Lease } from "./pool.js";
 export { parseCidr, parseAddress, formatCidr, formatAddress, overlaps, contains, type Cidr } from "./cidr.js";

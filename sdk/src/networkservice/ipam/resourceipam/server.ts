@@ -1,0 +1,205 @@
+/**
+ * resourceipam: like point2pointipam, but the addresses come from a subnet of the resource manager
+ * (`nsmts.resources.v1`): each connection gets a Port owned by its connection id with two fixed IPs from the
+ * subnet — the first is the endpoint side (`dst`), the second the client side (`src`), as /32 or /128 — and
+ * the same routes as point2pointipam. Because the port lives in the manager, not in this process, an endpoint
+ * that restarts finds the port by owner and hands the connection the same pair instead of a conflicting one,
+ * and every connection's addresses are visible as ports. The port is deleted on Close and when the first
+ * Request that created it fails.
+ *
+ * Writes: `context.ip_context.{src,dst}_ip_addrs`, `src_routes` (route to dst), `dst_routes` (route to src);
+ * server metadata (the port). Place after `metadata`. Excluded prefixes are not consulted: the subnet is the
+ * manager's to hand out.
+ */
+import { create } from "@bufbuild/protobuf";
+import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
+import { type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
+import { connectionOf } from "../../core/chain.js";
+import type { CallContext } from "../../core/context.js";
+import { MetaKey } from "../../core/metadata.js";
+import type { NetworkServiceElement } from "../../core/types.js";
+import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
+import { Code, fail, isStatusError, StatusError } from "../../../tools/status/index.js";
+
+/** Options of `newServer`. */
+export interface ResourceIpamOptions {
+  /** Channel to the resource manager (cmd-registry serves it). */
+  channel: Channel;
+  /** Id of the subnet to allocate from. */
+  subnetId: string;
+  /**
+   * How errors name the manager, so an operator knows which setting to fix (cmd-endpoint passes
+   * `NSM_IPAM_URL=<url>`); default the channel's URL.
+   */
+  describe?: string;
+  /** Prefix of the port id; the id is this plus the connection id, so two racing creates cannot both succeed. */
+  portIdPrefix?: string;
+  /** Deadline of each call to the manager when the request has none shorter; default 10 s. */
+  callTimeoutMs?: number;
+}
+
+/** The pair a connection holds, as written into its IP context. */
+interface Held {
+  readonly portId: string;
+  readonly dst: string;
+  readonly src: string;
+}
+
+function hostPrefix(address: string): string {
+  return address.includes("/") ? address : `${address}/${address.includes(":") ? 128 : 32}`;
+}
+
+function addUnique(list: string[], v: string): void {
+  if (!list.includes(v)) list.push(v);
+}
+
+function addRoute(routes: IPContext["srcRoutes"], prefix: string): void {
+  if (!routes.some((r) => r.prefix === prefix)) routes.push(create(RouteSchema, { prefix }));
+}
+
+function apply(ip: IPContext, h: Held): void {
+  addUnique(ip.srcIpAddrs, h.src);
+  addUnique(ip.dstIpAddrs, h.dst);
+  addRoute(ip.srcRoutes, h.dst);
+  addRoute(ip.dstRoutes, h.src);
+}
+
+function remove(ip: IPContext, h: Held): void {
+  ip.srcIpAddrs = ip.srcIpAddrs.filter((a) => a !== h.src);
+  ip.dstIpAddrs = ip.dstIpAddrs.filter((a) => a !== h.dst);
+  ip.srcRoutes = ip.srcRoutes.filter((r) => r.prefix !== h.dst);
+  ip.dstRoutes = ip.dstRoutes.filter((r) => r.prefix !== h.src);
+}
+
+/** Creates the resource-manager IPAM server element. */
+export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
+  const ports = createClient(PortManager, opts.channel);
+  const subnets = createClient(SubnetManager, opts.channel);
+  const describe = opts.describe ?? opts.channel.url;
+  const prefix = opts.portIdPrefix ?? "nsm-conn-";
+  const timeoutMs = opts.callTimeoutMs ?? 10_000;
+  const heldKey = new MetaKey<Held>("resourceipam.port");
+  let subnet: Subnet | undefined;
+
+  const callOpts = (ctx: CallContext): CallOptions => ({
+    signal: ctx.signal,
+    timeoutMs,
+    ...(ctx.deadline === undefined ? {} : { deadline: ctx.deadline }),
+  });
+
+  /** Runs one call to the manager, turning "cannot reach it" into an Unavailable that names where it was looked for. */
+  async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isStatusError(err) && (err.code === Code.Unavailable || err.code === Code.DeadlineExceeded)) {
+        fail(Code.Unavailable, `resourceipam: the resource manager at ${describe} cannot be reached (${what}): ${err.message}`, err);
+      }
+      if (isStatusError(err)) throw new StatusError(err.code, `resourceipam: ${what} at ${describe}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async function theSubnet(ctx: CallContext): Promise<Subnet> {
+    subnet ??= await call(`get subnet "${opts.subnetId}"`, () => subnets.getSubnet({ id: opts.subnetId }, callOpts(ctx)));
+    return subnet;
+  }
+
+  function heldOf(p: Port): Held {
+    const [dst, src] = p.fixedIps.filter((f) => f.subnetId === opts.subnetId);
+    if (dst === undefined || src === undefined) {
+      fail(Code.Internal, `resourceipam: port "${p.id}" of connection "${p.owner}" has fewer than two addresses in subnet "${opts.subnetId}"`);
+    }
+    return { portId: p.id, dst: hostPrefix(dst.ipAddress), src: hostPrefix(src.ipAddress) };
+  }
+
+  /** The port this connection already holds in the manager (from before a restart), if any. */
+  async function findPort(ctx: CallContext, connId: string): Promise<Port | undefined> {
+    const list = await call(`list ports of connection "${connId}"`, () =>
+      ports.listPorts({ owner: connId, subnetId: opts.subnetId, pageSize: 10 }, callOpts(ctx)),
+    );
+    return list.items[0];
+  }
+
+  async function createPort(ctx: CallContext, connId: string): Promise<Port> {
+    const s = await theSubnet(ctx);
+    const fixedIps = [{ subnetId: s.id }, { subnetId: s.id }];
+    try {
+      return await call(`create port for connection "${connId}" in subnet "${s.id}"`, () =>
+        ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps }, callOpts(ctx)),
+      );
+    } catch (err) {
+      // A concurrent request for the same connection won the create; its port is ours too.
+      if (isStatusError(err, Code.AlreadyExists)) {
+        const p = await findPort(ctx, connId);
+        if (p !== undefined) return p;
+      }
+      throw err;
+    }
+  }
+
+  async function deletePort(ctx: CallContext, portId: string): Promise<void> {
+    try {
+      await call(`delete port "${portId}"`, () => ports.deletePort({ id: portId }, callOpts(ctx)));
+    } catch (err) {
+      if (!isStatusError(err, Code.NotFound)) throw err;
+    }
+  }
+
+  return {
+    name: "resourceipam",
+    async request(ctx, req, next) {
+      const conn = connectionOf(req);
+      conn.context ??= create(ConnectionContextSchema);
+      conn.context.ipContext ??= create(IPContextSchema);
+      const ip = conn.context.ipContext;
+      const md = ctx.metadata.server;
+
+      let held = md.get(heldKey);
+      let created = false;
+      if (held === undefined) {
+        let port = await findPort(ctx, conn.id);
+        if (port === undefined) {
+          port = await createPort(ctx, conn.id);
+          created = true;
+        } else {
+          ctx.log.info({ connId: conn.id, port: port.id }, "resourceipam: reusing the connection's port from the resource manager");
+        }
+        try {
+          held = heldOf(port);
+        } catch (err) {
+          if (created) await deletePort(ctx, port.id).catch(() => undefined);
+          throw err;
+        }
+        md.set(heldKey, held);
+      }
+      apply(ip, held);
+      try {
+        return await next.request(ctx, req);
+      } catch (err) {
+        if (created) {
+          md.delete(heldKey);
+          remove(ip, held);
+          await deletePort(ctx, held.portId).catch((e: unknown) =>
+            ctx.log.warn({ err: e, connId: conn.id, port: held?.portId }, "resourceipam: could not delete the port of a failed request"),
+          );
+        }
+        throw err;
+      }
+    },
+    async close(ctx, conn, next) {
+      try {
+        await next.close(ctx, conn);
+      } finally {
+        const held = ctx.metadata.server.delete(heldKey);
+        // After a restart this process has no metadata for the connection; its port is found by owner.
+        const portId = held?.portId ?? (await findPort(ctx, conn.id).catch(() => undefined))?.id;
+        if (portId !== undefined) {
+          await deletePort(ctx, portId).catch((e: unknown) =>
+            ctx.log.warn({ err: e, connId: conn.id, port: portId }, "resourceipam: could not delete the port of a closed connection"),
+          );
+        }
+      }
+    },
+  };
+}
