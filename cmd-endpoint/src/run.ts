@@ -1,8 +1,9 @@
 /**
  * cmd-endpoint's wiring (an ICMP-responder style NSE): identity → the standard endpoint chain with
- * point-to-point IPAM from NSM_CIDR_PREFIX and the mechanisms it accepts → listen (NSM_LISTEN_ON, or a unix
- * socket in a new temp directory) → register the endpoint (and, with NSM_REGISTER_SERVICE, its services) at
- * NSM_CONNECT_TO, kept fresh → health SERVING → wait for the abort signal → unregister, drain, clean up.
+ * point-to-point IPAM from NSM_CIDR_PREFIX (or, with NSM_IPAM_URL + NSM_SUBNET, from a subnet of the resource
+ * manager) and the mechanisms it accepts → listen (NSM_LISTEN_ON, or a unix socket in a new temp directory) →
+ * register the endpoint (and, with NSM_REGISTER_SERVICE, its services) at NSM_CONNECT_TO, kept fresh → health
+ * SERVING → wait for the abort signal → unregister, drain, clean up.
  */
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -99,9 +100,6 @@ function idleTimer(timeoutMs: number, log: Logger): { signal: AbortSignal; count
 /** Runs cmd-endpoint until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  if (cfg.ipamUrl !== undefined) {
-    throw new Error("cmd-endpoint: NSM_IPAM_URL/NSM_SUBNET (addresses from the resource manager) are not supported yet; use NSM_CIDR_PREFIX");
-  }
 
   const id = await programIdentity("cmd-endpoint", cfg, log);
   const idle = idleTimer(cfg.idleTimeout, log);
@@ -118,6 +116,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   // Registration stops at SIGTERM too, so a missing nsmgr cannot hold the shutdown for the retry budget.
   const regCtx = (): CallContext => CallContext.create({ log, signal: AbortSignal.any([ctx.signal, lifetime.signal]) });
   let registered: NetworkServiceEndpoint | undefined;
+  // NSM_IPAM_URL + NSM_SUBNET: addresses live as ports in the resource manager, so they survive a restart.
+  const ipamChannel = cfg.ipamUrl === undefined ? undefined : dial(cfg.ipamUrl, { ...id.dialOptions, interceptors: obs.clientInterceptors });
   try {
     const ep = endpoint({
       name: cfg.name,
@@ -125,7 +125,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       insecure: id.insecure,
       log,
       additional: [
-        ipam.point2pointipam.newServer(ipam.createAddressPool(cfg.cidrPrefix)),
+        ipamChannel !== undefined && cfg.subnet !== undefined
+          ? ipam.resourceipam.newServer({ channel: ipamChannel, subnetId: cfg.subnet, describe: `NSM_IPAM_URL=${cfg.ipamUrl} (NSM_SUBNET=${cfg.subnet})` })
+          : ipam.point2pointipam.newServer(ipam.createAddressPool(cfg.cidrPrefix)),
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
         mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
         connectionLog(log, idle.count),
@@ -168,7 +170,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         registry: cfg.connectTo,
         services: cfg.serviceNames,
         labels: cfg.labels,
-        cidrPrefix: cfg.cidrPrefix,
+        ...(ipamChannel === undefined ? { cidrPrefix: cfg.cidrPrefix } : { ipamUrl: cfg.ipamUrl, subnet: cfg.subnet }),
         expires: registered.expirationTime ? new Date(Number(registered.expirationTime.seconds) * 1000).toISOString() : undefined,
         spiffeId: id.identity.spiffeId,
       },
@@ -196,6 +198,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     lifetime.abort();
     await server.close();
     registryChannel.close();
+    ipamChannel?.close();
     await obs.close();
     if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
   }
