@@ -20,7 +20,10 @@ import { programIdentity } from "./identity.js";
  * The data-plane elements of NSM_FORWARDER_MECHANISM. KERNEL checks the privileges first (failing the start with
  * a message that says what is missing), then removes links a previous instance of this forwarder left behind.
  */
-async function dataPlaneOf(cfg: Config, ctx: RunContext): Promise<Pick<ForwarderOptions, "mechanisms" | "clientMechanisms">> {
+async function dataPlaneOf(
+  cfg: Config,
+  ctx: RunContext,
+): Promise<Pick<ForwarderOptions, "mechanisms" | "clientMechanisms"> & { xconnects?: ReadonlySet<string> }> {
   if (cfg.forwarderMechanism === "NOOP") return {};
   try {
     await checkKernelCapable();
@@ -36,15 +39,16 @@ async function dataPlaneOf(cfg: Config, ctx: RunContext): Promise<Pick<Forwarder
     log: ctx.log,
   });
   if (cfg.tunnelIp === undefined) ctx.log.warn("NSM_TUNNEL_IP is unset: KERNEL serves local connections only (no VXLAN to other nodes)");
-  return { mechanisms: kernel.mechanisms, clientMechanisms: kernel.clientMechanisms };
+  return { mechanisms: kernel.mechanisms, clientMechanisms: kernel.clientMechanisms, xconnects: kernel.xconnects };
 }
 
 /** Runs cmd-forwarder until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  const dataPlane = await dataPlaneOf(cfg, ctx);
+  const { xconnects, ...dataPlane } = await dataPlaneOf(cfg, ctx);
   const id = await programIdentity("cmd-forwarder", cfg, log);
   const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
+  if (xconnects) obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);
   const server = createServer({ ...id.serverOptions, logger: log, interceptors: obs.serverInterceptors });
   server.health.set("", "NOT_SERVING");
   let tempDir: string | undefined;

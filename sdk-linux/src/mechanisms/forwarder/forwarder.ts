@@ -59,6 +59,8 @@ export interface KernelForwarder {
   readonly dataplane: KernelDataplane;
   /** The VNIs currently in use by this forwarder's connections. */
   readonly vnis: ReadonlySet<number>;
+  /** Ids of the connections whose interfaces are programmed now (for the data-plane interfaces gauge). */
+  readonly xconnects: ReadonlySet<string>;
 }
 
 interface XState {
@@ -123,6 +125,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
   };
   const dp = new KernelDataplane(ops, exec, opts.owner, own, log, opts.remoteJoin ?? "bridge");
   const vnis = new Set<number>();
+  const xconnects = new Set<string>();
   const defaultPort = opts.vxlanPort ?? DEFAULT_VXLAN_PORT;
   const tunnelIp = opts.tunnelIp;
   if (tunnelIp !== undefined && isIP(tunnelIp) === 0) fail(Code.InvalidArgument, `kernel forwarder: tunnel IP ${JSON.stringify(tunnelIp)} is not an IP address`);
@@ -217,6 +220,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         if (mtu !== undefined) clampMtu(out, mtu);
         const ctxMtu = out.context?.MTU || undefined;
         st.applied = await dp.program({ connectionId: id, server: leg, client: cl, context: out.context, mtu: ctxMtu }, st.applied);
+        xconnects.add(id);
         setMetric(out, MetricsKey.SERVER_INTERFACE, metricOf(leg, st.applied));
         setMetric(out, MetricsKey.CLIENT_INTERFACE, metricOf(cl, st.applied));
         return out;
@@ -228,6 +232,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
           await next.close(ctx, out).catch((ce: unknown) => ctx.log.warn({ err: ce, connId: id }, "kernel xconnect: closing the next hop after a failure failed"));
           releaseVni(st);
           st.applied = undefined;
+          xconnects.delete(id);
         }
         throw e;
       }
@@ -251,6 +256,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         failure ??= err;
       } finally {
         releaseVni(st);
+        xconnects.delete(conn.id);
         ctx.metadata.server.delete(stateKey);
       }
       if (failure !== undefined) throw failure;
@@ -279,5 +285,5 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
 
   const elements: Record<string, NetworkServiceElement> = { [MechanismType.KERNEL]: server("KERNEL") };
   if (tunnelIp !== undefined) elements[MechanismType.VXLAN] = server("VXLAN");
-  return { mechanisms: elements, clientMechanisms: [client], dataplane: dp, vnis };
+  return { mechanisms: elements, clientMechanisms: [client], dataplane: dp, vnis, xconnects };
 }

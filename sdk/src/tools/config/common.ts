@@ -14,7 +14,7 @@ export interface CommonVarsOptions {
 }
 
 /** Upstream's default OpenTelemetry collector address. */
-export const DEFAULT_OPEN_TELEMETRY_ENDPOINT = "otel-collector.observability.svc.cluster.local:4317";
+export const DEFAULT_OPEN_TELEMETRY_ENDPOINT = "otel-collector.observability.svc.cluster.local:4318";
 
 /**
  * The common table entries: name, log level, token lifetime, certificate files, metrics and tracing. Spread
@@ -69,7 +69,7 @@ export function commonVars(opts: CommonVarsOptions) {
     },
     openTelemetryEndpoint: {
       name: "NSM_OPEN_TELEMETRY_ENDPOINT",
-      description: "OTLP/gRPC collector host:port for traces when TELEMETRY=true",
+      description: "OTLP/HTTP collector host:port for traces when TELEMETRY=true (sent to http://host:port/v1/traces)",
       default: DEFAULT_OPEN_TELEMETRY_ENDPOINT,
       parse: hostPort,
     },

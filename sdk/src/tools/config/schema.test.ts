@@ -92,7 +92,7 @@ describe("tools/config defineConfig", () => {
       logLevel: "info",
       maxTokenLifetime: 600_000,
       telemetry: false,
-      openTelemetryEndpoint: "otel-collector.observability.svc.cluster.local:4317",
+      openTelemetryEndpoint: "otel-collector.observability.svc.cluster.local:4318",
       tlsCertFile: undefined,
       metricsListenOn: undefined,
     });
