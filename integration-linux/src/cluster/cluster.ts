@@ -1,0 +1,90 @@
+/**
+ * Helpers for the end-to-end kernel acceptance tests: the real programs as processes, each either on the host or
+ * inside a network namespace the test created (`ip netns exec <ns> node …`, which execs, so the pid we hold is the
+ * program itself and `/proc/<pid>/ns/net` names its namespace), plus polling of `ip -j` state with a deadline.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { runCommand } from "@nsm-ts/sdk-linux";
+import { type ProgramName, Program, repoRoot } from "../programs/harness.js";
+
+/** Variables the programs read that must not leak in from the test runner's environment. */
+function cleanEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (k.startsWith("NSM_") || ["NODE_NAME", "POD_NAME", "CLUSTER_NAME", "TELEMETRY"].includes(k)) delete env[k];
+  }
+  return { ...env, NSM_LOG_LEVEL: "INFO", ...vars };
+}
+
+/** Programs started by one test, each optionally inside a named netns; `killAll` in afterEach. */
+export class Processes {
+  readonly all: Program[] = [];
+
+  /** Spawns `program` with `vars`, inside named netns `ns` when given. */
+  spawn(program: ProgramName, vars: Record<string, string>, name: string, ns?: string): Program {
+    const bin = join(repoRoot, program, "bin", `${program}.js`);
+    const [cmd, argv] = ns === undefined ? [process.execPath, [bin]] : ["ip", ["netns", "exec", ns, process.execPath, bin]];
+    const child = spawn(cmd, argv, { env: cleanEnv(vars), stdio: ["ignore", "pipe", "pipe"] });
+    const p = new Program(name, child);
+    this.all.push(p);
+    return p;
+  }
+
+  /** Spawns and waits for `readyMsg`. */
+  async start(program: ProgramName, vars: Record<string, string>, readyMsg: string, name: string, ns?: string, timeoutMs = 30_000): Promise<Program> {
+    const p = this.spawn(program, vars, name, ns);
+    await p.waitFor(readyMsg, () => true, timeoutMs);
+    return p;
+  }
+
+  /** SIGKILLs everything still running and waits for the exits. */
+  async killAll(): Promise<void> {
+    await Promise.all(this.all.map((p) => p.stop("SIGKILL")));
+    this.all.length = 0;
+  }
+}
+
+/** One link as `ip -j addr` reports it (the fields the tests read). */
+export interface LinkInfo {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  operstate: string;
+  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+/** Every link in named netns `ns` (or the host's when undefined), loopback excluded. */
+export async function links(ns?: string): Promise<LinkInfo[]> {
+  const r = await runCommand(ns === undefined ? ["ip", "-j", "addr", "show"] : ["ip", "-n", ns, "-j", "addr", "show"]);
+  if (r.code !== 0) throw new Error(`ip addr show in ${ns ?? "host"}: ${r.stderr}`);
+  return (JSON.parse(r.stdout || "[]") as LinkInfo[]).filter((l) => l.ifname !== "lo");
+}
+
+/** Polls `probe` every `intervalMs` until it returns a value other than undefined; throws `what` after `timeoutMs`. */
+export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** `ping -c1 -W1 <addr>` inside named netns `ns`; true when a reply came back. */
+export async function pingFrom(ns: string, addr: string): Promise<boolean> {
+  const r = await runCommand(["ip", "netns", "exec", ns, "ping", "-c1", "-W1", "-n", addr]);
+  return r.code === 0;
+}
+
+/** An address without its prefix length. */
+export function bare(cidr: string): string {
+  return cidr.split("/")[0] ?? cidr;
+}
+
+/** Runs `ip <args>` and throws on failure. */
+export async function ip(...args: string[]): Promise<void> {
+  const r = await runCommand(["ip", ...args]);
+  if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.trim()}`);
+}
