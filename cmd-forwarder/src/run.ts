@@ -14,7 +14,7 @@ import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
 import type { Config } from "./config.js";
-import { programIdentity } from "./identity.js";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 
 /**
  * The data-plane elements of NSM_FORWARDER_MECHANISM. KERNEL checks the privileges first (failing the start with

@@ -23,7 +23,7 @@ import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createClient, dial } from "@nsm-ts/sdk/tools/grpc";
 import { tokenMetadata } from "@nsm-ts/sdk/tools/token";
 import type { CliConfig } from "./cli-config.js";
-import { programIdentity } from "./identity.js";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { summarize } from "./summary.js";
 
 /** The subcommands. */

@@ -11,7 +11,7 @@ import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/con
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import type { Config } from "./config.js";
-import { programIdentity } from "./identity.js";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { summarize } from "./summary.js";
 
 /** The mechanism to offer for one NSM_NETWORK_SERVICES entry (the config table admits KERNEL and NOOP only). */

@@ -12,7 +12,7 @@ import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer, parseUrl } from "@nsm-ts/sdk/tools/grpc";
 import type { Config } from "./config.js";
-import { programIdentity } from "./identity.js";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 
 /** A non-loopback IPv4 address of this machine, for publishing a tcp URL bound to all interfaces. */
 function hostAddress(): string {

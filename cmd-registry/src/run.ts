@@ -18,29 +18,8 @@ import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/sdk/resources";
-import { devIdentity, loadIdentity, type Identity } from "@nsm-ts/sdk/tools/identity";
-import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import type { Config } from "./config.js";
-
-/** The dev-mode identity name: NSM_NAME reduced to the SPIFFE path alphabet. */
-function devName(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+$/, "registry") || "registry";
-}
-
-async function identityOf(cfg: Config, ctx: RunContext): Promise<Identity> {
-  if (cfg.tlsCertFile !== undefined && cfg.tlsKeyFile !== undefined) {
-    return loadIdentity({
-      certFile: cfg.tlsCertFile,
-      keyFile: cfg.tlsKeyFile,
-      ...(cfg.tlsCaFile === undefined ? {} : { caFile: cfg.tlsCaFile }),
-    });
-  }
-  ctx.log.warn(
-    "insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
-      "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
-  );
-  return devIdentity(devName(cfg.name));
-}
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
   if (cfg.registryStore.kind === "etcd") {
@@ -55,8 +34,11 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  const identity = await identityOf(cfg, ctx);
-  const tokenGenerator = createTokenGenerator(identity, { maxTokenLifetimeMs: cfg.maxTokenLifetime });
+  const { identity, tokenGenerator, serverOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
+    devWarning:
+      "insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
+      "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
+  });
   const stores = storesOf(cfg, ctx);
   // The resource managers (IPs, MACs, ports, …) share the registry's store kind; etcd keys live under their own prefix.
   const resourceStore =
@@ -69,7 +51,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     [{ kind: "nse" }, await countEntries(stores.nse, NetworkServiceEndpointSchema)],
   ], ["kind"]);
   const server = createServer({
-    ...(identity.tls === undefined ? {} : { tls: identity.tls }),
+    ...serverOptions,
     logger: ctx.log,
     interceptors: obs.serverInterceptors,
   });

@@ -1,11 +1,11 @@
 /**
- * Who this program is: the certificate files of NSM_TLS_*, or the explicit insecure dev mode (an ephemeral key,
+ * Program wiring shared by the `cmd-*` programs. Who this program is: the certificate files of NSM_TLS_*, or the explicit insecure dev mode (an ephemeral key,
  * announced by one warning line at start), and everything built from it (token generator, server TLS, dial TLS).
  */
-import type { Logger } from "@nsm-ts/sdk/tools/log";
-import type { DialOptions, ServerOptions } from "@nsm-ts/sdk/tools/grpc";
-import { devIdentity, loadIdentity, type Identity } from "@nsm-ts/sdk/tools/identity";
-import { createTokenGenerator, type TokenGenerator } from "@nsm-ts/sdk/tools/token";
+import type { Logger } from "../log/index.js";
+import type { DialOptions, ServerOptions } from "../grpc/index.js";
+import { devIdentity, loadIdentity, type Identity } from "../identity/index.js";
+import { createTokenGenerator, type TokenGenerator } from "../token/index.js";
 
 /** The identity settings every program's table has (commonVars). */
 export interface IdentityConfig {
@@ -39,8 +39,19 @@ function devName(name: string, program: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+$/, program) || program;
 }
 
+/** Options of `programIdentity`. */
+export interface ProgramIdentityOptions {
+  /** The one-line dev-mode warning; default says that gRPC is plain text and signatures are not verified. */
+  devWarning?: string;
+}
+
 /** Loads the certificate identity, or creates the dev-mode one after warning on one line. */
-export async function programIdentity(program: string, cfg: IdentityConfig, log: Logger): Promise<ProgramIdentity> {
+export async function programIdentity(
+  program: string,
+  cfg: IdentityConfig,
+  log: Logger,
+  opts: ProgramIdentityOptions = {},
+): Promise<ProgramIdentity> {
   let identity: Identity;
   if (cfg.tlsCertFile !== undefined && cfg.tlsKeyFile !== undefined) {
     identity = await loadIdentity({
@@ -50,7 +61,8 @@ export async function programIdentity(program: string, cfg: IdentityConfig, log:
     });
   } else {
     log.warn(
-      `insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so ${program} uses plain-text gRPC and peers' token signatures are not verified; never run it like this in production`,
+      opts.devWarning ??
+        `insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so ${program} uses plain-text gRPC and peers' token signatures are not verified; never run it like this in production`,
     );
     identity = await devIdentity(devName(cfg.name, program));
   }
