@@ -34,7 +34,7 @@ import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
-import { programIdentity } from "./identity.js";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 
 /** The addresses of a connection, as log fields. */
 function addressesOf(conn: Connection): { src: string[]; dst: string[] } {
