@@ -72,3 +72,21 @@ export function toStatusError(err: unknown, prefix = ""): StatusError {
   }
   return new StatusError(Code.Internal, `${p}${String(err)}`, { cause: err });
 }
+
+/** Codes that describe the request itself: sending the same call again cannot help. */
+const FINAL_CODES: ReadonlySet<number> = new Set([
+  Code.InvalidArgument,
+  Code.PermissionDenied,
+  Code.Unauthenticated,
+  Code.NotFound,
+  Code.AlreadyExists,
+  Code.FailedPrecondition,
+  Code.OutOfRange,
+  Code.Unimplemented,
+  Code.Canceled,
+]);
+
+/** True when trying the same call again could succeed (Unavailable, DeadlineExceeded, Internal, …). */
+export function isRetryable(err: unknown): boolean {
+  return !FINAL_CODES.has(toStatusError(err).code);
+}

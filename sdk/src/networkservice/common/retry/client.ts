@@ -14,7 +14,10 @@ import { clone } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { CallContext } from "../../core/context.js";
 import type { NetworkServiceClient } from "../../core/types.js";
-import { Code, toStatusError } from "../../../tools/status/index.js";
+import { isRetryable } from "../../../tools/status/index.js";
+
+/** Re-exported: the retry decision is shared by every client that retries. */
+export { isRetryable };
 
 const ELEMENT = "retry";
 
@@ -26,23 +29,6 @@ export interface RetryOptions {
   tryTimeoutMs?: number;
 }
 
-/** Codes that describe the request itself: trying again cannot help. */
-const FINAL: ReadonlySet<number> = new Set([
-  Code.InvalidArgument,
-  Code.PermissionDenied,
-  Code.Unauthenticated,
-  Code.NotFound,
-  Code.AlreadyExists,
-  Code.FailedPrecondition,
-  Code.OutOfRange,
-  Code.Unimplemented,
-  Code.Canceled,
-]);
-
-/** True when trying the same call again could succeed. */
-export function isRetryable(err: unknown): boolean {
-  return !FINAL.has(toStatusError(err).code);
-}
 
 /** Whether one more attempt after `intervalMs` still fits the call's deadline and the retry budget. */
 function mayRetry(ctx: CallContext, err: unknown, startedAt: number, intervalMs: number, tryTimeoutMs: number): boolean {

@@ -5,7 +5,10 @@
  * retried only until it has delivered its first result. Place after `begin`.
  */
 import type { CallContext } from "../../../networkservice/core/context.js";
-import { Code, toStatusError } from "../../../tools/status/index.js";
+import { isRetryable } from "../../../tools/status/index.js";
+
+/** Re-exported: the retry decision is shared by every client that retries. */
+export { isRetryable };
 import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
 
 /** Options of `retry.newClient`. */
@@ -16,22 +19,6 @@ export interface RetryOptions {
   tryTimeoutMs?: number;
 }
 
-const FINAL: ReadonlySet<number> = new Set([
-  Code.InvalidArgument,
-  Code.PermissionDenied,
-  Code.Unauthenticated,
-  Code.NotFound,
-  Code.AlreadyExists,
-  Code.FailedPrecondition,
-  Code.OutOfRange,
-  Code.Unimplemented,
-  Code.Canceled,
-]);
-
-/** True when trying again could succeed. */
-export function isRetryable(err: unknown): boolean {
-  return !FINAL.has(toStatusError(err).code);
-}
 
 /** Creates the client element (see the header comment). */
 export function newClient<T extends RegistryEntry>(opts: RetryOptions = {}): RegistryElement<T> {
