@@ -56,15 +56,19 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
         "nsmgr-1",
         ns.node,
       ),
-      procs.start(
-        "cmd-forwarder",
-        { NSM_NAME: "forwarder-1", NSM_CONNECT_TO: nodeSocket, NSM_LISTEN_ON: `unix://${join(dir, "forwarder.sock")}`, NSM_FORWARDER_MECHANISM: "KERNEL" },
-        "cmd-forwarder serving",
-        "forwarder-1",
-        ns.node,
-      ),
+      startForwarder(),
     ]);
   });
+
+  function startForwarder(): Promise<Program> {
+    return procs.start(
+      "cmd-forwarder",
+      { NSM_NAME: "forwarder-1", NSM_CONNECT_TO: nodeSocket, NSM_LISTEN_ON: `unix://${join(dir, "forwarder.sock")}`, NSM_FORWARDER_MECHANISM: "KERNEL" },
+      "cmd-forwarder serving",
+      "forwarder-1",
+      ns.node,
+    );
+  }
 
   afterEach(async function () {
     await procs?.killAll();
@@ -159,6 +163,38 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     const clientIfs = (await links(ns.a)).filter((l) => l.ifname === IFNAME);
     expect(clientIfs, "exactly one client interface").to.have.length(1);
     expect(await links(ns.b), "exactly one interface in pod B").to.have.length(1);
+
+    await nsc.stop("SIGTERM");
+    await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
+  });
+
+  it("after the forwarder is SIGKILLed and restarted, no duplicate interfaces and ping works again", async function () {
+    await startEndpoint("nse-1");
+    const nsc = startClient();
+    const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
+    const dst = bare(conn.dstIpAddrs[0] ?? "");
+    await waitUntil(`ping ${dst}`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000);
+    const forwarder = procs.all.find((p) => p.name === "forwarder-1");
+    if (forwarder === undefined) throw new Error("no forwarder");
+    const ifindexBefore = (await linkIn(ns.a))?.ifindex;
+    const refreshesBefore = nsc.records.filter((r) => r.msg === "connection refreshed").length;
+
+    await forwarder.stop("SIGKILL");
+    const killedAt = Date.now();
+    await startForwarder();
+    // The client notices (monitor stream / failed refresh) and heals through the new forwarder instance.
+    await nsc.waitFor("connection refreshed", () => nsc.records.filter((r) => r.msg === "connection refreshed").length > refreshesBefore, 60_000);
+    const healed = connOf([...nsc.records].reverse().find((r) => r.msg === "connection refreshed") as LogRecord);
+    const d = bare(healed.dstIpAddrs[0] ?? "");
+    const okAt = await waitUntil(`ping ${d} after the forwarder restart`, async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined), 30_000);
+    process.stdout.write(`      forwarder kill -9 → restart → first successful ping ${okAt - killedAt} ms; client interface ${
+        (await linkIn(ns.a))?.ifindex === ifindexBefore ? "adopted (same ifindex)" : "replaced"
+      }\n`);
+
+    const inA = await links(ns.a);
+    expect(inA.map((l) => l.ifname), "pod A: exactly the one client interface").to.deep.equal([IFNAME]);
+    expect(await links(ns.b), "pod B: exactly one interface").to.have.length(1);
+    expect(await links(ns.node), "node netns: no leftovers of the killed forwarder").to.deep.equal([]);
 
     await nsc.stop("SIGTERM");
     await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
