@@ -10,7 +10,8 @@ import { Code, isStatusError } from "../../../tools/status/index.js";
 import { resourceipam } from "../index.js";
 
 const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
-const request = (id: string) => create(NetworkServiceRequestSchema, { connection: { id } });
+const request = (id: string, excluded: string[] = []) =>
+  create(NetworkServiceRequestSchema, { connection: { id, context: { ipContext: { excludedPrefixes: excluded } } } });
 const refresh = (c: Connection) => create(NetworkServiceRequestSchema, { connection: c });
 const ip = (c: Connection) => {
   const x = c.context?.ipContext;
@@ -60,6 +61,16 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
       ["c1", ["198.51.100.2", "198.51.100.3"]],
       ["c2", ["198.51.100.4", "198.51.100.5"]],
     ]);
+  });
+
+  it("gives two racing first requests of one connection the same single port", async () => {
+    const a = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
+    const b = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
+    const [x, y] = await Promise.all([a.request(CallContext.create(), request("c1")), b.request(CallContext.create(), request("c1"))]);
+    expect(ip(x)).to.deep.equal(ip(y));
+    expect(await listPorts()).to.have.length(1);
+    const ips = await createClient(IpAddressManager, channel).listIpAddresses({ subnetId: "s1" });
+    expect(ips.items).to.have.length(2);
   });
 
   it("hands out /128 pairs from an IPv6 subnet", async () => {
@@ -129,6 +140,38 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
     expect(await listPorts()).to.have.length(2);
     const ips = await createClient(IpAddressManager, channel).listIpAddresses({ subnetId: "s1" });
     expect(ips.items).to.have.length(4);
+  });
+
+  it("avoids excluded prefixes by asking for specific free addresses", async () => {
+    const h = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
+    await h.request(CallContext.create(), request("c0")); // takes .2 and .3
+    const c = await h.request(CallContext.create(), request("c1", ["198.51.100.4/32", "203.0.113.0/24"]));
+    expect(ip(c)).to.deep.include({ dst: ["198.51.100.5/32"], src: ["198.51.100.6/32"] });
+    expect((await listPorts()).map((p) => p.fixedIps.map((f) => f.ipAddress))).to.deep.equal([
+      ["198.51.100.2", "198.51.100.3"],
+      ["198.51.100.5", "198.51.100.6"],
+    ]);
+    const err = await outcome(h.request(CallContext.create(), request("c2", ["198.51.100.5/32"])));
+    expect(isStatusError(err, Code.ResourceExhausted), String(err)).to.equal(true);
+    expect((err as Error).message).to.include("outside the excluded prefixes");
+    const bad = await outcome(h.request(CallContext.create(), request("c3", ["not-a-prefix"])));
+    expect(isStatusError(bad, Code.InvalidArgument)).to.equal(true);
+  });
+
+  it("moves a connection whose pair became excluded to a new pair on refresh, also after a restart", async () => {
+    const ctx = CallContext.create();
+    const h = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
+    const first = await h.request(ctx, request("c1"));
+    first.context?.ipContext?.excludedPrefixes.push("198.51.100.2/32");
+    const moved = await h.request(ctx, refresh(first));
+    expect(ip(moved)).to.deep.equal({ dst: ["198.51.100.3/32"], src: ["198.51.100.4/32"], srcRoutes: ["198.51.100.3/32"], dstRoutes: ["198.51.100.4/32"] });
+    expect((await listPorts()).map((p) => p.fixedIps.map((f) => f.ipAddress))).to.deep.equal([["198.51.100.3", "198.51.100.4"]]);
+
+    moved.context?.ipContext?.excludedPrefixes.push("198.51.100.4/32");
+    const restarted = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
+    const again = await restarted.request(CallContext.create(), refresh(moved));
+    expect(ip(again)).to.deep.equal({ dst: ["198.51.100.3/32"], src: ["198.51.100.5/32"], srcRoutes: ["198.51.100.3/32"], dstRoutes: ["198.51.100.5/32"] });
+    expect(await listPorts()).to.have.length(1);
   });
 
   it("fails with NotFound naming the subnet when it does not exist", async () => {

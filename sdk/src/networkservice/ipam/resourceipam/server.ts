@@ -8,18 +8,21 @@
  * Request that created it fails.
  *
  * Writes: `context.ip_context.{src,dst}_ip_addrs`, `src_routes` (route to dst), `dst_routes` (route to src);
- * server metadata (the port). Place after `metadata`. Excluded prefixes are not consulted: the subnet is the
- * manager's to hand out.
+ * server metadata (the port). Place after `metadata` (and after `excludedprefixes`). A pair overlapping the
+ * request's `ip_context.excluded_prefixes` is not handed out: when the exclusions touch the subnet, the element
+ * lists the subnet's taken addresses and asks for two specific free ones outside them; a held pair that has
+ * become excluded is replaced on refresh.
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
-import { type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
+import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
 import { connectionOf } from "../../core/chain.js";
 import type { CallContext } from "../../core/context.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
 import { Code, fail, isStatusError, StatusError } from "../../../tools/status/index.js";
+import { type Cidr, formatAddress, overlaps, parseAddress, parseCidr } from "../cidr.js";
 
 /** Options of `newServer`. */
 export interface ResourceIpamOptions {
@@ -71,10 +74,61 @@ function remove(ip: IPContext, h: Held): void {
   ip.dstRoutes = ip.dstRoutes.filter((r) => r.prefix !== h.src);
 }
 
+function parseExcluded(excluded: readonly string[]): Cidr[] {
+  return excluded.map((e) => {
+    try {
+      return parseCidr(e);
+    } catch {
+      return fail(Code.InvalidArgument, `resourceipam: invalid prefix "${e}" in ip_context.excluded_prefixes`);
+    }
+  });
+}
+
+function isExcluded(h: Held, ex: readonly Cidr[]): boolean {
+  return ex.some((e) => overlaps(e, parseCidr(h.dst)) || overlaps(e, parseCidr(h.src)));
+}
+
+/**
+ * The two lowest addresses of the subnet's pools that are neither taken, reserved (network, IPv4 broadcast,
+ * gateway) nor inside `ex`; undefined when there are not two.
+ */
+function freePair(s: Subnet, taken: ReadonlySet<bigint>, ex: readonly Cidr[]): [string, string] | undefined {
+  const cidr = parseCidr(s.cidr);
+  const width = cidr.family === 4 ? 32 : 128;
+  const reserved = new Set<bigint>();
+  if (cidr.bits < width - 1) {
+    reserved.add(cidr.first);
+    if (cidr.family === 4) reserved.add(cidr.last);
+  }
+  if (s.gatewayIp !== "") reserved.add(parseAddress(s.gatewayIp).value);
+  const ranges =
+    s.allocationPools.length > 0
+      ? s.allocationPools.map((p) => ({ first: parseAddress(p.start).value, last: parseAddress(p.end).value }))
+      : [{ first: cidr.first, last: cidr.last }];
+  const sorted = ex.filter((e) => e.family === cidr.family).sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+  const got: bigint[] = [];
+  for (const r of ranges) {
+    let x = r.first;
+    while (x <= r.last && got.length < 2) {
+      // Excluded prefixes may nest or overlap: jump past every one that covers x.
+      const cover = sorted.filter((e) => e.first <= x && x <= e.last);
+      if (cover.length > 0) {
+        x = cover.reduce((m, e) => (e.last > m ? e.last : m), x) + 1n;
+        continue;
+      }
+      if (!taken.has(x) && !reserved.has(x)) got.push(x);
+      x++;
+    }
+  }
+  const [dst, src] = got;
+  return dst === undefined || src === undefined ? undefined : [formatAddress(cidr.family, dst), formatAddress(cidr.family, src)];
+}
+
 /** Creates the resource-manager IPAM server element. */
 export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
   const ports = createClient(PortManager, opts.channel);
   const subnets = createClient(SubnetManager, opts.channel);
+  const ips = createClient(IpAddressManager, opts.channel);
   const describe = opts.describe ?? opts.channel.url;
   const prefix = opts.portIdPrefix ?? "nsm-conn-";
   const timeoutMs = opts.callTimeoutMs ?? 10_000;
@@ -121,20 +175,44 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
     return list.items[0];
   }
 
-  async function createPort(ctx: CallContext, connId: string): Promise<Port> {
-    const s = await theSubnet(ctx);
-    const fixedIps = [{ subnetId: s.id }, { subnetId: s.id }];
-    try {
-      return await call(`create port for connection "${connId}" in subnet "${s.id}"`, () =>
-        ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps }, callOpts(ctx)),
+  /** Every address of the subnet someone holds, read page by page. */
+  async function takenAddresses(ctx: CallContext, s: Subnet): Promise<Set<bigint>> {
+    const taken = new Set<bigint>();
+    let pageToken = "";
+    do {
+      const page = await call(`list addresses of subnet "${s.id}"`, () =>
+        ips.listIpAddresses({ subnetId: s.id, pageSize: 1000, pageToken }, callOpts(ctx)),
       );
-    } catch (err) {
-      // A concurrent request for the same connection won the create; its port is ours too.
-      if (isStatusError(err, Code.AlreadyExists)) {
+      for (const a of page.items) taken.add(parseAddress(a.address).value);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    return taken;
+  }
+
+  async function createPort(ctx: CallContext, connId: string, ex: readonly Cidr[]): Promise<Port> {
+    const s = await theSubnet(ctx);
+    const relevant = ex.filter((e) => overlaps(e, parseCidr(s.cidr)));
+    // Specific addresses lose a race against another allocator now and then: a few attempts, each re-reading.
+    for (let attempt = 0; ; attempt++) {
+      let fixedIps: Array<{ subnetId: string; ipAddress?: string }> = [{ subnetId: s.id }, { subnetId: s.id }];
+      if (relevant.length > 0) {
+        const pair = freePair(s, await takenAddresses(ctx, s), relevant);
+        if (pair === undefined) {
+          fail(Code.ResourceExhausted, `resourceipam: subnet "${s.id}" (${s.cidr}) at ${describe} has no free address pair outside the excluded prefixes`);
+        }
+        fixedIps = pair.map((ipAddress) => ({ subnetId: s.id, ipAddress }));
+      }
+      try {
+        return await call(`create port for connection "${connId}" in subnet "${s.id}"`, () =>
+          ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps }, callOpts(ctx)),
+        );
+      } catch (err) {
+        if (!isStatusError(err, Code.AlreadyExists)) throw err;
+        // A concurrent request for the same connection won the create; its port is ours too.
         const p = await findPort(ctx, connId);
         if (p !== undefined) return p;
+        if (relevant.length === 0 || attempt >= 3) throw err;
       }
-      throw err;
     }
   }
 
@@ -155,15 +233,33 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       const ip = conn.context.ipContext;
       const md = ctx.metadata.server;
 
+      const ex = parseExcluded(ip.excludedPrefixes);
+
       let held = md.get(heldKey);
+      if (held !== undefined && isExcluded(held, ex)) {
+        ctx.log.info({ connId: conn.id, port: held.portId }, "resourceipam: addresses now excluded, allocating new ones");
+        remove(ip, held);
+        md.delete(heldKey);
+        await deletePort(ctx, held.portId);
+        held = undefined;
+      }
       let created = false;
       if (held === undefined) {
         let port = await findPort(ctx, conn.id);
+        if (port !== undefined) {
+          const found = heldOf(port);
+          if (isExcluded(found, ex)) {
+            ctx.log.info({ connId: conn.id, port: port.id }, "resourceipam: the connection's port has excluded addresses, allocating new ones");
+            remove(ip, found);
+            await deletePort(ctx, port.id);
+            port = undefined;
+          } else {
+            ctx.log.info({ connId: conn.id, port: port.id }, "resourceipam: reusing the connection's port from the resource manager");
+          }
+        }
         if (port === undefined) {
-          port = await createPort(ctx, conn.id);
+          port = await createPort(ctx, conn.id, ex);
           created = true;
-        } else {
-          ctx.log.info({ connId: conn.id, port: port.id }, "resourceipam: reusing the connection's port from the resource manager");
         }
         try {
           held = heldOf(port);
