@@ -199,4 +199,72 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     await nsc.stop("SIGTERM");
     await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
   });
+
+  it("50 connections from 10 concurrent client processes each get their own working interface; all removed on close", async function () {
+    this.timeout(300_000);
+    const PODS = 10;
+    const PER_POD = 5;
+    await procs.start(
+      "cmd-endpoint",
+      { NSM_NAME: "nse-many", NSM_CONNECT_TO: nodeSocket, NSM_LISTEN_ON: `unix://${join(dir, "nse-many.sock")}`, NSM_SERVICE_NAMES: SERVICE, NSM_CIDR_PREFIX: "169.254.90.0/24" },
+      "cmd-endpoint serving",
+      "nse-many",
+      ns.b,
+    );
+    const pods: string[] = [];
+    for (let i = 0; i < PODS; i++) {
+      await fx.netns(`p${i}`);
+      pods.push(fx.names.at(-1) ?? "");
+    }
+    const ifnames = Array.from({ length: PER_POD }, (_, j) => `nsm-${j + 1}`);
+    const clients = pods.map((pod, i) =>
+      procs.spawn(
+        "cmd-nsc",
+        {
+          NSM_NAME: `nsc-${i}`,
+          NSM_CONNECT_TO: nodeSocket,
+          NSM_NETWORK_SERVICES: ifnames.map((n) => `kernel://${SERVICE}/${n}`).join(","),
+          NSM_REQUEST_TIMEOUT: "60s",
+        },
+        `nsc-${i}`,
+        pod,
+      ),
+    );
+    const startedAt = Date.now();
+    const conns = await Promise.all(
+      clients.map(async (c) => {
+        await c.waitFor("connected", () => c.records.filter((r) => r.msg === "connected").length === PER_POD, 240_000);
+        return c.records.filter((r) => r.msg === "connected").map(connOf);
+      }),
+    );
+    process.stdout.write(`      ${PODS * PER_POD} connections up in ${Date.now() - startedAt} ms (${PODS} clients at once)\n`);
+
+    const ids = new Set(conns.flat().map((c) => c.id));
+    expect(ids.size, "distinct connections").to.equal(PODS * PER_POD);
+    const srcs = new Set(conns.flat().map((c) => c.srcIpAddrs[0]));
+    expect(srcs.size, "distinct client addresses").to.equal(PODS * PER_POD);
+    for (const [i, pod] of pods.entries()) {
+      const ls = await links(pod);
+      expect(ls.map((l) => l.ifname).sort(), `interfaces in pod ${i}`).to.deep.equal([...ifnames].sort());
+      for (const c of conns[i] ?? []) {
+        const d = bare(c.dstIpAddrs[0] ?? "");
+        await waitUntil(`ping ${d} from pod ${i}`, async () => ((await pingFrom(pod, d)) ? true : undefined), 20_000);
+      }
+    }
+    expect(await links(ns.b), "one endpoint-side interface per connection").to.have.length(PODS * PER_POD);
+
+    const closingAt = Date.now();
+    const exits = await Promise.all(clients.map((c) => c.stop("SIGTERM")));
+    expect(exits.map((e) => e.code)).to.deep.equal(clients.map(() => 0));
+    await waitUntil(
+      "every interface removed",
+      async () => {
+        for (const n of [...pods, ns.b, ns.node]) if ((await links(n)).length > 0) return undefined;
+        return true;
+      },
+      120_000,
+      250,
+    );
+    process.stdout.write(`      all ${PODS * PER_POD} removed ${Date.now() - closingAt} ms after SIGTERM\n`);
+  });
 });
