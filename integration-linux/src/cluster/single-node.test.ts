@@ -77,10 +77,17 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function startEndpoint(name: string): Promise<Program> {
+  function startEndpoint(name: string, vars: Record<string, string> = {}): Promise<Program> {
     return procs.start(
       "cmd-endpoint",
-      { NSM_NAME: name, NSM_CONNECT_TO: nodeSocket, NSM_LISTEN_ON: `unix://${join(dir, `${name}.sock`)}`, NSM_SERVICE_NAMES: SERVICE, NSM_CIDR_PREFIX: "169.254.70.0/24" },
+      {
+        NSM_NAME: name,
+        NSM_CONNECT_TO: nodeSocket,
+        NSM_LISTEN_ON: `unix://${join(dir, `${name}.sock`)}`,
+        NSM_SERVICE_NAMES: SERVICE,
+        NSM_CIDR_PREFIX: "169.254.70.0/24",
+        ...vars,
+      },
       "cmd-endpoint serving",
       name,
       ns.b,
@@ -165,6 +172,26 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     expect(clientIfs, "exactly one client interface").to.have.length(1);
     expect(await links(ns.b), "exactly one interface in pod B").to.have.length(1);
 
+    await nsc.stop("SIGTERM");
+    await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
+  });
+
+  // Known gap (reported): cmd-nsc's heal has no data-path liveness check, so it never reselects; it re-Requests
+  // the dead endpoint's name, the nsmgr's failover keeps that name, and after the registration expires the
+  // Requests hang until their deadline instead of choosing nse-2. Enable this test once heal reselects.
+  it.skip("heals to a replacement endpoint under another name started after the kill", async function () {
+    const nse1 = await startEndpoint("nse-1", { NSM_MAX_TOKEN_LIFETIME: "10s" });
+    const nsc = startClient();
+    await nsc.waitFor("connected", () => true, 60_000);
+    const killedAt = Date.now();
+    await nse1.stop("SIGKILL");
+    await startEndpoint("nse-2");
+    const rec = await nsc.waitFor("connection refreshed", (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-2", 90_000);
+    const d = bare(connOf(rec).dstIpAddrs[0] ?? "");
+    const okAt = await waitUntil(`ping ${d} through nse-2`, async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined), 20_000);
+    process.stdout.write(`      kill -9 nse-1 → replacement nse-2 → first successful ping ${okAt - killedAt} ms (nse-1 tokens 10 s)\n`);
+    expect((await links(ns.a)).map((l) => l.ifname)).to.deep.equal([IFNAME]);
+    expect(await links(ns.b), "the dead endpoint's side is gone, only nse-2's remains").to.have.length(1);
     await nsc.stop("SIGTERM");
     await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
   });
