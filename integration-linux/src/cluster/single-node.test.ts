@@ -176,10 +176,9 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
   });
 
-  // Known gap (reported): cmd-nsc's heal has no data-path liveness check, so it never reselects; it re-Requests
-  // the dead endpoint's name, the nsmgr's failover keeps that name, and after the registration expires the
-  // Requests hang until their deadline instead of choosing nse-2. Enable this test once heal reselects.
-  it.skip("heals to a replacement endpoint under another name started after the kill", async function () {
+  // Like a Deployment replacing a pod: the new endpoint has another name. Heal re-requests the dead endpoint's
+  // name first and switches to reselect once that has failed for heal's `reselectAfterMs` (5 s).
+  it("heals to a replacement endpoint under another name started after the kill", async function () {
     const nse1 = await startEndpoint("nse-1", { NSM_MAX_TOKEN_LIFETIME: "10s" });
     const nsc = startClient();
     await nsc.waitFor("connected", () => true, 60_000);

@@ -66,6 +66,12 @@ export interface HealOptions {
   minRetryDelayMs?: number;
   /** Upper bound of the delay between heal attempts; default 200 ms (upstream's attempt interval). */
   maxRetryDelayMs?: number;
+  /**
+   * After re-requests to the same endpoint have failed for this long, ask with reselect instead, so a
+   * replacement endpoint under another name (a new pod of a Deployment) can take over; default 5 000 ms —
+   * longer than an nsmgr or forwarder restart, which heal rides out on the same endpoint.
+   */
+  reselectAfterMs?: number;
   /** Told about each heal event (metrics count them): a heal starts, a connection healed, an attempt failed. */
   onEvent?: (event: HealEvent) => void;
 }
@@ -182,7 +188,8 @@ class Watch {
         return;
       }
       delay = Math.min(delay * 2, maxMs);
-      // A data path that died meanwhile turns the next attempts into reselects.
+      // A data path that died meanwhile, or an endpoint that stays unreachable, turns the next attempts into reselects.
+      if (!reselect && this.clock.now() - started >= (this.shared.opts.reselectAfterMs ?? 5_000)) reselect = true;
       if (!reselect && this.shared.opts.livenessCheck && !(await this.alive(this.stopper.signal))) reselect = true;
     }
   }
