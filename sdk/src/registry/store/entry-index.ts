@@ -1,7 +1,8 @@
 /**
- * The in-memory state both stores serve Find from: entries by name with secondary indexes (service name, `svc/k=v`
- * label), and the set of live watchers. The memory store is this plus expiry timers; the etcd store keeps one as a
- * watch-fed mirror of its prefix so Find by label does not range over every key in etcd.
+ * The in-memory state both stores serve Find from: a statedb table of entries (primary key: name; a multi index
+ * over the service-name and `svc/k=v` label keys), and the set of live watchers. The memory store is this plus
+ * expiry timers; the etcd store keeps one as a watch-fed mirror of its prefix so Find by label does not range over
+ * every key in etcd.
  */
 import { clone } from "@bufbuild/protobuf";
 import type { RegistryEntry } from "../core/index.js";
@@ -9,12 +10,13 @@ import type { KindSpec } from "./kind.js";
 import type { StoreEvent, StoreFindOptions } from "./types.js";
 import { WatchQueue } from "./watch-queue.js";
 import type { StatusError } from "../../tools/status/index.js";
+import { createDb, type Db, type Table } from "../../tools/statedb/index.js";
 
 /** A stored entry; entries are never mutated after they are indexed (internal). */
 export interface Indexed<T> {
-  entry: T;
-  revision: string;
-  keys: Set<string>;
+  readonly entry: T;
+  readonly revision: string;
+  readonly keys: readonly string[];
 }
 
 interface Watch<T extends RegistryEntry> {
@@ -24,47 +26,50 @@ interface Watch<T extends RegistryEntry> {
 
 /** Entries by name plus secondary indexes and watchers (internal). */
 export class EntryIndex<T extends RegistryEntry> {
-  private readonly byName = new Map<string, Indexed<T>>();
-  private readonly byKey = new Map<string, Set<string>>();
+  private readonly db: Db;
+  private readonly table: Table<Indexed<T>, "key">;
   private readonly watchers = new Set<Watch<T>>();
 
   constructor(
     private readonly spec: KindSpec<T>,
     private readonly watchBuffer: number,
     private readonly what: string,
-  ) {}
+  ) {
+    // No reader resumes from old revisions here (watchers get their events pushed), so keep few tombstones.
+    this.db = createDb({ graveyardSize: 16 });
+    this.table = this.db.createTable<Indexed<T>, "key">({
+      name: `registry-${spec.kind}`,
+      primaryKey: (s) => s.entry.name,
+      indexes: { key: { kind: "multi", keys: (s) => s.keys } },
+    });
+  }
 
   get size(): number {
-    return this.byName.size;
+    return this.table.count(this.db.readTxn());
   }
 
   get(name: string): Indexed<T> | undefined {
-    return this.byName.get(name);
+    return this.table.get(this.db.readTxn(), name);
   }
 
   /** Stores `entry` (owned by the index from now on) and tells matching watchers. */
   set(entry: T, revision: string, publish = true): void {
-    const name = entry.name;
-    const cur = this.byName.get(name);
-    if (cur !== undefined) this.unlink(cur, name);
-    const s: Indexed<T> = { entry, revision, keys: this.spec.indexKeys(entry) };
-    this.byName.set(name, s);
-    for (const key of s.keys) {
-      let names = this.byKey.get(key);
-      if (names === undefined) {
-        names = new Set();
-        this.byKey.set(key, names);
-      }
-      names.add(name);
-    }
+    // Every write is one synchronous transaction, so two never overlap.
+    const txn = this.db.writeTxn(this.table);
+    this.table.insert(txn, { entry, revision, keys: [...this.spec.indexKeys(entry)] });
+    txn.commit();
     if (publish) this.publish({ entry, deleted: false, revision });
   }
 
   /** Removes `name` and tells matching watchers (with the removed entry and the revision of the removal). */
   delete(name: string, revision: string): Indexed<T> | undefined {
-    const cur = this.byName.get(name);
-    if (cur === undefined) return undefined;
-    this.unlink(cur, name);
+    const txn = this.db.writeTxn(this.table);
+    const cur = this.table.deleteKey(txn, name);
+    if (cur === undefined) {
+      txn.abort();
+      return undefined;
+    }
+    txn.commit();
     this.publish({ entry: cur.entry, deleted: true, revision });
     return cur;
   }
@@ -104,36 +109,19 @@ export class EntryIndex<T extends RegistryEntry> {
   }
 
   /** The smallest candidate set the indexes offer for `template` (every entry when it names nothing indexed). */
-  private *candidates(template: T): Iterable<Indexed<T>> {
+  private candidates(template: T): Iterable<Indexed<T>> {
+    const txn = this.db.readTxn();
     if (template.name !== "") {
-      const s = this.byName.get(template.name);
-      if (s !== undefined) yield s;
-      return;
+      const s = this.table.get(txn, template.name);
+      return s === undefined ? [] : [s];
     }
-    let best: Set<string> | undefined;
+    let best: Indexed<T>[] | undefined;
     for (const key of this.spec.requiredKeys(template)) {
-      const names = this.byKey.get(key);
-      if (names === undefined) return; // a required key no entry has: nothing can match
-      if (best === undefined || names.size < best.size) best = names;
+      const under = this.table.list(txn, "key", key);
+      if (under.length === 0) return []; // a required key no entry has: nothing can match
+      if (best === undefined || under.length < best.length) best = under;
     }
-    if (best === undefined) {
-      yield* this.byName.values();
-      return;
-    }
-    for (const name of best) {
-      const s = this.byName.get(name);
-      if (s !== undefined) yield s;
-    }
-  }
-
-  private unlink(s: Indexed<T>, name: string): void {
-    this.byName.delete(name);
-    for (const key of s.keys) {
-      const names = this.byKey.get(key);
-      if (names === undefined) continue;
-      names.delete(name);
-      if (names.size === 0) this.byKey.delete(key);
-    }
+    return best ?? this.table.all(txn);
   }
 
   /** Hands a change to every matching watcher without waiting; a watcher whose buffer is full is dropped. */

@@ -1,5 +1,5 @@
 /**
- * The in-memory registry store (the default): entries in a Map by name, with secondary indexes by network service
+ * The in-memory registry store (the default): entries in a statedb table (primary key: name) with a multi index by network service
  * name and by `svc/k=v` label so a Find naming a service or a label looks at its candidates only. Expiry runs on
  * the injected clock.
  */
