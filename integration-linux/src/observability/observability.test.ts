@@ -45,6 +45,17 @@ async function scrape(url: string): Promise<Map<string, number>> {
 
 const v = (m: Map<string, number>, key: string): number => m.get(key) ?? 0;
 
+/** Scrapes `url` until `ok` holds for the result (every 50 ms, up to `timeoutMs`); fails naming `what`. */
+async function scrapeUntil(url: string, ok: (m: Map<string, number>) => boolean, what: string, timeoutMs = 10_000): Promise<Map<string, number>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const m = await scrape(url);
+    if (ok(m)) return m;
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe("observability of the programs", function () {
   this.timeout(90_000);
   let set: ProgramSet;
@@ -86,7 +97,9 @@ describe("observability of the programs", function () {
 
     // While the connection is up: one live connection at each hop, Requests = 1 + refreshes.
     for (const name of ["nsmgr", "forwarder", "nse"] as const) {
-      const m = await scrape(urls[name]);
+      // The endpoint logs the refresh before the response has travelled back through the forwarder and the
+      // nsmgr, whose interceptors count it when their call completes: scrape until that hop has counted it.
+      const m = await scrapeUntil(urls[name], (x) => v(x, "nsm_connection_refreshes_total") >= 1, `${name} counted the refresh`);
       expect(v(m, "nsm_active_connections"), name).to.equal(1);
       const requests = v(m, 'nsm_connection_requests_total{code="OK"}');
       const refreshes = v(m, "nsm_connection_refreshes_total");
