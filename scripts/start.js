@@ -328,6 +328,13 @@ async function main() {
   if (verbose) out(`ready after ${programs.map((p) => `${p.name} ${((p.readyAt ?? 0) - t0) / 1000} s`).join(", ")}`);
   out(`  nsc        ${nsc.nsUrl.padEnd(44)} pid ${nsc.p.child.pid}`);
   printConnection(connected.connection, Date.now() - t0);
+  if (plane.kernel && netns.nsc) {
+    // Show that packets really flow: one ping from the client's netns over nsm-1 to the endpoint's address.
+    const dst = (connected.connection.dstIpAddrs[0] ?? "").split("/")[0];
+    const r = spawnSync("ip", ["netns", "exec", netns.nsc, "ping", "-c", "1", "-W", "2", dst], { encoding: "utf8" });
+    const rtt = /time=([\d.]+ ms)/.exec(r.stdout ?? "")?.[1];
+    out(`  ping ${dst} from the client's netns over nsm-1: ${r.status === 0 ? `ok${rtt ? ` (${rtt})` : ""}` : "no reply"}`);
+  }
   out("keeping the connection refreshed; press Ctrl-C to stop");
   meshUp = true;
   nsc.p.waitFor("connection refreshed", (rec) => {
