@@ -7,8 +7,8 @@
 // Environment: NSM_START_DATAPLANE=auto|noop|kernel (default auto), NSM_LOG_LEVEL for the programs (default INFO),
 // NSM_START_VERBOSE=1 to echo every program log line.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { once } from "node:events";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -101,7 +101,10 @@ function startProgram(name, program, vars, readyMsg, opts = {}) {
     for (const line of s.split("\n")) if (line.trim() !== "") p.lines.push(line);
   });
   const ready = new Promise((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not report "${readyMsg}" within ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not report "${readyMsg}" within ${STEP_TIMEOUT_MS / 1000} s`)),
+      STEP_TIMEOUT_MS,
+    );
     const listeners = [];
     p.waitFor = (msg, cb) => listeners.push([msg, cb]);
     p.onRecord = (rec) => {
@@ -218,7 +221,9 @@ function printConnection(c, tookMs) {
   out(`  client addresses  ${c.srcIpAddrs.join(", ") || "none"}`);
   out(`  endpoint addresses ${c.dstIpAddrs.join(", ") || "none"}`);
   out(`  path (${c.path.length} segments):`);
-  c.path.forEach((s, i) => out(`    ${i}  ${s.name.padEnd(28)} ${s.id}${s.expires ? `  token expires ${clock(new Date(s.expires))}` : ""}`));
+  for (const [i, s] of c.path.entries()) {
+    out(`    ${i}  ${s.name.padEnd(28)} ${s.id}${s.expires ? `  token expires ${clock(new Date(s.expires))}` : ""}`);
+  }
 }
 
 async function main() {
@@ -259,7 +264,12 @@ async function main() {
   const nsmgr = startProgram(
     "nsmgr",
     "cmd-nsmgr",
-    { NSM_NAME: "nsmgr-1", NODE_NAME: nodeName, NSM_LISTEN_ON: `${nsmgrSocket},tcp://127.0.0.1:${nsmgrPort}`, NSM_REGISTRY_URL: registryUrl },
+    {
+      NSM_NAME: "nsmgr-1",
+      NODE_NAME: nodeName,
+      NSM_LISTEN_ON: `${nsmgrSocket},tcp://127.0.0.1:${nsmgrPort}`,
+      NSM_REGISTRY_URL: registryUrl,
+    },
     "cmd-nsmgr serving",
   );
   const forwarderOf = (mechanism) =>
@@ -315,7 +325,9 @@ async function main() {
       nsc = nscOf(false);
     }
   }
-  out(`data plane: ${plane.kernel ? "KERNEL (veth pairs into network namespaces this script created)" : "NOOP (control plane only)"} — ${plane.why}`);
+  out(
+    `data plane: ${plane.kernel ? "KERNEL (veth pairs into network namespaces this script created)" : "NOOP (control plane only)"} — ${plane.why}`,
+  );
   await Promise.all([registry.ready, nsmgr.ready, forwarder.ready, endpoint.ready]);
   out(`  registry   ${registryUrl.padEnd(44)} pid ${registry.p.child.pid}`);
   out(`  nsmgr      ${`${nsmgrSocket} + tcp :${nsmgrPort}`.padEnd(44)} pid ${nsmgr.p.child.pid}`);
@@ -339,8 +351,13 @@ async function main() {
   meshUp = true;
   nsc.p.waitFor("connection refreshed", (rec) => {
     const c = rec.connection;
-    const exp = c.path.map((s) => s.expires).filter(Boolean).sort()[0];
-    out(`refreshed at ${clock()}: state ${c.state}, ${c.path.length} segments (${c.path.map((s) => s.name).join(" > ")})${exp ? `, next expiry ${clock(new Date(exp))}` : ""}`);
+    const exp = c.path
+      .map((s) => s.expires)
+      .filter(Boolean)
+      .sort()[0];
+    out(
+      `refreshed at ${clock()}: state ${c.state}, ${c.path.length} segments (${c.path.map((s) => s.name).join(" > ")})${exp ? `, next expiry ${clock(new Date(exp))}` : ""}`,
+    );
   });
   // A program that dies on its own ends the demo.
   return new Promise((resolveDied) => {

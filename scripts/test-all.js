@@ -2,13 +2,14 @@
 // Runs every workspace's compiled tests (`<pkg>/dist/**/*.test.js`) in one mocha run, so the counts add up,
 // and closes with the line CI reads: `N passed, N failed, N skipped`.
 // Usage: node scripts/test-all.js [workspace ...]   (default: all workspaces from package.json)
-import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import Mocha from "mocha";
 
 const root = resolve(import.meta.dirname, "..");
 const rc = JSON.parse(readFileSync(join(root, ".mocharc.json"), "utf8"));
-const workspaces = process.argv.length > 2 ? process.argv.slice(2) : JSON.parse(readFileSync(join(root, "package.json"), "utf8")).workspaces;
+const workspaces =
+  process.argv.length > 2 ? process.argv.slice(2) : JSON.parse(readFileSync(join(root, "package.json"), "utf8")).workspaces;
 
 const mocha = new Mocha({ timeout: rc.timeout, reporter: rc.reporter });
 for (const ws of workspaces) {

@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "chai";
 
 // api/dist/src/codegen.test.js → repo root is three levels up.
 const root = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
@@ -43,5 +43,16 @@ describe("api code generation", function () {
     const buf = join(root, "node_modules", ".bin", "buf");
     if (!existsSync(buf)) this.skip();
     execFileSync(buf, ["lint"], { cwd: root, stdio: "pipe" });
+  });
+
+  it("the repository's TypeScript and JavaScript pass biome ci (lint and format, warnings as errors)", () => {
+    const biome = join(root, "node_modules", ".bin", "biome");
+    try {
+      execFileSync(biome, ["ci", "--error-on-warnings", "--colors=off", "."], { cwd: root, stdio: "pipe" });
+    } catch (err) {
+      // Show what biome found, not only its exit code; `npm run format` fixes the formatting part.
+      const e = err as { stdout?: Buffer; stderr?: Buffer };
+      expect.fail(`biome ci failed:\n${String(e.stdout ?? "")}${String(e.stderr ?? "")}`);
+    }
   });
 });

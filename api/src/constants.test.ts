@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { MechanismType, mechanismClassOf, MetadataKey } from "./constants.js";
+import { MechanismType, MetadataKey, mechanismClassOf } from "./constants.js";
 
 describe("api constants", () => {
   it("give every mechanism type a class as upstream does", () => {

@@ -3,13 +3,14 @@
  * and compared with a table re-typed from the NSM wire contract (§1–§6). Any drift in a field number,
  * name, type or label breaks interop with upstream Go peers, so this must match exactly.
  */
+
+import { type DescEnum, type DescField, type DescFile, type DescMessage, ScalarType } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { ScalarType, type DescEnum, type DescField, type DescFile, type DescMessage } from "@bufbuild/protobuf";
-import { file_networkservice } from "../gen/networkservice_pb.js";
 import { file_connection } from "../gen/connection_pb.js";
 import { file_connectioncontext } from "../gen/connectioncontext_pb.js";
-import { file_registry } from "../gen/registry_pb.js";
 import { file_ipam } from "../gen/ipam_pb.js";
+import { file_networkservice } from "../gen/networkservice_pb.js";
+import { file_registry } from "../gen/registry_pb.js";
 
 // One line per field: message | number | name | type | label ("-", "repeated", "map").
 // Types: proto scalar names, full names of messages and enums, map<key,value>.
@@ -227,7 +228,9 @@ describe("wire descriptor vs. NSM wire contract", () => {
 
   it("has every service method path, message type and streaming kind of §1", () => {
     const printed = files.flatMap((file) =>
-      file.services.flatMap((s) => s.methods.map((m) => [`/${s.typeName}/${m.name}`, m.input.typeName, m.output.typeName, m.methodKind].join(" | "))),
+      file.services.flatMap((s) =>
+        s.methods.map((m) => [`/${s.typeName}/${m.name}`, m.input.typeName, m.output.typeName, m.methodKind].join(" | ")),
+      ),
     );
     compare("methods", lines(printed.join("\n")), lines(expectedMethods));
   });

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { type MessageInitShape, create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkService, type NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { client, endpoint } from "@nsm-ts/sdk/networkservice";
 import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/sdk/tools/grpc";

@@ -12,11 +12,11 @@ import {
   createKernelOps,
   createNamedNetns,
   deleteNamedNetns,
+  type IpMode,
+  type KernelOps,
   Netns,
   ownerAlias,
   runCommand,
-  type IpMode,
-  type KernelOps,
 } from "@nsm-ts/sdk-linux";
 
 /** One measured series. */
@@ -54,7 +54,13 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
   if (direct) {
     const c = ops
       .batch(ns.client)
-      .addVeth({ name: dev, peerName: dev, peerNetns: ns.endpoint, mtu: 1450, alias: ownerAlias({ owner: "bench", connectionId: id, role: "client" }) })
+      .addVeth({
+        name: dev,
+        peerName: dev,
+        peerNetns: ns.endpoint,
+        mtu: 1450,
+        alias: ownerAlias({ owner: "bench", connectionId: id, role: "client" }),
+      })
       .addAddress(dev, `${ca}/32`)
       .setUp(dev)
       .addRoute({ dst: `${ea}/32`, dev: dev });
@@ -80,8 +86,16 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
     })
     .moveLink(`nsmtmp-a${k}`, ns.client, dev)
     .moveLink(`nsmtmp-b${k}`, ns.endpoint, dev);
-  const c = ops.batch(ns.client).addAddress(dev, `${ca}/32`).setUp(dev).addRoute({ dst: `${ea}/32`, dev: dev });
-  const e = ops.batch(ns.endpoint).addAddress(dev, `${ea}/32`).setUp(dev).addRoute({ dst: `${ca}/32`, dev: dev });
+  const c = ops
+    .batch(ns.client)
+    .addAddress(dev, `${ca}/32`)
+    .setUp(dev)
+    .addRoute({ dst: `${ea}/32`, dev: dev });
+  const e = ops
+    .batch(ns.endpoint)
+    .addAddress(dev, `${ea}/32`)
+    .setUp(dev)
+    .addRoute({ dst: `${ca}/32`, dev: dev });
   const lines = [f.size, c.size, e.size];
   await f.commit();
   if (parallel) await Promise.all([c.commit(), e.commit()]);
@@ -92,7 +106,14 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
   return ops.mode === "per-command" ? lines.reduce((a, b) => a + b, 0) : lines.filter((n) => n > 0).length;
 }
 
-async function measure(name: string, mode: IpMode, parallel: boolean, ns: Spaces, iterations: number, direct = false): Promise<KernelBenchRow> {
+async function measure(
+  name: string,
+  mode: IpMode,
+  parallel: boolean,
+  ns: Spaces,
+  iterations: number,
+  direct = false,
+): Promise<KernelBenchRow> {
   const ops = createKernelOps({ mode });
   const setup: number[] = [];
   const teardown: number[] = [];
@@ -149,7 +170,15 @@ async function measureConcurrent(name: string, mode: IpMode, ns: Spaces, n: numb
   setup.sort((a, b) => a - b);
   teardown.sort((a, b) => a - b);
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { name, iterations: rounds, processes, setupP50Ms: r(pct(setup, 50)), setupP99Ms: r(pct(setup, 99)), teardownP50Ms: r(pct(teardown, 50)), teardownP99Ms: r(pct(teardown, 99)) };
+  return {
+    name,
+    iterations: rounds,
+    processes,
+    setupP50Ms: r(pct(setup, 50)),
+    setupP99Ms: r(pct(setup, 99)),
+    teardownP50Ms: r(pct(teardown, 50)),
+    teardownP99Ms: r(pct(teardown, 99)),
+  };
 }
 
 /** Why the bench cannot run here, or undefined. */
@@ -157,7 +186,7 @@ export async function kernelBenchUnavailable(): Promise<string | undefined> {
   if (process.platform !== "linux") return `not Linux (${process.platform})`;
   if (process.getuid?.() !== 0) return "not root (needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN)";
   const r = await runCommand(["nsenter", "--version"]).catch(() => undefined);
-  if (!r || r.code !== 0) return "nsenter (util-linux) not installed";
+  if (r?.code !== 0) return "nsenter (util-linux) not installed";
   return undefined;
 }
 
@@ -215,7 +244,15 @@ async function timeOneProcess(ns: Netns, iterations: number): Promise<KernelBenc
   }
   t.sort((a, b) => a - b);
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { name: "baseline: one `ip -n X link show lo` process", iterations, processes: 1, setupP50Ms: r(pct(t, 50)), setupP99Ms: r(pct(t, 99)), teardownP50Ms: Number.NaN, teardownP99Ms: Number.NaN };
+  return {
+    name: "baseline: one `ip -n X link show lo` process",
+    iterations,
+    processes: 1,
+    setupP50Ms: r(pct(t, 50)),
+    setupP99Ms: r(pct(t, 99)),
+    teardownP50Ms: Number.NaN,
+    teardownP99Ms: Number.NaN,
+  };
 }
 
 /** Machine facts printed with the results. */
@@ -234,11 +271,17 @@ if (isMain) {
     const iterations = Number.isInteger(n) && n > 0 && n <= 1000 ? n : 30;
     const rows = await runKernelBench(iterations);
     process.stdout.write(`${await machineInfo()}\n\n`);
-    process.stdout.write("| series | processes per setup | setup p50 ms | setup p99 ms | teardown p50 ms | teardown p99 ms |\n|---|---|---|---|---|---|\n");
+    process.stdout.write(
+      "| series | processes per setup | setup p50 ms | setup p99 ms | teardown p50 ms | teardown p99 ms |\n|---|---|---|---|---|---|\n",
+    );
     const f = (x: number) => (Number.isNaN(x) ? "—" : x.toFixed(1));
     for (const r of rows) {
-      process.stdout.write(`| ${r.name} | ${r.processes} | ${f(r.setupP50Ms)} | ${f(r.setupP99Ms)} | ${f(r.teardownP50Ms)} | ${f(r.teardownP99Ms)} |\n`);
+      process.stdout.write(
+        `| ${r.name} | ${r.processes} | ${f(r.setupP50Ms)} | ${f(r.setupP99Ms)} | ${f(r.teardownP50Ms)} | ${f(r.teardownP99Ms)} |\n`,
+      );
     }
-    process.stdout.write(`\n${iterations} iterations per series after 3 warm-up rounds (concurrent series: ${Math.max(3, Math.round(iterations / 3))} rounds after 1); p99 of 30 samples is the maximum.\n`);
+    process.stdout.write(
+      `\n${iterations} iterations per series after 3 warm-up rounds (concurrent series: ${Math.max(3, Math.round(iterations / 3))} rounds after 1); p99 of 30 samples is the maximum.\n`,
+    );
   }
 }

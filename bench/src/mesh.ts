@@ -7,7 +7,7 @@
  * Run: `npx tsc -b bench && node bench/dist/mesh.js [requests]` (default 200 per series). The client is the SDK's
  * standard `client()` in this process, connected to node 1's nsmgr socket.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as netServer } from "node:net";
@@ -15,12 +15,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
-import {
-  type Connection,
-  NetworkService,
-  NetworkServiceRequestSchema,
-  type NetworkServiceRequest,
-} from "@nsm-ts/api/networkservice";
+import { type Connection, NetworkService, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { createClient, createServer, dial } from "@nsm-ts/sdk/tools/grpc";
 import { devIdentity } from "@nsm-ts/sdk/tools/identity";
@@ -119,14 +114,22 @@ async function main(): Promise<void> {
     const endpoint = (name: string, socket: string, service: string): Promise<ChildProcess> =>
       program(
         "cmd-endpoint",
-        { NSM_NAME: name, NSM_CONNECT_TO: socket, NSM_LISTEN_ON: sock(`${name}.sock`), NSM_SERVICE_NAMES: service, NSM_CIDR_PREFIX: "169.254.20.0/22" },
+        {
+          NSM_NAME: name,
+          NSM_CONNECT_TO: socket,
+          NSM_LISTEN_ON: sock(`${name}.sock`),
+          NSM_SERVICE_NAMES: service,
+          NSM_CIDR_PREFIX: "169.254.20.0/22",
+        },
         '"cmd-endpoint serving"',
       );
     // Raw hops: 3 and 5 relay processes in a line (each dials the next lazily, so all start at once).
     const relayChain = async (hops: number, tag: string): Promise<string> => {
       const urls = Array.from({ length: hops }, (_, i) => sock(`relay-${tag}-${i + 1}.sock`));
       await Promise.all(
-        urls.map((url, i) => startProcess([fileURLToPath(import.meta.url), "relay", url, ...(urls[i + 1] ? [urls[i + 1] as string] : [])], {}, "ready")),
+        urls.map((url, i) =>
+          startProcess([fileURLToPath(import.meta.url), "relay", url, ...(urls[i + 1] ? [urls[i + 1] as string] : [])], {}, "ready"),
+        ),
       );
       return urls[0] as string;
     };
@@ -138,7 +141,12 @@ async function main(): Promise<void> {
       ...nodes.map(async (socket, i) => {
         await program(
           "cmd-nsmgr",
-          { NSM_NAME: `nsmgr-${i + 1}`, NODE_NAME: `node-${i + 1}`, NSM_LISTEN_ON: `${socket},tcp://127.0.0.1:${await freePort()}`, NSM_REGISTRY_URL: registryUrl },
+          {
+            NSM_NAME: `nsmgr-${i + 1}`,
+            NODE_NAME: `node-${i + 1}`,
+            NSM_LISTEN_ON: `${socket},tcp://127.0.0.1:${await freePort()}`,
+            NSM_REGISTRY_URL: registryUrl,
+          },
           '"cmd-nsmgr serving"',
         );
         await program(
@@ -232,7 +240,9 @@ async function main(): Promise<void> {
     const h = stats(healMs);
     process.stdout.write(
       [
-        `machine: ${cpus().length} cores, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}; ${n} requests per series`,
+        `machine: ${cpus().length} cores, load ${loadavg()
+          .map((x) => x.toFixed(2))
+          .join(" ")}; ${n} requests per series`,
         "| series | p50 | p99 | p50 ratio |",
         "|---|---|---|---|",
         `| local Request through the programs (nsmgr → forwarder → endpoint) | ${ms(l.p50)} | ${ms(l.p99)} | ${(l.p50 / r3.p50).toFixed(1)} × raw |`,

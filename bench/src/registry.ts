@@ -7,13 +7,9 @@
 import { existsSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  NetworkServiceEndpointSchema,
-  NetworkServiceLabelsSchema,
-  type NetworkServiceEndpoint,
-} from "@nsm-ts/api/registry";
-import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
 import { createEtcdStore, createMemoryStore, type RegistryStore } from "@nsm-ts/sdk/registry";
+import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
 
 const SERVICES = 100;
 const APPS = 1000;
@@ -52,11 +48,7 @@ function byUrlScan(q: number): NetworkServiceEndpoint {
   return create(NetworkServiceEndpointSchema, { url: `:${5000 + (q % APPS)}` });
 }
 
-async function registerAll(
-  store: RegistryStore<NetworkServiceEndpoint>,
-  count: number,
-  concurrency: number,
-): Promise<number> {
+async function registerAll(store: RegistryStore<NetworkServiceEndpoint>, count: number, concurrency: number): Promise<number> {
   const start = performance.now();
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -145,7 +137,7 @@ export async function runRegistryBench(count = 100_000): Promise<RegistryBenchRo
       const etcdMs = await registerAll(store, viaStore, concurrency);
       const rate = (viaStore / etcdMs) * 1000;
       add("etcd", `register ${viaStore} NSEs via the store (lease + txn each, ${concurrency} in flight)`, `${Math.round(rate)} /s`);
-      add("etcd", "register throughput vs memory", `${((count / memMs) * 1000 / rate).toFixed(0)}x slower`);
+      add("etcd", "register throughput vs memory", `${(((count / memMs) * 1000) / rate).toFixed(0)}x slower`);
       const loadStart = performance.now();
       await findLatencies(store, byLabel, 1, perApp);
       add("etcd", `first Find: load ${count} entries into the mirror`, ms(performance.now() - loadStart));

@@ -17,13 +17,13 @@ import {
   SubnetSchema,
 } from "@nsm-ts/api/resources";
 import {
-  RangeBitmap,
   createEtcdResourceStore,
   createMemoryResourceStore,
   createResourceManagers,
-  registerResourceManagers,
+  RangeBitmap,
   type ResourceManagers,
   type ResourceStore,
+  registerResourceManagers,
 } from "@nsm-ts/sdk/resources";
 import { etcdAvailable, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
 import { createClient, createServer, dial } from "@nsm-ts/sdk/tools/grpc";
@@ -62,14 +62,29 @@ async function measure(name: string, store: ResourceStore, sizes: { ips: number;
   await setup(m);
   await m.allocateIpAddress(ipReq); // warm: loads the subnet bitmap
   const serialMs = await pool(sizes.serial, 1, () => m.allocateIpAddress(ipReq));
-  rows.push({ store: name, metric: `IP allocate, 1 in flight (${sizes.serial.toLocaleString("en-US")})`, value: `${rate(sizes.serial, serialMs)} (${((serialMs / sizes.serial) * 1000).toFixed(0)} µs each)` });
+  rows.push({
+    store: name,
+    metric: `IP allocate, 1 in flight (${sizes.serial.toLocaleString("en-US")})`,
+    value: `${rate(sizes.serial, serialMs)} (${((serialMs / sizes.serial) * 1000).toFixed(0)} µs each)`,
+  });
   const ipMs = await pool(sizes.ips, 64, () => m.allocateIpAddress(ipReq));
   rows.push({ store: name, metric: `IP allocate, 64 in flight (${sizes.ips.toLocaleString("en-US")})`, value: rate(sizes.ips, ipMs) });
   const bulkN = Math.max(1, Math.floor(sizes.ips / 1000));
-  const bulkMs = await pool(bulkN, 1, () => m.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "ips", count: 1000, owner: "bulk" }));
+  const bulkMs = await pool(bulkN, 1, () =>
+    m.bulkAllocateIpAddresses({
+      $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest",
+      subnetId: "ips",
+      count: 1000,
+      owner: "bulk",
+    }),
+  );
   rows.push({ store: name, metric: `IP bulk allocate, 1,000 per call (${bulkN} calls)`, value: rate(bulkN * 1000, bulkMs) });
   const portMs = await pool(sizes.ports, 64, (i) => m.createPort(portReq(i)));
-  rows.push({ store: name, metric: `port create (IP + MAC + record), 64 in flight (${sizes.ports.toLocaleString("en-US")})`, value: rate(sizes.ports, portMs) });
+  rows.push({
+    store: name,
+    metric: `port create (IP + MAC + record), 64 in flight (${sizes.ports.toLocaleString("en-US")})`,
+    value: rate(sizes.ports, portMs),
+  });
   await store.close();
 }
 
@@ -86,11 +101,23 @@ async function overGrpc(sizes: { ips: number; ports: number }): Promise<void> {
     await pool(2_000, 64, () => ips.allocateIpAddress(ipReq));
     const nets = createClient(NetworkManager, ch);
     const getMs = await pool(sizes.ips, 64, () => nets.getNetwork({ id: "n1" }));
-    rows.push({ store: "memory over gRPC", metric: `baseline: GetNetwork (one lookup), 64 in flight (${sizes.ips.toLocaleString("en-US")})`, value: rate(sizes.ips, getMs) });
+    rows.push({
+      store: "memory over gRPC",
+      metric: `baseline: GetNetwork (one lookup), 64 in flight (${sizes.ips.toLocaleString("en-US")})`,
+      value: rate(sizes.ips, getMs),
+    });
     const ipMs = await pool(sizes.ips, 64, () => ips.allocateIpAddress(ipReq));
-    rows.push({ store: "memory over gRPC", metric: `IP allocate, 64 in flight (${sizes.ips.toLocaleString("en-US")})`, value: rate(sizes.ips, ipMs) });
+    rows.push({
+      store: "memory over gRPC",
+      metric: `IP allocate, 64 in flight (${sizes.ips.toLocaleString("en-US")})`,
+      value: rate(sizes.ips, ipMs),
+    });
     const portMs = await pool(sizes.ports, 64, (i) => ports.createPort(portReq(i)));
-    rows.push({ store: "memory over gRPC", metric: `port create, 64 in flight (${sizes.ports.toLocaleString("en-US")})`, value: rate(sizes.ports, portMs) });
+    rows.push({
+      store: "memory over gRPC",
+      metric: `port create, 64 in flight (${sizes.ports.toLocaleString("en-US")})`,
+      value: rate(sizes.ports, portMs),
+    });
   } finally {
     ch.close();
     await server.close({ graceMs: 100 });
@@ -124,11 +151,19 @@ function bitmapBaseline(): void {
   const b = new RangeBitmap(1n << 18n, "first");
   const start = performance.now();
   for (let i = 0; i < n; i++) b.take();
-  rows.push({ store: "baseline", metric: `RangeBitmap.take (first free), ${n.toLocaleString("en-US")}`, value: rate(n, performance.now() - start) });
+  rows.push({
+    store: "baseline",
+    metric: `RangeBitmap.take (first free), ${n.toLocaleString("en-US")}`,
+    value: rate(n, performance.now() - start),
+  });
   const r = new RangeBitmap(1n << 24n, "random");
   const s2 = performance.now();
   for (let i = 0; i < n; i++) r.take();
-  rows.push({ store: "baseline", metric: `RangeBitmap.take (random, 2^24 MAC space), ${n.toLocaleString("en-US")}`, value: rate(n, performance.now() - s2) });
+  rows.push({
+    store: "baseline",
+    metric: `RangeBitmap.take (random, 2^24 MAC space), ${n.toLocaleString("en-US")}`,
+    value: rate(n, performance.now() - s2),
+  });
 }
 
 // Sections to run: all by default, or those named on the command line (baseline memory grpc etcd replicas).
@@ -142,7 +177,8 @@ if (runs("etcd") || runs("replicas")) {
   if (etcd.available) {
     const inst = await startEtcd({ tmpDir: existsSync("/dev/shm") ? "/dev/shm" : undefined });
     try {
-      if (runs("etcd")) await measure("etcd", createEtcdResourceStore({ endpoints: inst.endpoints }), { ips: 3_000, ports: 1_000, serial: 500 });
+      if (runs("etcd"))
+        await measure("etcd", createEtcdResourceStore({ endpoints: inst.endpoints }), { ips: 3_000, ports: 1_000, serial: 500 });
       if (runs("replicas")) await twoReplicas(inst.endpoints, 1_000);
     } finally {
       await inst.stop();

@@ -73,14 +73,22 @@ export function runStatedbBench(): Array<{ name: string; ops: number; ms: number
   // Baseline: a plain mutable Map (no snapshots, no indexes, no revisions) in the same run.
   {
     const m = new Map<string, Endpoint>();
-    record("baseline: Map.set", N, time(() => {
-      for (const o of objs) m.set(o.name, o);
-    }));
+    record(
+      "baseline: Map.set",
+      N,
+      time(() => {
+        for (const o of objs) m.set(o.name, o);
+      }),
+    );
     const keys = Array.from({ length: LOOKUPS }, (_, i) => `ep-${String((i * 7919) % N).padStart(6, "0")}`);
     let n = 0;
-    record("baseline: Map.get", LOOKUPS, time(() => {
-      for (const k of keys) if (m.get(k)) n++;
-    }));
+    record(
+      "baseline: Map.get",
+      LOOKUPS,
+      time(() => {
+        for (const k of keys) if (m.get(k)) n++;
+      }),
+    );
     if (n !== LOOKUPS) throw new Error("statedb bench: baseline lookups missed");
   }
 

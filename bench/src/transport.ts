@@ -7,22 +7,22 @@
  * Servers run in a child process (so client and server do not share one event loop).
  * Run: `npx tsc -b bench && node bench/dist/transport.js` (about 20 s on an idle 2-core machine, < 1 min loaded).
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { cpus, loadavg } from "node:os";
+import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
-import { create, toBinary, type Message } from "@bufbuild/protobuf";
+import { cpus, loadavg } from "node:os";
+import { create, type Message, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
 import {
+  type Connection,
   ConnectionEventSchema,
   ConnectionSchema,
   MonitorConnection,
   MonitorScopeSelectorSchema,
   NetworkService,
+  type NetworkServiceRequest,
   NetworkServiceRequestSchema,
   State,
-  type Connection,
-  type NetworkServiceRequest,
 } from "@nsm-ts/api/networkservice";
 import { createClient, createServer, dial, grpcServiceDefinition } from "@nsm-ts/sdk/tools/grpc";
 
@@ -31,7 +31,7 @@ const IN_FLIGHT = 64;
 
 /** An NSM-sized Connection: 4 path segments with ~400-byte tokens, kernel mechanism, IP context. */
 function nsmConnection(): Connection {
-  const token = "eyJhbGciOiJFUzI1NiJ9." + "x".repeat(300) + "." + "s".repeat(86);
+  const token = `eyJhbGciOiJFUzI1NiJ9.${"x".repeat(300)}.${"s".repeat(86)}`;
   return create(ConnectionSchema, {
     id: "3f2c9a3e-8d4b-4f7e-9a55-1c2d3e4f5a6b",
     networkService: "icmp-responder",
@@ -126,7 +126,10 @@ async function serve(): Promise<void> {
  * less disturbed by a shared machine than wall time. Returns median CPU per unary call (µs, 32 in flight)
  * and per 10k stream (ms) for each stack.
  */
-async function inProcessCpu(req: NetworkServiceRequest, stopAt: number): Promise<{ rounds: number; rows: Array<[string, number, number]> }> {
+async function inProcessCpu(
+  req: NetworkServiceRequest,
+  stopAt: number,
+): Promise<{ rounds: number; rows: Array<[string, number, number]> }> {
   const servers = await startServers();
   const pairs: Array<[string, Stack]> = [
     ["raw grpc-js client → raw grpc-js server", rawStack(servers.raw)],
@@ -135,9 +138,11 @@ async function inProcessCpu(req: NetworkServiceRequest, stopAt: number): Promise
   const calls = 400;
   const unary = async (s: Stack): Promise<void> => {
     let i = 0;
-    await Promise.all(Array.from({ length: 32 }, async () => {
-      while (i++ < calls) await s.unary(req);
-    }));
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (i++ < calls) await s.unary(req);
+      }),
+    );
   };
   const cpu = (): number => {
     const u = process.cpuUsage();
@@ -188,14 +193,16 @@ function ourStack(url: string): Stack {
 
 function rawStack(target: string): Stack {
   const client = new grpc.Client(target, grpc.credentials.createInsecure());
-  const req = nsDef["request"] as grpc.MethodDefinition<Message, Message>;
-  const mon = monDef["monitorConnections"] as grpc.MethodDefinition<Message, Message>;
+  const req = nsDef.request as grpc.MethodDefinition<Message, Message>;
+  const mon = monDef.monitorConnections as grpc.MethodDefinition<Message, Message>;
   const selector = create(MonitorScopeSelectorSchema);
   return {
     name: "raw grpc-js",
     unary: (r) =>
       new Promise((resolve, reject) =>
-        client.makeUnaryRequest(req.path, req.requestSerialize, req.responseDeserialize, r, (err, res) => (err ? reject(err) : resolve(res))),
+        client.makeUnaryRequest(req.path, req.requestSerialize, req.responseDeserialize, r, (err, res) =>
+          err ? reject(err) : resolve(res),
+        ),
       ),
     stream: () =>
       new Promise((resolve, reject) => {
@@ -212,7 +219,11 @@ function rawStack(target: string): Stack {
 function pct(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
 }
-const median = (xs: number[]): number => pct([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]): number =>
+  pct(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 /**
  * Unary latency with the stacks interleaved call by call for `ms`, so both see the same machine load;
@@ -252,7 +263,13 @@ interface Totals {
 }
 
 /** Throughput in alternating slices of `sliceMs`; per stack: calls, wall ms and CPU µs summed over its slices. */
-async function throughput(stacks: readonly Stack[], req: NetworkServiceRequest, slices: number, sliceMs: number, child: ChildProcess): Promise<Totals[]> {
+async function throughput(
+  stacks: readonly Stack[],
+  req: NetworkServiceRequest,
+  slices: number,
+  sliceMs: number,
+  child: ChildProcess,
+): Promise<Totals[]> {
   const out = stacks.map(() => ({ calls: 0, ms: 0, cpuUs: 0 }));
   for (let k = 0; k < slices; k++) {
     const i = k % stacks.length;
@@ -315,7 +332,10 @@ export async function runTransportBench(opts: TransportBenchOptions = {}): Promi
       child.once("exit", (code) => reject(new Error(`transport bench server exited (${code})`)));
     });
     const stacks = [rawStack(addr.raw), ourStack(addr.ours)] as const;
-    const req = create(NetworkServiceRequestSchema, { connection: nsmConnection(), mechanismPreferences: [{ cls: "LOCAL", type: "KERNEL" }] });
+    const req = create(NetworkServiceRequestSchema, {
+      connection: nsmConnection(),
+      mechanismPreferences: [{ cls: "LOCAL", type: "KERNEL" }],
+    });
     const bytes = toBinary(NetworkServiceRequestSchema, req).length;
     // Warm-up: connect, JIT.
     await latency(stacks, req, 500);

@@ -3,12 +3,14 @@
  * option to take addresses from the resource manager (NSM_IPAM_URL + NSM_SUBNET) instead of a local CIDR.
  */
 import { hostname } from "node:os";
+import { Payload } from "@nsm-ts/api/constants";
 import {
   atLeastOne,
   bool,
+  ConfigError,
+  type ConfigValues,
   cidrList,
   commonVars,
-  ConfigError,
   defineConfig,
   duration,
   labels,
@@ -17,9 +19,7 @@ import {
   oneOf,
   url,
   validateCommon,
-  type ConfigValues,
 } from "@nsm-ts/sdk/tools/config";
-import { Payload } from "@nsm-ts/api/constants";
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(

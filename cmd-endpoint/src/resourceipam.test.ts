@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer as netServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { expect } from "chai";
 import { NetworkManager, PortManager, SubnetManager } from "@nsm-ts/api/resources";
 import { client, mechanisms, type NsmClient } from "@nsm-ts/sdk/networkservice";
 import { type Channel, createClient, dial } from "@nsm-ts/sdk/tools/grpc";
 import { devIdentity } from "@nsm-ts/sdk/tools/identity";
 import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
+import { expect } from "chai";
 
 const binOf = (program: string): string => fileURLToPath(new URL(`../../${program}/bin/${program}.js`, import.meta.url));
 
@@ -32,7 +32,10 @@ interface Proc {
 async function start(program: string, vars: Record<string, string>, readyMsg: string, procs: Proc[]): Promise<Proc> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("NSM_")) delete env[k];
-  const child = spawn(process.execPath, [binOf(program)], { env: { ...env, NSM_LOG_LEVEL: "INFO", ...vars }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [binOf(program)], {
+    env: { ...env, NSM_LOG_LEVEL: "INFO", ...vars },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const p: Proc = { child, records: [], output: "" };
   procs.push(p);
   return new Promise((resolve, reject) => {
@@ -53,7 +56,9 @@ async function start(program: string, vars: Record<string, string>, readyMsg: st
         }
       }
     });
-    child.once("exit", (code, signal) => reject(new Error(`${program} exited (${signal ?? code}) before "${readyMsg}":\n${p.output.slice(-3000)}`)));
+    child.once("exit", (code, signal) =>
+      reject(new Error(`${program} exited (${signal ?? code}) before "${readyMsg}":\n${p.output.slice(-3000)}`)),
+    );
   });
 }
 
@@ -114,7 +119,9 @@ describe("cmd-endpoint with NSM_IPAM_URL + NSM_SUBNET (processes: cmd-registry s
     const nseConnId = conn.path?.pathSegments.at(-1)?.id;
     expect(nseConnId).to.be.a("string");
     const listed = (await ports.listPorts({ subnetId: "s1" })).items;
-    expect(listed.map((p) => [p.owner, p.fixedIps.map((f) => f.ipAddress)])).to.deep.equal([[nseConnId, ["198.51.100.18", "198.51.100.19"]]]);
+    expect(listed.map((p) => [p.owner, p.fixedIps.map((f) => f.ipAddress)])).to.deep.equal([
+      [nseConnId, ["198.51.100.18", "198.51.100.19"]],
+    ]);
 
     // The endpoint dies without closing anything; a new process with the same name and URL takes over.
     await kill(first);

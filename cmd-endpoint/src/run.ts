@@ -13,28 +13,21 @@ import { create } from "@bufbuild/protobuf";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Connection } from "@nsm-ts/api/networkservice";
 import {
+  type NetworkServiceEndpoint,
   NetworkServiceEndpointSchema,
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
-  type NetworkServiceEndpoint,
 } from "@nsm-ts/api/registry";
-import {
-  CallContext,
-  endpoint,
-  ipam,
-  mechanisms,
-  passThrough,
-  type NetworkServiceElement,
-} from "@nsm-ts/sdk/networkservice";
+import { CallContext, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
 
 /** The addresses of a connection, as log fields. */
 function addressesOf(conn: Connection): { src: string[]; dst: string[] } {
@@ -111,13 +104,19 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const registryChannel = dial(cfg.connectTo, { ...id.dialOptions, interceptors: obs.clientInterceptors });
   // The nsmgr is often starting at the same moment (a pod restart, npm start): retry sooner than the 1 s default.
   const retry = { intervalMs: 250 };
-  const nseClient = createRegistryClient("nse", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, heal: true, retry });
+  const nseClient = createRegistryClient("nse", registryChannel, {
+    tokenGenerator: id.tokenGenerator,
+    signal: lifetime.signal,
+    heal: true,
+    retry,
+  });
   const nsClient = createRegistryClient("ns", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, retry });
   // Registration stops at SIGTERM too, so a missing nsmgr cannot hold the shutdown for the retry budget.
   const regCtx = (): CallContext => CallContext.create({ log, signal: AbortSignal.any([ctx.signal, lifetime.signal]) });
   let registered: NetworkServiceEndpoint | undefined;
   // NSM_IPAM_URL + NSM_SUBNET: addresses live as ports in the resource manager, so they survive a restart.
-  const ipamChannel = cfg.ipamUrl === undefined ? undefined : dial(cfg.ipamUrl, { ...id.dialOptions, interceptors: obs.clientInterceptors });
+  const ipamChannel =
+    cfg.ipamUrl === undefined ? undefined : dial(cfg.ipamUrl, { ...id.dialOptions, interceptors: obs.clientInterceptors });
   try {
     const ep = endpoint({
       name: cfg.name,
@@ -126,7 +125,11 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       log,
       additional: [
         ipamChannel !== undefined && cfg.subnet !== undefined
-          ? ipam.resourceipam.newServer({ channel: ipamChannel, subnetId: cfg.subnet, describe: `NSM_IPAM_URL=${cfg.ipamUrl} (NSM_SUBNET=${cfg.subnet})` })
+          ? ipam.resourceipam.newServer({
+              channel: ipamChannel,
+              subnetId: cfg.subnet,
+              describe: `NSM_IPAM_URL=${cfg.ipamUrl} (NSM_SUBNET=${cfg.subnet})`,
+            })
           : ipam.point2pointipam.newServer(ipam.createAddressPool(cfg.cidrPrefix)),
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
         mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),

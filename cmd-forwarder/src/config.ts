@@ -3,7 +3,9 @@
  * choice of data-plane backend (NOOP for control-plane-only meshes, KERNEL for veth/VXLAN through sdk-linux).
  */
 import { hostname } from "node:os";
+import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
 import {
+  type ConfigValues,
   commonVars,
   defineConfig,
   duration,
@@ -14,9 +16,7 @@ import {
   oneOf,
   url,
   validateCommon,
-  type ConfigValues,
 } from "@nsm-ts/sdk/tools/config";
-import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
 
 /** The data-plane backends a forwarder can drive. */
 export const FORWARDER_MECHANISMS = ["NOOP", "KERNEL"] as const;

@@ -8,13 +8,13 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
-import type { Config } from "./config.js";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { programIdentity } from "@nsm-ts/sdk/tools/program";
+import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
+import type { Config } from "./config.js";
 
 /**
  * The data-plane elements of NSM_FORWARDER_MECHANISM. KERNEL checks the privileges first (failing the start with
@@ -48,7 +48,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const { xconnects, ...dataPlane } = await dataPlaneOf(cfg, ctx);
   const id = await programIdentity("cmd-forwarder", cfg, log);
   const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
-  if (xconnects) obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);
+  if (xconnects)
+    obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);
   const server = createServer({ ...id.serverOptions, logger: log, interceptors: obs.serverInterceptors });
   server.health.set("", "NOT_SERVING");
   let tempDir: string | undefined;

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, State } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { expect } from "chai";
-import { RowPrinter, age, connectionRow, formatTable, nseRow, nsRow, parseCliArgs } from "./cli.js";
+import { age, connectionRow, formatTable, nseRow, nsRow, parseCliArgs, RowPrinter } from "./cli.js";
 
 describe("cmd-nsc CLI", () => {
   it("parses list/watch with resources, aliases, flags and -o", () => {
@@ -49,7 +49,15 @@ describe("cmd-nsc CLI", () => {
     expect(nsRow(ns)).to.deep.equal(["icmp-responder", "ETHERNET", "0"]);
     expect(nseRow(nse, 40_000)).to.deep.equal(["nse-1", "tcp://127.0.0.1:5001", "icmp-responder", "app=web", "1m"]);
     expect(nseRow(create(NetworkServiceEndpointSchema, { name: "x" }), 0)).to.deep.equal(["x", "", "<none>", "<none>", "<never>"]);
-    expect(formatTable(["NAME", "URL"], [["a", "u1"], ["long-name", "u2"]])).to.equal("NAME        URL\na           u1\nlong-name   u2\n");
+    expect(
+      formatTable(
+        ["NAME", "URL"],
+        [
+          ["a", "u1"],
+          ["long-name", "u2"],
+        ],
+      ),
+    ).to.equal("NAME        URL\na           u1\nlong-name   u2\n");
     expect([age(0), age(59_400), age(61_000), age(3_700_000)]).to.deep.equal(["expired", "59s", "1m1s", "1h1m"]);
   });
 
@@ -62,7 +70,16 @@ describe("cmd-nsc CLI", () => {
       context: { ipContext: { srcIpAddrs: ["169.254.0.1/32"], dstIpAddrs: ["169.254.0.0/32"] } },
       path: { pathSegments: [{ name: "nsc" }, { name: "nsmgr" }, { name: "nse" }] },
     });
-    expect(connectionRow("UPDATE", conn)).to.deep.equal(["UPDATE", "c1", "svc", "UP", "NOOP", "169.254.0.1/32", "169.254.0.0/32", "nsc > nsmgr > nse"]);
+    expect(connectionRow("UPDATE", conn)).to.deep.equal([
+      "UPDATE",
+      "c1",
+      "svc",
+      "UP",
+      "NOOP",
+      "169.254.0.1/32",
+      "169.254.0.0/32",
+      "nsc > nsmgr > nse",
+    ]);
   });
 
   it("prints watch rows under one header, widening columns as longer values arrive", () => {

@@ -11,19 +11,14 @@ import {
   MonitorConnection,
   MonitorScopeSelectorSchema,
 } from "@nsm-ts/api/networkservice";
-import {
-  type NetworkService,
-  type NetworkServiceEndpoint,
-  NetworkServiceEndpointSchema,
-  NetworkServiceSchema,
-} from "@nsm-ts/api/registry";
+import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { CallContext } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient, type RegistryEntry } from "@nsm-ts/sdk/registry";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createClient, dial } from "@nsm-ts/sdk/tools/grpc";
+import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { tokenMetadata } from "@nsm-ts/sdk/tools/token";
 import type { CliConfig } from "./cli-config.js";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { summarize } from "./summary.js";
 
 /** The subcommands. */
@@ -123,7 +118,7 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join("   ")
       .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n") + "\n";
+  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
 }
 
 /**
@@ -184,7 +179,13 @@ export function nseRow(nse: NetworkServiceEndpoint, now: number): string[] {
   const labels: Record<string, string> = {};
   for (const l of Object.values(nse.networkServiceLabels)) Object.assign(labels, l.labels);
   const exp = nse.expirationTime ? Number(nse.expirationTime.seconds) * 1000 + Math.floor(nse.expirationTime.nanos / 1e6) : undefined;
-  return [nse.name, nse.url, nse.networkServiceNames.join(",") || "<none>", labelsText(labels), exp === undefined ? "<never>" : age(exp - now)];
+  return [
+    nse.name,
+    nse.url,
+    nse.networkServiceNames.join(",") || "<none>",
+    labelsText(labels),
+    exp === undefined ? "<never>" : age(exp - now),
+  ];
 }
 
 /** Table columns of a connection event. */
@@ -223,7 +224,7 @@ export async function runCli(cmd: CliCommand, cfg: CliConfig, ctx: RunContext, o
       ...(watch ? {} : { deadline: Date.now() + cfg.requestTimeout }),
     });
     if (cmd.resource === "ns") {
-      const reg = createRegistryClient("ns", channel, { tokenGenerator: id.tokenGenerator});
+      const reg = createRegistryClient("ns", channel, { tokenGenerator: id.tokenGenerator });
       const results = reg.find(callCtx, { template: create(NetworkServiceSchema), watch });
       await print(results, cmd, out, NetworkServiceSchema, NS_HEADER, (e) => nsRow(e));
     } else {
@@ -252,7 +253,7 @@ async function print<T extends RegistryEntry>(
     const all: T[] = [];
     for await (const r of results) if (!r.deleted) all.push(r.entry);
     all.sort((a, b) => a.name.localeCompare(b.name));
-    if (cmd.output === "json") out.write(JSON.stringify({ items: all.map(json) }, null, 2) + "\n");
+    if (cmd.output === "json") out.write(`${JSON.stringify({ items: all.map(json) }, null, 2)}\n`);
     else if (all.length === 0) out.write("No resources found.\n");
     else out.write(formatTable(header, all.map(row)));
     return;
@@ -264,7 +265,7 @@ async function print<T extends RegistryEntry>(
     if (r.deleted) seen.delete(r.entry.name);
     else seen.add(r.entry.name);
     if (cmd.output === "json") {
-      out.write(JSON.stringify({ type, object: json(r.entry) }) + "\n");
+      out.write(`${JSON.stringify({ type, object: json(r.entry) })}\n`);
       continue;
     }
     rows.row([type, ...row(r.entry)]);
@@ -291,7 +292,7 @@ async function watchConnections(
       const type = ConnectionEventType[ev.type] ?? String(ev.type);
       const conns = Object.values(ev.connections);
       if (cmd.output === "json") {
-        out.write(JSON.stringify({ type, connections: conns.map((c) => toJson(ConnectionSchema, c)) }) + "\n");
+        out.write(`${JSON.stringify({ type, connections: conns.map((c) => toJson(ConnectionSchema, c)) })}\n`);
         continue;
       }
       for (const c of conns) rows.row(connectionRow(type, c));

@@ -3,10 +3,13 @@
  * clientinfo element puts on the connection labels (upstream reads them from the environment inside the
  * element; here the program passes them in).
  */
+
+import { hostname } from "node:os";
 import {
   atLeastOne,
-  commonVars,
   ConfigError,
+  type ConfigValues,
+  commonVars,
   defineConfig,
   duration,
   labels,
@@ -14,9 +17,7 @@ import {
   str,
   url,
   validateCommon,
-  type ConfigValues,
 } from "@nsm-ts/sdk/tools/config";
-import { hostname } from "node:os";
 
 /** Mechanisms this client can request: KERNEL (an interface in our netns) and NOOP (control plane only). */
 export const SUPPORTED_MECHANISMS = ["KERNEL", "NOOP"] as const;

@@ -3,7 +3,7 @@
  * subcommand (`list …`, `watch …`) it is the operator CLI, whose results go to stdout and logs to stderr.
  */
 import { EXIT_CONFIG, runMain } from "@nsm-ts/sdk/tools/config";
-import { CLI_COMMANDS, CLI_USAGE, parseCliArgs, runCli, type CliCommand } from "./cli.js";
+import { CLI_COMMANDS, CLI_USAGE, type CliCommand, parseCliArgs, runCli } from "./cli.js";
 import { cliConfig } from "./cli-config.js";
 import { config } from "./config.js";
 import { run } from "./run.js";
@@ -20,7 +20,7 @@ const io = {
 
 if (argv[0] !== undefined && (CLI_COMMANDS as readonly string[]).includes(argv[0])) {
   if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(CLI_USAGE + "\n" + cliConfig.help("cmd-nsc"));
+    process.stdout.write(`${CLI_USAGE}\n${cliConfig.help("cmd-nsc")}`);
     process.exit(0);
   }
   let cmd: CliCommand;
@@ -31,7 +31,13 @@ if (argv[0] !== undefined && (CLI_COMMANDS as readonly string[]).includes(argv[0
     process.exit(EXIT_CONFIG);
   }
   // Logs (the dev-mode warning, errors) go to stderr so stdout carries only the table or JSON.
-  await runMain("cmd-nsc", cliConfig, (cfg, ctx) => runCli(cmd, cfg, ctx, process.stdout), { ...io, stdout: process.stderr }, { acceptArgs: true });
+  await runMain(
+    "cmd-nsc",
+    cliConfig,
+    (cfg, ctx) => runCli(cmd, cfg, ctx, process.stdout),
+    { ...io, stdout: process.stderr },
+    { acceptArgs: true },
+  );
 } else {
   await runMain("cmd-nsc", config, run, io);
 }

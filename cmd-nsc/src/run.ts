@@ -10,8 +10,8 @@ import { client, clientinfo, mechanisms, type NetworkServiceElement } from "@nsm
 import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/config";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import type { Config } from "./config.js";
 import { programIdentity } from "@nsm-ts/sdk/tools/program";
+import type { Config } from "./config.js";
 import { summarize } from "./summary.js";
 
 /** The mechanism to offer for one NSM_NETWORK_SERVICES entry (the config table admits KERNEL and NOOP only). */

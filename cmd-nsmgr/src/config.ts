@@ -4,7 +4,9 @@
  * environment inside the element; here the program passes them in).
  */
 import { hostname } from "node:os";
+import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
 import {
+  type ConfigValues,
   commonVars,
   defineConfig,
   duration,
@@ -13,9 +15,7 @@ import {
   url,
   urlList,
   validateCommon,
-  type ConfigValues,
 } from "@nsm-ts/sdk/tools/config";
-import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
 
 /** The node socket every local client, endpoint and forwarder dials (contract §9.11). */
 export const DEFAULT_NSM_SOCKET = "unix:///var/lib/networkservicemesh/nsm.io.sock";

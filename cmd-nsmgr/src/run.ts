@@ -9,10 +9,10 @@ import { networkInterfaces } from "node:os";
 import { dirname } from "node:path";
 import { createNsmgr } from "@nsm-ts/sdk/networkservice";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { createServer, parseUrl } from "@nsm-ts/sdk/tools/grpc";
-import type { Config } from "./config.js";
+import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { programIdentity } from "@nsm-ts/sdk/tools/program";
+import type { Config } from "./config.js";
 
 /** A non-loopback IPv4 address of this machine, for publishing a tcp URL bound to all interfaces. */
 function hostAddress(): string {

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -90,10 +90,7 @@ describe(`${program} config`, () => {
     expect(r.status).to.equal(2);
     const lines = r.stderr.split("\n");
     expect(lines, r.stderr).to.have.length(2); // one line, then the final newline
-    expect(lines[0]).to.equal(
-      `${program}: NSM_EXPIRE_PERIOD: ` +
-        'invalid duration "soon": expected e.g. 500ms, 15s, 1m30s, 10m or 1h',
-    );
+    expect(lines[0]).to.equal(`${program}: NSM_EXPIRE_PERIOD: invalid duration "soon": expected e.g. 500ms, 15s, 1m30s, 10m or 1h`);
     expect(r.stdout).to.equal("");
   });
 

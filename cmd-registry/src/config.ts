@@ -3,7 +3,17 @@
  * store selection that lets several replicas share state through etcd.
  */
 import { hostname } from "node:os";
-import { cidr, commonVars, defineConfig, duration, hostPort, int, urlList, validateCommon, type ConfigValues } from "@nsm-ts/sdk/tools/config";
+import {
+  type ConfigValues,
+  cidr,
+  commonVars,
+  defineConfig,
+  duration,
+  hostPort,
+  int,
+  urlList,
+  validateCommon,
+} from "@nsm-ts/sdk/tools/config";
 
 /** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
 export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };

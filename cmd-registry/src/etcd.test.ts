@@ -5,20 +5,20 @@
  * when the etcd binary is missing.
  */
 import * as grpc from "@grpc/grpc-js";
-import { etcdAvailable, startEtcd, type EtcdInstance } from "@nsm-ts/sdk/tools/etcdtest";
+import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
 import { expect } from "chai";
 import {
-  Stream,
   callMetadata,
   kill,
   loadServices,
+  type PlainClient,
   plainClient,
+  type Registry,
   running,
+  Stream,
   startRegistry,
   stopAll,
   unary,
-  type PlainClient,
-  type Registry,
 } from "./process-harness.js";
 
 interface NseResponse {

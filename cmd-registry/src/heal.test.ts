@@ -3,15 +3,25 @@
  * memory registry that is killed and restarted on the same port comes back without the caller doing anything.
  */
 import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
 import { CallContext } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
-import { dial, type Channel } from "@nsm-ts/sdk/tools/grpc";
+import { type Channel, dial } from "@nsm-ts/sdk/tools/grpc";
 import { ephemeralIdentity } from "@nsm-ts/sdk/tools/identity";
 import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
-import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { Stream, callMetadata, kill, loadServices, plainClient, running, startRegistry, stopAll, type PlainClient } from "./process-harness.js";
+import {
+  callMetadata,
+  kill,
+  loadServices,
+  type PlainClient,
+  plainClient,
+  running,
+  Stream,
+  startRegistry,
+  stopAll,
+} from "./process-harness.js";
 
 describe("registry client chain against cmd-registry", function () {
   this.timeout(30_000);

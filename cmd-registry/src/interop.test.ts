@@ -6,17 +6,17 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import {
-  Stream,
   callMetadata,
   kill,
   loadServices,
+  type PlainClient,
   plainClient,
+  type Registry,
   running,
+  Stream,
   startRegistry,
   stopAll,
   unary,
-  type PlainClient,
-  type Registry,
 } from "./process-harness.js";
 
 interface Nse {
@@ -116,16 +116,27 @@ describe("cmd-registry process with grpc-js + proto-loader", function () {
     const cases: [string, unknown, grpc.Metadata][] = [
       ["name", { name: "" }, callMetadata(me)],
       ["url", { name: "x", url: "http://198.51.100.1:80" }, callMetadata(me)],
-      ["expiration_time", { name: "x", expiration_time: { seconds: String(Math.floor(Date.now() / 1000) - 60), nanos: 0 } }, callMetadata(me)],
+      [
+        "expiration_time",
+        { name: "x", expiration_time: { seconds: String(Math.floor(Date.now() / 1000) - 60), nanos: 0 } },
+        callMetadata(me),
+      ],
       ["network_service_labels", { name: "x", network_service_labels: { svc: { labels: { "": "v" } } } }, callMetadata(me)],
-      ["path", { name: "x" }, (() => {
-        const md = callMetadata(me, false);
-        md.set("path", "[1,2");
-        return md;
-      })()],
+      [
+        "path",
+        { name: "x" },
+        (() => {
+          const md = callMetadata(me, false);
+          md.set("path", "[1,2");
+          return md;
+        })(),
+      ],
     ];
     for (const [field, req, md] of cases) {
-      const err = await unary(nsec, "Register", req, md).then(() => undefined, (e: grpc.ServiceError) => e);
+      const err = await unary(nsec, "Register", req, md).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
       expect(err?.code, field).to.equal(grpc.status.INVALID_ARGUMENT);
       expect(err?.details).to.contain(field);
       const ok = await unary<Nse>(nsec, "Register", { name: "fine", url: "tcp://198.51.100.1:5001" }, callMetadata(me));
@@ -144,7 +155,10 @@ describe("cmd-registry process with grpc-js + proto-loader", function () {
     await watch.next();
     const code = await kill(reg, "SIGTERM");
     expect(code).to.equal(0);
-    const err = await watch.next().then(() => undefined, (e: unknown) => e);
+    const err = await watch.next().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).to.not.equal(undefined);
   });
 });

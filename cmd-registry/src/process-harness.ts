@@ -3,8 +3,8 @@
  * clients built by `@grpc/proto-loader` from our `.proto` files (protobufjs codec, not protobuf-es), hand-made
  * ES256 tokens, and spawned registries that are always killed in `stopAll`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { type ChildProcess, spawn } from "node:child_process";
+import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { once } from "node:events";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
@@ -40,7 +40,7 @@ export function loadServices(): { ns: Ctor; nse: Ctor; health: Ctor } {
     defaults: true,
   });
   const pkg = grpc.loadPackageDefinition(def) as unknown as Record<string, Record<string, unknown>>;
-  const health = ((pkg.grpc as Record<string, Record<string, Record<string, unknown>>>).health?.v1?.Health) as Ctor;
+  const health = (pkg.grpc as Record<string, Record<string, Record<string, unknown>>>).health?.v1?.Health as Ctor;
   return { ns: pkg.registry?.NetworkServiceRegistry as Ctor, nse: pkg.registry?.NetworkServiceEndpointRegistry as Ctor, health };
 }
 
@@ -78,7 +78,13 @@ export function callMetadata(sub: string, withPath = true): grpc.Metadata {
 }
 
 /** A unary call as a promise; `onHeader` receives the response metadata. */
-export function unary<R>(c: PlainClient, method: string, req: unknown, md: grpc.Metadata, onHeader?: (m: grpc.Metadata) => void): Promise<R> {
+export function unary<R>(
+  c: PlainClient,
+  method: string,
+  req: unknown,
+  md: grpc.Metadata,
+  onHeader?: (m: grpc.Metadata) => void,
+): Promise<R> {
   return new Promise((resolve, reject) => {
     const call = c[method]?.call(c, req, md, (err: grpc.ServiceError | null, res: R) => (err ? reject(err) : resolve(res))) as
       | grpc.ClientUnaryCall

@@ -10,14 +10,14 @@ import {
   createEtcdStore,
   createMemoryStore,
   createRegistryServer,
-  serveRegistry,
-  type RegistryStore,
   type RegistryEntryOf,
+  type RegistryStore,
+  serveRegistry,
 } from "@nsm-ts/sdk/registry";
+import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/sdk/resources";
 import type { RunContext } from "@nsm-ts/sdk/tools/config";
 import { createServer } from "@nsm-ts/sdk/tools/grpc";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/sdk/resources";
 import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import type { Config } from "./config.js";
 
@@ -46,10 +46,15 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       ? createEtcdResourceStore({ endpoints: cfg.registryStore.endpoints, logger: ctx.log })
       : createMemoryResourceStore();
   const obs = await startObservability(cfg, { program: "cmd-registry", log: ctx.log });
-  obs.metrics?.gauge("nsm_registry_entries", "Registered entries by kind (ns, nse)", async () => [
-    [{ kind: "ns" }, await countEntries(stores.ns, NetworkServiceSchema)],
-    [{ kind: "nse" }, await countEntries(stores.nse, NetworkServiceEndpointSchema)],
-  ], ["kind"]);
+  obs.metrics?.gauge(
+    "nsm_registry_entries",
+    "Registered entries by kind (ns, nse)",
+    async () => [
+      [{ kind: "ns" }, await countEntries(stores.ns, NetworkServiceSchema)],
+      [{ kind: "nse" }, await countEntries(stores.nse, NetworkServiceEndpointSchema)],
+    ],
+    ["kind"],
+  );
   const server = createServer({
     ...serverOptions,
     logger: ctx.log,
@@ -70,10 +75,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
-    ctx.log.info(
-      { urls, store: cfg.registryStore, expirePeriodMs: cfg.expirePeriod, spiffeId: identity.spiffeId },
-      "cmd-registry serving",
-    );
+    ctx.log.info({ urls, store: cfg.registryStore, expirePeriodMs: cfg.expirePeriod, spiffeId: identity.spiffeId }, "cmd-registry serving");
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
     ctx.log.info("cmd-registry shutting down");
   } finally {

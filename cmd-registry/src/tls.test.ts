@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
-import { callMetadata, loadServices, running, startRegistry, stopAll, unary, type PlainClient } from "./process-harness.js";
+import { callMetadata, loadServices, type PlainClient, running, startRegistry, stopAll, unary } from "./process-harness.js";
 
 function openssl(dir: string, args: string[]): void {
   execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
@@ -20,9 +20,25 @@ function makePki(dir: string): { ca: string; server: [string, string]; client: [
   const ca = join(dir, "ca.pem");
   const caKey = join(dir, "ca.key");
   openssl(dir, [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", caKey, "-out", ca,
-    "-subj", "/CN=test-ca", "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE",
-    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    caKey,
+    "-out",
+    ca,
+    "-subj",
+    "/CN=test-ca",
+    "-days",
+    "2",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   const leaf = (name: string, san: string, serial: number): [string, string] => {
     const key = join(dir, `${name}.key`);
@@ -32,7 +48,24 @@ function makePki(dir: string): { ca: string; server: [string, string]; client: [
     writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
     openssl(dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key]);
     openssl(dir, ["req", "-new", "-key", key, "-out", csr, "-subj", `/CN=${name}`]);
-    openssl(dir, ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-set_serial", String(serial), "-out", cert, "-days", "1", "-extfile", ext]);
+    openssl(dir, [
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      ca,
+      "-CAkey",
+      caKey,
+      "-set_serial",
+      String(serial),
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-extfile",
+      ext,
+    ]);
     return [cert, key];
   };
   return {
@@ -67,7 +100,12 @@ describe("cmd-registry with mTLS", function () {
     const c = new services.nse(reg.target, creds, { "grpc.use_local_subchannel_pool": 1, "grpc.ssl_target_name_override": "localhost" });
     clients.push(c);
     // The token claims another identity; the certificate wins for a direct registrant.
-    const res = await unary<{ path_ids: string[] }>(c, "Register", { name: "tls-nse", url: "tcp://198.51.100.1:5001" }, callMetadata("spiffe://test.com/liar"));
+    const res = await unary<{ path_ids: string[] }>(
+      c,
+      "Register",
+      { name: "tls-nse", url: "tcp://198.51.100.1:5001" },
+      callMetadata("spiffe://test.com/liar"),
+    );
     expect(res.path_ids).to.deep.equal(["spiffe://test.com/client", "spiffe://test.com/registry"]);
 
     const plain = new services.nse(reg.target, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });

@@ -2,8 +2,9 @@
  * The example endpoint in a sandbox mesh (registry + two nodes): a client on the other node requests the
  * service and gets addresses from the endpoint's prefix and the endpoint's DNS config, through every hop.
  */
-import { expect } from "chai";
+
 import { createSandbox, leftovers, resourceSnapshot, type Sandbox } from "@nsm-ts/sdk/tools/sandbox";
+import { expect } from "chai";
 import { dnsEndpoint } from "./dns-endpoint.js";
 import { serve } from "./serve.js";
 
@@ -26,7 +27,13 @@ describe("examples: dnsEndpoint", () => {
     });
     const node0 = sb.nodes[0];
     if (!node0) throw new Error("sandbox without node 0");
-    stop = await serve({ endpoint: ep, service: "dns-ns", listenOn: "tcp://127.0.0.1:0", nsmgrUrl: node0.nsmgr.url, tokenGenerator: sb.tokenGenerator("nse-dns") });
+    stop = await serve({
+      endpoint: ep,
+      service: "dns-ns",
+      listenOn: "tcp://127.0.0.1:0",
+      nsmgrUrl: node0.nsmgr.url,
+      tokenGenerator: sb.tokenGenerator("nse-dns"),
+    });
   });
 
   afterEach(async () => {

@@ -63,7 +63,9 @@ describe("documentation", () => {
     const documented = exported.map((f) => REEXPORTS[f] ?? f);
     expect([...new Set(documented)].sort()).to.deep.equal([...new Set(entries)].sort());
     for (const [file, target] of Object.entries(REEXPORTS)) {
-      expect(readFileSync(join(repo, file), "utf8"), file).to.contain(`export * from "./${target.split("/").pop()?.replace(/\.ts$/, ".js")}"`);
+      expect(readFileSync(join(repo, file), "utf8"), file).to.contain(
+        `export * from "./${target.split("/").pop()?.replace(/\.ts$/, ".js")}"`,
+      );
     }
   });
 });

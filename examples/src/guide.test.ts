@@ -27,7 +27,9 @@ describe("docs/write-an-endpoint.md", () => {
   });
 
   it("keeps the example endpoint under 40 lines", () => {
-    const lines = readFileSync(join(repo, "examples", "src", "dns-endpoint.ts"), "utf8").trimEnd().split("\n");
+    const lines = readFileSync(join(repo, "examples", "src", "dns-endpoint.ts"), "utf8")
+      .trimEnd()
+      .split("\n");
     expect(lines.length).to.be.below(40);
   });
 

@@ -1,3 +1,3 @@
 /** @nsm-ts/examples: the example endpoint of docs/write-an-endpoint.md and the code that serves it. */
-export { dnsEndpoint, dnsConfig, type DnsEndpointOptions } from "./dns-endpoint.js";
-export { serve, type ServeOptions } from "./serve.js";
+export { type DnsEndpointOptions, dnsConfig, dnsEndpoint } from "./dns-endpoint.js";
+export { type ServeOptions, serve } from "./serve.js";

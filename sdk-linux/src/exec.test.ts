@@ -1,6 +1,6 @@
-import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { runCommand, vxlanMtu, VXLAN_OVERHEAD_V4 } from "./index.js";
+import { expect } from "chai";
+import { runCommand, VXLAN_OVERHEAD_V4, vxlanMtu } from "./index.js";
 
 describe("exec: runCommand", () => {
   it("feeds stdin and collects stdout, stderr and the exit code", async () => {
@@ -9,14 +9,20 @@ describe("exec: runCommand", () => {
   });
 
   it("says which tool is missing", async () => {
-    const err = await runCommand(["nsmts-no-such-binary"]).then(() => undefined, (e: unknown) => e);
+    const err = await runCommand(["nsmts-no-such-binary"]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).to.be.instanceOf(StatusError);
     expect((err as StatusError).code).to.equal(Code.FailedPrecondition);
     expect((err as StatusError).message).to.contain("nsmts-no-such-binary not found");
   });
 
   it("kills the child when the signal aborts", async () => {
-    const err = await runCommand(["sleep", "30"], { signal: AbortSignal.timeout(50) }).then(() => undefined, (e: unknown) => e);
+    const err = await runCommand(["sleep", "30"], { signal: AbortSignal.timeout(50) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as Error).name).to.equal("AbortError");
   });
 });

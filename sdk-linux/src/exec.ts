@@ -41,7 +41,8 @@ export const runCommand: CommandRunner = (argv, opts = {}) =>
     child.stdout?.on("data", (b: Buffer) => out.push(b));
     child.stderr?.on("data", (b: Buffer) => err.push(b));
     child.on("error", (e: NodeJS.ErrnoException) => {
-      if (e.code === "ENOENT") reject(new StatusError(Code.FailedPrecondition, `exec: ${file} not found (install iproute2/util-linux)`, { cause: e }));
+      if (e.code === "ENOENT")
+        reject(new StatusError(Code.FailedPrecondition, `exec: ${file} not found (install iproute2/util-linux)`, { cause: e }));
       else reject(e);
     });
     child.on("close", (code, sig) => {

@@ -5,7 +5,7 @@
  */
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { runCommand, type CommandRunner } from "./exec.js";
+import { type CommandRunner, runCommand } from "./exec.js";
 import type { Netns, NetnsTools } from "./netns.js";
 
 /** `batch`: one process per namespace per commit; `per-command`: one process per change. */
@@ -56,15 +56,21 @@ export interface IpFailure {
 export function classifyIpError(stderr: string, netns: Netns | undefined): IpFailure {
   const text = stderr.replace(/\s*Command failed -:\d+\s*$/m, "").trim() || "ip failed without a message";
   const ns = netns ? netns.toString() : "netns";
-  if (/Cannot open network namespace|nsenter: cannot open .*(No such file|No such process)|reassociate to namespace .* failed: (Invalid argument|No such)/i.test(text)) {
+  if (
+    /Cannot open network namespace|nsenter: cannot open .*(No such file|No such process)|reassociate to namespace .* failed: (Invalid argument|No such)/i.test(
+      text,
+    )
+  ) {
     return { code: Code.NotFound, reason: `${ns} not found (it was deleted or its process exited): ${text}` };
   }
   if (/Invalid "netns" value/.test(text)) return { code: Code.NotFound, reason: `target netns not found: ${text}` };
-  if (/Operation not permitted|Permission denied/i.test(text)) return { code: Code.PermissionDenied, reason: `needs root or CAP_NET_ADMIN: ${text}` };
+  if (/Operation not permitted|Permission denied/i.test(text))
+    return { code: Code.PermissionDenied, reason: `needs root or CAP_NET_ADMIN: ${text}` };
   if (/Cannot find device|does not exist|No such device/i.test(text)) return { code: Code.NotFound, reason: text };
   if (/File exists/i.test(text)) return { code: Code.AlreadyExists, reason: text };
   if (/No such process|Cannot assign requested address/i.test(text)) return { code: Code.NotFound, reason: text };
-  if (/Network is unreachable|Network is down|invalid gateway|is not up|Device or resource busy/i.test(text)) return { code: Code.FailedPrecondition, reason: text };
+  if (/Network is unreachable|Network is down|invalid gateway|is not up|Device or resource busy/i.test(text))
+    return { code: Code.FailedPrecondition, reason: text };
   if (/Invalid argument|is wrong|out of range|Error: /i.test(text)) return { code: Code.InvalidArgument, reason: text };
   return { code: Code.Internal, reason: text };
 }
@@ -86,12 +92,19 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
 
   async function exec(netns: Netns, argv: readonly string[], line: IpLine | undefined, stdin?: string) {
     try {
-      return await run(argv, stdin === undefined ? { signal: AbortSignal.timeout(timeoutMs) } : { stdin, signal: AbortSignal.timeout(timeoutMs) });
+      return await run(
+        argv,
+        stdin === undefined ? { signal: AbortSignal.timeout(timeoutMs) } : { stdin, signal: AbortSignal.timeout(timeoutMs) },
+      );
     } catch (err) {
       if (err instanceof StatusError) throw err;
       const e = err as Error;
       const timedOut = e.name === "AbortError" || e.name === "TimeoutError";
-      throw new StatusError(timedOut ? Code.DeadlineExceeded : Code.Internal, `kernel: ${line ? line.what : "ip"} in ${netns}: ${timedOut ? `ip did not finish within ${timeoutMs} ms` : e.message}`, { cause: err });
+      throw new StatusError(
+        timedOut ? Code.DeadlineExceeded : Code.Internal,
+        `kernel: ${line ? line.what : "ip"} in ${netns}: ${timedOut ? `ip did not finish within ${timeoutMs} ms` : e.message}`,
+        { cause: err },
+      );
     }
   }
 

@@ -4,8 +4,8 @@
  */
 export * from "./exec.js";
 export * from "./executor.js";
+export * from "./mechanisms/index.js";
 export * from "./names.js";
 export * from "./netns.js";
 export * from "./ops.js";
 export * from "./validate.js";
-export * from "./mechanisms/index.js";

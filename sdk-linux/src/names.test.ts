@@ -1,5 +1,5 @@
-import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { expect } from "chai";
 import { isValidIfName, ownerAlias, ownerPrefix, parseOwnerAlias, validateAlias, validateIfName } from "./index.js";
 
 function code(fn: () => unknown): number | undefined {

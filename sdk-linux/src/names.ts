@@ -22,7 +22,8 @@ export const ALIAS_PREFIX = "nsm-ts";
 export function validateIfName(name: string, what = "interface name"): string {
   const bytes = Buffer.byteLength(name, "utf8");
   if (bytes === 0) fail(Code.InvalidArgument, `kernel: empty ${what}`);
-  if (bytes > MAX_IFNAME_LEN) fail(Code.InvalidArgument, `kernel: ${what} ${JSON.stringify(name)} is ${bytes} bytes, the limit is ${MAX_IFNAME_LEN}`);
+  if (bytes > MAX_IFNAME_LEN)
+    fail(Code.InvalidArgument, `kernel: ${what} ${JSON.stringify(name)} is ${bytes} bytes, the limit is ${MAX_IFNAME_LEN}`);
   if (name === "." || name === "..") fail(Code.InvalidArgument, `kernel: ${what} ${JSON.stringify(name)} is reserved`);
   if (/[\s/:%"'#\\]/.test(name) || /[^\x21-\x7e]/.test(name)) {
     fail(Code.InvalidArgument, `kernel: ${what} ${JSON.stringify(name)} has a character not allowed in interface names`);
@@ -65,7 +66,8 @@ export function ownerAlias(mark: OwnerMark): string {
   const fields = [ALIAS_PREFIX, encodeField(mark.owner), encodeField(mark.connectionId)];
   if (mark.role !== undefined && mark.role !== "") fields.push(encodeField(mark.role));
   const alias = fields.join(":");
-  if (alias.length > MAX_ALIAS_LEN) fail(Code.InvalidArgument, `kernel: alias for connection ${mark.connectionId} is ${alias.length} bytes, the limit is ${MAX_ALIAS_LEN}`);
+  if (alias.length > MAX_ALIAS_LEN)
+    fail(Code.InvalidArgument, `kernel: alias for connection ${mark.connectionId} is ${alias.length} bytes, the limit is ${MAX_ALIAS_LEN}`);
   return alias;
 }
 

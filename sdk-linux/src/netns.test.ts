@@ -1,6 +1,6 @@
-import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { Netns, currentNetns, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
+import { expect } from "chai";
+import { currentNetns, Netns, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
 
 function code(fn: () => unknown): number | undefined {
   try {
@@ -55,8 +55,19 @@ describe("netns: Netns handle", () => {
     expect(named.ipArgv(["link", "show"])).to.deep.equal(["ip", "-n", "blue", "link", "show"]);
     expect(byPath.ipArgv(["link", "show"])).to.deep.equal(["nsenter", "--net=/proc/7/ns/net", "ip", "link", "show"]);
     expect(current.ipArgv(["link", "show"])).to.deep.equal(["ip", "link", "show"]);
-    expect(byPath.ipArgv(["-V"], { ip: "/sbin/ip", nsenter: "/usr/bin/nsenter" })).to.deep.equal(["/usr/bin/nsenter", "--net=/proc/7/ns/net", "/sbin/ip", "-V"]);
-    expect(named.execArgv(["ping", "-c1", "203.0.113.1"])).to.deep.equal(["nsenter", "--net=/run/netns/blue", "ping", "-c1", "203.0.113.1"]);
+    expect(byPath.ipArgv(["-V"], { ip: "/sbin/ip", nsenter: "/usr/bin/nsenter" })).to.deep.equal([
+      "/usr/bin/nsenter",
+      "--net=/proc/7/ns/net",
+      "/sbin/ip",
+      "-V",
+    ]);
+    expect(named.execArgv(["ping", "-c1", "203.0.113.1"])).to.deep.equal([
+      "nsenter",
+      "--net=/run/netns/blue",
+      "ping",
+      "-c1",
+      "203.0.113.1",
+    ]);
   });
 
   it("names the link target by name or path and compares by inode", () => {
@@ -75,9 +86,15 @@ describe("netns: Netns handle", () => {
     expect(cur.sameAs(own)).to.equal(true);
     await cur.verify();
     const stale = new Netns("/proc/self/ns/net", parseNetnsUrl("/proc/self/ns/net"), own.inode + 1, own.dev, false);
-    const staleErr = await stale.verify().then(() => undefined, (e: unknown) => e);
+    const staleErr = await stale.verify().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((staleErr as StatusError).code).to.equal(Code.NotFound);
-    const err = await openNetns("nsmts-does-not-exist-0").then(() => undefined, (e: unknown) => e);
+    const err = await openNetns("nsmts-does-not-exist-0").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).to.be.instanceOf(StatusError);
     expect((err as StatusError).code).to.equal(Code.NotFound);
     expect((err as StatusError).message).to.contain("nsmts-does-not-exist-0");

@@ -4,7 +4,7 @@
  * inode for identity checks and knows how to run `ip` (or any command) inside the namespace.
  */
 import { stat } from "node:fs/promises";
-import { Code, StatusError, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
 import { runCommand } from "./exec.js";
 
 /** Where `ip netns add` keeps named namespaces. */
@@ -49,8 +49,10 @@ export function parseNetnsUrl(url: string, pid: number = process.pid): NetnsLoca
     } catch (err) {
       throw new StatusError(Code.InvalidArgument, `netns: invalid netns URL ${JSON.stringify(url)}`, { cause: err });
     }
-    if (u.protocol !== "file:") fail(Code.InvalidArgument, `netns: unsupported scheme ${u.protocol} in ${JSON.stringify(url)} (want file://)`);
-    if (u.host !== "" && u.host !== "localhost") fail(Code.InvalidArgument, `netns: file URL with host ${u.host} in ${JSON.stringify(url)}`);
+    if (u.protocol !== "file:")
+      fail(Code.InvalidArgument, `netns: unsupported scheme ${u.protocol} in ${JSON.stringify(url)} (want file://)`);
+    if (u.host !== "" && u.host !== "localhost")
+      fail(Code.InvalidArgument, `netns: file URL with host ${u.host} in ${JSON.stringify(url)}`);
     p = decodeURIComponent(u.pathname);
   }
   if (!p.includes("/")) return { kind: "named", name: validateNetnsName(p), path: `${NETNS_RUN_DIR}/${p}` };
@@ -149,7 +151,9 @@ async function statNetns(url: string, path: string): Promise<{ ino: number; dev:
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ESRCH") throw new StatusError(Code.NotFound, `netns: ${url} not found (${path})`, { cause: err });
     if (code === "EACCES" || code === "EPERM") {
-      throw new StatusError(Code.PermissionDenied, `netns: cannot open ${url} (${path}): needs root or CAP_NET_ADMIN/CAP_SYS_PTRACE`, { cause: err });
+      throw new StatusError(Code.PermissionDenied, `netns: cannot open ${url} (${path}): needs root or CAP_NET_ADMIN/CAP_SYS_PTRACE`, {
+        cause: err,
+      });
     }
     throw new StatusError(Code.Internal, `netns: stat ${path}: ${(err as Error).message}`, { cause: err });
   }
@@ -184,7 +188,8 @@ export async function createNamedNetns(name: string, tools: NetnsTools = {}): Pr
   if (r.code !== 0) {
     const msg = r.stderr.trim();
     if (/File exists/i.test(msg)) fail(Code.AlreadyExists, `netns: ${name} already exists`);
-    if (/not permitted|permission denied/i.test(msg)) fail(Code.PermissionDenied, `netns: ip netns add ${name}: needs root or CAP_NET_ADMIN/CAP_SYS_ADMIN (${msg})`);
+    if (/not permitted|permission denied/i.test(msg))
+      fail(Code.PermissionDenied, `netns: ip netns add ${name}: needs root or CAP_NET_ADMIN/CAP_SYS_ADMIN (${msg})`);
     fail(Code.Internal, `netns: ip netns add ${name}: ${msg}`);
   }
   return openNetns(name);

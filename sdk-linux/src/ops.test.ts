@@ -1,14 +1,14 @@
-import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { expect } from "chai";
 import {
-  Netns,
+  type CommandResult,
+  type CommandRunner,
   classifyIpError,
   createKernelOps,
+  Netns,
   parseLink,
   parseNetnsUrl,
   parseRoute,
-  type CommandResult,
-  type CommandRunner,
 } from "./index.js";
 
 interface Call {
@@ -30,7 +30,10 @@ const a = new Netns("nsa", parseNetnsUrl("nsa"), 100, 4, false);
 const b = new Netns("file:///proc/77/ns/net", parseNetnsUrl("file:///proc/77/ns/net"), 101, 4, false);
 
 async function rejection(p: Promise<unknown>): Promise<StatusError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).to.be.instanceOf(StatusError);
   return err as StatusError;
 }
@@ -90,7 +93,15 @@ describe("ops: command building", () => {
     await ops
       .batch(b)
       .addVeth({ name: "nsm-1", peerName: "nsm-1", peerNetns: a })
-      .addVxlan({ name: "vx-1", vni: 4242, local: "198.51.100.1", remote: "198.51.100.2", dev: "ul0", mtu: 1450, alias: "nsm-ts:f:c2:vxlan" })
+      .addVxlan({
+        name: "vx-1",
+        vni: 4242,
+        local: "198.51.100.1",
+        remote: "198.51.100.2",
+        dev: "ul0",
+        mtu: 1450,
+        alias: "nsm-ts:f:c2:vxlan",
+      })
       .addVxlan({ name: "vx-2", vni: 1, remote: "fd00::2", dstPort: 8472 })
       .commit();
     expect(calls[0]?.argv).to.deep.equal(["nsenter", "--net=/proc/77/ns/net", "ip", "-batch", "-"]);
@@ -164,7 +175,9 @@ describe("ops: errors", () => {
     const err = await rejection(createKernelOps({ run }).addVeth(a, { name: "x", peerName: "y" }));
     expect(err.code).to.equal(Code.PermissionDenied);
     expect(err.message).to.contain("needs root or CAP_NET_ADMIN");
-    expect(classifyIpError("nsenter: reassociate to namespace 'ns/net' failed: Operation not permitted", b).code).to.equal(Code.PermissionDenied);
+    expect(classifyIpError("nsenter: reassociate to namespace 'ns/net' failed: Operation not permitted", b).code).to.equal(
+      Code.PermissionDenied,
+    );
   });
 
   it("reports a missing namespace as NotFound naming it, for ip -n and for nsenter", () => {
@@ -182,7 +195,7 @@ describe("ops: errors", () => {
     expect(classifyIpError("Error: Nexthop has invalid gateway.", a).code).to.equal(Code.FailedPrecondition);
     expect(classifyIpError("Error: Device for nexthop is not up.", a).code).to.equal(Code.FailedPrecondition);
     expect(classifyIpError("RTNETLINK answers: No such process", a).code).to.equal(Code.NotFound);
-    expect(classifyIpError("Error: argument \"x\" is wrong: invalid mtu", a).code).to.equal(Code.InvalidArgument);
+    expect(classifyIpError('Error: argument "x" is wrong: invalid mtu', a).code).to.equal(Code.InvalidArgument);
     expect(classifyIpError("something odd", a).code).to.equal(Code.Internal);
   });
 
@@ -208,10 +221,19 @@ describe("ops: parsing ip -json", () => {
   it("reads link, addresses, alias mark and vxlan data", async () => {
     const json = JSON.stringify([
       {
-        ifindex: 7, link_index: 3, ifname: "vx1", flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], mtu: 1450, operstate: "UNKNOWN",
-        address: "46:b4:cf:61:f0:b8", ifalias: "nsm-ts:fwd:c1:vxlan",
+        ifindex: 7,
+        link_index: 3,
+        ifname: "vx1",
+        flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+        mtu: 1450,
+        operstate: "UNKNOWN",
+        address: "46:b4:cf:61:f0:b8",
+        ifalias: "nsm-ts:fwd:c1:vxlan",
         linkinfo: { info_kind: "vxlan", info_data: { id: 100, remote: "198.51.100.2", local: "198.51.100.1", port: 4789 } },
-        addr_info: [{ family: "inet", local: "169.254.1.1", prefixlen: 30 }, { family: "inet6", local: "fd00::1", prefixlen: 64 }],
+        addr_info: [
+          { family: "inet", local: "169.254.1.1", prefixlen: 30 },
+          { family: "inet6", local: "fd00::1", prefixlen: 64 },
+        ],
       },
       { ifindex: 1, ifname: "lo", flags: ["LOOPBACK"], mtu: 65536, operstate: "DOWN", addr_info: [] },
     ]);
@@ -219,9 +241,18 @@ describe("ops: parsing ip -json", () => {
     const ops = createKernelOps({ run });
     const links = await ops.listLinks(a);
     expect(links[0]).to.deep.equal({
-      ifindex: 7, name: "vx1", mtu: 1450, operState: "UNKNOWN", up: true, flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
-      mac: "46:b4:cf:61:f0:b8", alias: "nsm-ts:fwd:c1:vxlan", owner: { owner: "fwd", connectionId: "c1", role: "vxlan" },
-      linkIndex: 3, kind: "vxlan", vxlan: { vni: 100, local: "198.51.100.1", remote: "198.51.100.2", port: 4789 },
+      ifindex: 7,
+      name: "vx1",
+      mtu: 1450,
+      operState: "UNKNOWN",
+      up: true,
+      flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+      mac: "46:b4:cf:61:f0:b8",
+      alias: "nsm-ts:fwd:c1:vxlan",
+      owner: { owner: "fwd", connectionId: "c1", role: "vxlan" },
+      linkIndex: 3,
+      kind: "vxlan",
+      vxlan: { vni: 100, local: "198.51.100.1", remote: "198.51.100.2", port: 4789 },
       addresses: ["169.254.1.1/30", "fd00::1/64"],
     });
     expect(links[1]?.up).to.equal(false);
@@ -232,7 +263,11 @@ describe("ops: parsing ip -json", () => {
 
   it("reads routes with host routes given a prefix length", () => {
     expect(parseRoute({ dst: "203.0.113.7", gateway: "169.254.0.2", dev: "nsm-0", metric: 5 }, 4)).to.deep.equal({
-      family: 4, dst: "203.0.113.7/32", gateway: "169.254.0.2", dev: "nsm-0", metric: 5,
+      family: 4,
+      dst: "203.0.113.7/32",
+      gateway: "169.254.0.2",
+      dev: "nsm-0",
+      metric: 5,
     });
     expect(parseRoute({ dst: "default", gateway: "fd00::2", dev: "nsm-0" }, 6).dst).to.equal("default");
   });

@@ -3,9 +3,9 @@
  * per namespace and delivered by the `IpExecutor` (one `ip -batch -` process per commit by default);
  * single-change helpers are one-line batches. Reads use `ip -json`.
  */
-import { Code, StatusError, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
 import { createIpExecutor, type IpExecutor, type IpExecutorOptions, type IpLine, type IpMode } from "./executor.js";
-import { parseOwnerAlias, validateAlias, validateIfName, type OwnerMark } from "./names.js";
+import { type OwnerMark, parseOwnerAlias, validateAlias, validateIfName } from "./names.js";
 import type { Netns } from "./netns.js";
 import { cidrFamily, ipFamily, validateMac, validateMtu, validateUint } from "./validate.js";
 
@@ -163,9 +163,28 @@ export class Batch {
     const mtu = spec.mtu === undefined ? [] : ["mtu", String(validateMtu(spec.mtu))];
     const peerNs = spec.peerNetns && !spec.peerNetns.sameAs(this.netns) ? ["netns", spec.peerNetns.linkTarget] : [];
     if (spec.peerAlias !== undefined && peerNs.length > 0) {
-      fail(Code.InvalidArgument, `kernel: addVeth ${spec.name}: peerAlias needs the peer in the same netns; set it with setAlias in a batch of ${spec.peerNetns}`);
+      fail(
+        Code.InvalidArgument,
+        `kernel: addVeth ${spec.name}: peerAlias needs the peer in the same netns; set it with setAlias in a batch of ${spec.peerNetns}`,
+      );
     }
-    this.#push(line(`addVeth ${spec.name}/${spec.peerName}`, "link", "add", "name", spec.name, ...mtu, "type", "veth", "peer", "name", spec.peerName, ...mtu, ...peerNs));
+    this.#push(
+      line(
+        `addVeth ${spec.name}/${spec.peerName}`,
+        "link",
+        "add",
+        "name",
+        spec.name,
+        ...mtu,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        spec.peerName,
+        ...mtu,
+        ...peerNs,
+      ),
+    );
     if (spec.alias !== undefined) this.setAlias(spec.name, spec.alias);
     if (spec.peerAlias !== undefined) this.setAlias(spec.peerName, spec.peerAlias);
     return this;
@@ -180,7 +199,8 @@ export class Batch {
     if (spec.mtu !== undefined) args.push("mtu", String(validateMtu(spec.mtu)));
     args.push("type", "vxlan", "id", String(spec.vni));
     if (spec.local !== undefined) {
-      if (ipFamily(spec.local, "vxlan local") !== fam) fail(Code.InvalidArgument, `kernel: vxlan ${spec.name}: local ${spec.local} and remote ${spec.remote} differ in family`);
+      if (ipFamily(spec.local, "vxlan local") !== fam)
+        fail(Code.InvalidArgument, `kernel: vxlan ${spec.name}: local ${spec.local} and remote ${spec.remote} differ in family`);
       args.push("local", spec.local);
     }
     args.push("remote", spec.remote, "dstport", String(validateUint(spec.dstPort ?? 4789, 1, 65535, "vxlan dstPort")));
@@ -194,7 +214,18 @@ export class Batch {
   moveLink(name: string, target: Netns, newName?: string): this {
     validateIfName(name);
     const rename = newName === undefined ? [] : ["name", validateIfName(newName, "new interface name")];
-    return this.#push(line(`moveLink ${name} to ${target}${newName ? ` as ${newName}` : ""}`, "link", "set", "dev", name, "netns", target.linkTarget, ...rename));
+    return this.#push(
+      line(
+        `moveLink ${name} to ${target}${newName ? ` as ${newName}` : ""}`,
+        "link",
+        "set",
+        "dev",
+        name,
+        "netns",
+        target.linkTarget,
+        ...rename,
+      ),
+    );
   }
 
   /** Renames a link (older kernels need it down first). */
@@ -257,7 +288,20 @@ export class Batch {
     validateIfName(spec.dev);
     if (spec.mac === undefined) fail(Code.InvalidArgument, `kernel: addNeighbor ${spec.address}: mac is required`);
     const mac = validateMac(spec.mac, "neighbor mac");
-    return this.#push(line(`addNeighbor ${spec.address} on ${spec.dev}`, "neigh", opts.replace ? "replace" : "add", spec.address, "lladdr", mac, "dev", spec.dev, "nud", "permanent"));
+    return this.#push(
+      line(
+        `addNeighbor ${spec.address} on ${spec.dev}`,
+        "neigh",
+        opts.replace ? "replace" : "add",
+        spec.address,
+        "lladdr",
+        mac,
+        "dev",
+        spec.dev,
+        "nud",
+        "permanent",
+      ),
+    );
   }
 
   /** Deletes a neighbour entry. */
@@ -295,12 +339,14 @@ function routeArgs(spec: RouteSpec, adding: boolean): string[] {
   if (dst === "default" && fam === 6) dst = "::/0";
   if (spec.dev !== undefined) args.push("dev", validateIfName(spec.dev, "route dev"));
   if (spec.src !== undefined) {
-    if (ipFamily(spec.src, "route src") !== (fam ?? 4)) fail(Code.InvalidArgument, `kernel: route ${spec.dst}: src ${spec.src} is another family`);
+    if (ipFamily(spec.src, "route src") !== (fam ?? 4))
+      fail(Code.InvalidArgument, `kernel: route ${spec.dst}: src ${spec.src} is another family`);
     args.push("src", spec.src);
   }
   if (spec.metric !== undefined) args.push("metric", String(validateUint(spec.metric, 0, 0xffffffff, "route metric")));
   if (adding && spec.onlink) args.push("onlink");
-  if (spec.gateway === undefined && spec.dev === undefined && adding) fail(Code.InvalidArgument, `kernel: route ${spec.dst}: needs a gateway or a dev`);
+  if (spec.gateway === undefined && spec.dev === undefined && adding)
+    fail(Code.InvalidArgument, `kernel: route ${spec.dst}: needs a gateway or a dev`);
   return [dst, ...args];
 }
 
@@ -484,7 +530,8 @@ export class KernelOps {
       const o = parseJsonArray(out, `getLink ${name}`)[0];
       return o ? parseLink(o) : undefined;
     } catch (err) {
-      if (err instanceof StatusError && err.code === Code.NotFound && /does not exist|Cannot find device/.test(err.message)) return undefined;
+      if (err instanceof StatusError && err.code === Code.NotFound && /does not exist|Cannot find device/.test(err.message))
+        return undefined;
       throw err;
     }
   }
@@ -524,7 +571,10 @@ export class KernelOps {
       this.#exec.query(netns, ["-json", "-4", "route", "show"], "listRoutes"),
       this.#exec.query(netns, ["-json", "-6", "route", "show"], "listRoutes"),
     ]);
-    return [...parseJsonArray(v4, "listRoutes").map((o) => parseRoute(o, 4)), ...parseJsonArray(v6, "listRoutes").map((o) => parseRoute(o, 6))];
+    return [
+      ...parseJsonArray(v4, "listRoutes").map((o) => parseRoute(o, 4)),
+      ...parseJsonArray(v6, "listRoutes").map((o) => parseRoute(o, 6)),
+    ];
   }
 
   /** Neighbour (ARP/ND) entries. */

@@ -19,13 +19,15 @@ export function cidrFamily(cidr: string, field: string): 4 | 6 {
   if (!m?.[1] || m[2] === undefined) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} is not addr/len`);
   const fam = ipFamily(m[1], field);
   const len = Number(m[2]);
-  if (len > (fam === 4 ? 32 : 128)) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} has prefix length ${len} > ${fam === 4 ? 32 : 128}`);
+  if (len > (fam === 4 ? 32 : 128))
+    fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} has prefix length ${len} > ${fam === 4 ? 32 : 128}`);
   return fam;
 }
 
 /** Checks a MAC address `aa:bb:cc:dd:ee:ff`. */
 export function validateMac(mac: string, field = "mac"): string {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(mac)} is not a MAC address`);
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
+    fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(mac)} is not a MAC address`);
   return mac.toLowerCase();
 }
 

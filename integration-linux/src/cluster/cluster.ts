@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { runCommand } from "@nsm-ts/sdk-linux";
-import { type ProgramName, Program, repoRoot } from "../programs/harness.js";
+import { Program, type ProgramName, repoRoot } from "../programs/harness.js";
 
 /** Variables the programs read that must not leak in from the test runner's environment. */
 function cleanEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
@@ -32,7 +32,14 @@ export class Processes {
   }
 
   /** Spawns and waits for `readyMsg`. */
-  async start(program: ProgramName, vars: Record<string, string>, readyMsg: string, name: string, ns?: string, timeoutMs = 30_000): Promise<Program> {
+  async start(
+    program: ProgramName,
+    vars: Record<string, string>,
+    readyMsg: string,
+    name: string,
+    ns?: string,
+    timeoutMs = 30_000,
+  ): Promise<Program> {
     const p = this.spawn(program, vars, name, ns);
     await p.waitFor(readyMsg, () => true, timeoutMs);
     return p;

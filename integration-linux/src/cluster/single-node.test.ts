@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import { freePort, type LogRecord, type Program } from "../programs/harness.js";
-import { Processes, bare, ip, links, pingFrom, waitUntil, type LinkInfo } from "./cluster.js";
+import { bare, ip, type LinkInfo, links, Processes, pingFrom, waitUntil } from "./cluster.js";
 
 const SERVICE = "kernel-responder";
 const IFNAME = "nsm-1";
@@ -36,7 +36,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     await skipUnlessKernel(this);
   });
 
-  beforeEach(async function () {
+  beforeEach(async () => {
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-cluster-"));
@@ -52,7 +52,12 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       procs.start("cmd-registry", { NSM_NAME: "registry", NSM_LISTEN_ON: registryUrl }, "cmd-registry serving", "registry", ns.node),
       procs.start(
         "cmd-nsmgr",
-        { NSM_NAME: "nsmgr-1", NODE_NAME: "node-1", NSM_LISTEN_ON: `${nodeSocket},tcp://127.0.0.1:${await freePort()}`, NSM_REGISTRY_URL: registryUrl },
+        {
+          NSM_NAME: "nsmgr-1",
+          NODE_NAME: "node-1",
+          NSM_LISTEN_ON: `${nodeSocket},tcp://127.0.0.1:${await freePort()}`,
+          NSM_REGISTRY_URL: registryUrl,
+        },
         "cmd-nsmgr serving",
         "nsmgr-1",
         ns.node,
@@ -64,14 +69,19 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
   function startForwarder(): Promise<Program> {
     return procs.start(
       "cmd-forwarder",
-      { NSM_NAME: "forwarder-1", NSM_CONNECT_TO: nodeSocket, NSM_LISTEN_ON: `unix://${join(dir, "forwarder.sock")}`, NSM_FORWARDER_MECHANISM: "KERNEL" },
+      {
+        NSM_NAME: "forwarder-1",
+        NSM_CONNECT_TO: nodeSocket,
+        NSM_LISTEN_ON: `unix://${join(dir, "forwarder.sock")}`,
+        NSM_FORWARDER_MECHANISM: "KERNEL",
+      },
       "cmd-forwarder serving",
       "forwarder-1",
       ns.node,
     );
   }
 
-  afterEach(async function () {
+  afterEach(async () => {
     await procs?.killAll();
     await fx?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -97,7 +107,13 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
   function startClient(vars: Record<string, string> = {}): Program {
     return procs.spawn(
       "cmd-nsc",
-      { NSM_NAME: "nsc-1", NSM_CONNECT_TO: nodeSocket, NSM_NETWORK_SERVICES: `kernel://${SERVICE}/${IFNAME}`, NSM_REQUEST_TIMEOUT: "10s", ...vars },
+      {
+        NSM_NAME: "nsc-1",
+        NSM_CONNECT_TO: nodeSocket,
+        NSM_NETWORK_SERVICES: `kernel://${SERVICE}/${IFNAME}`,
+        NSM_REQUEST_TIMEOUT: "10s",
+        ...vars,
+      },
       "nsc-1",
       ns.a,
     );
@@ -105,7 +121,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
 
   const linkIn = async (where: string, name = IFNAME): Promise<LinkInfo | undefined> => (await links(where)).find((l) => l.ifname === name);
 
-  it("connects pod A to pod B with a veth pair, pings, survives a refresh untouched, and Close removes both ends", async function () {
+  it("connects pod A to pod B with a veth pair, pings, survives a refresh untouched, and Close removes both ends", async () => {
     await startEndpoint("nse-1");
     const nsc = startClient({ NSM_MAX_TOKEN_LIFETIME: "30s" });
     const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
@@ -127,17 +143,24 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     const refreshed = connOf(await nsc.waitFor("connection refreshed", () => true, 60_000));
     expect(refreshed.id).to.equal(conn.id);
     expect((await linkIn(ns.a))?.ifindex, "client ifindex after refresh").to.equal(before.a);
-    expect((await links(ns.b)).map((l) => l.ifindex), "endpoint ifindex after refresh").to.deep.equal([before.b]);
+    expect(
+      (await links(ns.b)).map((l) => l.ifindex),
+      "endpoint ifindex after refresh",
+    ).to.deep.equal([before.b]);
     expect(await pingFrom(ns.a, dst), "ping after refresh").to.equal(true);
 
     // SIGTERM: the client closes its connection, and the forwarder removes both ends.
     const { code } = await nsc.stop("SIGTERM");
     expect(code, nsc.output()).to.equal(0);
-    await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
+    await waitUntil(
+      "both ends removed",
+      async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
+      20_000,
+    );
     expect(await links(ns.node), "nothing left in the node netns").to.deep.equal([]);
   });
 
-  it("heals with real traffic after the endpoint process is SIGKILLed and a new one starts", async function () {
+  it("heals with real traffic after the endpoint process is SIGKILLed and a new one starts", async () => {
     const nse1 = await startEndpoint("nse-1");
     const nsc = startClient();
     const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
@@ -163,7 +186,9 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       50,
     ).catch(async (err: Error) => {
       const outputs = procs.all.map((p) => `--- ${p.name}\n${p.output()}`).join("\n");
-      throw new Error(`${err.message}\nlinks A: ${JSON.stringify(await links(ns.a))}\nlinks B: ${JSON.stringify(await links(ns.b))}\n${outputs}`);
+      throw new Error(
+        `${err.message}\nlinks A: ${JSON.stringify(await links(ns.a))}\nlinks B: ${JSON.stringify(await links(ns.b))}\n${outputs}`,
+      );
     });
     await nse2;
     const healMs = healedAt - killedAt;
@@ -173,29 +198,41 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     expect(await links(ns.b), "exactly one interface in pod B").to.have.length(1);
 
     await nsc.stop("SIGTERM");
-    await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
+    await waitUntil(
+      "both ends removed",
+      async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
+      20_000,
+    );
   });
 
   // Like a Deployment replacing a pod: the new endpoint has another name. Heal re-requests the dead endpoint's
   // name first and switches to reselect once that has failed for heal's `reselectAfterMs` (5 s).
-  it("heals to a replacement endpoint under another name started after the kill", async function () {
+  it("heals to a replacement endpoint under another name started after the kill", async () => {
     const nse1 = await startEndpoint("nse-1", { NSM_MAX_TOKEN_LIFETIME: "10s" });
     const nsc = startClient();
     await nsc.waitFor("connected", () => true, 60_000);
     const killedAt = Date.now();
     await nse1.stop("SIGKILL");
     await startEndpoint("nse-2");
-    const rec = await nsc.waitFor("connection refreshed", (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-2", 90_000);
+    const rec = await nsc.waitFor(
+      "connection refreshed",
+      (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-2",
+      90_000,
+    );
     const d = bare(connOf(rec).dstIpAddrs[0] ?? "");
     const okAt = await waitUntil(`ping ${d} through nse-2`, async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined), 20_000);
     process.stdout.write(`      kill -9 nse-1 → replacement nse-2 → first successful ping ${okAt - killedAt} ms (nse-1 tokens 10 s)\n`);
     expect((await links(ns.a)).map((l) => l.ifname)).to.deep.equal([IFNAME]);
     expect(await links(ns.b), "the dead endpoint's side is gone, only nse-2's remains").to.have.length(1);
     await nsc.stop("SIGTERM");
-    await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
+    await waitUntil(
+      "both ends removed",
+      async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
+      20_000,
+    );
   });
 
-  it("after the forwarder is SIGKILLed and restarted, no duplicate interfaces and ping works again", async function () {
+  it("after the forwarder is SIGKILLed and restarted, no duplicate interfaces and ping works again", async () => {
     await startEndpoint("nse-1");
     const nsc = startClient();
     const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
@@ -210,21 +247,38 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     const killedAt = Date.now();
     await startForwarder();
     // The client notices (monitor stream / failed refresh) and heals through the new forwarder instance.
-    await nsc.waitFor("connection refreshed", () => nsc.records.filter((r) => r.msg === "connection refreshed").length > refreshesBefore, 60_000);
+    await nsc.waitFor(
+      "connection refreshed",
+      () => nsc.records.filter((r) => r.msg === "connection refreshed").length > refreshesBefore,
+      60_000,
+    );
     const healed = connOf([...nsc.records].reverse().find((r) => r.msg === "connection refreshed") as LogRecord);
     const d = bare(healed.dstIpAddrs[0] ?? "");
-    const okAt = await waitUntil(`ping ${d} after the forwarder restart`, async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined), 30_000);
-    process.stdout.write(`      forwarder kill -9 → restart → first successful ping ${okAt - killedAt} ms; client interface ${
+    const okAt = await waitUntil(
+      `ping ${d} after the forwarder restart`,
+      async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined),
+      30_000,
+    );
+    process.stdout.write(
+      `      forwarder kill -9 → restart → first successful ping ${okAt - killedAt} ms; client interface ${
         (await linkIn(ns.a))?.ifindex === ifindexBefore ? "adopted (same ifindex)" : "replaced"
-      }\n`);
+      }\n`,
+    );
 
     const inA = await links(ns.a);
-    expect(inA.map((l) => l.ifname), "pod A: exactly the one client interface").to.deep.equal([IFNAME]);
+    expect(
+      inA.map((l) => l.ifname),
+      "pod A: exactly the one client interface",
+    ).to.deep.equal([IFNAME]);
     expect(await links(ns.b), "pod B: exactly one interface").to.have.length(1);
     expect(await links(ns.node), "node netns: no leftovers of the killed forwarder").to.deep.equal([]);
 
     await nsc.stop("SIGTERM");
-    await waitUntil("both ends removed", async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined), 20_000);
+    await waitUntil(
+      "both ends removed",
+      async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
+      20_000,
+    );
   });
 
   it("50 concurrent client processes, each in its own pod netns, each get their own working interface; all removed on close", async function () {
@@ -233,7 +287,13 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     const PER_POD = 1;
     await procs.start(
       "cmd-endpoint",
-      { NSM_NAME: "nse-many", NSM_CONNECT_TO: nodeSocket, NSM_LISTEN_ON: `unix://${join(dir, "nse-many.sock")}`, NSM_SERVICE_NAMES: SERVICE, NSM_CIDR_PREFIX: "169.254.90.0/24" },
+      {
+        NSM_NAME: "nse-many",
+        NSM_CONNECT_TO: nodeSocket,
+        NSM_LISTEN_ON: `unix://${join(dir, "nse-many.sock")}`,
+        NSM_SERVICE_NAMES: SERVICE,
+        NSM_CIDR_PREFIX: "169.254.90.0/24",
+      },
       "cmd-endpoint serving",
       "nse-many",
       ns.b,

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
-import { Processes, bare, ip, links, pingFrom, waitUntil } from "./cluster.js";
+import { bare, ip, links, Processes, pingFrom, waitUntil } from "./cluster.js";
 
 const SERVICE = "kernel-responder-remote";
 const IFNAME = "nsm-1";
@@ -35,7 +35,7 @@ describe("cluster: two nodes over a VXLAN underlay, KERNEL data plane, real prog
     await skipUnlessKernel(this);
   });
 
-  beforeEach(async function () {
+  beforeEach(async () => {
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-cluster2-"));
@@ -44,20 +44,40 @@ describe("cluster: two nodes over a VXLAN underlay, KERNEL data plane, real prog
       ns[role] = fx.names.at(-1) ?? "";
       await ip("-n", ns[role], "link", "set", "lo", "up");
     }
-    await ip("-n", ns.n1, "link", "add", "underlay", "mtu", String(UNDERLAY_MTU), "type", "veth", "peer", "name", "underlay", "netns", ns.n2, "mtu", String(UNDERLAY_MTU));
-    for (const [n, addr] of [[ns.n1, "198.51.100.1/24"], [ns.n2, "198.51.100.2/24"]] as const) {
+    await ip(
+      "-n",
+      ns.n1,
+      "link",
+      "add",
+      "underlay",
+      "mtu",
+      String(UNDERLAY_MTU),
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "underlay",
+      "netns",
+      ns.n2,
+      "mtu",
+      String(UNDERLAY_MTU),
+    );
+    for (const [n, addr] of [
+      [ns.n1, "198.51.100.1/24"],
+      [ns.n2, "198.51.100.2/24"],
+    ] as const) {
       await ip("-n", n, "addr", "add", addr, "dev", "underlay");
       await ip("-n", n, "link", "set", "underlay", "up");
     }
   });
 
-  afterEach(async function () {
+  afterEach(async () => {
     await procs?.killAll();
     await fx?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("connects a client on node 1 to an endpoint on node 2 through VXLAN; ping, MTU, close", async function () {
+  it("connects a client on node 1 to an endpoint on node 2 through VXLAN; ping, MTU, close", async () => {
     const registryUrl = "tcp://198.51.100.1:5002";
     const socket = (n: number): string => `unix://${join(dir, `nsm-${n}.sock`)}`;
     const startNode = (n: 1 | 2): Promise<unknown> => {
@@ -66,7 +86,12 @@ describe("cluster: two nodes over a VXLAN underlay, KERNEL data plane, real prog
       return Promise.all([
         procs.start(
           "cmd-nsmgr",
-          { NSM_NAME: `nsmgr-${n}`, NODE_NAME: `node-${n}`, NSM_LISTEN_ON: `${socket(n)},tcp://${tunnelIp}:5001`, NSM_REGISTRY_URL: registryUrl },
+          {
+            NSM_NAME: `nsmgr-${n}`,
+            NODE_NAME: `node-${n}`,
+            NSM_LISTEN_ON: `${socket(n)},tcp://${tunnelIp}:5001`,
+            NSM_REGISTRY_URL: registryUrl,
+          },
           "cmd-nsmgr serving",
           `nsmgr-${n}`,
           where,
@@ -93,7 +118,13 @@ describe("cluster: two nodes over a VXLAN underlay, KERNEL data plane, real prog
     ]);
     await procs.start(
       "cmd-endpoint",
-      { NSM_NAME: "nse-remote", NSM_CONNECT_TO: socket(2), NSM_LISTEN_ON: `unix://${join(dir, "nse.sock")}`, NSM_SERVICE_NAMES: SERVICE, NSM_CIDR_PREFIX: "169.254.80.0/24" },
+      {
+        NSM_NAME: "nse-remote",
+        NSM_CONNECT_TO: socket(2),
+        NSM_LISTEN_ON: `unix://${join(dir, "nse.sock")}`,
+        NSM_SERVICE_NAMES: SERVICE,
+        NSM_CIDR_PREFIX: "169.254.80.0/24",
+      },
       "cmd-endpoint serving",
       "nse-remote",
       ns.b,
@@ -121,16 +152,22 @@ describe("cluster: two nodes over a VXLAN underlay, KERNEL data plane, real prog
     expect(await vxlans(ns.n2), "node 2 holds the tunnel side of the connection").to.be.greaterThan(0);
 
     const dst = bare(conn.dstIpAddrs[0] ?? "");
-    await waitUntil(`ping ${dst} across the underlay`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${procs.all.map((p) => `--- ${p.name}\n${p.output()}`).join("\n")}`);
-    });
+    await waitUntil(`ping ${dst} across the underlay`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}\n${procs.all.map((p) => `--- ${p.name}\n${p.output()}`).join("\n")}`);
+      },
+    );
 
     const { code } = await nsc.stop("SIGTERM");
     expect(code, nsc.output()).to.equal(0);
     const onlyUnderlay = async (): Promise<true | undefined> =>
-      (await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 && (await vxlans(ns.n1)) === 0 && (await vxlans(ns.n2)) === 0 ? true : undefined;
+      (await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 && (await vxlans(ns.n1)) === 0 && (await vxlans(ns.n2)) === 0
+        ? true
+        : undefined;
     await waitUntil("everything but the underlay removed on both nodes and pods", onlyUnderlay, 20_000).catch(async (err: Error) => {
-      throw new Error(`${err.message}: n1 ${JSON.stringify((await links(ns.n1)).map((l) => l.ifname))} n2 ${JSON.stringify((await links(ns.n2)).map((l) => l.ifname))}`);
+      throw new Error(
+        `${err.message}: n1 ${JSON.stringify((await links(ns.n1)).map((l) => l.ifname))} n2 ${JSON.stringify((await links(ns.n2)).map((l) => l.ifname))}`,
+      );
     });
   });
 });

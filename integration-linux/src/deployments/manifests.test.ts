@@ -8,14 +8,14 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { expect } from "chai";
 import {
   type ConfigSchemaLike,
-  type ManifestFile,
-  type Obj,
-  type ProgramInfo,
   checkContainer,
   checkKustomizations,
   checkServices,
   checkWorkloads,
   loadManifests,
+  type ManifestFile,
+  type Obj,
+  type ProgramInfo,
   patchFiles,
   SERVED_SERVICES,
 } from "./manifests.js";
@@ -37,10 +37,10 @@ const envOf = (files: readonly ManifestFile[], container: string): Map<string, s
   for (const f of files) {
     if (f.path.includes("overlays/")) continue;
     for (const d of f.docs) {
-      const spec = (d["spec"] as Obj | undefined)?.["template"] as Obj | undefined;
-      const containers = ((spec?.["spec"] as Obj | undefined)?.["containers"] ?? []) as Obj[];
-      for (const c of containers.filter((x) => x["name"] === container)) {
-        for (const e of (c["env"] ?? []) as Obj[]) if (typeof e["value"] === "string") out.set(String(e["name"]), e["value"]);
+      const spec = (d.spec as Obj | undefined)?.template as Obj | undefined;
+      const containers = ((spec?.spec as Obj | undefined)?.containers ?? []) as Obj[];
+      for (const c of containers.filter((x) => x.name === container)) {
+        for (const e of (c.env ?? []) as Obj[]) if (typeof e.value === "string") out.set(String(e.name), e.value);
       }
     }
   }
@@ -59,7 +59,7 @@ describe("deployments/ manifests", () => {
   });
 
   it("covers the basic setup, the etcd overlay and the examples", () => {
-    const kinds = files.flatMap((f) => f.docs.map((d) => `${String(d["kind"])}/${String((d["metadata"] as Obj | undefined)?.["name"])}`));
+    const kinds = files.flatMap((f) => f.docs.map((d) => `${String(d.kind)}/${String((d.metadata as Obj | undefined)?.name)}`));
     expect(kinds).to.include.members([
       "Namespace/nsm-system",
       "Deployment/registry",
@@ -95,11 +95,14 @@ describe("deployments/ manifests", () => {
     // Every pod that talks to the nsmgr mounts the same hostPath at the socket's directory.
     for (const f of files) {
       for (const d of f.docs) {
-        const pod = ((d["spec"] as Obj | undefined)?.["template"] as Obj | undefined)?.["spec"] as Obj | undefined;
-        const containers = (pod?.["containers"] ?? []) as Obj[];
-        if (!containers.some((c) => ["nsmgr", "forwarder", "endpoint", "nsc"].includes(String(c["name"])))) continue;
-        const volumes = (pod?.["volumes"] ?? []) as Obj[];
-        expect(volumes.map((v) => (v["hostPath"] as Obj | undefined)?.["path"]), f.path).to.include("/var/lib/networkservicemesh");
+        const pod = ((d.spec as Obj | undefined)?.template as Obj | undefined)?.spec as Obj | undefined;
+        const containers = (pod?.containers ?? []) as Obj[];
+        if (!containers.some((c) => ["nsmgr", "forwarder", "endpoint", "nsc"].includes(String(c.name)))) continue;
+        const volumes = (pod?.volumes ?? []) as Obj[];
+        expect(
+          volumes.map((v) => (v.hostPath as Obj | undefined)?.path),
+          f.path,
+        ).to.include("/var/lib/networkservicemesh");
       }
     }
   });
@@ -138,10 +141,15 @@ describe("deployments/ manifests", () => {
     it("a containerPort that is not the listen port, and a probe on it", () => {
       const p = checkContainer(
         "t",
-        container([{ name: "NSM_LISTEN_ON", value: "tcp://:5009" }], { readinessProbe: { grpc: { port: 5001, service: "networkservice.NetworkService" } } }),
+        container([{ name: "NSM_LISTEN_ON", value: "tcp://:5009" }], {
+          readinessProbe: { grpc: { port: 5001, service: "networkservice.NetworkService" } },
+        }),
         nsmgr(),
       );
-      expect(p.join("\n")).to.contain("port 5009 has no containerPort").and.contain("containerPort 5001 is neither").and.contain("readinessProbe port 5001");
+      expect(p.join("\n"))
+        .to.contain("port 5009 has no containerPort")
+        .and.contain("containerPort 5001 is neither")
+        .and.contain("readinessProbe port 5001");
     });
 
     it("a metrics port without a containerPort, and a scrape annotation on another port", () => {
@@ -154,17 +162,29 @@ describe("deployments/ manifests", () => {
     });
 
     it("a probe for a service the program does not serve, and a missing probe", () => {
-      const p = checkContainer("t", container([], { readinessProbe: { grpc: { port: 5001, service: "ipam.IPAM" } }, livenessProbe: undefined }), nsmgr());
+      const p = checkContainer(
+        "t",
+        container([], { readinessProbe: { grpc: { port: 5001, service: "ipam.IPAM" } }, livenessProbe: undefined }),
+        nsmgr(),
+      );
       expect(p.join("\n")).to.contain("asks for ipam.IPAM").and.contain("no livenessProbe");
     });
 
     it("a $(VAR) used before it is defined, and a wrong image", () => {
       const p = checkContainer(
         "t",
-        container([{ name: "NSM_NAME", value: "nsmgr-$(NODE_NAME)" }, { name: "NODE_NAME", value: "n" }], { image: "ghcr.io/nsm-ts/cmd-nsmgr:latest" }),
+        container(
+          [
+            { name: "NSM_NAME", value: "nsmgr-$(NODE_NAME)" },
+            { name: "NODE_NAME", value: "n" },
+          ],
+          { image: "ghcr.io/nsm-ts/cmd-nsmgr:latest" },
+        ),
         nsmgr(),
       );
-      expect(p.join("\n")).to.contain("refers to $(NODE_NAME), which is not defined before it").and.contain("image ghcr.io/nsm-ts/cmd-nsmgr:latest");
+      expect(p.join("\n"))
+        .to.contain("refers to $(NODE_NAME), which is not defined before it")
+        .and.contain("image ghcr.io/nsm-ts/cmd-nsmgr:latest");
     });
 
     it("a Service targetPort no container exposes", () => {
@@ -172,7 +192,16 @@ describe("deployments/ manifests", () => {
         {
           path: "x.yaml",
           docs: [
-            { kind: "Deployment", metadata: { name: "r" }, spec: { template: { metadata: { labels: { app: "r" } }, spec: { containers: [{ name: "registry", ports: [{ containerPort: 5002 }] }] } } } },
+            {
+              kind: "Deployment",
+              metadata: { name: "r" },
+              spec: {
+                template: {
+                  metadata: { labels: { app: "r" } },
+                  spec: { containers: [{ name: "registry", ports: [{ containerPort: 5002 }] }] },
+                },
+              },
+            },
             { kind: "Service", metadata: { name: "r" }, spec: { selector: { app: "r" }, ports: [{ port: 5002, targetPort: 5003 }] } },
           ],
         },

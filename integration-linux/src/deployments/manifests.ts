@@ -43,7 +43,12 @@ export const EXPANSION_ONLY: ReadonlySet<string> = new Set(["POD_IP"]);
  */
 export const SERVED_SERVICES: Readonly<Record<string, readonly string[]>> = {
   registry: ["registry.NetworkServiceRegistry", "registry.NetworkServiceEndpointRegistry"],
-  nsmgr: ["networkservice.NetworkService", "connection.MonitorConnection", "registry.NetworkServiceRegistry", "registry.NetworkServiceEndpointRegistry"],
+  nsmgr: [
+    "networkservice.NetworkService",
+    "connection.MonitorConnection",
+    "registry.NetworkServiceRegistry",
+    "registry.NetworkServiceEndpointRegistry",
+  ],
   forwarder: ["networkservice.NetworkService", "connection.MonitorConnection"],
   endpoint: ["networkservice.NetworkService", "connection.MonitorConnection"],
   nsc: [],
@@ -125,19 +130,19 @@ function tcpPorts(listenOn: string): number[] {
  */
 export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPatch = false, doc: Obj = {}): string[] {
   const problems: string[] = [];
-  const name = str(c["name"]) ?? "?";
+  const name = str(c.name) ?? "?";
   const names = program.config.names();
   const env: Record<string, string> = {};
   const defined: string[] = [];
   const referenced = new Set<string>();
-  for (const e of objs(c["env"])) {
-    const n = str(e["name"]) ?? "";
+  for (const e of objs(c.env)) {
+    const n = str(e.name) ?? "";
     if (!names.includes(n) && !EXPANSION_ONLY.has(n)) {
       const near = names.filter((k) => distance(k, n) <= 3).sort((a, b) => distance(a, n) - distance(b, n));
       problems.push(`${where}: ${name}: env ${n} is not read by ${program.image}${near[0] ? ` (did you mean ${near[0]}?)` : ""}`);
     }
     if (defined.includes(n)) problems.push(`${where}: ${name}: env ${n} is set twice`);
-    let value = str(e["value"]);
+    let value = str(e.value);
     const field = str(at(e, "valueFrom", "fieldRef", "fieldPath"));
     if (value === undefined && field !== undefined) value = FIELD_SAMPLES[field] ?? "x";
     if (value === undefined) value = "x";
@@ -151,7 +156,8 @@ export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPa
     env[n] = value;
   }
   for (const n of defined) {
-    if (EXPANSION_ONLY.has(n) && !referenced.has(n)) problems.push(`${where}: ${name}: env ${n} is only for $(${n}) expansion but nothing uses it`);
+    if (EXPANSION_ONLY.has(n) && !referenced.has(n))
+      problems.push(`${where}: ${name}: env ${n} is only for $(${n}) expansion but nothing uses it`);
   }
   if (!isPatch) {
     try {
@@ -160,16 +166,17 @@ export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPa
       problems.push(`${where}: ${name}: the program would reject its env: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  const image = str(c["image"]);
-  if (image !== undefined && image !== program.image) problems.push(`${where}: ${name}: image ${image}, expected ${program.image} (tag via kustomize images:)`);
+  const image = str(c.image);
+  if (image !== undefined && image !== program.image)
+    problems.push(`${where}: ${name}: image ${image}, expected ${program.image} (tag via kustomize images:)`);
   if (image === undefined && !isPatch) problems.push(`${where}: ${name}: no image`);
   if (isPatch) return problems;
 
   const listenVar = Object.values(program.config.vars).find((v) => v.name === "NSM_LISTEN_ON");
-  const listenOn = env["NSM_LISTEN_ON"] ?? listenVar?.default;
+  const listenOn = env.NSM_LISTEN_ON ?? listenVar?.default;
   const listenPorts = listenOn === undefined ? [] : tcpPorts(listenOn);
-  const metricsPorts = env["NSM_METRICS_LISTEN_ON"] === undefined ? [] : tcpPorts(env["NSM_METRICS_LISTEN_ON"]);
-  const containerPorts = objs(c["ports"]).map((p) => p["containerPort"]);
+  const metricsPorts = env.NSM_METRICS_LISTEN_ON === undefined ? [] : tcpPorts(env.NSM_METRICS_LISTEN_ON);
+  const containerPorts = objs(c.ports).map((p) => p.containerPort);
   for (const p of listenPorts) {
     if (!containerPorts.includes(p)) problems.push(`${where}: ${name}: NSM_LISTEN_ON port ${p} has no containerPort`);
   }
@@ -198,35 +205,44 @@ export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPa
       problems.push(`${where}: ${name}: ${kind} is not a gRPC health probe`);
       continue;
     }
-    const port = grpc["port"];
-    if (typeof port !== "number" || !listenPorts.includes(port)) problems.push(`${where}: ${name}: ${kind} port ${String(port)} is not a tcp port the program listens on`);
-    const svc = str(grpc["service"]);
+    const port = grpc.port;
+    if (typeof port !== "number" || !listenPorts.includes(port))
+      problems.push(`${where}: ${name}: ${kind} port ${String(port)} is not a tcp port the program listens on`);
+    const svc = str(grpc.service);
     if (svc === undefined || !program.served.includes(svc)) {
-      problems.push(`${where}: ${name}: ${kind} asks for ${String(svc)}, which ${program.image} does not serve (${program.served.join(", ") || "nothing"})`);
+      problems.push(
+        `${where}: ${name}: ${kind} asks for ${String(svc)}, which ${program.image} does not serve (${program.served.join(", ") || "nothing"})`,
+      );
     }
   }
   return problems;
 }
 
 /** Env, images, ports and probes of every container of every workload in `files`. */
-export function checkWorkloads(files: readonly ManifestFile[], programs: readonly ProgramInfo[], patchFiles: ReadonlySet<string>): string[] {
+export function checkWorkloads(
+  files: readonly ManifestFile[],
+  programs: readonly ProgramInfo[],
+  patchFiles: ReadonlySet<string>,
+): string[] {
   const problems: string[] = [];
   for (const f of files) {
     for (const doc of f.docs) {
       const { containers, init } = containersOf(doc);
-      const where = `${f.path} ${String(doc["kind"])}/${String(at(doc, "metadata", "name"))}`;
+      const where = `${f.path} ${String(doc.kind)}/${String(at(doc, "metadata", "name"))}`;
       for (const c of containers) {
-        const cname = str(c["name"]) ?? "";
+        const cname = str(c.name) ?? "";
         const program = programs.find((p) => p.container === cname);
         if (program) problems.push(...checkContainer(where, c, program, patchFiles.has(f.path), doc));
-        else if (!EXTERNAL_CONTAINERS.has(cname)) problems.push(`${where}: container ${cname} is neither an nsm-ts program nor a known external one`);
-        else if (str(c["image"])?.startsWith("ghcr.io/nsm-ts/")) problems.push(`${where}: external container ${cname} uses an nsm-ts image`);
+        else if (!EXTERNAL_CONTAINERS.has(cname))
+          problems.push(`${where}: container ${cname} is neither an nsm-ts program nor a known external one`);
+        else if (str(c.image)?.startsWith("ghcr.io/nsm-ts/")) problems.push(`${where}: external container ${cname} uses an nsm-ts image`);
       }
       for (const c of init) {
         // Init containers may borrow a program's image for a shell step, but then they get no program env.
-        const image = str(c["image"]);
-        if (image !== undefined && !programs.some((p) => p.image === image)) problems.push(`${where}: init container image ${image} is not an nsm-ts image`);
-        if (objs(c["env"]).length > 0) problems.push(`${where}: init container ${String(c["name"])} sets env`);
+        const image = str(c.image);
+        if (image !== undefined && !programs.some((p) => p.image === image))
+          problems.push(`${where}: init container image ${image} is not an nsm-ts image`);
+        if (objs(c.env).length > 0) problems.push(`${where}: init container ${String(c.name)} sets env`);
       }
     }
   }
@@ -238,22 +254,22 @@ export function checkServices(files: readonly ManifestFile[]): string[] {
   const problems: string[] = [];
   const docs = files.flatMap((f) => f.docs.map((d) => ({ path: f.path, doc: d })));
   for (const { path, doc } of docs) {
-    if (doc["kind"] !== "Service") continue;
+    if (doc.kind !== "Service") continue;
     const svc = String(at(doc, "metadata", "name"));
     const selector = at(doc, "spec", "selector");
     const matches = docs.filter(({ doc: w }) => {
       const labels = at(w, "spec", "template", "metadata", "labels");
-      return isObj(selector) && isObj(labels) && w["kind"] !== "Service" && Object.entries(selector).every(([k, v]) => labels[k] === v);
+      return isObj(selector) && isObj(labels) && w.kind !== "Service" && Object.entries(selector).every(([k, v]) => labels[k] === v);
     });
     if (matches.length === 0) {
       problems.push(`${path}: Service/${svc} selects no workload`);
       continue;
     }
     for (const port of objs(at(doc, "spec", "ports"))) {
-      const target = port["targetPort"] ?? port["port"];
+      const target = port.targetPort ?? port.port;
       for (const { doc: w } of matches) {
-        const exposed = containersOf(w).containers.flatMap((c) => objs(c["ports"]));
-        if (!exposed.some((p) => p["containerPort"] === target || p["name"] === target)) {
+        const exposed = containersOf(w).containers.flatMap((c) => objs(c.ports));
+        if (!exposed.some((p) => p.containerPort === target || p.name === target)) {
           problems.push(`${path}: Service/${svc} targetPort ${String(target)} is no containerPort of ${String(at(w, "metadata", "name"))}`);
         }
       }
@@ -290,8 +306,8 @@ export function checkKustomizations(root: string, files: readonly ManifestFile[]
     if (!k) return [];
     const out: string[] = [];
     const entries = [
-      ...(Array.isArray(k.body["resources"]) ? (k.body["resources"] as unknown[]).map(String) : []),
-      ...objs(k.body["patches"]).flatMap((p) => (typeof p["path"] === "string" ? [p["path"]] : [])),
+      ...(Array.isArray(k.body.resources) ? (k.body.resources as unknown[]).map(String) : []),
+      ...objs(k.body.patches).flatMap((p) => (typeof p.path === "string" ? [p.path] : [])),
     ];
     for (const entry of entries) {
       const full = resolve(root, dir, entry);
@@ -299,7 +315,8 @@ export function checkKustomizations(root: string, files: readonly ManifestFile[]
       if (!existsSync(full)) {
         problems.push(`${join(dir, "kustomization.yaml")}: ${entry} does not exist`);
       } else if (statSync(full).isDirectory()) {
-        if (!existsSync(join(full, "kustomization.yaml"))) problems.push(`${join(dir, "kustomization.yaml")}: ${entry} is a directory without kustomization.yaml`);
+        if (!existsSync(join(full, "kustomization.yaml")))
+          problems.push(`${join(dir, "kustomization.yaml")}: ${entry} is a directory without kustomization.yaml`);
         else out.push(...resolveK(rel === "" ? "." : rel, seen));
       } else {
         used.add(rel);
@@ -313,12 +330,13 @@ export function checkKustomizations(root: string, files: readonly ManifestFile[]
 
   const tags = new Set<string>();
   for (const k of ks) {
-    const images = objs(k.body["images"]);
+    const images = objs(k.body.images);
     for (const i of images) {
-      const tag = str(i["newTag"]);
-      if (tag === undefined) problems.push(`${join(k.dir, "kustomization.yaml")}: image ${String(i["name"])} has no newTag`);
+      const tag = str(i.newTag);
+      if (tag === undefined) problems.push(`${join(k.dir, "kustomization.yaml")}: image ${String(i.name)} has no newTag`);
       else tags.add(tag);
-      if (!programs.some((p) => p.image === i["name"])) problems.push(`${join(k.dir, "kustomization.yaml")}: images: ${String(i["name"])} is no nsm-ts program image`);
+      if (!programs.some((p) => p.image === i.name))
+        problems.push(`${join(k.dir, "kustomization.yaml")}: images: ${String(i.name)} is no nsm-ts program image`);
     }
     if (images.length === 0) continue;
     const rendered = new Set(filesOf.get(k.dir) ?? []);
@@ -326,8 +344,8 @@ export function checkKustomizations(root: string, files: readonly ManifestFile[]
       for (const doc of f.docs) {
         const { containers, init } = containersOf(doc);
         for (const c of [...containers, ...init]) {
-          const image = str(c["image"]);
-          if (image?.startsWith("ghcr.io/nsm-ts/") && !images.some((i) => i["name"] === image)) {
+          const image = str(c.image);
+          if (image?.startsWith("ghcr.io/nsm-ts/") && !images.some((i) => i.name === image)) {
             problems.push(`${join(k.dir, "kustomization.yaml")}: renders ${image} (${f.path}) without a tag in images:`);
           }
         }
@@ -343,8 +361,8 @@ export function patchFiles(files: readonly ManifestFile[]): Set<string> {
   const out = new Set<string>();
   for (const f of files) {
     if (!/(^|\/)kustomization\.ya?ml$/.test(f.path)) continue;
-    for (const p of objs(f.docs[0]?.["patches"])) {
-      if (typeof p["path"] === "string") out.add(join(dirname(f.path), p["path"]));
+    for (const p of objs(f.docs[0]?.patches)) {
+      if (typeof p.path === "string") out.add(join(dirname(f.path), p.path));
     }
   }
   return out;

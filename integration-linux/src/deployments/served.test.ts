@@ -3,10 +3,11 @@
  * program runs as a process and its grpc.health.v1 service answers SERVING for exactly the names in its row and
  * NotFound for the other NSM service names.
  */
-import { expect } from "chai";
+
 import { Health, HealthCheckResponse_ServingStatus } from "@nsm-ts/api/health";
 import { createClient, dial } from "@nsm-ts/sdk/tools/grpc";
 import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
+import { expect } from "chai";
 import { ProgramSet, startEndpoint, startNode, startRegistry } from "../programs/harness.js";
 import { SERVED_SERVICES } from "./manifests.js";
 

@@ -3,10 +3,10 @@
  * everything in `cleanup()` (called from afterEach, also after failures). Skips the suite with a one-line
  * reason when not root or when `ip netns add` does not work here.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createNamedNetns, deleteNamedNetns, runCommand, type Netns } from "@nsm-ts/sdk-linux";
+import { createNamedNetns, deleteNamedNetns, type Netns, runCommand } from "@nsm-ts/sdk-linux";
 
 /** Why kernel tests cannot run here, or undefined when they can. Probed once per process. */
 let probe: Promise<string | undefined> | undefined;
@@ -14,7 +14,10 @@ export function kernelUnavailable(): Promise<string | undefined> {
   probe ??= (async () => {
     if (process.platform !== "linux") return `not Linux (${process.platform})`;
     if (process.getuid?.() !== 0) return "not root (kernel tests need root or CAP_NET_ADMIN+CAP_SYS_ADMIN)";
-    for (const tool of [["nsenter", "--version"], ["ping", "-V"]]) {
+    for (const tool of [
+      ["nsenter", "--version"],
+      ["ping", "-V"],
+    ]) {
       const r = await runCommand(tool).catch(() => undefined);
       if (r?.code !== 0) return `${tool[0]} is not installed`;
     }

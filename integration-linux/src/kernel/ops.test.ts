@@ -1,10 +1,13 @@
-import { expect } from "chai";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { createKernelOps, ownerAlias, runCommand, vxlanMtu, type IpMode, type KernelOps, type Netns } from "@nsm-ts/sdk-linux";
+import { createKernelOps, type IpMode, type KernelOps, type Netns, ownerAlias, runCommand, vxlanMtu } from "@nsm-ts/sdk-linux";
+import { expect } from "chai";
 import { KernelFixture, ping, skipUnlessKernel } from "./fixture.js";
 
 async function rejection(p: Promise<unknown>): Promise<StatusError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).to.be.instanceOf(StatusError);
   return err as StatusError;
 }
@@ -58,12 +61,28 @@ describe("kernel: sdk-linux operations in real namespaces", function () {
     const endpoint = await fx.netns("ep");
     await ops
       .batch(fwd)
-      .addVeth({ name: "tmp-c1-a", peerName: "tmp-c1-b", mtu: 1450, alias: ownerAlias({ owner: "fwd", connectionId: "c1", role: "client" }), peerAlias: ownerAlias({ owner: "fwd", connectionId: "c1", role: "endpoint" }) })
+      .addVeth({
+        name: "tmp-c1-a",
+        peerName: "tmp-c1-b",
+        mtu: 1450,
+        alias: ownerAlias({ owner: "fwd", connectionId: "c1", role: "client" }),
+        peerAlias: ownerAlias({ owner: "fwd", connectionId: "c1", role: "endpoint" }),
+      })
       .moveLink("tmp-c1-a", client, "nsm-1")
       .moveLink("tmp-c1-b", endpoint, "nsm-1")
       .commit();
-    await ops.batch(client).addAddress("nsm-1", "198.51.100.1/32").setUp("nsm-1").addRoute({ dst: "198.51.100.2/32", dev: "nsm-1" }).commit();
-    await ops.batch(endpoint).addAddress("nsm-1", "198.51.100.2/32").setUp("nsm-1").addRoute({ dst: "198.51.100.1/32", dev: "nsm-1" }).commit();
+    await ops
+      .batch(client)
+      .addAddress("nsm-1", "198.51.100.1/32")
+      .setUp("nsm-1")
+      .addRoute({ dst: "198.51.100.2/32", dev: "nsm-1" })
+      .commit();
+    await ops
+      .batch(endpoint)
+      .addAddress("nsm-1", "198.51.100.2/32")
+      .setUp("nsm-1")
+      .addRoute({ dst: "198.51.100.1/32", dev: "nsm-1" })
+      .commit();
     expect(await ops.listLinks(fwd)).to.have.length(1); // only lo is left in the forwarder's netns
     const c = await ops.getLink(client, "nsm-1");
     expect(c?.owner).to.deep.equal({ owner: "fwd", connectionId: "c1", role: "client" });
@@ -143,7 +162,15 @@ describe("kernel: sdk-linux operations in real namespaces", function () {
       const vx = (ns: Netns, local: string, remote: string, addr: string) =>
         ops
           .batch(ns)
-          .addVxlan({ name: "vx-4242", vni: 4242, local, remote, dev: "ul0", mtu, alias: ownerAlias({ owner: "fwd", connectionId: "c9", role: "vxlan" }) })
+          .addVxlan({
+            name: "vx-4242",
+            vni: 4242,
+            local,
+            remote,
+            dev: "ul0",
+            mtu,
+            alias: ownerAlias({ owner: "fwd", connectionId: "c9", role: "vxlan" }),
+          })
           .addAddress("vx-4242", addr)
           .setUp("vx-4242")
           .commit();

@@ -1,35 +1,40 @@
-import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { type Connection, ConnectionContextSchema, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
-  CallContext,
+  type Connection,
+  ConnectionContextSchema,
+  type NetworkServiceRequest,
+  NetworkServiceRequestSchema,
+} from "@nsm-ts/api/networkservice";
+import {
   begin,
-  timeout,
-  updatepath,
-  type NetworkServiceElement,
-  type NetworkServiceHandler,
+  CallContext,
   chain,
   clienturl,
   handler,
-  mechanismtranslation,
   mechanisms,
+  mechanismtranslation,
   metadata,
+  type NetworkServiceElement,
+  type NetworkServiceHandler,
+  timeout,
+  updatepath,
 } from "@nsm-ts/sdk/networkservice";
 import { MockClock } from "@nsm-ts/sdk/tools/clock";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import {
-  type KernelForwarder,
-  type Netns,
   adoptOrRemoveLeftovers,
   checkKernelCapable,
   createKernelForwarder,
   createKernelOps,
+  type KernelForwarder,
   kernel,
+  type Netns,
   ownerPrefix,
   runCommand,
 } from "@nsm-ts/sdk-linux";
+import { expect } from "chai";
 import { KernelFixture, ping, skipUnlessKernel } from "../kernel/fixture.js";
 
 const ops = createKernelOps();
@@ -143,7 +148,10 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       expect(le?.name).to.match(/^svc-[0-9A-Za-z]{11}$/); // generated as upstream: prefix, '-', 15 chars in all
       expect(le?.addresses).to.include.members(["169.254.10.2/32", "fd00:10::2/128"]);
       expect(await ops.listOwned(f, ownerPrefix(owner))).to.have.length(0); // nothing stays in the forwarder's netns
-      expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({ server_interface: "KERNEL/nsm-1", client_interface: `KERNEL/${le?.name}` });
+      expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({
+        server_interface: "KERNEL/nsm-1",
+        client_interface: `KERNEL/${le?.name}`,
+      });
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       expect(await ping(a, "fd00:10::2")).to.equal(true);
       expect(await ping(a, "203.0.113.10")).to.equal(true); // the src_route via the dst address as gateway
@@ -180,7 +188,10 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       const req = request("s1", a, "nsm-1");
       const pref = req.mechanismPreferences[0];
       if (pref) pref.parameters.inodeURL = "file:///proc/thread-self/ns/net";
-      const err = await h.request(ctx, req).then(() => undefined, (x: unknown) => x);
+      const err = await h.request(ctx, req).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
       expect((err as StatusError).code).to.equal(Code.InvalidArgument);
       expect((err as StatusError).message).to.contain("thread-self");
     });
@@ -216,7 +227,10 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
 
     it("refuses to take over an interface it does not own, leaving nothing behind", async () => {
       await ops.batch(a).addVeth({ name: "nsm-1", peerName: "other" }).commit();
-      const err = await h.request(ctx, request("c1", a, "nsm-1")).then(() => undefined, (x: unknown) => x);
+      const err = await h.request(ctx, request("c1", a, "nsm-1")).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
       expect(err).to.be.instanceOf(StatusError);
       expect((err as StatusError).code).to.equal(Code.AlreadyExists);
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
@@ -287,7 +301,11 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         ),
       );
       const req = create(NetworkServiceRequestSchema, {
-        connection: { id: "t1", networkService: "svc", path: { index: 0, pathSegments: [{ name: "nsc", id: "t1", token: "t", expires: timestampFromMs(clock.now() + 60_000) }] } },
+        connection: {
+          id: "t1",
+          networkService: "svc",
+          path: { index: 0, pathSegments: [{ name: "nsc", id: "t1", token: "t", expires: timestampFromMs(clock.now() + 60_000) }] },
+        },
         mechanismPreferences: [mechanisms.kernel.mechanism({ netnsUrl: a.path, ifName: "nsm-1" })],
       });
       await ht.request(CallContext.create({ clock }), req);
@@ -338,7 +356,12 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         const f1 = await fx.netns("f1");
         const f2 = await fx.netns("f2");
         // The underlay between the two "nodes".
-        await ops.batch(f1).addVeth({ name: "under", peerName: "under", peerNetns: f2 }).addAddress("under", `${u.t1}/${u.len}`).setUp("under").commit();
+        await ops
+          .batch(f1)
+          .addVeth({ name: "under", peerName: "under", peerNetns: f2 })
+          .addAddress("under", `${u.t1}/${u.len}`)
+          .setUp("under")
+          .commit();
         await ops.batch(f2).addAddress("under", `${u.t2}/${u.len}`).setUp("under").commit();
         const o1 = `${owner}-1`;
         const o2 = `${owner}-2`;
@@ -361,7 +384,10 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         expect((vx1?.vxlan?.vni ?? 1) % 2).to.equal(0); // src t1 ≤ dst t2 → even
         expect(vx1?.vxlan).to.include({ local: u.t1, remote: u.t2, port: 4789 });
         expect(vx1?.mtu).to.equal(u.mtu);
-        expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({ server_interface: "KERNEL/nsm-1", client_interface: `VXLAN/${vx1?.name}` });
+        expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({
+          server_interface: "KERNEL/nsm-1",
+          client_interface: `VXLAN/${vx1?.name}`,
+        });
         const pingStart = performance.now();
         expect(await ping(a, "169.254.30.2")).to.equal(true);
         const firstPingMs = performance.now() - pingStart;
@@ -370,7 +396,9 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         const dfPing = (size: number) => runCommand(a.execArgv(["ping", "-c1", "-W1", "-M", "do", "-s", String(size), "169.254.30.2"]));
         expect((await dfPing(u.mtu - 28)).code).to.equal(0);
         expect((await dfPing(u.mtu - 27)).code).to.not.equal(0);
-        process.stderr.write(`      remote setup (${u.family} underlay, ${u.join}) ${setupMs.toFixed(1)} ms, first ping ${firstPingMs.toFixed(1)} ms\n`);
+        process.stderr.write(
+          `      remote setup (${u.family} underlay, ${u.join}) ${setupMs.toFixed(1)} ms, first ping ${firstPingMs.toFixed(1)} ms\n`,
+        );
 
         const before = la?.ifindex;
         const again = await h.request(ctx, refreshOf(conn));

@@ -46,7 +46,12 @@ async function scrape(url: string): Promise<Map<string, number>> {
 const v = (m: Map<string, number>, key: string): number => m.get(key) ?? 0;
 
 /** Scrapes `url` until `ok` holds for the result (every 50 ms, up to `timeoutMs`); fails naming `what`. */
-async function scrapeUntil(url: string, ok: (m: Map<string, number>) => boolean, what: string, timeoutMs = 10_000): Promise<Map<string, number>> {
+async function scrapeUntil(
+  url: string,
+  ok: (m: Map<string, number>) => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<Map<string, number>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const m = await scrape(url);
@@ -115,7 +120,7 @@ describe("observability of the programs", function () {
     }
     const c = await scrape(urls.nsc);
     expect(v(c, `nsm_grpc_client_handled_total{code="OK",method="${REQUEST}"}`)).to.be.at.least(2);
-    expect(v(c, 'nsm_process_resident_memory_bytes')).to.be.greaterThan(0);
+    expect(v(c, "nsm_process_resident_memory_bytes")).to.be.greaterThan(0);
 
     // The registry holds the forwarder and the endpoint; the nsmgr watches it.
     const r = await scrape(urls.registry);
@@ -133,8 +138,14 @@ describe("observability of the programs", function () {
       expect(v(m, `nsm_grpc_server_handled_total{code="OK",method="${CLOSE}"}`), name).to.equal(1);
       expect(v(m, "nsm_active_connections"), name).to.equal(0);
       // No errors anywhere, and never a connection id in a label.
-      expect([...m.keys()].filter((k) => k.startsWith("nsm_grpc_server_errors_total")), name).to.deep.equal([]);
-      expect([...m.keys()].some((k) => k.includes(conn.id)), name).to.equal(false);
+      expect(
+        [...m.keys()].filter((k) => k.startsWith("nsm_grpc_server_errors_total")),
+        name,
+      ).to.deep.equal([]);
+      expect(
+        [...m.keys()].some((k) => k.includes(conn.id)),
+        name,
+      ).to.equal(false);
     }
     const res = await fetch(urls.nse.replace(/\/metrics$/, "/other"));
     expect(res.status).to.equal(404);
@@ -144,13 +155,21 @@ describe("observability of the programs", function () {
     const { url } = await startRegistry(set);
     const node = await startNode(set, 1, url);
     const first = await startEndpoint(set, "nse-a", node.socket, SERVICE);
-    const nsc = set.spawn("cmd-nsc", { NSM_NAME: "nsc-1", NSM_CONNECT_TO: node.socket, NSM_NETWORK_SERVICES: `noop://${SERVICE}`, ...METRICS }, "nsc-1");
+    const nsc = set.spawn(
+      "cmd-nsc",
+      { NSM_NAME: "nsc-1", NSM_CONNECT_TO: node.socket, NSM_NETWORK_SERVICES: `noop://${SERVICE}`, ...METRICS },
+      "nsc-1",
+    );
     const nscMetrics = await metricsUrl(nsc);
     await nsc.waitFor("connected");
     expect(v(await scrape(nscMetrics), 'nsm_heal_events_total{result="started"}')).to.equal(0);
     await startEndpoint(set, "nse-b", node.socket, SERVICE);
     await first.stop("SIGKILL");
-    await nsc.waitFor("connection refreshed", (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-b", 20_000);
+    await nsc.waitFor(
+      "connection refreshed",
+      (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-b",
+      20_000,
+    );
     const m = await scrape(nscMetrics);
     expect(v(m, 'nsm_heal_events_total{result="started"}')).to.be.at.least(1);
     expect(v(m, 'nsm_heal_events_total{result="healed"}')).to.be.at.least(1);
@@ -159,14 +178,19 @@ describe("observability of the programs", function () {
   it("SIGUSR1 switches the log to trace, SIGUSR2 back to NSM_LOG_LEVEL", async () => {
     const { registry, url } = await startRegistry(set, { NSM_LOG_LEVEL: "INFO" });
     const list = async (): Promise<void> => {
-      const child = spawn(process.execPath, [join(repoRoot, "cmd-nsc", "bin", "cmd-nsc.js"), "list", "nse", "--registry", url, "-o", "json"], {
-        stdio: "ignore",
-        env: { ...process.env, NSM_LOG_LEVEL: "ERROR" },
-      });
+      const child = spawn(
+        process.execPath,
+        [join(repoRoot, "cmd-nsc", "bin", "cmd-nsc.js"), "list", "nse", "--registry", url, "-o", "json"],
+        {
+          stdio: "ignore",
+          env: { ...process.env, NSM_LOG_LEVEL: "ERROR" },
+        },
+      );
       const [code] = (await once(child, "exit")) as [number | null];
       expect(code).to.equal(0);
     };
-    const changed = (n: number): Promise<LogRecord> => registry.waitFor("log level changed", () => registry.records.filter((x) => x.msg === "log level changed").length >= n);
+    const changed = (n: number): Promise<LogRecord> =>
+      registry.waitFor("log level changed", () => registry.records.filter((x) => x.msg === "log level changed").length >= n);
     const traceLines = (): number => registry.records.filter((x) => x.level === 10).length;
 
     await list();
@@ -185,8 +209,14 @@ describe("observability of the programs", function () {
     registry.child.kill("SIGUSR1");
     await changed(3);
     const markers = registry.records.filter((x) => x.msg === "log level changed");
-    const between = registry.records.slice(registry.records.indexOf(markers[1] as LogRecord), registry.records.indexOf(markers[2] as LogRecord));
-    expect(between.filter((x) => x.level < 30), "no trace/debug lines after SIGUSR2").to.deep.equal([]);
+    const between = registry.records.slice(
+      registry.records.indexOf(markers[1] as LogRecord),
+      registry.records.indexOf(markers[2] as LogRecord),
+    );
+    expect(
+      between.filter((x) => x.level < 30),
+      "no trace/debug lines after SIGUSR2",
+    ).to.deep.equal([]);
     expect(traceLines()).to.equal(before);
   });
 });

@@ -19,7 +19,12 @@ describe("cmd-forwarder KERNEL without privileges", function () {
     const isRoot = process.getuid?.() === 0;
     const drop = isRoot ? ["--bounding-set=-net_admin,-sys_admin"] : [];
     const bin = join(repoRoot, "cmd-forwarder", "bin", "cmd-forwarder.js");
-    const env: NodeJS.ProcessEnv = { ...process.env, NSM_FORWARDER_MECHANISM: "KERNEL", NSM_LISTEN_ON: "tcp://127.0.0.1:0", NSM_LOG_LEVEL: "INFO" };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NSM_FORWARDER_MECHANISM: "KERNEL",
+      NSM_LISTEN_ON: "tcp://127.0.0.1:0",
+      NSM_LOG_LEVEL: "INFO",
+    };
     const child = spawn("setpriv", [...drop, process.execPath, bin], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));

@@ -4,7 +4,7 @@
  * nothing outlives the test (`stopAll` in afterEach, `running()` is then 0). Sockets go to one temp directory per
  * `ProgramSet`, tcp to free loopback ports.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -186,7 +186,12 @@ export interface MeshNode {
 /** Starts cmd-registry on a free port; resolves with it and its URL. */
 export async function startRegistry(set: ProgramSet, vars: Record<string, string> = {}): Promise<{ registry: Program; url: string }> {
   const url = `tcp://127.0.0.1:${await freePort()}`;
-  const registry = await set.start("cmd-registry", { NSM_NAME: "registry", NSM_LISTEN_ON: url, ...vars }, "cmd-registry serving", "registry");
+  const registry = await set.start(
+    "cmd-registry",
+    { NSM_NAME: "registry", NSM_LISTEN_ON: url, ...vars },
+    "cmd-registry serving",
+    "registry",
+  );
   return { registry, url };
 }
 
@@ -203,7 +208,13 @@ export async function startNode(set: ProgramSet, n: number, registryUrl: string,
   const forwarder = await set.start(
     "cmd-forwarder",
     // Sockets inside the set's directory, so a SIGKILLed program leaves nothing behind after stopAll.
-    { NSM_NAME: `forwarder-${n}`, NSM_CONNECT_TO: socket, NSM_LISTEN_ON: set.socket(`forwarder-${n}.sock`), NSM_FORWARDER_MECHANISM: "NOOP", ...vars },
+    {
+      NSM_NAME: `forwarder-${n}`,
+      NSM_CONNECT_TO: socket,
+      NSM_LISTEN_ON: set.socket(`forwarder-${n}.sock`),
+      NSM_FORWARDER_MECHANISM: "NOOP",
+      ...vars,
+    },
     "cmd-forwarder serving",
     `forwarder-${n}`,
   );
@@ -211,7 +222,13 @@ export async function startNode(set: ProgramSet, n: number, registryUrl: string,
 }
 
 /** Starts a cmd-endpoint for `service` registered at `nsmgrSocket`. */
-export function startEndpoint(set: ProgramSet, name: string, nsmgrSocket: string, service: string, vars: Record<string, string> = {}): Promise<Program> {
+export function startEndpoint(
+  set: ProgramSet,
+  name: string,
+  nsmgrSocket: string,
+  service: string,
+  vars: Record<string, string> = {},
+): Promise<Program> {
   return set.start(
     "cmd-endpoint",
     {

@@ -114,27 +114,28 @@ describe("programs as processes (NOOP data plane)", function () {
     const node1 = await startNode(set, 1, url);
     const node2 = await startNode(set, 2, url);
     const nse = await startEndpoint(set, "nse-2", node2.socket, SERVICE);
-    await requestRefreshClose(startClient(set, node1.socket), nse, [
-      "nsc-1",
-      "nsmgr-1",
-      "forwarder-1",
-      "nsmgr-2",
-      "forwarder-2",
-      "nse-2",
-    ]);
+    await requestRefreshClose(startClient(set, node1.socket), nse, ["nsc-1", "nsmgr-1", "forwarder-1", "nsmgr-2", "forwarder-2", "nse-2"]);
   });
 
   it("heal: SIGKILL of the endpoint moves the connection to another endpoint of the service", async () => {
     const { url } = await startRegistry(set);
     const node = await startNode(set, 1, url);
     const first = await startEndpoint(set, "nse-a", node.socket, SERVICE);
-    const nsc = set.spawn("cmd-nsc", { NSM_NAME: "nsc-1", NSM_CONNECT_TO: node.socket, NSM_NETWORK_SERVICES: `noop://${SERVICE}` }, "nsc-1");
+    const nsc = set.spawn(
+      "cmd-nsc",
+      { NSM_NAME: "nsc-1", NSM_CONNECT_TO: node.socket, NSM_NETWORK_SERVICES: `noop://${SERVICE}` },
+      "nsc-1",
+    );
     const c = (await nsc.waitFor("connected")).connection as Summary;
     expect(c.networkServiceEndpointName).to.equal("nse-a");
     const second = await startEndpoint(set, "nse-b", node.socket, SERVICE);
 
     await first.stop("SIGKILL");
-    const healed = await nsc.waitFor("connection refreshed", (r) => (r.connection as Summary).networkServiceEndpointName === "nse-b", 20_000);
+    const healed = await nsc.waitFor(
+      "connection refreshed",
+      (r) => (r.connection as Summary).networkServiceEndpointName === "nse-b",
+      20_000,
+    );
     const h = healed.connection as Summary;
     expect(h.id, "the client keeps its connection id").to.equal(c.id);
     expect(h.path.map((s) => s.name)).to.deep.equal(["nsc-1", "nsmgr-1", "forwarder-1", "nse-b"]);

@@ -1,8 +1,8 @@
-import { expect } from "chai";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { expect } from "chai";
 import { checkKernelCapable, effectiveCapabilities } from "./index.js";
 
 describe("mechanisms: checkKernelCapable", () => {
@@ -30,17 +30,25 @@ describe("mechanisms: checkKernelCapable", () => {
       ["0000000000000000", "CAP_NET_ADMIN, CAP_SYS_ADMIN"],
       ["0000000000001000", "CAP_SYS_ADMIN"],
     ] as const) {
-      const err = await checkKernelCapable({ statusPath: await status(caps) }).then(() => undefined, (e: unknown) => e);
+      const err = await checkKernelCapable({ statusPath: await status(caps) }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).to.be.instanceOf(StatusError);
       expect((err as StatusError).code).to.equal(Code.PermissionDenied);
-      expect((err as StatusError).message).to.contain("needs root or CAP_NET_ADMIN").and.contain(`missing ${missing}`);
+      expect((err as StatusError).message)
+        .to.contain("needs root or CAP_NET_ADMIN")
+        .and.contain(`missing ${missing}`);
     }
   });
 
   it("says FailedPrecondition when iproute2 is missing even with both capabilities", async function () {
     if (process.platform !== "linux") this.skip();
     const path = await status("0000000000201000");
-    const err = await checkKernelCapable({ statusPath: path, ip: join(dir, "no-such-ip") }).then(() => undefined, (e: unknown) => e);
+    const err = await checkKernelCapable({ statusPath: path, ip: join(dir, "no-such-ip") }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as StatusError).code).to.equal(Code.FailedPrecondition);
   });
 });

@@ -34,7 +34,10 @@ export async function checkKernelCapable(opts: CapableOptions = {}): Promise<voi
     .filter(([, bit]) => (caps & (1n << BigInt(bit))) === 0n)
     .map(([name]) => `CAP_${name}`);
   if (missing.length > 0) {
-    fail(Code.PermissionDenied, `kernel data plane: needs root or CAP_NET_ADMIN (and CAP_SYS_ADMIN to enter pod namespaces); missing ${missing.join(", ")}`);
+    fail(
+      Code.PermissionDenied,
+      `kernel data plane: needs root or CAP_NET_ADMIN (and CAP_SYS_ADMIN to enter pod namespaces); missing ${missing.join(", ")}`,
+    );
   }
   const r = await runCommand([opts.ip ?? "ip", "-V"]).catch((err: unknown) => ({ code: -1, stdout: "", stderr: String(err) }));
   if (r.code !== 0) fail(Code.FailedPrecondition, `kernel data plane: iproute2 (${opts.ip ?? "ip"}) is not usable: ${r.stderr.trim()}`);

@@ -5,9 +5,9 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
-import { NETNS_RUN_DIR, type Netns, currentNetns, openNetns } from "../netns.js";
 import { ownerPrefix } from "../names.js";
-import { type KernelOps, type LinkInfo, createKernelOps } from "../ops.js";
+import { currentNetns, NETNS_RUN_DIR, type Netns, openNetns } from "../netns.js";
+import { createKernelOps, type KernelOps, type LinkInfo } from "../ops.js";
 
 /** Options of `adoptOrRemoveLeftovers`. */
 export interface LeftoverOptions {
@@ -47,7 +47,11 @@ async function visibleNamespaces(): Promise<string[]> {
  * Keeps the links of `owner` whose connection id is in `activeIds` and deletes the others, in every namespace
  * given (or visible). Namespaces that vanish meanwhile are skipped. Veth peers deleted together are reported once.
  */
-export async function adoptOrRemoveLeftovers(owner: string, activeIds: Iterable<string>, opts: LeftoverOptions = {}): Promise<LeftoverReport> {
+export async function adoptOrRemoveLeftovers(
+  owner: string,
+  activeIds: Iterable<string>,
+  opts: LeftoverOptions = {},
+): Promise<LeftoverReport> {
   const ops = opts.ops ?? createKernelOps();
   const active = new Set(activeIds);
   const prefix = ownerPrefix(owner);

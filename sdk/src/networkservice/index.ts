@@ -2,30 +2,31 @@
  * @nsm-ts/sdk/networkservice: the chain core and every networkservice element, one namespace per element
  * (`updatepath.newServer(name)`, `begin.newClient()`, …), as upstream's folders are named.
  */
-export * from "./core/index.js";
-export * as updatepath from "./common/updatepath/index.js";
+
+export * from "./chains/index.js";
+export * as authorize from "./common/authorize/index.js";
 export * as begin from "./common/begin/index.js";
+export * as clientinfo from "./common/clientinfo/index.js";
+export * as clienturl from "./common/clienturl/index.js";
+export * as connect from "./common/connect/index.js";
+export * as discover from "./common/discover/index.js";
+export * as discoverforwarder from "./common/discoverforwarder/index.js";
+export * as excludedprefixes from "./common/excludedprefixes/index.js";
+export * as filtermechanisms from "./common/filtermechanisms/index.js";
+export * as heal from "./common/heal/index.js";
+export * as mechanisms from "./common/mechanisms/index.js";
+export * as mechanismtranslation from "./common/mechanismtranslation/index.js";
 export * as metadata from "./common/metadata/index.js";
+export * as monitor from "./common/monitor/index.js";
+export * as refresh from "./common/refresh/index.js";
+export * as retry from "./common/retry/index.js";
+export * as roundrobin from "./common/roundrobin/index.js";
+export * as timeout from "./common/timeout/index.js";
+export * as trimpath from "./common/trimpath/index.js";
+export * as updatepath from "./common/updatepath/index.js";
+export * as updatetoken from "./common/updatetoken/index.js";
+export * from "./core/index.js";
+export * as ipam from "./ipam/index.js";
+export * as checks from "./utils/checks/index.js";
 export * as count from "./utils/count/index.js";
 export * as inject from "./utils/inject/index.js";
-export * as checks from "./utils/checks/index.js";
-export * as clienturl from "./common/clienturl/index.js";
-export * as discover from "./common/discover/index.js";
-export * as roundrobin from "./common/roundrobin/index.js";
-export * as discoverforwarder from "./common/discoverforwarder/index.js";
-export * as clientinfo from "./common/clientinfo/index.js";
-export * as mechanisms from "./common/mechanisms/index.js";
-export * as filtermechanisms from "./common/filtermechanisms/index.js";
-export * as mechanismtranslation from "./common/mechanismtranslation/index.js";
-export * as excludedprefixes from "./common/excludedprefixes/index.js";
-export * as ipam from "./ipam/index.js";
-export * as connect from "./common/connect/index.js";
-export * as updatetoken from "./common/updatetoken/index.js";
-export * as authorize from "./common/authorize/index.js";
-export * as timeout from "./common/timeout/index.js";
-export * as refresh from "./common/refresh/index.js";
-export * as trimpath from "./common/trimpath/index.js";
-export * as monitor from "./common/monitor/index.js";
-export * as heal from "./common/heal/index.js";
-export * as retry from "./common/retry/index.js";
-export * from "./chains/index.js";

@@ -3,22 +3,23 @@
  * `refresh.newClient()`, …, written once for network services and endpoints), the stores, the chains and the
  * gRPC serving adapter.
  */
-export * from "./core/index.js";
-export * from "./store/index.js";
+
 export * from "./chains/index.js";
-export * from "./grpc/index.js";
-export * as grpcmetadata from "./common/grpcmetadata/index.js";
-export * as updatepath from "./common/updatepath/index.js";
 export * as authorize from "./common/authorize/index.js";
 export * as begin from "./common/begin/index.js";
-export * as expire from "./common/expire/index.js";
-export * as refresh from "./common/refresh/index.js";
-export * as setpayload from "./common/setpayload/index.js";
-export * as setregistrationtime from "./common/setregistrationtime/index.js";
 export * as clientinfo from "./common/clientinfo/index.js";
-export * as retry from "./common/retry/index.js";
+export * as connect from "./common/connect/index.js";
+export * as expire from "./common/expire/index.js";
+export * as grpcmetadata from "./common/grpcmetadata/index.js";
 export * as heal from "./common/heal/index.js";
 export * as localbypass from "./common/localbypass/index.js";
-export * as connect from "./common/connect/index.js";
+export * as refresh from "./common/refresh/index.js";
+export * as retry from "./common/retry/index.js";
+export * as setpayload from "./common/setpayload/index.js";
+export * as setregistrationtime from "./common/setregistrationtime/index.js";
 export * as store from "./common/store/index.js";
+export * as updatepath from "./common/updatepath/index.js";
 export * as validate from "./common/validate/index.js";
+export * from "./core/index.js";
+export * from "./grpc/index.js";
+export * from "./store/index.js";

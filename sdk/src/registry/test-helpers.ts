@@ -4,11 +4,11 @@
  */
 import { create } from "@bufbuild/protobuf";
 import {
+  type NetworkService,
+  type NetworkServiceEndpoint,
   NetworkServiceEndpointSchema,
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
-  type NetworkService,
-  type NetworkServiceEndpoint,
 } from "@nsm-ts/api/registry";
 import type { FindResult, RegistryEntry } from "./core/index.js";
 

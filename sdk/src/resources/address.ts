@@ -87,13 +87,17 @@ export function requireCidr(s: string, field: string): Cidr {
   const slash = s.indexOf("/");
   const ip = slash < 0 ? undefined : parseIp(s.slice(0, slash));
   const lenText = slash < 0 ? "" : s.slice(slash + 1);
-  if (ip === undefined || !/^\d{1,3}$/.test(lenText)) fail(Code.InvalidArgument, `resources: ${field}: "${s}" is not a CIDR (address/length)`);
+  if (ip === undefined || !/^\d{1,3}$/.test(lenText))
+    fail(Code.InvalidArgument, `resources: ${field}: "${s}" is not a CIDR (address/length)`);
   const len = Number(lenText);
   const bits = bitsOf(ip.family);
   if (len > bits) fail(Code.InvalidArgument, `resources: ${field}: "${s}" has a prefix length above ${bits}`);
   const size = 1n << BigInt(bits - len);
   if ((ip.value & (size - 1n)) !== 0n) {
-    fail(Code.InvalidArgument, `resources: ${field}: "${s}" has host bits set (the network is ${formatIp({ family: ip.family, value: ip.value & ~(size - 1n) })}/${len})`);
+    fail(
+      Code.InvalidArgument,
+      `resources: ${field}: "${s}" has host bits set (the network is ${formatIp({ family: ip.family, value: ip.value & ~(size - 1n) })}/${len})`,
+    );
   }
   return { family: ip.family, base: ip.value, len, size };
 }
@@ -138,5 +142,8 @@ export function requireOui(s: string, field: string): bigint {
 
 /** Formats a 48-bit MAC in lower-case colon form. */
 export function formatMac(v: bigint): string {
-  return v.toString(16).padStart(12, "0").replace(/(..)(?!$)/g, "$1:");
+  return v
+    .toString(16)
+    .padStart(12, "0")
+    .replace(/(..)(?!$)/g, "$1:");
 }

@@ -5,7 +5,7 @@
  * address; the store's create-if-absent is what makes it unique across replicas.
  */
 import { Code, fail } from "../tools/status/index.js";
-import { type Cidr, type Ip, cidrContains, formatCidr, formatIp } from "./address.js";
+import { type Cidr, cidrContains, formatCidr, formatIp, type Ip } from "./address.js";
 import { type AllocationStrategy, RangeBitmap } from "./bitmap.js";
 
 /** Ranges at most this big hand out the lowest free address even for IPv6. */
@@ -68,13 +68,14 @@ export class SubnetAllocator {
     if (!cidrContains(this.cidr, ip)) fail(Code.InvalidArgument, `resources: ${field}: ${formatIp(ip)} is outside ${where}`);
     const why = this.reserved.get(ip.value);
     if (why !== undefined) fail(Code.InvalidArgument, `resources: ${field}: ${formatIp(ip)} is ${why} of ${where}`);
-    if (this.rangeOf(ip.value) === undefined) fail(Code.InvalidArgument, `resources: ${field}: ${formatIp(ip)} is outside the allocation pools of ${where}`);
+    if (this.rangeOf(ip.value) === undefined)
+      fail(Code.InvalidArgument, `resources: ${field}: ${formatIp(ip)} is outside the allocation pools of ${where}`);
   }
 
   /** Marks an address taken; false when it already was or lies outside every pool. */
   mark(v: bigint): boolean {
     const r = this.rangeOf(v);
-    return r !== undefined && r.bitmap.mark(v - r.first);
+    return r?.bitmap.mark(v - r.first) === true;
   }
 
   /** Frees an address (reserved addresses stay taken). */

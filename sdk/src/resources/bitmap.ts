@@ -79,14 +79,24 @@ export class RangeBitmap {
    */
   take(spread = false): bigint | undefined {
     if (this.used >= this.size) return undefined;
-    const off = this.strategy === "random" ? this.randomFree() : spread && this.words !== undefined ? this.firstFreeFrom(Math.floor(Math.random() * Number(this.size))) : this.firstFree();
+    const off =
+      this.strategy === "random"
+        ? this.randomFree()
+        : spread && this.words !== undefined
+          ? this.firstFreeFrom(Math.floor(Math.random() * Number(this.size)))
+          : this.firstFree();
     if (off !== undefined) this.mark(off);
     return off;
   }
 
   private firstFree(): bigint | undefined {
     if (this.words === undefined) {
-      for (let o = this.hint; o < this.size; o++) if (!this.has(o)) return (this.hint = o);
+      for (let o = this.hint; o < this.size; o++) {
+        if (!this.has(o)) {
+          this.hint = o;
+          return o;
+        }
+      }
       return undefined;
     }
     const n = this.words.length;

@@ -1,17 +1,17 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import {
   AllocateIpAddressRequestSchema,
+  type IpAddress,
   IpAddressRefSchema,
   ListRequestSchema,
+  type Network,
   NetworkSchema,
   PortSchema,
   ResourceRefSchema,
   SubnetSchema,
-  type IpAddress,
-  type Network,
 } from "@nsm-ts/api/resources";
-import { etcdAvailable, startEtcd, type EtcdInstance } from "../tools/etcdtest/index.js";
+import { expect } from "chai";
+import { type EtcdInstance, etcdAvailable, startEtcd } from "../tools/etcdtest/index.js";
 import { Code, StatusError } from "../tools/status/index.js";
 import { createEtcdResourceStore, createResourceManagers, type ResourceManagers, type ResourceStore } from "./index.js";
 
@@ -104,7 +104,11 @@ describe("resources: etcd store (two replicas on one etcd)", function () {
     expect(["198.51.100.0", "198.51.100.1", "198.51.100.255"]).to.not.include(portIp);
     // A port with a taken fixed IP fails on b and leaves nothing behind.
     const before = (await a.list("ip", create(ListRequestSchema, {}))).items.length;
-    const dup = await statusOf(b.createPort(create(PortSchema, { id: "p2", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1", ipAddress: portIp }] })));
+    const dup = await statusOf(
+      b.createPort(
+        create(PortSchema, { id: "p2", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1", ipAddress: portIp }] }),
+      ),
+    );
     expect(dup.code).to.equal(Code.AlreadyExists);
     expect((await a.list("ip", create(ListRequestSchema, {}))).items.length).to.equal(before);
     expect((await a.list("mac", create(ListRequestSchema, {}))).items.length).to.equal(1);
@@ -163,9 +167,16 @@ describe("resources: etcd store (two replicas on one etcd)", function () {
 
   it("bulk allocations beyond one transaction are all or none", async () => {
     await a.createSubnet(create(SubnetSchema, { id: "s1", networkId: "n1", cidr: "198.51.100.0/24" }));
-    const got = await a.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "s1", count: 120, owner: "" });
+    const got = await a.bulkAllocateIpAddresses({
+      $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest",
+      subnetId: "s1",
+      count: 120,
+      owner: "",
+    });
     expect(new Set(got.map((g) => g.address)).size).to.equal(120);
-    const err = await statusOf(b.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "s1", count: 200, owner: "" }));
+    const err = await statusOf(
+      b.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "s1", count: 200, owner: "" }),
+    );
     expect(err.code).to.equal(Code.ResourceExhausted);
     const stored = await a.list("ip", create(ListRequestSchema, { pageSize: 1000 }));
     expect(stored.items.length).to.equal(120);

@@ -5,22 +5,22 @@
  * key still has the mod revision the caller read, a referenced key exists, and nothing lies under a deleted
  * record's `x/` prefix. When the transaction fails the store re-reads to name the cause.
  */
-import { fromBinary, toBinary, type Message } from "@bufbuild/protobuf";
+import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type Watcher } from "etcd3";
 import type { Logger } from "../tools/log/index.js";
 import { silentLogger } from "../tools/log/index.js";
-import { Code, StatusError, fail } from "../tools/status/index.js";
+import { Code, fail, StatusError } from "../tools/status/index.js";
 import { schemaOf } from "./codec.js";
 import {
   checksRevision,
   describeRecord,
-  recordKey,
   type RecordRef,
   type ResourceKind,
   type ResourceStore,
+  recordKey,
+  type StoredRecord,
   type StoreListOptions,
   type StoreOp,
-  type StoredRecord,
 } from "./store.js";
 
 /** Default key prefix of the etcd resource store. */
@@ -115,12 +115,16 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
       }
       if (op.type === "delete") {
         const holder = await firstHolder(op.kind, op.id, deleting);
-        if (holder !== undefined) fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holder}`);
+        if (holder !== undefined)
+          fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holder}`);
       } else {
         for (const ref of op.refs) {
           if (created.has(recordKey(ref.kind, ref.id))) continue;
           if ((await get(ref.kind, ref.id)) === undefined) {
-            fail(Code.FailedPrecondition, `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`);
+            fail(
+              Code.FailedPrecondition,
+              `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`,
+            );
           }
         }
       }
@@ -153,10 +157,17 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         const p = xPrefix(op.kind, op.id);
         const holders = await call("range", () => client.kv.range({ key: Buffer.from(p), range_end: prefixEnd(p), keys_only: true }));
         const outside = holders.kvs.map((kv) => kv.key.toString().slice(p.length)).find((h) => !deleting.has(h));
-        if (outside !== undefined) fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holderName(outside)}`);
+        if (outside !== undefined)
+          fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holderName(outside)}`);
         // Only holders this commit deletes may exist: every key under the prefix must be at most as new as
         // the read, so a reference added since makes the transaction fail.
-        compare.push({ key: Buffer.from(p), range_end: prefixEnd(p), target: "Mod", result: "Less", mod_revision: String(BigInt(holders.header.revision) + 1n) });
+        compare.push({
+          key: Buffer.from(p),
+          range_end: prefixEnd(p),
+          target: "Mod",
+          result: "Less",
+          mod_revision: String(BigInt(holders.header.revision) + 1n),
+        });
         success.push({ request_delete_range: { key } });
         for (const k of oldRefs) success.push({ request_delete_range: { key: Buffer.from(k) } });
         continue;

@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { expect } from "chai";
 import { createServer, type NsmServer } from "../tools/grpc/index.js";
 import { createMemoryResourceStore, registerResourceManagers } from "./index.js";
 
@@ -34,7 +34,11 @@ function load(): { svc: (name: string) => Ctor; ipam: Ctor } {
   });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { nsmts: { resources: { v1: Record<string, Ctor> } }; ipam: { IPAM: Ctor } };
   return {
-    svc: (name) => pkg.nsmts.resources.v1[name] ?? (() => { throw new Error(`no service ${name}`); })(),
+    svc: (name) =>
+      pkg.nsmts.resources.v1[name] ??
+      (() => {
+        throw new Error(`no service ${name}`);
+      })(),
     ipam: pkg.ipam.IPAM,
   };
 }
@@ -144,14 +148,23 @@ describe("resources: served over gRPC, driven by grpc-js + proto-loader", functi
     const subnets = client("SubnetManager");
     const bulk = await unary(nets, "BulkCreateNetworks", { items: [{ id: "a", cidr: "fd00:a::/48" }, { id: "b" }] });
     expect((bulk.items as Obj[]).map((n) => n.id)).to.deep.equal(["a", "b"]);
-    const sg = await unary(sgs, "CreateSecurityGroup", { id: "web", rules: [{ protocol: "tcp", port_range_min: 443, port_range_max: 443, remote_ip_prefix: "203.0.113.0/24" }] });
+    const sg = await unary(sgs, "CreateSecurityGroup", {
+      id: "web",
+      rules: [{ protocol: "tcp", port_range_min: 443, port_range_max: 443, remote_ip_prefix: "203.0.113.0/24" }],
+    });
     const rule = (sg.rules as Obj[])[0] ?? {};
     expect(rule.direction).to.equal("ingress");
     expect(rule.ether_type).to.equal("IPv4");
     expect(rule.id).to.match(/^[0-9a-f-]{36}$/);
-    const rt = await unary(rts, "CreateRouteTable", { id: "rt", network_id: "a", routes: [{ destination: "fd00:b::/48", next_hop: "fd00:a::1" }] });
+    const rt = await unary(rts, "CreateRouteTable", {
+      id: "rt",
+      network_id: "a",
+      routes: [{ destination: "fd00:b::/48", next_hop: "fd00:a::1" }],
+    });
     expect((rt.routes as Obj[])[0]?.next_hop).to.equal("fd00:a::1");
-    let err = await failure(unary(rts, "CreateRouteTable", { id: "rt2", routes: [{ destination: "fd00:b::/48", next_hop: "198.51.100.1" }] }));
+    let err = await failure(
+      unary(rts, "CreateRouteTable", { id: "rt2", routes: [{ destination: "fd00:b::/48", next_hop: "198.51.100.1" }] }),
+    );
     expect(err.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(err.details).to.match(/routes\[0\]\.next_hop/);
     const s6 = await unary(subnets, "CreateSubnet", { id: "s6", network_id: "a", cidr: "fd00:a:0:1::/64", route_table_id: "rt" });
@@ -186,7 +199,11 @@ describe("resources: served over gRPC, driven by grpc-js + proto-loader", functi
       });
       call.on("error", () => undefined);
       const ended = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
-      return { call, next: () => new Promise<Obj>((resolve) => (queue.length > 0 ? resolve(queue.shift() as Obj) : waiters.push(resolve))), ended };
+      return {
+        call,
+        next: () => new Promise<Obj>((resolve) => (queue.length > 0 ? resolve(queue.shift() as Obj) : waiters.push(resolve))),
+        ended,
+      };
     };
 
     const one = open();

@@ -5,47 +5,47 @@
  */
 export {
   type Cidr,
-  type Ip,
   cidrContains,
   cidrCovers,
   cidrOverlaps,
   formatCidr,
   formatIp,
   formatMac,
+  type Ip,
   parseIp,
   requireCidr,
   requireIp,
   requireMac,
   requireOui,
 } from "./address.js";
-export { type AllocationStrategy, DENSE_LIMIT, RangeBitmap, randomBelow } from "./bitmap.js";
 export { KeyedMutex, MacAllocator, SubnetAllocator } from "./allocator.js";
+export { type AllocationStrategy, DENSE_LIMIT, RangeBitmap, randomBelow } from "./bitmap.js";
 export {
-  type RecordRef,
-  type ResourceKind,
-  type ResourceStore,
-  type StoreListOptions,
-  type StoreOp,
-  type StoredRecord,
-  checksRevision,
-  describeRecord,
-  recordKey,
-} from "./store.js";
-export { type MemoryResourceStore, type MemoryResourceStoreOptions, createMemoryResourceStore } from "./memory-store.js";
-export {
+  createEtcdResourceStore,
   DEFAULT_RESOURCE_PREFIX,
   type EtcdResourceStore,
   type EtcdResourceStoreOptions,
-  createEtcdResourceStore,
 } from "./etcd-store.js";
 export {
+  createResourceManagers,
   DEFAULT_MAC_OUI,
   DEFAULT_PAGE_SIZE,
   MAX_BULK,
   MAX_PAGE_SIZE,
   ResourceManagers,
   type ResourceManagersOptions,
-  createResourceManagers,
 } from "./managers.js";
-export { PrefixPool, type PrefixLease, type PrefixPoolOptions, createPrefixPool } from "./prefix-pool.js";
-export { type RegisterResourceManagersOptions, type RegisteredResourceManagers, registerResourceManagers } from "./serve.js";
+export { createMemoryResourceStore, type MemoryResourceStore, type MemoryResourceStoreOptions } from "./memory-store.js";
+export { createPrefixPool, type PrefixLease, PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
+export { type RegisteredResourceManagers, type RegisterResourceManagersOptions, registerResourceManagers } from "./serve.js";
+export {
+  checksRevision,
+  describeRecord,
+  type RecordRef,
+  type ResourceKind,
+  type ResourceStore,
+  recordKey,
+  type StoredRecord,
+  type StoreListOptions,
+  type StoreOp,
+} from "./store.js";

@@ -31,8 +31,8 @@ import {
   type Subnet,
   SubnetSchema,
 } from "@nsm-ts/api/resources";
-import { silentLogger, type Logger } from "../tools/log/index.js";
-import { Code, StatusError, fail, isStatusError } from "../tools/status/index.js";
+import { type Logger, silentLogger } from "../tools/log/index.js";
+import { Code, fail, isStatusError, StatusError } from "../tools/status/index.js";
 import {
   cidrContains,
   cidrCovers,
@@ -48,7 +48,7 @@ import {
 } from "./address.js";
 import { KeyedMutex, MacAllocator, SubnetAllocator } from "./allocator.js";
 import { createMemoryResourceStore } from "./memory-store.js";
-import { describeRecord, type RecordRef, type ResourceKind, type ResourceStore, type StoreOp, type StoredRecord } from "./store.js";
+import { describeRecord, type RecordRef, type ResourceKind, type ResourceStore, type StoredRecord, type StoreOp } from "./store.js";
 
 /** Default OUI of random MACs (the one OpenStack uses for its ports). */
 export const DEFAULT_MAC_OUI = "fa:16:3e";
@@ -146,7 +146,10 @@ export class ResourceManagers {
     same("network_id", s.networkId, cur.networkId);
     same("cidr", s.cidr === "" ? "" : formatCidrOf(s.cidr, "cidr"), cur.cidr);
     same("gateway_ip", s.gatewayIp === "" ? "" : formatIp(requireIp(s.gatewayIp, "gateway_ip")), cur.gatewayIp);
-    if (s.allocationPools.length > 0 && JSON.stringify(s.allocationPools.map((p) => [p.start, p.end])) !== JSON.stringify(cur.allocationPools.map((p) => [p.start, p.end]))) {
+    if (
+      s.allocationPools.length > 0 &&
+      JSON.stringify(s.allocationPools.map((p) => [p.start, p.end])) !== JSON.stringify(cur.allocationPools.map((p) => [p.start, p.end]))
+    ) {
       fail(Code.InvalidArgument, `resources: allocation_pools: the allocation_pools of subnet "${s.id}" cannot change`);
     }
     if (s.routeTableId !== "") await this.requireExists("routetable", s.routeTableId, "route_table_id");
@@ -166,13 +169,17 @@ export class ResourceManagers {
     for (const sib of siblings) {
       const other = sib.value as Subnet;
       if (cidrOverlaps(requireCidr(other.cidr, "cidr"), cidr)) {
-        fail(Code.InvalidArgument, `resources: ${at}cidr: ${formatCidr(cidr)} overlaps subnet "${other.id}" (${other.cidr}) of network "${networkId}"`);
+        fail(
+          Code.InvalidArgument,
+          `resources: ${at}cidr: ${formatCidr(cidr)} overlaps subnet "${other.id}" (${other.cidr}) of network "${networkId}"`,
+        );
       }
     }
     let gateway = "";
     if (s.gatewayIp !== "") {
       const g = requireIp(s.gatewayIp, `${at}gateway_ip`);
-      if (!cidrContains(cidr, g)) fail(Code.InvalidArgument, `resources: ${at}gateway_ip: ${s.gatewayIp} is outside the subnet ${formatCidr(cidr)}`);
+      if (!cidrContains(cidr, g))
+        fail(Code.InvalidArgument, `resources: ${at}gateway_ip: ${s.gatewayIp} is outside the subnet ${formatCidr(cidr)}`);
       gateway = formatIp(g);
     } else if (cidr.size >= 4n) {
       gateway = formatIp({ family: cidr.family, value: cidr.base + 1n });
@@ -181,7 +188,8 @@ export class ResourceManagers {
       const f = `${at}allocation_pools[${i}]`;
       const start = requireIp(p.start, `${f}.start`);
       const end = requireIp(p.end, `${f}.end`);
-      if (!cidrContains(cidr, start)) fail(Code.InvalidArgument, `resources: ${f}.start: ${p.start} is outside the subnet ${formatCidr(cidr)}`);
+      if (!cidrContains(cidr, start))
+        fail(Code.InvalidArgument, `resources: ${f}.start: ${p.start} is outside the subnet ${formatCidr(cidr)}`);
       if (!cidrContains(cidr, end)) fail(Code.InvalidArgument, `resources: ${f}.end: ${p.end} is outside the subnet ${formatCidr(cidr)}`);
       if (end.value < start.value) fail(Code.InvalidArgument, `resources: ${f}.end: ${p.end} is below start ${p.start}`);
       return { start: formatIp(start), end: formatIp(end) };
@@ -225,9 +233,14 @@ export class ResourceManagers {
           await this.resyncSubnet(subnetId);
           continue;
         }
-        fail(Code.ResourceExhausted, `resources: subnet_id: subnet "${subnetId}" (${formatCidr(alloc.cidr)}) has ${alloc.free} free addresses, ${req.count} requested`);
+        fail(
+          Code.ResourceExhausted,
+          `resources: subnet_id: subnet "${subnetId}" (${formatCidr(alloc.cidr)}) has ${alloc.free} free addresses, ${req.count} requested`,
+        );
       }
-      const ops: StoreOp[] = taken.map((v) => this.ipCreateOp(subnetId, formatIp({ family: alloc.cidr.family, value: v }), req.owner, IpState.ACTIVE));
+      const ops: StoreOp[] = taken.map((v) =>
+        this.ipCreateOp(subnetId, formatIp({ family: alloc.cidr.family, value: v }), req.owner, IpState.ACTIVE),
+      );
       try {
         return await this.commitMany<IpAddress>(ops);
       } catch (err) {
@@ -248,8 +261,20 @@ export class ResourceManagers {
   /** Changes an address's state and owner. */
   async updateIpAddress(ip: IpAddress): Promise<IpAddress> {
     const cur = await this.getIpAddress({ ...ip, $typeName: "nsmts.resources.v1.IpAddressRef" });
-    const value = create(IpAddressSchema, { subnetId: cur.subnetId, address: cur.address, owner: ip.owner, state: ip.state === IpState.UNSPECIFIED ? cur.state : ip.state });
-    return this.commitOne<IpAddress>({ type: "update", kind: "ip", id: ipId(cur.subnetId, cur.address), value, refs: [{ kind: "subnet", id: cur.subnetId }], revision: ip.revision });
+    const value = create(IpAddressSchema, {
+      subnetId: cur.subnetId,
+      address: cur.address,
+      owner: ip.owner,
+      state: ip.state === IpState.UNSPECIFIED ? cur.state : ip.state,
+    });
+    return this.commitOne<IpAddress>({
+      type: "update",
+      kind: "ip",
+      id: ipId(cur.subnetId, cur.address),
+      value,
+      refs: [{ kind: "subnet", id: cur.subnetId }],
+      revision: ip.revision,
+    });
   }
 
   /** Releases one address (FailedPrecondition while a port holds it). */
@@ -259,7 +284,11 @@ export class ResourceManagers {
 
   /** Releases several addresses, all or none. */
   async bulkReleaseIpAddresses(refs: readonly IpAddressRef[]): Promise<void> {
-    const ips = refs.map((r, i) => ({ subnetId: need(r.subnetId, `refs[${i}].subnet_id`), address: canonicalIp(r.address, `refs[${i}].address`), revision: r.revision }));
+    const ips = refs.map((r, i) => ({
+      subnetId: need(r.subnetId, `refs[${i}].subnet_id`),
+      address: canonicalIp(r.address, `refs[${i}].address`),
+      revision: r.revision,
+    }));
     await this.commitChunked(ips.map((r) => ({ type: "delete", kind: "ip", id: ipId(r.subnetId, r.address), revision: r.revision })));
     for (const r of ips) this.forgetIp(r.subnetId, r.address);
   }
@@ -281,7 +310,15 @@ export class ResourceManagers {
       taken.push(v);
     }
     try {
-      return await this.commitMany<MacAddress>(taken.map((v) => ({ type: "create", kind: "mac", id: formatMac(v), value: create(MacAddressSchema, { address: formatMac(v), owner: req.owner }), refs: [] })));
+      return await this.commitMany<MacAddress>(
+        taken.map((v) => ({
+          type: "create",
+          kind: "mac",
+          id: formatMac(v),
+          value: create(MacAddressSchema, { address: formatMac(v), owner: req.owner }),
+          refs: [],
+        })),
+      );
     } catch (err) {
       for (const v of taken) alloc.clear(v);
       throw err;
@@ -296,7 +333,14 @@ export class ResourceManagers {
   /** Changes a MAC's owner. */
   async updateMacAddress(m: MacAddress): Promise<MacAddress> {
     const address = formatMac(requireMac(m.address, "address"));
-    return this.commitOne<MacAddress>({ type: "update", kind: "mac", id: address, value: create(MacAddressSchema, { address, owner: m.owner }), refs: [], revision: m.revision });
+    return this.commitOne<MacAddress>({
+      type: "update",
+      kind: "mac",
+      id: address,
+      value: create(MacAddressSchema, { address, owner: m.owner }),
+      refs: [],
+      revision: m.revision,
+    });
   }
 
   /** Releases one MAC (FailedPrecondition while a port holds it). */
@@ -330,7 +374,8 @@ export class ResourceManagers {
     for (const [i, f] of fixed.entries()) {
       const field = `${at}fixed_ips[${i}].subnet_id`;
       const subnet = await this.getRecord<Subnet>("subnet", need(f.subnetId, field), field);
-      if (subnet.networkId !== networkId) fail(Code.InvalidArgument, `resources: ${field}: subnet "${subnet.id}" is in network "${subnet.networkId}", not "${networkId}"`);
+      if (subnet.networkId !== networkId)
+        fail(Code.InvalidArgument, `resources: ${field}: subnet "${subnet.id}" is in network "${subnet.networkId}", not "${networkId}"`);
     }
     if ((await this.store.get("port", id)) !== undefined) fail(Code.AlreadyExists, `resources: ${at}id: port "${id}" already exists`);
 
@@ -343,10 +388,16 @@ export class ResourceManagers {
           address: `${at}fixed_ips[${i}].ip_address`,
         });
         ips.push(ip);
-        undo.push({ what: `ip ${ip.address}`, run: () => this.releaseIpAddress({ ...ip, $typeName: "nsmts.resources.v1.IpAddressRef", revision: "" }) });
+        undo.push({
+          what: `ip ${ip.address}`,
+          run: () => this.releaseIpAddress({ ...ip, $typeName: "nsmts.resources.v1.IpAddressRef", revision: "" }),
+        });
       }
       const mac = await this.allocateMac(p.macAddress, "", id, `${at}mac_address`);
-      undo.push({ what: `mac ${mac.address}`, run: () => this.releaseMacAddress({ address: mac.address, revision: "", $typeName: "nsmts.resources.v1.MacAddressRef" }) });
+      undo.push({
+        what: `mac ${mac.address}`,
+        run: () => this.releaseMacAddress({ address: mac.address, revision: "", $typeName: "nsmts.resources.v1.MacAddressRef" }),
+      });
       const value = create(PortSchema, {
         id,
         name: p.name,
@@ -377,7 +428,9 @@ export class ResourceManagers {
       return done;
     } catch (err) {
       for (const p of done.reverse()) {
-        await this.deletePorts([{ id: p.id, revision: "" }]).catch((e: unknown) => this.log.error({ err: e, port: p.id }, "resources: bulk port rollback failed"));
+        await this.deletePorts([{ id: p.id, revision: "" }]).catch((e: unknown) =>
+          this.log.error({ err: e, port: p.id }, "resources: bulk port rollback failed"),
+        );
       }
       throw err;
     }
@@ -433,22 +486,27 @@ export class ResourceManagers {
     const rules = g.rules.map((r, i) => {
       const f = `${at}rules[${i}]`;
       const direction = r.direction === "" ? "ingress" : r.direction.toLowerCase();
-      if (direction !== "ingress" && direction !== "egress") fail(Code.InvalidArgument, `resources: ${f}.direction: "${r.direction}" is neither ingress nor egress`);
+      if (direction !== "ingress" && direction !== "egress")
+        fail(Code.InvalidArgument, `resources: ${f}.direction: "${r.direction}" is neither ingress nor egress`);
       const etherType = r.etherType === "" ? "IPv4" : r.etherType;
-      if (etherType !== "IPv4" && etherType !== "IPv6") fail(Code.InvalidArgument, `resources: ${f}.ether_type: "${r.etherType}" is neither IPv4 nor IPv6`);
+      if (etherType !== "IPv4" && etherType !== "IPv6")
+        fail(Code.InvalidArgument, `resources: ${f}.ether_type: "${r.etherType}" is neither IPv4 nor IPv6`);
       if (r.portRangeMax > 65535 || r.portRangeMin > r.portRangeMax) {
         fail(Code.InvalidArgument, `resources: ${f}.port_range_max: ${r.portRangeMin}..${r.portRangeMax} is not a port range`);
       }
       let remote = "";
       if (r.remoteIpPrefix !== "") {
         const c = requireCidr(r.remoteIpPrefix, `${f}.remote_ip_prefix`);
-        if ((c.family === 4) !== (etherType === "IPv4")) fail(Code.InvalidArgument, `resources: ${f}.remote_ip_prefix: ${r.remoteIpPrefix} is not ${etherType}`);
+        if ((c.family === 4) !== (etherType === "IPv4"))
+          fail(Code.InvalidArgument, `resources: ${f}.remote_ip_prefix: ${r.remoteIpPrefix} is not ${etherType}`);
         remote = formatCidr(c);
       }
       return { ...r, id: r.id || randomUUID(), direction, etherType, remoteIpPrefix: remote };
     });
     const value = create(SecurityGroupSchema, { id, name: g.name, rules });
-    return type === "create" ? { type, kind: "securitygroup", id, value, refs: [] } : { type, kind: "securitygroup", id, value, refs: [], revision: g.revision };
+    return type === "create"
+      ? { type, kind: "securitygroup", id, value, refs: [] }
+      : { type, kind: "securitygroup", id, value, refs: [], revision: g.revision };
   }
 
   /** Creates a route table. */
@@ -478,14 +536,17 @@ export class ResourceManagers {
       let nextHop = "";
       if (r.nextHop !== "") {
         const nh = requireIp(r.nextHop, `${f}.next_hop`);
-        if (nh.family !== dst.family) fail(Code.InvalidArgument, `resources: ${f}.next_hop: ${r.nextHop} is not of the destination's family`);
+        if (nh.family !== dst.family)
+          fail(Code.InvalidArgument, `resources: ${f}.next_hop: ${r.nextHop} is not of the destination's family`);
         nextHop = formatIp(nh);
       }
       return { destination: formatCidr(dst), nextHop, priority: r.priority };
     });
     const value = create(RouteTableSchema, { id, name: t.name, networkId: t.networkId, routes });
     const refs: RecordRef[] = t.networkId === "" ? [] : [{ kind: "network", id: t.networkId }];
-    return type === "create" ? { type, kind: "routetable", id, value, refs } : { type, kind: "routetable", id, value, refs, revision: t.revision };
+    return type === "create"
+      ? { type, kind: "routetable", id, value, refs }
+      : { type, kind: "routetable", id, value, refs, revision: t.revision };
   }
 
   // ---------------------------------------------------------------- generic get/delete/list
@@ -498,7 +559,12 @@ export class ResourceManagers {
   /** Deletes records of a kind, all or none (ports also release their addresses and MACs). */
   async delete(kind: ResourceKind, refs: readonly ResourceRef[]): Promise<void> {
     if (kind === "port") return this.deletePorts(refs);
-    const ops: StoreOp[] = refs.map((r, i) => ({ type: "delete", kind, id: need(r.id, refs.length > 1 ? `refs[${i}].id` : "id"), revision: r.revision }));
+    const ops: StoreOp[] = refs.map((r, i) => ({
+      type: "delete",
+      kind,
+      id: need(r.id, refs.length > 1 ? `refs[${i}].id` : "id"),
+      revision: r.revision,
+    }));
     await this.commitChunked(ops);
     if (kind === "subnet") for (const r of refs) this.subnets.delete(r.id);
   }
@@ -534,7 +600,13 @@ export class ResourceManagers {
     return { type: "create", kind: "ip", id: ipId(subnetId, address), value, refs: [{ kind: "subnet", id: subnetId }] };
   }
 
-  private async allocateIp(subnetId: string, address: string, owner: string, state: IpState, fields: { subnet: string; address: string }): Promise<IpAddress> {
+  private async allocateIp(
+    subnetId: string,
+    address: string,
+    owner: string,
+    state: IpState,
+    fields: { subnet: string; address: string },
+  ): Promise<IpAddress> {
     need(subnetId, fields.subnet);
     if (address !== "") {
       const alloc = await this.subnetAllocator(subnetId, fields.subnet);
@@ -543,12 +615,14 @@ export class ResourceManagers {
       const text = formatIp(ip);
       // A shared store decides by itself: this replica's bit may be stale (released elsewhere).
       const fresh = alloc.mark(ip.value);
-      if (!fresh && this.store.exclusive) fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
+      if (!fresh && this.store.exclusive)
+        fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
       try {
         return await this.commitOne<IpAddress>(this.ipCreateOp(subnetId, text, owner, state));
       } catch (err) {
         if (fresh && (this.store.exclusive || !isStatusError(err, Code.AlreadyExists))) alloc.clear(ip.value);
-        if (isStatusError(err, Code.AlreadyExists)) fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
+        if (isStatusError(err, Code.AlreadyExists))
+          fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
         throw err;
       }
     }
@@ -586,9 +660,16 @@ export class ResourceManagers {
       const text = formatMac(v);
       const alloc = this.macs.get(v >> 24n);
       const fresh = alloc?.mark(v) ?? false;
-      if (alloc !== undefined && !fresh && this.store.exclusive) fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
+      if (alloc !== undefined && !fresh && this.store.exclusive)
+        fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
       try {
-        return await this.commitOne<MacAddress>({ type: "create", kind: "mac", id: text, value: create(MacAddressSchema, { address: text, owner }), refs: [] });
+        return await this.commitOne<MacAddress>({
+          type: "create",
+          kind: "mac",
+          id: text,
+          value: create(MacAddressSchema, { address: text, owner }),
+          refs: [],
+        });
       } catch (err) {
         if (fresh && (this.store.exclusive || !isStatusError(err, Code.AlreadyExists))) alloc?.clear(v);
         if (isStatusError(err, Code.AlreadyExists)) fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
@@ -600,7 +681,13 @@ export class ResourceManagers {
       const v = alloc.take() ?? fail(Code.ResourceExhausted, `resources: ${field}: no free MAC under the OUI`);
       const text = formatMac(v);
       try {
-        return await this.commitOne<MacAddress>({ type: "create", kind: "mac", id: text, value: create(MacAddressSchema, { address: text, owner }), refs: [] });
+        return await this.commitOne<MacAddress>({
+          type: "create",
+          kind: "mac",
+          id: text,
+          value: create(MacAddressSchema, { address: text, owner }),
+          refs: [],
+        });
       } catch (err) {
         if (isStatusError(err, Code.AlreadyExists)) continue;
         alloc.clear(v);
@@ -616,7 +703,10 @@ export class ResourceManagers {
 
   /** The subnet's allocator, loaded once (under the subnet's lock) from the subnet and its allocated addresses. */
   private async subnetAllocator(subnetId: string, field: string): Promise<SubnetAllocator> {
-    return this.subnets.get(subnetId) ?? this.locks.run(`subnet/${subnetId}`, async () => this.subnets.get(subnetId) ?? this.loadSubnet(subnetId, field));
+    return (
+      this.subnets.get(subnetId) ??
+      this.locks.run(`subnet/${subnetId}`, async () => this.subnets.get(subnetId) ?? this.loadSubnet(subnetId, field))
+    );
   }
 
   private async resyncSubnet(subnetId: string): Promise<void> {
@@ -639,20 +729,20 @@ export class ResourceManagers {
               if (deleted) this.subnets.delete(id);
             }
           : kind === "ip"
-          ? (id: string, deleted: boolean): void => {
-              const slash = id.lastIndexOf("/");
-              const alloc = this.subnets.get(id.slice(0, slash));
-              const ip = parseIp(id.slice(slash + 1));
-              if (alloc === undefined || ip === undefined) return;
-              if (deleted) alloc.clear(ip.value);
-              else alloc.mark(ip.value);
-            }
-          : (id: string, deleted: boolean): void => {
-              const v = BigInt(`0x${id.replace(/:/g, "")}`);
-              const alloc = this.macs.get(v >> 24n);
-              if (deleted) alloc?.clear(v);
-              else alloc?.mark(v);
-            };
+            ? (id: string, deleted: boolean): void => {
+                const slash = id.lastIndexOf("/");
+                const alloc = this.subnets.get(id.slice(0, slash));
+                const ip = parseIp(id.slice(slash + 1));
+                if (alloc === undefined || ip === undefined) return;
+                if (deleted) alloc.clear(ip.value);
+                else alloc.mark(ip.value);
+              }
+            : (id: string, deleted: boolean): void => {
+                const v = BigInt(`0x${id.replace(/:/g, "")}`);
+                const alloc = this.macs.get(v >> 24n);
+                if (deleted) alloc?.clear(v);
+                else alloc?.mark(v);
+              };
       feed = watch.call(this.store, kind, onChange).then(
         () => undefined,
         (err: unknown) => {

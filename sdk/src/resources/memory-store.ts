@@ -9,13 +9,13 @@ import { Code, fail } from "../tools/status/index.js";
 import {
   checksRevision,
   describeRecord,
-  recordKey,
   type RecordRef,
   type ResourceKind,
   type ResourceStore,
+  recordKey,
+  type StoredRecord,
   type StoreListOptions,
   type StoreOp,
-  type StoredRecord,
 } from "./store.js";
 
 interface Row {
@@ -65,7 +65,10 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
   const checkRefs = (txn: WriteTxn, op: { kind: ResourceKind; id: string; refs: readonly RecordRef[] }): void => {
     for (const ref of op.refs) {
       if (table.get(txn, recordKey(ref.kind, ref.id)) === undefined) {
-        fail(Code.FailedPrecondition, `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`);
+        fail(
+          Code.FailedPrecondition,
+          `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`,
+        );
       }
     }
   };
@@ -114,7 +117,8 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
           keys.push(key);
           switch (op.type) {
             case "create":
-              if (table.get(txn, key) !== undefined) fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
+              if (table.get(txn, key) !== undefined)
+                fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
               checkRefs(txn, op);
               table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
               break;
@@ -127,7 +131,10 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
               checkRevision(txn, op.kind, op.id, op.revision);
               const holder = table.list(txn, "byRef", key).find((h) => !deleting.has(h.key));
               if (holder !== undefined) {
-                fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${describeRecord(holder.kind, holder.id)}`);
+                fail(
+                  Code.FailedPrecondition,
+                  `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${describeRecord(holder.kind, holder.id)}`,
+                );
               }
               table.deleteKey(txn, key);
               break;

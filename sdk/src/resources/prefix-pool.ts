@@ -42,7 +42,8 @@ export class PrefixPool {
     if (this.prefixLength < this.pool.len || this.prefixLength > width) {
       fail(Code.InvalidArgument, `resources: prefixLength: ${this.prefixLength} does not fit the pool ${formatCidr(this.pool)}`);
     }
-    if (this.prefixLength - this.pool.len > 24) fail(Code.InvalidArgument, `resources: prefixLength: more than 2^24 sub-prefixes in ${formatCidr(this.pool)}`);
+    if (this.prefixLength - this.pool.len > 24)
+      fail(Code.InvalidArgument, `resources: prefixLength: more than 2^24 sub-prefixes in ${formatCidr(this.pool)}`);
     this.slotSize = 1n << BigInt(width - this.prefixLength);
     this.bitmap = new RangeBitmap(this.pool.size / this.slotSize, "first");
     this.serverExcludes = (opts.excludePrefixes ?? []).map((p, i) => formatCidr(requireCidr(p, `excludePrefixes[${i}]`)));
@@ -71,8 +72,20 @@ export class PrefixPool {
     const blocked = excluded.flatMap((c) => this.slotsOverlapping(c)).filter((s) => this.bitmap.mark(s));
     const slot = this.bitmap.take();
     for (const s of blocked) this.bitmap.clear(s);
-    if (slot === undefined) fail(Code.ResourceExhausted, `resources: prefix: no free /${this.prefixLength} left in ${formatCidr(this.pool)} outside the excluded prefixes`);
-    return { prefix: formatCidr({ family: this.pool.family, base: this.pool.base + slot * this.slotSize, len: this.prefixLength, size: this.slotSize }), slots: [slot] };
+    if (slot === undefined)
+      fail(
+        Code.ResourceExhausted,
+        `resources: prefix: no free /${this.prefixLength} left in ${formatCidr(this.pool)} outside the excluded prefixes`,
+      );
+    return {
+      prefix: formatCidr({
+        family: this.pool.family,
+        base: this.pool.base + slot * this.slotSize,
+        len: this.prefixLength,
+        size: this.slotSize,
+      }),
+      slots: [slot],
+    };
   }
 
   /** Returns a lease's sub-prefixes to the pool. */
@@ -112,7 +125,9 @@ export class PrefixPool {
 
   private slotsOverlapping(c: Cidr): bigint[] {
     if (!cidrOverlaps(this.pool, c)) return [];
+    // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max/min do not take.
     const lo = (c.base > this.pool.base ? c.base : this.pool.base) - this.pool.base;
+    // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max/min do not take.
     const end = c.base + c.size < this.pool.base + this.pool.size ? c.base + c.size : this.pool.base + this.pool.size;
     const hi = end - this.pool.base - 1n;
     const out: bigint[] = [];

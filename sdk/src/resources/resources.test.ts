@@ -1,30 +1,30 @@
-import { expect } from "chai";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   AllocateIpAddressRequestSchema,
+  type IpAddress,
   IpAddressRefSchema,
   IpState,
   ListRequestSchema,
+  type Network,
   NetworkSchema,
   PortSchema,
   ResourceRefSchema,
   SecurityGroupSchema,
-  SubnetSchema,
-  type IpAddress,
-  type Network,
   type Subnet,
+  SubnetSchema,
 } from "@nsm-ts/api/resources";
+import { expect } from "chai";
 import { Code, StatusError } from "../tools/status/index.js";
 import {
-  RangeBitmap,
   createMemoryResourceStore,
   createPrefixPool,
   createResourceManagers,
   formatIp,
   parseIp,
-  requireCidr,
+  RangeBitmap,
   type ResourceManagers,
   type ResourceStore,
+  requireCidr,
 } from "./index.js";
 
 /** Awaits `p` and returns its StatusError; fails the test when it resolves or throws something else. */
@@ -167,11 +167,19 @@ describe("resources: managers on the memory store", () => {
   it("a full subnet answers ResourceExhausted naming subnet_id; a release makes room", async () => {
     await m.createSubnet(subnet("s1", "n1", "198.51.100.0/29"));
     const ips = await Promise.all(Array.from({ length: 5 }, () => m.allocateIpAddress(alloc("s1"))));
-    expect(ips.map((ip) => ip.address).sort()).to.deep.equal(["198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5", "198.51.100.6"]);
+    expect(ips.map((ip) => ip.address).sort()).to.deep.equal([
+      "198.51.100.2",
+      "198.51.100.3",
+      "198.51.100.4",
+      "198.51.100.5",
+      "198.51.100.6",
+    ]);
     const err = await statusOf(m.allocateIpAddress(alloc("s1")));
     expect(err.code).to.equal(Code.ResourceExhausted);
     expect(err.message).to.match(/subnet_id: subnet "s1"/);
-    const bulk = await statusOf(m.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "s1", count: 1, owner: "" }));
+    const bulk = await statusOf(
+      m.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "s1", count: 1, owner: "" }),
+    );
     expect(bulk.code).to.equal(Code.ResourceExhausted);
     await m.releaseIpAddress(create(IpAddressRefSchema, { subnetId: "s1", address: "198.51.100.4" }));
     expect((await m.allocateIpAddress(alloc("s1"))).address).to.equal("198.51.100.4");
@@ -204,7 +212,10 @@ describe("resources: managers on the memory store", () => {
       [m.createSubnet(subnet("s", "n1", "203.0.113.0/24")), /^resources: cidr: .*outside network "n1"/],
       [m.createSubnet(subnet("s", "n1", "198.51.100.0/24", { gatewayIp: "198.51.101.1" })), /^resources: gateway_ip: /],
       [m.bulkCreateSubnets([subnet("x", "n1", "198.51.100.0/25"), subnet("y", "n1", "bogus")]), /^resources: items\[1\]\.cidr: /],
-      [m.createSecurityGroup(create(SecurityGroupSchema, { id: "g", rules: [{ remoteIpPrefix: "198.51.100.0/99" }] })), /rules\[0\]\.remote_ip_prefix/],
+      [
+        m.createSecurityGroup(create(SecurityGroupSchema, { id: "g", rules: [{ remoteIpPrefix: "198.51.100.0/99" }] })),
+        /rules\[0\]\.remote_ip_prefix/,
+      ],
     ];
     for (const [p, re] of cases) {
       const err = await statusOf(p);
@@ -252,7 +263,9 @@ describe("resources: managers on the memory store", () => {
 
   it("a port binds an IP and a MAC; its address cannot be released alone; deleting it frees both", async () => {
     await m.createSubnet(subnet("s1", "n1", "198.51.100.0/24"));
-    await m.createSecurityGroup(create(SecurityGroupSchema, { id: "web", rules: [{ direction: "ingress", protocol: "tcp", portRangeMin: 80, portRangeMax: 80 }] }));
+    await m.createSecurityGroup(
+      create(SecurityGroupSchema, { id: "web", rules: [{ direction: "ingress", protocol: "tcp", portRangeMin: 80, portRangeMax: 80 }] }),
+    );
     const port = await m.createPort(create(PortSchema, { id: "p1", networkId: "n1", owner: "nse-1", securityGroupIds: ["web"] }));
     expect(port.fixedIps).to.have.length(1);
     expect(port.fixedIps[0]?.ipAddress).to.equal("198.51.100.2");
@@ -273,18 +286,36 @@ describe("resources: managers on the memory store", () => {
   it("a failed port create leaves no IP or MAC behind (taken address, taken MAC, failing record commit)", async () => {
     await m.createSubnet(subnet("s1", "n1", "198.51.100.0/24"));
     await m.allocateIpAddress(alloc("s1", "198.51.100.9", "someone"));
-    await m.allocateMacAddress({ $typeName: "nsmts.resources.v1.AllocateMacAddressRequest", address: "fa:16:3e:00:00:01", oui: "", owner: "someone" });
+    await m.allocateMacAddress({
+      $typeName: "nsmts.resources.v1.AllocateMacAddressRequest",
+      address: "fa:16:3e:00:00:01",
+      oui: "",
+      owner: "someone",
+    });
     const before = async (): Promise<[number, number]> => [(await allIps(m, "s1")).length, (await m.list("mac", list())).items.length];
     expect(await before()).to.deep.equal([1, 1]);
 
     // Step 2 fails: the second fixed IP is taken, so the first one is released again.
-    let err = await statusOf(m.createPort(create(PortSchema, { id: "p", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1", ipAddress: "198.51.100.9" }] })));
+    let err = await statusOf(
+      m.createPort(
+        create(PortSchema, { id: "p", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1", ipAddress: "198.51.100.9" }] }),
+      ),
+    );
     expect(err.code).to.equal(Code.AlreadyExists);
     expect(err.message).to.match(/fixed_ips\[1\]\.ip_address: 198\.51\.100\.9 is already allocated/);
     expect(await before()).to.deep.equal([1, 1]);
 
     // The MAC step fails: both IPs go back.
-    err = await statusOf(m.createPort(create(PortSchema, { id: "p", networkId: "n1", fixedIps: [{ subnetId: "s1" }, { subnetId: "s1" }], macAddress: "fa:16:3e:00:00:01" })));
+    err = await statusOf(
+      m.createPort(
+        create(PortSchema, {
+          id: "p",
+          networkId: "n1",
+          fixedIps: [{ subnetId: "s1" }, { subnetId: "s1" }],
+          macAddress: "fa:16:3e:00:00:01",
+        }),
+      ),
+    );
     expect(err.code).to.equal(Code.AlreadyExists);
     expect(err.message).to.match(/mac_address: fa:16:3e:00:00:01 is already allocated/);
     expect(await before()).to.deep.equal([1, 1]);
@@ -297,7 +328,8 @@ describe("resources: managers on the memory store", () => {
       get: (k, id) => store.get(k, id),
       list: (k, o) => store.list(k, o),
       close: () => store.close(),
-      commit: (ops) => (ops.some((o) => o.kind === "port") ? Promise.reject(new StatusError(Code.Unavailable, "injected")) : store.commit(ops)),
+      commit: (ops) =>
+        ops.some((o) => o.kind === "port") ? Promise.reject(new StatusError(Code.Unavailable, "injected")) : store.commit(ops),
     };
     const m2 = createResourceManagers({ store: failing });
     err = await statusOf(m2.createPort(create(PortSchema, { id: "p", networkId: "n1" })));
@@ -321,7 +353,12 @@ describe("resources: managers on the memory store", () => {
     expect(ids).to.deep.equal(["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "n1"]);
     expect(pages).to.equal(3);
     await m.createSubnet(subnet("s1", "n1", "198.51.100.0/24"));
-    await m.bulkAllocateIpAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest", subnetId: "s1", count: 5, owner: "x" });
+    await m.bulkAllocateIpAddresses({
+      $typeName: "nsmts.resources.v1.BulkAllocateIpAddressesRequest",
+      subnetId: "s1",
+      count: 5,
+      owner: "x",
+    });
     await m.allocateIpAddress(alloc("s1", "", "y"));
     expect((await m.list<IpAddress>("ip", list({ subnetId: "s1", owner: "x" }))).items).to.have.length(5);
     expect((await m.list<IpAddress>("ip", list({ owner: "y" }))).items.map((i) => i.address)).to.deep.equal(["198.51.100.7"]);
@@ -344,16 +381,28 @@ describe("resources: managers on the memory store", () => {
   });
 
   it("MACs: random under the OUI or specific, released for reuse", async () => {
-    const macs = await m.bulkAllocateMacAddresses({ $typeName: "nsmts.resources.v1.BulkAllocateMacAddressesRequest", count: 200, oui: "02:00:5e", owner: "o" });
+    const macs = await m.bulkAllocateMacAddresses({
+      $typeName: "nsmts.resources.v1.BulkAllocateMacAddressesRequest",
+      count: 200,
+      oui: "02:00:5e",
+      owner: "o",
+    });
     expect(new Set(macs.map((x) => x.address)).size).to.equal(200);
     for (const x of macs) expect(x.address.startsWith("02:00:5e:")).to.equal(true);
-    const err = await statusOf(m.allocateMacAddress({ $typeName: "nsmts.resources.v1.AllocateMacAddressRequest", address: "01:00:5e:00:00:01", oui: "", owner: "" }));
+    const err = await statusOf(
+      m.allocateMacAddress({ $typeName: "nsmts.resources.v1.AllocateMacAddressRequest", address: "01:00:5e:00:00:01", oui: "", owner: "" }),
+    );
     expect(err.code).to.equal(Code.InvalidArgument);
     expect(err.message).to.match(/address: .*multicast/);
     const first = macs[0];
     if (first === undefined) throw new Error("no mac");
     await m.releaseMacAddress({ $typeName: "nsmts.resources.v1.MacAddressRef", address: first.address, revision: first.revision });
-    const again = await m.allocateMacAddress({ $typeName: "nsmts.resources.v1.AllocateMacAddressRequest", address: first.address, oui: "", owner: "" });
+    const again = await m.allocateMacAddress({
+      $typeName: "nsmts.resources.v1.AllocateMacAddressRequest",
+      address: first.address,
+      oui: "",
+      owner: "",
+    });
     expect(again.address).to.equal(first.address);
   });
 

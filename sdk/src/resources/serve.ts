@@ -5,24 +5,24 @@
  */
 import { IPAM } from "@nsm-ts/api/ipam";
 import {
-  IpAddressManager,
-  MacAddressManager,
-  NetworkManager,
-  PortManager,
-  RouteTableManager,
-  SecurityGroupManager,
-  SubnetManager,
   type IpAddress,
+  IpAddressManager,
   type MacAddress,
+  MacAddressManager,
   type Network,
+  NetworkManager,
   type Port,
+  PortManager,
   type RouteTable,
+  RouteTableManager,
   type SecurityGroup,
+  SecurityGroupManager,
   type Subnet,
+  SubnetManager,
 } from "@nsm-ts/api/resources";
 import type { Clock } from "../tools/clock/index.js";
 import type { NsmServer } from "../tools/grpc/index.js";
-import { silentLogger, type Logger } from "../tools/log/index.js";
+import { type Logger, silentLogger } from "../tools/log/index.js";
 import { ResourceManagers } from "./managers.js";
 import { createPrefixPool, type PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
 import type { ResourceStore } from "./store.js";
@@ -51,70 +51,74 @@ export interface RegisteredResourceManagers {
 export function registerResourceManagers(server: NsmServer, opts: RegisterResourceManagersOptions): RegisteredResourceManagers {
   const log = opts.log ?? silentLogger;
   const m = new ResourceManagers({ store: opts.store, log, ...(opts.macOui === undefined ? {} : { macOui: opts.macOui }) });
-  const ok = {};
+  // Deletes and releases answer an empty message once the store has committed.
+  const thenOk = async (done: Promise<unknown>): Promise<Record<string, never>> => {
+    await done;
+    return {};
+  };
 
   server.addService(NetworkManager, {
     createNetwork: (r) => m.createNetwork(r),
     getNetwork: (r) => m.get<Network>("network", r),
     updateNetwork: (r) => m.updateNetwork(r),
-    deleteNetwork: async (r) => (await m.delete("network", [r]), ok),
+    deleteNetwork: (r) => thenOk(m.delete("network", [r])),
     listNetworks: (r) => m.list<Network>("network", r),
     bulkCreateNetworks: async (r) => ({ items: await m.bulkCreateNetworks(r.items) }),
-    bulkDeleteNetworks: async (r) => (await m.delete("network", r.refs), ok),
+    bulkDeleteNetworks: (r) => thenOk(m.delete("network", r.refs)),
   });
   server.addService(SubnetManager, {
     createSubnet: (r) => m.createSubnet(r),
     getSubnet: (r) => m.get<Subnet>("subnet", r),
     updateSubnet: (r) => m.updateSubnet(r),
-    deleteSubnet: async (r) => (await m.delete("subnet", [r]), ok),
+    deleteSubnet: (r) => thenOk(m.delete("subnet", [r])),
     listSubnets: (r) => m.list<Subnet>("subnet", r),
     bulkCreateSubnets: async (r) => ({ items: await m.bulkCreateSubnets(r.items) }),
-    bulkDeleteSubnets: async (r) => (await m.delete("subnet", r.refs), ok),
+    bulkDeleteSubnets: (r) => thenOk(m.delete("subnet", r.refs)),
   });
   server.addService(IpAddressManager, {
     allocateIpAddress: (r) => m.allocateIpAddress(r),
     getIpAddress: (r) => m.getIpAddress(r),
     updateIpAddress: (r) => m.updateIpAddress(r),
-    releaseIpAddress: async (r) => (await m.releaseIpAddress(r), ok),
+    releaseIpAddress: (r) => thenOk(m.releaseIpAddress(r)),
     listIpAddresses: (r) => m.list<IpAddress>("ip", r),
     bulkAllocateIpAddresses: async (r) => ({ items: await m.bulkAllocateIpAddresses(r) }),
-    bulkReleaseIpAddresses: async (r) => (await m.bulkReleaseIpAddresses(r.refs), ok),
+    bulkReleaseIpAddresses: (r) => thenOk(m.bulkReleaseIpAddresses(r.refs)),
   });
   server.addService(MacAddressManager, {
     allocateMacAddress: (r) => m.allocateMacAddress(r),
     getMacAddress: (r) => m.getMacAddress(r),
     updateMacAddress: (r) => m.updateMacAddress(r),
-    releaseMacAddress: async (r) => (await m.releaseMacAddress(r), ok),
+    releaseMacAddress: (r) => thenOk(m.releaseMacAddress(r)),
     listMacAddresses: (r) => m.list<MacAddress>("mac", r),
     bulkAllocateMacAddresses: async (r) => ({ items: await m.bulkAllocateMacAddresses(r) }),
-    bulkReleaseMacAddresses: async (r) => (await m.bulkReleaseMacAddresses(r.refs), ok),
+    bulkReleaseMacAddresses: (r) => thenOk(m.bulkReleaseMacAddresses(r.refs)),
   });
   server.addService(PortManager, {
     createPort: (r) => m.createPort(r),
     getPort: (r) => m.get<Port>("port", r),
     updatePort: (r) => m.updatePort(r),
-    deletePort: async (r) => (await m.delete("port", [r]), ok),
+    deletePort: (r) => thenOk(m.delete("port", [r])),
     listPorts: (r) => m.list<Port>("port", r),
     bulkCreatePorts: async (r) => ({ items: await m.bulkCreatePorts(r.items) }),
-    bulkDeletePorts: async (r) => (await m.delete("port", r.refs), ok),
+    bulkDeletePorts: (r) => thenOk(m.delete("port", r.refs)),
   });
   server.addService(SecurityGroupManager, {
     createSecurityGroup: (r) => m.createSecurityGroup(r),
     getSecurityGroup: (r) => m.get<SecurityGroup>("securitygroup", r),
     updateSecurityGroup: (r) => m.updateSecurityGroup(r),
-    deleteSecurityGroup: async (r) => (await m.delete("securitygroup", [r]), ok),
+    deleteSecurityGroup: (r) => thenOk(m.delete("securitygroup", [r])),
     listSecurityGroups: (r) => m.list<SecurityGroup>("securitygroup", r),
     bulkCreateSecurityGroups: async (r) => ({ items: await m.bulkCreateSecurityGroups(r.items) }),
-    bulkDeleteSecurityGroups: async (r) => (await m.delete("securitygroup", r.refs), ok),
+    bulkDeleteSecurityGroups: (r) => thenOk(m.delete("securitygroup", r.refs)),
   });
   server.addService(RouteTableManager, {
     createRouteTable: (r) => m.createRouteTable(r),
     getRouteTable: (r) => m.get<RouteTable>("routetable", r),
     updateRouteTable: (r) => m.updateRouteTable(r),
-    deleteRouteTable: async (r) => (await m.delete("routetable", [r]), ok),
+    deleteRouteTable: (r) => thenOk(m.delete("routetable", [r])),
     listRouteTables: (r) => m.list<RouteTable>("routetable", r),
     bulkCreateRouteTables: async (r) => ({ items: await m.bulkCreateRouteTables(r.items) }),
-    bulkDeleteRouteTables: async (r) => (await m.delete("routetable", r.refs), ok),
+    bulkDeleteRouteTables: (r) => thenOk(m.delete("routetable", r.refs)),
   });
 
   let pool: PrefixPool | undefined;

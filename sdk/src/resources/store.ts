@@ -31,7 +31,13 @@ export interface StoredRecord<T extends Message = Message> {
  * it (else `Aborted`); undefined, "" or "0" means no check.
  */
 export type StoreOp =
-  | { readonly type: "create"; readonly kind: ResourceKind; readonly id: string; readonly value: Message; readonly refs: readonly RecordRef[] }
+  | {
+      readonly type: "create";
+      readonly kind: ResourceKind;
+      readonly id: string;
+      readonly value: Message;
+      readonly refs: readonly RecordRef[];
+    }
   | {
       readonly type: "update";
       readonly kind: ResourceKind;

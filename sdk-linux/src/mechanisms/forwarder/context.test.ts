@@ -1,6 +1,6 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { covers, legConfig, normalizePrefix } from "../index.js";
 
 describe("mechanisms: ConnectionContext → kernel configuration", () => {
@@ -8,7 +8,12 @@ describe("mechanisms: ConnectionContext → kernel configuration", () => {
     ipContext: {
       srcIpAddrs: ["169.254.0.1/32", "fd00::1/128"],
       dstIpAddrs: ["169.254.0.2/32", "fd00::2/128"],
-      srcRoutes: [{ prefix: "203.0.113.0/24" }, { prefix: "169.254.0.2/32" }, { prefix: "198.51.100.7/24", nextHop: "169.254.0.9" }, { prefix: "fd00:9::/64" }],
+      srcRoutes: [
+        { prefix: "203.0.113.0/24" },
+        { prefix: "169.254.0.2/32" },
+        { prefix: "198.51.100.7/24", nextHop: "169.254.0.9" },
+        { prefix: "fd00:9::/64" },
+      ],
       dstRoutes: [{ prefix: "198.51.100.0/25" }],
       ipNeighbors: [{ ip: "169.254.0.2", hardwareAddress: "02:00:00:00:00:02" }],
     },
@@ -36,7 +41,11 @@ describe("mechanisms: ConnectionContext → kernel configuration", () => {
   });
 
   it("adds no host route when an own prefix covers the peer, and tolerates an empty context", () => {
-    const c = legConfig(create(ConnectionContextSchema, { ipContext: { srcIpAddrs: ["169.254.1.1/30"], dstIpAddrs: ["169.254.1.2/30"] } }), "client", "x");
+    const c = legConfig(
+      create(ConnectionContextSchema, { ipContext: { srcIpAddrs: ["169.254.1.1/30"], dstIpAddrs: ["169.254.1.2/30"] } }),
+      "client",
+      "x",
+    );
     expect(c.routes).to.deep.equal([]);
     expect(legConfig(undefined, "client", "x")).to.deep.equal({ addresses: [], routes: [], neighbors: [] });
   });

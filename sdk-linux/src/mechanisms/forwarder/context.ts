@@ -3,8 +3,9 @@
  * neighbours of one interface. Pure functions, so the rules (contract §4: `src_routes` go to the client side
  * via the dst address, `dst_routes` to the endpoint side via the src address) are unit-tested without a kernel.
  */
-import type { ConnectionContext } from "@nsm-ts/api/networkservice";
+
 import { isIP } from "node:net";
+import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { NeighborSpec, RouteSpec } from "../../ops.js";
 
 /** Which side of the connection an interface is on: the client (NSC) or the endpoint (NSE). */
@@ -127,7 +128,11 @@ export function legConfig(cc: ConnectionContext | undefined, side: Side, dev: st
     routes.set(dst, viaPeerItself || familyOf(gw) !== fam ? { dst, dev } : { dst, gateway: gw, dev, onlink: true });
   }
   const neighbors: NeighborSpec[] =
-    side === "client" ? (ip?.ipNeighbors ?? []).filter((n) => n.ip !== "" && n.hardwareAddress !== "").map((n) => ({ address: n.ip, mac: n.hardwareAddress, dev })) : [];
+    side === "client"
+      ? (ip?.ipNeighbors ?? [])
+          .filter((n) => n.ip !== "" && n.hardwareAddress !== "")
+          .map((n) => ({ address: n.ip, mac: n.hardwareAddress, dev }))
+      : [];
   return { addresses, routes: [...routes.values()], neighbors };
 }
 

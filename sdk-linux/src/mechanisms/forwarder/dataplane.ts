@@ -7,13 +7,13 @@
  */
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { Logger } from "@nsm-ts/sdk/tools/log";
-import { Code, StatusError, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
 import { type CommandRunner, runCommand } from "../../exec.js";
-import { type IpExecutor, type IpLine, classifyIpError } from "../../executor.js";
+import { classifyIpError, type IpExecutor, type IpLine } from "../../executor.js";
 import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
 import { type Netns, openNetns } from "../../netns.js";
 import type { KernelOps, LinkInfo } from "../../ops.js";
-import { type LegConfig, type Side, legConfig, neighborKey, routeKey } from "./context.js";
+import { type LegConfig, legConfig, neighborKey, routeKey, type Side } from "./context.js";
 
 /** One side of a cross-connect as the mechanisms describe it. */
 export type Leg =
@@ -78,7 +78,15 @@ export class KernelDataplane {
   readonly #deletes = new Coalescer<{ ns: Netns; names: string[] }, string[]>((items) => this.#deleteAll(items));
 
   /** `own` resolves the forwarder's netns (where VXLAN devices and bridges live). */
-  constructor(ops: KernelOps, exec: IpExecutor, owner: string, own: () => Promise<Netns>, log: Logger, join: RemoteJoin = "bridge", run: CommandRunner = runCommand) {
+  constructor(
+    ops: KernelOps,
+    exec: IpExecutor,
+    owner: string,
+    own: () => Promise<Netns>,
+    log: Logger,
+    join: RemoteJoin = "bridge",
+    run: CommandRunner = runCommand,
+  ) {
     this.#join = join;
     this.#run = run;
     this.#ops = ops;
@@ -124,7 +132,9 @@ export class KernelDataplane {
         });
         if (adopted) return adopted;
       }
-      await this.remove(spec.connectionId, fresh.netnsUrls).catch((e: unknown) => this.#log.warn({ err: e, connId: spec.connectionId }, "kernel xconnect: cleanup after a failed create failed"));
+      await this.remove(spec.connectionId, fresh.netnsUrls).catch((e: unknown) =>
+        this.#log.warn({ err: e, connId: spec.connectionId }, "kernel xconnect: cleanup after a failed create failed"),
+      );
       // A leftover of this very connection that could not be adopted is gone now: one more try.
       if (err instanceof StatusError && err.code === Code.AlreadyExists) {
         const again = await this.#describe(spec, topology);
@@ -162,16 +172,34 @@ export class KernelDataplane {
     if (server.type === "KERNEL" && client.type === "KERNEL") {
       const [c, e] = await Promise.all([openNetns(server.netnsUrl), openNetns(client.netnsUrl)]);
       const pc: PodState = { netns: c, ifName: server.ifName, side: "client", config: legConfig(spec.context, "client", server.ifName) };
-      const pe: PodState = { netns: e, ifName: client.ifName, side: "endpoint", config: legConfig(spec.context, "endpoint", client.ifName) };
+      const pe: PodState = {
+        netns: e,
+        ifName: client.ifName,
+        side: "endpoint",
+        config: legConfig(spec.context, "endpoint", client.ifName),
+      };
       return { topology, pods: [pc, pe], mtu, netnsUrls: [server.netnsUrl, client.netnsUrl] };
     }
-    const pod = server.type === "KERNEL" ? { leg: server, side: "client" as const } : client.type === "KERNEL" ? { leg: client, side: "endpoint" as const } : undefined;
+    const pod =
+      server.type === "KERNEL"
+        ? { leg: server, side: "client" as const }
+        : client.type === "KERNEL"
+          ? { leg: client, side: "endpoint" as const }
+          : undefined;
     const vx = server.type === "VXLAN" ? server : client.type === "VXLAN" ? client : undefined;
     if (!pod || !vx) return fail(Code.Unimplemented, "kernel xconnect: VXLAN on both sides is not supported");
     const [p, f] = await Promise.all([openNetns(pod.leg.netnsUrl), this.#own()]);
     const ps: PodState = { netns: p, ifName: pod.leg.ifName, side: pod.side, config: legConfig(spec.context, pod.side, pod.leg.ifName) };
     const seed = `${this.#owner}/${id}`;
-    const fwd = { veth: hashedIfName("nsv", seed), vxlan: hashedIfName("nsx", seed), bridge: this.#join === "bridge" ? hashedIfName("nsb", seed) : undefined, vni: vx.vni, remote: vx.remote, local: vx.local, port: vx.port };
+    const fwd = {
+      veth: hashedIfName("nsv", seed),
+      vxlan: hashedIfName("nsx", seed),
+      bridge: this.#join === "bridge" ? hashedIfName("nsb", seed) : undefined,
+      vni: vx.vni,
+      remote: vx.remote,
+      local: vx.local,
+      port: vx.port,
+    };
     return { topology, pods: [ps], fwd, mtu, netnsUrls: [pod.leg.netnsUrl, f.url] };
   }
 
@@ -184,7 +212,9 @@ export class KernelDataplane {
     if (!first) return;
     if (!ap.fwd) {
       if (!second) return;
-      const bc = this.#ops.batch(first.netns).addVeth({ name: first.ifName, peerName: second.ifName, peerNetns: second.netns, ...mtuOpt, alias: this.alias(id, roleOf(first)) });
+      const bc = this.#ops
+        .batch(first.netns)
+        .addVeth({ name: first.ifName, peerName: second.ifName, peerNetns: second.netns, ...mtuOpt, alias: this.alias(id, roleOf(first)) });
       addConfig(bc, first.ifName, first.config);
       await bc.commit();
       const be = this.#ops.batch(second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
@@ -197,7 +227,15 @@ export class KernelDataplane {
     const b1 = this.#ops
       .batch(f)
       .addVeth({ name: n.veth, peerName: first.ifName, peerNetns: first.netns, ...mtuOpt, alias: this.alias(id, Role.FWD) })
-      .addVxlan({ name: n.vxlan, vni: n.vni, local: n.local, remote: n.remote, dstPort: n.port, ...mtuOpt, alias: this.alias(id, Role.VXLAN) });
+      .addVxlan({
+        name: n.vxlan,
+        vni: n.vni,
+        local: n.local,
+        remote: n.remote,
+        dstPort: n.port,
+        ...mtuOpt,
+        alias: this.alias(id, Role.VXLAN),
+      });
     if (n.bridge !== undefined) {
       const bridgeLines: IpLine[] = [
         { what: `addBridge ${n.bridge}`, args: ["link", "add", "name", validateIfName(n.bridge), "type", "bridge", "forward_delay", "0"] },
@@ -212,7 +250,10 @@ export class KernelDataplane {
         [n.veth, n.vxlan],
         [n.vxlan, n.veth],
       ]
-        .map(([from, to]) => `qdisc add dev ${from} ingress\nfilter add dev ${from} ingress u32 match u32 0 0 action mirred egress redirect dev ${to}\n`)
+        .map(
+          ([from, to]) =>
+            `qdisc add dev ${from} ingress\nfilter add dev ${from} ingress u32 match u32 0 0 action mirred egress redirect dev ${to}\n`,
+        )
         .join("");
       const r = await this.#run(f.execArgv(["tc", "-batch", "-"]), { stdin: tc });
       if (r.code !== 0) {
@@ -242,7 +283,12 @@ export class KernelDataplane {
             const links = (await this.#lists.submit(nsKey(own), own)).filter((l) => l.alias?.startsWith(prefix) ?? false);
             const by = (n: string): LinkInfo | undefined => links.find((l) => l.name === n);
             const vx = by(fwd.vxlan);
-            return by(fwd.veth) !== undefined && (fwd.bridge === undefined || by(fwd.bridge) !== undefined) && vx?.vxlan?.vni === fwd.vni && vx.vxlan.remote === fwd.remote;
+            return (
+              by(fwd.veth) !== undefined &&
+              (fwd.bridge === undefined || by(fwd.bridge) !== undefined) &&
+              vx?.vxlan?.vni === fwd.vni &&
+              vx.vxlan.remote === fwd.remote
+            );
           })(),
         );
       }
@@ -275,7 +321,13 @@ export class KernelDataplane {
       if (b.size > 0) work.push(b.commit());
     }
     if (mtuChanged && spec.mtu !== undefined && prev.fwd) {
-      work.push(this.#ops.batch(await this.#own()).setMtu(prev.fwd.veth, spec.mtu).setMtu(prev.fwd.vxlan, spec.mtu).commit());
+      work.push(
+        this.#ops
+          .batch(await this.#own())
+          .setMtu(prev.fwd.veth, spec.mtu)
+          .setMtu(prev.fwd.vxlan, spec.mtu)
+          .commit(),
+      );
     }
     await Promise.all(work);
     prev.mtu = spec.mtu ?? prev.mtu;
@@ -386,8 +438,12 @@ class Coalescer<In, Out> {
         setImmediate(() => {
           this.#open.delete(key);
           this.#run(g.map((x) => x.input)).then(
-            (outs) => g.forEach((x, i) => x.resolve(outs[i] as Out)),
-            (err: unknown) => g.forEach((x) => x.reject(err)),
+            (outs) => {
+              for (const [i, x] of g.entries()) x.resolve(outs[i] as Out);
+            },
+            (err: unknown) => {
+              for (const x of g) x.reject(err);
+            },
           );
         });
       }

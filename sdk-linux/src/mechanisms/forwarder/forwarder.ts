@@ -7,26 +7,27 @@
  * element builds the cross-connect (see dataplane.ts), applies the ConnectionContext, and writes the path-segment
  * metrics `server_interface`/`client_interface`. State lives in server metadata; Close removes everything by alias.
  */
+
+import { isIP } from "node:net";
 import { clone, create } from "@bufbuild/protobuf";
 import { CommonParam, KernelParam, MechanismClass, MechanismType, MetricsKey, VxlanParam } from "@nsm-ts/api/constants";
-import { type Connection, ConnectionContextSchema, type Mechanism, MechanismSchema, type NetworkServiceRequest } from "@nsm-ts/api/networkservice";
 import {
-  MetaKey,
-  type NetworkServiceElement,
-  clienturl,
-  connectionOf,
-  mechanisms,
-} from "@nsm-ts/sdk/networkservice";
+  type Connection,
+  ConnectionContextSchema,
+  type Mechanism,
+  MechanismSchema,
+  type NetworkServiceRequest,
+} from "@nsm-ts/api/networkservice";
+import { clienturl, connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { type Logger, silentLogger } from "@nsm-ts/sdk/tools/log";
 import { generateLinuxInterfaceName } from "@nsm-ts/sdk/tools/nanoid";
 import { Code, fail, toStatusError } from "@nsm-ts/sdk/tools/status";
-import { isIP } from "node:net";
-import { type IpExecutorOptions, createIpExecutor } from "../../executor.js";
+import { createIpExecutor, type IpExecutorOptions } from "../../executor.js";
 import { validateIfName } from "../../names.js";
-import { type Netns, currentNetns, openNetns } from "../../netns.js";
+import { currentNetns, type Netns, openNetns } from "../../netns.js";
 import { KernelOps } from "../../ops.js";
 import { vxlanMtu } from "../../validate.js";
-import { DEFAULT_VXLAN_PORT, allocateVni, mechanism as vxlanMechanism, vniOf } from "../vxlan/vni.js";
+import { allocateVni, DEFAULT_VXLAN_PORT, vniOf, mechanism as vxlanMechanism } from "../vxlan/vni.js";
 import { type Applied, KernelDataplane, type Leg, type RemoteJoin } from "./dataplane.js";
 
 /** Options of `createKernelForwarder`. */
@@ -81,11 +82,19 @@ function kernelLeg(m: Mechanism, where: string): Leg {
   const url = mechanisms.kernel.netnsUrlOf(m);
   if (url === "") fail(Code.InvalidArgument, `kernel xconnect: ${where} KERNEL mechanism has no ${KernelParam.NETNS_URL}`);
   if (ownProcUrl.test(url)) {
-    fail(Code.InvalidArgument, `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url} names the sender's own netns, which only fd passing can carry; send file:///proc/<pid>/ns/net`);
+    fail(
+      Code.InvalidArgument,
+      `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url} names the sender's own netns, which only fd passing can carry; send file:///proc/<pid>/ns/net`,
+    );
   }
-  if (url.startsWith("inode:")) fail(Code.InvalidArgument, `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url}: inode:// URLs need fd passing, which this forwarder does not do`);
+  if (url.startsWith("inode:"))
+    fail(
+      Code.InvalidArgument,
+      `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url}: inode:// URLs need fd passing, which this forwarder does not do`,
+    );
   const ifName = mechanisms.kernel.interfaceNameOf(m);
-  if (ifName === "") fail(Code.InvalidArgument, `kernel xconnect: ${where} KERNEL mechanism has no interface ${KernelParam.INTERFACE_NAME}`);
+  if (ifName === "")
+    fail(Code.InvalidArgument, `kernel xconnect: ${where} KERNEL mechanism has no interface ${KernelParam.INTERFACE_NAME}`);
   validateIfName(ifName, `${where} interface name`);
   return { type: "KERNEL", netnsUrl: url, ifName };
 }
@@ -128,7 +137,8 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
   const xconnects = new Set<string>();
   const defaultPort = opts.vxlanPort ?? DEFAULT_VXLAN_PORT;
   const tunnelIp = opts.tunnelIp;
-  if (tunnelIp !== undefined && isIP(tunnelIp) === 0) fail(Code.InvalidArgument, `kernel forwarder: tunnel IP ${JSON.stringify(tunnelIp)} is not an IP address`);
+  if (tunnelIp !== undefined && isIP(tunnelIp) === 0)
+    fail(Code.InvalidArgument, `kernel forwarder: tunnel IP ${JSON.stringify(tunnelIp)} is not an IP address`);
 
   let mtuP: Promise<number> | undefined;
   const tunnelMtu = (): Promise<number> => {
@@ -159,10 +169,14 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
       const vni = vniOf(m);
       const remote = m.parameters[VxlanParam.DST_IP] ?? "";
       const local = m.parameters[VxlanParam.SRC_IP] || tunnelIp || "";
-      if (vni === 0 || isIP(remote) === 0 || isIP(local) === 0) fail(Code.InvalidArgument, "kernel xconnect: the next hop's VXLAN mechanism lacks vni, src_ip or dst_ip");
+      if (vni === 0 || isIP(remote) === 0 || isIP(local) === 0)
+        fail(Code.InvalidArgument, "kernel xconnect: the next hop's VXLAN mechanism lacks vni, src_ip or dst_ip");
       return { type: "VXLAN", vni, local, remote, port: port(m, defaultPort) };
     }
-    return fail(Code.InvalidArgument, `kernel xconnect: the next hop chose mechanism "${m?.type ?? ""}", which this forwarder cannot connect`);
+    return fail(
+      Code.InvalidArgument,
+      `kernel xconnect: the next hop chose mechanism "${m?.type ?? ""}", which this forwarder cannot connect`,
+    );
   };
 
   const server = (type: "KERNEL" | "VXLAN"): NetworkServiceElement => ({
@@ -184,7 +198,8 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
       } else {
         const local = tunnelIp ?? fail(Code.FailedPrecondition, "kernel xconnect: VXLAN needs a tunnel IP (NSM_TUNNEL_IP)");
         const remote = m.parameters[VxlanParam.SRC_IP] ?? "";
-        if (isIP(remote) === 0 || isIP(remote) !== isIP(local)) fail(Code.InvalidArgument, `kernel xconnect: VXLAN src_ip ${JSON.stringify(remote)} is not an address of the tunnel IP's family`);
+        if (isIP(remote) === 0 || isIP(remote) !== isIP(local))
+          fail(Code.InvalidArgument, `kernel xconnect: VXLAN src_ip ${JSON.stringify(remote)} is not an address of the tunnel IP's family`);
         m.parameters[VxlanParam.DST_IP] = local;
         let vni = vniOf(m) || st.vni || 0;
         if (vni === 0) vni = allocateVni(m, vnis);
@@ -229,7 +244,9 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         ctx.log.warn({ err: e, connId: id }, "kernel xconnect: programming the data plane failed");
         if (first) {
           // The next hop is connected but our part is not: undo it so nothing is left half-built.
-          await next.close(ctx, out).catch((ce: unknown) => ctx.log.warn({ err: ce, connId: id }, "kernel xconnect: closing the next hop after a failure failed"));
+          await next
+            .close(ctx, out)
+            .catch((ce: unknown) => ctx.log.warn({ err: ce, connId: id }, "kernel xconnect: closing the next hop after a failure failed"));
           releaseVni(st);
           st.applied = undefined;
           xconnects.delete(id);
@@ -250,7 +267,9 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         // known only from the incoming mechanism.
         const urls =
           st?.applied?.netnsUrls ??
-          [(await own()).url, mechanisms.kernel.isKernel(conn.mechanism) ? mechanisms.kernel.netnsUrlOf(conn.mechanism) : ""].filter((u) => u !== "" && !ownProcUrl.test(u));
+          [(await own()).url, mechanisms.kernel.isKernel(conn.mechanism) ? mechanisms.kernel.netnsUrlOf(conn.mechanism) : ""].filter(
+            (u) => u !== "" && !ownProcUrl.test(u),
+          );
         await dp.remove(conn.id, urls);
       } catch (err) {
         failure ??= err;
@@ -270,7 +289,8 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
       const st = ctx.metadata.server.getOrSet(stateKey, (): XState => ({}));
       if (!conn.mechanism) {
         const proto = clienturl.clientUrlOf(ctx)?.protocol;
-        if (proto !== "tcp:") mechanisms.prefer(req, create(MechanismSchema, { cls: MechanismClass.LOCAL, type: MechanismType.KERNEL, parameters: {} }));
+        if (proto !== "tcp:")
+          mechanisms.prefer(req, create(MechanismSchema, { cls: MechanismClass.LOCAL, type: MechanismType.KERNEL, parameters: {} }));
         if (proto !== "unix:" && tunnelIp !== undefined) {
           mechanisms.prefer(req, vxlanMechanism(tunnelIp));
           if (proto === "tcp:") clampMtu(conn, await tunnelMtu());

@@ -1,7 +1,7 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, handler, mechanisms, metadata, chain } from "@nsm-ts/sdk/networkservice";
+import { CallContext, chain, handler, mechanisms, metadata } from "@nsm-ts/sdk/networkservice";
+import { expect } from "chai";
 import { kernel } from "../index.js";
 
 describe("mechanisms: KERNEL server for endpoints", () => {
@@ -11,7 +11,8 @@ describe("mechanisms: KERNEL server for endpoints", () => {
       // What a forwarder offers an endpoint: KERNEL without netns (and usually without a name).
       mechanismPreferences: [{ cls: "LOCAL", type: "KERNEL", parameters: ifName ? { name: ifName } : {} }],
     });
-  const h = (opts: kernel.KernelServerOptions = {}) => handler(chain(metadata.newServer(), mechanisms.newServer({ KERNEL: kernel.newServer(opts) })));
+  const h = (opts: kernel.KernelServerOptions = {}) =>
+    handler(chain(metadata.newServer(), mechanisms.newServer({ KERNEL: kernel.newServer(opts) })));
 
   it("puts this process's netns (concrete pid) and a generated upstream-style name into the mechanism, stable on refresh", async () => {
     const s = h();
@@ -25,7 +26,10 @@ describe("mechanisms: KERNEL server for endpoints", () => {
 
   it("keeps a requested name, prefers a configured one, and uses the configured netns URL", async () => {
     expect((await h().request(CallContext.create(), req("nse-1"))).mechanism?.parameters.name).to.equal("nse-1");
-    const conn = await h({ interfaceName: "a-very-long-interface-name", netnsUrl: "/var/run/netns/ep" }).request(CallContext.create(), req("nse-1"));
+    const conn = await h({ interfaceName: "a-very-long-interface-name", netnsUrl: "/var/run/netns/ep" }).request(
+      CallContext.create(),
+      req("nse-1"),
+    );
     expect(conn.mechanism?.parameters).to.deep.include({ name: "a-very-long-int", inodeURL: "/var/run/netns/ep" });
   });
 });

@@ -6,7 +6,7 @@
  * dispatch under `KERNEL`. Reads/writes: `connection.mechanism`, server metadata.
  */
 import { KernelParam } from "@nsm-ts/api/constants";
-import { type NetworkServiceElement, MetaKey, connectionOf, mechanisms } from "@nsm-ts/sdk/networkservice";
+import { connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/sdk/tools/nanoid";
 
 /** Options of the endpoint's KERNEL server. */
@@ -32,7 +32,9 @@ export function newServer(opts: KernelServerOptions = {}): NetworkServiceElement
       const m = conn.mechanism;
       if (mechanisms.kernel.isKernel(m)) {
         const name = ctx.metadata.server.getOrSet(nameKey, () =>
-          truncateLinuxInterfaceName(opts.interfaceName || mechanisms.kernel.interfaceNameOf(m) || generateLinuxInterfaceName(conn.networkService)),
+          truncateLinuxInterfaceName(
+            opts.interfaceName || mechanisms.kernel.interfaceNameOf(m) || generateLinuxInterfaceName(conn.networkService),
+          ),
         );
         m.parameters[KernelParam.NETNS_URL] = netnsUrl;
         m.parameters[KernelParam.INTERFACE_NAME] = name;

@@ -1,7 +1,7 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { MechanismSchema } from "@nsm-ts/api/networkservice";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { expect } from "chai";
 import { vxlan } from "../index.js";
 
 function mech(src: string, dst: string, extra: Record<string, string> = {}) {
@@ -24,7 +24,9 @@ describe("mechanisms: VXLAN mechanism and VNI allocation", () => {
     expect(vxlan.vniParity(mech("198.51.100.1", "198.51.100.1"))).to.equal("even");
     expect(vxlan.vniParity(mech("198.51.100.10", "198.51.100.9"))).to.equal("odd");
     expect(vxlan.vniParity(mech("fd00::2", "fd00::10"))).to.equal("even");
-    expect(vxlan.vniParity(mech("198.51.100.1", "198.51.100.2", { orig_src_ip: "203.0.113.9", orig_dst_ip: "203.0.113.1" }))).to.equal("odd");
+    expect(vxlan.vniParity(mech("198.51.100.1", "198.51.100.2", { orig_src_ip: "203.0.113.9", orig_dst_ip: "203.0.113.1" }))).to.equal(
+      "odd",
+    );
     expect(() => vxlan.vniParity(vxlan.mechanism("198.51.100.1"))).to.throw(StatusError);
   });
 

@@ -6,8 +6,8 @@
 import { randomInt } from "node:crypto";
 import { isIP } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
 import { CommonParam, MechanismClass, MechanismType, VxlanParam } from "@nsm-ts/api/constants";
+import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
 import { Code, fail } from "@nsm-ts/sdk/tools/status";
 
 /** IANA's VXLAN port, upstream's default. */

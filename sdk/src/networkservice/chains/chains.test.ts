@@ -3,16 +3,17 @@
  * find in the context and the request (begin's EventFactory, the next-hop URL, the per-connection store,
  * tokens signed or not yet), and that the option switches take elements out.
  */
-import { expect } from "chai";
+
 import type { NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import { MetaKey, type CallContext } from "../core/index.js";
-import * as begin from "../common/begin/index.js";
-import * as clienturl from "../common/clienturl/index.js";
-import { newCheck } from "../utils/checks/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../tools/clock/index.js";
+import { createServer, type NsmServer } from "../../tools/grpc/index.js";
 import { devIdentity } from "../../tools/identity/index.js";
 import { createTokenGenerator } from "../../tools/token/index.js";
-import { type NsmServer, createServer } from "../../tools/grpc/index.js";
+import * as begin from "../common/begin/index.js";
+import * as clienturl from "../common/clienturl/index.js";
+import { type CallContext, MetaKey } from "../core/index.js";
+import { newCheck } from "../utils/checks/index.js";
 import { client, endpoint, type NsmClient } from "./index.js";
 
 const seenKey = new MetaKey<number>("test.seen");

@@ -5,7 +5,7 @@
  * See README.md for why the elements sit where they do.
  */
 import { randomUUID } from "node:crypto";
-import { type MessageInitShape, clone, create, isMessage } from "@bufbuild/protobuf";
+import { clone, create, isMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   type Connection,
   ConnectionSchema,
@@ -13,26 +13,26 @@ import {
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
-import { CallContext } from "../core/context.js";
-import { chain, handler } from "../core/chain.js";
-import type { NetworkServiceElement } from "../core/types.js";
-import * as updatepath from "../common/updatepath/index.js";
-import * as begin from "../common/begin/index.js";
-import * as metadata from "../common/metadata/index.js";
-import * as refresh from "../common/refresh/index.js";
-import * as clienturl from "../common/clienturl/index.js";
-import * as heal from "../common/heal/index.js";
-import * as retry from "../common/retry/index.js";
-import * as updatetoken from "../common/updatetoken/index.js";
-import * as authorize from "../common/authorize/index.js";
-import * as trimpath from "../common/trimpath/index.js";
-import * as connect from "../common/connect/index.js";
+import { type Clock, realClock } from "../../tools/clock/index.js";
 import { ChannelPool } from "../../tools/dialer/index.js";
 import type { ClientInterceptor, TlsFiles } from "../../tools/grpc/index.js";
+import { type Logger, silentLogger } from "../../tools/log/index.js";
 import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
 import type { TokenGenerator } from "../../tools/token/index.js";
-import { type Clock, realClock } from "../../tools/clock/index.js";
-import { type Logger, silentLogger } from "../../tools/log/index.js";
+import * as authorize from "../common/authorize/index.js";
+import * as begin from "../common/begin/index.js";
+import * as clienturl from "../common/clienturl/index.js";
+import * as connect from "../common/connect/index.js";
+import * as heal from "../common/heal/index.js";
+import * as metadata from "../common/metadata/index.js";
+import * as refresh from "../common/refresh/index.js";
+import * as retry from "../common/retry/index.js";
+import * as trimpath from "../common/trimpath/index.js";
+import * as updatepath from "../common/updatepath/index.js";
+import * as updatetoken from "../common/updatetoken/index.js";
+import { chain, handler } from "../core/chain.js";
+import { CallContext } from "../core/context.js";
+import type { NetworkServiceElement } from "../core/types.js";
 
 /** Heal options the client chain lets callers set (the pool and token come from the client). */
 export type ClientHealOptions = Omit<heal.HealOptions, "pool" | "tokenGenerator">;
@@ -114,7 +114,9 @@ function optionsOf<T extends object>(v: boolean | T | undefined): T | undefined 
 export function client(opts: ClientOptions): NsmClient {
   const clock = opts.clock ?? realClock;
   const log = opts.log ?? silentLogger;
-  const ownPool = opts.pool ? undefined : new ChannelPool({
+  const ownPool = opts.pool
+    ? undefined
+    : new ChannelPool({
         grpcOptions: FAST_RECONNECT,
         ...(opts.tls ? { tls: opts.tls } : {}),
         ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
@@ -166,11 +168,15 @@ export function client(opts: ClientOptions): NsmClient {
   return {
     element,
     async request(init, o) {
-      const req = isMessage(init, NetworkServiceRequestSchema) ? clone(NetworkServiceRequestSchema, init) : create(NetworkServiceRequestSchema, init);
+      const req = isMessage(init, NetworkServiceRequestSchema)
+        ? clone(NetworkServiceRequestSchema, init)
+        : create(NetworkServiceRequestSchema, init);
       req.connection ??= create(ConnectionSchema);
       if (!req.connection.id) req.connection.id = randomUUID();
       if (req.mechanismPreferences.length === 0 && opts.mechanismPreferences) {
-        req.mechanismPreferences = create(NetworkServiceRequestSchema, { mechanismPreferences: opts.mechanismPreferences }).mechanismPreferences;
+        req.mechanismPreferences = create(NetworkServiceRequestSchema, {
+          mechanismPreferences: opts.mechanismPreferences,
+        }).mechanismPreferences;
       }
       const conn = await h.request(contextFor(o), req);
       open.set(conn.id, clone(ConnectionSchema, conn));

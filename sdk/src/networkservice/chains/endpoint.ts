@@ -4,23 +4,24 @@
  * elements (mechanisms, IPAM, …) or, for a passthrough endpoint, a client chain to the next hop. See
  * README.md for why the elements sit where they do.
  */
-import type { NetworkServiceElement } from "../core/types.js";
+
+import type { Clock } from "../../tools/clock/index.js";
+import type { NsmServer } from "../../tools/grpc/index.js";
+import type { Logger } from "../../tools/log/index.js";
+import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
+import { Code, fail } from "../../tools/status/index.js";
+import type { TokenGenerator } from "../../tools/token/index.js";
+import * as authorize from "../common/authorize/index.js";
+import * as begin from "../common/begin/index.js";
+import * as metadata from "../common/metadata/index.js";
+import * as monitor from "../common/monitor/index.js";
+import * as timeout from "../common/timeout/index.js";
+import * as trimpath from "../common/trimpath/index.js";
+import * as updatepath from "../common/updatepath/index.js";
+import * as updatetoken from "../common/updatetoken/index.js";
 import { chain } from "../core/chain.js";
 import { serveNetworkService } from "../core/serve.js";
-import * as updatepath from "../common/updatepath/index.js";
-import * as begin from "../common/begin/index.js";
-import * as updatetoken from "../common/updatetoken/index.js";
-import * as authorize from "../common/authorize/index.js";
-import * as metadata from "../common/metadata/index.js";
-import * as timeout from "../common/timeout/index.js";
-import * as monitor from "../common/monitor/index.js";
-import * as trimpath from "../common/trimpath/index.js";
-import type { NsmServer } from "../../tools/grpc/index.js";
-import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
-import type { TokenGenerator } from "../../tools/token/index.js";
-import type { Clock } from "../../tools/clock/index.js";
-import type { Logger } from "../../tools/log/index.js";
-import { Code, fail } from "../../tools/status/index.js";
+import type { NetworkServiceElement } from "../core/types.js";
 
 /** Options of `endpoint`. */
 export interface EndpointOptions {
@@ -91,6 +92,7 @@ export function endpoint(opts: EndpointOptions): Endpoint {
     element,
     monitor: connections,
     // Outside the dev mode a peer may only watch the connections it created (monitor authorize).
-    register: (server) => serveNetworkService(server, element, opts.insecure ? connections : authorize.newMonitorServer(connections), serveOpts),
+    register: (server) =>
+      serveNetworkService(server, element, opts.insecure ? connections : authorize.newMonitorServer(connections), serveOpts),
   };
 }

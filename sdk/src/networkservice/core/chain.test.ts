@@ -1,8 +1,8 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceRequestSchema, ConnectionSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler } from "./index.js";
+import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { StepRecorder } from "../utils/checks/index.js";
+import { CallContext, chain, handler } from "./index.js";
 
 describe("chain", () => {
   it("runs requests in order and responses in reverse order", async () => {
@@ -20,8 +20,20 @@ describe("chain", () => {
     const rec = new StepRecorder();
     const inner = chain(rec.element("a"));
     const ends: string[] = [];
-    const tailA = { request: async () => { ends.push("A"); return create(ConnectionSchema); }, close: async () => {} };
-    const tailB = { request: async () => { ends.push("B"); return create(ConnectionSchema); }, close: async () => {} };
+    const tailA = {
+      request: async () => {
+        ends.push("A");
+        return create(ConnectionSchema);
+      },
+      close: async () => {},
+    };
+    const tailB = {
+      request: async () => {
+        ends.push("B");
+        return create(ConnectionSchema);
+      },
+      close: async () => {},
+    };
     const req = create(NetworkServiceRequestSchema, {});
     await handler(inner, tailA).request(CallContext.create(), req);
     await handler(inner, tailB).request(CallContext.create(), req);
@@ -34,9 +46,23 @@ describe("chain", () => {
     const seen: Array<string | undefined> = [];
     const h = handler(
       chain(
-        { name: "probe1", request: (ctx, r, n) => { seen.push(key.get(ctx)); return n.request(ctx, r); }, close: (c, x, n) => n.close(c, x) },
+        {
+          name: "probe1",
+          request: (ctx, r, n) => {
+            seen.push(key.get(ctx));
+            return n.request(ctx, r);
+          },
+          close: (c, x, n) => n.close(c, x),
+        },
         { name: "set", request: (ctx, r, n) => n.request(ctx.with(key, "v"), r), close: (c, x, n) => n.close(c, x) },
-        { name: "probe2", request: (ctx, r, n) => { seen.push(key.get(ctx)); return n.request(ctx, r); }, close: (c, x, n) => n.close(c, x) },
+        {
+          name: "probe2",
+          request: (ctx, r, n) => {
+            seen.push(key.get(ctx));
+            return n.request(ctx, r);
+          },
+          close: (c, x, n) => n.close(c, x),
+        },
       ),
     );
     await h.request(CallContext.create(), create(NetworkServiceRequestSchema, {}));

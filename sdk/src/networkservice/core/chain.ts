@@ -3,10 +3,11 @@
  * the returned element calls its own `next` after `c`. `handler(element)` closes a chain with the terminal
  * tail (returns the request's connection), giving something you can call directly.
  */
-import { type Connection, ConnectionSchema, type NetworkServiceRequest } from "@nsm-ts/api/networkservice";
+
 import { create } from "@bufbuild/protobuf";
-import type { NetworkServiceElement, NetworkServiceHandler } from "./types.js";
+import { type Connection, ConnectionSchema, type NetworkServiceRequest } from "@nsm-ts/api/networkservice";
 import { inSpan, traceKey } from "./trace.js";
+import type { NetworkServiceElement, NetworkServiceHandler } from "./types.js";
 
 /** The end of every chain: returns the request's connection unchanged. */
 export const tail: NetworkServiceHandler = {

@@ -4,6 +4,7 @@
  */
 
 /** A typed key into a MetadataMap; create one per piece of state, at module level. */
+// biome-ignore lint/correctness/noUnusedVariables: T is a phantom type that types the value stored under the key.
 export class MetaKey<T> {
   constructor(readonly name: string) {}
 }

@@ -4,18 +4,19 @@
  * message to the chain. Errors leave as StatusErrors with their codes; the transport turns anything else
  * into `Internal`.
  */
-import { MonitorConnection, NetworkService } from "@nsm-ts/api/networkservice";
-import type { NsmServer, ServerCallContext } from "../../tools/grpc/index.js";
-import { type Clock, realClock } from "../../tools/clock/index.js";
-import { type Logger, silentLogger } from "../../tools/log/index.js";
-import { spiffeIdOf } from "../../tools/identity/index.js";
-import { tokenFromMetadata } from "../../tools/token/index.js";
-import { CallContext } from "./context.js";
-import { handler } from "./chain.js";
-import type { MonitorConnectionServer, NetworkServiceElement } from "./types.js";
-import { traceOfCall } from "../../tools/tracing/index.js";
+
 import type { Connection } from "@nsm-ts/api/networkservice";
+import { MonitorConnection, NetworkService } from "@nsm-ts/api/networkservice";
+import { type Clock, realClock } from "../../tools/clock/index.js";
+import type { NsmServer, ServerCallContext } from "../../tools/grpc/index.js";
+import { spiffeIdOf } from "../../tools/identity/index.js";
+import { type Logger, silentLogger } from "../../tools/log/index.js";
+import { tokenFromMetadata } from "../../tools/token/index.js";
+import { traceOfCall } from "../../tools/tracing/index.js";
+import { handler } from "./chain.js";
+import { CallContext } from "./context.js";
 import { traceKey } from "./trace.js";
+import type { MonitorConnectionServer, NetworkServiceElement } from "./types.js";
 
 /** Options shared by everything that serves a chain. */
 export interface ServeOptions {
@@ -37,8 +38,8 @@ export function contextFromCall(sctx: ServerCallContext, opts: ServeOptions = {}
   const token = tokenFromMetadata(sctx.metadataAll);
   const bindings: Record<string, unknown> = { method: sctx.method };
   if (conn) {
-    bindings["connId"] = conn.id;
-    bindings["pathIndex"] = conn.path?.index ?? 0;
+    bindings.connId = conn.id;
+    bindings.pathIndex = conn.path?.index ?? 0;
   }
   const ctx = CallContext.create({
     signal: sctx.signal,

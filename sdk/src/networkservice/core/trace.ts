@@ -4,7 +4,7 @@
  * Without tracing the key is absent and the chain skips all of it.
  */
 import { type ActiveTrace, endChildSpan, injectTrace, startChildSpan } from "../../tools/tracing/index.js";
-import { ContextKey, type CallContext } from "./context.js";
+import { type CallContext, ContextKey } from "./context.js";
 
 /** The active span of a call when tracing is on (set from the tracing server interceptor's span). */
 export const traceKey = new ContextKey<ActiveTrace>("trace");

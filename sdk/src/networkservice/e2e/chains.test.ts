@@ -2,18 +2,26 @@
  * Acceptance (issue 4): the standard client chain talks to the standard endpoint chain over real gRPC, on
  * loopback TCP and on a unix socket, with real ES256 tokens from dev identities (insecure mode).
  */
-import { expect } from "chai";
-import { type Connection, type ConnectionEvent, ConnectionEventType, MonitorConnection, MonitorScopeSelectorSchema, type PathSegment } from "@nsm-ts/api/networkservice";
+
 import { create } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { client, endpoint, type Endpoint, type NsmClient } from "../chains/index.js";
-import { type Counter, newCounter } from "../utils/count/index.js";
+import {
+  type Connection,
+  type ConnectionEvent,
+  ConnectionEventType,
+  MonitorConnection,
+  MonitorScopeSelectorSchema,
+  type PathSegment,
+} from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { MockClock } from "../../tools/clock/index.js";
-import { CallContext } from "../core/index.js";
-import { type Identity, devIdentity } from "../../tools/identity/index.js";
+import { createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
+import { devIdentity, type Identity } from "../../tools/identity/index.js";
 import { createTokenGenerator, decodeToken, verifyToken } from "../../tools/token/index.js";
-import { type NsmServer, createClient, createServer, dial } from "../../tools/grpc/index.js";
-import { type Transport, Tracker, tcpTransport, unixTransport } from "./harness.js";
+import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
+import { CallContext } from "../core/index.js";
+import { type Counter, newCounter } from "../utils/count/index.js";
+import { Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const MIN = 60_000;
 
@@ -143,7 +151,9 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
       // Watch the endpoint's monitor in-process: the monitor element drops the connection after the Close has
       // passed the tracker, so wait for its DELETE event instead of checking right after the Close.
       const watching = new AbortController();
-      const events = ep.monitor.monitorConnections(CallContext.create({ signal: watching.signal }), create(MonitorScopeSelectorSchema))[Symbol.asyncIterator]();
+      const events = ep.monitor
+        .monitorConnections(CallContext.create({ signal: watching.signal }), create(MonitorScopeSelectorSchema))
+        [Symbol.asyncIterator]();
       try {
         expect((await events.next()).value?.type).to.equal(ConnectionEventType.INITIAL_STATE_TRANSFER);
         await clock.advance(LIFETIME_MS - MIN);

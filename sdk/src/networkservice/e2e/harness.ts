@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
+import { type Clock, realClock, type Timer } from "../../tools/clock/index.js";
 import type { CallContext } from "../core/context.js";
 import type { MonitorConnectionServer, NetworkServiceElement } from "../core/types.js";
-import { type Clock, type Timer, realClock } from "../../tools/clock/index.js";
 
 /** A loopback transport: where to listen, and how to clean up after. */
 export interface Transport {

@@ -4,16 +4,17 @@
  * and when the endpoint reports the connection DOWN the client re-Requests too. The client runs on the real
  * clock (heal time is measured), counting its timers so the test can check that none are left.
  */
-import { expect } from "chai";
+
 import { State } from "@nsm-ts/api/networkservice";
-import { client, endpoint, type Endpoint, type NsmClient } from "../chains/index.js";
+import { expect } from "chai";
+import { MockClock } from "../../tools/clock/index.js";
+import { createServer, type NsmServer } from "../../tools/grpc/index.js";
+import { devIdentity, type Identity } from "../../tools/identity/index.js";
+import { createTokenGenerator } from "../../tools/token/index.js";
+import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
 import { serveNetworkService } from "../core/serve.js";
 import { type Counter, newCounter } from "../utils/count/index.js";
-import { MockClock } from "../../tools/clock/index.js";
-import { type Identity, devIdentity } from "../../tools/identity/index.js";
-import { createTokenGenerator } from "../../tools/token/index.js";
-import { type NsmServer, createServer } from "../../tools/grpc/index.js";
-import { CountingClock, SubscriptionProbe, type Transport, Tracker, tcpTransport, unixTransport } from "./harness.js";
+import { CountingClock, SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;
 

@@ -2,19 +2,20 @@
  * Acceptance (issue 4): malformed Requests sent over gRPC to the standard endpoint chain get the right status
  * code and a message naming the field, and the server goes on serving good requests after each of them.
  */
-import { expect } from "chai";
+
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type ConnectionSchema, NetworkService, type NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MechanismClass, MechanismType } from "@nsm-ts/api/constants";
-import { endpoint, type Endpoint } from "../chains/index.js";
+import { type ConnectionSchema, NetworkService, type NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { MockClock } from "../../tools/clock/index.js";
+import { type Channel, type Client, createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
+import { devIdentity } from "../../tools/identity/index.js";
+import { Code, codeName, StatusError } from "../../tools/status/index.js";
+import { createTokenGenerator, type TokenGenerator, tokenMetadata } from "../../tools/token/index.js";
+import { type Endpoint, endpoint } from "../chains/index.js";
 import * as mechanisms from "../common/mechanisms/index.js";
 import { passThrough } from "../core/chain.js";
 import { type Counter, newCounter } from "../utils/count/index.js";
-import { MockClock } from "../../tools/clock/index.js";
-import { devIdentity } from "../../tools/identity/index.js";
-import { type TokenGenerator, createTokenGenerator, tokenMetadata } from "../../tools/token/index.js";
-import { type Channel, type Client, type NsmServer, createClient, createServer, dial } from "../../tools/grpc/index.js";
-import { Code, StatusError, codeName } from "../../tools/status/index.js";
 import { type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 type RequestInit = MessageInitShape<typeof NetworkServiceRequestSchema>;

@@ -4,17 +4,18 @@
  * URI SANs, and the default policies enforced — tokens addressed hop to hop, signatures checked against the
  * TLS certificates, monitor streams limited to their owners.
  */
+
+import { type ConnectionEvent, ConnectionEventType, MonitorConnection, type PathSegment, State } from "@nsm-ts/api/networkservice";
 import { expect } from "chai";
-import { ConnectionEventType, MonitorConnection, State, type ConnectionEvent, type PathSegment } from "@nsm-ts/api/networkservice";
-import { client, endpoint, type Endpoint, type NsmClient } from "../chains/index.js";
-import { serveNetworkService } from "../core/index.js";
-import * as authorize from "../common/authorize/index.js";
-import { type Counter, newCounter } from "../utils/count/index.js";
-import { type Identity, ephemeralIdentity, loadIdentity } from "../../tools/identity/index.js";
+import { type Channel, createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
+import { ephemeralIdentity, type Identity, loadIdentity } from "../../tools/identity/index.js";
 import { TestPki } from "../../tools/identity/testpki.js";
-import { type TokenGenerator, createTokenGenerator, decodeToken, verifyToken } from "../../tools/token/index.js";
-import { type Channel, type NsmServer, createClient, createServer, dial } from "../../tools/grpc/index.js";
 import { Code, StatusError } from "../../tools/status/index.js";
+import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "../../tools/token/index.js";
+import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
+import * as authorize from "../common/authorize/index.js";
+import { serveNetworkService } from "../core/index.js";
+import { type Counter, newCounter } from "../utils/count/index.js";
 import { SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;
@@ -57,7 +58,12 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
     otherPki = new TestPki("other-ca");
     const load = async (p: TestPki, name: string): Promise<Identity> =>
       loadIdentity({ ...p.leaf(name, { san: `URI:${TD}/${name}` }), caFile: p.caFile });
-    [nscId, nseId, ptId, malloryId] = await Promise.all(["nsc", "nse", "pt", "mallory"].map((n) => load(pki, n))) as [Identity, Identity, Identity, Identity];
+    [nscId, nseId, ptId, malloryId] = (await Promise.all(["nsc", "nse", "pt", "mallory"].map((n) => load(pki, n)))) as [
+      Identity,
+      Identity,
+      Identity,
+      Identity,
+    ];
     intruderId = await load(otherPki, "intruder");
   });
   after(() => {
@@ -143,7 +149,10 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
       it("refuses a forged token (signed by another key) with PermissionDenied naming the policy", async () => {
         const impostorKey = await ephemeralIdentity(nscId.spiffeId);
         // Same SPIFFE ID and TLS certificate as the real client, but tokens signed by a key nobody certified.
-        const forged = createTokenGenerator({ ...nscId, privateKey: impostorKey.privateKey, publicKey: impostorKey.publicKey }, { maxTokenLifetimeMs: LIFETIME_MS });
+        const forged = createTokenGenerator(
+          { ...nscId, privateKey: impostorKey.privateKey, publicKey: impostorKey.publicKey },
+          { maxTokenLifetimeMs: LIFETIME_MS },
+        );
         const nsc = newClient(nscId, { tokenGenerator: forged });
         const err = await rejection(nsc.request({ connection: { networkService: "ns-1" } }));
         expect(err.code).to.equal(Code.PermissionDenied);
@@ -189,7 +198,14 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
         serveNetworkService(healServer, healEp.element, probe);
         const healUrl = await healServer.listen(transport.listenUrl().replace("nse.sock", "heal.sock"));
 
-        const c = client({ name: "nsc", connectTo: healUrl, tokenGenerator: gen(nscId), ...(nscId.tls ? { tls: nscId.tls } : {}), refresh: false, retry: false });
+        const c = client({
+          name: "nsc",
+          connectTo: healUrl,
+          tokenGenerator: gen(nscId),
+          ...(nscId.tls ? { tls: nscId.tls } : {}),
+          refresh: false,
+          retry: false,
+        });
         clients.push(c);
         const watching = probe.next();
         const conn = await c.request({ connection: { networkService: "ns-1" } });

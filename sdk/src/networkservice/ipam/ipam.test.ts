@@ -1,12 +1,16 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
-import { ConnectionSchema, NetworkServiceRequestSchema, type Connection } from "@nsm-ts/api/networkservice";
+import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { Code, isStatusError } from "../../tools/status/index.js";
 import { CallContext, chain, handler } from "../core/index.js";
 import { newErrorElement } from "../utils/inject/index.js";
-import { Code, isStatusError } from "../../tools/status/index.js";
 import { createAddressPool, formatAddress, formatCidr, overlaps, parseCidr, point2pointipam } from "./index.js";
 
-const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const outcome = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const request = (id: string, excluded: string[] = []) =>
   create(NetworkServiceRequestSchema, { connection: { id, context: { ipContext: { excludedPrefixes: excluded } } } });
 const ip = (c: Connection) => {
@@ -40,7 +44,12 @@ describe("point2pointipam", () => {
   it("hands out dst/src /32 pairs lowest first with routes to each other", async () => {
     const h = handler(point2pointipam.newServer(createAddressPool(["198.51.100.4/24"])));
     const c1 = await h.request(CallContext.create(), request("c1"));
-    expect(ip(c1)).to.deep.equal({ src: ["198.51.100.1/32"], dst: ["198.51.100.0/32"], srcRoutes: ["198.51.100.0/32"], dstRoutes: ["198.51.100.1/32"] });
+    expect(ip(c1)).to.deep.equal({
+      src: ["198.51.100.1/32"],
+      dst: ["198.51.100.0/32"],
+      srcRoutes: ["198.51.100.0/32"],
+      dstRoutes: ["198.51.100.1/32"],
+    });
     const c2 = await h.request(CallContext.create(), request("c2"));
     expect(ip(c2).dst).to.deep.equal(["198.51.100.2/32"]);
     expect(ip(c2).src).to.deep.equal(["198.51.100.3/32"]);
@@ -48,7 +57,10 @@ describe("point2pointipam", () => {
 
   it("skips excluded prefixes", async () => {
     const h = handler(point2pointipam.newServer(createAddressPool(["198.51.100.0/24"])));
-    const c = await h.request(CallContext.create(), request("c1", ["198.51.100.0/30", "198.51.100.4/32", "203.0.113.0/24", "198.51.100.2/31"]));
+    const c = await h.request(
+      CallContext.create(),
+      request("c1", ["198.51.100.0/30", "198.51.100.4/32", "203.0.113.0/24", "198.51.100.2/31"]),
+    );
     expect(ip(c).dst).to.deep.equal(["198.51.100.5/32"]);
     expect(ip(c).src).to.deep.equal(["198.51.100.6/32"]);
   });
@@ -78,7 +90,12 @@ describe("point2pointipam", () => {
     const first = await h.request(ctx, request("c1"));
     first.context?.ipContext?.excludedPrefixes.push("198.51.100.0/31");
     const moved = await h.request(ctx, create(NetworkServiceRequestSchema, { connection: first }));
-    expect(ip(moved)).to.deep.equal({ src: ["198.51.100.3/32"], dst: ["198.51.100.2/32"], srcRoutes: ["198.51.100.2/32"], dstRoutes: ["198.51.100.3/32"] });
+    expect(ip(moved)).to.deep.equal({
+      src: ["198.51.100.3/32"],
+      dst: ["198.51.100.2/32"],
+      srcRoutes: ["198.51.100.2/32"],
+      dstRoutes: ["198.51.100.3/32"],
+    });
     expect(pool.size).to.equal(2);
   });
 

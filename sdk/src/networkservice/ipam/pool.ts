@@ -77,7 +77,9 @@ export class AddressPool {
       for (const family of this.families) {
         const got = this.pairFrom(family, ex);
         if (!got) {
-          const prefixes = this.ranges.filter((r) => r.cidr.family === family).map((r) => `${formatAddress(family, r.cidr.first)}/${r.cidr.bits}`);
+          const prefixes = this.ranges
+            .filter((r) => r.cidr.family === family)
+            .map((r) => `${formatAddress(family, r.cidr.first)}/${r.cidr.bits}`);
           fail(Code.ResourceExhausted, `ipam: no free IPv${family} address pair left in ${prefixes.join(", ")}`);
         }
         holds.push(got.held);

@@ -6,8 +6,6 @@
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { Channel } from "../../tools/grpc/index.js";
 import type { TokenGenerator } from "../../tools/token/index.js";
-import { registryChain, registryHandler, type RegistryElement, type RegistryHandler } from "../core/index.js";
-import type { RegistryEntryOf, RegistryKind } from "../store/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clientinfo from "../common/clientinfo/index.js";
 import * as connect from "../common/connect/index.js";
@@ -15,6 +13,8 @@ import * as heal from "../common/heal/index.js";
 import * as refresh from "../common/refresh/index.js";
 import * as retry from "../common/retry/index.js";
 import * as updatepath from "../common/updatepath/index.js";
+import { type RegistryElement, type RegistryHandler, registryChain, registryHandler } from "../core/index.js";
+import type { RegistryEntryOf, RegistryKind } from "../store/index.js";
 
 /** Options of `createRegistryClient`. */
 export interface RegistryClientOptions {

@@ -11,21 +11,14 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
-import type { TokenGenerator } from "../../tools/token/index.js";
 import type { Channel } from "../../tools/grpc/index.js";
-import {
-  registryChain,
-  registryHandler,
-  type FindResult,
-  type NseHandler,
-  type NsHandler,
-  type RegistryElement,
-} from "../core/index.js";
+import type { TokenGenerator } from "../../tools/token/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clientinfo from "../common/clientinfo/index.js";
 import * as connect from "../common/connect/index.js";
 import * as expire from "../common/expire/index.js";
 import * as updatepath from "../common/updatepath/index.js";
+import { type FindResult, type NseHandler, type NsHandler, type RegistryElement, registryChain, registryHandler } from "../core/index.js";
 
 /** Options of `createNsmgrRegistry`. */
 export interface NsmgrRegistryOptions {
@@ -130,7 +123,11 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
     ),
   );
   const ns = registryHandler(
-    registryChain<NetworkService>(updatepath.newServer(gen), begin.newServer(), connect.newClient("ns", opts.registry, { tokenGenerator: gen })),
+    registryChain<NetworkService>(
+      updatepath.newServer(gen),
+      begin.newServer(),
+      connect.newClient("ns", opts.registry, { tokenGenerator: gen }),
+    ),
   );
   return { ns, nse, local };
 }

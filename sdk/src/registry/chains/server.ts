@@ -7,8 +7,6 @@
  */
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { TokenGenerator } from "../../tools/token/index.js";
-import { registryChain, registryHandler, type NseHandler, type NsHandler } from "../core/index.js";
-import type { RegistryStore } from "../store/index.js";
 import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as expire from "../common/expire/index.js";
@@ -17,6 +15,8 @@ import * as setregistrationtime from "../common/setregistrationtime/index.js";
 import * as store from "../common/store/index.js";
 import * as updatepath from "../common/updatepath/index.js";
 import * as validate from "../common/validate/index.js";
+import { type NseHandler, type NsHandler, registryChain, registryHandler } from "../core/index.js";
+import type { RegistryStore } from "../store/index.js";
 
 /** Options of `createRegistryServer`. */
 export interface RegistryServerOptions {

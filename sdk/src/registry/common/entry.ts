@@ -4,12 +4,7 @@
  * message types itself.
  */
 import { clone, create } from "@bufbuild/protobuf";
-import {
-  NetworkServiceEndpointSchema,
-  NetworkServiceSchema,
-  type NetworkService,
-  type NetworkServiceEndpoint,
-} from "@nsm-ts/api/registry";
+import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RegistryEntry } from "../core/index.js";
 
 /** True for a network service endpoint (the kind that has a URL, labels and an expiration). */

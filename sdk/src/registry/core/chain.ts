@@ -4,8 +4,8 @@
  * ends Find with nothing and accepts Unregister.
  */
 import type { CallContext } from "../../networkservice/core/context.js";
-import type { FindQuery, FindResult, RegistryElement, RegistryEntry, RegistryHandler } from "./types.js";
 import { inSpan, traceKey } from "../../networkservice/core/trace.js";
+import type { FindQuery, FindResult, RegistryElement, RegistryEntry, RegistryHandler } from "./types.js";
 
 /** The end of every registry chain. */
 export function registryTail<T extends RegistryEntry>(): RegistryHandler<T> {

@@ -6,25 +6,25 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  type NetworkServiceEndpoint,
   NetworkServiceEndpointRegistry,
   NetworkServiceEndpointSchema,
   NetworkServiceLabelsSchema,
   NetworkServiceRegistry,
-  type NetworkServiceEndpoint,
 } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../networkservice/core/context.js";
 import { MockClock } from "../../tools/clock/index.js";
-import { createClient, createServer, dial, type Channel, type NsmServer } from "../../tools/grpc/index.js";
+import { type Channel, createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
 import { ephemeralIdentity } from "../../tools/identity/index.js";
 import { Code, isStatusError } from "../../tools/status/index.js";
-import { createTokenGenerator, decodeToken, tokenMetadata, type TokenGenerator } from "../../tools/token/index.js";
+import { createTokenGenerator, decodeToken, type TokenGenerator, tokenMetadata } from "../../tools/token/index.js";
 import { createRegistryClient, createRegistryServer } from "../chains/index.js";
-import { emptyPath, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 import * as connect from "../common/connect/index.js";
+import { emptyPath, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 import { registryHandler } from "../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../store/index.js";
-import { Pull, nse, ns } from "../test-helpers.js";
+import { ns, nse, Pull } from "../test-helpers.js";
 import { serveRegistry } from "./index.js";
 
 const PATH_JSON = /^\{"Index":\d+,"PathSegments":\[(\{"token":"[A-Za-z0-9_.-]+"\},?)+\]\}$/;
@@ -95,7 +95,10 @@ describe("registry over gRPC", () => {
     const other = await (await generator("other", clock))();
     const err = await raw()
       .unregister(nse("old"), { metadata: tokenMetadata(other) })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(isStatusError(err, Code.PermissionDenied), String(err)).to.equal(true);
     await raw().unregister(nse("old"), { metadata: tokenMetadata(own) });
     expect(await nseStore.get("old")).to.equal(undefined);
@@ -113,14 +116,29 @@ describe("registry over gRPC", () => {
       ["url", () => raw().register(nse("u", [], {}, "http://198.51.100.1:80"), { metadata: md })],
       ["url", () => raw().register(nse("u", [], {}, "tcp://no-port"), { metadata: md })],
       ["expiration_time", () => raw().register(past, { metadata: md })],
-      ["network_service_labels", () => raw().register(create(NetworkServiceEndpointSchema, { name: "l", networkServiceLabels: labels({ "": { a: "b" } }) }), { metadata: md })],
-      ["network_service_labels", () => raw().register(create(NetworkServiceEndpointSchema, { name: "l", networkServiceLabels: labels({ svc: { "": "b" } }) }), { metadata: md })],
+      [
+        "network_service_labels",
+        () =>
+          raw().register(create(NetworkServiceEndpointSchema, { name: "l", networkServiceLabels: labels({ "": { a: "b" } }) }), {
+            metadata: md,
+          }),
+      ],
+      [
+        "network_service_labels",
+        () =>
+          raw().register(create(NetworkServiceEndpointSchema, { name: "l", networkServiceLabels: labels({ svc: { "": "b" } }) }), {
+            metadata: md,
+          }),
+      ],
       ["path", () => raw().register(nse("j"), { metadata: { ...md, path: "{not json" } })],
       ["Index", () => raw().register(nse("j"), { metadata: { ...md, path: '{"Index":-1,"PathSegments":[]}' } })],
       ["name", () => createClient(NetworkServiceRegistry, channel).register(ns(""), { metadata: md })],
     ];
     for (const [field, call] of cases) {
-      const err = await call().then(() => undefined, (e: unknown) => e);
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isStatusError(err, Code.InvalidArgument), `${field}: ${String(err)}`).to.equal(true);
       expect((err as Error).message).to.contain(field);
       expect((await raw().register(nse("fine"), { metadata: md })).name).to.equal("fine");
@@ -135,7 +153,10 @@ describe("registry over gRPC", () => {
       const it = stream[Symbol.asyncIterator]();
       const first = it.next();
       gone.abort();
-      const err = await first.then(() => undefined, (e: unknown) => e);
+      const err = await first.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err === undefined || isStatusError(err, Code.Canceled), String(err)).to.equal(true);
     }
     await raw().register(nse("after"), { metadata: tokenMetadata(await client()) });
@@ -180,10 +201,12 @@ describe("registry over gRPC", () => {
     this.timeout(30_000);
     const small = createMemoryStore("nse", { clock, watchBuffer: 16 });
     const srv = createServer();
-    const ch = dial(await (async () => {
-      serveRegistry(srv, { nse: createRegistryServer({ tokenGenerator: client, nsStore, nseStore: small }).nse }, { clock });
-      return srv.listen("tcp://127.0.0.1:0");
-    })());
+    const ch = dial(
+      await (async () => {
+        serveRegistry(srv, { nse: createRegistryServer({ tokenGenerator: client, nsStore, nseStore: small }).nse }, { clock });
+        return srv.listen("tcp://127.0.0.1:0");
+      })(),
+    );
     try {
       const ctx = CallContext.create({ clock, signal: ac.signal });
       const h = registryHandler(connect.newClient("nse", ch, { tokenGenerator: client }));

@@ -4,8 +4,7 @@
  * §7.1, the registry `path` of §7.2 — an empty one when an old client sends none) and the updated `path` goes back
  * in the response header of Register and Unregister.
  */
-import { traceOfCall } from "../../tools/tracing/index.js";
-import { traceKey } from "../../networkservice/core/trace.js";
+
 import { create } from "@bufbuild/protobuf";
 import {
   NetworkServiceEndpointRegistry,
@@ -14,13 +13,15 @@ import {
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
 import { CallContext } from "../../networkservice/core/context.js";
+import { traceKey } from "../../networkservice/core/trace.js";
 import { type Clock, realClock } from "../../tools/clock/index.js";
 import type { NsmServer, ServerCallContext } from "../../tools/grpc/index.js";
-import { silentLogger, type Logger } from "../../tools/log/index.js";
 import { spiffeIdOf } from "../../tools/identity/index.js";
+import { type Logger, silentLogger } from "../../tools/log/index.js";
 import { tokenFromMetadata } from "../../tools/token/index.js";
+import { traceOfCall } from "../../tools/tracing/index.js";
+import { emptyPath, formatPath, PATH_METADATA_KEY, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 import type { NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "../core/index.js";
-import { PATH_METADATA_KEY, emptyPath, formatPath, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 
 /** Options of `serveRegistry` and `contextFromCall`. */
 export interface RegistryServeOptions {
@@ -62,11 +63,7 @@ export function contextFromCall(call: ServerCallContext, opts: RegistryServeOpti
   return withPath ? traced.with(pathKey, raw === undefined ? emptyPath() : parsePath(raw)) : traced;
 }
 
-async function unary<T extends RegistryEntry, R>(
-  call: ServerCallContext,
-  opts: RegistryServeOptions,
-  fn: (ctx: CallContext) => Promise<R>,
-): Promise<R> {
+async function unary<R>(call: ServerCallContext, opts: RegistryServeOptions, fn: (ctx: CallContext) => Promise<R>): Promise<R> {
   const ctx = contextFromCall(call, opts);
   const res = await fn(ctx);
   const path = pathKey.get(ctx);
@@ -75,11 +72,7 @@ async function unary<T extends RegistryEntry, R>(
 }
 
 /** Serves the given handlers (either or both) on `server`; the server marks each service SERVING in health. */
-export function serveRegistry(
-  server: NsmServer,
-  handlers: { ns?: NsHandler; nse?: NseHandler },
-  opts: RegistryServeOptions = {},
-): void {
+export function serveRegistry(server: NsmServer, handlers: { ns?: NsHandler; nse?: NseHandler }, opts: RegistryServeOptions = {}): void {
   const { ns, nse } = handlers;
   if (ns !== undefined) {
     server.addService(NetworkServiceRegistry, {
@@ -89,7 +82,11 @@ export function serveRegistry(
           networkService: entry,
           deleted,
         })),
-      unregister: (req, call) => unary(call, opts, async (ctx) => (await ns.unregister(ctx, req), {})),
+      unregister: (req, call) =>
+        unary(call, opts, async (ctx) => {
+          await ns.unregister(ctx, req);
+          return {};
+        }),
     });
   }
   if (nse !== undefined) {
@@ -104,7 +101,11 @@ export function serveRegistry(
           query.watch,
           (entry, deleted) => ({ networkServiceEndpoint: entry, deleted }),
         ),
-      unregister: (req, call) => unary(call, opts, async (ctx) => (await nse.unregister(ctx, req), {})),
+      unregister: (req, call) =>
+        unary(call, opts, async (ctx) => {
+          await nse.unregister(ctx, req);
+          return {};
+        }),
     });
   }
 }

@@ -5,12 +5,12 @@
  * every key in etcd.
  */
 import { clone } from "@bufbuild/protobuf";
+import { createDb, type Db, type Table } from "../../tools/statedb/index.js";
+import type { StatusError } from "../../tools/status/index.js";
 import type { RegistryEntry } from "../core/index.js";
 import type { KindSpec } from "./kind.js";
 import type { StoreEvent, StoreFindOptions } from "./types.js";
 import { WatchQueue } from "./watch-queue.js";
-import type { StatusError } from "../../tools/status/index.js";
-import { createDb, type Db, type Table } from "../../tools/statedb/index.js";
 
 /** A stored entry; entries are never mutated after they are indexed (internal). */
 export interface Indexed<T> {

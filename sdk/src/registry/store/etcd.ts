@@ -6,14 +6,14 @@
  * nothing is lost or repeated), indexed like the memory store: Find by label does not range over every key.
  */
 import { clone, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Etcd3, type IKeyValue, type IRequestOp, type Watcher } from "etcd3";
-import type { RegistryEntry } from "../core/index.js";
-import { realClock, type Clock } from "../../tools/clock/index.js";
+import { Etcd3, type IKeyValue, type IRequestOp, type ITxnResponse, type Watcher } from "etcd3";
+import { type Clock, realClock } from "../../tools/clock/index.js";
 import type { Logger } from "../../tools/log/index.js";
 import { silentLogger } from "../../tools/log/index.js";
-import { Code, StatusError, fail } from "../../tools/status/index.js";
+import { Code, fail, StatusError } from "../../tools/status/index.js";
+import type { RegistryEntry } from "../core/index.js";
 import { EntryIndex } from "./entry-index.js";
-import { kindSpec, type KindSpec } from "./kind.js";
+import { type KindSpec, kindSpec } from "./kind.js";
 import {
   DEFAULT_WATCH_BUFFER,
   type RegistryEntryOf,
@@ -125,14 +125,11 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     const putOp: IRequestOp = {
       request_put: { key, value: Buffer.from(toBinary(this.spec.schema, entry)), lease, prev_kv: true },
     };
-    let res;
+    let res: ITxnResponse;
     try {
       res = await this.call("put", () =>
         this.client.kv.txn({
-          compare:
-            opts.expectRevision === undefined
-              ? []
-              : [{ key, target: "Mod", result: "Equal", mod_revision: opts.expectRevision }],
+          compare: opts.expectRevision === undefined ? [] : [{ key, target: "Mod", result: "Equal", mod_revision: opts.expectRevision }],
           success: [putOp],
           failure: [{ request_range: { key, keys_only: true } }],
         }),
@@ -211,7 +208,10 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     }
     const m: Mirror<T> = { index, applied: BigInt(revision), watcher: undefined, waits: [] };
     // No withPreviousKV: a delete's previous value is the mirror's own copy, so the watch carries only new values.
-    const builder = this.client.watch().startRevision((m.applied + 1n).toString()).prefix(this.keyPrefix);
+    const builder = this.client
+      .watch()
+      .startRevision((m.applied + 1n).toString())
+      .prefix(this.keyPrefix);
     try {
       m.watcher = await builder.create();
     } catch (err) {

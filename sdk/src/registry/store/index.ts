@@ -1,5 +1,6 @@
 /** Registry stores: one interface, an in-memory and an etcd implementation, and Find's template matching. */
-export * from "./types.js";
+
+export * from "./etcd.js";
 export * from "./match.js";
 export * from "./memory.js";
-export * from "./etcd.js";
+export * from "./types.js";

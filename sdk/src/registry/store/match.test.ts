@@ -11,8 +11,7 @@ import { expect } from "chai";
 import { matchNetworkService, matchNetworkServiceEndpoint } from "./index.js";
 
 const ns = (init: Parameters<typeof create<typeof NetworkServiceSchema>>[1] = {}) => create(NetworkServiceSchema, init);
-const nse = (init: Parameters<typeof create<typeof NetworkServiceEndpointSchema>>[1] = {}) =>
-  create(NetworkServiceEndpointSchema, init);
+const nse = (init: Parameters<typeof create<typeof NetworkServiceEndpointSchema>>[1] = {}) => create(NetworkServiceEndpointSchema, init);
 const labels = (l: Record<string, string>) => create(NetworkServiceLabelsSchema, { labels: l });
 const match = (src: Record<string, string>, dst: Record<string, string>) =>
   create(MatchSchema, { sourceSelector: src, routes: [create(DestinationSchema, { destinationSelector: dst })] });

@@ -4,11 +4,11 @@
  * the injected clock.
  */
 import { clone } from "@bufbuild/protobuf";
+import { type Clock, realClock, type Timer } from "../../tools/clock/index.js";
+import { Code, fail, StatusError } from "../../tools/status/index.js";
 import type { RegistryEntry } from "../core/index.js";
-import { realClock, type Clock, type Timer } from "../../tools/clock/index.js";
-import { Code, StatusError, fail } from "../../tools/status/index.js";
 import { EntryIndex } from "./entry-index.js";
-import { kindSpec, type KindSpec } from "./kind.js";
+import { type KindSpec, kindSpec } from "./kind.js";
 import {
   DEFAULT_WATCH_BUFFER,
   type RegistryEntryOf,
@@ -29,10 +29,7 @@ export interface MemoryStoreOptions {
 }
 
 /** Creates an in-memory store of network services (`"ns"`) or endpoints (`"nse"`). */
-export function createMemoryStore<K extends RegistryKind>(
-  kind: K,
-  opts: MemoryStoreOptions = {},
-): RegistryStore<RegistryEntryOf[K]> {
+export function createMemoryStore<K extends RegistryKind>(kind: K, opts: MemoryStoreOptions = {}): RegistryStore<RegistryEntryOf[K]> {
   return new MemoryStore(kindSpec(kind), opts.clock ?? realClock, opts.watchBuffer ?? DEFAULT_WATCH_BUFFER);
 }
 

@@ -5,22 +5,22 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  type NetworkService,
+  type NetworkServiceEndpoint,
   NetworkServiceEndpointSchema,
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
-  type NetworkService,
-  type NetworkServiceEndpoint,
 } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { Etcd3 } from "etcd3";
 import { MockClock } from "../../tools/clock/index.js";
-import { etcdAvailable, startEtcd, type EtcdInstance } from "../../tools/etcdtest/index.js";
+import { type EtcdInstance, etcdAvailable, startEtcd } from "../../tools/etcdtest/index.js";
 import { Code, isStatusError } from "../../tools/status/index.js";
 import {
   createEtcdStore,
   createMemoryStore,
-  type RegistryKind,
   type RegistryEntryOf,
+  type RegistryKind,
   type RegistryStore,
   type StoreEvent,
 } from "./index.js";
@@ -42,13 +42,10 @@ const nse = (name: string, svc: string[], l: Record<string, Record<string, strin
   create(NetworkServiceEndpointSchema, {
     name,
     networkServiceNames: svc,
-    networkServiceLabels: Object.fromEntries(
-      Object.entries(l).map(([s, labels]) => [s, create(NetworkServiceLabelsSchema, { labels })]),
-    ),
+    networkServiceLabels: Object.fromEntries(Object.entries(l).map(([s, labels]) => [s, create(NetworkServiceLabelsSchema, { labels })])),
     url: `tcp://198.51.100.1:${5000 + name.length}`,
   });
-const tmpl = (init: Parameters<typeof create<typeof NetworkServiceEndpointSchema>>[1] = {}) =>
-  create(NetworkServiceEndpointSchema, init);
+const tmpl = (init: Parameters<typeof create<typeof NetworkServiceEndpointSchema>>[1] = {}) => create(NetworkServiceEndpointSchema, init);
 
 /** An open Find with a pull-one-event API; aborted in afterEach. */
 class Stream<T extends Entry> {
@@ -260,7 +257,11 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
       expect(v?.revision).to.equal(r1.revision);
       const r2 = await s.put(nse("a", ["vl3"]), { expectRevision: r1.revision });
       expect(r2.revision).to.not.equal(r1.revision);
-      const conflict = async (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+      const conflict = async (p: Promise<unknown>): Promise<unknown> =>
+        p.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       const e1 = await conflict(s.put(nse("a", ["other"]), { expectRevision: r1.revision }));
       expect(isStatusError(e1, Code.Aborted), String(e1)).to.equal(true);
       const e2 = await conflict(s.put(nse("a", ["other"]), { expectRevision: "0" }));
@@ -276,7 +277,10 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
 
     it("rejects an entry without a name with InvalidArgument", async () => {
       const s = open("nse");
-      const err = await s.put(nse("", ["icmp"])).then(() => undefined, (e: unknown) => e);
+      const err = await s.put(nse("", ["icmp"])).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isStatusError(err, Code.InvalidArgument), String(err)).to.equal(true);
     });
 
@@ -297,7 +301,10 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
       await s.put(nse("a", ["icmp"]));
       const w = find(s, tmpl(), true);
       await w.next();
-      const pending = w.next().then(() => undefined, (e: unknown) => e);
+      const pending = w.next().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       await s.close();
       const err = await pending;
       expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
@@ -493,7 +500,10 @@ function storeSuite(title: string, setup: () => Promise<Backend>, teardown: () =
         const seenByB = await b.getVersioned("x");
         expect(seenByB?.revision).to.equal(r.revision);
         await a.put(nse("x", ["vl3"]), { expectRevision: r.revision });
-        const err = await b.put(nse("x", ["other"]), { expectRevision: r.revision }).then(() => undefined, (e: unknown) => e);
+        const err = await b.put(nse("x", ["other"]), { expectRevision: r.revision }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(isStatusError(err, Code.Aborted), String(err)).to.equal(true);
         expect((await b.get("x"))?.networkServiceNames).to.deep.equal(["vl3"]);
       });

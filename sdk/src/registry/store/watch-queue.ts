@@ -11,7 +11,10 @@ export class WatchQueue<E> {
   private failure: StatusError | undefined;
   private wake: (() => void) | undefined;
 
-  constructor(private readonly capacity: number, private readonly what: string) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly what: string,
+  ) {}
 
   /** Queues an event; returns false (and fails the queue) when the buffer is full, or when already closed. */
   push(e: E): boolean {

@@ -24,10 +24,13 @@ export const realClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
     let done = false;
-    const t = setTimeout(() => {
-      done = true;
-      fn();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        done = true;
+        fn();
+      },
+      Math.max(0, ms),
+    );
     t.unref();
     return {
       stop() {

@@ -2,8 +2,9 @@
  * Variables every nsm-ts program reads, with upstream's names and defaults where upstream has them, so the
  * five programs' tables agree and a manifest can set them the same way everywhere.
  */
-import { ConfigError, allOrNone } from "./schema.js";
+
 import { bool, duration, hostPort, logLevel, nonEmpty, str, url } from "./parsers.js";
+import { allOrNone, ConfigError } from "./schema.js";
 
 /** Options of `commonVars`. */
 export interface CommonVarsOptions {

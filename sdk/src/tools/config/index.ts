@@ -2,16 +2,8 @@
  * Program configuration from environment variables: typed tables with upstream names and defaults, the
  * parsers for NSM's value formats, the variables every program shares, and `runMain`, the shared `main()`.
  */
-export {
-  allOrNone,
-  ConfigError,
-  defineConfig,
-  type ConfigOptions,
-  type ConfigSchema,
-  type ConfigValue,
-  type ConfigValues,
-  type ConfigVar,
-} from "./schema.js";
+
+export { type CommonVarsOptions, commonVars, DEFAULT_OPEN_TELEMETRY_ENDPOINT, type TlsFiles, validateCommon } from "./common.js";
 export {
   atLeastOne,
   bool,
@@ -19,22 +11,31 @@ export {
   cidrList,
   duration,
   hostPort,
+  type IntOptions,
   int,
   ip,
+  type LogLevel,
   labels,
   list,
   logLevel,
+  type NetworkServiceRequestUrl,
   networkServiceUrls,
   nonEmpty,
   oneOf,
+  type Parser,
   parseNetworkServiceUrl,
   str,
   url,
   urlList,
-  type IntOptions,
-  type LogLevel,
-  type NetworkServiceRequestUrl,
-  type Parser,
 } from "./parsers.js";
-export { commonVars, DEFAULT_OPEN_TELEMETRY_ENDPOINT, validateCommon, type CommonVarsOptions, type TlsFiles } from "./common.js";
-export { EXIT_CONFIG, runMain, type MainIo, type RunContext, type RunMainOptions, type SignalSource } from "./run-main.js";
+export { EXIT_CONFIG, type MainIo, type RunContext, type RunMainOptions, runMain, type SignalSource } from "./run-main.js";
+export {
+  allOrNone,
+  ConfigError,
+  type ConfigOptions,
+  type ConfigSchema,
+  type ConfigValue,
+  type ConfigValues,
+  type ConfigVar,
+  defineConfig,
+} from "./schema.js";

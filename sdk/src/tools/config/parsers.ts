@@ -65,8 +65,7 @@ const durationUnitsMs: Readonly<Record<string, number>> = {
  */
 export const duration: Parser<number> = (raw) => {
   const v = raw.trim();
-  const bad = (): Error =>
-    new Error(`invalid duration ${JSON.stringify(raw)}: expected e.g. 500ms, 15s, 1m30s, 10m or 1h`);
+  const bad = (): Error => new Error(`invalid duration ${JSON.stringify(raw)}: expected e.g. 500ms, 15s, 1m30s, 10m or 1h`);
   if (v === "0") return 0;
   if (v === "") throw bad();
   const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
@@ -221,7 +220,9 @@ function decode(s: string, entry: string): string {
 export function parseNetworkServiceUrl(raw: string): NetworkServiceRequestUrl {
   const entry = raw.trim();
   const bad = (why: string): Error =>
-    new Error(`invalid network service URL ${JSON.stringify(entry)}: ${why}; expected [mechanism://]service[@domain][/ifname][?label=value&...]`);
+    new Error(
+      `invalid network service URL ${JSON.stringify(entry)}: ${why}; expected [mechanism://]service[@domain][/ifname][?label=value&...]`,
+    );
   let rest = entry;
   let mechanism: MechanismType = MechanismType.KERNEL;
   const schemeEnd = rest.indexOf("://");
@@ -261,8 +262,7 @@ export function parseNetworkServiceUrl(raw: string): NetworkServiceRequestUrl {
 }
 
 /** Comma-separated network service request URLs, as `NSM_NETWORK_SERVICES`. */
-export const networkServiceUrls: Parser<NetworkServiceRequestUrl[]> = (raw) =>
-  list(raw).map((s) => parseNetworkServiceUrl(s));
+export const networkServiceUrls: Parser<NetworkServiceRequestUrl[]> = (raw) => list(raw).map((s) => parseNetworkServiceUrl(s));
 
 /** Wraps a list parser so an empty list is an error, for settings that need at least one entry. */
 export function atLeastOne<T>(parse: Parser<T[]>): Parser<T[]> {

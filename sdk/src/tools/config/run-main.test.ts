@@ -1,7 +1,7 @@
 import { EventEmitter, once } from "node:events";
 import { PassThrough } from "node:stream";
 import { expect } from "chai";
-import { commonVars, defineConfig, runMain, url, type MainIo, type RunContext } from "./index.js";
+import { commonVars, defineConfig, type MainIo, type RunContext, runMain, url } from "./index.js";
 
 const schema = defineConfig({
   ...commonVars({ name: "test" }),
@@ -72,7 +72,14 @@ describe("tools/config runMain", () => {
     it(`${flag} prints the table and exits 0 without running`, async () => {
       fake = new FakeIo([flag], { NSM_LISTEN_ON: "bad" });
       let ran = false;
-      await runMain("cmd-test", schema, async () => void (ran = true), fake.io);
+      await runMain(
+        "cmd-test",
+        schema,
+        async () => {
+          ran = true;
+        },
+        fake.io,
+      );
       expect(fake.codes).to.deep.equal([0]);
       expect(ran).to.equal(false);
       for (const name of schema.names()) expect(fake.stdoutText).to.contain(name);
@@ -94,7 +101,15 @@ describe("tools/config runMain", () => {
     expect(fake.stderrText).to.match(/^cmd-test: unexpected argument "serve"/);
     fake = new FakeIo(["list", "-o", "json"]);
     let args: string[] = [];
-    await runMain("cmd-test", schema, async (_cfg, ctx) => void (args = ctx.argv), fake.io, { acceptArgs: true });
+    await runMain(
+      "cmd-test",
+      schema,
+      async (_cfg, ctx) => {
+        args = ctx.argv;
+      },
+      fake.io,
+      { acceptArgs: true },
+    );
     expect(fake.codes).to.deep.equal([0]);
     expect(args).to.deep.equal(["list", "-o", "json"]);
   });

@@ -5,7 +5,7 @@
  * `process` and tests can drive every path in-process.
  */
 import type { LevelWithSilent } from "pino";
-import { createLogger, switchLevelOnSignals, type Logger } from "../log/index.js";
+import { createLogger, type Logger, switchLevelOnSignals } from "../log/index.js";
 import { ConfigError, type ConfigSchema, type ConfigValues, type ConfigVar } from "./schema.js";
 
 /** What a program's `run` gets besides its configuration. */

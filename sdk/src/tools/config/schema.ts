@@ -61,10 +61,7 @@ export interface ConfigSchema<S extends Record<string, ConfigVar<unknown>>> {
 }
 
 /** Builds a configuration table; keep `vars` a literal so required/defaulted entries type as non-optional. */
-export function defineConfig<const S extends Record<string, ConfigVar<unknown>>>(
-  vars: S,
-  opts: ConfigOptions<S> = {},
-): ConfigSchema<S> {
+export function defineConfig<const S extends Record<string, ConfigVar<unknown>>>(vars: S, opts: ConfigOptions<S> = {}): ConfigSchema<S> {
   const entries = Object.entries(vars) as [keyof S & string, ConfigVar<unknown>][];
   const seen = new Set<string>();
   for (const [, v] of entries) {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { expect } from "chai";
 import { Etcd3 } from "etcd3";
-import { etcdAvailable, seedEtcd, startEtcd, type EtcdInstance } from "./index.js";
+import { type EtcdInstance, etcdAvailable, seedEtcd, startEtcd } from "./index.js";
 
 describe("tools/etcdtest", function () {
   this.timeout(30_000);

@@ -3,7 +3,7 @@
  * temporary data directory, and removes both on stop. Tests call `etcdAvailable()` first and skip with its reason
  * when the binary is missing, so the suite still runs on machines without etcd.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { get as httpGet } from "node:http";

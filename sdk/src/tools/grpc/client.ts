@@ -4,8 +4,8 @@
  * StatusError on failure; response streams are async iterables that cancel the call when left early.
  */
 import type { X509Certificate } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError, toStatusError } from "../status/index.js";
 import { compose } from "./compose.js";
 import { channelCredentials } from "./credentials.js";
@@ -54,7 +54,8 @@ export interface Channel {
 /** Dials `tcp://host:port` or `unix:///path`; connects lazily on the first call and reconnects on its own. */
 export function dial(url: string, opts: DialOptions = {}): Channel {
   const parsed = parseUrl(url);
-  const target = parsed.scheme === "tcp" && (parsed.host === "" || parsed.host === "0.0.0.0") ? `127.0.0.1:${parsed.port ?? 0}` : parsed.grpcTarget;
+  const target =
+    parsed.scheme === "tcp" && (parsed.host === "" || parsed.host === "0.0.0.0") ? `127.0.0.1:${parsed.port ?? 0}` : parsed.grpcTarget;
   let peerCert: X509Certificate | undefined;
   const creds = channelCredentials(opts.tls, { onServerCertificate: (c) => (peerCert = c) });
   const raw = new grpc.Client(target, creds, opts.grpcOptions);
@@ -70,7 +71,12 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
 }
 
 /** Waits for READY, failing fast on TRANSIENT_FAILURE as a call without wait-for-ready does. */
-function waitReady(ch: ReturnType<grpc.Client["getChannel"]>, url: string, deadline: Date | number, signal: AbortSignal | undefined): Promise<void> {
+function waitReady(
+  ch: ReturnType<grpc.Client["getChannel"]>,
+  url: string,
+  deadline: Date | number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(canceledError(signal, url));
@@ -87,9 +93,14 @@ function waitReady(ch: ReturnType<grpc.Client["getChannel"]>, url: string, deadl
     const check = (): void => {
       if (done) return;
       const state = ch.getConnectivityState(true);
-      if (state === READY) return finish();
-      if (state === TRANSIENT_FAILURE) return finish(new StatusError(Code.Unavailable, `${url}: connection failed`));
-      if (state === SHUTDOWN) return finish(new StatusError(Code.Unavailable, `${url}: channel closed`));
+      if (state === READY || state === TRANSIENT_FAILURE || state === SHUTDOWN) {
+        finish(
+          state === READY
+            ? undefined
+            : new StatusError(Code.Unavailable, `${url}: ${state === SHUTDOWN ? "channel closed" : "connection failed"}`),
+        );
+        return;
+      }
       ch.watchConnectivityState(state, deadline, (err) => {
         if (err) finish(new StatusError(Code.DeadlineExceeded, `${url}: not connected before the deadline`));
         else check();
@@ -183,7 +194,8 @@ function clientMethod(method: DescMethod, fn: ClientCallFn): unknown {
     case "server_streaming":
       return (req: unknown, opts: CallOptions = {}) => streamCall(method, fn, opts, create(input, req as Message), undefined);
     case "bidi_streaming":
-      return (reqs: AsyncIterable<unknown>, opts: CallOptions = {}) => streamCall(method, fn, opts, undefined, initsToMessages(input, reqs));
+      return (reqs: AsyncIterable<unknown>, opts: CallOptions = {}) =>
+        streamCall(method, fn, opts, undefined, initsToMessages(input, reqs));
   }
 }
 
@@ -240,11 +252,19 @@ function transport(raw: grpc.Client, method: DescMethod): ClientCallFn {
         new Promise((resolve, reject) => {
           if (call.signal.aborted) return reject(canceledError(call.signal, path));
           let onAbort: (() => void) | undefined;
-          const g = raw.makeUnaryRequest(path, ser, de, call.request as Message, toGrpcMetadata(call.metadata), callOptions(call), (err, res) => {
-            if (onAbort) call.signal.removeEventListener("abort", onAbort);
-            if (err) reject(fromServiceError(err));
-            else resolve(res);
-          });
+          const g = raw.makeUnaryRequest(
+            path,
+            ser,
+            de,
+            call.request as Message,
+            toGrpcMetadata(call.metadata),
+            callOptions(call),
+            (err, res) => {
+              if (onAbort) call.signal.removeEventListener("abort", onAbort);
+              if (err) reject(fromServiceError(err));
+              else resolve(res);
+            },
+          );
           g.on("metadata", (md: grpc.Metadata) => call.onHeader(firstValues(md)));
           if (call.signal !== neverAborted) {
             onAbort = () => g.cancel();
@@ -287,16 +307,21 @@ function transport(raw: grpc.Client, method: DescMethod): ClientCallFn {
           let failure: StatusError | undefined;
           const onAbort = (): void => g.cancel();
           call.signal.addEventListener("abort", onAbort, { once: true });
-          readResponses(g, call, (err) => {
-            call.signal.removeEventListener("abort", onAbort);
-            stopPump();
-            const e = failure ?? err;
-            if (e) reject(e);
-            else resolve(undefined);
-          }, (err) => {
-            failure ??= err;
-            g.cancel();
-          });
+          readResponses(
+            g,
+            call,
+            (err) => {
+              call.signal.removeEventListener("abort", onAbort);
+              stopPump();
+              const e = failure ?? err;
+              if (e) reject(e);
+              else resolve(undefined);
+            },
+            (err) => {
+              failure ??= err;
+              g.cancel();
+            },
+          );
           if (method.methodKind === "bidi_streaming") {
             stopPump = pumpRequests(g as grpc.ClientDuplexStream<Message, Message>, call.requests, (err) => {
               failure ??= err;

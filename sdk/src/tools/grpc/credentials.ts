@@ -9,7 +9,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { type PeerCertificate, checkServerIdentity as checkHostname } from "node:tls";
+import { checkServerIdentity as checkHostname, type PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import type { TlsFiles } from "./types.js";
 
@@ -56,10 +56,7 @@ export function channelCredentials(tls: TlsFiles | undefined, opts: ChannelCrede
     if (err === undefined && report && cert.raw) report(new X509Certificate(cert.raw));
     return err;
   };
-  return grpc.credentials.createSsl(
-    tls.caFile ? readFileSync(tls.caFile) : null,
-    readFileSync(tls.keyFile),
-    readFileSync(tls.certFile),
-    { checkServerIdentity: verify },
-  );
+  return grpc.credentials.createSsl(tls.caFile ? readFileSync(tls.caFile) : null, readFileSync(tls.keyFile), readFileSync(tls.certFile), {
+    checkServerIdentity: verify,
+  });
 }

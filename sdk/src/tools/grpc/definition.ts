@@ -3,8 +3,9 @@
  * never drift from the `.proto` files. Serialisers are cached per method: both our layer and raw grpc-js
  * users (the bench baseline) share the exact same functions.
  */
+
+import { type DescMessage, type DescMethod, type DescService, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
-import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 
 const paths = new WeakMap<DescMethod, string>();
 

@@ -1,28 +1,35 @@
-import { expect } from "chai";
 import { Writable } from "node:stream";
+import { create, createFileRegistry, type Message, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { create, createFileRegistry, toBinary, type Message, type MessageInitShape } from "@bufbuild/protobuf";
 import {
-  Health,
-  HealthCheckResponse_ServingStatus,
   file_grpc_health_v1_health,
+  Health,
   type HealthCheckRequest,
   type HealthCheckResponse,
+  HealthCheckResponse_ServingStatus,
 } from "@nsm-ts/api/health";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { ConnectionSchema, ConnectionEventSchema, NetworkServiceRequestSchema, MonitorConnection, NetworkService, type Connection } from "@nsm-ts/api/networkservice";
 import { IPAM } from "@nsm-ts/api/ipam";
-import { Code, StatusError, isStatusError } from "../status/index.js";
-import { createLogger } from "../log/index.js";
 import {
+  type Connection,
+  ConnectionEventSchema,
+  ConnectionSchema,
+  MonitorConnection,
+  NetworkService,
+  NetworkServiceRequestSchema,
+} from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { createLogger } from "../log/index.js";
+import { Code, isStatusError, StatusError } from "../status/index.js";
+import {
+  type Channel,
+  type ClientInterceptor,
   createClient,
   createServer,
   dial,
   grpcServiceDefinition,
-  parseUrl,
-  type Channel,
-  type ClientInterceptor,
   type NsmServer,
+  parseUrl,
   type ServerCallContext,
   type ServerInterceptor,
   type ServerOptions,
@@ -37,7 +44,9 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } 
 }
 
 const aborted = (signal: AbortSignal): Promise<unknown> =>
-  signal.aborted ? Promise.resolve(signal.reason) : new Promise((r) => signal.addEventListener("abort", () => r(signal.reason), { once: true }));
+  signal.aborted
+    ? Promise.resolve(signal.reason)
+    : new Promise((r) => signal.addEventListener("abort", () => r(signal.reason), { once: true }));
 
 async function expectStatus(p: Promise<unknown>, code: Code): Promise<StatusError> {
   try {
@@ -61,7 +70,11 @@ describe("grpc typed layer", () => {
 
   async function start(
     impl: Partial<ServiceImpl<typeof NetworkService>>,
-    opts: ServerOptions & { monitor?: ServiceImpl<typeof MonitorConnection>; ipam?: ServiceImpl<typeof IPAM>; clientInterceptors?: ClientInterceptor[] } = {},
+    opts: ServerOptions & {
+      monitor?: ServiceImpl<typeof MonitorConnection>;
+      ipam?: ServiceImpl<typeof IPAM>;
+      clientInterceptors?: ClientInterceptor[];
+    } = {},
   ) {
     const server = createServer(opts);
     servers.push(server);
@@ -88,15 +101,26 @@ describe("grpc typed layer", () => {
 
   describe("parseUrl", () => {
     it("maps tcp and unix URLs to grpc-js targets", () => {
-      expect(parseUrl("tcp://127.0.0.1:5002")).to.deep.equal({ scheme: "tcp", host: "127.0.0.1", port: 5002, grpcTarget: "127.0.0.1:5002" });
+      expect(parseUrl("tcp://127.0.0.1:5002")).to.deep.equal({
+        scheme: "tcp",
+        host: "127.0.0.1",
+        port: 5002,
+        grpcTarget: "127.0.0.1:5002",
+      });
       expect(parseUrl("tcp://:5002")).to.deep.equal({ scheme: "tcp", host: "", port: 5002, grpcTarget: "0.0.0.0:5002" });
       expect(parseUrl("tcp://[::1]:0").grpcTarget).to.equal("[::1]:0");
       expect(parseUrl("tcp://localhost:1")).to.include({ host: "localhost", port: 1 });
-      expect(parseUrl("unix:///var/lib/nsm.sock")).to.deep.equal({ scheme: "unix", path: "/var/lib/nsm.sock", grpcTarget: "unix:///var/lib/nsm.sock" });
+      expect(parseUrl("unix:///var/lib/nsm.sock")).to.deep.equal({
+        scheme: "unix",
+        path: "/var/lib/nsm.sock",
+        grpcTarget: "unix:///var/lib/nsm.sock",
+      });
     });
     it("rejects anything else with InvalidArgument", () => {
       for (const bad of ["", "127.0.0.1:80", "http://h:1", "tcp://h", "tcp://h:99999", "unix://relative.sock", "tcp://h:1/x"]) {
-        expect(() => parseUrl(bad), bad).to.throw(StatusError).with.property("code", Code.InvalidArgument);
+        expect(() => parseUrl(bad), bad)
+          .to.throw(StatusError)
+          .with.property("code", Code.InvalidArgument);
       }
     });
   });
@@ -104,15 +128,20 @@ describe("grpc typed layer", () => {
   describe("grpcServiceDefinition", () => {
     it("derives paths, streaming flags and protobuf-es serialisers from the descriptor", () => {
       const def = grpcServiceDefinition(MonitorConnection);
-      const m = def["monitorConnections"];
-      expect(m).to.include({ path: "/connection.MonitorConnection/MonitorConnections", requestStream: false, responseStream: true, originalName: "MonitorConnections" });
-      const ipam = grpcServiceDefinition(IPAM)["managePrefixes"];
+      const m = def.monitorConnections;
+      expect(m).to.include({
+        path: "/connection.MonitorConnection/MonitorConnections",
+        requestStream: false,
+        responseStream: true,
+        originalName: "MonitorConnections",
+      });
+      const ipam = grpcServiceDefinition(IPAM).managePrefixes;
       expect(ipam).to.include({ path: "/ipam.IPAM/ManagePrefixes", requestStream: true, responseStream: true });
       const conn = create(ConnectionSchema, { id: "x", context: { MTU: 1500 } });
-      const req = grpcServiceDefinition(NetworkService)["close"];
+      const req = grpcServiceDefinition(NetworkService).close;
       const bytes = req?.requestSerialize(conn);
       expect(Buffer.compare(bytes as Buffer, Buffer.from(toBinary(ConnectionSchema, conn)))).to.equal(0);
-      expect((req?.requestDeserialize(bytes as Buffer) as Connection).context?.MTU).to.equal(1500);
+      expect((req?.requestDeserialize(bytes as Buffer) as Connection | undefined)?.context?.MTU).to.equal(1500);
     });
   });
 
@@ -274,7 +303,13 @@ describe("grpc typed layer", () => {
         },
       );
       const headers: Array<Record<string, string>> = [];
-      await ns.request({}, { metadata: { "nsm-client-token": "jwt", "nsm-client-token-expires": "2026-04-07T10:14:14.123456789Z" }, onHeader: (h) => headers.push(h) });
+      await ns.request(
+        {},
+        {
+          metadata: { "nsm-client-token": "jwt", "nsm-client-token-expires": "2026-04-07T10:14:14.123456789Z" },
+          onHeader: (h) => headers.push(h),
+        },
+      );
       for await (const _ of monitor.monitorConnections({}, { metadata: { "x-m": "1" }, onHeader: (h) => headers.push(h) })) void _;
       expect(seen[0]?.method).to.equal("/networkservice.NetworkService/Request");
       expect(seen[0]?.metadata).to.include({ "nsm-client-token": "jwt", "nsm-client-token-expires": "2026-04-07T10:14:14.123456789Z" });
@@ -297,9 +332,16 @@ describe("grpc typed layer", () => {
       const md = new grpc.Metadata();
       md.add("nsm-client-token", "a");
       md.add("nsm-client-token", "b");
-      const def = grpcServiceDefinition(NetworkService)["request"] as grpc.MethodDefinition<Message, Message>;
+      const def = grpcServiceDefinition(NetworkService).request as grpc.MethodDefinition<Message, Message>;
       await new Promise((resolve, reject) =>
-        raw.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, create(NetworkServiceRequestSchema) as Message, md, (err, res) => (err ? reject(err) : resolve(res))),
+        raw.makeUnaryRequest(
+          def.path,
+          def.requestSerialize,
+          def.responseDeserialize,
+          create(NetworkServiceRequestSchema) as Message,
+          md,
+          (err, res) => (err ? reject(err) : resolve(res)),
+        ),
       );
       raw.close();
       const ctx = await seen.promise;
@@ -327,7 +369,9 @@ describe("grpc typed layer", () => {
       })();
       await watch;
       expect(statuses).to.deep.equal([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
-      expect((await health.check({ service: "connection.MonitorConnection" })).status).to.equal(HealthCheckResponse_ServingStatus.NOT_SERVING);
+      expect((await health.check({ service: "connection.MonitorConnection" })).status).to.equal(
+        HealthCheckResponse_ServingStatus.NOT_SERVING,
+      );
       const unknown = health.watch({ service: "nope" })[Symbol.asyncIterator]();
       expect((await unknown.next()).value?.status).to.equal(HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN);
       await unknown.return?.();
@@ -348,7 +392,8 @@ describe("grpc typed layer", () => {
         {
           async request(req) {
             calls++;
-            if (calls === 1) throw new StatusError(Code.NotFound, "discover: no endpoint for my-service", { metadata: { "x-why": "none" } });
+            if (calls === 1)
+              throw new StatusError(Code.NotFound, "discover: no endpoint for my-service", { metadata: { "x-why": "none" } });
             if (calls === 2) throw new TypeError("boom");
             return req.connection ?? {};
           },
@@ -391,7 +436,13 @@ describe("grpc typed layer", () => {
       const raw = new grpc.Client(parseUrl(url).grpcTarget, grpc.credentials.createInsecure());
       const garbage = Buffer.from([0x0a, 0xff, 0xff, 0x01]); // field 1, length far past the end
       const code = await new Promise<number>((resolve) =>
-        raw.makeUnaryRequest("/networkservice.NetworkService/Request", (b: Buffer) => b, (b: Buffer) => b, garbage, (err) => resolve(err?.code ?? 0)),
+        raw.makeUnaryRequest(
+          "/networkservice.NetworkService/Request",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          garbage,
+          (err) => resolve(err?.code ?? 0),
+        ),
       );
       raw.close();
       expect([Code.InvalidArgument, Code.Internal]).to.include(code);
@@ -477,14 +528,27 @@ describe("grpc typed layer", () => {
         service: [
           {
             name: "Collector",
-            method: [{ name: "Collect", inputType: ".grpc.health.v1.HealthCheckRequest", outputType: ".grpc.health.v1.HealthCheckResponse", clientStreaming: true }],
+            method: [
+              {
+                name: "Collect",
+                inputType: ".grpc.health.v1.HealthCheckRequest",
+                outputType: ".grpc.health.v1.HealthCheckResponse",
+                clientStreaming: true,
+              },
+            ],
           },
         ],
       });
-      const registry = createFileRegistry(fdp, (name) => (name === file_grpc_health_v1_health.proto.name ? file_grpc_health_v1_health : undefined));
+      const registry = createFileRegistry(fdp, (name) =>
+        name === file_grpc_health_v1_health.proto.name ? file_grpc_health_v1_health : undefined,
+      );
       const collector = registry.getService("test.Collector");
       if (!collector) throw new Error("test service not built");
-      expect(grpcServiceDefinition(collector)["collect"]).to.include({ path: "/test.Collector/Collect", requestStream: true, responseStream: false });
+      expect(grpcServiceDefinition(collector).collect).to.include({
+        path: "/test.Collector/Collect",
+        requestStream: true,
+        responseStream: false,
+      });
       const server = createServer();
       servers.push(server);
       const seen: string[] = [];
@@ -523,7 +587,7 @@ describe("grpc typed layer", () => {
       );
       let i = 0;
       for await (const ev of monitor.monitorConnections({})) {
-        expect(ev.connections["c"]?.id).to.equal(String(i++));
+        expect(ev.connections.c?.id).to.equal(String(i++));
         if (i % 100 === 0) await new Promise((r) => setImmediate(r)); // yield to let buffers fill
       }
       expect(i).to.equal(n);
@@ -547,7 +611,13 @@ describe("grpc typed layer", () => {
         call.metadata["x-trace"] = "t1";
         const onMessage = call.onMessage;
         try {
-          const res = await next({ ...call, onMessage: (m) => (messages++, onMessage(m)) });
+          const res = await next({
+            ...call,
+            onMessage: (m) => {
+              messages++;
+              onMessage(m);
+            },
+          });
           clientLog.push(`${call.path} OK`);
           return res;
         } catch (err) {

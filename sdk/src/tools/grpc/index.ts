@@ -3,27 +3,28 @@
  * adds async handlers, typed clients, AbortSignal, deadlines readable on the server, async-iterable
  * streams, metadata/headers, interceptors, health, TLS/mTLS, and `tcp://` / `unix://` URLs.
  */
+
+export { type Channel, createClient, type DialOptions, dial } from "./client.js";
 export { grpcServiceDefinition, methodPath } from "./definition.js";
-export { parseUrl, formatUrl, type ParsedUrl } from "./url.js";
+export { type HealthStatus, healthService } from "./health.js";
 export { createServer, type NsmServer, type ServerOptions } from "./server.js";
-export { dial, createClient, type Channel, type DialOptions } from "./client.js";
-export { healthService, type HealthStatus } from "./health.js";
 export type {
-  CallOptions,
-  ServerCallContext,
-  ServiceImpl,
-  Client,
-  ClientMethod,
-  MethodHandler,
-  UnaryHandler,
-  ServerStreamingHandler,
-  ClientStreamingHandler,
   BidiStreamingHandler,
-  ServerCall,
-  ServerHandlerFn,
-  ServerInterceptor,
+  CallOptions,
+  Client,
   ClientCall,
   ClientCallFn,
   ClientInterceptor,
+  ClientMethod,
+  ClientStreamingHandler,
+  MethodHandler,
+  ServerCall,
+  ServerCallContext,
+  ServerHandlerFn,
+  ServerInterceptor,
+  ServerStreamingHandler,
+  ServiceImpl,
   TlsFiles,
+  UnaryHandler,
 } from "./types.js";
+export { formatUrl, type ParsedUrl, parseUrl } from "./url.js";

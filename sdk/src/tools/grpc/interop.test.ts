@@ -1,32 +1,32 @@
-import { expect } from "chai";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { IPAM, PrefixRequestSchema, PrefixResponseSchema } from "@nsm-ts/api/ipam";
 import {
-  ConnectionSchema,
   ConnectionEventSchema,
+  ConnectionSchema,
   MonitorConnection,
   MonitorScopeSelectorSchema,
   NetworkService,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
 import {
-  NetworkServiceEndpointRegistry,
-  NetworkServiceEndpointSchema,
   NetworkServiceEndpointQuerySchema,
+  NetworkServiceEndpointRegistry,
   NetworkServiceEndpointResponseSchema,
-  NetworkServiceRegistry,
-  NetworkServiceSchema,
+  NetworkServiceEndpointSchema,
   NetworkServiceQuerySchema,
+  NetworkServiceRegistry,
   NetworkServiceResponseSchema,
+  NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
-import { IPAM, PrefixRequestSchema, PrefixResponseSchema } from "@nsm-ts/api/ipam";
-import { createClient, createServer, dial, type Channel, type NsmServer } from "./index.js";
+import { expect } from "chai";
+import { type Channel, createClient, createServer, dial, type NsmServer } from "./index.js";
 import * as fx from "./test-fixtures.js";
 
 /** The repo root, found from the compiled test file so the test runs from any working directory. */
@@ -53,15 +53,22 @@ interface Loaded {
 /** Loads our .proto files with proto-loader: an independent parser and codec (protobufjs). */
 function loadProtos(): Loaded {
   const root = join(repoRoot(), "api", "proto");
-  const def = protoLoader.loadSync(["networkservice.proto", "connection.proto", "connectioncontext.proto", "registry.proto", "ipam.proto"], {
-    includeDirs: [join(root, "networkservice"), join(root, "registry"), join(root, "ipam")],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-  });
+  const def = protoLoader.loadSync(
+    ["networkservice.proto", "connection.proto", "connectioncontext.proto", "registry.proto", "ipam.proto"],
+    {
+      includeDirs: [join(root, "networkservice"), join(root, "registry"), join(root, "ipam")],
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+    },
+  );
   const pkg = grpc.loadPackageDefinition(def) as unknown as Record<string, Record<string, Loaded["ns"]>>;
-  const get = (p: string, s: string): Loaded["ns"] => pkg[p]?.[s] ?? (() => { throw new Error(`${p}.${s} not loaded`); })();
+  const get = (p: string, s: string): Loaded["ns"] =>
+    pkg[p]?.[s] ??
+    (() => {
+      throw new Error(`${p}.${s} not loaded`);
+    })();
   return {
     ns: get("networkservice", "NetworkService"),
     monitor: get("connection", "MonitorConnection"),
@@ -151,7 +158,7 @@ async function collectAll<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-describe("grpc interop with @grpc/grpc-js + @grpc/proto-loader", function () {
+describe("grpc interop with @grpc/grpc-js + @grpc/proto-loader", () => {
   const loaded = loadProtos();
   let dir: string;
   const closers: Array<() => Promise<void> | void> = [];
@@ -197,20 +204,23 @@ describe("grpc interop with @grpc/grpc-js + @grpc/proto-loader", function () {
 
       expect(await unary(ns, "Request", fx.fullRequestPlain)).to.deep.equal(fx.fullConnectionPlain);
       expect(await unary(ns, "Close", fx.fullConnectionPlain)).to.deep.equal({});
-      const events = await collect(monitor["MonitorConnections"]?.(fx.fullSelectorPlain) as grpc.ClientReadableStream<unknown>);
+      const events = await collect(monitor.MonitorConnections?.(fx.fullSelectorPlain) as grpc.ClientReadableStream<unknown>);
       expect(events).to.deep.equal([fx.fullEventPlain, fx.fullEventPlain]);
       expect(await unary(nsReg, "Register", fx.fullServicePlain)).to.deep.equal(fx.fullServicePlain);
-      expect(await collect(nsReg["Find"]?.(fx.nsQueryPlain) as grpc.ClientReadableStream<unknown>)).to.deep.equal([fx.nsResponsePlain]);
+      expect(await collect(nsReg.Find?.(fx.nsQueryPlain) as grpc.ClientReadableStream<unknown>)).to.deep.equal([fx.nsResponsePlain]);
       expect(await unary(nsReg, "Unregister", fx.fullServicePlain)).to.deep.equal({});
       expect(await unary(nseReg, "Register", fx.fullEndpointPlain)).to.deep.equal(fx.fullEndpointPlain);
-      expect(await collect(nseReg["Find"]?.(fx.nseQueryPlain) as grpc.ClientReadableStream<unknown>)).to.deep.equal([fx.nseResponsePlain]);
+      expect(await collect(nseReg.Find?.(fx.nseQueryPlain) as grpc.ClientReadableStream<unknown>)).to.deep.equal([fx.nseResponsePlain]);
       expect(await unary(nseReg, "Unregister", fx.fullEndpointPlain)).to.deep.equal({});
-      const bidi = ipam["ManagePrefixes"]?.() as grpc.ClientDuplexStream<unknown, unknown>;
+      const bidi = ipam.ManagePrefixes?.() as grpc.ClientDuplexStream<unknown, unknown>;
       const responses = collect(bidi);
       for (const r of fx.prefixRequestsPlain) bidi.write(r);
       bidi.end();
       expect(await responses).to.deep.equal(
-        fx.prefixRequestsPlain.map((r) => ({ prefix: r["prefix"], exclude_prefixes: [...(r["exclude_prefixes"] as string[]), "198.51.100.0/24"] })),
+        fx.prefixRequestsPlain.map((r) => ({
+          prefix: r.prefix,
+          exclude_prefixes: [...(r.exclude_prefixes as string[]), "198.51.100.0/24"],
+        })),
       );
 
       expect(received).to.deep.equal([
@@ -241,8 +251,13 @@ describe("grpc interop with @grpc/grpc-js + @grpc/proto-loader", function () {
         for (const r of replies) call.write(r);
         call.end();
       };
-      server.addService(loaded.ns.service, { Request: unaryH("Request", () => fx.fullConnectionPlain), Close: unaryH("Close", () => ({})) });
-      server.addService(loaded.monitor.service, { MonitorConnections: streamH("MonitorConnections", [fx.fullEventPlain, fx.fullEventPlain]) });
+      server.addService(loaded.ns.service, {
+        Request: unaryH("Request", () => fx.fullConnectionPlain),
+        Close: unaryH("Close", () => ({})),
+      });
+      server.addService(loaded.monitor.service, {
+        MonitorConnections: streamH("MonitorConnections", [fx.fullEventPlain, fx.fullEventPlain]),
+      });
       server.addService(loaded.nsReg.service, {
         Register: unaryH("NS.Register", (r) => r),
         Find: streamH("NS.Find", [fx.nsResponsePlain]),
@@ -279,11 +294,18 @@ describe("grpc interop with @grpc/grpc-js + @grpc/proto-loader", function () {
       expect(json(ConnectionSchema, await ns.request(fx.fullRequest))).to.deep.equal(json(ConnectionSchema, fx.fullConnection));
       expect(json(EmptySchema, await ns.close(fx.fullConnection))).to.deep.equal({});
       const events = await collectAll(monitor.monitorConnections(fx.fullSelector));
-      expect(events.map((e) => json(ConnectionEventSchema, e))).to.deep.equal([json(ConnectionEventSchema, fx.fullEvent), json(ConnectionEventSchema, fx.fullEvent)]);
+      expect(events.map((e) => json(ConnectionEventSchema, e))).to.deep.equal([
+        json(ConnectionEventSchema, fx.fullEvent),
+        json(ConnectionEventSchema, fx.fullEvent),
+      ]);
       expect(json(NetworkServiceSchema, await nsReg.register(fx.fullService))).to.deep.equal(json(NetworkServiceSchema, fx.fullService));
-      expect((await collectAll(nsReg.find(fx.nsQuery))).map((r) => json(NetworkServiceResponseSchema, r))).to.deep.equal([json(NetworkServiceResponseSchema, fx.nsResponse)]);
+      expect((await collectAll(nsReg.find(fx.nsQuery))).map((r) => json(NetworkServiceResponseSchema, r))).to.deep.equal([
+        json(NetworkServiceResponseSchema, fx.nsResponse),
+      ]);
       await nsReg.unregister(fx.fullService);
-      expect(json(NetworkServiceEndpointSchema, await nseReg.register(fx.fullEndpoint))).to.deep.equal(json(NetworkServiceEndpointSchema, fx.fullEndpoint));
+      expect(json(NetworkServiceEndpointSchema, await nseReg.register(fx.fullEndpoint))).to.deep.equal(
+        json(NetworkServiceEndpointSchema, fx.fullEndpoint),
+      );
       expect((await collectAll(nseReg.find(fx.nseQuery))).map((r) => json(NetworkServiceEndpointResponseSchema, r))).to.deep.equal([
         json(NetworkServiceEndpointResponseSchema, fx.nseResponse),
       ]);

@@ -4,8 +4,8 @@
  */
 import { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { Code, StatusError } from "../status/index.js";
 import type { Logger } from "../log/index.js";
+import { Code, StatusError } from "../status/index.js";
 import { allValues, firstValues } from "./metadata.js";
 import type { ServerCallContext } from "./types.js";
 

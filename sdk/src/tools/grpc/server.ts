@@ -4,18 +4,18 @@
  * call as one `ServerCall` shape, and every server also answers `grpc.health.v1.Health`.
  */
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { type Logger, silentLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
-import { silentLogger, type Logger } from "../log/index.js";
 import { compose } from "./compose.js";
-import { methodPath, grpcServiceDefinition } from "./definition.js";
-import { toStatusObject } from "./errors.js";
-import { HealthState, healthService, healthImpl, type HealthStatus } from "./health.js";
-import { AsyncQueue } from "./queue.js";
-import { CallContext, type AnyServerCall } from "./server-context.js";
-import type { ServerCall, ServerInterceptor, ServerHandlerFn, ServiceImpl, TlsFiles } from "./types.js";
 import { serverCredentials } from "./credentials.js";
+import { grpcServiceDefinition, methodPath } from "./definition.js";
+import { toStatusObject } from "./errors.js";
+import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
+import { AsyncQueue } from "./queue.js";
+import { type AnyServerCall, CallContext } from "./server-context.js";
+import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsFiles } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
 
 /** Options of `createServer`. */
@@ -238,7 +238,10 @@ function drained(stream: NodeJS.EventEmitter, signal: AbortSignal): Promise<void
 }
 
 /** Feeds an incoming request stream into an async queue, pausing the transport while the queue is full. */
-function requestQueue(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, ctx: CallContext): AsyncQueue<Message> {
+function requestQueue(
+  call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  ctx: CallContext,
+): AsyncQueue<Message> {
   let paused = false;
   const q = new AsyncQueue<Message>(16, () => {
     if (paused) {
@@ -286,7 +289,10 @@ function grpcHandler(
   };
 
   if (kind === "unary" || kind === "client_streaming") {
-    return (gcall: grpc.ServerUnaryCall<Message, Message> | grpc.ServerReadableStream<Message, Message>, cb: grpc.sendUnaryData<Message>) => {
+    return (
+      gcall: grpc.ServerUnaryCall<Message, Message> | grpc.ServerReadableStream<Message, Message>,
+      cb: grpc.sendUnaryData<Message>,
+    ) => {
       const { ctx, end } = start(gcall);
       const call: ServerCall = {
         method,

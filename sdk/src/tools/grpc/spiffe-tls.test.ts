@@ -3,12 +3,13 @@
  * the chain is verified against the CA, the SPIFFE ID replaces the hostname check, and the channel exposes
  * the server certificate of its handshake (what connect addresses tokens to).
  */
-import { expect } from "chai";
+
 import { NetworkService } from "@nsm-ts/api/networkservice";
-import { TestPki } from "../identity/testpki.js";
+import { expect } from "chai";
 import { spiffeIdOf } from "../identity/index.js";
+import { TestPki } from "../identity/testpki.js";
 import { Code, StatusError } from "../status/index.js";
-import { type Channel, type NsmServer, createClient, createServer, dial } from "./index.js";
+import { type Channel, createClient, createServer, dial, type NsmServer } from "./index.js";
 
 const SERVER_ID = "spiffe://tls.nsm-ts/server";
 
@@ -35,7 +36,9 @@ describe("grpc TLS with SPIFFE certificates", () => {
   }
 
   function channel(url: string): Channel {
-    const ch = dial(url, { tls: { ...pki.leaf(`client-${channels.length}`, { san: "URI:spiffe://tls.nsm-ts/client" }), caFile: pki.caFile } });
+    const ch = dial(url, {
+      tls: { ...pki.leaf(`client-${channels.length}`, { san: "URI:spiffe://tls.nsm-ts/client" }), caFile: pki.caFile },
+    });
     channels.push(ch);
     return ch;
   }

@@ -6,24 +6,24 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { isReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { PrefixRequestSchema, PrefixResponseSchema, Type as PrefixType } from "@nsm-ts/api/ipam";
 import {
-  ConnectionSchema,
   ConnectionEventSchema,
   ConnectionEventType,
+  ConnectionSchema,
   IpFamily_Family,
   MonitorScopeSelectorSchema,
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
 import {
-  NetworkServiceEndpointSchema,
-  NetworkServiceSchema,
-  NetworkServiceQuerySchema,
   NetworkServiceEndpointQuerySchema,
-  NetworkServiceResponseSchema,
   NetworkServiceEndpointResponseSchema,
+  NetworkServiceEndpointSchema,
+  NetworkServiceQuerySchema,
+  NetworkServiceResponseSchema,
+  NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
-import { PrefixRequestSchema, PrefixResponseSchema, Type as PrefixType } from "@nsm-ts/api/ipam";
 
 /** A plain object as proto-loader decodes it. */
 export type Plain = { [key: string]: unknown };
@@ -48,7 +48,15 @@ export const fullConnection = create(ConnectionSchema, {
       ipNeighbors: [{ ip: "169.254.0.2", hardwareAddress: "02:00:00:00:00:02" }],
       extraPrefixRequest: [{ addrFamily: { family: IpFamily_Family.IPV6 }, prefixLen: 64, requiredNumber: 1, requestedNumber: 2 }],
       extraPrefixes: ["fd00::/64"],
-      policies: [{ from: "169.254.0.1/32", proto: "6", dstPort: "80", srcPort: "1000-2000", routes: [{ prefix: "203.0.113.0/24", nextHop: "169.254.0.2" }] }],
+      policies: [
+        {
+          from: "169.254.0.1/32",
+          proto: "6",
+          dstPort: "80",
+          srcPort: "1000-2000",
+          routes: [{ prefix: "203.0.113.0/24", nextHop: "169.254.0.2" }],
+        },
+      ],
     },
     dnsContext: { configs: [{ dnsServerIps: ["198.51.100.53"], searchDomains: ["svc.example"] }] },
     ethernetContext: { srcMac: "02:00:00:00:00:01", dstMac: "02:00:00:00:00:02", vlanTag: 100 },
@@ -87,7 +95,15 @@ export const fullConnectionPlain: Plain = {
       ip_neighbors: [{ ip: "169.254.0.2", hardware_address: "02:00:00:00:00:02" }],
       extra_prefix_request: [{ addr_family: { family: "IPV6" }, prefix_len: 64, required_number: 1, requested_number: 2 }],
       extra_prefixes: ["fd00::/64"],
-      policies: [{ from: "169.254.0.1/32", proto: "6", dst_port: "80", src_port: "1000-2000", routes: [{ prefix: "203.0.113.0/24", nextHop: "169.254.0.2" }] }],
+      policies: [
+        {
+          from: "169.254.0.1/32",
+          proto: "6",
+          dst_port: "80",
+          src_port: "1000-2000",
+          routes: [{ prefix: "203.0.113.0/24", nextHop: "169.254.0.2" }],
+        },
+      ],
     },
     dns_context: { configs: [{ dns_server_ips: ["198.51.100.53"], search_domains: ["svc.example"] }] },
     ethernet_context: { src_mac: "02:00:00:00:00:01", dst_mac: "02:00:00:00:00:02", vlan_tag: 100 },

@@ -1,12 +1,21 @@
-import { expect } from "chai";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkService } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { Code, StatusError } from "../status/index.js";
-import { createClient, createServer, dial, parseUrl, type Channel, type NsmServer, type ServerCallContext, type TlsFiles } from "./index.js";
+import {
+  type Channel,
+  createClient,
+  createServer,
+  dial,
+  type NsmServer,
+  parseUrl,
+  type ServerCallContext,
+  type TlsFiles,
+} from "./index.js";
 
 const SPIFFE_ID = "spiffe://test.nsm-ts/ns/a/pod/b";
 
@@ -17,19 +26,71 @@ function makePki(dir: string): { ca: string; server: TlsFiles; client: TlsFiles;
     execFileSync("openssl", args, { stdio: "pipe" });
   };
   const newCa = (name: string): void =>
-    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p(`${name}.key`), "-out", p(`${name}.crt`),
-      "-subj", `/CN=${name}`, "-days", "1", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+    ossl(
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      p(`${name}.key`),
+      "-out",
+      p(`${name}.crt`),
+      "-subj",
+      `/CN=${name}`,
+      "-days",
+      "1",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    );
   const leaf = (name: string, ca: string, ext: string): TlsFiles => {
     writeFileSync(p(`${name}.ext`), ext);
-    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`), "-subj", `/CN=${name}`);
-    ossl("x509", "-req", "-in", p(`${name}.csr`), "-CA", p(`${ca}.crt`), "-CAkey", p(`${ca}.key`), "-CAcreateserial", "-out", p(`${name}.crt`), "-days", "1", "-extfile", p(`${name}.ext`));
+    ossl(
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      p(`${name}.key`),
+      "-out",
+      p(`${name}.csr`),
+      "-subj",
+      `/CN=${name}`,
+    );
+    ossl(
+      "x509",
+      "-req",
+      "-in",
+      p(`${name}.csr`),
+      "-CA",
+      p(`${ca}.crt`),
+      "-CAkey",
+      p(`${ca}.key`),
+      "-CAcreateserial",
+      "-out",
+      p(`${name}.crt`),
+      "-days",
+      "1",
+      "-extfile",
+      p(`${name}.ext`),
+    );
     return { certFile: p(`${name}.crt`), keyFile: p(`${name}.key`), caFile: p(`${ca}.crt`) };
   };
   newCa("ca");
   newCa("other-ca");
   return {
     ca: p("ca.crt"),
-    server: leaf("server", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1,URI:spiffe://test.nsm-ts/ns/nsm/pod/server\nextendedKeyUsage=serverAuth,clientAuth\n"),
+    server: leaf(
+      "server",
+      "ca",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1,URI:spiffe://test.nsm-ts/ns/nsm/pod/server\nextendedKeyUsage=serverAuth,clientAuth\n",
+    ),
     client: leaf("client", "ca", `subjectAltName=URI:${SPIFFE_ID}\nextendedKeyUsage=clientAuth\n`),
     otherClient: leaf("intruder", "other-ca", `subjectAltName=URI:spiffe://evil.example/x\nextendedKeyUsage=clientAuth\n`),
   };
@@ -74,7 +135,9 @@ describe("grpc TLS and mTLS from certificate files", () => {
 
     const insecure = dial(url);
     channels.push(insecure);
-    const err = await createClient(NetworkService, insecure).request({}, { timeoutMs: 2000 }).catch((e: unknown) => e);
+    const err = await createClient(NetworkService, insecure)
+      .request({}, { timeoutMs: 2000 })
+      .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(StatusError);
     expect([Code.Unavailable, Code.DeadlineExceeded, Code.Internal]).to.include((err as StatusError).code);
   });
@@ -110,7 +173,9 @@ describe("grpc TLS and mTLS from certificate files", () => {
 
     const other = dial(url, { tls: { ...pki.otherClient, caFile: pki.ca } });
     channels.push(other);
-    const err = await createClient(NetworkService, other).request({}, { timeoutMs: 3000 }).catch((e: unknown) => e);
+    const err = await createClient(NetworkService, other)
+      .request({}, { timeoutMs: 3000 })
+      .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(StatusError);
     expect([Code.Unavailable, Code.DeadlineExceeded]).to.include((err as StatusError).code);
     expect(seen).to.have.length(0);

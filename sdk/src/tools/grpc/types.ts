@@ -67,29 +67,31 @@ type Kinded<K extends DescMethod["methodKind"], I extends DescMessage, O extends
 };
 
 /** The handler type for one method descriptor, chosen by its streaming kind. */
-export type MethodHandler<M> = M extends Kinded<"unary", infer I, infer O>
-  ? UnaryHandler<I, O>
-  : M extends Kinded<"server_streaming", infer I, infer O>
-    ? ServerStreamingHandler<I, O>
-    : M extends Kinded<"client_streaming", infer I, infer O>
-      ? ClientStreamingHandler<I, O>
-      : M extends Kinded<"bidi_streaming", infer I, infer O>
-        ? BidiStreamingHandler<I, O>
-        : never;
+export type MethodHandler<M> =
+  M extends Kinded<"unary", infer I, infer O>
+    ? UnaryHandler<I, O>
+    : M extends Kinded<"server_streaming", infer I, infer O>
+      ? ServerStreamingHandler<I, O>
+      : M extends Kinded<"client_streaming", infer I, infer O>
+        ? ClientStreamingHandler<I, O>
+        : M extends Kinded<"bidi_streaming", infer I, infer O>
+          ? BidiStreamingHandler<I, O>
+          : never;
 
 /** An implementation of a service: one handler per method, keyed by the method's local name. */
 export type ServiceImpl<S extends DescService> = { [K in keyof S["method"]]: MethodHandler<S["method"][K]> };
 
 /** The client method type for one method descriptor. */
-export type ClientMethod<M> = M extends Kinded<"unary", infer I, infer O>
-  ? (req: MessageInitShape<I>, opts?: CallOptions) => Promise<MessageShape<O>>
-  : M extends Kinded<"server_streaming", infer I, infer O>
-    ? (req: MessageInitShape<I>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
-    : M extends Kinded<"client_streaming", infer I, infer O>
-      ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => Promise<MessageShape<O>>
-      : M extends Kinded<"bidi_streaming", infer I, infer O>
-        ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
-        : never;
+export type ClientMethod<M> =
+  M extends Kinded<"unary", infer I, infer O>
+    ? (req: MessageInitShape<I>, opts?: CallOptions) => Promise<MessageShape<O>>
+    : M extends Kinded<"server_streaming", infer I, infer O>
+      ? (req: MessageInitShape<I>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
+      : M extends Kinded<"client_streaming", infer I, infer O>
+        ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => Promise<MessageShape<O>>
+        : M extends Kinded<"bidi_streaming", infer I, infer O>
+          ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
+          : never;
 
 /** A typed client of a service: one method per RPC, keyed by local name (`request`, `monitorConnections`). */
 export type Client<S extends DescService> = { [K in keyof S["method"]]: ClientMethod<S["method"][K]> };

@@ -1,4 +1,4 @@
-import { type KeyObject, X509Certificate, createSign, createVerify } from "node:crypto";
+import { createSign, createVerify, type KeyObject, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -43,7 +43,9 @@ describe("tools/identity", () => {
     const left = (id.notAfter?.getTime() ?? 0) - Date.now();
     expect(left).to.be.within(23 * 3600_000, 24 * 3600_000 + 60_000);
     // The key signs what the certificate's public key verifies.
-    const sig = createSign("sha256").update("hello").sign(id.privateKey as KeyObject);
+    const sig = createSign("sha256")
+      .update("hello")
+      .sign(id.privateKey as KeyObject);
     expect(createVerify("sha256").update("hello").verify(id.publicKey, sig)).to.equal(true);
   });
 
@@ -152,9 +154,7 @@ describe("tools/identity", () => {
     expect(id.notAfter).to.equal(undefined);
     expect(id.publicKey.asymmetricKeyDetails?.namedCurve).to.equal("prime256v1");
     const other = await devIdentity("nsmgr-node1");
-    expect(other.publicKey.export({ format: "der", type: "spki" })).not.to.deep.equal(
-      id.publicKey.export({ format: "der", type: "spki" }),
-    );
+    expect(other.publicKey.export({ format: "der", type: "spki" })).not.to.deep.equal(id.publicKey.export({ format: "der", type: "spki" }));
     expect((await devIdentity("ns/default/nse")).spiffeId).to.equal("spiffe://nsm-ts.dev/ns/default/nse");
   });
 

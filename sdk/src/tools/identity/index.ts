@@ -3,7 +3,7 @@
  * X.509 certificate + EC P-256 key on disk (the identity is the certificate's `spiffe://` URI SAN), or
  * created ephemerally for the explicit insecure dev mode of design §2.
  */
-import { X509Certificate, createPrivateKey, generateKeyPair, type KeyObject, type webcrypto } from "node:crypto";
+import { createPrivateKey, generateKeyPair, type KeyObject, type webcrypto, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { type Clock, realClock } from "../clock/index.js";

@@ -36,9 +36,25 @@ export class TestPki {
     this.caFile = join(this.dir, `${caName}.pem`);
     this.caKey = join(this.dir, `${caName}.key`);
     openssl(this.dir, [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-      "-keyout", this.caKey, "-out", this.caFile, "-subj", `/CN=${caName}`, "-days", "2",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      this.caKey,
+      "-out",
+      this.caFile,
+      "-subj",
+      `/CN=${caName}`,
+      "-days",
+      "2",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
     ]);
   }
 
@@ -54,8 +70,22 @@ export class TestPki {
     openssl(this.dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", icaKey]);
     openssl(this.dir, ["req", "-new", "-key", icaKey, "-out", icaCsr, "-subj", `/CN=${name}-ica`]);
     openssl(this.dir, [
-      "x509", "-req", "-in", icaCsr, "-CA", this.caFile, "-CAkey", this.caKey, "-set_serial", String(serial++),
-      "-out", icaFile, "-days", "1", "-extfile", icaExt,
+      "x509",
+      "-req",
+      "-in",
+      icaCsr,
+      "-CA",
+      this.caFile,
+      "-CAkey",
+      this.caKey,
+      "-set_serial",
+      String(serial++),
+      "-out",
+      icaFile,
+      "-days",
+      "1",
+      "-extfile",
+      icaExt,
     ]);
     const leaf = this.issue(name, icaFile, icaKey, opts);
     writeFileSync(leaf.certFile, readFileSync(leaf.certFile, "utf8") + readFileSync(icaFile, "utf8"));
@@ -83,8 +113,22 @@ export class TestPki {
     if (opts.san) lines.push(`subjectAltName=${opts.san}`);
     writeFileSync(ext, `${lines.join("\n")}\n`);
     openssl(this.dir, [
-      "x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-set_serial", String(serial++),
-      "-out", certFile, "-days", "1", "-extfile", ext,
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      caFile,
+      "-CAkey",
+      caKey,
+      "-set_serial",
+      String(serial++),
+      "-out",
+      certFile,
+      "-days",
+      "1",
+      "-extfile",
+      ext,
     ]);
     return { certFile, keyFile };
   }

@@ -2,7 +2,7 @@
  * Structured logging with pino: one JSON line per event. Library code never prints; it logs through the
  * `Logger` it is given (usually `ctx.log`, a child carrying the connection id).
  */
-import { pino, type Logger as PinoLogger, type LevelWithSilent } from "pino";
+import { type LevelWithSilent, type Logger as PinoLogger, pino } from "pino";
 
 /** The logger type used throughout nsm-ts. */
 export type Logger = PinoLogger;
@@ -30,8 +30,15 @@ export const silentLogger: Logger = pino({ level: "silent" });
 export function parseLogLevel(value: string): LevelWithSilent | undefined {
   const v = value.trim().toLowerCase();
   const map: Record<string, LevelWithSilent> = {
-    trace: "trace", debug: "debug", info: "info", warn: "warn", warning: "warn",
-    error: "error", fatal: "fatal", panic: "fatal", silent: "silent",
+    trace: "trace",
+    debug: "debug",
+    info: "info",
+    warn: "warn",
+    warning: "warn",
+    error: "error",
+    fatal: "fatal",
+    panic: "fatal",
+    silent: "silent",
   };
   return map[v];
 }

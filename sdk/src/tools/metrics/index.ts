@@ -7,7 +7,7 @@
  */
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { ClientInterceptor, ServerInterceptor } from "../grpc/index.js";
 import { Code, StatusError } from "../status/index.js";
 
@@ -45,7 +45,11 @@ export interface Metrics {
 
 const NS_REQUEST = "/networkservice.NetworkService/Request";
 const NS_CLOSE = "/networkservice.NetworkService/Close";
-const codeNames = new Map<number, string>(Object.entries(Code).filter(([, v]) => typeof v === "number").map(([k, v]) => [v as number, k]));
+const codeNames = new Map<number, string>(
+  Object.entries(Code)
+    .filter(([, v]) => typeof v === "number")
+    .map(([k, v]) => [v as number, k]),
+);
 /** The status name of a call outcome: OK, or the StatusError's code name (Unknown for anything else). */
 function codeOf(err: unknown): string {
   if (err === undefined) return "OK";
@@ -74,19 +78,85 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   registry.setDefaultLabels({ program: opts.program });
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "nsm_" });
 
-  const serverStarted = new Counter({ name: "nsm_grpc_server_started_total", help: "RPCs started on this server", labelNames: ["method"], registers: [registry] });
-  const serverHandled = new Counter({ name: "nsm_grpc_server_handled_total", help: "RPCs completed on this server, by status code", labelNames: ["method", "code"], registers: [registry] });
-  const serverErrors = new Counter({ name: "nsm_grpc_server_errors_total", help: "RPCs on this server that ended with a status other than OK", labelNames: ["method", "code"], registers: [registry] });
-  const serverLatency = new Histogram({ name: "nsm_grpc_server_handling_seconds", help: "Time from receiving an RPC to its status", labelNames: ["method"], buckets: LATENCY_BUCKETS, registers: [registry] });
-  const serverStreams = new Gauge({ name: "nsm_grpc_server_streams_active", help: "Response streams open on this server (monitors, registry watchers)", labelNames: ["method"], registers: [registry] });
-  const clientHandled = new Counter({ name: "nsm_grpc_client_handled_total", help: "RPCs this program made, by status code", labelNames: ["method", "code"], registers: [registry] });
-  const clientErrors = new Counter({ name: "nsm_grpc_client_errors_total", help: "RPCs this program made that ended with a status other than OK", labelNames: ["method", "code"], registers: [registry] });
-  const clientLatency = new Histogram({ name: "nsm_grpc_client_handling_seconds", help: "Time from sending an RPC to its status", labelNames: ["method"], buckets: LATENCY_BUCKETS, registers: [registry] });
-  const requests = new Counter({ name: "nsm_connection_requests_total", help: "NetworkService Requests served, by status code", labelNames: ["code"], registers: [registry] });
-  const closes = new Counter({ name: "nsm_connection_closes_total", help: "NetworkService Closes served, by status code", labelNames: ["code"], registers: [registry] });
-  const refreshes = new Counter({ name: "nsm_connection_refreshes_total", help: "Successful Requests for a connection this server already had (refresh or heal re-request)", registers: [registry] });
-  const watchers = new Gauge({ name: "nsm_registry_watchers", help: "Open registry Find streams with watch=true, by service", labelNames: ["service"], registers: [registry] });
-  const heals = new Counter({ name: "nsm_heal_events_total", help: "Heal events of client chains, by result", labelNames: ["result"], registers: [registry] });
+  const serverStarted = new Counter({
+    name: "nsm_grpc_server_started_total",
+    help: "RPCs started on this server",
+    labelNames: ["method"],
+    registers: [registry],
+  });
+  const serverHandled = new Counter({
+    name: "nsm_grpc_server_handled_total",
+    help: "RPCs completed on this server, by status code",
+    labelNames: ["method", "code"],
+    registers: [registry],
+  });
+  const serverErrors = new Counter({
+    name: "nsm_grpc_server_errors_total",
+    help: "RPCs on this server that ended with a status other than OK",
+    labelNames: ["method", "code"],
+    registers: [registry],
+  });
+  const serverLatency = new Histogram({
+    name: "nsm_grpc_server_handling_seconds",
+    help: "Time from receiving an RPC to its status",
+    labelNames: ["method"],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const serverStreams = new Gauge({
+    name: "nsm_grpc_server_streams_active",
+    help: "Response streams open on this server (monitors, registry watchers)",
+    labelNames: ["method"],
+    registers: [registry],
+  });
+  const clientHandled = new Counter({
+    name: "nsm_grpc_client_handled_total",
+    help: "RPCs this program made, by status code",
+    labelNames: ["method", "code"],
+    registers: [registry],
+  });
+  const clientErrors = new Counter({
+    name: "nsm_grpc_client_errors_total",
+    help: "RPCs this program made that ended with a status other than OK",
+    labelNames: ["method", "code"],
+    registers: [registry],
+  });
+  const clientLatency = new Histogram({
+    name: "nsm_grpc_client_handling_seconds",
+    help: "Time from sending an RPC to its status",
+    labelNames: ["method"],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: "nsm_connection_requests_total",
+    help: "NetworkService Requests served, by status code",
+    labelNames: ["code"],
+    registers: [registry],
+  });
+  const closes = new Counter({
+    name: "nsm_connection_closes_total",
+    help: "NetworkService Closes served, by status code",
+    labelNames: ["code"],
+    registers: [registry],
+  });
+  const refreshes = new Counter({
+    name: "nsm_connection_refreshes_total",
+    help: "Successful Requests for a connection this server already had (refresh or heal re-request)",
+    registers: [registry],
+  });
+  const watchers = new Gauge({
+    name: "nsm_registry_watchers",
+    help: "Open registry Find streams with watch=true, by service",
+    labelNames: ["service"],
+    registers: [registry],
+  });
+  const heals = new Counter({
+    name: "nsm_heal_events_total",
+    help: "Heal events of client chains, by result",
+    labelNames: ["result"],
+    registers: [registry],
+  });
 
   // Live connections by id with their expiry (epoch s, 0 = unknown): a connection that times out without a
   // Close leaves the count once its token expires.
@@ -129,7 +199,10 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     const streaming = call.method.methodKind === "server_streaming" || call.method.methodKind === "bidi_streaming";
     if (streaming) serverStreams.inc({ method });
     // Registry watchers: "/registry.NetworkServiceEndpointRegistry/Find" with watch=true.
-    const watchService = method.endsWith("Registry/Find") && (call.request as { watch?: boolean } | undefined)?.watch === true ? method.split("/")[1] : undefined;
+    const watchService =
+      method.endsWith("Registry/Find") && (call.request as { watch?: boolean } | undefined)?.watch === true
+        ? method.split("/")[1]
+        : undefined;
     if (watchService) watchers.inc({ service: watchService });
     const end = serverLatency.startTimer({ method });
     let err: unknown;
@@ -224,8 +297,8 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   };
 }
 export {
-  startObservability,
   type Observability,
   type ObservabilityConfig,
   type ObservabilityOptions,
+  startObservability,
 } from "./observability.js";

@@ -3,7 +3,7 @@
  * histograms, open streams, and the `/metrics` endpoint (404 elsewhere, closed by `close`).
  */
 import { expect } from "chai";
-import { createClient, createServer, dial, healthService, type NsmServer, type Channel } from "../grpc/index.js";
+import { type Channel, createClient, createServer, dial, healthService, type NsmServer } from "../grpc/index.js";
 import { createMetrics, type Metrics } from "./index.js";
 
 const CHECK = "/grpc.health.v1.Health/Check";
@@ -37,8 +37,7 @@ describe("metrics", () => {
     const base = at.replace(/^tcp:/, "http:");
     const body = await (await fetch(`${base}/metrics`)).text();
     // Label order differs between metric types; compare with labels sorted.
-    const norm = (line: string): string =>
-      line.replace(/\{(.*)\}/, (_, l: string) => `{${l.split(",").sort().join(",")}}`);
+    const norm = (line: string): string => line.replace(/\{(.*)\}/, (_, l: string) => `{${l.split(",").sort().join(",")}}`);
     const lines = body.split("\n").map(norm);
     const has = (line: string): void => {
       expect(lines, line).to.include(norm(line));

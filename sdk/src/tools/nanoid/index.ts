@@ -25,7 +25,7 @@ export function generateString(length: number, alphabet: string = ALPHANUMERIC):
  * `[0-9A-Za-z]` suffix so the name is exactly 15 characters (IFNAMSIZ - 1), as upstream generates them.
  */
 export function generateLinuxInterfaceName(ns: string): string {
-  const prefix = ns.slice(0, IF_NAME_PREFIX_MAX_LENGTH) + "-";
+  const prefix = `${ns.slice(0, IF_NAME_PREFIX_MAX_LENGTH)}-`;
   return prefix + generateString(LINUX_IF_MAX_LENGTH - prefix.length);
 }
 

@@ -2,16 +2,17 @@
  * Authorization policies as TypeScript functions (upstream ships Rego): path policies for NetworkService,
  * the registry owner rule and the monitor rule, plus `enforce`. See README.md.
  */
-export { type Policy, enforce } from "./policy.js";
-export {
-  type PathPolicyInput,
-  tokensValid,
-  tokensExpired,
-  tokensChained,
-  prevTokenSigned,
-  nextTokenSigned,
-  defaultServerPolicies,
-  defaultClientPolicies,
-} from "./path.js";
-export { type RegistryPolicyInput, registryClientAllowed } from "./registry.js";
+
 export { type MonitorPolicyInput, monitorServiceConnection } from "./monitor.js";
+export {
+  defaultClientPolicies,
+  defaultServerPolicies,
+  nextTokenSigned,
+  type PathPolicyInput,
+  prevTokenSigned,
+  tokensChained,
+  tokensExpired,
+  tokensValid,
+} from "./path.js";
+export { enforce, type Policy } from "./policy.js";
+export { type RegistryPolicyInput, registryClientAllowed } from "./registry.js";

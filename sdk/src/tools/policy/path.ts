@@ -6,7 +6,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { Path } from "@nsm-ts/api/networkservice";
-import { type PeerInfo, type TokenClaims, decodeToken, formatExpires, verifyToken } from "../token/index.js";
+import { decodeToken, formatExpires, type PeerInfo, type TokenClaims, verifyToken } from "../token/index.js";
 import type { Policy } from "./policy.js";
 
 /** Input of the path policies. */

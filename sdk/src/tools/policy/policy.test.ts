@@ -4,21 +4,21 @@ import { create } from "@bufbuild/protobuf";
 import { type Path, PathSchema } from "@nsm-ts/api/networkservice";
 import { expect } from "chai";
 import { MockClock } from "../clock/index.js";
-import { type Identity, devIdentity, loadIdentity } from "../identity/index.js";
+import { devIdentity, type Identity, loadIdentity } from "../identity/index.js";
 import { TestPki } from "../identity/testpki.js";
 import { Code, StatusError } from "../status/index.js";
-import { type TokenGenerator, createTokenGenerator } from "../token/index.js";
+import { createTokenGenerator, type TokenGenerator } from "../token/index.js";
 import {
-  type MonitorPolicyInput,
-  type PathPolicyInput,
-  type Policy,
-  type RegistryPolicyInput,
   defaultClientPolicies,
   defaultServerPolicies,
   enforce,
+  type MonitorPolicyInput,
   monitorServiceConnection,
   nextTokenSigned,
+  type PathPolicyInput,
+  type Policy,
   prevTokenSigned,
+  type RegistryPolicyInput,
   registryClientAllowed,
   tokensChained,
   tokensExpired,
@@ -44,8 +44,7 @@ describe("tools/policy", () => {
   let nsmgr: Identity;
   let nse: Identity;
   let mallory: Identity;
-  const gen = (id: Identity, lifetimeMs = 10 * MIN): TokenGenerator =>
-    createTokenGenerator(id, { maxTokenLifetimeMs: lifetimeMs, clock });
+  const gen = (id: Identity, lifetimeMs = 10 * MIN): TokenGenerator => createTokenGenerator(id, { maxTokenLifetimeMs: lifetimeMs, clock });
 
   /** nsc → nsmgr → nse with correctly chained tokens: aud of each hop's token is the next hop. */
   async function threeHopPath(index: number): Promise<Path> {
@@ -192,7 +191,9 @@ describe("tools/policy", () => {
       // Broken further down: segment 1 names the wrong next hop.
       seg0.token = good0;
       seg1.token = (await gen(nsmgr)({ spiffeId: nsc.spiffeId })).token;
-      expect(await tokensChained.check(input(path, nsc))).to.match(/of segment 1 \(nsmgr\) does not contain sub "spiffe:\/\/nsm-ts.dev\/nse"/);
+      expect(await tokensChained.check(input(path, nsc))).to.match(
+        /of segment 1 \(nsmgr\) does not contain sub "spiffe:\/\/nsm-ts.dev\/nse"/,
+      );
     });
 
     it("tokens_valid denies a segment whose token is not a JWT (or is empty)", async () => {
@@ -201,7 +202,9 @@ describe("tools/policy", () => {
       if (!seg2) throw new Error("no segment");
       seg2.token = "not-a-jwt";
       const err = await denial(enforce(defaultServerPolicies, input(path, nsc)));
-      expect(err.message).to.match(/^authorize: policy tokens_valid denied: token of path segment 2 \(nse\) is invalid: token: malformed JWT/);
+      expect(err.message).to.match(
+        /^authorize: policy tokens_valid denied: token of path segment 2 \(nse\) is invalid: token: malformed JWT/,
+      );
       seg2.token = "";
       expect(await tokensValid.check(input(path, nsc))).to.equal("token of path segment 2 (nse) is invalid: token: missing");
     });
@@ -215,7 +218,9 @@ describe("tools/policy", () => {
       path.index = 0;
       await enforce(defaultClientPolicies, input(path, undefined, true));
       await clock.advance(10 * MIN);
-      expect((await denial(enforce(defaultClientPolicies, input(path, undefined, true)))).message).to.contain("policy tokens_expired denied");
+      expect((await denial(enforce(defaultClientPolicies, input(path, undefined, true)))).message).to.contain(
+        "policy tokens_expired denied",
+      );
       seg0.token = "junk";
       expect((await denial(enforce(defaultClientPolicies, input(path, undefined, true)))).message).to.contain("policy tokens_valid denied");
     });
@@ -234,9 +239,7 @@ describe("tools/policy", () => {
     it("runs pluggable policies in order and reports the first denial", async () => {
       await enforce([allow, denyOdd], 2);
       await enforce([], 1);
-      expect((await denial(enforce([allow, denyOdd, explode], 3, "registry"))).message).to.equal(
-        "registry: policy even denied: 3 is odd",
-      );
+      expect((await denial(enforce([allow, denyOdd, explode], 3, "registry"))).message).to.equal("registry: policy even denied: 3 is odd");
     });
 
     it("fails closed when a policy throws", async () => {
@@ -266,7 +269,9 @@ describe("tools/policy", () => {
       // Owner is path_ids[0], not any id on the path.
       const viaProxy = new Map<string, string[]>([["nse-1", ["spiffe://example.org/nsmgr", owner]]]);
       expect(await registryClientAllowed.check({ resourceId: owner, resourceName: "nse-1", pathIdsMap: viaProxy })).to.be.a("string");
-      expect(await registryClientAllowed.check({ resourceId: "", resourceName: "nse-1", pathIdsMap: new Map([["nse-1", []]]) })).to.be.a("string");
+      expect(await registryClientAllowed.check({ resourceId: "", resourceName: "nse-1", pathIdsMap: new Map([["nse-1", []]]) })).to.be.a(
+        "string",
+      );
     });
   });
 

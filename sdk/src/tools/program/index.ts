@@ -2,9 +2,10 @@
  * Program wiring shared by the `cmd-*` programs. Who this program is: the certificate files of NSM_TLS_*, or the explicit insecure dev mode (an ephemeral key,
  * announced by one warning line at start), and everything built from it (token generator, server TLS, dial TLS).
  */
-import type { Logger } from "../log/index.js";
+
 import type { DialOptions, ServerOptions } from "../grpc/index.js";
-import { devIdentity, loadIdentity, type Identity } from "../identity/index.js";
+import { devIdentity, type Identity, loadIdentity } from "../identity/index.js";
+import type { Logger } from "../log/index.js";
 import { createTokenGenerator, type TokenGenerator } from "../token/index.js";
 
 /** The identity settings every program's table has (commonVars). */

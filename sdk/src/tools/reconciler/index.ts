@@ -3,11 +3,11 @@
  * exponential backoff, periodic refresh and pruning.
  */
 export {
+  createReconciler,
   type Operations,
+  pendingStatus,
   type Reconciler,
   type ReconcilerOptions,
   type Status,
   type StatusKind,
-  createReconciler,
-  pendingStatus,
 } from "./reconciler.js";

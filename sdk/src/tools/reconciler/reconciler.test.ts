@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { MockClock } from "../clock/index.js";
-import { type Db, type ReadTxn, type Table, createDb } from "../statedb/index.js";
-import { type Reconciler, type ReconcilerOptions, type Status, createReconciler, pendingStatus } from "./index.js";
+import { createDb, type Db, type ReadTxn, type Table } from "../statedb/index.js";
+import { createReconciler, pendingStatus, type Reconciler, type ReconcilerOptions, type Status } from "./index.js";
 
 interface Route {
   readonly id: string;
@@ -139,13 +139,7 @@ describe("reconciler", () => {
     });
     await r.waitReconciled(del);
     expect(kernel.routes.has("r2")).to.equal(false);
-    expect(kernel.calls.map((c) => `${c.op}:${c.id}`)).to.deep.equal([
-      "update:r1",
-      "update:r1",
-      "update:r1",
-      "update:r2",
-      "delete:r2",
-    ]);
+    expect(kernel.calls.map((c) => `${c.op}:${c.id}`)).to.deep.equal(["update:r1", "update:r1", "update:r1", "update:r2", "delete:r2"]);
   });
 
   it("retries with exponential backoff from 100 ms, doubling, capped at 60 s", async () => {

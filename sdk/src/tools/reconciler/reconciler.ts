@@ -7,8 +7,8 @@
  */
 import { type Clock, realClock } from "../clock/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
-import { Code, StatusError } from "../status/index.js";
 import { type Change, ResyncRequiredError, type Table } from "../statedb/index.js";
+import { Code, StatusError } from "../status/index.js";
 
 /** Where an object stands: waiting for the reconciler, applied, or failed (and being retried). */
 export type StatusKind = "pending" | "done" | "error";
@@ -201,7 +201,7 @@ class Runner<T, I extends string> {
   /** Reads new changes into the work queue; returns the watch for the next commit. */
   private readChanges(): Promise<void> {
     const txn = this.table.db.readTxn();
-    let batch;
+    let batch: ReturnType<typeof this.table.changeBatch>;
     try {
       batch = this.table.changeBatch(txn, this.pos);
     } catch (err) {

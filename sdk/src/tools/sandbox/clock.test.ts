@@ -3,14 +3,15 @@
  * stops refreshing loses its connection at the NSE when its token expires; an endpoint that stops refreshing
  * its registration disappears from Find when the registration expires. Plus reselect through a restarted nsmgr.
  */
-import { expect } from "chai";
+
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import { expect } from "chai";
 import { CallContext, type NetworkServiceElement } from "../../networkservice/core/index.js";
 import { newCounter } from "../../networkservice/utils/count/index.js";
 import { MockClock } from "../clock/index.js";
-import { type Sandbox, createSandbox } from "./index.js";
+import { createSandbox, type Sandbox } from "./index.js";
 import { leftovers, resourceSnapshot } from "./leak-check.js";
 
 const MIN = 60_000;
@@ -74,7 +75,10 @@ describe("sandbox scenarios on a mock clock", function () {
     const find = async (): Promise<string[]> => {
       const out: string[] = [];
       const ctx = CallContext.create({ clock: sb?.clock });
-      for await (const r of sb?.registry.nse.find(ctx, { template: create(NetworkServiceEndpointSchema, { name: "nse-1" }), watch: false }) ?? []) {
+      for await (const r of sb?.registry.nse.find(ctx, {
+        template: create(NetworkServiceEndpointSchema, { name: "nse-1" }),
+        watch: false,
+      }) ?? []) {
         out.push(r.entry.name);
       }
       return out;

@@ -4,13 +4,14 @@
  * stickiness, and Close ending a heal that cannot succeed. Every wait is for an event (a Request reaching a
  * part), never a sleep.
  */
-import { expect } from "chai";
+
 import { create } from "@bufbuild/protobuf";
 import { type Connection, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import { expect } from "chai";
 import { CallContext, type NetworkServiceElement } from "../../networkservice/core/index.js";
 import { newCounter } from "../../networkservice/utils/count/index.js";
-import { type Sandbox, createSandbox } from "./index.js";
+import { createSandbox, type Sandbox } from "./index.js";
 import { leftovers, resourceSnapshot } from "./leak-check.js";
 
 const request = (service = "ns-1"): NetworkServiceRequest =>
@@ -146,7 +147,14 @@ describe("sandbox heal scenarios", function () {
     await sb.nodes[0]?.forwarder.restart();
     await healed;
     const again = await nsc.request({ connection: conn });
-    expect(again.path?.pathSegments.map((s) => s.name)).to.deep.equal(["nsc-0", "nsmgr-1", "forwarder-1", "nsmgr-0", "forwarder-0", "nse-1"]);
+    expect(again.path?.pathSegments.map((s) => s.name)).to.deep.equal([
+      "nsc-0",
+      "nsmgr-1",
+      "forwarder-1",
+      "nsmgr-0",
+      "forwarder-0",
+      "nse-1",
+    ]);
     expect(counter.uniqueRequests, "the same connection at the same endpoint").to.equal(1);
     await nsc.close(again);
   });

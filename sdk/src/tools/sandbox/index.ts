@@ -1,15 +1,16 @@
 /** @nsm-ts/sdk/tools/sandbox: an in-process mesh (registry + nodes of nsmgr and forwarder) for scenario tests. */
+
+export { leftovers, resourceSnapshot } from "./leak-check.js";
 export {
   createSandbox,
   type Sandbox,
+  type SandboxClientOptions,
+  type SandboxEndpoint,
+  type SandboxEndpointOptions,
+  type SandboxForwarder,
+  type SandboxInterceptors,
+  type SandboxNode,
   type SandboxOptions,
   type SandboxPart,
   type SandboxRegistry,
-  type SandboxNode,
-  type SandboxForwarder,
-  type SandboxEndpoint,
-  type SandboxEndpointOptions,
-  type SandboxClientOptions,
-  type SandboxInterceptors,
 } from "./sandbox.js";
-export { resourceSnapshot, leftovers } from "./leak-check.js";

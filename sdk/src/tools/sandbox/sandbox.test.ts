@@ -2,13 +2,14 @@
  * Scenario tests of the mesh on the sandbox, ported from upstream's nsmgr suite: local and remote
  * request/refresh/close, passthrough chains, late and busy endpoints, dead endpoints.
  */
-import { expect } from "chai";
+
 import { create } from "@bufbuild/protobuf";
 import { type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import type { NetworkServiceElement } from "../../networkservice/core/index.js";
 import { newCounter } from "../../networkservice/utils/count/index.js";
 import { newErrorElement } from "../../networkservice/utils/inject/index.js";
-import { type Sandbox, createSandbox } from "./index.js";
+import { createSandbox, type Sandbox } from "./index.js";
 import { leftovers, resourceSnapshot } from "./leak-check.js";
 
 const request = (service = "ns-1"): NetworkServiceRequest =>
@@ -68,7 +69,14 @@ describe("sandbox scenarios (nsmgr suite)", function () {
     await sb.addEndpoint(0, { name: "nse-1", services: ["ns-1"], additional: [counter] });
     const nsc = sb.addClient(1);
     const conn = await nsc.request(request());
-    expect(conn.path?.pathSegments.map((s) => s.name)).to.deep.equal(["nsc-0", "nsmgr-1", "forwarder-1", "nsmgr-0", "forwarder-0", "nse-1"]);
+    expect(conn.path?.pathSegments.map((s) => s.name)).to.deep.equal([
+      "nsc-0",
+      "nsmgr-1",
+      "forwarder-1",
+      "nsmgr-0",
+      "forwarder-0",
+      "nse-1",
+    ]);
     const again = await nsc.request({ connection: conn });
     expect(again.path?.pathSegments).to.have.length(6);
     expect(counter.requests).to.equal(2);
@@ -87,7 +95,13 @@ describe("sandbox scenarios (nsmgr suite)", function () {
     const nsc = sb.addClient(0);
     const conn = await nsc.request(request("svc-6"));
     expect(conn.path?.pathSegments).to.have.length(4 * 6 + 4);
-    expect(conn.path?.pathSegments.slice(0, 5).map((s) => s.name)).to.deep.equal(["nsc-0", "nsmgr-0", "forwarder-0", "endpoint-6", "endpoint-6-client"]);
+    expect(conn.path?.pathSegments.slice(0, 5).map((s) => s.name)).to.deep.equal([
+      "nsc-0",
+      "nsmgr-0",
+      "forwarder-0",
+      "endpoint-6",
+      "endpoint-6-client",
+    ]);
     expect(conn.path?.pathSegments.at(-1)?.name).to.equal("endpoint-0");
     expect(conn.networkService).to.equal("svc-6");
     expect(counter.requests).to.equal(1);

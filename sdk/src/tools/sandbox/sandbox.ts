@@ -11,25 +11,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import type { Connection } from "@nsm-ts/api/networkservice";
-import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
-import { CallContext } from "../../networkservice/core/context.js";
-import { passThrough } from "../../networkservice/core/chain.js";
-import type { NetworkServiceElement } from "../../networkservice/core/types.js";
-import { type ClientOptions, type Endpoint, type NsmClient, client, endpoint } from "../../networkservice/chains/index.js";
-import { type Forwarder, createForwarder } from "../../networkservice/chains/forwarder/index.js";
-import { type Nsmgr, createNsmgr, newServerView } from "../../networkservice/chains/nsmgr/index.js";
+import {
+  type NetworkServiceEndpoint,
+  NetworkServiceEndpointSchema,
+  NetworkServiceLabelsSchema,
+  NetworkServiceSchema,
+} from "@nsm-ts/api/registry";
+import { createForwarder, type Forwarder } from "../../networkservice/chains/forwarder/index.js";
+import { type ClientOptions, client, type Endpoint, endpoint, type NsmClient } from "../../networkservice/chains/index.js";
+import { createNsmgr, type Nsmgr, newServerView } from "../../networkservice/chains/nsmgr/index.js";
 import * as mechanisms from "../../networkservice/common/mechanisms/index.js";
 import * as mechanismtranslation from "../../networkservice/common/mechanismtranslation/index.js";
-import { createRegistryClient } from "../../registry/chains/index.js";
-import { createRegistryServer } from "../../registry/chains/index.js";
+import { passThrough } from "../../networkservice/core/chain.js";
+import { CallContext } from "../../networkservice/core/context.js";
+import type { NetworkServiceElement } from "../../networkservice/core/types.js";
+import { createRegistryClient, createRegistryServer } from "../../registry/chains/index.js";
+import type { NseHandler } from "../../registry/core/index.js";
 import { serveRegistry } from "../../registry/grpc/index.js";
 import { createMemoryStore } from "../../registry/store/index.js";
-import type { NseHandler } from "../../registry/core/index.js";
 import { type Clock, MockClock, realClock } from "../clock/index.js";
-import { type Channel, type ClientInterceptor, type NsmServer, type ServerInterceptor, createServer, dial } from "../grpc/index.js";
+import { type Channel, type ClientInterceptor, createServer, dial, type NsmServer, type ServerInterceptor } from "../grpc/index.js";
 import { devIdentity } from "../identity/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
-import { type TokenGenerator, createTokenGenerator } from "../token/index.js";
+import { createTokenGenerator, type TokenGenerator } from "../token/index.js";
 
 /** Options of `createSandbox`. */
 export interface SandboxOptions {
@@ -186,7 +190,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     }
     return g;
   };
-  const urlFor = async (name: string): Promise<string> => (opts.transport === "unix" ? `unix://${join(dir, `${name}.sock`)}` : freeTcpUrl());
+  const urlFor = async (name: string): Promise<string> =>
+    opts.transport === "unix" ? `unix://${join(dir, `${name}.sock`)}` : freeTcpUrl();
   const ctx = (): CallContext => CallContext.create({ clock, log });
   const serverOf = (part: string): NsmServer => createServer({ logger: log, interceptors: opts.interceptors?.(part).server ?? [] });
   const dialOf = (part: string) => ({ interceptors: opts.interceptors?.(part).client ?? [] });
@@ -241,7 +246,16 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     let fwd: Forwarder | undefined;
     let server: NsmServer | undefined;
     const start = async (): Promise<void> => {
-      const f = createForwarder({ name, url, nsmgrUrl, tokenGenerator: tokenGenerator(name), insecure: true, clock, log, dialOptions: dialOf(name) });
+      const f = createForwarder({
+        name,
+        url,
+        nsmgrUrl,
+        tokenGenerator: tokenGenerator(name),
+        insecure: true,
+        clock,
+        log,
+        dialOptions: dialOf(name),
+      });
       const s = serverOf(name);
       f.serve(s, serveOpts);
       await s.listen(url);
@@ -281,11 +295,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     const nsmgrName = `nsmgr-${i}`;
     const fwdName = `forwarder-${i}`;
     const nsmgrUrl = await urlFor(nsmgrName);
-    const fwdUrl = await urlFor(fwdName);
     let nsmgr: Nsmgr | undefined;
     let nsmgrServer: NsmServer | undefined;
-    let fwd: Forwarder | undefined;
-    let fwdServer: NsmServer | undefined;
     const startNsmgr = async (): Promise<void> => {
       const n = createNsmgr({
         name: nsmgrName,
@@ -355,7 +366,9 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       name: eo.name,
       url,
       networkServiceNames: [...eo.services],
-      networkServiceLabels: Object.fromEntries(eo.services.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...(eo.labels ?? {}) } })])),
+      networkServiceLabels: Object.fromEntries(
+        eo.services.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...(eo.labels ?? {}) } })]),
+      ),
     });
     let server: NsmServer | undefined;
     let instance: Endpoint | undefined;

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { type Tree, TreeDraft, emptyTree, treeCeiling, treeGet, treeValues, treeWalk } from "./btree.js";
+import { emptyTree, type Tree, TreeDraft, treeCeiling, treeGet, treeValues, treeWalk } from "./btree.js";
 
 /** Small deterministic PRNG so failures reproduce. */
 function rng(seed: number): () => number {

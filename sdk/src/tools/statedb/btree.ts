@@ -109,11 +109,11 @@ export function treeCeiling<K, V>(t: Tree<K, V>, k: K): [K, V] | undefined {
  * Calls fn for every entry with key >= from (every entry when from is undefined) in key order until fn
  * returns false. Used for range scans where allocating an iterator per lookup would dominate.
  */
-export function treeWalk<K, V>(t: Tree<K, V>, from: K | undefined, fn: (k: K, v: V) => boolean | void): void {
+export function treeWalk<K, V>(t: Tree<K, V>, from: K | undefined, fn: (k: K, v: V) => boolean | undefined): void {
   if (t.root) walk(t.root, from, fn);
 }
 
-function walk<K, V>(n: Node<K, V>, from: K | undefined, fn: (k: K, v: V) => boolean | void): boolean {
+function walk<K, V>(n: Node<K, V>, from: K | undefined, fn: (k: K, v: V) => boolean | undefined): boolean {
   if (n.children) {
     let i = from === undefined ? 0 : childIndex(n.keys, from);
     for (; i < n.children.length; i++) {

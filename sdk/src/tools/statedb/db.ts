@@ -4,18 +4,8 @@
  * with deletions and watch channels. Every table is a set of persistent B+trees, so a snapshot is a map
  * of root pointers and a commit swaps that map in one step.
  */
-import { Code, StatusError, fail } from "../status/index.js";
-import {
-  type Edit,
-  type Tree,
-  TreeDraft,
-  emptyTree,
-  treeCeiling,
-  treeFirst,
-  treeGet,
-  treeValues,
-  treeWalk,
-} from "./btree.js";
+import { Code, fail, StatusError } from "../status/index.js";
+import { type Edit, emptyTree, type Tree, TreeDraft, treeCeiling, treeFirst, treeGet, treeValues, treeWalk } from "./btree.js";
 import { lengthSlot, parsePrefix, prefixKey } from "./ip.js";
 
 /** A unique secondary index: at most one object per key; `key` returning undefined leaves the object out. */
@@ -467,7 +457,7 @@ export class Table<T, I extends string = never> extends TableBase {
       const e = treeGet(tree, key);
       return e ? [e.object] : [];
     }
-    const start = (def.kind === "lpm" ? prefixKey(parsePrefix(key, `index "${index}" key`)) : key) + "\0";
+    const start = `${def.kind === "lpm" ? prefixKey(parsePrefix(key, `index "${index}" key`)) : key}\0`;
     const out: T[] = [];
     if (limit <= 0) return out;
     if (limit === 1) {
@@ -748,7 +738,9 @@ export class Table<T, I extends string = never> extends TableBase {
       return;
     }
     const keys = new Set<string>();
-    const add = (_: number, e: Change<T>): void => void keys.add(e.key);
+    const add = (_: number, e: Change<T>): undefined => {
+      keys.add(e.key);
+    };
     treeWalk(a.byRevision, firstRevision, add);
     treeWalk(a.graveyard, firstRevision, add);
     for (const key of keys) {
@@ -774,7 +766,10 @@ export class Table<T, I extends string = never> extends TableBase {
     if (cur === snap) return false;
     if (txn instanceof WriteTxn || cur.gcRevision > snap.revision) return true;
     let hit = false;
-    const check = (_: number, e: Change<T>): boolean => !(hit = pred(e));
+    const check = (_: number, e: Change<T>): boolean => {
+      hit = pred(e);
+      return !hit;
+    };
     treeWalk(cur.byRevision, snap.revision + 1, check);
     if (!hit) treeWalk(cur.graveyard, snap.revision + 1, check);
     return hit;
@@ -911,8 +906,7 @@ export class Db {
     b?: (txn: WriteTxn) => R | Promise<R>,
   ): Promise<R> {
     const fn = (typeof a === "function" ? a : b) as (txn: WriteTxn) => R | Promise<R>;
-    const list: readonly TableBase[] =
-      typeof a === "function" ? this.tables : a instanceof TableBase ? [a] : (a as readonly TableBase[]);
+    const list: readonly TableBase[] = typeof a === "function" ? this.tables : a instanceof TableBase ? [a] : (a as readonly TableBase[]);
     const txn = list.some((t) => t.lockedBy)
       ? await new Promise<WriteTxn>((grant) => this.waiters.push({ tables: list, grant }))
       : this.lock(list);

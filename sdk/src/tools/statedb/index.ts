@@ -4,6 +4,7 @@
  */
 export {
   type Change,
+  createDb,
   Db,
   type DbOptions,
   type DeleteTracker,
@@ -17,6 +18,5 @@ export {
   type TableSchema,
   type UniqueIndex,
   WriteTxn,
-  createDb,
 } from "./db.js";
 export { type PrefixBits, parsePrefix } from "./ip.js";

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { isStatusError, Code } from "../status/index.js";
-import { type Change, type Db, ResyncRequiredError, createDb } from "./index.js";
+import { Code, isStatusError } from "../status/index.js";
+import { type Change, createDb, type Db, ResyncRequiredError } from "./index.js";
 
 interface Endpoint {
   readonly name: string;
@@ -114,7 +114,9 @@ describe("statedb", () => {
 
     const order: string[] = [];
     const w = db.writeTxn(s.endpoints);
-    expect(() => db.writeTxn(s.endpoints)).to.throw().that.satisfies((e: unknown) => isStatusError(e, Code.Aborted));
+    expect(() => db.writeTxn(s.endpoints))
+      .to.throw()
+      .that.satisfies((e: unknown) => isStatusError(e, Code.Aborted));
     const waiting = db.update(s.endpoints, (txn) => {
       order.push(`second sees ${s.endpoints.count(txn)}`);
       s.endpoints.insert(txn, ep("y"));
@@ -188,7 +190,9 @@ describe("statedb", () => {
     expect(s.endpoints.compareAndSwap(w2, 1, ep("a", ["y"]))).to.equal(false);
     expect(s.endpoints.compareAndSwap(w2, 0, ep("new"))).to.equal(true);
     s.endpoints.modify(w2, "b", (b) => ({ ...b, service: ["z"] }));
-    expect(() => s.endpoints.modify(w2, "nope", (x) => x)).to.throw().that.satisfies((e: unknown) => isStatusError(e, Code.NotFound));
+    expect(() => s.endpoints.modify(w2, "nope", (x) => x))
+      .to.throw()
+      .that.satisfies((e: unknown) => isStatusError(e, Code.NotFound));
     w2.commit();
     expect(s.endpoints.get(db.readTxn(), "a")?.service).to.deep.equal(["x"]);
     expect(s.endpoints.get(db.readTxn(), "b")?.service).to.deep.equal(["z"]);
@@ -267,7 +271,10 @@ describe("statedb", () => {
     // Tombstones: a@5 dropped, b@6 and c@7 kept.
     const ok = await take(s.endpoints.changes(5, ac.signal), 2);
     expect(ok.map((c) => c.key)).to.deep.equal(["b", "c"]);
-    const err = await s.endpoints.changes(4, ac.signal).next().catch((e: unknown) => e);
+    const err = await s.endpoints
+      .changes(4, ac.signal)
+      .next()
+      .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(ResyncRequiredError);
     expect(isStatusError(err, Code.OutOfRange)).to.equal(true);
     // A fresh iterator starts from the current objects.
@@ -326,14 +333,11 @@ describe("statedb", () => {
     expect(lpm("fd00:1:2:3:ffff::1")).to.equal("v6-64");
     expect(lpm("fd00:9::1")).to.equal("v6-8");
     expect(lpm("2001:db8::1")).to.equal(undefined);
-    expect(s.routes.containing(r, "byPrefix", "198.51.100.7").map((x) => x.id)).to.deep.equal([
-      "host",
-      "net24",
-      "net16",
-      "default4",
-    ]);
+    expect(s.routes.containing(r, "byPrefix", "198.51.100.7").map((x) => x.id)).to.deep.equal(["host", "net24", "net16", "default4"]);
     expect(s.routes.list(r, "byPrefix", "198.51.100.0/24").map((x) => x.id)).to.deep.equal(["net24"]);
-    expect(() => s.routes.lpm(r, "byPrefix", "300.1.1.1")).to.throw().that.satisfies((e: unknown) => isStatusError(e, Code.InvalidArgument));
+    expect(() => s.routes.lpm(r, "byPrefix", "300.1.1.1"))
+      .to.throw()
+      .that.satisfies((e: unknown) => isStatusError(e, Code.InvalidArgument));
     await db.update(s.routes, (t) => void s.routes.deleteKey(t, "host"));
     expect(s.routes.lpm(db.readTxn(), "byPrefix", "198.51.100.7")?.id).to.equal("net24");
     expect(lpm("198.51.100.7")).to.equal("host");
@@ -361,9 +365,9 @@ describe("statedb", () => {
     expect(names(s.endpoints.list(r2, "byService", "db"))).to.deep.equal(["a", "c"]);
     expect(s.endpoints.getBy(r2, "byUrl", "tcp://a")).to.equal(undefined);
     const w = db.writeTxn(s.endpoints);
-    expect(() => s.endpoints.insert(w, ep("d", [], {}, "tcp://b"))).to.throw().that.satisfies(
-      (e: unknown) => isStatusError(e, Code.AlreadyExists) && /byUrl/.test((e as Error).message),
-    );
+    expect(() => s.endpoints.insert(w, ep("d", [], {}, "tcp://b")))
+      .to.throw()
+      .that.satisfies((e: unknown) => isStatusError(e, Code.AlreadyExists) && /byUrl/.test((e as Error).message));
     s.endpoints.insert(w, ep("e"));
     w.commit();
     expect(s.endpoints.get(db.readTxn(), "d")).to.equal(undefined);

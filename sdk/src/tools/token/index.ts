@@ -2,25 +2,26 @@
  * Tokens of nsm-ts: ES256 JWT generation and checking, the RFC 3339 expiry format, the per-RPC metadata
  * side channel, and test tokens. See README.md.
  */
+
+export { formatExpires, parseExpires, parseExpiresTimestamp, type TimestampLike } from "./expires.js";
+export { EXPIRES_METADATA_KEY, TOKEN_METADATA_KEY, tokenFromMetadata, tokenMetadata } from "./metadata.js";
 export {
-  type Token,
-  type PeerInfo,
-  type TokenGenerator,
-  type TokenGeneratorOptions,
-  type TokenClaims,
-  type VerifyTokenOptions,
-  createTokenGenerator,
-  decodeToken,
-  verifyToken,
-  peerFromCertificate,
-} from "./token.js";
-export { type TimestampLike, formatExpires, parseExpires, parseExpiresTimestamp } from "./expires.js";
-export { TOKEN_METADATA_KEY, EXPIRES_METADATA_KEY, tokenMetadata, tokenFromMetadata } from "./metadata.js";
-export {
+  createTestTokenGenerator,
+  generateTestToken,
   TEST_SPIFFE_ID,
   TEST_TOKEN_LIFETIME_MS,
   type TestTokenOptions,
   testIdentity,
-  createTestTokenGenerator,
-  generateTestToken,
 } from "./testing.js";
+export {
+  createTokenGenerator,
+  decodeToken,
+  type PeerInfo,
+  peerFromCertificate,
+  type Token,
+  type TokenClaims,
+  type TokenGenerator,
+  type TokenGeneratorOptions,
+  type VerifyTokenOptions,
+  verifyToken,
+} from "./token.js";

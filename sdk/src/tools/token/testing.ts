@@ -4,8 +4,8 @@
  * so they pass every policy including the signature checks when the test identity's key is the peer's.
  */
 import { type Clock, realClock } from "../clock/index.js";
-import { type Identity, ephemeralIdentity } from "../identity/index.js";
-import { type PeerInfo, type Token, type TokenGenerator, createTokenGenerator } from "./token.js";
+import { ephemeralIdentity, type Identity } from "../identity/index.js";
+import { createTokenGenerator, type PeerInfo, type Token, type TokenGenerator } from "./token.js";
 
 /** Subject of test tokens (upstream's sandbox value). */
 export const TEST_SPIFFE_ID = "spiffe://test.com/subject";

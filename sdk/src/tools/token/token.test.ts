@@ -3,20 +3,20 @@ import { existsSync, readFileSync } from "node:fs";
 import { expect } from "chai";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { MockClock } from "../clock/index.js";
-import { type Identity, devIdentity, loadIdentity } from "../identity/index.js";
+import { devIdentity, type Identity, loadIdentity } from "../identity/index.js";
 import { TestPki } from "../identity/testpki.js";
 import { Code, StatusError } from "../status/index.js";
 import {
-  EXPIRES_METADATA_KEY,
-  TEST_SPIFFE_ID,
-  TOKEN_METADATA_KEY,
   createTokenGenerator,
   decodeToken,
+  EXPIRES_METADATA_KEY,
   formatExpires,
   generateTestToken,
   parseExpires,
   parseExpiresTimestamp,
   peerFromCertificate,
+  TEST_SPIFFE_ID,
+  TOKEN_METADATA_KEY,
   testIdentity,
   tokenFromMetadata,
   tokenMetadata,
@@ -70,9 +70,7 @@ describe("tools/token", () => {
     it("addresses the token to the peer's SPIFFE ID, given or taken from its certificate", async () => {
       const clock = new MockClock();
       const gen = createTokenGenerator(await devIdentity("nsc"), { maxTokenLifetimeMs: 10 * MIN, clock });
-      expect(decodeJwt((await gen({ spiffeId: "spiffe://example.org/x" })).token).aud).to.deep.equal([
-        "spiffe://example.org/x",
-      ]);
+      expect(decodeJwt((await gen({ spiffeId: "spiffe://example.org/x" })).token).aud).to.deep.equal(["spiffe://example.org/x"]);
       // Mock time a little before the peer cert's expiry would cap exp; keep it far from it here.
       await clock.set(Date.now());
       const viaCert = decodeJwt((await gen({ certificate: peerCert })).token);

@@ -2,11 +2,11 @@
  * Path-segment tokens: ES256 JWTs with exactly the upstream claims (`sub`, `aud` when the peer is known,
  * `exp`), so upstream NSM peers and their policies accept ours and the other way round (contract §8).
  */
-import { X509Certificate, type KeyObject } from "node:crypto";
-import { SignJWT, compactVerify, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
+import { type KeyObject, X509Certificate } from "node:crypto";
+import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { type Clock, realClock } from "../clock/index.js";
-import { type Identity, certificateNotAfter, spiffeIdOf } from "../identity/index.js";
-import { Code, StatusError, fail } from "../status/index.js";
+import { certificateNotAfter, type Identity, spiffeIdOf } from "../identity/index.js";
+import { Code, fail, StatusError } from "../status/index.js";
 
 /** A signed token and its expiry (= the JWT `exp`, whole seconds). */
 export interface Token {
@@ -139,11 +139,7 @@ export interface VerifyTokenOptions {
  * True when `token` is an ES256 JWT signed by `key` (or the certificate's key). By default only the
  * signature is checked (as upstream's `io.jwt.verify_es256`); with `now` the `exp` claim is checked too.
  */
-export async function verifyToken(
-  token: string,
-  key: KeyObject | X509Certificate,
-  opts: VerifyTokenOptions = {},
-): Promise<boolean> {
+export async function verifyToken(token: string, key: KeyObject | X509Certificate, opts: VerifyTokenOptions = {}): Promise<boolean> {
   const publicKey = key instanceof X509Certificate ? key.publicKey : key;
   try {
     if (opts.now === undefined) {

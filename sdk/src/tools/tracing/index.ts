@@ -7,24 +7,19 @@
  */
 import {
   type Context,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
   type Tracer,
-  defaultTextMapGetter,
-  defaultTextMapSetter,
   trace,
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  SimpleSpanProcessor,
-  type SpanExporter,
-} from "@opentelemetry/sdk-trace-base";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { ClientInterceptor, ServerCallContext, ServerInterceptor } from "../grpc/index.js";
 import { Code, StatusError } from "../status/index.js";
 
@@ -125,7 +120,7 @@ export function tracingClientInterceptor(tracer: Tracer): ClientInterceptor {
   return (next) => async (call) => {
     const parent = propagator.extract(ROOT_CONTEXT, call.metadata, defaultTextMapGetter);
     const span = tracer.startSpan(call.path, { kind: SpanKind.CLIENT, attributes: rpcAttributes(call.path) }, parent);
-    delete call.metadata["tracestate"];
+    delete call.metadata.tracestate;
     propagator.inject(trace.setSpan(parent, span), call.metadata, defaultTextMapSetter);
     try {
       const res = await next(call);

@@ -3,14 +3,15 @@
  * own tracer (service.name = part name) exporting to one in-memory exporter, makes ONE trace whose spans
  * nest hop by hop: nsc → nsmgr-1 → forwarder-1 → nsmgr-0 → forwarder-0 → nse-1.
  */
-import { expect } from "chai";
+
 import { create } from "@bufbuild/protobuf";
+import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { type Sandbox, createSandbox } from "../sandbox/index.js";
-import { createServer, createClient, dial, healthService } from "../grpc/index.js";
-import { type Tracing, createTracing, otlpTracesUrl } from "./index.js";
+import { expect } from "chai";
+import { createClient, createServer, dial, healthService } from "../grpc/index.js";
+import { createSandbox, type Sandbox } from "../sandbox/index.js";
+import { createTracing, otlpTracesUrl, type Tracing } from "./index.js";
 
 const REQUEST = "/networkservice.NetworkService/Request";
 const serviceOf = (s: ReadableSpan): string => String(s.resource.attributes["service.name"]);
@@ -53,7 +54,16 @@ describe("tracing", function () {
     expect(root, "the client's Request span").to.not.equal(undefined);
     const traceId = root?.spanContext().traceId;
     const inTrace = spans.filter((s) => s.spanContext().traceId === traceId);
-    if (process.env["DEBUG_SPANS"]) for (const s of spans) console.error(serviceOf(s), s.kind, s.name, s.spanContext().traceId.slice(0, 6), s.spanContext().spanId.slice(0,6), s.parentSpanContext?.spanId.slice(0, 6));
+    if (process.env.DEBUG_SPANS)
+      for (const s of spans)
+        console.error(
+          serviceOf(s),
+          s.kind,
+          s.name,
+          s.spanContext().traceId.slice(0, 6),
+          s.spanContext().spanId.slice(0, 6),
+          s.parentSpanContext?.spanId.slice(0, 6),
+        );
     const servers = inTrace.filter((s) => s.kind === SpanKind.SERVER && s.name === REQUEST).map(serviceOf);
     expect(servers.sort()).to.deep.equal(["forwarder-0", "forwarder-1", "nse-1", "nsmgr-0", "nsmgr-1"]);
 
@@ -67,10 +77,14 @@ describe("tracing", function () {
     }
     expect(hops).to.deep.equal([
       "nsc:client",
-      "nsmgr-1:server", "nsmgr-1:client",
-      "forwarder-1:server", "forwarder-1:client",
-      "nsmgr-0:server", "nsmgr-0:client",
-      "forwarder-0:server", "forwarder-0:client",
+      "nsmgr-1:server",
+      "nsmgr-1:client",
+      "forwarder-1:server",
+      "forwarder-1:client",
+      "nsmgr-0:server",
+      "nsmgr-0:client",
+      "forwarder-0:server",
+      "forwarder-0:client",
       "nse-1:server",
     ]);
     // Chain elements have their own spans inside each hop (e.g. the nsmgr's discover and connect).

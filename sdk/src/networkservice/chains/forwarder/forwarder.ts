@@ -7,22 +7,22 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { FORWARDER_NETWORK_SERVICE, Label } from "@nsm-ts/api/constants";
-import { NetworkServiceEndpointSchema, NetworkServiceLabelsSchema, type NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import { CallContext } from "../../core/context.js";
-import { chain, passThrough } from "../../core/chain.js";
-import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
-import type { NetworkServiceElement } from "../../core/types.js";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
+import { createRegistryClient } from "../../../registry/chains/index.js";
+import * as regconnect from "../../../registry/common/connect/index.js";
+import { registryHandler } from "../../../registry/core/index.js";
+import type { Clock } from "../../../tools/clock/index.js";
+import { type Channel, dial, type NsmServer } from "../../../tools/grpc/index.js";
+import { type Logger, silentLogger } from "../../../tools/log/index.js";
 import * as discover from "../../common/discover/index.js";
 import * as mechanisms from "../../common/mechanisms/index.js";
 import * as mechanismtranslation from "../../common/mechanismtranslation/index.js";
 import type { ConnectionMonitor } from "../../common/monitor/index.js";
 import * as roundrobin from "../../common/roundrobin/index.js";
-import { createRegistryClient } from "../../../registry/chains/index.js";
-import * as regconnect from "../../../registry/common/connect/index.js";
-import { registryHandler } from "../../../registry/core/index.js";
-import type { Clock } from "../../../tools/clock/index.js";
-import { type Channel, type NsmServer, dial } from "../../../tools/grpc/index.js";
-import { type Logger, silentLogger } from "../../../tools/log/index.js";
+import { chain, passThrough } from "../../core/chain.js";
+import { CallContext } from "../../core/context.js";
+import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 import { newFailover } from "../nsmgr/failover.js";
 import { type HopOptions, hopDialOptions, hopParts } from "../nsmgr/parts.js";
 

@@ -8,10 +8,10 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { Code, isStatusError } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 
 const establishedKey = new MetaKey<boolean>("failover.established");
 const chosenKey = new MetaKey<boolean>("failover.chosen");

@@ -9,23 +9,17 @@
  * Place in the client part, before `connect`, after `trimpath` client.
  */
 import { create } from "@bufbuild/protobuf";
-import {
-  ConnectionEventType,
-  MonitorConnection,
-  MonitorScopeSelectorSchema,
-  PathSegmentSchema,
-  State,
-} from "@nsm-ts/api/networkservice";
+import { ConnectionEventType, MonitorConnection, MonitorScopeSelectorSchema, PathSegmentSchema, State } from "@nsm-ts/api/networkservice";
+import { ChannelPool } from "../../../tools/dialer/index.js";
+import { createClient } from "../../../tools/grpc/index.js";
+import type { Logger } from "../../../tools/log/index.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
+import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
+import { clientUrlOf } from "../../common/clienturl/index.js";
+import type { ConnectionMonitor } from "../../common/monitor/index.js";
 import { connectionOf } from "../../core/chain.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { clientUrlOf } from "../../common/clienturl/index.js";
-import type { ConnectionMonitor } from "../../common/monitor/index.js";
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import { createClient } from "../../../tools/grpc/index.js";
-import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
-import type { Logger } from "../../../tools/log/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 
 interface Watch {
   url: string;

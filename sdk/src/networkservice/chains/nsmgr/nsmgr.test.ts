@@ -2,7 +2,7 @@
  * Unit tests of the pieces the nsmgr and forwarder chains add (serverview, failover) on in-process chains; the
  * whole chains over gRPC are covered by the sandbox scenarios (`tools/sandbox/*.test.ts`).
  */
-import { expect } from "chai";
+
 import { clone, create } from "@bufbuild/protobuf";
 import {
   type Connection,
@@ -12,16 +12,16 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, chain, handler } from "../../core/index.js";
-import * as begin from "../../common/begin/index.js";
-import * as metadata from "../../common/metadata/index.js";
-import * as updatepath from "../../common/updatepath/index.js";
+import { expect } from "chai";
+import { createServer } from "../../../tools/grpc/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
+import * as begin from "../../common/begin/index.js";
 import * as clienturl from "../../common/clienturl/index.js";
 import * as connect from "../../common/connect/index.js";
+import * as metadata from "../../common/metadata/index.js";
 import * as monitor from "../../common/monitor/index.js";
-import { passThrough, serveNetworkService } from "../../core/index.js";
-import { createServer } from "../../../tools/grpc/index.js";
+import * as updatepath from "../../common/updatepath/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement, passThrough, serveNetworkService } from "../../core/index.js";
 import { newFailover, newNextHopMonitor, newServerView } from "./index.js";
 
 /** The next hop: records what it was asked, fails while `failing` says so, answers with its own id and index. */
@@ -44,7 +44,8 @@ function nextHop(failing: (conn: Connection) => Code | undefined) {
   return { el, seen };
 }
 
-const req = (name = "") => create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns", networkServiceEndpointName: name } });
+const req = (name = "") =>
+  create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns", networkServiceEndpointName: name } });
 
 describe("nsmgr parts", () => {
   it("serverview gives the server elements this hop's id and path index back", async () => {
@@ -96,7 +97,9 @@ describe("nsmgr parts", () => {
       },
       close: (ctx, c, next) => next.close(ctx, c),
     };
-    const h = handler(chain(updatepath.newServer("fwd"), begin.newServer(), metadata.newServer(), newFailover("forwarder"), pick, chosen.el));
+    const h = handler(
+      chain(updatepath.newServer("fwd"), begin.newServer(), metadata.newServer(), newFailover("forwarder"), pick, chosen.el),
+    );
     const conn = await h.request(CallContext.create(), req());
     expect(conn.networkServiceEndpointName).to.equal("nse-1");
     down = true;
@@ -121,12 +124,26 @@ describe("nsmgr parts", () => {
     async function setup(withMonitor: boolean) {
       const server = createServer();
       const theirs = new monitor.ConnectionMonitor();
-      serveNetworkService(server, chain(updatepath.newServer("next"), monitor.newServer(theirs), passThrough), withMonitor ? theirs : undefined);
+      serveNetworkService(
+        server,
+        chain(updatepath.newServer("next"), monitor.newServer(theirs), passThrough),
+        withMonitor ? theirs : undefined,
+      );
       const url = await server.listen("tcp://127.0.0.1:0");
       const ours = new monitor.ConnectionMonitor();
       const nh = newNextHopMonitor(ours);
       const conn = connect.newClient();
-      const h = handler(chain(updatepath.newServer("me"), metadata.newServer(), monitor.newServer(ours), newServerView(), clienturl.newClient(url), nh, conn));
+      const h = handler(
+        chain(
+          updatepath.newServer("me"),
+          metadata.newServer(),
+          monitor.newServer(ours),
+          newServerView(),
+          clienturl.newClient(url),
+          nh,
+          conn,
+        ),
+      );
       return { server, ours, nh, conn, h };
     }
     /** Resolves with the first UPDATE that `m` publishes after subscribing. */

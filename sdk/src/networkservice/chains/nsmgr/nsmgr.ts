@@ -5,16 +5,17 @@
  * DOWN when a next hop dies) and a registry proxy for the endpoints and forwarders of its node (localbypass,
  * expire; see `createNsmgrRegistry`).
  */
-import type { NetworkServiceElement } from "../../core/types.js";
-import { chain } from "../../core/chain.js";
-import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
+
+import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
+import { serveRegistry } from "../../../registry/grpc/index.js";
+import { type Channel, dial, type NsmServer } from "../../../tools/grpc/index.js";
 import * as clientinfo from "../../common/clientinfo/index.js";
 import * as discoverforwarder from "../../common/discoverforwarder/index.js";
 import * as excludedprefixes from "../../common/excludedprefixes/index.js";
 import type { ConnectionMonitor } from "../../common/monitor/index.js";
-import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
-import { serveRegistry } from "../../../registry/grpc/index.js";
-import { type Channel, type NsmServer, dial } from "../../../tools/grpc/index.js";
+import { chain } from "../../core/chain.js";
+import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 import { newFailover } from "./failover.js";
 import { type HopOptions, hopDialOptions, hopParts } from "./parts.js";
 
@@ -73,7 +74,8 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
       opts.forwarderServiceName === undefined ? {} : { forwarderServiceName: opts.forwarderServiceName },
     ),
   ];
-  if (opts.excludedPrefixes !== false) middle.push(excludedprefixes.newServer({ ...(opts.excludedPrefixes ?? {}), signal: lifetime.signal }));
+  if (opts.excludedPrefixes !== false)
+    middle.push(excludedprefixes.newServer({ ...(opts.excludedPrefixes ?? {}), signal: lifetime.signal }));
   const element = chain(...parts.head, ...middle, ...(opts.additional ?? []), ...parts.tail);
   return {
     element,

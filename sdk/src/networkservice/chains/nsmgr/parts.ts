@@ -5,7 +5,10 @@
  * trimpath client (a hop that forwards does not trim) →
  * next-hop monitor → updatetoken client → authorize client → connect.
  */
-import type { NetworkServiceElement } from "../../core/types.js";
+
+import { ChannelPool } from "../../../tools/dialer/index.js";
+import type { DialOptions } from "../../../tools/grpc/index.js";
+import type { TokenGenerator } from "../../../tools/token/index.js";
 import * as authorize from "../../common/authorize/index.js";
 import * as begin from "../../common/begin/index.js";
 import * as connect from "../../common/connect/index.js";
@@ -15,10 +18,8 @@ import * as timeout from "../../common/timeout/index.js";
 import * as trimpath from "../../common/trimpath/index.js";
 import * as updatepath from "../../common/updatepath/index.js";
 import * as updatetoken from "../../common/updatetoken/index.js";
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import type { DialOptions } from "../../../tools/grpc/index.js";
-import type { TokenGenerator } from "../../../tools/token/index.js";
-import { newNextHopMonitor, type NextHopMonitor } from "./nexthop.js";
+import type { NetworkServiceElement } from "../../core/types.js";
+import { type NextHopMonitor, newNextHopMonitor } from "./nexthop.js";
 import { newServerView } from "./serverview.js";
 
 /** Options common to the nsmgr and forwarder chains. */
@@ -66,7 +67,11 @@ export function hopParts(opts: HopOptions): HopParts {
   const insecure = opts.insecure ?? false;
   const gen = opts.tokenGenerator;
   const nexthop = newNextHopMonitor(connections, { pool, tokenGenerator: gen });
-  const conn = connect.newClient({ tokenGenerator: gen, pool, ...(opts.requestTimeoutMs === undefined ? {} : { defaultTimeoutMs: opts.requestTimeoutMs }) });
+  const conn = connect.newClient({
+    tokenGenerator: gen,
+    pool,
+    ...(opts.requestTimeoutMs === undefined ? {} : { defaultTimeoutMs: opts.requestTimeoutMs }),
+  });
   return {
     connections,
     nexthop,

@@ -1,11 +1,11 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema, type Path } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, chain, handler } from "../../core/index.js";
-import { newCounter } from "../../utils/count/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import type { PathPolicyInput, Policy } from "../../../tools/policy/index.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { newCounter } from "../../utils/count/index.js";
 import * as begin from "../begin/index.js";
 import * as metadata from "../metadata/index.js";
 import * as authorize from "./index.js";
@@ -27,7 +27,14 @@ const request = () =>
   create(NetworkServiceRequestSchema, {
     connection: {
       id: "b",
-      path: { index: 1, pathSegments: [{ name: "nsc", id: "a" }, { name: "nse", id: "b" }, { name: "stale", id: "c" }] },
+      path: {
+        index: 1,
+        pathSegments: [
+          { name: "nsc", id: "a" },
+          { name: "nse", id: "b" },
+          { name: "stale", id: "c" },
+        ],
+      },
     },
   });
 
@@ -93,10 +100,12 @@ describe("authorize", () => {
       close: (ctx, c, n) => n.close(ctx, c),
     };
     const h = handler(chain(authorize.newClient({ policies: [rec.policy] }), counter, server));
-    const ok = create(NetworkServiceRequestSchema, { connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nsc" }, { name: "nse" }] } } });
+    const ok = create(NetworkServiceRequestSchema, {
+      connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nsc" }, { name: "nse" }] } },
+    });
     await h.request(CallContext.create({ clock }), ok);
     expect(rec.inputs[0]?.peer?.spiffeId).to.equal("spiffe://test/nse");
-    expect((rec.inputs[0]?.path as Path).pathSegments).to.have.length(2);
+    expect((rec.inputs[0]?.path as Path | undefined)?.pathSegments).to.have.length(2);
     expect(counter.closes).to.equal(0);
     await expectDenied(h.request(CallContext.create({ clock }), request()), "authorize-client: policy recording denied: too long");
     expect(counter.closes).to.equal(1);

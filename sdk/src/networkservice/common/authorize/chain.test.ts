@@ -2,23 +2,24 @@
  * Token chaining across a 3-hop in-process chain (nsc → nsmgr → nse) with real ES256 tokens and X.509
  * identities: updatetoken and authorize on every hop, the per-RPC token handed over as the transport would.
  */
-import { expect } from "chai";
+
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, type NetworkServiceHandler, chain, handler } from "../../core/index.js";
-import * as updatepath from "../updatepath/index.js";
+import { expect } from "chai";
+import { MockClock } from "../../../tools/clock/index.js";
+import { devIdentity, type Identity, loadIdentity } from "../../../tools/identity/index.js";
+import { TestPki } from "../../../tools/identity/testpki.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
+import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "../../../tools/token/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
+import { type Counter, newCounter } from "../../utils/count/index.js";
 import * as begin from "../begin/index.js";
 import * as metadata from "../metadata/index.js";
-import * as updatetoken from "../updatetoken/index.js";
 import * as timeout from "../timeout/index.js";
 import * as trimpath from "../trimpath/index.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
-import { type Identity, devIdentity, loadIdentity } from "../../../tools/identity/index.js";
-import { TestPki } from "../../../tools/identity/testpki.js";
-import { type TokenGenerator, createTokenGenerator, decodeToken, verifyToken } from "../../../tools/token/index.js";
+import * as updatepath from "../updatepath/index.js";
+import * as updatetoken from "../updatetoken/index.js";
 import * as authorize from "./index.js";
 
 const LIFETIME_MS = 15 * 60_000;
@@ -155,7 +156,7 @@ describe("token chaining through updatetoken + authorize (3 hops)", function () 
       const seg = segs[i];
       const h = hops[i] as Hop;
       expect(seg?.expires, `segment ${i} expires`).to.not.equal(undefined);
-      expect(timestampMs(seg?.expires ?? { seconds: 0n, nanos: 0 } as never)).to.be.at.most(clock.now() + LIFETIME_MS);
+      expect(timestampMs(seg?.expires ?? ({ seconds: 0n, nanos: 0 } as never))).to.be.at.most(clock.now() + LIFETIME_MS);
       expect(await verifyToken(seg?.token ?? "", h.id.certificate ?? h.id.publicKey), `segment ${i} signed by ${h.name}`).to.equal(true);
       expect(decodeToken(seg?.token ?? "").sub).to.equal(h.id.spiffeId);
     }

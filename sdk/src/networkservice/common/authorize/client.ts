@@ -9,9 +9,9 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { PathSchema } from "@nsm-ts/api/networkservice";
+import { defaultClientPolicies, enforce, type PathPolicyInput } from "../../../tools/policy/index.js";
 import { ContextKey } from "../../core/context.js";
 import type { NetworkServiceClient } from "../../core/types.js";
-import { type PathPolicyInput, defaultClientPolicies, enforce } from "../../../tools/policy/index.js";
 import type { AuthorizeOptions, PolicyPeer } from "./options.js";
 
 const ELEMENT = "authorize-client";

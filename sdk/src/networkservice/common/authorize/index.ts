@@ -1,5 +1,6 @@
 /** authorize element (client and server): enforces the path policies (tokens valid, unexpired, chained, signed). */
-export { newServer, leftSide } from "./server.js";
-export { newClient, serverPeerKey, type ServerPeerSlot } from "./client.js";
+
+export { newClient, type ServerPeerSlot, serverPeerKey } from "./client.js";
+export { type ConnectionSource, type MonitorAuthorizeOptions, newMonitorServer, spiffeIdConnectionMap } from "./monitor.js";
 export type { AuthorizeOptions, PolicyPeer } from "./options.js";
-export { newMonitorServer, spiffeIdConnectionMap, type ConnectionSource, type MonitorAuthorizeOptions } from "./monitor.js";
+export { leftSide, newServer } from "./server.js";

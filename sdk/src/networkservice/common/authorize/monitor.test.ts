@@ -1,18 +1,19 @@
 /** authorize (MonitorConnections): only the identity that requested a connection may watch it. */
-import { expect } from "chai";
+
 import { create } from "@bufbuild/protobuf";
 import {
+  type ConnectionEvent,
   ConnectionEventType,
   ConnectionSchema,
-  type ConnectionEvent,
   type MonitorScopeSelector,
   MonitorScopeSelectorSchema,
 } from "@nsm-ts/api/networkservice";
-import { CallContext, type PeerInfo } from "../../core/index.js";
-import { ConnectionMonitor } from "../monitor/index.js";
+import { expect } from "chai";
 import { ephemeralIdentity } from "../../../tools/identity/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
 import { createTokenGenerator } from "../../../tools/token/index.js";
+import { CallContext, type PeerInfo } from "../../core/index.js";
+import { ConnectionMonitor } from "../monitor/index.js";
 import * as authorize from "./index.js";
 
 const ALICE = "spiffe://test.nsm-ts/alice";
@@ -31,11 +32,21 @@ describe("authorize monitor server", () => {
     const tokenOf = async (id: string): Promise<string> =>
       (await createTokenGenerator(await ephemeralIdentity(id), { maxTokenLifetimeMs: 60_000 })()).token;
     // Connections as this hop (index 1) holds them: segment 0 carries the caller's per-RPC token.
-    for (const [owner, segId] of [[ALICE, "a-1"], [ALICE, "a-2"], [BOB, "b-1"]] as const) {
+    for (const [owner, segId] of [
+      [ALICE, "a-1"],
+      [ALICE, "a-2"],
+      [BOB, "b-1"],
+    ] as const) {
       monitor.update(
         create(ConnectionSchema, {
           id: `${segId}-here`,
-          path: { index: 1, pathSegments: [{ name: "nsc", id: segId, token: await tokenOf(owner) }, { name: "nse", id: `${segId}-here` }] },
+          path: {
+            index: 1,
+            pathSegments: [
+              { name: "nsc", id: segId, token: await tokenOf(owner) },
+              { name: "nse", id: `${segId}-here` },
+            ],
+          },
         }),
       );
     }
@@ -44,7 +55,8 @@ describe("authorize monitor server", () => {
   afterEach(() => expect(monitor.subscribers, "monitor streams left open").to.equal(0));
 
   const ctxAs = (peer: PeerInfo | undefined): CallContext => CallContext.create(peer ? { peer } : {});
-  const selector = (...ids: string[]): MonitorScopeSelector => create(MonitorScopeSelectorSchema, { pathSegments: ids.map((id) => ({ id })) });
+  const selector = (...ids: string[]): MonitorScopeSelector =>
+    create(MonitorScopeSelectorSchema, { pathSegments: ids.map((id) => ({ id })) });
 
   it("maps each caller's SPIFFE ID (token sub of the previous segment) to its segment ids", () => {
     const map = authorize.spiffeIdConnectionMap(monitor.connections());
@@ -54,7 +66,9 @@ describe("authorize monitor server", () => {
   it("lets the owner watch, refuses others, peers without a SPIFFE ID and empty selectors", async () => {
     const srv = authorize.newMonitorServer(monitor);
     const ac = new AbortController();
-    const own = await firstEvent(srv.monitorConnections(CallContext.create({ peer: { spiffeId: ALICE }, signal: ac.signal }), selector("a-1")));
+    const own = await firstEvent(
+      srv.monitorConnections(CallContext.create({ peer: { spiffeId: ALICE }, signal: ac.signal }), selector("a-1")),
+    );
     ac.abort();
     expect(own.type).to.equal(ConnectionEventType.INITIAL_STATE_TRANSFER);
     expect(Object.keys(own.connections)).to.deep.equal(["a-1-here"]);
@@ -76,7 +90,9 @@ describe("authorize monitor server", () => {
 
   it("does not check in-process calls (no peer)", async () => {
     const ac = new AbortController();
-    const ev = await firstEvent(authorize.newMonitorServer(monitor).monitorConnections(CallContext.create({ signal: ac.signal }), selector("b-1")));
+    const ev = await firstEvent(
+      authorize.newMonitorServer(monitor).monitorConnections(CallContext.create({ signal: ac.signal }), selector("b-1")),
+    );
     ac.abort();
     expect(Object.keys(ev.connections)).to.deep.equal(["b-1-here"]);
   });

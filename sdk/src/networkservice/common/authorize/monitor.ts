@@ -11,9 +11,9 @@
  * MonitorConnections server of a chain (e.g. an endpoint's ConnectionMonitor).
  */
 import type { Connection, ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
-import type { MonitorConnectionServer } from "../../core/types.js";
+import { enforce, type MonitorPolicyInput, monitorServiceConnection, type Policy } from "../../../tools/policy/index.js";
 import { decodeToken } from "../../../tools/token/index.js";
-import { type MonitorPolicyInput, type Policy, enforce, monitorServiceConnection } from "../../../tools/policy/index.js";
+import type { MonitorConnectionServer } from "../../core/types.js";
 
 const ELEMENT = "authorize-monitor";
 

@@ -10,9 +10,9 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type Connection, type Path, PathSchema } from "@nsm-ts/api/networkservice";
+import { defaultServerPolicies, enforce, type PathPolicyInput } from "../../../tools/policy/index.js";
 import type { CallContext } from "../../core/context.js";
 import type { NetworkServiceServer } from "../../core/types.js";
-import { type PathPolicyInput, defaultServerPolicies, enforce } from "../../../tools/policy/index.js";
 import type { AuthorizeOptions, PolicyPeer } from "./options.js";
 
 const ELEMENT = "authorize";

@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
-import { CallContext, ContextKey, type NetworkServiceElement, chain, handler } from "../../core/index.js";
-import { newCounter } from "../../utils/count/index.js";
+import { expect } from "chai";
+import { CallContext, ContextKey, chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import { newCheck } from "../../utils/checks/index.js";
+import { newCounter } from "../../utils/count/index.js";
 import * as begin from "./index.js";
 
 function req(id: string, extra: { state?: State } = {}) {
@@ -116,7 +116,9 @@ describe("begin", () => {
       }),
     );
     let failed = false;
-    await h.request(CallContext.create(), req("c1")).catch(() => void (failed = true));
+    await h.request(CallContext.create(), req("c1")).catch(() => {
+      failed = true;
+    });
     expect(failed).to.equal(true);
     expect(b.size()).to.equal(0);
     await h.close(CallContext.create(), create(ConnectionSchema, { id: "c1" }));
@@ -206,7 +208,7 @@ describe("begin", () => {
           beforeRequest: (_c, r) => {
             const c = r.connection as Connection;
             steps.push(`request state=${c.state} nse=${c.networkServiceEndpointName} mech=${c.mechanism?.type ?? ""}`);
-            if (!c.networkServiceEndpointName) c.networkServiceEndpointName = "nse-" + steps.length;
+            if (!c.networkServiceEndpointName) c.networkServiceEndpointName = `nse-${steps.length}`;
             if (!c.mechanism) c.mechanism = { $typeName: "connection.Mechanism", cls: "LOCAL", type: "KERNEL", parameters: {} };
           },
           beforeClose: (_c, c) => void steps.push(`close nse=${c.networkServiceEndpointName}`),

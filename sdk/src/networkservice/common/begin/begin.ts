@@ -8,6 +8,8 @@
  * On a Request with `state = RESELECT_REQUESTED` for an established connection it first closes the old one
  * down the chain, so the elements after it select anew.
  */
+
+import { clone } from "@bufbuild/protobuf";
 import {
   type Connection,
   ConnectionSchema,
@@ -15,10 +17,9 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
-import { clone } from "@bufbuild/protobuf";
+import { Code, fail, isStatusError } from "../../../tools/status/index.js";
 import { CallContext, ContextKey } from "../../core/context.js";
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../core/types.js";
-import { Code, fail, isStatusError } from "../../../tools/status/index.js";
 
 /** Re-runs operations on one connection from the begin element, serialised with everything else. */
 export interface EventFactory {
@@ -174,7 +175,8 @@ class Begin {
 
   async request(ctx: CallContext, req: NetworkServiceRequest, next: NetworkServiceHandler): Promise<Connection> {
     const element = this.side === "server" ? "begin" : "begin-client";
-    const id = req.connection?.id || fail(Code.InvalidArgument, `${element}: connection.id must not be empty (place begin after updatepath)`);
+    const id =
+      req.connection?.id || fail(Code.InvalidArgument, `${element}: connection.id must not be empty (place begin after updatepath)`);
     let st = this.states.get(id);
     if (!st) {
       const remaining = ctx.remainingMs();

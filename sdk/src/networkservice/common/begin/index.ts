@@ -1,2 +1,2 @@
 /** begin element: per-connection serialisation and event factory. See README.md. */
-export { newServer, newClient, eventFactoryKey, eventFactoryOf, type EventFactory, type EventOptions, type BeginOptions } from "./begin.js";
+export { type BeginOptions, type EventFactory, type EventOptions, eventFactoryKey, eventFactoryOf, newClient, newServer } from "./begin.js";

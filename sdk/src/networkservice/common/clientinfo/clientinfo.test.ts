@@ -1,6 +1,6 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { CallContext, handler } from "../../core/index.js";
 import { newClient, newServer } from "./index.js";
 

@@ -1,2 +1,2 @@
 /** clientinfo element (client and server): node/pod/cluster labels on connections. */
-export { newClient, newServer, addClientInfo, type ClientInfoOptions } from "./clientinfo.js";
+export { addClientInfo, type ClientInfoOptions, newClient, newServer } from "./clientinfo.js";

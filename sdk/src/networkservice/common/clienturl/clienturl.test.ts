@@ -1,6 +1,6 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newCheck } from "../../utils/checks/index.js";
 import { newClient, urlKey } from "./index.js";

@@ -4,8 +4,9 @@
  * this element is for chains whose next hop is fixed (a client talking to its nsmgr, a passthrough endpoint).
  * Reads: nothing. Writes: context value `urlKey`. Place before `connect`.
  */
-import { ContextKey } from "../../core/context.js";
+
 import type { CallContext } from "../../core/context.js";
+import { ContextKey } from "../../core/context.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
 /** The URL of the next hop (`unix:///path` or `tcp://host:port`), read by `connect` and `filtermechanisms`. */

@@ -12,19 +12,20 @@
  *
  * Reads: `clienturl.urlKey`, `authorize.serverPeerKey`. Writes: client metadata (URL), the server-peer slot.
  */
-import { type Connection, ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+
 import { clone } from "@bufbuild/protobuf";
-import type { NetworkServiceElement } from "../../core/types.js";
+import { type Connection, ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { ChannelPool } from "../../../tools/dialer/index.js";
+import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
+import { spiffeIdOf } from "../../../tools/identity/index.js";
+import { Code, fail, StatusError } from "../../../tools/status/index.js";
+import { type PeerInfo, type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
 import type { CallContext } from "../../core/context.js";
 import { MetaKey } from "../../core/metadata.js";
 import { traceKey, traceMetadata } from "../../core/trace.js";
-import { clientUrlOf } from "../clienturl/index.js";
-import { ChannelPool } from "../../../tools/dialer/index.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 import { serverPeerKey } from "../authorize/index.js";
-import { createClient, type CallOptions, type Channel } from "../../../tools/grpc/index.js";
-import { spiffeIdOf } from "../../../tools/identity/index.js";
-import { type PeerInfo, type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
-import { Code, fail, StatusError } from "../../../tools/status/index.js";
+import { clientUrlOf } from "../clienturl/index.js";
 
 const urlMeta = new MetaKey<string>("connect.url");
 
@@ -76,7 +77,10 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
       if (ownPool) pool.closeAll();
     },
     async request(ctx, req) {
-      const url = clientUrlOf(ctx)?.href ?? ctx.metadata.client.get(urlMeta) ?? fail(Code.Internal, "connect: no next-hop URL in the context (clienturl missing)");
+      const url =
+        clientUrlOf(ctx)?.href ??
+        ctx.metadata.client.get(urlMeta) ??
+        fail(Code.Internal, "connect: no next-hop URL in the context (clienturl missing)");
       const previous = ctx.metadata.client.get(urlMeta);
       const { ch, c: client } = clientFor(url);
       try {

@@ -1,15 +1,16 @@
 /** discover + roundrobin inside a forwarder-like chain with the real updatepath, begin and metadata elements. */
-import { expect } from "chai";
+
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { MockClock } from "../../../tools/clock/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newCheck } from "../../utils/checks/index.js";
-import { MockClock } from "../../../tools/clock/index.js";
 import * as begin from "../begin/index.js";
-import * as metadata from "../metadata/index.js";
-import * as updatepath from "../updatepath/index.js";
-import * as roundrobin from "../roundrobin/index.js";
 import { urlKey } from "../clienturl/index.js";
+import * as metadata from "../metadata/index.js";
+import * as roundrobin from "../roundrobin/index.js";
+import * as updatepath from "../updatepath/index.js";
 import { newServer } from "./index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "./test-registry.js";
 

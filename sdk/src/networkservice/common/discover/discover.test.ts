@@ -1,32 +1,48 @@
-import { expect } from "chai";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { MatchSchema, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { expect } from "chai";
 
 type MatchInit = MessageInitShape<typeof MatchSchema>;
 type ConnInit = MessageInitShape<typeof ConnectionSchema>;
+
 import { Payload } from "@nsm-ts/api/constants";
-import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler } from "../../core/index.js";
+import { newCheck } from "../../utils/checks/index.js";
 import { type Candidates, candidatesKey, newServer, processLabel } from "./index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "./test-registry.js";
 
 const NS = "secure-intranet-connectivity";
 /** Settles a call at once (so a rejection is never unhandled) to the error it threw, or undefined. */
-const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const outcome = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const labels = (l: Record<string, string>) => ({ [NS]: { labels: l } });
 
 function endpoints(): NetworkServiceEndpoint[] {
   return ["firewall", "some-middle-app", "vpn-gateway"].map((app) =>
-    nse({ name: `nse-${app}`, url: `tcp://127.0.0.1:500${app.length % 10}`, networkServiceNames: [NS], networkServiceLabels: labels({ app }) }),
+    nse({
+      name: `nse-${app}`,
+      url: `tcp://127.0.0.1:500${app.length % 10}`,
+      networkServiceNames: [NS],
+      networkServiceLabels: labels({ app }),
+    }),
   );
 }
 const fromAnywhere = (): MatchInit => ({ sourceSelector: {}, routes: [{ destinationSelector: { app: "firewall" } }] });
-const fromFirewall = (): MatchInit => ({ sourceSelector: { app: "firewall" }, routes: [{ destinationSelector: { app: "some-middle-app" } }] });
-const fromMiddle = (): MatchInit => ({ sourceSelector: { app: "some-middle-app" }, routes: [{ destinationSelector: { app: "vpn-gateway" } }] });
+const fromFirewall = (): MatchInit => ({
+  sourceSelector: { app: "firewall" },
+  routes: [{ destinationSelector: { app: "some-middle-app" } }],
+});
+const fromMiddle = (): MatchInit => ({
+  sourceSelector: { app: "some-middle-app" },
+  routes: [{ destinationSelector: { app: "vpn-gateway" } }],
+});
 
 describe("discover", () => {
   let clock: MockClock;
@@ -188,7 +204,10 @@ describe("discover", () => {
     await setup([], fromAnywhere());
     const p = outcome(server().request(ctx(1000), request({})));
     await nseReg.untilWatchers(1);
-    await nseReg.register(CallContext.create(), nse({ name: "other", url: "tcp://127.0.0.1:1", networkServiceNames: [NS], networkServiceLabels: labels({ app: "vpn" }) }));
+    await nseReg.register(
+      CallContext.create(),
+      nse({ name: "other", url: "tcp://127.0.0.1:1", networkServiceNames: [NS], networkServiceLabels: labels({ app: "vpn" }) }),
+    );
     await nseReg.register(CallContext.create(), endpoints()[0] as NetworkServiceEndpoint);
     expect(await p).to.equal(undefined);
     expect(names(seen[0])).to.deep.equal(["nse-firewall"]);
@@ -215,7 +234,8 @@ describe("discover", () => {
             const cands = candidatesKey.get(c);
             seen.push(cands ?? { endpoints: [] });
             // Stand-in for roundrobin: choose the first candidate.
-            if (r.connection && !r.connection.networkServiceEndpointName) r.connection.networkServiceEndpointName = cands?.endpoints[0]?.name ?? "";
+            if (r.connection && !r.connection.networkServiceEndpointName)
+              r.connection.networkServiceEndpointName = cands?.endpoints[0]?.name ?? "";
           },
         }),
       ),

@@ -3,9 +3,10 @@
  * registered yet, keep a watch open until something is or the wait ends (upstream discovers endpoints that
  * register after the request started).
  */
-import type { CallContext } from "../../core/context.js";
+
 import type { FindResult, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
 import { Code, fail } from "../../../tools/status/index.js";
+import type { CallContext } from "../../core/context.js";
 
 /** Reads every result of a (non-watch) Find, dropping deletions. */
 export async function collect<T extends RegistryEntry>(results: AsyncIterable<FindResult<T>>): Promise<T[]> {

@@ -1,11 +1,12 @@
 /** discover element (server): NSE candidates from the registry by the network service's matches. */
+
+export { collect, findUntil, waitBudgetMs } from "./find.js";
+export { isExpired, isSubset, matchEndpoints, processLabel } from "./match.js";
 export {
-  newServer,
+  type Candidates,
   candidatesKey,
   candidatesOf,
-  type Candidates,
-  type DiscoverRegistries,
   type DiscoverOptions,
+  type DiscoverRegistries,
+  newServer,
 } from "./server.js";
-export { matchEndpoints, isSubset, processLabel, isExpired } from "./match.js";
-export { findUntil, collect, waitBudgetMs } from "./find.js";

@@ -3,8 +3,9 @@
  * against the request's connection labels, destination selectors against each endpoint's labels for the
  * service, and selector values may be Go-template references to connection labels (`{{.nodeName}}`).
  */
-import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+
 import { timestampMs } from "@bufbuild/protobuf/wkt";
+import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 
 /** What Go's text/template prints for a missing map key; kept so selectors behave as upstream's do. */
 const NO_VALUE = "<no value>";

@@ -10,16 +10,17 @@
  * metadata (the endpoint it discovered, so that a refresh whose endpoint has gone discovers anew).
  * Place after `metadata` and before `roundrobin`.
  */
-import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+
 import { create } from "@bufbuild/protobuf";
+import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
-import type { CallContext } from "../../core/context.js";
-import { ContextKey } from "../../core/context.js";
-import { connectionOf } from "../../core/chain.js";
-import { MetaKey } from "../../core/metadata.js";
-import type { NetworkServiceElement } from "../../core/types.js";
 import type { NseHandler, NsHandler } from "../../../registry/core/index.js";
 import { Code, fail } from "../../../tools/status/index.js";
+import { connectionOf } from "../../core/chain.js";
+import type { CallContext } from "../../core/context.js";
+import { ContextKey } from "../../core/context.js";
+import { MetaKey } from "../../core/metadata.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 import { collect, findUntil, waitBudgetMs } from "./find.js";
 import { isExpired, matchEndpoints } from "./match.js";
 

@@ -4,14 +4,9 @@
  * live in `registry/store`; these tests must not depend on them.
  */
 import { clone, create } from "@bufbuild/protobuf";
-import {
-  type NetworkService,
-  NetworkServiceEndpointSchema,
-  type NetworkServiceEndpoint,
-  NetworkServiceSchema,
-} from "@nsm-ts/api/registry";
-import type { CallContext } from "../../core/context.js";
+import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { FindQuery, FindResult, NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
+import type { CallContext } from "../../core/context.js";
 
 function isNse(e: RegistryEntry): e is NetworkServiceEndpoint {
   return e.$typeName === "registry.NetworkServiceEndpoint";

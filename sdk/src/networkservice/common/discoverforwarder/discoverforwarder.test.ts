@@ -1,16 +1,21 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceRequestSchema, State, type Connection } from "@nsm-ts/api/networkservice";
+import { type Connection, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { MockClock } from "../../../tools/clock/index.js";
+import { Code, isStatusError, StatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newCheck } from "../../utils/checks/index.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError, isStatusError } from "../../../tools/status/index.js";
 import { urlKey } from "../clienturl/index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "../discover/test-registry.js";
 import { newServer } from "./index.js";
 
 const fwd = (i: number, labels: Record<string, string>) =>
-  nse({ name: `fwd-${i}`, url: `unix:///tmp/fwd-${i}.sock`, networkServiceNames: ["forwarder"], networkServiceLabels: { forwarder: { labels } } });
+  nse({
+    name: `fwd-${i}`,
+    url: `unix:///tmp/fwd-${i}.sock`,
+    networkServiceNames: ["forwarder"],
+    networkServiceLabels: { forwarder: { labels } },
+  });
 
 describe("discoverforwarder", () => {
   let clock: MockClock;
@@ -99,7 +104,12 @@ describe("discoverforwarder", () => {
 
   it("reports every failed forwarder when all fail", async () => {
     down.add("/tmp/fwd-1.sock").add("/tmp/fwd-2.sock");
-    const err = await server().request(ctx(), req()).then(() => undefined, (e: unknown) => e);
+    const err = await server()
+      .request(ctx(), req())
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
     expect((err as Error).message).to.include("fwd-1: /tmp/fwd-1.sock is down; fwd-2: /tmp/fwd-2.sock is down");
   });
@@ -108,14 +118,20 @@ describe("discoverforwarder", () => {
     await nseReg.unregister(CallContext.create(), fwd(1, {}));
     await nseReg.unregister(CallContext.create(), fwd(2, {}));
     const s = server();
-    const late = s.request(ctx(), req()).then(() => undefined, (e: unknown) => e);
+    const late = s.request(ctx(), req()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await nseReg.untilWatchers(1);
     await nseReg.register(CallContext.create(), fwd(4, { p2p: "true" }));
     expect(await late).to.equal(undefined);
     expect(calls).to.deep.equal(["/tmp/fwd-4.sock"]);
 
     await nseReg.unregister(CallContext.create(), fwd(4, {}));
-    const p = s.request(ctx(), req()).then(() => undefined, (e: unknown) => e);
+    const p = s.request(ctx(), req()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await nseReg.untilWatchers(1);
     await clock.advance(100);
     const err = await p;

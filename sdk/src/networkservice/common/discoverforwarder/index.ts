@@ -1,2 +1,2 @@
 /** discoverforwarder element (server, nsmgr): sticky forwarder choice by labels, dropped on reselect. */
-export { newServer, forwarderLabels, type DiscoverForwarderOptions } from "./server.js";
+export { type DiscoverForwarderOptions, forwarderLabels, newServer } from "./server.js";

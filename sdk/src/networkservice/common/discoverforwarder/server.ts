@@ -10,16 +10,16 @@
  * `clienturl.urlKey`, server metadata. Place after `metadata`, before the client part that dials the forwarder.
  */
 import { clone, create } from "@bufbuild/protobuf";
-import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
-import { NetworkServiceEndpointSchema, NetworkServiceSchema, type NetworkService, type NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { FORWARDER_NETWORK_SERVICE, Label } from "@nsm-ts/api/constants";
-import type { CallContext } from "../../core/context.js";
+import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import { Code, fail, StatusError } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
+import type { CallContext } from "../../core/context.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { Code, StatusError, fail } from "../../../tools/status/index.js";
-import { collect, findUntil, isExpired, isSubset, waitBudgetMs, type DiscoverRegistries } from "../discover/index.js";
 import { urlKey } from "../clienturl/index.js";
+import { collect, type DiscoverRegistries, findUntil, isExpired, isSubset, waitBudgetMs } from "../discover/index.js";
 
 /** Options of discoverforwarder. */
 export interface DiscoverForwarderOptions {
@@ -87,14 +87,21 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
       if (sticky) {
         const f = await lookup(ctx, sticky);
         if (f) return next.request(ctx.with(urlKey, urlOf(f)), req);
-        ctx.log.info({ connId: conn.id, forwarder: sticky }, "discoverforwarder: the chosen forwarder is no longer registered, choosing another");
+        ctx.log.info(
+          { connId: conn.id, forwarder: sticky },
+          "discoverforwarder: the chosen forwarder is no longer registered, choosing another",
+        );
         md.delete(chosenKey);
       }
 
       const nsList = conn.networkService
         ? await collect(registries.ns.find(ctx, { template: create(NetworkServiceSchema, { name: conn.networkService }), watch: false }))
         : [];
-      const want = forwarderLabels(conn.labels, nsList.find((s) => s.name === conn.networkService), fallback);
+      const want = forwarderLabels(
+        conn.labels,
+        nsList.find((s) => s.name === conn.networkService),
+        fallback,
+      );
       const candidates =
         (await findUntil(
           registries.nse,
@@ -105,7 +112,11 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
             return ok.length > 0 ? ok : undefined;
           },
           waitBudgetMs(ctx, fallbackMs),
-        )) ?? fail(Code.NotFound, `discoverforwarder: no forwarder of network service "${service}" with labels ${JSON.stringify(want)} is registered`);
+        )) ??
+        fail(
+          Code.NotFound,
+          `discoverforwarder: no forwarder of network service "${service}" with labels ${JSON.stringify(want)} is registered`,
+        );
 
       // After a restart of this nsmgr the connection's path still names the forwarder carrying its data: try it first.
       const previous = pathNext(conn);

@@ -12,9 +12,9 @@
  */
 import { clone, create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionContextSchema, IPContextSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { Code, fail } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { Code, fail } from "../../../tools/status/index.js";
 import { type Cidr, overlaps, parseCidr } from "../../ipam/cidr.js";
 
 /** Options of the excludedprefixes client. */
@@ -71,7 +71,8 @@ export function newClient(opts: ExcludedPrefixesClientOptions = {}): NetworkServ
           return c !== undefined && taken.some((t) => overlaps(c, t));
         });
         if (conflicts.length === 0 || established) {
-          if (conflicts.length > 0) ctx.log.warn({ connId: id, conflicts }, "excludedprefixes-client: refreshed connection overlaps another connection");
+          if (conflicts.length > 0)
+            ctx.log.warn({ connId: id, conflicts }, "excludedprefixes-client: refreshed connection overlaps another connection");
           held.set(id, mine);
           return out;
         }

@@ -1,15 +1,19 @@
-import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { ConnectionSchema, NetworkServiceRequestSchema, type Connection } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { Code, isStatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import { createAddressPool, point2pointipam } from "../../ipam/index.js";
 import { newClient, newServer, parseExcludedPrefixes } from "./index.js";
 
-const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const outcome = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const excludedOf = (c: Connection) => c.context?.ipContext?.excludedPrefixes ?? [];
 
 describe("excludedprefixes server", () => {
@@ -39,7 +43,9 @@ describe("excludedprefixes server", () => {
     const file = join(dir, "excluded_prefixes.yaml");
     writeFileSync(file, "prefixes:\n  - 198.51.100.0/24\n  - fd00::/64\n");
     const srv = newServer({ path: file, signal: ac.signal });
-    const req = create(NetworkServiceRequestSchema, { connection: { id: "c1", context: { ipContext: { excludedPrefixes: ["198.51.100.0/24"] } } } });
+    const req = create(NetworkServiceRequestSchema, {
+      connection: { id: "c1", context: { ipContext: { excludedPrefixes: ["198.51.100.0/24"] } } },
+    });
     const conn = await handler(srv).request(CallContext.create(), req);
     expect(excludedOf(conn)).to.deep.equal(["198.51.100.0/24", "fd00::/64"]);
   });
@@ -102,7 +108,9 @@ describe("excludedprefixes client", () => {
       request: async (_ctx, r) => {
         const n = alwaysSame || calls++ < 2 ? 0 : 2;
         const conn = create(ConnectionSchema, r.connection);
-        conn.context = create(ConnectionSchema, { context: { ipContext: { dstIpAddrs: [`169.254.0.${n}/32`], srcIpAddrs: [`169.254.0.${n + 1}/32`] } } }).context;
+        conn.context = create(ConnectionSchema, {
+          context: { ipContext: { dstIpAddrs: [`169.254.0.${n}/32`], srcIpAddrs: [`169.254.0.${n + 1}/32`] } },
+        }).context;
         return conn;
       },
       close: async () => {

@@ -6,14 +6,14 @@
  * until `signal` aborts. A missing file means no prefixes; an invalid one keeps the last good list.
  * Writes: `connection.context.ip_context.excluded_prefixes`. Place before the IPAM element.
  */
-import { readFileSync, watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, IPContextSchema } from "@nsm-ts/api/networkservice";
 import { parse } from "yaml";
+import { type Logger, silentLogger } from "../../../tools/log/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { type Logger, silentLogger } from "../../../tools/log/index.js";
 import { parseCidr } from "../../ipam/cidr.js";
 
 /** Where NSM deployments mount the excluded prefixes (upstream's path). */
@@ -42,7 +42,7 @@ export function parseExcludedPrefixes(text: string): string[] {
   const doc: unknown = parse(text);
   if (doc === null || doc === undefined) return [];
   if (typeof doc !== "object" || Array.isArray(doc)) throw new Error("excludedprefixes: the file must be a mapping with a `prefixes` list");
-  const list: unknown = (doc as Record<string, unknown>)["prefixes"];
+  const list: unknown = (doc as Record<string, unknown>).prefixes;
   if (list === undefined || list === null) return [];
   if (!Array.isArray(list)) throw new Error("excludedprefixes: `prefixes` must be a list");
   const out: string[] = [];

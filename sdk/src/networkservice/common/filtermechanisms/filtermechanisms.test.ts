@@ -1,7 +1,7 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
-import { MechanismSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MechanismClass, MechanismType } from "@nsm-ts/api/constants";
+import { MechanismSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newClient as clientUrl } from "../clienturl/index.js";
 import { newServer } from "./index.js";

@@ -1,2 +1,2 @@
 /** filtermechanisms element (server): mechanism preferences that fit the next hop's URL scheme. */
-export { newServer, type FilterMechanismsOptions } from "./server.js";
+export { type FilterMechanismsOptions, newServer } from "./server.js";

@@ -35,7 +35,10 @@ export function newServer(opts: FilterMechanismsOptions = {}): NetworkServiceEle
           );
         }
         if (req.mechanismPreferences.length !== before) {
-          ctx.log.debug({ connId: req.connection?.id, url: u.href, kept: req.mechanismPreferences.map((m) => m.type) }, "filtermechanisms: filtered");
+          ctx.log.debug(
+            { connId: req.connection?.id, url: u.href, kept: req.mechanismPreferences.map((m) => m.type) },
+            "filtermechanisms: filtered",
+          );
         }
       }
       return next.request(ctx, req);

@@ -25,17 +25,17 @@ import {
   MonitorScopeSelectorSchema,
   State,
 } from "@nsm-ts/api/networkservice";
+import type { Clock } from "../../../tools/clock/index.js";
+import { ChannelPool } from "../../../tools/dialer/index.js";
+import { type CallOptions, createClient } from "../../../tools/grpc/index.js";
+import type { Logger } from "../../../tools/log/index.js";
+import { Code, isStatusError } from "../../../tools/status/index.js";
+import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceClient } from "../../core/types.js";
 import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { matchesSelector } from "../monitor/index.js";
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import { type CallOptions, createClient } from "../../../tools/grpc/index.js";
-import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
-import type { Clock } from "../../../tools/clock/index.js";
-import type { Logger } from "../../../tools/log/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 
 const ELEMENT = "heal";
 

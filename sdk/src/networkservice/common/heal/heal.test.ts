@@ -1,4 +1,3 @@
-import { expect } from "chai";
 import { clone, create } from "@bufbuild/protobuf";
 import {
   type Connection,
@@ -9,15 +8,16 @@ import {
   type MonitorScopeSelector,
   State,
 } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler, type NetworkServiceHandler } from "../../core/index.js";
-import * as updatepath from "../updatepath/index.js";
-import * as begin from "../begin/index.js";
-import * as metadata from "../metadata/index.js";
-import * as clienturl from "../clienturl/index.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
-import { newCheck } from "../../utils/checks/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler, type NetworkServiceHandler } from "../../core/index.js";
+import { newCheck } from "../../utils/checks/index.js";
+import { type Counter, newCounter } from "../../utils/count/index.js";
+import * as begin from "../begin/index.js";
+import * as clienturl from "../clienturl/index.js";
+import * as metadata from "../metadata/index.js";
+import * as updatepath from "../updatepath/index.js";
 import * as heal from "./index.js";
 
 const URL_A = "tcp://127.0.0.1:5001";
@@ -152,7 +152,11 @@ describe("heal (client)", () => {
   });
 
   const ctx = () => CallContext.create({ clock });
-  const req = () => ({ $typeName: "networkservice.NetworkServiceRequest" as const, connection: create(ConnectionSchema, { id: "c1", networkService: "ns", mechanism: { cls: "LOCAL", type: "KERNEL" } }), mechanismPreferences: [] });
+  const req = () => ({
+    $typeName: "networkservice.NetworkServiceRequest" as const,
+    connection: create(ConnectionSchema, { id: "c1", networkService: "ns", mechanism: { cls: "LOCAL", type: "KERNEL" } }),
+    mechanismPreferences: [],
+  });
 
   async function established(): Promise<{ conn: Connection; stream: Stream }> {
     const opened = fake.nextStream();

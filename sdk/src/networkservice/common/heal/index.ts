@@ -1,2 +1,10 @@
 /** heal element (client): watches the next hop's monitor stream and re-establishes lost connections. See README.md. */
-export { newClient, grpcMonitorSource, type HealClient, type HealEvent, type HealOptions, type LivenessCheck, type MonitorSource } from "./client.js";
+export {
+  grpcMonitorSource,
+  type HealClient,
+  type HealEvent,
+  type HealOptions,
+  type LivenessCheck,
+  type MonitorSource,
+  newClient,
+} from "./client.js";

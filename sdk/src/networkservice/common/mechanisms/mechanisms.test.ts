@@ -1,10 +1,10 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
-import { MechanismSchema, NetworkServiceRequestSchema, type NetworkServiceRequest } from "@nsm-ts/api/networkservice";
 import { KernelParam, MechanismType, OWN_NETNS_URL } from "@nsm-ts/api/constants";
+import { MechanismSchema, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { Code, isStatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import { newErrorElement } from "../../utils/inject/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import { kernel, newServer, noop, preferKernel, preferNoop } from "./index.js";
 
 function recorder(tag: string, log: string[]): NetworkServiceElement {
@@ -21,7 +21,11 @@ function recorder(tag: string, log: string[]): NetworkServiceElement {
   };
 }
 
-const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const outcome = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 describe("mechanisms", () => {
   const req = (): NetworkServiceRequest => create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns" } });
@@ -52,7 +56,9 @@ describe("mechanisms", () => {
 
   it("falls back to the next supported preference when one fails", async () => {
     const log: string[] = [];
-    const h = handler(newServer({ [MechanismType.KERNEL]: chain(recorder("kernel", log), newErrorElement()), [MechanismType.NOOP]: recorder("noop", log) }));
+    const h = handler(
+      newServer({ [MechanismType.KERNEL]: chain(recorder("kernel", log), newErrorElement()), [MechanismType.NOOP]: recorder("noop", log) }),
+    );
     const conn = await h.request(CallContext.create(), preferNoop(preferKernel(req())));
     expect(conn.mechanism?.type).to.equal(MechanismType.NOOP);
     expect(log).to.deep.equal(["kernel:request", "noop:request"]);

@@ -6,16 +6,16 @@
  * Each per-type element continues the chain with `next` as usual.
  */
 import { clone } from "@bufbuild/protobuf";
-import { MechanismSchema, type Mechanism } from "@nsm-ts/api/networkservice";
+import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
+import { Code, fail, StatusError, toStatusError } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { Code, StatusError, fail, toStatusError } from "../../../tools/status/index.js";
 
 /** Per-type elements, keyed by `Mechanism.type` (`KERNEL`, `NOOP`, …). */
 export type MechanismElements = Readonly<Record<string, NetworkServiceElement>>;
 
 function describe(ms: readonly Mechanism[]): string {
-  return ms.length === 0 ? "none" : ms.map((m) => m.type || "\"\"").join(", ");
+  return ms.length === 0 ? "none" : ms.map((m) => m.type || '""').join(", ");
 }
 
 /** Creates the dispatching server element. */
@@ -29,7 +29,10 @@ export function newServer(elements: MechanismElements): NetworkServiceElement {
       if (conn.mechanism) {
         const el =
           elementOf(conn.mechanism.type) ??
-          fail(Code.InvalidArgument, `mechanisms: unsupported mechanism type "${conn.mechanism.type}" (connection.mechanism.type); supported: ${supported}`);
+          fail(
+            Code.InvalidArgument,
+            `mechanisms: unsupported mechanism type "${conn.mechanism.type}" (connection.mechanism.type); supported: ${supported}`,
+          );
         return el.request(ctx, req, next);
       }
       const errors: StatusError[] = [];
@@ -63,7 +66,10 @@ export function newServer(elements: MechanismElements): NetworkServiceElement {
       if (el) return el.close(ctx, conn, next);
       // Close is best effort: the rest of the chain still frees what it holds.
       await next.close(ctx, conn);
-      fail(Code.InvalidArgument, `mechanisms: unsupported mechanism type "${conn.mechanism.type}" (connection.mechanism.type); supported: ${supported}`);
+      fail(
+        Code.InvalidArgument,
+        `mechanisms: unsupported mechanism type "${conn.mechanism.type}" (connection.mechanism.type); supported: ${supported}`,
+      );
     },
   };
 }

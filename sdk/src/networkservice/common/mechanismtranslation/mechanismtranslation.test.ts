@@ -1,7 +1,13 @@
-import { expect } from "chai";
 import { clone, create } from "@bufbuild/protobuf";
-import { MechanismSchema, NetworkServiceRequestSchema, type Mechanism, type NetworkServiceRequest, type Connection } from "@nsm-ts/api/networkservice";
 import { MechanismClass, MechanismType } from "@nsm-ts/api/constants";
+import {
+  type Connection,
+  type Mechanism,
+  MechanismSchema,
+  type NetworkServiceRequest,
+  NetworkServiceRequestSchema,
+} from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newClient } from "./index.js";
 
@@ -29,7 +35,10 @@ describe("mechanismtranslation", () => {
       }),
     );
     const ctx = CallContext.create();
-    const req = create(NetworkServiceRequestSchema, { connection: { id: "c1", mechanism: serverMech }, mechanismPreferences: [serverMech] });
+    const req = create(NetworkServiceRequestSchema, {
+      connection: { id: "c1", mechanism: serverMech },
+      mechanismPreferences: [serverMech],
+    });
     const conn = await h.request(ctx, req);
     expect(seen[0]?.connection?.mechanism).to.equal(undefined);
     expect(seen[0]?.mechanismPreferences).to.deep.equal([]);
@@ -38,7 +47,7 @@ describe("mechanismtranslation", () => {
     // Refresh: the client leg keeps its own mechanism.
     await h.request(ctx, create(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [serverMech] }));
     expect(seen[1]?.connection?.mechanism?.type).to.equal(MechanismType.VXLAN);
-    expect(seen[1]?.connection?.mechanism?.parameters["vni"]).to.equal("42");
+    expect(seen[1]?.connection?.mechanism?.parameters.vni).to.equal("42");
 
     await h.close(ctx, conn);
     expect(closed.map((m) => m?.type)).to.deep.equal([MechanismType.VXLAN]);

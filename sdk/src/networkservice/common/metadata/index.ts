@@ -1,2 +1,2 @@
 /** metadata element: per-connection state store. */
-export { newServer, newClient, type MetadataOptions } from "./server.js";
+export { type MetadataOptions, newClient, newServer } from "./server.js";

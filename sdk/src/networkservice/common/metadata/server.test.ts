@@ -1,7 +1,7 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, MetaKey, type NetworkServiceElement, chain, handler } from "../../core/index.js";
+import { expect } from "chai";
+import { CallContext, chain, handler, MetaKey, type NetworkServiceElement } from "../../core/index.js";
 import * as metadata from "./index.js";
 
 const key = new MetaKey<number>("test.counter");

@@ -3,9 +3,10 @@
  * kept from the first successful Request until Close. Place after `begin` so that refresh, heal and timeout
  * events (which re-enter the chain at begin) find the same store.
  */
-import type { NetworkServiceElement } from "../../core/types.js";
-import { ConnectionMetadata } from "../../core/metadata.js";
+
 import { Code, fail } from "../../../tools/status/index.js";
+import { ConnectionMetadata } from "../../core/metadata.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 
 /** Options of the metadata element. */
 export interface MetadataOptions {

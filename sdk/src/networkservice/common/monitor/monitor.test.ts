@@ -1,4 +1,3 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import {
   type Connection,
@@ -9,10 +8,11 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler } from "../../core/index.js";
-import * as updatepath from "../updatepath/index.js";
-import * as begin from "../begin/index.js";
+import { expect } from "chai";
 import { Code, isStatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler } from "../../core/index.js";
+import * as begin from "../begin/index.js";
+import * as updatepath from "../updatepath/index.js";
 import * as monitor from "./index.js";
 
 type SelectorInit = Parameters<typeof create<typeof MonitorScopeSelectorSchema>>[1];
@@ -20,7 +20,9 @@ type SelectorInit = Parameters<typeof create<typeof MonitorScopeSelectorSchema>>
 /** A subscription driven by hand: `next()` resolves with the next event. */
 function subscribe(m: monitor.ConnectionMonitor, selector: SelectorInit = {}) {
   const ac = new AbortController();
-  const it = m.monitorConnections(CallContext.create({ signal: ac.signal }), create(MonitorScopeSelectorSchema, selector))[Symbol.asyncIterator]();
+  const it = m
+    .monitorConnections(CallContext.create({ signal: ac.signal }), create(MonitorScopeSelectorSchema, selector))
+    [Symbol.asyncIterator]();
   return {
     next: async (): Promise<ConnectionEvent> => {
       const r = await it.next();
@@ -65,7 +67,9 @@ describe("monitor", () => {
     const s = subscribe(m);
     const ev = await s.next();
     expect(ev.type).to.equal(ConnectionEventType.INITIAL_STATE_TRANSFER);
-    const segIds = Object.values(ev.connections).map((c) => c.path?.pathSegments[0]?.id).sort();
+    const segIds = Object.values(ev.connections)
+      .map((c) => c.path?.pathSegments[0]?.id)
+      .sort();
     expect(segIds).to.deep.equal(["a", "b"]);
     await s.it.return?.();
     await h.close(CallContext.create(), a);
@@ -114,7 +118,13 @@ describe("monitor", () => {
     const conn = create(ConnectionSchema, {
       id: "x",
       networkService: "ns-1",
-      path: { pathSegments: [{ name: "nsc", id: "1", token: "t1" }, { name: "nsmgr", id: "2", token: "t2" }, { name: "nse", id: "3", token: "t3" }] },
+      path: {
+        pathSegments: [
+          { name: "nsc", id: "1", token: "t1" },
+          { name: "nsmgr", id: "2", token: "t2" },
+          { name: "nse", id: "3", token: "t3" },
+        ],
+      },
     });
     const sel = (s: SelectorInit) => monitor.matchesSelector(conn, create(MonitorScopeSelectorSchema, s));
     expect(sel({})).to.equal(true);

@@ -13,12 +13,12 @@ import {
   ConnectionEventType,
   ConnectionSchema,
   type MonitorScopeSelector,
-  State,
+  type State,
 } from "@nsm-ts/api/networkservice";
+import type { Logger } from "../../../tools/log/index.js";
+import { Code, StatusError } from "../../../tools/status/index.js";
 import type { CallContext } from "../../core/context.js";
 import type { MonitorConnectionServer } from "../../core/types.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
-import type { Logger } from "../../../tools/log/index.js";
 import { matchesSelector } from "./selector.js";
 
 /** Options of a ConnectionMonitor. */
@@ -83,7 +83,8 @@ export class ConnectionMonitor implements MonitorConnectionServer {
 
   constructor(opts: ConnectionMonitorOptions = {}) {
     this.limit = opts.bufferSize ?? 256;
-    if (!Number.isInteger(this.limit) || this.limit < 1) throw new RangeError(`monitor: bufferSize must be a positive integer, got ${this.limit}`);
+    if (!Number.isInteger(this.limit) || this.limit < 1)
+      throw new RangeError(`monitor: bufferSize must be a positive integer, got ${this.limit}`);
   }
 
   /** Number of open subscriptions (tests check it drops to 0). */
@@ -158,4 +159,3 @@ export class ConnectionMonitor implements MonitorConnectionServer {
     for (const sub of this.subs) sub.offer(type, conns);
   }
 }
-

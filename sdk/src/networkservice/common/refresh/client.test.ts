@@ -1,14 +1,14 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, NetworkServiceRequestSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, type NetworkServiceHandler, chain, handler } from "../../core/index.js";
-import * as updatepath from "../updatepath/index.js";
-import * as begin from "../begin/index.js";
-import * as metadata from "../metadata/index.js";
+import { expect } from "chai";
+import { MockClock } from "../../../tools/clock/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
 import { type Counter, newCounter } from "../../utils/count/index.js";
 import { newErrorElement } from "../../utils/inject/index.js";
-import { MockClock } from "../../../tools/clock/index.js";
+import * as begin from "../begin/index.js";
+import * as metadata from "../metadata/index.js";
+import * as updatepath from "../updatepath/index.js";
 import * as refresh from "./index.js";
 
 const MIN = 60_000;
@@ -39,7 +39,9 @@ describe("refresh client", () => {
         if (own) own.expires = timestampFromMs(ctx.clock.now() + ownMs);
         if (path && serverMs !== undefined) {
           path.pathSegments.length = path.index + 1;
-          path.pathSegments.push(create(PathSegmentSchema, { name: "nse", id: "srv", expires: timestampFromMs(ctx.clock.now() + serverMs) }));
+          path.pathSegments.push(
+            create(PathSegmentSchema, { name: "nse", id: "srv", expires: timestampFromMs(ctx.clock.now() + serverMs) }),
+          );
         }
         return n.request(ctx, r);
       },
@@ -96,7 +98,9 @@ describe("refresh client", () => {
   it("no refresh when the Request failed", async () => {
     const h = client([tokens(TOKEN_TIMEOUT_MS), newErrorElement()]);
     let failed = false;
-    await h.request(ctx(), req()).catch(() => void (failed = true));
+    await h.request(ctx(), req()).catch(() => {
+      failed = true;
+    });
     expect(failed).to.equal(true);
     expect(clock.pending()).to.equal(0);
     await clock.advance(60 * MIN);
@@ -181,7 +185,14 @@ describe("refresh client", () => {
 
   it("refreshPlan stays within [0.2, 0.4] of the shortest lifetime", () => {
     const now = 1_000_000;
-    for (const [index, n] of [[0, 1], [0, 2], [1, 2], [0, 4], [3, 4], [5, 6]] as const) {
+    for (const [index, n] of [
+      [0, 1],
+      [0, 2],
+      [1, 2],
+      [0, 4],
+      [3, 4],
+      [5, 6],
+    ] as const) {
       const segs = Array.from({ length: n }, (_, i) =>
         create(PathSegmentSchema, { name: `s${i}`, expires: timestampFromMs(now + (i === n - 1 ? 100_000 : 200_000)) }),
       );

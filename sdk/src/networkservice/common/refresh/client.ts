@@ -11,11 +11,11 @@
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "@nsm-ts/api/networkservice";
-import { MetaKey, type MetadataMap } from "../../core/metadata.js";
-import type { NetworkServiceClient } from "../../core/types.js";
-import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 import type { Clock, Timer } from "../../../tools/clock/index.js";
 import type { Logger } from "../../../tools/log/index.js";
+import { type MetadataMap, MetaKey } from "../../core/metadata.js";
+import type { NetworkServiceClient } from "../../core/types.js";
+import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 
 const ELEMENT = "refresh";
 
@@ -75,7 +75,15 @@ function stop(md: MetadataMap): void {
 export function newClient(opts: RefreshOptions = {}): NetworkServiceClient {
   const retryMs = opts.retryIntervalMs ?? 200;
 
-  function schedule(md: MetadataMap, clock: Clock, log: Logger, factory: EventFactory, cancel: AbortController, afterMs: number, expiresAt: number): void {
+  function schedule(
+    md: MetadataMap,
+    clock: Clock,
+    log: Logger,
+    factory: EventFactory,
+    cancel: AbortController,
+    afterMs: number,
+    expiresAt: number,
+  ): void {
     const timer = clock.setTimer(afterMs, () => {
       factory.request({ signal: cancel.signal }).then(
         () => undefined, // success re-armed through request() below; undefined means closed or superseded

@@ -12,9 +12,9 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { isRetryable } from "../../../tools/status/index.js";
 import type { CallContext } from "../../core/context.js";
 import type { NetworkServiceClient } from "../../core/types.js";
-import { isRetryable } from "../../../tools/status/index.js";
 
 /** Re-exported: the retry decision is shared by every client that retries. */
 export { isRetryable };
@@ -28,7 +28,6 @@ export interface RetryOptions {
   /** Stop retrying once this much time has passed since the first attempt; default 15 000 ms. */
   tryTimeoutMs?: number;
 }
-
 
 /** Whether one more attempt after `intervalMs` still fits the call's deadline and the retry budget. */
 function mayRetry(ctx: CallContext, err: unknown, startedAt: number, intervalMs: number, tryTimeoutMs: number): boolean {
@@ -61,7 +60,10 @@ export function newClient(opts: RetryOptions = {}): NetworkServiceClient {
           return await next.request(ctx, clone(NetworkServiceRequestSchema, req));
         } catch (err) {
           if (!mayRetry(ctx, err, startedAt, intervalMs, tryTimeoutMs)) throw err;
-          ctx.log.warn({ element: ELEMENT, connId: req.connection?.id, attempt, err, retryInMs: intervalMs }, `${ELEMENT}: request failed, retrying`);
+          ctx.log.warn(
+            { element: ELEMENT, connId: req.connection?.id, attempt, err, retryInMs: intervalMs },
+            `${ELEMENT}: request failed, retrying`,
+          );
           if (!(await pause(ctx, intervalMs))) throw err;
         }
       }

@@ -1,14 +1,20 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { newCheck } from "../../utils/checks/index.js";
 import * as retry from "./index.js";
 
 /** Fails the first `n` Requests (and Closes) with `code`, recording when each call came. */
-function flaky(n: { requests: number; closes: number }, code: Code, clock: MockClock, calls: number[], closes: number[]): NetworkServiceElement {
+function flaky(
+  n: { requests: number; closes: number },
+  code: Code,
+  clock: MockClock,
+  calls: number[],
+  closes: number[],
+): NetworkServiceElement {
   return newCheck({
     beforeRequest: (_ctx, req) => {
       calls.push(clock.now());
@@ -51,7 +57,9 @@ describe("retry (client)", () => {
   }
 
   it("retries a transient failure every interval until it succeeds", async () => {
-    const h = handler(chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 3, closes: 0 }, Code.Unavailable, clock, calls, closes)));
+    const h = handler(
+      chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 3, closes: 0 }, Code.Unavailable, clock, calls, closes)),
+    );
     const start = clock.now();
     const conn = await drive(h.request(ctx(), req()));
     expect(conn.id).to.equal("c1");
@@ -69,7 +77,9 @@ describe("retry (client)", () => {
   });
 
   it("stops at the call's deadline with the last error", async () => {
-    const h = handler(chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 100, closes: 0 }, Code.Unavailable, clock, calls, closes)));
+    const h = handler(
+      chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 100, closes: 0 }, Code.Unavailable, clock, calls, closes)),
+    );
     const err = await drive(h.request(ctx(1000), req())).catch((e: unknown) => e as StatusError);
     expect((err as StatusError).code).to.equal(Code.Unavailable);
     // Attempts at 0, 200, 400, 600, 800; one at 1000 would be past the deadline.
@@ -77,14 +87,21 @@ describe("retry (client)", () => {
   });
 
   it("stops after tryTimeoutMs even without a deadline", async () => {
-    const h = handler(chain(retry.newClient({ intervalMs: 100, tryTimeoutMs: 300 }), flaky({ requests: 100, closes: 0 }, Code.Unavailable, clock, calls, closes)));
+    const h = handler(
+      chain(
+        retry.newClient({ intervalMs: 100, tryTimeoutMs: 300 }),
+        flaky({ requests: 100, closes: 0 }, Code.Unavailable, clock, calls, closes),
+      ),
+    );
     await drive(h.request(CallContext.create({ clock }), req())).catch(() => undefined);
     // Attempts at 0, 100, 200, 300; one at 400 would exceed the 300 ms budget.
     expect(calls).to.have.length(4);
   });
 
   it("stops when the caller aborts", async () => {
-    const h = handler(chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 100, closes: 0 }, Code.Unavailable, clock, calls, closes)));
+    const h = handler(
+      chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 100, closes: 0 }, Code.Unavailable, clock, calls, closes)),
+    );
     const abort = new AbortController();
     const p = h.request(CallContext.create({ clock, signal: abort.signal }), req());
     const failed = p.catch((e: unknown) => e as StatusError);
@@ -96,7 +113,9 @@ describe("retry (client)", () => {
   });
 
   it("retries a failed Close once, never more", async () => {
-    const h = handler(chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 0, closes: 5 }, Code.Unavailable, clock, calls, closes)));
+    const h = handler(
+      chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 0, closes: 5 }, Code.Unavailable, clock, calls, closes)),
+    );
     const conn = await h.request(ctx(), req());
     const err = await drive(h.close(ctx(), conn)).catch((e: unknown) => e as StatusError);
     expect((err as StatusError).code).to.equal(Code.Unavailable);
@@ -104,7 +123,9 @@ describe("retry (client)", () => {
     expect((closes[1] ?? 0) - (closes[0] ?? 0)).to.equal(200);
 
     closes = [];
-    const ok = handler(chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 0, closes: 1 }, Code.Unavailable, clock, calls, closes)));
+    const ok = handler(
+      chain(retry.newClient({ intervalMs: 200 }), flaky({ requests: 0, closes: 1 }, Code.Unavailable, clock, calls, closes)),
+    );
     await drive(ok.close(ctx(), conn));
     expect(closes).to.have.length(2);
   });

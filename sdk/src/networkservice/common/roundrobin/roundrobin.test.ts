@@ -1,13 +1,13 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { MockClock } from "../../../tools/clock/index.js";
+import { Code, isStatusError, StatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newCheck } from "../../utils/checks/index.js";
-import { Code, StatusError, isStatusError } from "../../../tools/status/index.js";
-import { MockClock } from "../../../tools/clock/index.js";
+import { urlKey } from "../clienturl/index.js";
 import * as discover from "../discover/index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "../discover/test-registry.js";
-import { urlKey } from "../clienturl/index.js";
 import { newServer } from "./index.js";
 
 const NS = "ns-1";
@@ -70,7 +70,10 @@ describe("roundrobin", () => {
   it("reports every candidate's failure as Unavailable when all fail", async () => {
     const all = new Set([1, 2, 3, 4].map((i) => `tcp://127.0.0.1:500${i}`));
     const h = build(all, []);
-    const err = await h.request(ctx(), req("c1")).then(() => undefined, (e: unknown) => e);
+    const err = await h.request(ctx(), req("c1")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
     for (let i = 1; i <= 4; i++) expect((err as Error).message).to.include(`nse-${i}: endpoint at tcp://127.0.0.1:500${i} is down`);
   });

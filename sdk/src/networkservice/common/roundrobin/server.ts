@@ -9,11 +9,11 @@
 import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { Code, fail, StatusError } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { Code, StatusError, fail } from "../../../tools/status/index.js";
-import { candidatesKey } from "../discover/index.js";
 import { urlKey } from "../clienturl/index.js";
+import { candidatesKey } from "../discover/index.js";
 
 function urlOf(nse: NetworkServiceEndpoint): URL {
   try {

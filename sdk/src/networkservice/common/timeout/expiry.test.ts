@@ -3,20 +3,21 @@
  * insecure mode): a refreshing client keeps its connection for hours; one that stops refreshing is closed
  * by every server's timeout once its token expires.
  */
-import { expect } from "chai";
+
 import { clone, create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, type NetworkServiceHandler, chain, handler } from "../../core/index.js";
-import * as updatepath from "../updatepath/index.js";
-import * as begin from "../begin/index.js";
-import * as metadata from "../metadata/index.js";
-import * as updatetoken from "../updatetoken/index.js";
-import * as authorize from "../authorize/index.js";
-import * as refresh from "../refresh/index.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../../tools/clock/index.js";
 import { devIdentity } from "../../../tools/identity/index.js";
-import { type TokenGenerator, createTokenGenerator } from "../../../tools/token/index.js";
+import { createTokenGenerator, type TokenGenerator } from "../../../tools/token/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
+import { type Counter, newCounter } from "../../utils/count/index.js";
+import * as authorize from "../authorize/index.js";
+import * as begin from "../begin/index.js";
+import * as metadata from "../metadata/index.js";
+import * as refresh from "../refresh/index.js";
+import * as updatepath from "../updatepath/index.js";
+import * as updatetoken from "../updatetoken/index.js";
 import * as timeout from "./index.js";
 
 const MIN = 60_000;
@@ -92,7 +93,15 @@ describe("refresh and timeout across three hops", () => {
       );
     const endpoint = handler(server("nse", gen(e), nse, atNse));
     const manager = handler(
-      server("nsmgr", gen(m), nsmgr, atNsmgr, updatetoken.newClient(gen(m)), authorize.newClient({ insecure: true }), wire(m.spiffeId, gen(m), e.spiffeId, endpoint)),
+      server(
+        "nsmgr",
+        gen(m),
+        nsmgr,
+        atNsmgr,
+        updatetoken.newClient(gen(m)),
+        authorize.newClient({ insecure: true }),
+        wire(m.spiffeId, gen(m), e.spiffeId, endpoint),
+      ),
     );
     return handler(
       chain(

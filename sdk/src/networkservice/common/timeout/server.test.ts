@@ -1,15 +1,15 @@
-import { expect } from "chai";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, type NetworkServiceHandler, chain, handler } from "../../core/index.js";
-import * as updatepath from "../updatepath/index.js";
-import * as begin from "../begin/index.js";
-import * as metadata from "../metadata/index.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
-import { newErrorElement, type InjectErrorOptions } from "../../utils/inject/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
+import { type Counter, newCounter } from "../../utils/count/index.js";
+import { type InjectErrorOptions, newErrorElement } from "../../utils/inject/index.js";
+import * as begin from "../begin/index.js";
+import * as metadata from "../metadata/index.js";
+import * as updatepath from "../updatepath/index.js";
 import * as timeout from "./index.js";
 
 const TOKEN_TIMEOUT_MS = 15 * 60_000;
@@ -113,7 +113,9 @@ describe("timeout server", () => {
     const conn = await h.request(ctx(), firstRequest());
     await clock.advance(10 * 60_000);
     let failed = false;
-    await h.request(ctx(), refreshOf(conn)).catch(() => void (failed = true));
+    await h.request(ctx(), refreshOf(conn)).catch(() => {
+      failed = true;
+    });
     expect(failed).to.equal(true);
     await clock.advance(5 * 60_000 - 1);
     expect(counter.closes).to.equal(0);
@@ -124,7 +126,9 @@ describe("timeout server", () => {
   it("no timer for a first request that fails", async () => {
     const h = server([newErrorElement()]);
     let failed = false;
-    await h.request(ctx(), firstRequest()).catch(() => void (failed = true));
+    await h.request(ctx(), firstRequest()).catch(() => {
+      failed = true;
+    });
     expect(failed).to.equal(true);
     expect(clock.pending()).to.equal(0);
   });
@@ -181,7 +185,9 @@ describe("timeout server", () => {
     const h = server([newErrorElement(injected)]);
     const conn = await h.request(ctx(), firstRequest());
     let failed = false;
-    await h.close(ctx(), conn).catch(() => void (failed = true));
+    await h.close(ctx(), conn).catch(() => {
+      failed = true;
+    });
     expect(failed).to.equal(true);
     expect(clock.pending()).to.equal(0);
     await clock.advance(TOKEN_TIMEOUT_MS);

@@ -12,12 +12,12 @@
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import { MetaKey } from "../../core/metadata.js";
+import type { Timer } from "../../../tools/clock/index.js";
+import { Code, fail } from "../../../tools/status/index.js";
 import type { CallContext } from "../../core/context.js";
+import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceServer } from "../../core/types.js";
 import { eventFactoryOf } from "../begin/index.js";
-import { Code, fail } from "../../../tools/status/index.js";
-import type { Timer } from "../../../tools/clock/index.js";
 
 const ELEMENT = "timeout";
 

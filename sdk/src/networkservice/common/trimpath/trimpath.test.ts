@@ -1,7 +1,7 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, type NetworkServiceElement, chain, handler } from "../../core/index.js";
+import { expect } from "chai";
+import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import * as updatepath from "../updatepath/index.js";
 import * as trimpath from "./index.js";
 
@@ -21,7 +21,14 @@ const staleRequest = () =>
   create(NetworkServiceRequestSchema, {
     connection: {
       id: "a",
-      path: { index: 0, pathSegments: [{ name: "nsc", id: "a" }, { name: "nse", id: "b" }, { name: "stale", id: "c" }] },
+      path: {
+        index: 0,
+        pathSegments: [
+          { name: "nsc", id: "a" },
+          { name: "nse", id: "b" },
+          { name: "stale", id: "c" },
+        ],
+      },
     },
   });
 

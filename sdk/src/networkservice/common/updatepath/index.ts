@@ -1,3 +1,3 @@
 /** updatepath element (client and server) and the path helpers it is made of. */
-export { newServer, newClient } from "./server.js";
-export { updatePath, ensurePath } from "./updatepath.js";
+export { newClient, newServer } from "./server.js";
+export { ensurePath, updatePath } from "./updatepath.js";

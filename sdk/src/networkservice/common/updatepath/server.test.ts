@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import { clone, create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { expect } from "chai";
+import { Code, isStatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
 import { newCheck } from "../../utils/checks/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import * as updatepath from "./index.js";
 
 const NSC = "nsc";
@@ -130,10 +130,25 @@ describe("updatepath", () => {
 
   it("close walks the path like request", async () => {
     let seenId = "";
-    const h = handler(chain(updatepath.newServer(NSE), newCheck({ beforeClose: (_c, conn) => void (seenId = conn.id) })));
+    const h = handler(
+      chain(
+        updatepath.newServer(NSE),
+        newCheck({
+          beforeClose: (_c, conn) => {
+            seenId = conn.id;
+          },
+        }),
+      ),
+    );
     const conn = create(ConnectionSchema, {
       id: "seg-1",
-      path: { index: 0, pathSegments: [{ name: NSC, id: "seg-1" }, { name: NSE, id: "seg-2" }] },
+      path: {
+        index: 0,
+        pathSegments: [
+          { name: NSC, id: "seg-1" },
+          { name: NSE, id: "seg-2" },
+        ],
+      },
     });
     await h.close(CallContext.create(), conn);
     expect(seenId).to.equal("seg-2");

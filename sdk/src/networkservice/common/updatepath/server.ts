@@ -4,9 +4,9 @@
  * Reads/writes: `req.connection.path`, `req.connection.id`.
  */
 import type { Connection, NetworkServiceRequest } from "@nsm-ts/api/networkservice";
+import { Code, fail } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { Code, fail } from "../../../tools/status/index.js";
 import { ensurePath, updatePath } from "./updatepath.js";
 
 function enter(conn: Connection, name: string, element: string): number {
@@ -15,10 +15,7 @@ function enter(conn: Connection, name: string, element: string): number {
   if (path.pathSegments.length > 0 && path.index < path.pathSegments.length && seg && seg.name !== name) {
     // A request arriving from the previous hop must carry that hop's segment id as the connection id.
     if (conn.id !== seg.id) {
-      fail(
-        Code.InvalidArgument,
-        `${element}: connection.id "${conn.id}" must equal path.path_segments[${path.index}].id "${seg.id}"`,
-      );
+      fail(Code.InvalidArgument, `${element}: connection.id "${conn.id}" must equal path.path_segments[${path.index}].id "${seg.id}"`);
     }
   }
   const prev = updatePath(path, name, element, conn.id);

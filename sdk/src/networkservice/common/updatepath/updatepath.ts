@@ -1,6 +1,6 @@
-import { type Path, PathSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
-import { create } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { type Path, PathSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
 import { Code, fail } from "../../../tools/status/index.js";
 
 /**

@@ -7,10 +7,11 @@
  * Writes: `token`/`expires` of the segment at `path.index`. Placement: client chains, after `updatepath`
  * (and `refresh`), before `authorize` and the element that calls the next hop.
  */
+
+import { Code, fail } from "../../../tools/status/index.js";
+import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
 import type { CallContext } from "../../core/context.js";
 import type { NetworkServiceClient } from "../../core/types.js";
-import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
-import { Code, fail } from "../../../tools/status/index.js";
 import { putToken } from "./updatetoken.js";
 
 const ELEMENT = "updatetoken-client";

@@ -1,3 +1,4 @@
 /** updatetoken element (client and server): signs this hop into the connection path. */
-export { newServer, callerOf } from "./server.js";
+
 export { newClient, type UpdateTokenClientOptions } from "./client.js";
+export { callerOf, newServer } from "./server.js";

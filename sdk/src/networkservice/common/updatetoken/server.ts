@@ -10,10 +10,10 @@
  */
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "@nsm-ts/api/networkservice";
+import { Code, fail } from "../../../tools/status/index.js";
+import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
 import type { CallContext } from "../../core/context.js";
 import type { NetworkServiceServer } from "../../core/types.js";
-import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
-import { Code, fail } from "../../../tools/status/index.js";
 import { putToken } from "./updatetoken.js";
 
 const ELEMENT = "updatetoken";
@@ -51,10 +51,7 @@ export function newServer(generate: TokenGenerator): NetworkServiceServer {
       const conn = req.connection ?? fail(Code.InvalidArgument, `${ELEMENT}: request has no connection`);
       if (!takeIncoming(ctx, conn)) {
         const i = (conn.path?.index ?? 1) - 1;
-        fail(
-          Code.InvalidArgument,
-          `${ELEMENT}: path.path_segments[${i}].expires is missing and the caller sent no nsm-client-token`,
-        );
+        fail(Code.InvalidArgument, `${ELEMENT}: path.path_segments[${i}].expires is missing and the caller sent no nsm-client-token`);
       }
       await putToken(conn, generate, callerOf(ctx), ELEMENT);
       return next.request(ctx, req);

@@ -1,12 +1,12 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
+import { expect } from "chai";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
 import type { TokenGenerator } from "../../../tools/token/index.js";
+import { CallContext, chain, handler } from "../../core/index.js";
+import { newCheck } from "../../utils/checks/index.js";
 import * as updatetoken from "./index.js";
 
 const LIFETIME_MS = 15 * 60_000;
@@ -41,7 +41,8 @@ describe("updatetoken", () => {
     });
 
   /** The tail returns the request's connection, so the result is what the element sent on. */
-  const run = (h: ReturnType<typeof handler>, ctx: CallContext, req: ReturnType<typeof request>): Promise<Connection> => h.request(ctx, req);
+  const run = (h: ReturnType<typeof handler>, ctx: CallContext, req: ReturnType<typeof request>): Promise<Connection> =>
+    h.request(ctx, req);
 
   it("server: signs our segment for the caller and takes the caller's per-RPC token into the previous segment", async () => {
     const incomingExpires = new Date(clock.now() + 10 * 60_000);
@@ -80,7 +81,9 @@ describe("updatetoken", () => {
   });
 
   it("server: the first segment (index 0, no previous hop) needs no incoming token", async () => {
-    const req = create(NetworkServiceRequestSchema, { connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nse", id: "a" }] } } });
+    const req = create(NetworkServiceRequestSchema, {
+      connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nse", id: "a" }] } },
+    });
     const conn = await run(handler(updatetoken.newServer(gen)), CallContext.create({ clock }), req);
     expect(conn.path?.pathSegments[0]?.token).to.equal("own-1");
   });
@@ -98,7 +101,16 @@ describe("updatetoken", () => {
 
   it("server: Close renews the token and goes on even when token generation fails", async () => {
     const closed: { conn?: Connection } = {};
-    const h = handler(chain(updatetoken.newServer(gen), newCheck({ beforeClose: (_c, c) => void (closed.conn = c) })));
+    const h = handler(
+      chain(
+        updatetoken.newServer(gen),
+        newCheck({
+          beforeClose: (_c, c) => {
+            closed.conn = c;
+          },
+        }),
+      ),
+    );
     const conn = create(ConnectionSchema, request(true).connection);
     await h.close(CallContext.create({ clock }), conn);
     expect(closed.conn?.path?.pathSegments[1]?.token).to.equal("own-1");
@@ -107,7 +119,11 @@ describe("updatetoken", () => {
         updatetoken.newServer(async () => {
           throw new Error("no key");
         }),
-        newCheck({ beforeClose: (_c, c) => void (closed.conn = c) }),
+        newCheck({
+          beforeClose: (_c, c) => {
+            closed.conn = c;
+          },
+        }),
       ),
     );
     closed.conn = undefined;
@@ -116,7 +132,9 @@ describe("updatetoken", () => {
   });
 
   it("client: signs our segment before the call, addressed to the configured peer", async () => {
-    const req = create(NetworkServiceRequestSchema, { connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nsc", id: "a" }] } } });
+    const req = create(NetworkServiceRequestSchema, {
+      connection: { id: "a", path: { index: 0, pathSegments: [{ name: "nsc", id: "a" }] } },
+    });
     const el = updatetoken.newClient(gen, { peer: () => ({ spiffeId: "spiffe://test/nsmgr" }) });
     const conn = await run(handler(el), CallContext.create({ clock }), req);
     expect(conn.path?.pathSegments[0]?.token).to.equal("own-1");

@@ -1,14 +1,17 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Connection, PathSegment } from "@nsm-ts/api/networkservice";
-import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
 import { Code, fail } from "../../../tools/status/index.js";
+import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
 
 /** The segment at `path.index`; fails when updatepath did not run before. */
 export function ownSegment(conn: Connection, element: string): PathSegment {
   const path = conn.path;
   const seg = path?.pathSegments[path.index];
   if (!path || !seg) {
-    fail(Code.InvalidArgument, `${element}: connection.path has no segment at path.index ${path?.index ?? 0} (place updatepath before ${element})`);
+    fail(
+      Code.InvalidArgument,
+      `${element}: connection.path has no segment at path.index ${path?.index ?? 0} (place updatepath before ${element})`,
+    );
   }
   return seg;
 }

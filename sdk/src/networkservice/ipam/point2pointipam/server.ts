@@ -8,12 +8,7 @@
  * server metadata (the lease). Place after `metadata` (and after `excludedprefixes`).
  */
 import { create } from "@bufbuild/protobuf";
-import {
-  ConnectionContextSchema,
-  type IPContext,
-  IPContextSchema,
-  RouteSchema,
-} from "@nsm-ts/api/networkservice";
+import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
 import { connectionOf } from "../../core/chain.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";

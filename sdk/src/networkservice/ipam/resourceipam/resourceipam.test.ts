@@ -1,15 +1,19 @@
-import { expect } from "chai";
 import { create } from "@bufbuild/protobuf";
-import { ConnectionSchema, NetworkServiceRequestSchema, type Connection } from "@nsm-ts/api/networkservice";
+import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { IpAddressManager, NetworkSchema, PortManager, SubnetSchema } from "@nsm-ts/api/resources";
-import { CallContext, chain, handler } from "../../core/index.js";
-import { newErrorElement } from "../../utils/inject/index.js";
+import { expect } from "chai";
 import { createMemoryResourceStore, registerResourceManagers } from "../../../resources/index.js";
 import { type Channel, createClient, createServer, dial, type NsmServer } from "../../../tools/grpc/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
+import { CallContext, chain, handler } from "../../core/index.js";
+import { newErrorElement } from "../../utils/inject/index.js";
 import { resourceipam } from "../index.js";
 
-const outcome = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const outcome = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const request = (id: string, excluded: string[] = []) =>
   create(NetworkServiceRequestSchema, { connection: { id, context: { ipContext: { excludedPrefixes: excluded } } } });
 const refresh = (c: Connection) => create(NetworkServiceRequestSchema, { connection: c });
@@ -54,8 +58,18 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
     const h = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
     const c1 = await h.request(CallContext.create(), request("c1"));
     const c2 = await h.request(CallContext.create(), request("c2"));
-    expect(ip(c1)).to.deep.equal({ dst: ["198.51.100.2/32"], src: ["198.51.100.3/32"], srcRoutes: ["198.51.100.2/32"], dstRoutes: ["198.51.100.3/32"] });
-    expect(ip(c2)).to.deep.equal({ dst: ["198.51.100.4/32"], src: ["198.51.100.5/32"], srcRoutes: ["198.51.100.4/32"], dstRoutes: ["198.51.100.5/32"] });
+    expect(ip(c1)).to.deep.equal({
+      dst: ["198.51.100.2/32"],
+      src: ["198.51.100.3/32"],
+      srcRoutes: ["198.51.100.2/32"],
+      dstRoutes: ["198.51.100.3/32"],
+    });
+    expect(ip(c2)).to.deep.equal({
+      dst: ["198.51.100.4/32"],
+      src: ["198.51.100.5/32"],
+      srcRoutes: ["198.51.100.4/32"],
+      dstRoutes: ["198.51.100.5/32"],
+    });
     const ports = await listPorts();
     expect(ports.map((p) => [p.owner, p.fixedIps.map((f) => f.ipAddress)])).to.deep.equal([
       ["c1", ["198.51.100.2", "198.51.100.3"]],
@@ -164,13 +178,23 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
     const first = await h.request(ctx, request("c1"));
     first.context?.ipContext?.excludedPrefixes.push("198.51.100.2/32");
     const moved = await h.request(ctx, refresh(first));
-    expect(ip(moved)).to.deep.equal({ dst: ["198.51.100.3/32"], src: ["198.51.100.4/32"], srcRoutes: ["198.51.100.3/32"], dstRoutes: ["198.51.100.4/32"] });
+    expect(ip(moved)).to.deep.equal({
+      dst: ["198.51.100.3/32"],
+      src: ["198.51.100.4/32"],
+      srcRoutes: ["198.51.100.3/32"],
+      dstRoutes: ["198.51.100.4/32"],
+    });
     expect((await listPorts()).map((p) => p.fixedIps.map((f) => f.ipAddress))).to.deep.equal([["198.51.100.3", "198.51.100.4"]]);
 
     moved.context?.ipContext?.excludedPrefixes.push("198.51.100.4/32");
     const restarted = handler(resourceipam.newServer({ channel, subnetId: "s1" }));
     const again = await restarted.request(CallContext.create(), refresh(moved));
-    expect(ip(again)).to.deep.equal({ dst: ["198.51.100.3/32"], src: ["198.51.100.5/32"], srcRoutes: ["198.51.100.3/32"], dstRoutes: ["198.51.100.5/32"] });
+    expect(ip(again)).to.deep.equal({
+      dst: ["198.51.100.3/32"],
+      src: ["198.51.100.5/32"],
+      srcRoutes: ["198.51.100.3/32"],
+      dstRoutes: ["198.51.100.5/32"],
+    });
     expect(await listPorts()).to.have.length(1);
   });
 

@@ -16,12 +16,12 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
 import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
+import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
+import { Code, fail, isStatusError, StatusError } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { CallContext } from "../../core/context.js";
 import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
-import { Code, fail, isStatusError, StatusError } from "../../../tools/status/index.js";
 import { type Cidr, formatAddress, overlaps, parseAddress, parseCidr } from "../cidr.js";
 
 /** Options of `newServer`. */
@@ -113,6 +113,7 @@ function freePair(s: Subnet, taken: ReadonlySet<bigint>, ex: readonly Cidr[]): [
       // Excluded prefixes may nest or overlap: jump past every one that covers x.
       const cover = sorted.filter((e) => e.first <= x && x <= e.last);
       if (cover.length > 0) {
+        // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max/min do not take.
         x = cover.reduce((m, e) => (e.last > m ? e.last : m), x) + 1n;
         continue;
       }
@@ -162,7 +163,10 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
   function heldOf(p: Port): Held {
     const [dst, src] = p.fixedIps.filter((f) => f.subnetId === opts.subnetId);
     if (dst === undefined || src === undefined) {
-      fail(Code.Internal, `resourceipam: port "${p.id}" of connection "${p.owner}" has fewer than two addresses in subnet "${opts.subnetId}"`);
+      fail(
+        Code.Internal,
+        `resourceipam: port "${p.id}" of connection "${p.owner}" has fewer than two addresses in subnet "${opts.subnetId}"`,
+      );
     }
     return { portId: p.id, dst: hostPrefix(dst.ipAddress), src: hostPrefix(src.ipAddress) };
   }
@@ -198,7 +202,10 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       if (relevant.length > 0) {
         const pair = freePair(s, await takenAddresses(ctx, s), relevant);
         if (pair === undefined) {
-          fail(Code.ResourceExhausted, `resourceipam: subnet "${s.id}" (${s.cidr}) at ${describe} has no free address pair outside the excluded prefixes`);
+          fail(
+            Code.ResourceExhausted,
+            `resourceipam: subnet "${s.id}" (${s.cidr}) at ${describe} has no free address pair outside the excluded prefixes`,
+          );
         }
         fixedIps = pair.map((ipAddress) => ({ subnetId: s.id, ipAddress }));
       }
@@ -249,7 +256,10 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
         if (port !== undefined) {
           const found = heldOf(port);
           if (isExcluded(found, ex)) {
-            ctx.log.info({ connId: conn.id, port: port.id }, "resourceipam: the connection's port has excluded addresses, allocating new ones");
+            ctx.log.info(
+              { connId: conn.id, port: port.id },
+              "resourceipam: the connection's port has excluded addresses, allocating new ones",
+            );
             remove(ip, found);
             await deletePort(ctx, port.id);
             port = undefined;

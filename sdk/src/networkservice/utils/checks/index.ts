@@ -1,7 +1,7 @@
 /** checks: test helper elements that run assertions inside a chain, before and/or after `next`. */
 import type { Connection, NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import type { NetworkServiceElement } from "../../core/types.js";
 import type { CallContext } from "../../core/context.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 
 /** Hooks of a checking element; each may throw (an assertion) to fail the call. */
 export interface CheckHooks {

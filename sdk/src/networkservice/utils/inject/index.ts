@@ -2,9 +2,10 @@
  * inject: test helper elements that fail on chosen calls (error injection) or run a hook (e.g. to change
  * the clock or the context) before passing on.
  */
-import type { NetworkServiceElement } from "../../core/types.js";
-import type { CallContext } from "../../core/context.js";
+
 import { Code, StatusError } from "../../../tools/status/index.js";
+import type { CallContext } from "../../core/context.js";
+import type { NetworkServiceElement } from "../../core/types.js";
 
 /** Which calls fail: a predicate on the 0-based call number, or a list of call numbers; default every call. */
 export type FailOn = ((n: number) => boolean) | readonly number[];

@@ -6,7 +6,7 @@ import { MockClock } from "../../../tools/clock/index.js";
 import { ephemeralIdentity } from "../../../tools/identity/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
 import { createTokenGenerator } from "../../../tools/token/index.js";
-import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore } from "../../store/index.js";
 import { nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";

@@ -5,7 +5,7 @@
  * Reads: the `pathKey` context value, `ctx.peer`. Place after `updatepath` and `begin` (so racing callers for a new name are checked one at a time).
  */
 import type { CallContext } from "../../../networkservice/core/context.js";
-import { enforce, registryClientAllowed, type Policy, type RegistryPolicyInput } from "../../../tools/policy/index.js";
+import { enforce, type Policy, type RegistryPolicyInput, registryClientAllowed } from "../../../tools/policy/index.js";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { pathKey } from "../grpcmetadata/index.js";
 import { subjectOf } from "../updatepath/index.js";

@@ -2,7 +2,7 @@
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
-import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { nse } from "../../test-helpers.js";
 import { KeyedSerializer, newServer } from "./index.js";
 

@@ -1,2 +1,2 @@
 /** begin (registry): serialise Register/Unregister by name. */
-export { newServer, newClient, KeyedSerializer } from "./begin.js";
+export { KeyedSerializer, newClient, newServer } from "./begin.js";

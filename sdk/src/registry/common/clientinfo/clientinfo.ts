@@ -32,7 +32,11 @@ export function newClient<T extends RegistryEntry>(opts: ClientInfoOptions = {})
       if (!isEndpoint(entry)) return next.register(ctx, entry);
       const e = cloneEntry(entry);
       for (const svc of e.networkServiceNames) {
-        const l = (e.networkServiceLabels[svc] ??= create(NetworkServiceLabelsSchema));
+        let l = e.networkServiceLabels[svc];
+        if (l === undefined) {
+          l = create(NetworkServiceLabelsSchema);
+          e.networkServiceLabels[svc] = l;
+        }
         for (const [k, v] of values) if (v && l.labels[k] === undefined) l.labels[k] = v;
       }
       return next.register(ctx, e as T);

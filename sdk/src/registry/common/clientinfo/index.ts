@@ -1,2 +1,2 @@
 /** clientinfo (registry): node/pod/cluster labels on every service of an endpoint. */
-export { newClient, type ClientInfoOptions } from "./clientinfo.js";
+export { type ClientInfoOptions, newClient } from "./clientinfo.js";

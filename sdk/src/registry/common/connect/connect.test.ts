@@ -1,6 +1,6 @@
 /** connect (registry): the per-RPC token on every call, one channel per URL from the pool. */
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceSchema, type NetworkService } from "@nsm-ts/api/registry";
+import { type NetworkService, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { createServer, type NsmServer } from "../../../tools/grpc/index.js";
@@ -9,7 +9,7 @@ import type { RegistryHandler } from "../../core/index.js";
 import { registryHandler } from "../../core/index.js";
 import { serveRegistry } from "../../grpc/index.js";
 import { collect, ns } from "../../test-helpers.js";
-import { createChannelPool, newClient, type ChannelPool } from "./index.js";
+import { type ChannelPool, createChannelPool, newClient } from "./index.js";
 
 describe("registry connect", () => {
   let server: NsmServer;
@@ -42,7 +42,9 @@ describe("registry connect", () => {
     const h = registryHandler(newClient("ns", () => pool.get(url), { tokenGenerator: createTestTokenGenerator() }));
     const ctx = CallContext.create();
     await h.register(ctx, ns("svc"));
-    expect((await collect(h.find(ctx, { template: create(NetworkServiceSchema, { name: "q" }), watch: false }))).map((r) => r.entry.name)).to.deep.equal(["q"]);
+    expect(
+      (await collect(h.find(ctx, { template: create(NetworkServiceSchema, { name: "q" }), watch: false }))).map((r) => r.entry.name),
+    ).to.deep.equal(["q"]);
     await h.unregister(ctx, ns("svc"));
     expect(seen).to.deep.equal(["register token", "find token", "unregister token"]);
   });

@@ -4,20 +4,21 @@
  * registry `path` JSON and adopt the server's updated path from the response header (§7.2). Channels are shared
  * per URL through a `ChannelPool`. Place last in a client chain; it does not call `next`.
  */
-import { traceMetadata } from "../../../networkservice/core/trace.js";
+
 import {
-  NetworkServiceEndpointRegistry,
-  NetworkServiceRegistry,
   type NetworkService,
   type NetworkServiceEndpoint,
+  NetworkServiceEndpointRegistry,
+  NetworkServiceRegistry,
 } from "@nsm-ts/api/registry";
 import type { CallContext } from "../../../networkservice/core/context.js";
-import { createClient, dial, type CallOptions, type Channel, type Client, type DialOptions } from "../../../tools/grpc/index.js";
+import { traceMetadata } from "../../../networkservice/core/trace.js";
+import { type CallOptions, type Channel, type Client, createClient, type DialOptions, dial } from "../../../tools/grpc/index.js";
 import { spiffeIdOf } from "../../../tools/identity/index.js";
-import { tokenMetadata, type PeerInfo, type TokenGenerator } from "../../../tools/token/index.js";
+import { type PeerInfo, type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
 import type { FindResult, RegistryElement } from "../../core/index.js";
 import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
-import { PATH_METADATA_KEY, assignPath, formatPath, parsePath, pathKey } from "../grpcmetadata/index.js";
+import { assignPath, formatPath, PATH_METADATA_KEY, parsePath, pathKey } from "../grpcmetadata/index.js";
 
 /** Options of `connect.newClient`. */
 export interface ConnectOptions {

@@ -6,14 +6,14 @@
  */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { expect } from "chai";
+import { CallContext } from "../../../networkservice/core/context.js";
+import { type Channel, createServer, dial, type NsmServer } from "../../../tools/grpc/index.js";
 import { type Identity, loadIdentity } from "../../../tools/identity/index.js";
 import { TestPki } from "../../../tools/identity/testpki.js";
-import { type Channel, type NsmServer, createServer, dial } from "../../../tools/grpc/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
-import { type TokenGenerator, createTokenGenerator, decodeToken, verifyToken } from "../../../tools/token/index.js";
+import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "../../../tools/token/index.js";
 import { createRegistryClient, createRegistryServer } from "../../chains/index.js";
 import type { RegistryHandler } from "../../core/index.js";
-import { CallContext } from "../../../networkservice/core/context.js";
 import { serveRegistry } from "../../grpc/index.js";
 import { createMemoryStore } from "../../store/index.js";
 import { nse } from "../../test-helpers.js";

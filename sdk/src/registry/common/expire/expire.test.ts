@@ -4,14 +4,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { NetworkServiceEndpointSchema, type NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
-import { registryChain, registryHandler, type RegistryElement, type RegistryHandler } from "../../core/index.js";
+import { type RegistryElement, type RegistryHandler, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../../store/index.js";
-import { Pull, collect, nse } from "../../test-helpers.js";
+import { collect, nse, Pull } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import { DEFAULT_EXPIRE_PERIOD_MS, newServer } from "./index.js";
 
@@ -82,9 +82,7 @@ describe("registry expire", () => {
         throw new StatusError(Code.Unavailable, "injected unregister failure");
       },
     };
-    const h = registryHandler(
-      registryChain(newServer<NetworkServiceEndpoint>({ expirePeriodMs: 1000 }), failing, store.newServer(st)),
-    );
+    const h = registryHandler(registryChain(newServer<NetworkServiceEndpoint>({ expirePeriodMs: 1000 }), failing, store.newServer(st)));
     await h.register(ctx, nse("a"));
     let err: unknown;
     await h.unregister(ctx, nse("a")).catch((e: unknown) => (err = e));

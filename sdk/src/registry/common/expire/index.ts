@@ -1,2 +1,2 @@
 /** expire (registry): registrations end at min(requested, token expiry, now + expire period). */
-export { newServer, DEFAULT_EXPIRE_PERIOD_MS, type ExpireOptions } from "./expire.js";
+export { DEFAULT_EXPIRE_PERIOD_MS, type ExpireOptions, newServer } from "./expire.js";

@@ -1,12 +1,12 @@
 /** grpcmetadata: the registry `path` JSON side channel (contract §7.2) and its context key. */
 export {
-  PATH_METADATA_KEY,
-  type RegistryPath,
-  type RegistryPathSegment,
-  pathKey,
-  pathOf,
+  assignPath,
   emptyPath,
   formatPath,
+  PATH_METADATA_KEY,
   parsePath,
-  assignPath,
+  pathKey,
+  pathOf,
+  type RegistryPath,
+  type RegistryPathSegment,
 } from "./path.js";

@@ -3,7 +3,7 @@
  * the request metadata key `path` (`{"Index":n,"PathSegments":[{"token":"…"}]}`, Go `encoding/json` field names),
  * and the server answers with the updated document in the response header of the same key. Find carries none.
  */
-import { ContextKey, type CallContext } from "../../../networkservice/core/context.js";
+import { type CallContext, ContextKey } from "../../../networkservice/core/context.js";
 import { Code, fail } from "../../../tools/status/index.js";
 
 /** Metadata (request) and header (response) key of the registry path. */

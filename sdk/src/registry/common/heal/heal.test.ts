@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
-import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../../store/index.js";
 import { nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";

@@ -41,7 +41,11 @@ export function newClient<T extends RegistryEntry>(opts: HealOptions = {}): Regi
 
   const watch = async (ctx: CallContext, request: T, next: RegistryHandler<T>, signal: AbortSignal): Promise<void> => {
     const name = request.name;
-    const pause = (): Promise<boolean> => ctx.clock.sleep(retryMs, signal).then(() => true, () => false);
+    const pause = (): Promise<boolean> =>
+      ctx.clock.sleep(retryMs, signal).then(
+        () => true,
+        () => false,
+      );
     while (!signal.aborted) {
       let why = "watch stream ended";
       try {

@@ -1,2 +1,2 @@
 /** heal (registry): watch our own registration and restore it. See heal.ts. */
-export { newClient, type HealOptions } from "./heal.js";
+export { type HealOptions, newClient } from "./heal.js";

@@ -1,6 +1,6 @@
 /** localbypass: the upstream registry stores the nsmgr URL; local callers get the endpoint's real URL back. */
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceEndpointSchema, type NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { registryChain, registryHandler } from "../../core/index.js";
@@ -20,7 +20,9 @@ describe("registry localbypass", () => {
       expect(res.url).to.equal("unix:///run/nse.sock");
       expect((await st.get("local"))?.url).to.equal(nsmgr);
       await st.put(nse("remote", ["svc"], {}, "tcp://203.0.113.5:5001"));
-      const found = await collect(h.find(ctx, { template: create(NetworkServiceEndpointSchema, { networkServiceNames: ["svc"] }), watch: false }));
+      const found = await collect(
+        h.find(ctx, { template: create(NetworkServiceEndpointSchema, { networkServiceNames: ["svc"] }), watch: false }),
+      );
       expect(Object.fromEntries(found.map((r) => [r.entry.name, r.entry.url]))).to.deep.equal({
         local: "unix:///run/nse.sock",
         remote: "tcp://203.0.113.5:5001",

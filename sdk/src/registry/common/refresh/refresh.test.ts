@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, StatusError } from "../../../tools/status/index.js";
-import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { nse } from "../../test-helpers.js";
 import { newClient } from "./index.js";
 
@@ -78,7 +78,10 @@ describe("registry refresh", () => {
     const calls: { at: number; req: NetworkServiceEndpoint }[] = [];
     let failing = false;
     const h = registryHandler(
-      registryChain(newClient<NetworkServiceEndpoint>({ retryIntervalMs: 200 }), fakeRegistry(clock, 3000, calls, () => failing)),
+      registryChain(
+        newClient<NetworkServiceEndpoint>({ retryIntervalMs: 200 }),
+        fakeRegistry(clock, 3000, calls, () => failing),
+      ),
     );
     await h.register(ctx, nse("a"));
     failing = true;

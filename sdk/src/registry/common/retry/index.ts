@@ -1,2 +1,2 @@
 /** retry (registry): try transient failures again. */
-export { newClient, isRetryable, type RetryOptions } from "./retry.js";
+export { isRetryable, newClient, type RetryOptions } from "./retry.js";

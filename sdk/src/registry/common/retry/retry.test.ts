@@ -3,8 +3,8 @@ import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError, isStatusError } from "../../../tools/status/index.js";
-import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
+import { Code, isStatusError, StatusError } from "../../../tools/status/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { nse } from "../../test-helpers.js";
 import { newClient } from "./index.js";
 
@@ -44,13 +44,19 @@ describe("registry retry", () => {
     const clock = new MockClock();
     const bad = flaky(1, Code.InvalidArgument);
     const h1 = registryHandler(registryChain(newClient<NetworkServiceEndpoint>(), bad.el));
-    const e1 = await h1.register(CallContext.create({ clock }), nse("a")).then(() => undefined, (e: unknown) => e);
+    const e1 = await h1.register(CallContext.create({ clock }), nse("a")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isStatusError(e1, Code.InvalidArgument)).to.equal(true);
     expect(bad.calls()).to.equal(1);
 
     const down = flaky(1000, Code.Unavailable);
     const h2 = registryHandler(registryChain(newClient<NetworkServiceEndpoint>({ intervalMs: 1000, tryTimeoutMs: 3000 }), down.el));
-    const p = h2.unregister(CallContext.create({ clock }), nse("a")).then(() => undefined, (e: unknown) => e);
+    const p = h2.unregister(CallContext.create({ clock }), nse("a")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     for (let i = 0; i < 3; i++) {
       await clock.untilPending(1);
       await clock.advance(1000);

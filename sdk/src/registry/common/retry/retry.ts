@@ -9,6 +9,7 @@ import { isRetryable } from "../../../tools/status/index.js";
 
 /** Re-exported: the retry decision is shared by every client that retries. */
 export { isRetryable };
+
 import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
 
 /** Options of `retry.newClient`. */
@@ -18,7 +19,6 @@ export interface RetryOptions {
   /** Give up (returning the last error) once this much time has passed since the first attempt; default 15 000 ms. */
   tryTimeoutMs?: number;
 }
-
 
 /** Creates the client element (see the header comment). */
 export function newClient<T extends RegistryEntry>(opts: RetryOptions = {}): RegistryElement<T> {

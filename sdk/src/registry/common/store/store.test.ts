@@ -3,14 +3,14 @@
  * receiver, all registers/unregisters, delete event), run through the store element over the memory store.
  */
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceEndpointSchema, NetworkServiceLabelsSchema, type NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
 import { expect } from "chai";
 import { CallContext } from "../../../networkservice/core/context.js";
 import { MockClock } from "../../../tools/clock/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
-import { registryHandler, type RegistryHandler } from "../../core/index.js";
+import { type RegistryHandler, registryHandler } from "../../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../../store/index.js";
-import { Pull, collect, nse } from "../../test-helpers.js";
+import { collect, nse, Pull } from "../../test-helpers.js";
 import { newServer } from "./index.js";
 
 describe("registry store element (memory)", () => {

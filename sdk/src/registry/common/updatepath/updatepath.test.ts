@@ -6,14 +6,15 @@ import { MockClock } from "../../../tools/clock/index.js";
 import { ephemeralIdentity } from "../../../tools/identity/index.js";
 import { Code, isStatusError } from "../../../tools/status/index.js";
 import { createTokenGenerator, decodeToken } from "../../../tools/token/index.js";
-import { registryChain, registryHandler, type RegistryElement } from "../../core/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { nse } from "../../test-helpers.js";
 import { pathKey, type RegistryPath } from "../grpcmetadata/index.js";
 import { newClient, newServer, updatePath } from "./index.js";
 
 describe("registry updatepath", () => {
   const clock = new MockClock();
-  const gen = async (n: string) => createTokenGenerator(await ephemeralIdentity(`spiffe://test.com/${n}`), { maxTokenLifetimeMs: 60_000, clock });
+  const gen = async (n: string) =>
+    createTokenGenerator(await ephemeralIdentity(`spiffe://test.com/${n}`), { maxTokenLifetimeMs: 60_000, clock });
 
   it("updatePath appends a segment, reuses an existing one and rejects an out-of-range index", () => {
     const p: RegistryPath = { index: 0, segments: [] };

@@ -63,7 +63,7 @@ export function newServer<T extends RegistryEntry>(gen: TokenGenerator): Registr
     const callerId = ctx.peer?.spiffeId ?? subjectOf(path.segments[path.index]?.token) ?? subjectOf(ctx.peer?.token?.token);
     const tok = await ownToken(ctx, gen);
     const prev = updatePath(path, tok.token);
-    let e = cloneEntry(entry);
+    const e = cloneEntry(entry);
     if (path.index >= 1 && callerId !== undefined) e.pathIds = setPathId(e.pathIds, path.index - 1, callerId);
     const ownId = subjectOf(tok.token);
     if (ownId !== undefined) e.pathIds = setPathId(e.pathIds, path.index, ownId);
@@ -91,7 +91,7 @@ export function newClient<T extends RegistryEntry>(gen: TokenGenerator): Registr
     }
     const tok = await ownToken(ctx, gen);
     const prev = updatePath(path, tok.token);
-    let e = cloneEntry(entry);
+    const e = cloneEntry(entry);
     const ownId = subjectOf(tok.token);
     if (ownId !== undefined) e.pathIds = setPathId(e.pathIds, path.index, ownId);
     try {

@@ -42,10 +42,10 @@ export function validateEntry(ctx: CallContext, entry: RegistryEntry, full: bool
       checkLabels(l.labels, `network_service_labels[${JSON.stringify(svc)}].labels`);
     }
   } else {
-    entry.matches.forEach((m, i) => {
+    for (const [i, m] of entry.matches.entries()) {
       checkLabels(m.sourceSelector, `matches[${i}].source_selector`);
-      m.routes.forEach((r, j) => checkLabels(r.destinationSelector, `matches[${i}].routes[${j}].destination_selector`));
-    });
+      for (const [j, r] of m.routes.entries()) checkLabels(r.destinationSelector, `matches[${i}].routes[${j}].destination_selector`);
+    }
   }
 }
 

@@ -1,10 +1,10 @@
 /** KERNEL mechanism: builders, accessors and the client element offering it. */
 export {
-  mechanism,
-  newClient,
-  isKernel,
   interfaceNameOf,
-  netnsUrlOf,
-  type KernelMechanismOptions,
+  isKernel,
   type KernelClientOptions,
+  type KernelMechanismOptions,
+  mechanism,
+  netnsUrlOf,
+  newClient,
 } from "./mechanism.js";

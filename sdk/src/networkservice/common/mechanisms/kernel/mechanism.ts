@@ -3,12 +3,12 @@
  * by `name`. Builders, accessors, and the client element that offers KERNEL with the caller's own netns.
  */
 import { create } from "@bufbuild/protobuf";
-import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
 import { KernelParam, MechanismClass, MechanismType, OWN_NETNS_URL } from "@nsm-ts/api/constants";
+import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
+import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "../../../../tools/nanoid/index.js";
 import { connectionOf } from "../../../core/chain.js";
 import { MetaKey } from "../../../core/metadata.js";
 import type { NetworkServiceElement } from "../../../core/types.js";
-import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "../../../../tools/nanoid/index.js";
 
 /** Parameters of a KERNEL mechanism. */
 export interface KernelMechanismOptions {

@@ -1,9 +1,9 @@
 /** The NOOP mechanism: no data plane at all, for control-plane-only meshes and tests. */
 import { create } from "@bufbuild/protobuf";
-import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
 import { MechanismType } from "@nsm-ts/api/constants";
-import { prefer } from "../prefer-core.js";
+import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceElement } from "../../../core/types.js";
+import { prefer } from "../prefer-core.js";
 
 /** A NOOP mechanism; like upstream's helper it carries no class and is treated as local. */
 export function mechanism(): Mechanism {
