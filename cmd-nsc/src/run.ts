@@ -11,14 +11,16 @@ import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/con
 import type { Logger } from "@nsm-ts/sdk/tools/log";
 import { startObservability } from "@nsm-ts/sdk/tools/metrics";
 import { programIdentity } from "@nsm-ts/sdk/tools/program";
+import { netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 import { summarize } from "./summary.js";
 
 /** The mechanism to offer for one NSM_NETWORK_SERVICES entry (the config table admits KERNEL and NOOP only). */
 function mechanismOf(u: NetworkServiceRequestUrl): Mechanism {
   if (u.mechanism === MechanismType.NOOP) return mechanisms.noop.mechanism();
-  // The forwarder resolves the netns through /proc, so name it by our pid rather than thread-self.
-  return mechanisms.kernel.mechanism({ netnsUrl: `file:///proc/${process.pid}/ns/net`, ...(u.ifName ? { ifName: u.ifName } : {}) });
+  // Named by inode, which the forwarder resolves through /proc whatever PID namespace we run in (a pod's pid
+  // would name another process there); thread-self would need fd passing.
+  return mechanisms.kernel.mechanism({ netnsUrl: netnsInodeUrl(), ...(u.ifName ? { ifName: u.ifName } : {}) });
 }
 
 /**

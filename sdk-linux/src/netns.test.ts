@@ -1,6 +1,7 @@
+import { statSync } from "node:fs";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import { expect } from "chai";
-import { currentNetns, Netns, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
+import { currentNetns, Netns, netnsInodeUrl, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
 
 function code(fn: () => unknown): number | undefined {
   try {
@@ -98,5 +99,27 @@ describe("netns: Netns handle", () => {
     expect(err).to.be.instanceOf(StatusError);
     expect((err as StatusError).code).to.equal(Code.NotFound);
     expect((err as StatusError).message).to.contain("nsmts-does-not-exist-0");
+  });
+
+  it("names its own namespace as inode://<dev>/<ino> and resolves that URL back to it through /proc", async () => {
+    const st = statSync("/proc/self/ns/net");
+    const url = netnsInodeUrl();
+    expect(url).to.equal(`inode://${st.dev}/${st.ino}`);
+    const ns = await openNetns(url);
+    expect(ns.isCurrent).to.equal(true);
+    expect(ns.inode).to.equal(st.ino);
+    expect(ns.path).to.match(/^\/(proc\/\d+\/ns\/net|run\/netns\/.+)$/);
+    await ns.verify();
+  });
+
+  it("rejects malformed inode URLs and reports NotFound for a namespace no process is in", async () => {
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => (e instanceof StatusError ? e.code : -1),
+      );
+    expect(await codeOf(openNetns("inode://4/"))).to.equal(Code.InvalidArgument);
+    expect(await codeOf(openNetns("inode://x/1"))).to.equal(Code.InvalidArgument);
+    expect(await codeOf(openNetns("inode://1/1"))).to.equal(Code.NotFound);
   });
 });

@@ -1,9 +1,16 @@
 /**
  * Network-namespace handles. NSM names a netns by URL (`file:///proc/<pid>/ns/net`, upstream's
- * `/proc/thread-self/ns/net`, or a named netns under /run/netns); a handle resolves that once, keeps the
- * inode for identity checks and knows how to run `ip` (or any command) inside the namespace.
+ * `/proc/thread-self/ns/net`, a named netns under /run/netns, or `inode://<dev>/<ino>`); a handle resolves
+ * that once, keeps the inode for identity checks and knows how to run `ip` (or any command) inside the
+ * namespace.
+ *
+ * `inode://` is how upstream names a netns in transit; it needs no fd passing when the resolving process
+ * sees the other's processes (a forwarder with hostPID), which is why our clients and endpoints send it:
+ * a `/proc/<pid>` URL from inside a pod carries the pod's pid, which names another process (or none) in
+ * the forwarder's PID namespace.
  */
-import { stat } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
 import { runCommand } from "./exec.js";
 
@@ -42,6 +49,8 @@ export function validateNetnsName(name: string): string {
 export function parseNetnsUrl(url: string, pid: number = process.pid): NetnsLocation {
   let p = url.trim();
   if (p === "") fail(Code.InvalidArgument, "netns: empty netns URL");
+  if (p.startsWith("inode:"))
+    fail(Code.InvalidArgument, `netns: ${JSON.stringify(url)} names no file; open it with openNetns, which resolves it`);
   if (/^[a-z][a-z0-9+.-]*:/i.test(p)) {
     let u: URL;
     try {
@@ -85,8 +94,11 @@ export class Netns {
   readonly kind: NetnsKind;
   /** Name under /run/netns when `kind` is `named`. */
   readonly name: string | undefined;
-  /** Absolute path of the nsfs file. */
-  readonly path: string;
+  /** Absolute path of the nsfs file (for an `inode://` handle: a process in the namespace, re-found by `verify`). */
+  get path(): string {
+    return this.#path;
+  }
+  #path: string;
   /** Inode of the namespace (same number as in `net:[…]`). */
   readonly inode: number;
   /** Device of the nsfs file; with `inode` the full identity. */
@@ -99,7 +111,7 @@ export class Netns {
     this.url = url;
     this.kind = loc.kind;
     this.name = loc.name;
-    this.path = loc.path;
+    this.#path = loc.path;
     this.inode = inode;
     this.dev = dev;
     this.isCurrent = isCurrent;
@@ -134,13 +146,70 @@ export class Netns {
     return [tools.nsenter ?? "nsenter", `--net=${this.path}`, ...cmd];
   }
 
-  /** Re-checks that the path still names the same namespace (a pid can die and be reused). */
+  /**
+   * Re-checks that the path still names the same namespace (a pid can die and be reused). A handle opened
+   * from `inode://` follows the namespace to another of its processes when the one it used has exited.
+   */
   async verify(): Promise<void> {
-    const st = await statNetns(this.url, this.path);
-    if (st.ino !== this.inode || st.dev !== this.dev) {
-      fail(Code.NotFound, `netns: ${this.url} is gone (${this.path} now names another namespace)`);
+    const st = await statNetns(this.url, this.#path).catch((err: unknown) => {
+      if (isInodeUrl(this.url) && err instanceof StatusError && err.code === Code.NotFound) return undefined;
+      throw err;
+    });
+    if (st?.ino === this.inode && st.dev === this.dev) return;
+    if (isInodeUrl(this.url)) {
+      this.#path = await findNetnsPath(this.url, this.dev, this.inode);
+      return;
+    }
+    fail(Code.NotFound, `netns: ${this.url} is gone (${this.#path} now names another namespace)`);
+  }
+}
+
+const inodeUrlPattern = /^inode:\/\/(\d+)\/(\d+)$/;
+
+function isInodeUrl(url: string): boolean {
+  return url.startsWith("inode:");
+}
+
+/** `inode://<dev>/<ino>` of the namespace at `path` (default: this process's), as clients and endpoints send it. */
+export function netnsInodeUrl(path = "/proc/self/ns/net"): string {
+  // Sync: element factories call it once at construction; one stat of an nsfs file.
+  const st = statSync(path);
+  return `inode://${st.dev}/${st.ino}`;
+}
+
+/** Last path found per namespace, so most resolutions cost one stat instead of a /proc walk. */
+const inodePaths = new Map<string, string>();
+
+/**
+ * Finds a file naming the namespace with this identity: a named netns under /run/netns, else
+ * `/proc/<pid>/ns/net` of a process in it. NotFound when no visible process is in it (a forwarder in
+ * Kubernetes needs hostPID to see the pods' processes).
+ */
+async function findNetnsPath(url: string, dev: number, ino: number): Promise<string> {
+  const key = `${dev}/${ino}`;
+  const same = async (path: string): Promise<boolean> => {
+    try {
+      const st = await stat(path);
+      return st.ino === ino && st.dev === dev;
+    } catch {
+      return false; // exited, gone or not ours to see: try the next candidate
+    }
+  };
+  const cached = inodePaths.get(key);
+  if (cached !== undefined && (await same(cached))) return cached;
+  const named = await readdir(NETNS_RUN_DIR).catch(() => [] as string[]);
+  const pids = (await readdir("/proc")).filter((e) => /^\d+$/.test(e));
+  for (const path of [...named.map((n) => `${NETNS_RUN_DIR}/${n}`), ...pids.map((pid) => `/proc/${pid}/ns/net`)]) {
+    if (await same(path)) {
+      inodePaths.set(key, path);
+      return path;
     }
   }
+  inodePaths.delete(key);
+  return fail(
+    Code.NotFound,
+    `netns: ${url} not found: no named netns and no visible process is in it (a forwarder in a pod needs hostPID)`,
+  );
 }
 
 async function statNetns(url: string, path: string): Promise<{ ino: number; dev: number }> {
@@ -166,12 +235,15 @@ function currentNetnsId(): Promise<{ ino: number; dev: number }> {
 }
 
 /**
- * Opens a namespace from a URL (`file:///proc/<pid>/ns/net`), a path (`/proc/thread-self/ns/net`,
- * `/var/run/netns/<name>`, any bind-mounted nsfs file) or a bare named-netns name. Throws NotFound when it
- * does not exist.
+ * Opens a namespace from a URL (`file:///proc/<pid>/ns/net`, `inode://<dev>/<ino>`), a path
+ * (`/proc/thread-self/ns/net`, `/var/run/netns/<name>`, any bind-mounted nsfs file) or a bare named-netns
+ * name. Throws NotFound when it does not exist.
  */
 export async function openNetns(url: string): Promise<Netns> {
-  const loc = parseNetnsUrl(url);
+  const m = inodeUrlPattern.exec(url.trim());
+  if (isInodeUrl(url.trim()) && m === null)
+    fail(Code.InvalidArgument, `netns: invalid inode URL ${JSON.stringify(url)} (want inode://<dev>/<ino>)`);
+  const loc = m === null ? parseNetnsUrl(url) : parseNetnsUrl(await findNetnsPath(url, Number(m[1]), Number(m[2])));
   const [st, own] = await Promise.all([statNetns(url, loc.path), currentNetnsId()]);
   return new Netns(url, loc, st.ino, st.dev, st.ino === own.ino && st.dev === own.dev);
 }

@@ -21,11 +21,18 @@ function cleanEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
 export class Processes {
   readonly all: Program[] = [];
 
-  /** Spawns `program` with `vars`, inside named netns `ns` when given. */
-  spawn(program: ProgramName, vars: Record<string, string>, name: string, ns?: string): Program {
+  /**
+   * Spawns `program` with `vars`, inside named netns `ns` when given; with `ownPidNamespace` also in a new PID
+   * (and mount, for its own /proc) namespace where it is pid 1, as in a pod. Killing the held process
+   * (`unshare`) then kills the program too (`--kill-child`).
+   */
+  spawn(program: ProgramName, vars: Record<string, string>, name: string, ns?: string, opts: { ownPidNamespace?: boolean } = {}): Program {
     const bin = join(repoRoot, program, "bin", `${program}.js`);
-    const [cmd, argv] = ns === undefined ? [process.execPath, [bin]] : ["ip", ["netns", "exec", ns, process.execPath, bin]];
-    const child = spawn(cmd, argv, { env: cleanEnv(vars), stdio: ["ignore", "pipe", "pipe"] });
+    const node = opts.ownPidNamespace
+      ? ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL", process.execPath, bin]
+      : [process.execPath, bin];
+    const full = ns === undefined ? node : ["ip", "netns", "exec", ns, ...node];
+    const child = spawn(full[0] ?? "", full.slice(1), { env: cleanEnv(vars), stdio: ["ignore", "pipe", "pipe"] });
     const p = new Program(name, child);
     this.all.push(p);
     return p;
@@ -39,8 +46,9 @@ export class Processes {
     name: string,
     ns?: string,
     timeoutMs = 30_000,
+    opts: { ownPidNamespace?: boolean } = {},
   ): Promise<Program> {
-    const p = this.spawn(program, vars, name, ns);
+    const p = this.spawn(program, vars, name, ns, opts);
     await p.waitFor(readyMsg, () => true, timeoutMs);
     return p;
   }

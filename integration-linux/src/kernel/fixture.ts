@@ -62,11 +62,25 @@ export class KernelFixture {
 
   /** Starts a long-running process inside `ns` (to get a `/proc/<pid>/ns/net` path); killed in cleanup. */
   async holder(ns: Netns): Promise<number> {
+    return this.holderIn(ns.path);
+  }
+
+  /** Starts a long-running process in a new, unnamed netns (unshare); killed in cleanup, which ends the netns. */
+  async unnamedHolder(): Promise<number> {
+    return this.#start(["unshare", "--net", "sh", "-c", "echo ready; exec sleep 300"]);
+  }
+
+  /** Starts a long-running process inside the netns at `path`; killed in cleanup. */
+  async holderIn(path: string): Promise<number> {
+    return this.#start(["nsenter", `--net=${path}`, "sh", "-c", "echo ready; exec sleep 300"]);
+  }
+
+  async #start(argv: [string, ...string[]]): Promise<number> {
     // The shell prints once it runs inside the namespace; `exec` keeps the same pid for sleep.
-    const child = spawn("nsenter", [`--net=${ns.path}`, "sh", "-c", "echo ready; exec sleep 300"], { stdio: ["ignore", "pipe", "ignore"] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
     this.#children.push(child);
     const stdout = child.stdout;
-    if (child.pid === undefined || stdout === null) throw new Error("holder process did not start");
+    if (child.pid === undefined || stdout === null) throw new Error(`${argv[0]} did not start`);
     await once(stdout, "data");
     stdout.resume();
     return child.pid;

@@ -230,6 +230,29 @@ describe("kernel: sdk-linux operations in real namespaces", function () {
     expect(err.message).to.contain(`/proc/${pid}/ns/net`);
   });
 
+  it("resolves inode:// URLs of unnamed namespaces through a process in them, and follows the namespace when that process exits", async () => {
+    const { netnsInodeUrl, openNetns } = await import("@nsm-ts/sdk-linux");
+    const ops = createKernelOps();
+    // An unnamed netns, as a pod has from the forwarder's point of view: two processes in it, no /run/netns entry.
+    const first = await fx.unnamedHolder();
+    const second = await fx.holderIn(`/proc/${first}/ns/net`);
+    const url = netnsInodeUrl(`/proc/${first}/ns/net`);
+    const ns = await openNetns(url);
+    expect(ns.kind).to.equal("path");
+    expect([`/proc/${first}/ns/net`, `/proc/${second}/ns/net`]).to.include(ns.path);
+    await ops.batch(ns).addVeth({ name: "i0", peerName: "i1" }).setUp("i0").commit();
+    const used = ns.path === `/proc/${first}/ns/net` ? first : second;
+    const other = used === first ? second : first;
+    await fx.kill(used);
+    await ns.verify();
+    expect(ns.path).to.equal(`/proc/${other}/ns/net`);
+    expect((await ops.getLink(ns, "i0"))?.up).to.equal(true);
+    await fx.kill(other);
+    const gone = await rejection(ns.verify());
+    expect(gone.code).to.equal(Code.NotFound);
+    expect(gone.message).to.contain("hostPID");
+  });
+
   it("fails with clear errors for missing namespaces and links", async () => {
     const { deleteNamedNetns, openNetns } = await import("@nsm-ts/sdk-linux");
     const ops = createKernelOps();

@@ -84,14 +84,10 @@ function kernelLeg(m: Mechanism, where: string): Leg {
   if (ownProcUrl.test(url)) {
     fail(
       Code.InvalidArgument,
-      `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url} names the sender's own netns, which only fd passing can carry; send file:///proc/<pid>/ns/net`,
+      `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url} names the sender's own netns, which only fd passing can carry; send inode://<dev>/<ino> or file:///proc/<pid>/ns/net`,
     );
   }
-  if (url.startsWith("inode:"))
-    fail(
-      Code.InvalidArgument,
-      `kernel xconnect: ${where} ${KernelParam.NETNS_URL} ${url}: inode:// URLs need fd passing, which this forwarder does not do`,
-    );
+  // inode:// URLs are resolved by openNetns through /proc (the forwarder runs with hostPID), no fd passing needed.
   const ifName = mechanisms.kernel.interfaceNameOf(m);
   if (ifName === "")
     fail(Code.InvalidArgument, `kernel xconnect: ${where} KERNEL mechanism has no interface ${KernelParam.INTERFACE_NAME}`);

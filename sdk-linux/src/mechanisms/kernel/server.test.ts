@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { CallContext, chain, handler, mechanisms, metadata } from "@nsm-ts/sdk/networkservice";
@@ -14,10 +15,11 @@ describe("mechanisms: KERNEL server for endpoints", () => {
   const h = (opts: kernel.KernelServerOptions = {}) =>
     handler(chain(metadata.newServer(), mechanisms.newServer({ KERNEL: kernel.newServer(opts) })));
 
-  it("puts this process's netns (concrete pid) and a generated upstream-style name into the mechanism, stable on refresh", async () => {
+  it("puts this process's netns (as inode://dev/ino) and a generated upstream-style name into the mechanism, stable on refresh", async () => {
     const s = h();
     const conn = await s.request(CallContext.create(), req());
-    expect(conn.mechanism?.parameters.inodeURL).to.equal(`file:///proc/${process.pid}/ns/net`);
+    const st = statSync("/proc/self/ns/net");
+    expect(conn.mechanism?.parameters.inodeURL).to.equal(`inode://${st.dev}/${st.ino}`);
     const name = conn.mechanism?.parameters.name ?? "";
     expect(name).to.match(/^my-service-[0-9A-Za-z]{4}$/);
     const again = await s.request(CallContext.create(), create(NetworkServiceRequestSchema, { connection: conn }));

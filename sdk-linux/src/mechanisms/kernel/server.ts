@@ -8,12 +8,13 @@
 import { KernelParam } from "@nsm-ts/api/constants";
 import { connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/sdk/tools/nanoid";
+import { netnsInodeUrl } from "../../netns.js";
 
 /** Options of the endpoint's KERNEL server. */
 export interface KernelServerOptions {
   /**
-   * The endpoint's netns as a URL. Default `file:///proc/<this pid>/ns/net`: a concrete pid rather than
-   * `/proc/thread-self`, because without fd passing the forwarder resolves the URL in its own process.
+   * The endpoint's netns as a URL. Default `inode://<dev>/<ino>` of this process's netns: without fd passing
+   * the forwarder resolves the URL itself, and a pid would mean another process in its PID namespace.
    */
   netnsUrl?: string;
   /** Interface name for every connection (cut to 15 characters); default: the requested one, or generated. */
@@ -24,7 +25,7 @@ const nameKey = new MetaKey<string>("sdk-linux.kernel-server.ifName");
 
 /** The endpoint-side KERNEL element. */
 export function newServer(opts: KernelServerOptions = {}): NetworkServiceElement {
-  const netnsUrl = opts.netnsUrl ?? `file:///proc/${process.pid}/ns/net`;
+  const netnsUrl = opts.netnsUrl ?? netnsInodeUrl();
   return {
     name: "kernel-mechanism-server",
     async request(ctx, req, next) {
