@@ -65,6 +65,13 @@ export const config = defineConfig(
       default: "4789",
       parse: int({ min: 1, max: 65535 }),
     },
+    leftoverAdoptPeriod: {
+      name: "NSM_LEFTOVER_ADOPT_PERIOD",
+      description:
+        "KERNEL: how long links left by a previous run wait for their connections to adopt them before the rest are removed; 0 = at start",
+      default: "1m",
+      parse: duration,
+    },
     dialTimeout: {
       name: "NSM_DIAL_TIMEOUT",
       description: "Timeout for dialling the next hop (endpoint or remote nsmgr)",

@@ -18,20 +18,20 @@ import type { Config } from "./config.js";
 
 /**
  * The data-plane elements of NSM_FORWARDER_MECHANISM. KERNEL checks the privileges first (failing the start with
- * a message that says what is missing), then removes links a previous instance of this forwarder left behind.
+ * a message that says what is missing), then takes stock of the links a previous instance of this forwarder left
+ * behind: they keep carrying traffic while their connections heal or refresh through us, which adopts them
+ * (same interfaces, no blip); what is still unclaimed after NSM_LEFTOVER_ADOPT_PERIOD is removed.
  */
 async function dataPlaneOf(
   cfg: Config,
   ctx: RunContext,
-): Promise<Pick<ForwarderOptions, "mechanisms" | "clientMechanisms"> & { xconnects?: ReadonlySet<string> }> {
+): Promise<Pick<ForwarderOptions, "mechanisms" | "clientMechanisms"> & { xconnects?: ReadonlySet<string>; stopSweep?: () => void }> {
   if (cfg.forwarderMechanism === "NOOP") return {};
   try {
     await checkKernelCapable();
   } catch (err) {
     throw new Error(`cmd-forwarder: NSM_FORWARDER_MECHANISM=KERNEL cannot run here: ${(err as Error).message}`, { cause: err });
   }
-  const report = await adoptOrRemoveLeftovers(cfg.name, []);
-  if (report.removed.length > 0) ctx.log.info({ removed: report.removed }, "removed links left by a previous run");
   const kernel = createKernelForwarder({
     owner: cfg.name,
     ...(cfg.tunnelIp === undefined ? {} : { tunnelIp: cfg.tunnelIp }),
@@ -39,13 +39,36 @@ async function dataPlaneOf(
     log: ctx.log,
   });
   if (cfg.tunnelIp === undefined) ctx.log.warn("NSM_TUNNEL_IP is unset: KERNEL serves local connections only (no VXLAN to other nodes)");
-  return { mechanisms: kernel.mechanisms, clientMechanisms: kernel.clientMechanisms, xconnects: kernel.xconnects };
+  const planes = { mechanisms: kernel.mechanisms, clientMechanisms: kernel.clientMechanisms, xconnects: kernel.xconnects };
+  if (cfg.leftoverAdoptPeriod === 0) {
+    const report = await adoptOrRemoveLeftovers(cfg.name, []);
+    if (report.removed.length > 0) ctx.log.info({ removed: report.removed }, "removed links left by a previous run");
+    return planes;
+  }
+  // Listing with everything active removes nothing.
+  const found = await adoptOrRemoveLeftovers(cfg.name, () => true);
+  const leftIds = new Set(found.adopted.flatMap((a) => (a.link.owner ? [a.link.owner.connectionId] : [])));
+  if (leftIds.size === 0) return planes;
+  ctx.log.info(
+    { connections: leftIds.size, links: found.adopted.length, adoptPeriodMs: cfg.leftoverAdoptPeriod },
+    "keeping links left by a previous run for their connections to adopt",
+  );
+  // Only the links found at start are candidates: connections made since are ours whatever their state.
+  const sweep = async (): Promise<void> => {
+    const report = await adoptOrRemoveLeftovers(cfg.name, (id) => !leftIds.has(id) || kernel.xconnects.has(id));
+    ctx.log.info({ removed: report.removed }, "removed links left by a previous run that no connection adopted");
+  };
+  const timer = setTimeout(() => {
+    sweep().catch((err: unknown) => ctx.log.warn({ err }, "removing unadopted leftovers failed"));
+  }, cfg.leftoverAdoptPeriod);
+  timer.unref();
+  return { ...planes, stopSweep: () => clearTimeout(timer) };
 }
 
 /** Runs cmd-forwarder until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  const { xconnects, ...dataPlane } = await dataPlaneOf(cfg, ctx);
+  const { xconnects, stopSweep, ...dataPlane } = await dataPlaneOf(cfg, ctx);
   const id = await programIdentity("cmd-forwarder", cfg, log);
   const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
   if (xconnects)
@@ -100,6 +123,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   } catch (err) {
     if (!ctx.signal.aborted) throw err;
   } finally {
+    stopSweep?.();
     server.health.set("", "NOT_SERVING");
     if (forwarder) {
       try {

@@ -66,7 +66,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     ]);
   });
 
-  function startForwarder(): Promise<Program> {
+  function startForwarder(vars: Record<string, string> = {}): Promise<Program> {
     return procs.start(
       "cmd-forwarder",
       {
@@ -74,6 +74,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
         NSM_CONNECT_TO: nodeSocket,
         NSM_LISTEN_ON: `unix://${join(dir, "forwarder.sock")}`,
         NSM_FORWARDER_MECHANISM: "KERNEL",
+        ...vars,
       },
       "cmd-forwarder serving",
       "forwarder-1",
@@ -87,7 +88,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function startEndpoint(name: string, vars: Record<string, string> = {}): Promise<Program> {
+  function startEndpoint(name: string, vars: Record<string, string> = {}, ownPidNamespace = false): Promise<Program> {
     return procs.start(
       "cmd-endpoint",
       {
@@ -101,10 +102,12 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       "cmd-endpoint serving",
       name,
       ns.b,
+      30_000,
+      { ownPidNamespace },
     );
   }
 
-  function startClient(vars: Record<string, string> = {}): Program {
+  function startClient(vars: Record<string, string> = {}, ownPidNamespace = false): Program {
     return procs.spawn(
       "cmd-nsc",
       {
@@ -116,6 +119,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       },
       "nsc-1",
       ns.a,
+      { ownPidNamespace },
     );
   }
 
@@ -158,6 +162,22 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       20_000,
     );
     expect(await links(ns.node), "nothing left in the node netns").to.deep.equal([]);
+  });
+
+  it("connects a client and an endpoint that each run as pid 1 of their own PID namespace, as in pods", async () => {
+    // There a /proc/<own pid>/ns/net URL would name the forwarder's init process: the programs send inode URLs.
+    const nse = await startEndpoint("nse-1", {}, true);
+    const nsc = startClient({}, true);
+    const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
+    for (const p of [nse, nsc]) expect(p.records[0]?.pid, `${p.name} runs as pid 1`).to.equal(1);
+    expect((await linkIn(ns.a))?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).to.include(conn.srcIpAddrs[0]);
+    expect(await links(ns.b), "one interface in pod B").to.have.length(1);
+    expect(
+      (await links()).map((l) => l.ifname),
+      "nothing in the host netns",
+    ).to.not.include(IFNAME);
+    const dst = bare(conn.dstIpAddrs[0] ?? "");
+    await waitUntil(`ping ${dst} from pod A`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000);
   });
 
   it("heals with real traffic after the endpoint process is SIGKILLed and a new one starts", async () => {
@@ -245,7 +265,9 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
 
     await forwarder.stop("SIGKILL");
     const killedAt = Date.now();
-    await startForwarder();
+    // The kernel keeps the veth pair: traffic does not depend on the forwarder process.
+    expect(await pingFrom(ns.a, dst), "ping while the forwarder is down").to.equal(true);
+    const restarted = await startForwarder();
     // The client notices (monitor stream / failed refresh) and heals through the new forwarder instance.
     await nsc.waitFor(
       "connection refreshed",
@@ -259,11 +281,10 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined),
       30_000,
     );
-    process.stdout.write(
-      `      forwarder kill -9 → restart → first successful ping ${okAt - killedAt} ms; client interface ${
-        (await linkIn(ns.a))?.ifindex === ifindexBefore ? "adopted (same ifindex)" : "replaced"
-      }\n`,
-    );
+    process.stdout.write(`      forwarder kill -9 → restart → heal → ping ${okAt - killedAt} ms after the kill; client interface kept\n`);
+    // Adopted by the heal, not re-created (NSM_LEFTOVER_ADOPT_PERIOD's default of 1 min has not passed).
+    expect(restarted.records.some((r) => r.msg === "keeping links left by a previous run for their connections to adopt")).to.equal(true);
+    expect((await linkIn(ns.a))?.ifindex, "client interface adopted (same ifindex)").to.equal(ifindexBefore);
 
     const inA = await links(ns.a);
     expect(
@@ -279,6 +300,22 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
       async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
       20_000,
     );
+  });
+
+  it("a restarted forwarder removes the interfaces no connection adopted once NSM_LEFTOVER_ADOPT_PERIOD has passed", async () => {
+    await startEndpoint("nse-1");
+    const nsc = startClient();
+    await nsc.waitFor("connected", () => true, 60_000);
+    const forwarder = procs.all.find((p) => p.name === "forwarder-1");
+    if (forwarder === undefined) throw new Error("no forwarder");
+    // Both die without a Close: nobody will heal or refresh this connection.
+    await Promise.all([forwarder.stop("SIGKILL"), nsc.stop("SIGKILL")]);
+    expect(await linkIn(ns.a), "the interface outlives both processes").to.not.equal(undefined);
+    const restarted = await startForwarder({ NSM_LEFTOVER_ADOPT_PERIOD: "1s" });
+    const swept = await restarted.waitFor("removed links left by a previous run that no connection adopted", () => true, 30_000);
+    expect(swept.removed, "the removed links are reported").to.have.length.greaterThan(0);
+    expect(await links(ns.a), "pod A").to.deep.equal([]);
+    expect(await links(ns.b), "pod B").to.deep.equal([]);
   });
 
   it("50 concurrent client processes, each in its own pod netns, each get their own working interface; all removed on close", async function () {

@@ -1,7 +1,7 @@
 /**
- * Startup cleanup for a restarted forwarder: links that carry its ownership mark are kept when their
- * connection is still active (a refresh will adopt them) and removed otherwise. Without an explicit list it
- * looks in every namespace it can see: its own, the named ones, and those of all processes.
+ * Cleanup for a restarted forwarder: links that carry its ownership mark are kept when their connection is
+ * still active (a refresh will adopt them) and removed otherwise. Without an explicit list it looks in every
+ * namespace it can see: its own, the named ones, and those of all processes.
  */
 import { readdir, stat } from "node:fs/promises";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
@@ -44,16 +44,17 @@ async function visibleNamespaces(): Promise<string[]> {
 }
 
 /**
- * Keeps the links of `owner` whose connection id is in `activeIds` and deletes the others, in every namespace
- * given (or visible). Namespaces that vanish meanwhile are skipped. Veth peers deleted together are reported once.
+ * Keeps the links of `owner` whose connection id is in `activeIds` (or that `activeIds` accepts) and deletes the
+ * others, in every namespace given (or visible). Namespaces that vanish meanwhile are skipped. Veth peers deleted
+ * together are reported once.
  */
 export async function adoptOrRemoveLeftovers(
   owner: string,
-  activeIds: Iterable<string>,
+  activeIds: Iterable<string> | ((connectionId: string) => boolean),
   opts: LeftoverOptions = {},
 ): Promise<LeftoverReport> {
   const ops = opts.ops ?? createKernelOps();
-  const active = new Set(activeIds);
+  const isActive = typeof activeIds === "function" ? activeIds : Set.prototype.has.bind(new Set(activeIds));
   const prefix = ownerPrefix(owner);
   const handles: Netns[] = [];
   for (const url of opts.namespaces ?? (await visibleNamespaces())) {
@@ -64,7 +65,7 @@ export async function adoptOrRemoveLeftovers(
   const removed: Array<{ netns: string; name: string }> = [];
   for (const ns of handles) {
     try {
-      const keep = (l: LinkInfo): boolean => l.owner !== undefined && l.owner.owner === owner && active.has(l.owner.connectionId);
+      const keep = (l: LinkInfo): boolean => l.owner !== undefined && l.owner.owner === owner && isActive(l.owner.connectionId);
       for (const l of await ops.listOwned(ns, prefix)) if (keep(l)) adopted.push({ netns: ns.url, link: l });
       for (const name of await ops.removeOwned(ns, prefix, keep)) removed.push({ netns: ns.url, name });
     } catch (err) {
