@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   AllocateIpAddressRequestSchema,
   IpAddressManager,
+  ListRequestSchema,
   NetworkManager,
   NetworkSchema,
   PortManager,
@@ -85,7 +86,35 @@ async function measure(name: string, store: ResourceStore, sizes: { ips: number;
     metric: `port create (IP + MAC + record), 64 in flight (${sizes.ports.toLocaleString("en-US")})`,
     value: rate(sizes.ports, portMs),
   });
+  await listPages(name, m);
   await store.close();
+}
+
+/** Lists every address of the big subnet in pages of 500: the last page should cost what the first one does. */
+async function listPages(name: string, m: ResourceManagers): Promise<void> {
+  const pass = async (): Promise<{ pageMs: number[]; total: number }> => {
+    const pageMs: number[] = [];
+    let token = "";
+    let total = 0;
+    do {
+      const start = performance.now();
+      const page = await m.list("ip", create(ListRequestSchema, { subnetId: "ips", pageSize: 500, pageToken: token }));
+      pageMs.push(performance.now() - start);
+      total += page.items.length;
+      token = page.nextPageToken;
+    } while (token !== "");
+    return { pageMs, total };
+  };
+  await pass(); // warm-up: the JIT makes the first pages of a cold pass several times slower
+  const { pageMs, total } = await pass();
+  const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const first = avg(pageMs.slice(0, 5));
+  const last = avg(pageMs.slice(-5));
+  rows.push({
+    store: name,
+    metric: `List all ${total.toLocaleString("en-US")} IPs, pages of 500 (${pageMs.length} pages)`,
+    value: `${(first * 1000).toFixed(0)} µs first pages, ${(last * 1000).toFixed(0)} µs last pages (${(last / first).toFixed(1)} ×)`,
+  });
 }
 
 async function overGrpc(sizes: { ips: number; ports: number }): Promise<void> {

@@ -95,15 +95,12 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
       const after = lo.after === undefined ? undefined : recordKey(kind, lo.after);
       const limit = lo.limit ?? Infinity;
       const out: StoredRecord[] = [];
-      for (const row of table.prefix(txn, recordKey(kind, lo.prefix ?? ""))) {
-        if (after !== undefined && row.key <= after) continue;
-        const e = table.getEntry(txn, row.key);
-        if (e === undefined) continue;
-        const rec = toRecord(row, e.revision);
-        if (lo.filter !== undefined && !lo.filter(rec)) continue;
-        out.push(rec);
-        if (out.length >= limit) break;
-      }
+      if (limit <= 0) return out;
+      table.scan(txn, { prefix: recordKey(kind, lo.prefix ?? ""), ...(after === undefined ? {} : { after }) }, (e) => {
+        const rec = toRecord(e.object, e.revision);
+        if (lo.filter === undefined || lo.filter(rec)) out.push(rec);
+        return out.length < limit;
+      });
       return out;
     },
     async commit(ops: readonly StoreOp[]) {

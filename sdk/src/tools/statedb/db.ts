@@ -403,6 +403,20 @@ export class Table<T, I extends string = never> extends TableBase {
   }
 
   /**
+   * Visits entries in primary-key order, starting right after `after` (exclusive) among keys that start with
+   * `prefix`, until `fn` returns false. A seek, not a scan from the first key: paging through a big table costs
+   * each page only its own entries.
+   */
+  scan(txn: ReadTxn, opts: { readonly after?: string; readonly prefix?: string }, fn: (entry: Change<T>) => boolean | undefined): void {
+    const prefix = opts.prefix ?? "";
+    const from = opts.after !== undefined && opts.after >= prefix ? `${opts.after}\0` : prefix;
+    treeWalk(txn.rootOf<T>(this).primary, from, (k, e) => {
+      if (!k.startsWith(prefix)) return false;
+      return fn(e);
+    });
+  }
+
+  /**
    * One page of objects in primary-key order: keys after `after` (exclusive) that start with `prefix`, at
    * most `limit`. `next` is the key to pass as `after` for the following page, absent on the last page.
    */
@@ -410,19 +424,17 @@ export class Table<T, I extends string = never> extends TableBase {
     txn: ReadTxn,
     opts: { readonly limit: number; readonly after?: string; readonly prefix?: string },
   ): { readonly objects: T[]; readonly next?: string } {
-    const prefix = opts.prefix ?? "";
-    const from = opts.after !== undefined && opts.after >= prefix ? `${opts.after}\0` : prefix;
     const objects: T[] = [];
     let last: string | undefined;
     let more = false;
-    treeWalk(txn.rootOf<T>(this).primary, from, (k, e) => {
-      if (!k.startsWith(prefix)) return false;
+    this.scan(txn, opts, (e) => {
       if (objects.length >= opts.limit) {
         more = true;
         return false;
       }
       objects.push(e.object);
-      last = k;
+      last = e.key;
+      return true;
     });
     return more && last !== undefined ? { objects, next: last } : { objects };
   }

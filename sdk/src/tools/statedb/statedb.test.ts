@@ -397,6 +397,35 @@ describe("statedb", () => {
     expect(s.endpoints.page(r, { limit: 0 }).objects).to.deep.equal([]);
   });
 
+  it("scan seeks to the key after `after` within the prefix, passes revisions, and stops when told", async () => {
+    const s = setup();
+    db = s.db;
+    await db.update(s.endpoints, (t) => {
+      for (const n of ["a/1", "a/2", "a/3", "b/1"]) s.endpoints.insert(t, ep(n));
+    });
+    await db.update(s.endpoints, (t) => s.endpoints.insert(t, ep("a/2")));
+    const r = db.readTxn();
+    const seen: Array<[string, number]> = [];
+    s.endpoints.scan(r, { prefix: "a/", after: "a/1" }, (e) => {
+      seen.push([e.key, e.revision]);
+      return true;
+    });
+    expect(seen.map(([k]) => k)).to.deep.equal(["a/2", "a/3"]);
+    expect(seen[0]?.[1], "a/2 carries the revision of its update").to.be.greaterThan(seen[1]?.[1] ?? Infinity);
+    const firstOnly: string[] = [];
+    s.endpoints.scan(r, {}, (e) => {
+      firstOnly.push(e.key);
+      return false;
+    });
+    expect(firstOnly).to.deep.equal(["a/1"]);
+    const none: string[] = [];
+    s.endpoints.scan(r, { prefix: "a/", after: "a/3" }, (e) => {
+      none.push(e.key);
+      return true;
+    });
+    expect(none).to.deep.equal([]);
+  });
+
   it("fires a key, prefix, index or table watch once per relevant change and not for unrelated keys", async () => {
     const s = setup();
     db = s.db;
