@@ -53,6 +53,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ...(id.dialOptions.tls ? { tls: id.dialOptions.tls } : {}),
     requestTimeoutMs: cfg.requestTimeout,
     interceptors: obs.clientInterceptors,
+    ...(obs.tracing ? { tracer: obs.tracing.tracer } : {}),
     ...(obs.metrics ? { heal: { onEvent: (result) => obs.metrics?.heals.inc({ result }) } } : {}),
     additional: [refreshLog(log, established)],
     log,

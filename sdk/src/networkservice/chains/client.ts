@@ -13,12 +13,14 @@ import {
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
+import type { Tracer } from "@opentelemetry/api";
 import { type Clock, realClock } from "../../tools/clock/index.js";
 import { ChannelPool } from "../../tools/dialer/index.js";
 import type { ClientInterceptor, TlsFiles } from "../../tools/grpc/index.js";
 import { type Logger, silentLogger } from "../../tools/log/index.js";
 import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
 import type { TokenGenerator } from "../../tools/token/index.js";
+import { endChildSpan, startRootSpan } from "../../tools/tracing/index.js";
 import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clienturl from "../common/clienturl/index.js";
@@ -32,6 +34,7 @@ import * as updatepath from "../common/updatepath/index.js";
 import * as updatetoken from "../common/updatetoken/index.js";
 import { chain, handler } from "../core/chain.js";
 import { CallContext } from "../core/context.js";
+import { traceKey } from "../core/trace.js";
 import type { NetworkServiceElement } from "../core/types.js";
 
 /** Heal options the client chain lets callers set (the pool and token come from the client). */
@@ -68,6 +71,12 @@ export interface ClientOptions {
   tls?: TlsFiles;
   /** Interceptors of the own pool's channels (metrics, tracing); default none. */
   interceptors?: ClientInterceptor[];
+  /**
+   * Tracer for the client's side of a trace: each Request and Close of the facade is a root span
+   * (`<name>.Request`/`.Close`) with a span per chain element, and the next hop's call becomes its child.
+   * Default none (no spans, no cost).
+   */
+  tracer?: Tracer;
   /** Timeout of a Request or Close without `timeoutMs`; default 15 000 ms (upstream's request timeout). */
   requestTimeoutMs?: number;
   /** Clock of the chain (refresh, heal, retry, token expiry checks); default the real clock. */
@@ -157,9 +166,23 @@ export function client(opts: ClientOptions): NsmClient {
       ...(o.signal ? { signal: o.signal } : {}),
     });
 
+  // With a tracer, the facade's call is the root of the trace: the chain's element spans and the next hop nest in it.
+  const traced = async <R>(op: string, o: ClientCallOptions | undefined, fn: (ctx: CallContext) => Promise<R>): Promise<R> => {
+    if (opts.tracer === undefined) return fn(contextFor(o));
+    const { span, trace } = startRootSpan(opts.tracer, `${opts.name}.${op}`);
+    try {
+      const r = await fn(contextFor(o).with(traceKey, trace));
+      endChildSpan(span);
+      return r;
+    } catch (err) {
+      endChildSpan(span, err);
+      throw err;
+    }
+  };
+
   const close = async (conn: Connection, o?: ClientCallOptions): Promise<void> => {
     try {
-      await h.close(contextFor(o), clone(ConnectionSchema, conn));
+      await traced("Close", o, (ctx) => h.close(ctx, clone(ConnectionSchema, conn)));
     } finally {
       open.delete(conn.id);
     }
@@ -178,7 +201,7 @@ export function client(opts: ClientOptions): NsmClient {
           mechanismPreferences: opts.mechanismPreferences,
         }).mechanismPreferences;
       }
-      const conn = await h.request(contextFor(o), req);
+      const conn = await traced("Request", o, (ctx) => h.request(ctx, req));
       open.set(conn.id, clone(ConnectionSchema, conn));
       return conn;
     },

@@ -97,6 +97,43 @@ describe("tracing", function () {
     await nsc.dispose();
   });
 
+  it("a client with a tracer roots the trace in its own Request span, with a span per client chain element", async () => {
+    sb = await createSandbox({
+      nodes: 1,
+      interceptors: (part) => ({ server: [tracingOf(part).serverInterceptor], client: [tracingOf(part).clientInterceptor] }),
+    });
+    await sb.addEndpoint(0, { name: "nse-1", services: ["ns-1"] });
+    exporter.reset();
+    const nsc = sb.addClient(0, { name: "nsc", heal: false, tracer: tracingOf("nsc").tracer });
+    const conn = await nsc.request(create(NetworkServiceRequestSchema, { connection: { networkService: "ns-1" } }));
+    const spans = exporter.getFinishedSpans();
+    const root = spans.find((s) => serviceOf(s) === "nsc" && s.name === "nsc.Request");
+    expect(root, "the client's root span").to.not.equal(undefined);
+    expect(root?.parentSpanContext, "it is the root").to.equal(undefined);
+    const inTrace = spans.filter((s) => s.spanContext().traceId === root?.spanContext().traceId);
+    const clientElements = inTrace.filter((s) => serviceOf(s) === "nsc" && s.kind === SpanKind.INTERNAL).map((s) => s.name);
+    expect(clientElements).to.include.members([
+      "nsc.Request",
+      "retry.Request",
+      "updatepath-client.Request",
+      "begin-client.Request",
+      "connect.Request",
+    ]);
+    // The RPC to the nsmgr is a child of the connect element's span, and the hops follow in the same trace.
+    const connectSpan = inTrace.find((s) => serviceOf(s) === "nsc" && s.name === "connect.Request");
+    const rpc = inTrace.find((s) => serviceOf(s) === "nsc" && s.kind === SpanKind.CLIENT && s.name === REQUEST);
+    expect(rpc?.parentSpanContext?.spanId).to.equal(connectSpan?.spanContext().spanId);
+    const servers = inTrace.filter((s) => s.kind === SpanKind.SERVER && s.name === REQUEST).map(serviceOf);
+    expect(servers.sort()).to.deep.equal(["forwarder-0", "nse-1", "nsmgr-0"]);
+
+    exporter.reset();
+    await nsc.close(conn);
+    expect(exporter.getFinishedSpans().some((s) => serviceOf(s) === "nsc" && s.name === "nsc.Close" && !s.parentSpanContext)).to.equal(
+      true,
+    );
+    await nsc.dispose();
+  });
+
   it("a failed call's spans carry the error status on both sides", async () => {
     const t = tracingOf("p");
     const server = createServer({ interceptors: [t.serverInterceptor] });
