@@ -1,7 +1,7 @@
 /**
  * The process-level tests every `cmd-*` program shares (README help table, `--help`, a bad variable, SIGTERM),
  * written once so the programs' `config.test.ts` files keep only what differs between them. Mocha and chai are
- * the repository's dev dependencies; only test files import this module.
+ * the repository's dev dependencies (chai an optional peer of @nsm-ts/sdk); only test files import this module.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
