@@ -15,8 +15,10 @@ import { fileURLToPath } from "node:url";
 /** The repository root (integration-linux/dist/programs → ../../..). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
-/** The programs this harness can start. */
-export type ProgramName = "cmd-registry" | "cmd-nsmgr" | "cmd-forwarder" | "cmd-endpoint" | "cmd-nsc";
+/** The five programs this harness can start, each a workspace folder with `bin/<name>.js`. */
+export const PROGRAMS = ["cmd-registry", "cmd-nsmgr", "cmd-forwarder", "cmd-endpoint", "cmd-nsc"] as const;
+/** One of `PROGRAMS`. */
+export type ProgramName = (typeof PROGRAMS)[number];
 
 /** One pino log record (the fields the tests read). */
 export interface LogRecord {
