@@ -22,6 +22,8 @@ const SPIFFE_ID = "spiffe://test.nsm-ts/ns/a/pod/b";
 /** Makes a throwaway CA and leaf certificates with openssl (P-256, one day). */
 function makePki(dir: string): { ca: string; server: TlsFiles; client: TlsFiles; otherClient: TlsFiles } {
   const p = (f: string): string => join(dir, f);
+  // A fresh P-256 key, unencrypted, for every certificate.
+  const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
   const ossl = (...args: string[]): void => {
     execFileSync("openssl", args, { stdio: "pipe" });
   };
@@ -29,11 +31,7 @@ function makePki(dir: string): { ca: string; server: TlsFiles; client: TlsFiles;
     ossl(
       "req",
       "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...EC_KEY,
       "-keyout",
       p(`${name}.key`),
       "-out",
@@ -49,20 +47,7 @@ function makePki(dir: string): { ca: string; server: TlsFiles; client: TlsFiles;
     );
   const leaf = (name: string, ca: string, ext: string): TlsFiles => {
     writeFileSync(p(`${name}.ext`), ext);
-    ossl(
-      "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      p(`${name}.key`),
-      "-out",
-      p(`${name}.csr`),
-      "-subj",
-      `/CN=${name}`,
-    );
+    ossl("req", ...EC_KEY, "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`), "-subj", `/CN=${name}`);
     ossl(
       "x509",
       "-req",

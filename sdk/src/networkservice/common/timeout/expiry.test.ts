@@ -11,6 +11,7 @@ import { MockClock } from "../../../tools/clock/index.js";
 import { devIdentity } from "../../../tools/identity/index.js";
 import { createTokenGenerator, type TokenGenerator } from "../../../tools/token/index.js";
 import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
+import { Tracker } from "../../e2e/harness.js";
 import { type Counter, newCounter } from "../../utils/count/index.js";
 import * as authorize from "../authorize/index.js";
 import * as begin from "../begin/index.js";
@@ -32,31 +33,6 @@ function wire(fromId: string, gen: TokenGenerator, toId: string, server: Network
     request: async (ctx, req) => server.request(await serverCtx(ctx), clone(NetworkServiceRequestSchema, req)),
     close: async (ctx, conn) => server.close(await serverCtx(ctx), clone(ConnectionSchema, conn)),
   };
-}
-
-/** Lets a test wait for the next completed Request or Close passing an element (events, not sleeps). */
-class Tracker {
-  private waiters: Array<{ op: "request" | "close"; resolve: () => void }> = [];
-  readonly element: NetworkServiceElement = {
-    name: "tracker",
-    request: async (ctx, r, n) => {
-      const out = await n.request(ctx, r);
-      this.fire("request");
-      return out;
-    },
-    close: async (ctx, c, n) => {
-      await n.close(ctx, c);
-      this.fire("close");
-    },
-  };
-  next(op: "request" | "close"): Promise<void> {
-    return new Promise((resolve) => this.waiters.push({ op, resolve }));
-  }
-  private fire(op: "request" | "close"): void {
-    const ready = this.waiters.filter((w) => w.op === op);
-    this.waiters = this.waiters.filter((w) => w.op !== op);
-    for (const w of ready) w.resolve();
-  }
 }
 
 describe("refresh and timeout across three hops", () => {
