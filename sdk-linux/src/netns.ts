@@ -177,6 +177,13 @@ export function netnsInodeUrl(path = "/proc/self/ns/net"): string {
   return `inode://${st.dev}/${st.ino}`;
 }
 
+/** Files that may name a network namespace: the named ones under /run/netns, then every visible process's. */
+export async function netnsCandidatePaths(): Promise<string[]> {
+  const named = await readdir(NETNS_RUN_DIR).catch(() => [] as string[]);
+  const pids = (await readdir("/proc").catch(() => [] as string[])).filter((e) => /^\d+$/.test(e));
+  return [...named.map((n) => `${NETNS_RUN_DIR}/${n}`), ...pids.map((pid) => `/proc/${pid}/ns/net`)];
+}
+
 /** Last path found per namespace, so most resolutions cost one stat instead of a /proc walk. */
 const inodePaths = new Map<string, string>();
 
@@ -197,9 +204,7 @@ async function findNetnsPath(url: string, dev: number, ino: number): Promise<str
   };
   const cached = inodePaths.get(key);
   if (cached !== undefined && (await same(cached))) return cached;
-  const named = await readdir(NETNS_RUN_DIR).catch(() => [] as string[]);
-  const pids = (await readdir("/proc")).filter((e) => /^\d+$/.test(e));
-  for (const path of [...named.map((n) => `${NETNS_RUN_DIR}/${n}`), ...pids.map((pid) => `/proc/${pid}/ns/net`)]) {
+  for (const path of await netnsCandidatePaths()) {
     if (await same(path)) {
       inodePaths.set(key, path);
       return path;

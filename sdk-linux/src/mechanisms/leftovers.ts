@@ -3,10 +3,10 @@
  * still active (a refresh will adopt them) and removed otherwise. Without an explicit list it looks in every
  * namespace it can see: its own, the named ones, and those of all processes.
  */
-import { readdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import { ownerPrefix } from "../names.js";
-import { currentNetns, NETNS_RUN_DIR, type Netns, openNetns } from "../netns.js";
+import { currentNetns, type Netns, netnsCandidatePaths, openNetns } from "../netns.js";
 import { createKernelOps, type KernelOps, type LinkInfo } from "../ops.js";
 
 /** Options of `adoptOrRemoveLeftovers`. */
@@ -27,12 +27,8 @@ export interface LeftoverReport {
 
 async function visibleNamespaces(): Promise<string[]> {
   const urls = [(await currentNetns()).url];
-  const named = await readdir(NETNS_RUN_DIR).catch(() => [] as string[]);
-  urls.push(...named.map((n) => `${NETNS_RUN_DIR}/${n}`));
-  const pids = (await readdir("/proc").catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
   const seen = new Set<string>();
-  for (const pid of pids) {
-    const path = `/proc/${pid}/ns/net`;
+  for (const path of await netnsCandidatePaths()) {
     const st = await stat(path).catch(() => undefined);
     if (!st) continue;
     const key = `${st.dev}:${st.ino}`;
