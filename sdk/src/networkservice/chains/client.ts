@@ -13,14 +13,13 @@ import {
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
-import type { Tracer } from "@opentelemetry/api";
+import { ROOT_CONTEXT, type Tracer } from "@opentelemetry/api";
 import { type Clock, realClock } from "../../tools/clock/index.js";
 import { ChannelPool } from "../../tools/dialer/index.js";
 import type { ClientInterceptor, TlsFiles } from "../../tools/grpc/index.js";
 import { type Logger, silentLogger } from "../../tools/log/index.js";
 import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
 import type { TokenGenerator } from "../../tools/token/index.js";
-import { endChildSpan, startRootSpan } from "../../tools/tracing/index.js";
 import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clienturl from "../common/clienturl/index.js";
@@ -34,7 +33,7 @@ import * as updatepath from "../common/updatepath/index.js";
 import * as updatetoken from "../common/updatetoken/index.js";
 import { chain, handler } from "../core/chain.js";
 import { CallContext } from "../core/context.js";
-import { traceKey } from "../core/trace.js";
+import { inSpan } from "../core/trace.js";
 import type { NetworkServiceElement } from "../core/types.js";
 
 /** Heal options the client chain lets callers set (the pool and token come from the client). */
@@ -167,18 +166,9 @@ export function client(opts: ClientOptions): NsmClient {
     });
 
   // With a tracer, the facade's call is the root of the trace: the chain's element spans and the next hop nest in it.
-  const traced = async <R>(op: string, o: ClientCallOptions | undefined, fn: (ctx: CallContext) => Promise<R>): Promise<R> => {
-    if (opts.tracer === undefined) return fn(contextFor(o));
-    const { span, trace } = startRootSpan(opts.tracer, `${opts.name}.${op}`);
-    try {
-      const r = await fn(contextFor(o).with(traceKey, trace));
-      endChildSpan(span);
-      return r;
-    } catch (err) {
-      endChildSpan(span, err);
-      throw err;
-    }
-  };
+  const root = opts.tracer === undefined ? undefined : { tracer: opts.tracer, context: ROOT_CONTEXT };
+  const traced = <R>(op: string, o: ClientCallOptions | undefined, fn: (ctx: CallContext) => Promise<R>): Promise<R> =>
+    root === undefined ? fn(contextFor(o)) : inSpan(contextFor(o), root, `${opts.name}.${op}`, fn);
 
   const close = async (conn: Connection, o?: ClientCallOptions): Promise<void> => {
     try {
