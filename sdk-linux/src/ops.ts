@@ -251,6 +251,12 @@ export class Batch {
     return this.#push(line(`setMtu ${name} ${mtu}`, "link", "set", "dev", name, "mtu", String(validateMtu(mtu))));
   }
 
+  /** Sets the hardware (MAC) address of a link; veth accepts it while up. */
+  setMac(name: string, mac: string): this {
+    validateIfName(name);
+    return this.#push(line(`setMac ${name} ${mac}`, "link", "set", "dev", name, "address", validateMac(mac)));
+  }
+
   /** Sets the alias of a link (nsm-ts uses it as the ownership mark, see `ownerAlias`). */
   setAlias(name: string, alias: string): this {
     validateIfName(name);

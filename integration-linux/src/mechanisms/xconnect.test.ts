@@ -44,6 +44,8 @@ interface Addresses {
   src: string[];
   dst: string[];
   srcRoutes?: string[];
+  /** ethernet_context src_mac / dst_mac. */
+  macs?: [string, string];
 }
 function ipam(plan: (conn: Connection) => Addresses): NetworkServiceElement {
   return {
@@ -56,6 +58,7 @@ function ipam(plan: (conn: Connection) => Addresses): NetworkServiceElement {
         conn.context = create(ConnectionContextSchema, {
           MTU: mtu,
           ipContext: { srcIpAddrs: a.src, dstIpAddrs: a.dst, srcRoutes: (a.srcRoutes ?? []).map((prefix) => ({ prefix })) },
+          ...(a.macs ? { ethernetContext: { srcMac: a.macs[0], dstMac: a.macs[1] } } : {}),
         });
       }
       return next.request(_ctx, req);
@@ -214,6 +217,23 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       await h.close(ctx, changed);
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
       expect(await ops.getLink(a, "nsm-1")).to.equal(undefined);
+    });
+
+    it("gives each end the MAC of the ethernet context, and changes it in place on refresh", async () => {
+      plan = { ...plan, macs: ["02:00:5e:10:00:01", "02:00:5e:10:00:02"] };
+      const conn = await h.request(ctx, request("c1", a, "nsm-1"));
+      const la = await ops.getLink(a, "nsm-1");
+      const le = (await ops.listOwned(e, ownerPrefix(owner)))[0];
+      expect([la?.mac, le?.mac]).to.deep.equal(["02:00:5e:10:00:01", "02:00:5e:10:00:02"]);
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+
+      plan = { ...plan, macs: ["02:00:5e:10:00:03", "02:00:5e:10:00:02"] };
+      const changed = await h.request(ctx, refreshOf(conn));
+      const la2 = await ops.getLink(a, "nsm-1");
+      expect([la2?.ifindex, la2?.mac]).to.deep.equal([la?.ifindex, "02:00:5e:10:00:03"]);
+      expect(await ping(a, "169.254.10.2")).to.equal(true);
+      await h.close(ctx, changed);
+      expect(await owned(owner, a, e, f)).to.deep.equal([]);
     });
 
     it("rebuilds on refresh when an interface was deleted behind its back", async () => {

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema } from "@nsm-ts/api/networkservice";
+import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import { expect } from "chai";
 import { covers, legConfig, normalizePrefix } from "../index.js";
 
@@ -48,6 +49,18 @@ describe("mechanisms: ConnectionContext → kernel configuration", () => {
     );
     expect(c.routes).to.deep.equal([]);
     expect(legConfig(undefined, "client", "x")).to.deep.equal({ addresses: [], routes: [], neighbors: [] });
+  });
+
+  it("takes the client's MAC from ethernet_context.src_mac and the endpoint's from dst_mac, and names a bad one", () => {
+    const eth = create(ConnectionContextSchema, { ethernetContext: { srcMac: "02:AA:00:00:00:01", dstMac: "02:aa:00:00:00:02" } });
+    expect(legConfig(eth, "client", "nsm-1").mac).to.equal("02:aa:00:00:00:01");
+    expect(legConfig(eth, "endpoint", "nse-1").mac).to.equal("02:aa:00:00:00:02");
+    expect(legConfig(cc, "client", "nsm-1")).to.not.have.property("mac");
+    const bad = create(ConnectionContextSchema, { ethernetContext: { dstMac: "02:aa:00:00:00" } });
+    expect(legConfig(bad, "client", "nsm-1")).to.not.have.property("mac");
+    expect(() => legConfig(bad, "endpoint", "nse-1"))
+      .to.throw(StatusError, /connection\.context\.ethernet_context\.dst_mac "02:aa:00:00:00" is not a MAC address/)
+      .with.property("code", Code.InvalidArgument);
   });
 
   it("normalises prefixes and tests containment", () => {

@@ -7,6 +7,7 @@
 import { isIP } from "node:net";
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { NeighborSpec, RouteSpec } from "../../ops.js";
+import { validateMac } from "../../validate.js";
 
 /** Which side of the connection an interface is on: the client (NSC) or the endpoint (NSE). */
 export type Side = "client" | "endpoint";
@@ -19,6 +20,8 @@ export interface LegConfig {
   readonly routes: readonly RouteSpec[];
   /** Permanent neighbour entries on the interface. */
   readonly neighbors: readonly NeighborSpec[];
+  /** Hardware address the context asks for (`ethernet_context.src_mac` on the client side, `dst_mac` on the endpoint's); absent = the kernel's. */
+  readonly mac?: string;
 }
 
 function addrOf(cidr: string): string {
@@ -104,7 +107,8 @@ function familyOf(addr: string): 4 | 6 | undefined {
  * The configuration of the `side` interface named `dev`. Own addresses are `src_ip_addrs` on the client side and
  * `dst_ip_addrs` on the endpoint side. The peer's addresses get host routes when no own prefix covers them
  * (point-to-point /32 pairs); each route goes via its `nextHop`, or via the peer address of its family, and is
- * a plain device route when it is the peer itself. Neighbours go to the client side only.
+ * a plain device route when it is the peer itself. Neighbours go to the client side only. The interface's MAC is
+ * `ethernet_context.src_mac` (client) or `dst_mac` (endpoint) when set, as upstream's kernel forwarder does.
  */
 export function legConfig(cc: ConnectionContext | undefined, side: Side, dev: string): LegConfig {
   const ip = cc?.ipContext;
@@ -133,7 +137,14 @@ export function legConfig(cc: ConnectionContext | undefined, side: Side, dev: st
           .filter((n) => n.ip !== "" && n.hardwareAddress !== "")
           .map((n) => ({ address: n.ip, mac: n.hardwareAddress, dev }))
       : [];
-  return { addresses, routes: [...routes.values()], neighbors };
+  const macField = side === "client" ? "src_mac" : "dst_mac";
+  const mac = side === "client" ? cc?.ethernetContext?.srcMac : cc?.ethernetContext?.dstMac;
+  return {
+    addresses,
+    routes: [...routes.values()],
+    neighbors,
+    ...(mac ? { mac: validateMac(mac, `connection.context.ethernet_context.${macField}`) } : {}),
+  };
 }
 
 /** A stable key of a route for diffs. */

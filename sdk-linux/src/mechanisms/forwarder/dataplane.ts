@@ -158,7 +158,7 @@ export class KernelDataplane {
       const l = await this.#ops.getLink(p.netns, p.ifName);
       if (!l) return undefined;
       // Unknown earlier context: start from the addresses it has, so stale ones are removed.
-      p.config = { addresses: l.addresses.filter((a) => !/^fe80:/i.test(a)), routes: [], neighbors: [] };
+      p.config = { addresses: l.addresses.filter((a) => !/^fe80:/i.test(a)), routes: [], neighbors: [], ...(l.mac ? { mac: l.mac } : {}) };
     }
     if (!(await this.#intact(spec.connectionId, cand))) return undefined;
     await this.#update(spec, cand);
@@ -314,6 +314,8 @@ export class KernelDataplane {
       for (const [k, n] of oldNeigh) if (!neigh.has(k)) b.delNeighbor(n);
       for (const a of addrs.removed) b.delAddress(p.ifName, a);
       if (mtuChanged && spec.mtu !== undefined) b.setMtu(p.ifName, spec.mtu);
+      // A MAC dropped from the context stays: the kernel has no "original" address to go back to.
+      if (next.mac !== undefined && next.mac !== p.config.mac) b.setMac(p.ifName, next.mac);
       for (const a of addrs.added) b.addAddress(p.ifName, a, { replace: true });
       for (const [k, r] of routes) if (!oldRoutes.has(k)) b.addRoute(r, { replace: true });
       for (const [k, n] of neigh) if (!oldNeigh.has(k)) b.addNeighbor(n, { replace: true });
@@ -453,6 +455,7 @@ class Coalescer<In, Out> {
 }
 
 function addConfig(b: ReturnType<KernelOps["batch"]>, dev: string, cfg: LegConfig): void {
+  if (cfg.mac !== undefined) b.setMac(dev, cfg.mac);
   for (const a of cfg.addresses) b.addAddress(dev, a, { replace: true });
   b.setUp(dev);
   for (const r of cfg.routes) b.addRoute(r, { replace: true });
