@@ -234,7 +234,7 @@ async function main() {
     }
   }
   let plane = chooseDataPlane();
-  out(`nsm-ts: starting a single-node mesh in ${tempDir}`);
+  out(`nsm-ts: starting a single-node mesh in ${tempDir} (this script is process ${process.pid})`);
   out("insecure dev mode: no certificates, tokens are not verified (fine for this local demo only)");
 
   const [registryPort, nsmgrPort] = [await freePort(), await freePort()];
@@ -378,12 +378,19 @@ const onSignal = async (sig) => {
     process.exit(1);
   }
   interrupted = true;
-  const clean = await shutdown(sig === "SIGINT" ? "Ctrl-C" : sig);
+  const clean = await shutdown(sig === "SIGINT" ? "Ctrl-C" : sig === "parent exited" ? "npm (our parent) exited" : sig);
   out(clean ? "stopped cleanly" : "stopped (some programs had to be killed)");
   process.exit(clean ? 0 : 1);
 };
 process.on("SIGINT", () => void onSignal("SIGINT"));
 process.on("SIGTERM", () => void onSignal("SIGTERM"));
+process.on("SIGHUP", () => void onSignal("SIGHUP"));
+// `npm start` outside a terminal: a signal sent to npm alone (a process manager, `timeout`) ends npm but not us.
+// Once the parent is gone we are re-parented: stop the mesh then, rather than leave six processes behind.
+const parentAtStart = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentAtStart && !interrupted) void onSignal("parent exited");
+}, 500).unref();
 
 try {
   const died = await main();
