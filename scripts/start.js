@@ -277,7 +277,9 @@ async function main() {
       "forwarder",
       "cmd-forwarder",
       {
-        NSM_NAME: "forwarder-1",
+        // The forwarder marks its links with its name and, at start, takes stock of every link marked so: a name
+        // per run keeps two demos on one machine out of each other's interfaces.
+        NSM_NAME: `forwarder-${process.pid}`,
         NSM_CONNECT_TO: nsmgrSocket,
         NSM_LISTEN_ON: `unix://${join(tempDir, `forwarder-${mechanism.toLowerCase()}.sock`)}`,
         NSM_FORWARDER_MECHANISM: mechanism,
