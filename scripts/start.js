@@ -380,7 +380,7 @@ const onSignal = async (sig) => {
     process.exit(1);
   }
   interrupted = true;
-  const clean = await shutdown(sig === "SIGINT" ? "Ctrl-C" : sig === "parent exited" ? "npm (our parent) exited" : sig);
+  const clean = await shutdown(sig === "SIGINT" ? "Ctrl-C" : sig);
   out(clean ? "stopped cleanly" : "stopped (some programs had to be killed)");
   process.exit(clean ? 0 : 1);
 };
@@ -391,7 +391,7 @@ process.on("SIGHUP", () => void onSignal("SIGHUP"));
 // Once the parent is gone we are re-parented: stop the mesh then, rather than leave six processes behind.
 const parentAtStart = process.ppid;
 setInterval(() => {
-  if (process.ppid !== parentAtStart && !interrupted) void onSignal("parent exited");
+  if (process.ppid !== parentAtStart && !interrupted) void onSignal("npm (our parent) exited");
 }, 500).unref();
 
 try {

@@ -395,9 +395,9 @@ export class Table<T, I extends string = never> extends TableBase {
   /** Objects whose primary key starts with `prefix`, in key order. */
   prefix(txn: ReadTxn, prefix: string): T[] {
     const out: T[] = [];
-    treeWalk(txn.rootOf<T>(this).primary, prefix, (k, e) => {
-      if (!k.startsWith(prefix)) return false;
+    this.scan(txn, { prefix }, (e) => {
       out.push(e.object);
+      return true;
     });
     return out;
   }
