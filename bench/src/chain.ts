@@ -13,10 +13,10 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkService, type NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { devIdentity } from "@nsm-ts/base/identity";
+import { createTokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import { client, endpoint } from "@nsm-ts/sdk/networkservice";
-import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/sdk/tools/grpc";
-import { devIdentity } from "@nsm-ts/sdk/tools/identity";
-import { createTokenGenerator, tokenMetadata } from "@nsm-ts/sdk/tools/token";
 
 const IN_FLIGHT = 64;
 const LIFETIME_MS = 10 * 60_000;

@@ -16,10 +16,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { type Connection, NetworkService, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { createClient, createServer, dial } from "@nsm-ts/base/grpc";
+import { devIdentity } from "@nsm-ts/base/identity";
+import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import { createClient, createServer, dial } from "@nsm-ts/sdk/tools/grpc";
-import { devIdentity } from "@nsm-ts/sdk/tools/identity";
-import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
 
 const repoRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
 

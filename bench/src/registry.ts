@@ -9,7 +9,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
 import { createEtcdStore, createMemoryStore, type RegistryStore } from "@nsm-ts/sdk/registry";
-import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
+import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/testing/etcd";
 
 const SERVICES = 100;
 const APPS = 1000;

@@ -17,6 +17,7 @@ import {
   PortSchema,
   SubnetSchema,
 } from "@nsm-ts/api/resources";
+import { createClient, createServer, dial } from "@nsm-ts/base/grpc";
 import {
   createEtcdResourceStore,
   createMemoryResourceStore,
@@ -25,9 +26,8 @@ import {
   type ResourceManagers,
   type ResourceStore,
   registerResourceManagers,
-} from "@nsm-ts/sdk/resources";
-import { etcdAvailable, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
-import { createClient, createServer, dial } from "@nsm-ts/sdk/tools/grpc";
+} from "@nsm-ts/resources";
+import { etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";
 
 interface Row {
   store: string;

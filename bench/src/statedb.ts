@@ -4,8 +4,8 @@
  * Compare with the anchor "StateDB ≈1–3 M inserts/s in Go". Run: `node bench/dist/statedb.js`.
  */
 import { loadavg } from "node:os";
-import { createReconciler, pendingStatus, type Status } from "@nsm-ts/sdk/tools/reconciler";
-import { createDb } from "@nsm-ts/sdk/tools/statedb";
+import { createDb } from "@nsm-ts/statedb";
+import { createReconciler, pendingStatus, type Status } from "@nsm-ts/statedb/reconciler";
 
 interface Endpoint {
   readonly name: string;

@@ -24,7 +24,7 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
-import { createClient, createServer, dial, grpcServiceDefinition } from "@nsm-ts/sdk/tools/grpc";
+import { createClient, createServer, dial, grpcServiceDefinition } from "@nsm-ts/base/grpc";
 
 const STREAM_MESSAGES = 10_000;
 const IN_FLIGHT = 64;

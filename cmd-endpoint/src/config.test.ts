@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { describeProgramProcess, envWithout } from "@nsm-ts/sdk/tools/config/testing";
+import { describeProgramProcess, envWithout } from "@nsm-ts/testing/program";
 import { expect } from "chai";
 import { config } from "./config.js";
 

@@ -19,7 +19,7 @@ import {
   oneOf,
   url,
   validateCommon,
-} from "@nsm-ts/sdk/tools/config";
+} from "@nsm-ts/base/config";
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(

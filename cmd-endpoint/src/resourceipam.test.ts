@@ -3,10 +3,10 @@ import { once } from "node:events";
 import { createServer as netServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { NetworkManager, PortManager, SubnetManager } from "@nsm-ts/api/resources";
+import { type Channel, createClient, dial } from "@nsm-ts/base/grpc";
+import { devIdentity } from "@nsm-ts/base/identity";
+import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NsmClient } from "@nsm-ts/sdk/networkservice";
-import { type Channel, createClient, dial } from "@nsm-ts/sdk/tools/grpc";
-import { devIdentity } from "@nsm-ts/sdk/tools/identity";
-import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
 import { expect } from "chai";
 
 const binOf = (program: string): string => fileURLToPath(new URL(`../../${program}/bin/${program}.js`, import.meta.url));

@@ -18,14 +18,14 @@ import {
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
+import type { RunContext } from "@nsm-ts/base/config";
+import { createServer, dial } from "@nsm-ts/base/grpc";
+import type { Logger } from "@nsm-ts/base/log";
+import { startObservability } from "@nsm-ts/base/metrics";
+import { programIdentity } from "@nsm-ts/base/program";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import { CallContext, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
-import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
-import type { Logger } from "@nsm-ts/sdk/tools/log";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
-import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 

@@ -16,7 +16,7 @@ import {
   oneOf,
   url,
   validateCommon,
-} from "@nsm-ts/sdk/tools/config";
+} from "@nsm-ts/base/config";
 
 /** The data-plane backends a forwarder can drive. */
 export const FORWARDER_MECHANISMS = ["NOOP", "KERNEL"] as const;

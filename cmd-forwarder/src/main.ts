@@ -1,5 +1,5 @@
 /** cmd-forwarder entry point: the process (env, argv, signals, exit) is handed to the shared runMain. */
-import { runMain } from "@nsm-ts/sdk/tools/config";
+import { runMain } from "@nsm-ts/base/config";
 import { config } from "./config.js";
 import { run } from "./run.js";
 

@@ -8,11 +8,11 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { RunContext } from "@nsm-ts/base/config";
+import { createServer } from "@nsm-ts/base/grpc";
+import { startObservability } from "@nsm-ts/base/metrics";
+import { programIdentity } from "@nsm-ts/base/program";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
-import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { createServer } from "@nsm-ts/sdk/tools/grpc";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 

@@ -3,7 +3,7 @@
  * and nsmgr addresses. Unlike client mode it needs no NSM_NETWORK_SERVICES; flags override the addresses.
  */
 import { hostname } from "node:os";
-import { type ConfigValues, commonVars, defineConfig, duration, url, validateCommon } from "@nsm-ts/sdk/tools/config";
+import { type ConfigValues, commonVars, defineConfig, duration, url, validateCommon } from "@nsm-ts/base/config";
 
 /** The CLI table. */
 export const cliConfig = defineConfig(

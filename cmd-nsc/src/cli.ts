@@ -12,12 +12,12 @@ import {
   MonitorScopeSelectorSchema,
 } from "@nsm-ts/api/networkservice";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import type { RunContext } from "@nsm-ts/base/config";
+import { createClient, dial } from "@nsm-ts/base/grpc";
+import { programIdentity } from "@nsm-ts/base/program";
+import { tokenMetadata } from "@nsm-ts/base/token";
 import { CallContext } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient, type RegistryEntry } from "@nsm-ts/sdk/registry";
-import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { createClient, dial } from "@nsm-ts/sdk/tools/grpc";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
-import { tokenMetadata } from "@nsm-ts/sdk/tools/token";
 import type { CliConfig } from "./cli-config.js";
 import { summarize } from "./summary.js";
 

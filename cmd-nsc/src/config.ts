@@ -17,7 +17,7 @@ import {
   str,
   url,
   validateCommon,
-} from "@nsm-ts/sdk/tools/config";
+} from "@nsm-ts/base/config";
 
 /** Mechanisms this client can request: KERNEL (an interface in our netns) and NOOP (control plane only). */
 export const SUPPORTED_MECHANISMS = ["KERNEL", "NOOP"] as const;

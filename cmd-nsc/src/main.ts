@@ -2,7 +2,7 @@
  * cmd-nsc entry point. Without arguments it is the client (config from the environment, see --help); with a
  * subcommand (`list …`, `watch …`) it is the operator CLI, whose results go to stdout and logs to stderr.
  */
-import { EXIT_CONFIG, runMain } from "@nsm-ts/sdk/tools/config";
+import { EXIT_CONFIG, runMain } from "@nsm-ts/base/config";
 import { CLI_COMMANDS, CLI_USAGE, type CliCommand, parseCliArgs, runCli } from "./cli.js";
 import { cliConfig } from "./cli-config.js";
 import { config } from "./config.js";

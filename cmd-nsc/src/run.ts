@@ -6,11 +6,11 @@
 import { once } from "node:events";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Mechanism } from "@nsm-ts/api/networkservice";
+import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/base/config";
+import type { Logger } from "@nsm-ts/base/log";
+import { startObservability } from "@nsm-ts/base/metrics";
+import { programIdentity } from "@nsm-ts/base/program";
 import { client, clientinfo, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/sdk/tools/config";
-import type { Logger } from "@nsm-ts/sdk/tools/log";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import { netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 import { summarize } from "./summary.js";

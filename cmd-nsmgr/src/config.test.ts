@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { describeProgramProcess } from "@nsm-ts/sdk/tools/config/testing";
+import { describeProgramProcess } from "@nsm-ts/testing/program";
 import { expect } from "chai";
 import { config } from "./config.js";
 

@@ -5,17 +5,7 @@
  */
 import { hostname } from "node:os";
 import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
-import {
-  type ConfigValues,
-  commonVars,
-  defineConfig,
-  duration,
-  nonEmpty,
-  str,
-  url,
-  urlList,
-  validateCommon,
-} from "@nsm-ts/sdk/tools/config";
+import { type ConfigValues, commonVars, defineConfig, duration, nonEmpty, str, url, urlList, validateCommon } from "@nsm-ts/base/config";
 
 /** The node socket every local client, endpoint and forwarder dials (contract §9.11). */
 export const DEFAULT_NSM_SOCKET = "unix:///var/lib/networkservicemesh/nsm.io.sock";

@@ -7,11 +7,11 @@ import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { dirname } from "node:path";
+import type { RunContext } from "@nsm-ts/base/config";
+import { createServer, parseUrl } from "@nsm-ts/base/grpc";
+import { startObservability } from "@nsm-ts/base/metrics";
+import { programIdentity } from "@nsm-ts/base/program";
 import { createNsmgr } from "@nsm-ts/sdk/networkservice";
-import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { createServer, parseUrl } from "@nsm-ts/sdk/tools/grpc";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import type { Config } from "./config.js";
 
 /** A non-loopback IPv4 address of this machine, for publishing a tcp URL bound to all interfaces. */

@@ -3,17 +3,7 @@
  * store selection that lets several replicas share state through etcd.
  */
 import { hostname } from "node:os";
-import {
-  type ConfigValues,
-  cidr,
-  commonVars,
-  defineConfig,
-  duration,
-  hostPort,
-  int,
-  urlList,
-  validateCommon,
-} from "@nsm-ts/sdk/tools/config";
+import { type ConfigValues, cidr, commonVars, defineConfig, duration, hostPort, int, urlList, validateCommon } from "@nsm-ts/base/config";
 
 /** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
 export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };

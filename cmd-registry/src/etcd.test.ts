@@ -5,7 +5,7 @@
  * when the etcd binary is missing.
  */
 import * as grpc from "@grpc/grpc-js";
-import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/sdk/tools/etcdtest";
+import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";
 import { expect } from "chai";
 import {
   callMetadata,

@@ -5,11 +5,11 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import { type Channel, dial } from "@nsm-ts/base/grpc";
+import { ephemeralIdentity } from "@nsm-ts/base/identity";
+import { createTokenGenerator } from "@nsm-ts/base/token";
 import { CallContext } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
-import { type Channel, dial } from "@nsm-ts/sdk/tools/grpc";
-import { ephemeralIdentity } from "@nsm-ts/sdk/tools/identity";
-import { createTokenGenerator } from "@nsm-ts/sdk/tools/token";
 import { expect } from "chai";
 import {
   callMetadata,

@@ -6,6 +6,11 @@
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import type { RunContext } from "@nsm-ts/base/config";
+import { createServer } from "@nsm-ts/base/grpc";
+import { startObservability } from "@nsm-ts/base/metrics";
+import { programIdentity } from "@nsm-ts/base/program";
+import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
 import {
   createEtcdStore,
   createMemoryStore,
@@ -14,11 +19,6 @@ import {
   type RegistryStore,
   serveRegistry,
 } from "@nsm-ts/sdk/registry";
-import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/sdk/resources";
-import type { RunContext } from "@nsm-ts/sdk/tools/config";
-import { createServer } from "@nsm-ts/sdk/tools/grpc";
-import { startObservability } from "@nsm-ts/sdk/tools/metrics";
-import { programIdentity } from "@nsm-ts/sdk/tools/program";
 import type { Config } from "./config.js";
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { TestPki } from "@nsm-ts/sdk/tools/identity/testpki";
+import { TestPki } from "@nsm-ts/testing/pki";
 import { expect } from "chai";
 import { callMetadata, loadServices, type PlainClient, running, startRegistry, stopAll, unary } from "./process-harness.js";
 

@@ -3,7 +3,7 @@
  * service and gets addresses from the endpoint's prefix and the endpoint's DNS config, through every hop.
  */
 
-import { createSandbox, leftovers, resourceSnapshot, type Sandbox } from "@nsm-ts/sdk/tools/sandbox";
+import { createSandbox, leftovers, resourceSnapshot, type Sandbox } from "@nsm-ts/testing/sandbox";
 import { expect } from "chai";
 import { dnsEndpoint } from "./dns-endpoint.js";
 import { serve } from "./serve.js";

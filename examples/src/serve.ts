@@ -1,10 +1,10 @@
 /** Serving an endpoint: listen, then register it and its network service through the node's nsmgr. */
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import { createServer, dial } from "@nsm-ts/base/grpc";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import { CallContext, type Endpoint } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
-import { createServer, dial } from "@nsm-ts/sdk/tools/grpc";
-import type { TokenGenerator } from "@nsm-ts/sdk/tools/token";
 
 /** Options of `serve`. */
 export interface ServeOptions {

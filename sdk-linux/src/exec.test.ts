@@ -1,4 +1,4 @@
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { runCommand, VXLAN_OVERHEAD_V4, vxlanMtu } from "./index.js";
 

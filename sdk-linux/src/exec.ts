@@ -3,7 +3,7 @@
  * unit-tested without a kernel.
  */
 import { spawn } from "node:child_process";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 
 /** What a finished child process left behind. */
 export interface CommandResult {

@@ -3,8 +3,8 @@
  * `ip -batch -` process (default), or one `ip` process per line (kept for comparison and debugging; see
  * bench/RESULTS.md "Kernel operations"). Callers only see `IpExecutor`.
  */
-import type { Logger } from "@nsm-ts/sdk/tools/log";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import type { Logger } from "@nsm-ts/base/log";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { type CommandRunner, runCommand } from "./exec.js";
 import type { Netns, NetnsTools } from "./netns.js";
 

@@ -1,4 +1,4 @@
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { isValidIfName, ownerAlias, ownerPrefix, parseOwnerAlias, validateAlias, validateIfName } from "./index.js";
 

@@ -4,7 +4,7 @@
  * adopt or remove it; the alias survives moves between namespaces and renames.
  */
 import { createHash } from "node:crypto";
-import { Code, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail } from "@nsm-ts/base/status";
 
 /** Linux IFNAMSIZ minus the terminating NUL. */
 export const MAX_IFNAME_LEN = 15;

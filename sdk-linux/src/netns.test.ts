@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { currentNetns, Netns, netnsInodeUrl, openNetns, parseNetnsUrl, validateNetnsName } from "./index.js";
 

@@ -11,7 +11,7 @@
  */
 import { statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
-import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { runCommand } from "./exec.js";
 
 /** Where `ip netns add` keeps named namespaces. */

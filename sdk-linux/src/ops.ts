@@ -3,7 +3,7 @@
  * per namespace and delivered by the `IpExecutor` (one `ip -batch -` process per commit by default);
  * single-change helpers are one-line batches. Reads use `ip -json`.
  */
-import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { createIpExecutor, type IpExecutor, type IpExecutorOptions, type IpLine, type IpMode } from "./executor.js";
 import { type OwnerMark, parseOwnerAlias, validateAlias, validateIfName } from "./names.js";
 import type { Netns } from "./netns.js";

@@ -4,7 +4,7 @@
  * and no value can smuggle extra tokens into an `ip -batch` line.
  */
 import { isIP } from "node:net";
-import { Code, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail } from "@nsm-ts/base/status";
 
 /** Checks a plain IPv4/IPv6 address and returns its family (4 or 6). */
 export function ipFamily(addr: string, field: string): 4 | 6 {

@@ -5,8 +5,8 @@
  */
 
 import { Health, HealthCheckResponse_ServingStatus } from "@nsm-ts/api/health";
-import { createClient, dial } from "@nsm-ts/sdk/tools/grpc";
-import { Code, isStatusError } from "@nsm-ts/sdk/tools/status";
+import { createClient, dial } from "@nsm-ts/base/grpc";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { ProgramSet, startEndpoint, startNode, startRegistry } from "../programs/harness.js";
 import { SERVED_SERVICES } from "./manifests.js";

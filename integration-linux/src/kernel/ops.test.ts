@@ -1,4 +1,4 @@
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { createKernelOps, type IpMode, type KernelOps, type Netns, ownerAlias, runCommand, vxlanMtu } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
 import { KernelFixture, ping, skipUnlessKernel } from "./fixture.js";

@@ -7,6 +7,8 @@ import {
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import {
   begin,
   CallContext,
@@ -21,8 +23,6 @@ import {
   timeout,
   updatepath,
 } from "@nsm-ts/sdk/networkservice";
-import { MockClock } from "@nsm-ts/sdk/tools/clock";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import {
   adoptOrRemoveLeftovers,
   checkKernelCapable,

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { checkKernelCapable, effectiveCapabilities } from "./index.js";
 

@@ -3,7 +3,7 @@
  * clearly instead of as the first failed connection.
  */
 import { readFile } from "node:fs/promises";
-import { Code, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail } from "@nsm-ts/base/status";
 import { runCommand } from "../exec.js";
 
 /** Linux capability numbers the kernel data plane needs. */

@@ -4,7 +4,7 @@
  * namespace it can see: its own, the named ones, and those of all processes.
  */
 import { stat } from "node:fs/promises";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { ownerPrefix } from "../names.js";
 import { currentNetns, type Netns, netnsCandidatePaths, openNetns } from "../netns.js";
 import { createKernelOps, type KernelOps, type LinkInfo } from "../ops.js";

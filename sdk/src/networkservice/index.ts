@@ -27,6 +27,3 @@ export * as updatepath from "./common/updatepath/index.js";
 export * as updatetoken from "./common/updatetoken/index.js";
 export * from "./core/index.js";
 export * as ipam from "./ipam/index.js";
-export * as checks from "./utils/checks/index.js";
-export * as count from "./utils/count/index.js";
-export * as inject from "./utils/inject/index.js";

@@ -6,8 +6,8 @@
  * never by name alone.
  */
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
-import type { Logger } from "@nsm-ts/sdk/tools/log";
-import { Code, fail, StatusError } from "@nsm-ts/sdk/tools/status";
+import type { Logger } from "@nsm-ts/base/log";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { type CommandRunner, runCommand } from "../../exec.js";
 import { classifyIpError, type IpExecutor, type IpLine } from "../../executor.js";
 import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";

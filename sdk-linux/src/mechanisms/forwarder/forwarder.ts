@@ -18,10 +18,10 @@ import {
   MechanismSchema,
   type NetworkServiceRequest,
 } from "@nsm-ts/api/networkservice";
+import { type Logger, silentLogger } from "@nsm-ts/base/log";
+import { generateLinuxInterfaceName } from "@nsm-ts/base/nanoid";
+import { Code, fail, toStatusError } from "@nsm-ts/base/status";
 import { clienturl, connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import { type Logger, silentLogger } from "@nsm-ts/sdk/tools/log";
-import { generateLinuxInterfaceName } from "@nsm-ts/sdk/tools/nanoid";
-import { Code, fail, toStatusError } from "@nsm-ts/sdk/tools/status";
 import { createIpExecutor, type IpExecutorOptions } from "../../executor.js";
 import { validateIfName } from "../../names.js";
 import { currentNetns, type Netns, openNetns } from "../../netns.js";

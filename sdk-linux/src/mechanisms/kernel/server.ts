@@ -6,8 +6,8 @@
  * dispatch under `KERNEL`. Reads/writes: `connection.mechanism`, server metadata.
  */
 import { KernelParam } from "@nsm-ts/api/constants";
+import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/base/nanoid";
 import { connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/sdk/tools/nanoid";
 import { netnsInodeUrl } from "../../netns.js";
 
 /** Options of the endpoint's KERNEL server. */

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { MechanismSchema } from "@nsm-ts/api/networkservice";
-import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { vxlan } from "../index.js";
 

@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { CommonParam, MechanismClass, MechanismType, VxlanParam } from "@nsm-ts/api/constants";
 import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
-import { Code, fail } from "@nsm-ts/sdk/tools/status";
+import { Code, fail } from "@nsm-ts/base/status";
 
 /** IANA's VXLAN port, upstream's default. */
 export const DEFAULT_VXLAN_PORT = 4789;

@@ -5,15 +5,15 @@
  */
 
 import type { NetworkServiceRequest } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
+import { devIdentity } from "@nsm-ts/base/identity";
+import { createTokenGenerator } from "@nsm-ts/base/token";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../tools/clock/index.js";
-import { createServer, type NsmServer } from "../../tools/grpc/index.js";
-import { devIdentity } from "../../tools/identity/index.js";
-import { createTokenGenerator } from "../../tools/token/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clienturl from "../common/clienturl/index.js";
 import { type CallContext, MetaKey } from "../core/index.js";
-import { newCheck } from "../utils/checks/index.js";
 import { client, endpoint, type NsmClient } from "./index.js";
 
 const seenKey = new MetaKey<number>("test.seen");

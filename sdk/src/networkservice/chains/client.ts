@@ -13,13 +13,14 @@ import {
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
+import { type Clock, realClock } from "@nsm-ts/base/clock";
+import { CallContext, inSpan } from "@nsm-ts/base/context";
+import { ChannelPool } from "@nsm-ts/base/dialer";
+import type { ClientInterceptor, TlsFiles } from "@nsm-ts/base/grpc";
+import { type Logger, silentLogger } from "@nsm-ts/base/log";
+import type { PathPolicyInput, Policy } from "@nsm-ts/base/policy";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import { ROOT_CONTEXT, type Tracer } from "@opentelemetry/api";
-import { type Clock, realClock } from "../../tools/clock/index.js";
-import { ChannelPool } from "../../tools/dialer/index.js";
-import type { ClientInterceptor, TlsFiles } from "../../tools/grpc/index.js";
-import { type Logger, silentLogger } from "../../tools/log/index.js";
-import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
-import type { TokenGenerator } from "../../tools/token/index.js";
 import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clienturl from "../common/clienturl/index.js";
@@ -32,8 +33,6 @@ import * as trimpath from "../common/trimpath/index.js";
 import * as updatepath from "../common/updatepath/index.js";
 import * as updatetoken from "../common/updatetoken/index.js";
 import { chain, handler } from "../core/chain.js";
-import { CallContext } from "../core/context.js";
-import { inSpan } from "../core/trace.js";
 import type { NetworkServiceElement } from "../core/types.js";
 
 /** Heal options the client chain lets callers set (the pool and token come from the client). */

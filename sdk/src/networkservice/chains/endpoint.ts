@@ -5,12 +5,12 @@
  * README.md for why the elements sit where they do.
  */
 
-import type { Clock } from "../../tools/clock/index.js";
-import type { NsmServer } from "../../tools/grpc/index.js";
-import type { Logger } from "../../tools/log/index.js";
-import type { PathPolicyInput, Policy } from "../../tools/policy/index.js";
-import { Code, fail } from "../../tools/status/index.js";
-import type { TokenGenerator } from "../../tools/token/index.js";
+import type { Clock } from "@nsm-ts/base/clock";
+import type { NsmServer } from "@nsm-ts/base/grpc";
+import type { Logger } from "@nsm-ts/base/log";
+import type { PathPolicyInput, Policy } from "@nsm-ts/base/policy";
+import { Code, fail } from "@nsm-ts/base/status";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as metadata from "../common/metadata/index.js";

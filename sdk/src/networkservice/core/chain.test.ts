@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { StepRecorder } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { StepRecorder } from "../utils/checks/index.js";
 import { CallContext, chain, handler } from "./index.js";
 
 describe("chain", () => {
@@ -41,7 +41,7 @@ describe("chain", () => {
   });
 
   it("gives elements an immutable context: values set by one element reach only the elements after it", async () => {
-    const { ContextKey } = await import("./context.js");
+    const { ContextKey } = await import("@nsm-ts/base/context");
     const key = new ContextKey<string>("k");
     const seen: Array<string | undefined> = [];
     const h = handler(

@@ -6,7 +6,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, type NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import { inSpan, traceKey } from "./trace.js";
+import { inSpan, traceKey } from "@nsm-ts/base/context";
 import type { NetworkServiceElement, NetworkServiceHandler } from "./types.js";
 
 /** The end of every chain: returns the request's connection unchanged. */

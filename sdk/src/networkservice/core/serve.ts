@@ -7,15 +7,14 @@
 
 import type { Connection } from "@nsm-ts/api/networkservice";
 import { MonitorConnection, NetworkService } from "@nsm-ts/api/networkservice";
-import { type Clock, realClock } from "../../tools/clock/index.js";
-import type { NsmServer, ServerCallContext } from "../../tools/grpc/index.js";
-import { spiffeIdOf } from "../../tools/identity/index.js";
-import { type Logger, silentLogger } from "../../tools/log/index.js";
-import { tokenFromMetadata } from "../../tools/token/index.js";
-import { traceOfCall } from "../../tools/tracing/index.js";
+import { type Clock, realClock } from "@nsm-ts/base/clock";
+import { CallContext, traceKey } from "@nsm-ts/base/context";
+import type { NsmServer, ServerCallContext } from "@nsm-ts/base/grpc";
+import { spiffeIdOf } from "@nsm-ts/base/identity";
+import { type Logger, silentLogger } from "@nsm-ts/base/log";
+import { tokenFromMetadata } from "@nsm-ts/base/token";
+import { traceOfCall } from "@nsm-ts/base/tracing";
 import { handler } from "./chain.js";
-import { CallContext } from "./context.js";
-import { traceKey } from "./trace.js";
 import type { MonitorConnectionServer, NetworkServiceElement } from "./types.js";
 
 /** Options shared by everything that serves a chain. */

@@ -9,7 +9,7 @@
  * the call stores a clone.
  */
 import type { Connection, ConnectionEvent, MonitorScopeSelector, NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import type { CallContext } from "./context.js";
+import type { CallContext } from "@nsm-ts/base/context";
 
 /** The rest of the chain after an element. */
 export interface NetworkServiceHandler {

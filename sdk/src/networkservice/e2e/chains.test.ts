@@ -13,14 +13,14 @@ import {
   MonitorScopeSelectorSchema,
   type PathSegment,
 } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { devIdentity, type Identity } from "@nsm-ts/base/identity";
+import { createTokenGenerator, decodeToken, verifyToken } from "@nsm-ts/base/token";
+import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../tools/clock/index.js";
-import { createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
-import { devIdentity, type Identity } from "../../tools/identity/index.js";
-import { createTokenGenerator, decodeToken, verifyToken } from "../../tools/token/index.js";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
 import { CallContext } from "../core/index.js";
-import { type Counter, newCounter } from "../utils/count/index.js";
 import { Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const MIN = 60_000;

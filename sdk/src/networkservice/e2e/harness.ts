@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
-import { type Clock, realClock, type Timer } from "../../tools/clock/index.js";
-import type { CallContext } from "../core/context.js";
+import { type Clock, realClock, type Timer } from "@nsm-ts/base/clock";
+import type { CallContext } from "@nsm-ts/base/context";
 import type { MonitorConnectionServer, NetworkServiceElement } from "../core/types.js";
 
 /** A loopback transport: where to listen, and how to clean up after. */

@@ -6,14 +6,14 @@
  */
 
 import { State } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
+import { devIdentity, type Identity } from "@nsm-ts/base/identity";
+import { createTokenGenerator } from "@nsm-ts/base/token";
+import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../tools/clock/index.js";
-import { createServer, type NsmServer } from "../../tools/grpc/index.js";
-import { devIdentity, type Identity } from "../../tools/identity/index.js";
-import { createTokenGenerator } from "../../tools/token/index.js";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
 import { serveNetworkService } from "../core/serve.js";
-import { type Counter, newCounter } from "../utils/count/index.js";
 import { CountingClock, SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;

@@ -6,16 +6,16 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { MechanismClass, MechanismType } from "@nsm-ts/api/constants";
 import { type ConnectionSchema, NetworkService, type NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { type Channel, type Client, createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { devIdentity } from "@nsm-ts/base/identity";
+import { Code, codeName, StatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator, type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
+import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../tools/clock/index.js";
-import { type Channel, type Client, createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
-import { devIdentity } from "../../tools/identity/index.js";
-import { Code, codeName, StatusError } from "../../tools/status/index.js";
-import { createTokenGenerator, type TokenGenerator, tokenMetadata } from "../../tools/token/index.js";
 import { type Endpoint, endpoint } from "../chains/index.js";
 import * as mechanisms from "../common/mechanisms/index.js";
 import { passThrough } from "../core/chain.js";
-import { type Counter, newCounter } from "../utils/count/index.js";
 import { type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 type RequestInit = MessageInitShape<typeof NetworkServiceRequestSchema>;

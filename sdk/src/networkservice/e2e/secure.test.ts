@@ -6,16 +6,16 @@
  */
 
 import { type ConnectionEvent, ConnectionEventType, MonitorConnection, type PathSegment, State } from "@nsm-ts/api/networkservice";
+import { type Channel, createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { ephemeralIdentity, type Identity, loadIdentity } from "@nsm-ts/base/identity";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "@nsm-ts/base/token";
+import { type Counter, newCounter } from "@nsm-ts/testing/elements";
+import { TestPki } from "@nsm-ts/testing/pki";
 import { expect } from "chai";
-import { type Channel, createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
-import { ephemeralIdentity, type Identity, loadIdentity } from "../../tools/identity/index.js";
-import { TestPki } from "../../tools/identity/testpki.js";
-import { Code, StatusError } from "../../tools/status/index.js";
-import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "../../tools/token/index.js";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
 import * as authorize from "../common/authorize/index.js";
 import { serveNetworkService } from "../core/index.js";
-import { type Counter, newCounter } from "../utils/count/index.js";
 import { SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;

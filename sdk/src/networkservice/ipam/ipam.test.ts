@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { Code, isStatusError } from "../../tools/status/index.js";
 import { CallContext, chain, handler } from "../core/index.js";
-import { newErrorElement } from "../utils/inject/index.js";
 import { createAddressPool, formatAddress, formatCidr, overlaps, parseCidr, point2pointipam } from "./index.js";
 
 const outcome = (p: Promise<unknown>): Promise<unknown> =>

@@ -3,7 +3,7 @@
  * host addresses (/32, /128) lowest first, skipping addresses in use and any excluded prefixes the request
  * carries. A lease holds one dst/src pair per address family the pool has.
  */
-import { Code, fail } from "../../tools/status/index.js";
+import { Code, fail } from "@nsm-ts/base/status";
 import { type Cidr, formatAddress, parseCidr } from "./cidr.js";
 
 /** One point-to-point pair: `dst` for the endpoint side, `src` for the client side, both `addr/32` or `addr/128`. */

@@ -4,8 +4,8 @@
  * optionally heal) until Unregister or until `signal` aborts.
  */
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import type { Channel } from "../../tools/grpc/index.js";
-import type { TokenGenerator } from "../../tools/token/index.js";
+import type { Channel } from "@nsm-ts/base/grpc";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import * as begin from "../common/begin/index.js";
 import * as clientinfo from "../common/clientinfo/index.js";
 import * as connect from "../common/connect/index.js";

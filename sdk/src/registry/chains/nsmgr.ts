@@ -11,8 +11,8 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
-import type { Channel } from "../../tools/grpc/index.js";
-import type { TokenGenerator } from "../../tools/token/index.js";
+import type { Channel } from "@nsm-ts/base/grpc";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import * as begin from "../common/begin/index.js";
 import * as clientinfo from "../common/clientinfo/index.js";
 import * as connect from "../common/connect/index.js";

@@ -6,7 +6,7 @@
  * across replicas sharing an etcd and across expiry.
  */
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import type { TokenGenerator } from "../../tools/token/index.js";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as expire from "../common/expire/index.js";

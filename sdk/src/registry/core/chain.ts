@@ -3,8 +3,8 @@
  * returns through c → b → a. `registryHandler(element)` closes a chain with a tail that echoes Register,
  * ends Find with nothing and accepts Unregister.
  */
-import type { CallContext } from "../../networkservice/core/context.js";
-import { inSpan, traceKey } from "../../networkservice/core/trace.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { inSpan, traceKey } from "@nsm-ts/base/context";
 import type { FindQuery, FindResult, RegistryElement, RegistryEntry, RegistryHandler } from "./types.js";
 
 /** The end of every registry chain. */

@@ -4,7 +4,7 @@
  * and the stored entry on the way back; Find returns an async iterable, so watch streams are natural.
  */
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import type { CallContext } from "../../networkservice/core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
 
 /** A registry entry: a network service or an endpoint. Both are keyed by `name`. */
 export type RegistryEntry = NetworkService | NetworkServiceEndpoint;

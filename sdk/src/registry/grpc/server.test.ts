@@ -12,19 +12,19 @@ import {
   NetworkServiceLabelsSchema,
   NetworkServiceRegistry,
 } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { type Channel, createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { ephemeralIdentity } from "@nsm-ts/base/identity";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator, decodeToken, type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
+import { ns, nse, Pull } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../networkservice/core/context.js";
-import { MockClock } from "../../tools/clock/index.js";
-import { type Channel, createClient, createServer, dial, type NsmServer } from "../../tools/grpc/index.js";
-import { ephemeralIdentity } from "../../tools/identity/index.js";
-import { Code, isStatusError } from "../../tools/status/index.js";
-import { createTokenGenerator, decodeToken, type TokenGenerator, tokenMetadata } from "../../tools/token/index.js";
 import { createRegistryClient, createRegistryServer } from "../chains/index.js";
 import * as connect from "../common/connect/index.js";
 import { emptyPath, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 import { registryHandler } from "../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../store/index.js";
-import { ns, nse, Pull } from "../test-helpers.js";
 import { serveRegistry } from "./index.js";
 
 const PATH_JSON = /^\{"Index":\d+,"PathSegments":\[(\{"token":"[A-Za-z0-9_.-]+"\},?)+\]\}$/;

@@ -12,14 +12,13 @@ import {
   NetworkServiceRegistry,
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
-import { CallContext } from "../../networkservice/core/context.js";
-import { traceKey } from "../../networkservice/core/trace.js";
-import { type Clock, realClock } from "../../tools/clock/index.js";
-import type { NsmServer, ServerCallContext } from "../../tools/grpc/index.js";
-import { spiffeIdOf } from "../../tools/identity/index.js";
-import { type Logger, silentLogger } from "../../tools/log/index.js";
-import { tokenFromMetadata } from "../../tools/token/index.js";
-import { traceOfCall } from "../../tools/tracing/index.js";
+import { type Clock, realClock } from "@nsm-ts/base/clock";
+import { CallContext, traceKey } from "@nsm-ts/base/context";
+import type { NsmServer, ServerCallContext } from "@nsm-ts/base/grpc";
+import { spiffeIdOf } from "@nsm-ts/base/identity";
+import { type Logger, silentLogger } from "@nsm-ts/base/log";
+import { tokenFromMetadata } from "@nsm-ts/base/token";
+import { traceOfCall } from "@nsm-ts/base/tracing";
 import { emptyPath, formatPath, PATH_METADATA_KEY, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 import type { NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "../core/index.js";
 

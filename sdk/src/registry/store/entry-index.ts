@@ -5,8 +5,8 @@
  * every key in etcd.
  */
 import { clone } from "@bufbuild/protobuf";
-import { createDb, type Db, type Table } from "../../tools/statedb/index.js";
-import type { StatusError } from "../../tools/status/index.js";
+import type { StatusError } from "@nsm-ts/base/status";
+import { createDb, type Db, type Table } from "@nsm-ts/statedb";
 import type { RegistryEntry } from "../core/index.js";
 import type { KindSpec } from "./kind.js";
 import type { StoreEvent, StoreFindOptions } from "./types.js";

@@ -6,11 +6,11 @@
  * nothing is lost or repeated), indexed like the memory store: Find by label does not range over every key.
  */
 import { clone, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type Clock, realClock } from "@nsm-ts/base/clock";
+import type { Logger } from "@nsm-ts/base/log";
+import { silentLogger } from "@nsm-ts/base/log";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { Etcd3, type IKeyValue, type IRequestOp, type ITxnResponse, type Watcher } from "etcd3";
-import { type Clock, realClock } from "../../tools/clock/index.js";
-import type { Logger } from "../../tools/log/index.js";
-import { silentLogger } from "../../tools/log/index.js";
-import { Code, fail, StatusError } from "../../tools/status/index.js";
 import type { RegistryEntry } from "../core/index.js";
 import { EntryIndex } from "./entry-index.js";
 import { type KindSpec, kindSpec } from "./kind.js";

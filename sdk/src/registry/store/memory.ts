@@ -4,8 +4,8 @@
  * the injected clock.
  */
 import { clone } from "@bufbuild/protobuf";
-import { type Clock, realClock, type Timer } from "../../tools/clock/index.js";
-import { Code, fail, StatusError } from "../../tools/status/index.js";
+import { type Clock, realClock, type Timer } from "@nsm-ts/base/clock";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import type { RegistryEntry } from "../core/index.js";
 import { EntryIndex } from "./entry-index.js";
 import { type KindSpec, kindSpec } from "./kind.js";

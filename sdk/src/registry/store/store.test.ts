@@ -11,11 +11,11 @@ import {
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";
 import { expect } from "chai";
 import { Etcd3 } from "etcd3";
-import { MockClock } from "../../tools/clock/index.js";
-import { type EtcdInstance, etcdAvailable, startEtcd } from "../../tools/etcdtest/index.js";
-import { Code, isStatusError } from "../../tools/status/index.js";
 import {
   createEtcdStore,
   createMemoryStore,

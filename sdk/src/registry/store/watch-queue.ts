@@ -3,7 +3,7 @@
  * lets the buffer fill is failed with `ResourceExhausted` (after it has read what was buffered), so a slow consumer
  * never blocks writers or other watchers and never silently misses an event.
  */
-import { Code, StatusError } from "../../tools/status/index.js";
+import { Code, StatusError } from "@nsm-ts/base/status";
 
 /** A bounded FIFO with one async reader, shared by the stores (internal). */
 export class WatchQueue<E> {

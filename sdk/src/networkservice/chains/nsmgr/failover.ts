@@ -8,9 +8,9 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
-import { Code, isStatusError } from "../../../tools/status/index.js";
+import { MetaKey } from "@nsm-ts/base/context";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
-import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
 const establishedKey = new MetaKey<boolean>("failover.established");

@@ -10,15 +10,15 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectionEventType, MonitorConnection, MonitorScopeSelectorSchema, PathSegmentSchema, State } from "@nsm-ts/api/networkservice";
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import { createClient } from "../../../tools/grpc/index.js";
-import type { Logger } from "../../../tools/log/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
-import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
+import { MetaKey } from "@nsm-ts/base/context";
+import { ChannelPool } from "@nsm-ts/base/dialer";
+import { createClient } from "@nsm-ts/base/grpc";
+import type { Logger } from "@nsm-ts/base/log";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import { clientUrlOf } from "../../common/clienturl/index.js";
 import type { ConnectionMonitor } from "../../common/monitor/index.js";
 import { connectionOf } from "../../core/chain.js";
-import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
 interface Watch {

@@ -12,9 +12,9 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
+import { createServer } from "@nsm-ts/base/grpc";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { createServer } from "../../../tools/grpc/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
 import * as begin from "../../common/begin/index.js";
 import * as clienturl from "../../common/clienturl/index.js";
 import * as connect from "../../common/connect/index.js";

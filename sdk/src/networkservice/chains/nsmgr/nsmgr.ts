@@ -6,9 +6,9 @@
  * expire; see `createNsmgrRegistry`).
  */
 
+import { type Channel, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
 import { serveRegistry } from "../../../registry/grpc/index.js";
-import { type Channel, dial, type NsmServer } from "../../../tools/grpc/index.js";
 import * as clientinfo from "../../common/clientinfo/index.js";
 import * as discoverforwarder from "../../common/discoverforwarder/index.js";
 import * as excludedprefixes from "../../common/excludedprefixes/index.js";

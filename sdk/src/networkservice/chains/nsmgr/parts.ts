@@ -6,9 +6,9 @@
  * next-hop monitor → updatetoken client → authorize client → connect.
  */
 
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import type { DialOptions } from "../../../tools/grpc/index.js";
-import type { TokenGenerator } from "../../../tools/token/index.js";
+import { ChannelPool } from "@nsm-ts/base/dialer";
+import type { DialOptions } from "@nsm-ts/base/grpc";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import * as authorize from "../../common/authorize/index.js";
 import * as begin from "../../common/begin/index.js";
 import * as connect from "../../common/connect/index.js";

@@ -9,8 +9,8 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { PathSchema } from "@nsm-ts/api/networkservice";
-import { defaultClientPolicies, enforce, type PathPolicyInput } from "../../../tools/policy/index.js";
-import { ContextKey } from "../../core/context.js";
+import { ContextKey } from "@nsm-ts/base/context";
+import { defaultClientPolicies, enforce, type PathPolicyInput } from "@nsm-ts/base/policy";
 import type { NetworkServiceClient } from "../../core/types.js";
 import type { AuthorizeOptions, PolicyPeer } from "./options.js";
 

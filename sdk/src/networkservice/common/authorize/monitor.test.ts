@@ -8,10 +8,10 @@ import {
   type MonitorScopeSelector,
   MonitorScopeSelectorSchema,
 } from "@nsm-ts/api/networkservice";
+import { ephemeralIdentity } from "@nsm-ts/base/identity";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator } from "@nsm-ts/base/token";
 import { expect } from "chai";
-import { ephemeralIdentity } from "../../../tools/identity/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
-import { createTokenGenerator } from "../../../tools/token/index.js";
 import { CallContext, type PeerInfo } from "../../core/index.js";
 import { ConnectionMonitor } from "../monitor/index.js";
 import * as authorize from "./index.js";

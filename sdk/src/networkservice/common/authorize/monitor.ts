@@ -11,8 +11,8 @@
  * MonitorConnections server of a chain (e.g. an endpoint's ConnectionMonitor).
  */
 import type { Connection, ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
-import { enforce, type MonitorPolicyInput, monitorServiceConnection, type Policy } from "../../../tools/policy/index.js";
-import { decodeToken } from "../../../tools/token/index.js";
+import { enforce, type MonitorPolicyInput, monitorServiceConnection, type Policy } from "@nsm-ts/base/policy";
+import { decodeToken } from "@nsm-ts/base/token";
 import type { MonitorConnectionServer } from "../../core/types.js";
 
 const ELEMENT = "authorize-monitor";

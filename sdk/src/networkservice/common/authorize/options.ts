@@ -1,4 +1,4 @@
-import type { PathPolicyInput, Policy } from "../../../tools/policy/index.js";
+import type { PathPolicyInput, Policy } from "@nsm-ts/base/policy";
 
 /** Options of authorize (both sides). */
 export interface AuthorizeOptions {

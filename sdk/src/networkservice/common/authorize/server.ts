@@ -10,8 +10,8 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type Connection, type Path, PathSchema } from "@nsm-ts/api/networkservice";
-import { defaultServerPolicies, enforce, type PathPolicyInput } from "../../../tools/policy/index.js";
-import type { CallContext } from "../../core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { defaultServerPolicies, enforce, type PathPolicyInput } from "@nsm-ts/base/policy";
 import type { NetworkServiceServer } from "../../core/types.js";
 import type { AuthorizeOptions, PolicyPeer } from "./options.js";
 

@@ -1,9 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { newCheck, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { CallContext, ContextKey, chain, handler, type NetworkServiceElement } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
-import { newCounter } from "../../utils/count/index.js";
 import * as begin from "./index.js";
 
 function req(id: string, extra: { state?: State } = {}) {

@@ -17,8 +17,8 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
-import { Code, fail, isStatusError } from "../../../tools/status/index.js";
-import { CallContext, ContextKey } from "../../core/context.js";
+import { CallContext, ContextKey } from "@nsm-ts/base/context";
+import { Code, fail, isStatusError } from "@nsm-ts/base/status";
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../core/types.js";
 
 /** Re-runs operations on one connection from the begin element, serialised with everything else. */

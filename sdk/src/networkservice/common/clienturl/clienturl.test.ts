@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import { newClient, urlKey } from "./index.js";
 
 describe("clienturl", () => {

@@ -5,8 +5,8 @@
  * Reads: nothing. Writes: context value `urlKey`. Place before `connect`.
  */
 
-import type { CallContext } from "../../core/context.js";
-import { ContextKey } from "../../core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { ContextKey } from "@nsm-ts/base/context";
 import type { NetworkServiceElement } from "../../core/types.js";
 
 /** The URL of the next hop (`unix:///path` or `tcp://host:port`), read by `connect` and `filtermechanisms`. */

@@ -15,14 +15,13 @@
 
 import { clone } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
-import { spiffeIdOf } from "../../../tools/identity/index.js";
-import { Code, fail, StatusError } from "../../../tools/status/index.js";
-import { type PeerInfo, type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
-import type { CallContext } from "../../core/context.js";
-import { MetaKey } from "../../core/metadata.js";
-import { traceKey, traceMetadata } from "../../core/trace.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { MetaKey, traceKey, traceMetadata } from "@nsm-ts/base/context";
+import { ChannelPool } from "@nsm-ts/base/dialer";
+import { type CallOptions, type Channel, createClient } from "@nsm-ts/base/grpc";
+import { spiffeIdOf } from "@nsm-ts/base/identity";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
+import { type PeerInfo, type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { serverPeerKey } from "../authorize/index.js";
 import { clientUrlOf } from "../clienturl/index.js";

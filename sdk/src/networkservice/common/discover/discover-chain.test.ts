@@ -2,10 +2,10 @@
 
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import * as begin from "../begin/index.js";
 import { urlKey } from "../clienturl/index.js";
 import * as metadata from "../metadata/index.js";

@@ -8,10 +8,10 @@ type MatchInit = MessageInitShape<typeof MatchSchema>;
 type ConnInit = MessageInitShape<typeof ConnectionSchema>;
 
 import { Payload } from "@nsm-ts/api/constants";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import { type Candidates, candidatesKey, newServer, processLabel } from "./index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "./test-registry.js";
 

@@ -4,9 +4,9 @@
  * register after the request started).
  */
 
+import type { CallContext } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
 import type { FindResult, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
-import { Code, fail } from "../../../tools/status/index.js";
-import type { CallContext } from "../../core/context.js";
 
 /** Reads every result of a (non-watch) Find, dropping deletions. */
 export async function collect<T extends RegistryEntry>(results: AsyncIterable<FindResult<T>>): Promise<T[]> {

@@ -14,12 +14,11 @@
 import { create } from "@bufbuild/protobuf";
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import type { CallContext } from "@nsm-ts/base/context";
+import { ContextKey, MetaKey } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
 import type { NseHandler, NsHandler } from "../../../registry/core/index.js";
-import { Code, fail } from "../../../tools/status/index.js";
 import { connectionOf } from "../../core/chain.js";
-import type { CallContext } from "../../core/context.js";
-import { ContextKey } from "../../core/context.js";
-import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { collect, findUntil, waitBudgetMs } from "./find.js";
 import { isExpired, matchEndpoints } from "./match.js";

@@ -5,8 +5,8 @@
  */
 import { clone, create } from "@bufbuild/protobuf";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import type { CallContext } from "@nsm-ts/base/context";
 import type { FindQuery, FindResult, NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
-import type { CallContext } from "../../core/context.js";
 
 function isNse(e: RegistryEntry): e is NetworkServiceEndpoint {
   return e.$typeName === "registry.NetworkServiceEndpoint";

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError, StatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import { urlKey } from "../clienturl/index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "../discover/test-registry.js";
 import { newServer } from "./index.js";

@@ -12,7 +12,7 @@
  */
 import { clone, create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionContextSchema, IPContextSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { Code, fail } from "../../../tools/status/index.js";
+import { Code, fail } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { type Cidr, overlaps, parseCidr } from "../../ipam/cidr.js";

@@ -25,13 +25,13 @@ import {
   MonitorScopeSelectorSchema,
   State,
 } from "@nsm-ts/api/networkservice";
-import type { Clock } from "../../../tools/clock/index.js";
-import { ChannelPool } from "../../../tools/dialer/index.js";
-import { type CallOptions, createClient } from "../../../tools/grpc/index.js";
-import type { Logger } from "../../../tools/log/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
-import { type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
-import { MetaKey } from "../../core/metadata.js";
+import type { Clock } from "@nsm-ts/base/clock";
+import { MetaKey } from "@nsm-ts/base/context";
+import { ChannelPool } from "@nsm-ts/base/dialer";
+import { type CallOptions, createClient } from "@nsm-ts/base/grpc";
+import type { Logger } from "@nsm-ts/base/log";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { NetworkServiceClient } from "../../core/types.js";
 import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 import { clientUrlOf } from "../clienturl/index.js";

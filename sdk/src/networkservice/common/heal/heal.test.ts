@@ -8,12 +8,11 @@ import {
   type MonitorScopeSelector,
   State,
 } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { type Counter, newCheck, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler, type NetworkServiceHandler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
 import * as begin from "../begin/index.js";
 import * as clienturl from "../clienturl/index.js";
 import * as metadata from "../metadata/index.js";

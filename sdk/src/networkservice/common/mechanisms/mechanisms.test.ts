@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { KernelParam, MechanismType, OWN_NETNS_URL } from "@nsm-ts/api/constants";
 import { MechanismSchema, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
-import { newErrorElement } from "../../utils/inject/index.js";
 import { kernel, newServer, noop, preferKernel, preferNoop } from "./index.js";
 
 function recorder(tag: string, log: string[]): NetworkServiceElement {

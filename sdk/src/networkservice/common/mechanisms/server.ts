@@ -7,7 +7,7 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
-import { Code, fail, StatusError, toStatusError } from "../../../tools/status/index.js";
+import { Code, fail, StatusError, toStatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 

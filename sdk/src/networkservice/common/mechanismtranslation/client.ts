@@ -8,8 +8,8 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { ConnectionSchema, type Mechanism, MechanismSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { MetaKey } from "@nsm-ts/base/context";
 import { connectionOf } from "../../core/chain.js";
-import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
 const clientMechanismKey = new MetaKey<Mechanism>("mechanismtranslation.client");

@@ -4,8 +4,8 @@
  * events (which re-enter the chain at begin) find the same store.
  */
 
-import { Code, fail } from "../../../tools/status/index.js";
-import { ConnectionMetadata } from "../../core/metadata.js";
+import { ConnectionMetadata } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
 import type { NetworkServiceElement } from "../../core/types.js";
 
 /** Options of the metadata element. */

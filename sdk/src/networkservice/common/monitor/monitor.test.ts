@@ -8,8 +8,8 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
 import * as begin from "../begin/index.js";
 import * as updatepath from "../updatepath/index.js";

@@ -15,9 +15,9 @@ import {
   type MonitorScopeSelector,
   type State,
 } from "@nsm-ts/api/networkservice";
-import type { Logger } from "../../../tools/log/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
-import type { CallContext } from "../../core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import type { Logger } from "@nsm-ts/base/log";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import type { MonitorConnectionServer } from "../../core/types.js";
 import { matchesSelector } from "./selector.js";
 

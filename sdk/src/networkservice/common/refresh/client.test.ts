@@ -1,11 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, NetworkServiceRequestSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { type Counter, newCounter, newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
 import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
-import { newErrorElement } from "../../utils/inject/index.js";
 import * as begin from "../begin/index.js";
 import * as metadata from "../metadata/index.js";
 import * as updatepath from "../updatepath/index.js";

@@ -11,9 +11,9 @@
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "@nsm-ts/api/networkservice";
-import type { Clock, Timer } from "../../../tools/clock/index.js";
-import type { Logger } from "../../../tools/log/index.js";
-import { type MetadataMap, MetaKey } from "../../core/metadata.js";
+import type { Clock, Timer } from "@nsm-ts/base/clock";
+import { type MetadataMap, MetaKey } from "@nsm-ts/base/context";
+import type { Logger } from "@nsm-ts/base/log";
 import type { NetworkServiceClient } from "../../core/types.js";
 import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 

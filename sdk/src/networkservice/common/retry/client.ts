@@ -12,8 +12,8 @@
  */
 import { clone } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { isRetryable } from "../../../tools/status/index.js";
-import type { CallContext } from "../../core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { isRetryable } from "@nsm-ts/base/status";
 import type { NetworkServiceClient } from "../../core/types.js";
 
 /** Re-exported: the retry decision is shared by every client that retries. */

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import * as retry from "./index.js";
 
 /** Fails the first `n` Requests (and Closes) with `code`, recording when each call came. */

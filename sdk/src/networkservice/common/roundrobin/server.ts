@@ -9,7 +9,7 @@
 import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import { Code, fail, StatusError } from "../../../tools/status/index.js";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";

@@ -6,13 +6,13 @@
 
 import { clone, create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { devIdentity } from "@nsm-ts/base/identity";
+import { createTokenGenerator, type TokenGenerator } from "@nsm-ts/base/token";
+import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
-import { devIdentity } from "../../../tools/identity/index.js";
-import { createTokenGenerator, type TokenGenerator } from "../../../tools/token/index.js";
 import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
 import { Tracker } from "../../e2e/harness.js";
-import { type Counter, newCounter } from "../../utils/count/index.js";
 import * as authorize from "../authorize/index.js";
 import * as begin from "../begin/index.js";
 import * as metadata from "../metadata/index.js";

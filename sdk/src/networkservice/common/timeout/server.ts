@@ -12,10 +12,10 @@
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import type { Timer } from "../../../tools/clock/index.js";
-import { Code, fail } from "../../../tools/status/index.js";
-import type { CallContext } from "../../core/context.js";
-import { MetaKey } from "../../core/metadata.js";
+import type { Timer } from "@nsm-ts/base/clock";
+import type { CallContext } from "@nsm-ts/base/context";
+import { MetaKey } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
 import type { NetworkServiceServer } from "../../core/types.js";
 import { eventFactoryOf } from "../begin/index.js";
 

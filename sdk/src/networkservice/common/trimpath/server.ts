@@ -11,7 +11,7 @@
  * Placement: server chains, after `updatepath` (it trims relative to `path.index`); in a passthrough chain
  * add `trimpath.newClient()` anywhere in the client part.
  */
-import { ContextKey } from "../../core/context.js";
+import { ContextKey } from "@nsm-ts/base/context";
 import type { NetworkServiceServer } from "../../core/types.js";
 
 /** The marker the server side hands down; `trim` is cleared by a client element after it. */

@@ -1,9 +1,9 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import * as updatepath from "./index.js";
 
 const NSC = "nsc";

@@ -4,7 +4,7 @@
  * Reads/writes: `req.connection.path`, `req.connection.id`.
  */
 import type { Connection, NetworkServiceRequest } from "@nsm-ts/api/networkservice";
-import { Code, fail } from "../../../tools/status/index.js";
+import { Code, fail } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { ensurePath, updatePath } from "./updatepath.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { type Path, PathSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
-import { Code, fail } from "../../../tools/status/index.js";
+import { Code, fail } from "@nsm-ts/base/status";
 
 /**
  * Advances `path` to the segment named `name` (adding or overwriting the next one when it is not ours) and

@@ -8,9 +8,9 @@
  * (and `refresh`), before `authorize` and the element that calls the next hop.
  */
 
-import { Code, fail } from "../../../tools/status/index.js";
-import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
-import type { CallContext } from "../../core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
+import type { PeerInfo, TokenGenerator } from "@nsm-ts/base/token";
 import type { NetworkServiceClient } from "../../core/types.js";
 import { putToken } from "./updatetoken.js";
 

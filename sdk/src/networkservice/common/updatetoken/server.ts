@@ -10,9 +10,9 @@
  */
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "@nsm-ts/api/networkservice";
-import { Code, fail } from "../../../tools/status/index.js";
-import type { PeerInfo, TokenGenerator } from "../../../tools/token/index.js";
-import type { CallContext } from "../../core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
+import type { PeerInfo, TokenGenerator } from "@nsm-ts/base/token";
 import type { NetworkServiceServer } from "../../core/types.js";
 import { putToken } from "./updatetoken.js";
 

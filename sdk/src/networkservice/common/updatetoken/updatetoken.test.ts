@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import type { TokenGenerator } from "@nsm-ts/base/token";
+import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
-import type { TokenGenerator } from "../../../tools/token/index.js";
 import { CallContext, chain, handler } from "../../core/index.js";
-import { newCheck } from "../../utils/checks/index.js";
 import * as updatetoken from "./index.js";
 
 const LIFETIME_MS = 15 * 60_000;

@@ -9,8 +9,8 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
+import { MetaKey } from "@nsm-ts/base/context";
 import { connectionOf } from "../../core/chain.js";
-import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { overlaps, parseCidr } from "../cidr.js";
 import type { AddressPool, Lease } from "../pool.js";

@@ -16,11 +16,11 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
 import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
-import { type CallOptions, type Channel, createClient } from "../../../tools/grpc/index.js";
-import { Code, fail, isStatusError, StatusError } from "../../../tools/status/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { MetaKey } from "@nsm-ts/base/context";
+import { type CallOptions, type Channel, createClient } from "@nsm-ts/base/grpc";
+import { Code, fail, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
-import type { CallContext } from "../../core/context.js";
-import { MetaKey } from "../../core/metadata.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { type Cidr, formatAddress, overlaps, parseAddress, parseCidr } from "../cidr.js";
 

@@ -1,14 +1,14 @@
 /** authorize: a second identity cannot re-register or unregister a name owned by another (upstream cases). */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { ephemeralIdentity } from "@nsm-ts/base/identity";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator } from "@nsm-ts/base/token";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { ephemeralIdentity } from "../../../tools/identity/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
-import { createTokenGenerator } from "../../../tools/token/index.js";
 import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore } from "../../store/index.js";
-import { nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import * as updatepath from "../updatepath/index.js";
 import { newServer, ownerCheck } from "./index.js";

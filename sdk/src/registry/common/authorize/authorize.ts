@@ -4,8 +4,8 @@
  * subject of the path's first token (or the mTLS peer); the owner is `path_ids[0]` stored for the name.
  * Reads: the `pathKey` context value, `ctx.peer`. Place after `updatepath` and `begin` (so racing callers for a new name are checked one at a time).
  */
-import type { CallContext } from "../../../networkservice/core/context.js";
-import { enforce, type Policy, type RegistryPolicyInput, registryClientAllowed } from "../../../tools/policy/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { enforce, type Policy, type RegistryPolicyInput, registryClientAllowed } from "@nsm-ts/base/policy";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { pathKey } from "../grpcmetadata/index.js";
 import { subjectOf } from "../updatepath/index.js";

@@ -1,9 +1,9 @@
 /** begin (registry): calls for one name run one at a time in arrival order; other names are not held up. */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
 import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
-import { nse } from "../../test-helpers.js";
 import { KeyedSerializer, newServer } from "./index.js";
 
 describe("registry begin", () => {

@@ -1,9 +1,9 @@
 /** clientinfo (registry): node/pod/cluster labels on every service of an endpoint; set labels win. */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
 import { registryHandler } from "../../core/index.js";
-import { nse } from "../../test-helpers.js";
 import { newClient } from "./index.js";
 
 describe("registry clientinfo", () => {

@@ -1,14 +1,14 @@
 /** connect (registry): the per-RPC token on every call, one channel per URL from the pool. */
 import { create } from "@bufbuild/protobuf";
 import { type NetworkService, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
+import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
+import { collect, ns } from "@nsm-ts/testing/registry";
+import { createTestTokenGenerator } from "@nsm-ts/testing/token";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { createServer, type NsmServer } from "../../../tools/grpc/index.js";
-import { createTestTokenGenerator } from "../../../tools/token/index.js";
 import type { RegistryHandler } from "../../core/index.js";
 import { registryHandler } from "../../core/index.js";
 import { serveRegistry } from "../../grpc/index.js";
-import { collect, ns } from "../../test-helpers.js";
 import { type ChannelPool, createChannelPool, newClient } from "./index.js";
 
 describe("registry connect", () => {

@@ -11,11 +11,11 @@ import {
   NetworkServiceEndpointRegistry,
   NetworkServiceRegistry,
 } from "@nsm-ts/api/registry";
-import type { CallContext } from "../../../networkservice/core/context.js";
-import { traceMetadata } from "../../../networkservice/core/trace.js";
-import { type CallOptions, type Channel, type Client, createClient, type DialOptions, dial } from "../../../tools/grpc/index.js";
-import { spiffeIdOf } from "../../../tools/identity/index.js";
-import { type PeerInfo, type TokenGenerator, tokenMetadata } from "../../../tools/token/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { traceMetadata } from "@nsm-ts/base/context";
+import { type CallOptions, type Channel, type Client, createClient, type DialOptions, dial } from "@nsm-ts/base/grpc";
+import { spiffeIdOf } from "@nsm-ts/base/identity";
+import { type PeerInfo, type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { FindResult, RegistryElement } from "../../core/index.js";
 import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
 import { assignPath, formatPath, PATH_METADATA_KEY, parsePath, pathKey } from "../grpcmetadata/index.js";

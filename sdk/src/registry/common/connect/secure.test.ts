@@ -5,18 +5,18 @@
  * certificate comes from another CA does not get through the TLS handshake.
  */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
+import { type Channel, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { type Identity, loadIdentity } from "@nsm-ts/base/identity";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "@nsm-ts/base/token";
+import { TestPki } from "@nsm-ts/testing/pki";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { type Channel, createServer, dial, type NsmServer } from "../../../tools/grpc/index.js";
-import { type Identity, loadIdentity } from "../../../tools/identity/index.js";
-import { TestPki } from "../../../tools/identity/testpki.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
-import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "../../../tools/token/index.js";
 import { createRegistryClient, createRegistryServer } from "../../chains/index.js";
 import type { RegistryHandler } from "../../core/index.js";
 import { serveRegistry } from "../../grpc/index.js";
 import { createMemoryStore } from "../../store/index.js";
-import { nse } from "../../test-helpers.js";
 
 const TD = "spiffe://registry-secure.nsm-ts";
 const gen = (id: Identity): TokenGenerator => createTokenGenerator(id, { maxTokenLifetimeMs: 600_000 });

@@ -5,13 +5,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { collect, nse, Pull } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
 import { type RegistryElement, type RegistryHandler, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../../store/index.js";
-import { collect, nse, Pull } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import { DEFAULT_EXPIRE_PERIOD_MS, newServer } from "./index.js";
 

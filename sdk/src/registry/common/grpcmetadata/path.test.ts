@@ -1,6 +1,7 @@
 /** The `path` JSON of contract §7.2: Go's field names and order, Go's case-insensitive keys, InvalidArgument on junk. */
+
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import { formatPath, parsePath } from "./index.js";
 
 describe("registry path metadata", () => {

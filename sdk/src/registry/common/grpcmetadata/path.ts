@@ -3,8 +3,8 @@
  * the request metadata key `path` (`{"Index":n,"PathSegments":[{"token":"…"}]}`, Go `encoding/json` field names),
  * and the server answers with the updated document in the response header of the same key. Find carries none.
  */
-import { type CallContext, ContextKey } from "../../../networkservice/core/context.js";
-import { Code, fail } from "../../../tools/status/index.js";
+import { type CallContext, ContextKey } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
 
 /** Metadata (request) and header (response) key of the registry path. */
 export const PATH_METADATA_KEY = "path";

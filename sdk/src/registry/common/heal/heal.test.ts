@@ -1,12 +1,12 @@
 /** heal (registry client): re-register after a delete event and after a broken watch; stop on unregister. */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
 import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../../store/index.js";
-import { nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import { newClient } from "./index.js";
 

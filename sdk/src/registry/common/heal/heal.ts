@@ -5,7 +5,7 @@
  * Unregister (or the lifetime `signal`) stops it. Place after `retry` and before `refresh`, so a healing Register
  * restarts the refresh.
  */
-import type { CallContext } from "../../../networkservice/core/context.js";
+import type { CallContext } from "@nsm-ts/base/context";
 import type { RegistryElement, RegistryEntry, RegistryHandler } from "../../core/index.js";
 import { cloneEntry, templateFor } from "../entry.js";
 import { pathKey } from "../grpcmetadata/index.js";

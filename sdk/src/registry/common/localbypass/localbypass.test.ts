@@ -1,11 +1,11 @@
 /** localbypass: the upstream registry stores the nsmgr URL; local callers get the endpoint's real URL back. */
 import { create } from "@bufbuild/protobuf";
 import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
+import { collect, nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
 import { registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore } from "../../store/index.js";
-import { collect, nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import { newServer } from "./index.js";
 

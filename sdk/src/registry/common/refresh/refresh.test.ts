@@ -1,12 +1,12 @@
 /** refresh cases ported from upstream: refreshed twice, stops on unregister, asks for the right expiration. */
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, StatusError } from "../../../tools/status/index.js";
 import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
-import { nse } from "../../test-helpers.js";
 import { newClient } from "./index.js";
 
 /** A fake registry: answers Register with expiration = now + `periodMs` (or the requested one if earlier). */

@@ -6,8 +6,8 @@
  * expiration) are not refreshed. Place after `begin` and `retry`, before `updatepath` and `connect`.
  */
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { CallContext } from "../../../networkservice/core/context.js";
-import type { Timer } from "../../../tools/clock/index.js";
+import type { Timer } from "@nsm-ts/base/clock";
+import type { CallContext } from "@nsm-ts/base/context";
 import type { RegistryElement, RegistryEntry, RegistryHandler } from "../../core/index.js";
 import { cloneEntry, isEndpoint } from "../entry.js";
 import { pathKey } from "../grpcmetadata/index.js";

@@ -1,11 +1,11 @@
 /** retry (registry client): transient failures are tried again on the clock; request errors are returned at once. */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError, StatusError } from "../../../tools/status/index.js";
 import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
-import { nse } from "../../test-helpers.js";
 import { newClient } from "./index.js";
 
 function flaky(failures: number, code: Code): { el: RegistryElement<NetworkServiceEndpoint>; calls: () => number } {

@@ -4,8 +4,8 @@
  * cancels; errors about the request itself (InvalidArgument, PermissionDenied, …) are returned at once. A Find is
  * retried only until it has delivered its first result. Place after `begin`.
  */
-import type { CallContext } from "../../../networkservice/core/context.js";
-import { isRetryable } from "../../../tools/status/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { isRetryable } from "@nsm-ts/base/status";
 
 /** Re-exported: the retry decision is shared by every client that retries. */
 export { isRetryable };

@@ -1,9 +1,9 @@
 /** setpayload: an empty network service payload defaults to IP (upstream case); a set one is kept. */
 import type { NetworkService } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
+import { ns } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
 import { registryHandler } from "../../core/index.js";
-import { ns } from "../../test-helpers.js";
 import { newServer } from "./index.js";
 
 describe("registry setpayload", () => {

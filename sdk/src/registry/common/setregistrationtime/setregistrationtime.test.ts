@@ -1,12 +1,12 @@
 /** setregistrationtime: the first registration time is set once and kept across refreshes. */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
 import { registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore } from "../../store/index.js";
-import { nse } from "../../test-helpers.js";
 import * as store from "../store/index.js";
 import { newServer } from "./index.js";
 

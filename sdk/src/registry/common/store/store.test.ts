@@ -4,13 +4,13 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { collect, nse, Pull } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
 import { type RegistryHandler, registryHandler } from "../../core/index.js";
 import { createMemoryStore, type RegistryStore } from "../../store/index.js";
-import { collect, nse, Pull } from "../../test-helpers.js";
 import { newServer } from "./index.js";
 
 describe("registry store element (memory)", () => {

@@ -7,8 +7,8 @@
  * such as "only the owner may overwrite" holds even between registry replicas sharing one etcd.
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { CallContext } from "../../../networkservice/core/context.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
 import type { RegistryStore } from "../../store/index.js";
 import { isEndpoint } from "../entry.js";

@@ -1,13 +1,13 @@
 /** updatepath (registry): path growth and index restore on each hop, path_ids, and refreshes through the same hops. */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
+import { ephemeralIdentity } from "@nsm-ts/base/identity";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { createTokenGenerator, decodeToken } from "@nsm-ts/base/token";
+import { nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { CallContext } from "../../../networkservice/core/context.js";
-import { MockClock } from "../../../tools/clock/index.js";
-import { ephemeralIdentity } from "../../../tools/identity/index.js";
-import { Code, isStatusError } from "../../../tools/status/index.js";
-import { createTokenGenerator, decodeToken } from "../../../tools/token/index.js";
 import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
-import { nse } from "../../test-helpers.js";
 import { pathKey, type RegistryPath } from "../grpcmetadata/index.js";
 import { newClient, newServer, updatePath } from "./index.js";
 

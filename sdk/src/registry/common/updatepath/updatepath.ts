@@ -4,9 +4,9 @@
  * authorize) and which hops it went through. Reads/writes: the `pathKey` context value, `entry.path_ids`.
  * Server: place right after the transport (first in the chain). Client: place just before `connect`.
  */
-import type { CallContext } from "../../../networkservice/core/context.js";
-import { Code, fail } from "../../../tools/status/index.js";
-import { decodeToken, type Token, type TokenGenerator } from "../../../tools/token/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
+import { decodeToken, type Token, type TokenGenerator } from "@nsm-ts/base/token";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { cloneEntry, setPathId } from "../entry.js";
 import { emptyPath, pathKey, type RegistryPath } from "../grpcmetadata/index.js";

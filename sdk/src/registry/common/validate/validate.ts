@@ -5,8 +5,8 @@
  * empty service name, or an empty key in a label map. Place first in the server chain.
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { CallContext } from "../../../networkservice/core/context.js";
-import { Code, fail } from "../../../tools/status/index.js";
+import type { CallContext } from "@nsm-ts/base/context";
+import { Code, fail } from "@nsm-ts/base/status";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { isEndpoint } from "../entry.js";
 

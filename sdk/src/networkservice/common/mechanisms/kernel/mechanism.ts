@@ -5,9 +5,9 @@
 import { create } from "@bufbuild/protobuf";
 import { KernelParam, MechanismClass, MechanismType, OWN_NETNS_URL } from "@nsm-ts/api/constants";
 import { type Mechanism, MechanismSchema } from "@nsm-ts/api/networkservice";
-import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "../../../../tools/nanoid/index.js";
+import { MetaKey } from "@nsm-ts/base/context";
+import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/base/nanoid";
 import { connectionOf } from "../../../core/chain.js";
-import { MetaKey } from "../../../core/metadata.js";
 import type { NetworkServiceElement } from "../../../core/types.js";
 
 /** Parameters of a KERNEL mechanism. */

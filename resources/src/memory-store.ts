@@ -1,0 +1,150 @@
+/**
+ * The memory store: one statedb table of records keyed `kind/id`, with a non-unique index of the references
+ * each record holds, so "is anything still referencing this?" is one index lookup inside the same write
+ * transaction that deletes it. Commits are statedb write transactions: every operation or none.
+ */
+import type { Message } from "@bufbuild/protobuf";
+import { Code, fail } from "@nsm-ts/base/status";
+import { createDb, type Db, type Table, type WriteTxn } from "@nsm-ts/statedb";
+import {
+  checksRevision,
+  describeRecord,
+  type RecordRef,
+  type ResourceKind,
+  type ResourceStore,
+  recordKey,
+  type StoredRecord,
+  type StoreListOptions,
+  type StoreOp,
+} from "./store.js";
+
+interface Row {
+  readonly key: string;
+  readonly kind: ResourceKind;
+  readonly id: string;
+  readonly value: Message;
+  readonly refs: readonly RecordRef[];
+}
+
+/** Options of `createMemoryResourceStore`. */
+export interface MemoryResourceStoreOptions {
+  /** An existing statedb database to create the table in (to commit or watch it with other tables); default a new one. */
+  db?: Db;
+  /** Table name; default "resources". */
+  tableName?: string;
+}
+
+/** A memory store exposing its statedb table for watches and change streams. */
+export interface MemoryResourceStore extends ResourceStore {
+  /** The database holding the table. */
+  readonly db: Db;
+  /** The table of records (primary key `kind/id`, index `byRef` of referenced keys). */
+  readonly table: Table<Row, "byRef">;
+}
+
+/** Creates the default, in-process store on statedb tables. */
+export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {}): MemoryResourceStore {
+  const db = opts.db ?? createDb();
+  const table = db.createTable<Row, "byRef">({
+    name: opts.tableName ?? "resources",
+    primaryKey: (r) => r.key,
+    indexes: { byRef: { kind: "multi", keys: (r) => r.refs.map((x) => recordKey(x.kind, x.id)) } },
+  });
+  let closed = false;
+  const open = (): void => {
+    if (closed) fail(Code.Unavailable, "resources: memory store closed");
+  };
+  const toRecord = (row: Row, revision: number): StoredRecord => ({
+    kind: row.kind,
+    id: row.id,
+    value: row.value,
+    refs: row.refs,
+    revision: String(revision),
+  });
+
+  const checkRefs = (txn: WriteTxn, op: { kind: ResourceKind; id: string; refs: readonly RecordRef[] }): void => {
+    for (const ref of op.refs) {
+      if (table.get(txn, recordKey(ref.kind, ref.id)) === undefined) {
+        fail(
+          Code.FailedPrecondition,
+          `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`,
+        );
+      }
+    }
+  };
+  const checkRevision = (txn: WriteTxn, kind: ResourceKind, id: string, revision: string | undefined): void => {
+    const entry = table.getEntry(txn, recordKey(kind, id));
+    if (entry === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(kind, id)} not found`);
+    if (checksRevision(revision) && String(entry.revision) !== revision) {
+      fail(Code.Aborted, `resources: revision: ${describeRecord(kind, id)} is at revision ${entry.revision}, not ${revision}`);
+    }
+  };
+
+  return {
+    exclusive: true,
+    db,
+    table,
+    async get(kind, id) {
+      open();
+      const e = table.getEntry(db.readTxn(), recordKey(kind, id));
+      return e === undefined ? undefined : toRecord(e.object, e.revision);
+    },
+    async list(kind, lo: StoreListOptions = {}) {
+      open();
+      const txn = db.readTxn();
+      const after = lo.after === undefined ? undefined : recordKey(kind, lo.after);
+      const limit = lo.limit ?? Infinity;
+      const out: StoredRecord[] = [];
+      if (limit <= 0) return out;
+      table.scan(txn, { prefix: recordKey(kind, lo.prefix ?? ""), ...(after === undefined ? {} : { after }) }, (e) => {
+        const rec = toRecord(e.object, e.revision);
+        if (lo.filter === undefined || lo.filter(rec)) out.push(rec);
+        return out.length < limit;
+      });
+      return out;
+    },
+    async commit(ops: readonly StoreOp[]) {
+      open();
+      // A record deleted by this same commit may reference another one it deletes (a port and its addresses).
+      const deleting = new Set(ops.filter((o) => o.type === "delete").map((o) => recordKey(o.kind, o.id)));
+      return db.update([table], (txn) => {
+        const keys: string[] = [];
+        for (const op of ops) {
+          const key = recordKey(op.kind, op.id);
+          keys.push(key);
+          switch (op.type) {
+            case "create":
+              if (table.get(txn, key) !== undefined)
+                fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
+              checkRefs(txn, op);
+              table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
+              break;
+            case "update":
+              checkRevision(txn, op.kind, op.id, op.revision);
+              checkRefs(txn, op);
+              table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
+              break;
+            case "delete": {
+              checkRevision(txn, op.kind, op.id, op.revision);
+              const holder = table.list(txn, "byRef", key).find((h) => !deleting.has(h.key));
+              if (holder !== undefined) {
+                fail(
+                  Code.FailedPrecondition,
+                  `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${describeRecord(holder.kind, holder.id)}`,
+                );
+              }
+              table.deleteKey(txn, key);
+              break;
+            }
+          }
+        }
+        // Deletes report the commit's revision: the last one the transaction took.
+        const last = String(table.revision(txn));
+        return keys.map((k, i) => (ops[i]?.type === "delete" ? last : String(table.getEntry(txn, k)?.revision ?? last)));
+      });
+    },
+    async close() {
+      closed = true;
+    },
+  };
+}
