@@ -2,22 +2,10 @@
  * The per-call context that every chain element receives. It is immutable: elements derive a new one with
  * `with…` methods and hand it to `next`. It replaces the Go SDK's context values with explicit, typed fields.
  */
-import type { X509Certificate } from "node:crypto";
 import { type Clock, realClock } from "../clock/index.js";
+import type { PeerInfo } from "../identity/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { ConnectionMetadata } from "./metadata.js";
-
-/** What the server knows about the caller (from TLS and the incoming token). */
-export interface PeerInfo {
-  /** SPIFFE ID from the peer's TLS certificate URI SAN, when mTLS is on. */
-  spiffeId?: string;
-  /** The peer's TLS leaf certificate, when mTLS is on. */
-  certificate?: X509Certificate;
-  /** The caller's token from `nsm-client-token`, when present exactly once. */
-  token?: { token: string; expires: Date };
-  /** The remote address as the transport reports it. */
-  address?: string;
-}
 
 /** A typed key for values carried in a CallContext. */
 export class ContextKey<T> {
@@ -140,3 +128,5 @@ export class CallContext {
     return new CallContext({ ...this.f, metadata });
   }
 }
+
+export type { PeerInfo };

@@ -9,6 +9,21 @@ import { promisify } from "node:util";
 import { type Clock, realClock } from "../clock/index.js";
 import { Code, StatusError } from "../status/index.js";
 
+/**
+ * What is known about the other end of a call: from its TLS certificate, its token and the transport. Tokens are
+ * addressed (`aud`) to `spiffeId`; servers fill `token` and `address` from the incoming call.
+ */
+export interface PeerInfo {
+  /** The peer's SPIFFE ID (URI SAN of its TLS certificate), when known. */
+  spiffeId?: string;
+  /** The peer's TLS leaf certificate, when the connection has one. */
+  certificate?: X509Certificate;
+  /** The caller's token from `nsm-client-token`, when present exactly once (server side). */
+  token?: { token: string; expires: Date };
+  /** The remote address as the transport reports it (server side). */
+  address?: string;
+}
+
 /** The certificate files an identity was loaded from (also what mTLS is built from). */
 export interface TlsFiles {
   /** PEM certificate: the leaf first, optionally followed by intermediates. */

@@ -6,7 +6,8 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { Path } from "@nsm-ts/api/networkservice";
-import { decodeToken, formatExpires, type PeerInfo, type TokenClaims, verifyToken } from "../token/index.js";
+import type { PeerInfo } from "../identity/index.js";
+import { decodeToken, formatExpires, type TokenClaims, verifyToken } from "../token/index.js";
 import type { Policy } from "./policy.js";
 
 /** Input of the path policies. */

@@ -8,7 +8,6 @@ export { EXPIRES_METADATA_KEY, TOKEN_METADATA_KEY, tokenFromMetadata, tokenMetad
 export {
   createTokenGenerator,
   decodeToken,
-  type PeerInfo,
   peerFromCertificate,
   type Token,
   type TokenClaims,

@@ -5,7 +5,7 @@
 import { type KeyObject, X509Certificate } from "node:crypto";
 import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { type Clock, realClock } from "../clock/index.js";
-import { certificateNotAfter, type Identity, spiffeIdOf } from "../identity/index.js";
+import { certificateNotAfter, type Identity, type PeerInfo, spiffeIdOf } from "../identity/index.js";
 import { Code, fail, StatusError } from "../status/index.js";
 
 /** A signed token and its expiry (= the JWT `exp`, whole seconds). */
@@ -14,14 +14,6 @@ export interface Token {
   token: string;
   /** When the token expires; equals `exp` × 1000 ms. */
   expires: Date;
-}
-
-/** What we know about the other end of a connection; tokens are addressed (`aud`) to it. */
-export interface PeerInfo {
-  /** The peer's SPIFFE ID, when known (normally from its TLS certificate). */
-  spiffeId?: string;
-  /** The peer's TLS leaf certificate, when the connection has one. */
-  certificate?: X509Certificate;
 }
 
 /** Makes a token for a call to (client) or from (server) `peer`. */

@@ -4,8 +4,9 @@
  * so they pass every policy including the signature checks when the test identity's key is the peer's.
  */
 import { type Clock, realClock } from "@nsm-ts/base/clock";
+import type { PeerInfo } from "@nsm-ts/base/identity";
 import { ephemeralIdentity, type Identity } from "@nsm-ts/base/identity";
-import { createTokenGenerator, type PeerInfo, type Token, type TokenGenerator } from "@nsm-ts/base/token";
+import { createTokenGenerator, type Token, type TokenGenerator } from "@nsm-ts/base/token";
 
 /** Subject of test tokens (upstream's sandbox value). */
 export const TEST_SPIFFE_ID = "spiffe://test.com/subject";

@@ -1,2 +1,2 @@
 /** Registry over gRPC: serving chains (`serveRegistry`) and the call context of incoming calls. */
-export { contextFromCall, type RegistryServeOptions, serveRegistry } from "./server.js";
+export { type RegistryServeOptions, serveRegistry } from "./server.js";

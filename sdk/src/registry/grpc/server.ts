@@ -1,7 +1,7 @@
 /**
  * Serving registry chains over gRPC: `registry.NetworkServiceRegistry` and `registry.NetworkServiceEndpointRegistry`
- * on an nsm-ts server. Each call becomes a CallContext (signal, peer TLS identity, the per-RPC token of contract
- * §7.1, the registry `path` of §7.2 — an empty one when an old client sends none) and the updated `path` goes back
+ * on an nsm-ts server. Each call becomes a CallContext (the common one of `contextFromCall`, plus the registry
+ * `path` metadata — an empty one when an old client sends none) and the updated `path` goes back
  * in the response header of Register and Unregister.
  */
 
@@ -12,58 +12,28 @@ import {
   NetworkServiceRegistry,
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
-import { type Clock, realClock } from "@nsm-ts/base/clock";
-import { CallContext, traceKey } from "@nsm-ts/base/context";
+import { type CallContext, contextFromCall, type ServeOptions } from "@nsm-ts/base/context";
 import type { NsmServer, ServerCallContext } from "@nsm-ts/base/grpc";
-import { spiffeIdOf } from "@nsm-ts/base/identity";
-import { type Logger, silentLogger } from "@nsm-ts/base/log";
-import { tokenFromMetadata } from "@nsm-ts/base/token";
-import { traceOfCall } from "@nsm-ts/base/tracing";
 import { emptyPath, formatPath, PATH_METADATA_KEY, parsePath, pathKey } from "../common/grpcmetadata/index.js";
 import type { NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "../core/index.js";
 
-/** Options of `serveRegistry` and `contextFromCall`. */
-export interface RegistryServeOptions {
-  /** Time source of the chains (MockClock in tests); default the real clock. */
-  clock?: Clock;
-  /** Logger of the calls; default silent. */
-  log?: Logger;
-}
+/** Options of `serveRegistry`. */
+export type RegistryServeOptions = ServeOptions;
 
 /**
- * The chain context of one incoming registry call (see the header comment). `withPath` false (Find) ignores any
- * `path` metadata, as the path belongs to Register and Unregister only.
+ * The chain context of one incoming registry call: the common one plus, for Register and Unregister, the registry
+ * `path` from the call's metadata (an empty one when an old client sends none). Find ignores any `path`.
  */
-export function contextFromCall(call: ServerCallContext, opts: RegistryServeOptions = {}, withPath = true): CallContext {
-  const clock = opts.clock ?? realClock;
-  const token = tokenFromMetadata(call.metadataAll);
-  const cert = call.peerCertificate;
-  const spiffeId = cert === undefined ? undefined : spiffeIdOf(cert);
-  const raw = withPath ? call.metadata[PATH_METADATA_KEY] : undefined;
-  const log = (opts.log ?? silentLogger).child({ method: call.method });
-  if (withPath && raw === undefined) log.debug("no path metadata (old client); starting an empty path");
-  // One trace-level line per call (the level SIGUSR1 switches on); free when trace is off.
-  if (log.isLevelEnabled("trace")) log.trace({ peer: call.peer }, "call received");
-  const ctx = CallContext.create({
-    signal: call.signal,
-    // A client's deadline is wall-clock time; it only means something to chains running on the real clock.
-    ...(clock === realClock && call.deadline !== undefined ? { deadline: call.deadline.getTime() } : {}),
-    log,
-    clock,
-    peer: {
-      ...(spiffeId === undefined ? {} : { spiffeId }),
-      ...(cert === undefined ? {} : { certificate: cert }),
-      ...(token === undefined ? {} : { token }),
-      address: call.peer,
-    },
-  });
-  const t = traceOfCall(call);
-  const traced = t ? ctx.with(traceKey, t) : ctx;
-  return withPath ? traced.with(pathKey, raw === undefined ? emptyPath() : parsePath(raw)) : traced;
+function registryContext(call: ServerCallContext, opts: RegistryServeOptions, withPath: boolean): CallContext {
+  const ctx = contextFromCall(call, opts);
+  if (!withPath) return ctx;
+  const raw = call.metadata[PATH_METADATA_KEY];
+  if (raw === undefined) ctx.log.debug("no path metadata (old client); starting an empty path");
+  return ctx.with(pathKey, raw === undefined ? emptyPath() : parsePath(raw));
 }
 
 async function unary<R>(call: ServerCallContext, opts: RegistryServeOptions, fn: (ctx: CallContext) => Promise<R>): Promise<R> {
-  const ctx = contextFromCall(call, opts);
+  const ctx = registryContext(call, opts, true);
   const res = await fn(ctx);
   const path = pathKey.get(ctx);
   if (path !== undefined) call.setHeader(PATH_METADATA_KEY, formatPath(path));
@@ -117,7 +87,7 @@ async function* findStream<T extends RegistryEntry, O>(
   watch: boolean,
   wrap: (entry: T, deleted: boolean) => O,
 ): AsyncGenerator<O> {
-  const ctx = contextFromCall(call, opts, false);
+  const ctx = registryContext(call, opts, false);
   // A watch whose client already went away has nothing to deliver; never start one on a dead stream.
   if (ctx.signal.aborted) return;
   for await (const r of h.find(ctx, { template, watch })) {

@@ -9,8 +9,9 @@
  */
 
 import type { CallContext } from "@nsm-ts/base/context";
+import type { PeerInfo } from "@nsm-ts/base/identity";
 import { Code, fail } from "@nsm-ts/base/status";
-import type { PeerInfo, TokenGenerator } from "@nsm-ts/base/token";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import type { NetworkServiceClient } from "../../core/types.js";
 import { putToken } from "./updatetoken.js";
 

@@ -11,8 +11,9 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "@nsm-ts/api/networkservice";
 import type { CallContext } from "@nsm-ts/base/context";
+import type { PeerInfo } from "@nsm-ts/base/identity";
 import { Code, fail } from "@nsm-ts/base/status";
-import type { PeerInfo, TokenGenerator } from "@nsm-ts/base/token";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import type { NetworkServiceServer } from "../../core/types.js";
 import { putToken } from "./updatetoken.js";
 

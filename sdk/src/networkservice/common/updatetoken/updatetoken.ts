@@ -1,7 +1,8 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Connection, PathSegment } from "@nsm-ts/api/networkservice";
+import type { PeerInfo } from "@nsm-ts/base/identity";
 import { Code, fail } from "@nsm-ts/base/status";
-import type { PeerInfo, TokenGenerator } from "@nsm-ts/base/token";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 
 /** The segment at `path.index`; fails when updatepath did not run before. */
 export function ownSegment(conn: Connection, element: string): PathSegment {

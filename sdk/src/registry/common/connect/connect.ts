@@ -14,8 +14,9 @@ import {
 import type { CallContext } from "@nsm-ts/base/context";
 import { traceMetadata } from "@nsm-ts/base/context";
 import { type CallOptions, type Channel, type Client, createClient, type DialOptions, dial } from "@nsm-ts/base/grpc";
+import type { PeerInfo } from "@nsm-ts/base/identity";
 import { spiffeIdOf } from "@nsm-ts/base/identity";
-import { type PeerInfo, type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
+import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { FindResult, RegistryElement } from "../../core/index.js";
 import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
 import { assignPath, formatPath, PATH_METADATA_KEY, parsePath, pathKey } from "../grpcmetadata/index.js";
