@@ -4,19 +4,15 @@
  * localbypass → connect (upstream registry): the registry publishes the nsmgr's URL, the nsmgr keeps the real
  * one (usually a unix socket only it can reach) and hands it back in Find results for its own endpoints.
  * Network services: updatepath → begin → connect. Find passes through (with the localbypass rewrite).
- *
- * The bypass here records an endpoint's real URL before the upstream Register, not after it: the registry
- * reports the new entry to watchers during that call, and a watcher (a forwarder waiting for the endpoint, this
- * nsmgr waiting for its forwarder) must already get the real URL from that very event.
  */
-import { clone } from "@bufbuild/protobuf";
-import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { Channel } from "@nsm-ts/base/grpc";
 import type { TokenGenerator } from "@nsm-ts/base/token";
 import * as begin from "../common/begin/index.js";
 import * as clientinfo from "../common/clientinfo/index.js";
 import * as connect from "../common/connect/index.js";
 import * as expire from "../common/expire/index.js";
+import * as localbypass from "../common/localbypass/index.js";
 import * as updatepath from "../common/updatepath/index.js";
 import { type FindResult, type NseHandler, type NsHandler, type RegistryElement, registryChain, registryHandler } from "../core/index.js";
 
@@ -58,46 +54,10 @@ function filter(keep: (e: NetworkServiceEndpoint) => boolean): RegistryElement<N
   };
 }
 
-/** localbypass with the real URL known before the upstream call returns (see the header comment). */
-function bypass(nsmgrUrl: string): RegistryElement<NetworkServiceEndpoint> {
-  const real = new Map<string, string>();
-  const rewrite = (e: NetworkServiceEndpoint, url: string): NetworkServiceEndpoint => {
-    const c = clone(NetworkServiceEndpointSchema, e);
-    c.url = url;
-    return c;
-  };
-  return {
-    name: "nsmgr-localbypass",
-    async register(ctx, entry, next) {
-      if (entry.url === "" || entry.url === nsmgrUrl) return next.register(ctx, entry);
-      const previous = real.get(entry.name);
-      real.set(entry.name, entry.url);
-      try {
-        return rewrite(await next.register(ctx, rewrite(entry, nsmgrUrl)), entry.url);
-      } catch (err) {
-        if (previous === undefined) real.delete(entry.name);
-        else real.set(entry.name, previous);
-        throw err;
-      }
-    },
-    async *find(ctx, query, next): AsyncIterable<FindResult<NetworkServiceEndpoint>> {
-      for await (const r of next.find(ctx, query)) {
-        const url = r.entry.url === nsmgrUrl ? real.get(r.entry.name) : undefined;
-        yield url === undefined ? r : { entry: rewrite(r.entry, url), deleted: r.deleted };
-      }
-    },
-    async unregister(ctx, entry, next) {
-      const known = real.has(entry.name);
-      await next.unregister(ctx, known ? rewrite(entry, nsmgrUrl) : entry);
-      real.delete(entry.name);
-    },
-  };
-}
-
 /** Builds the registry proxy of an nsmgr (see the header comment). */
 export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
   const gen = opts.tokenGenerator;
-  const lb = bypass(opts.nsmgrUrl);
+  const lb = localbypass.newServer<NetworkServiceEndpoint>(opts.nsmgrUrl);
   const upstreamNse = connect.newClient("nse", opts.registry, { tokenGenerator: gen });
   const nse = registryHandler(
     registryChain<NetworkServiceEndpoint>(

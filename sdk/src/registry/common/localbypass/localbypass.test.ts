@@ -4,7 +4,7 @@ import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-
 import { CallContext } from "@nsm-ts/base/context";
 import { collect, nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { registryChain, registryHandler } from "../../core/index.js";
+import { type RegistryElement, registryChain, registryHandler } from "../../core/index.js";
 import { createMemoryStore } from "../../store/index.js";
 import * as store from "../store/index.js";
 import { newServer } from "./index.js";
@@ -32,5 +32,36 @@ describe("registry localbypass", () => {
     } finally {
       await st.close();
     }
+  });
+
+  it("knows the real URL while the upstream Register runs, and forgets it when that Register fails", async () => {
+    const nsmgr = "tcp://198.51.100.10:5001";
+    const seen: string[] = [];
+    let failNext = false;
+    const upstream: RegistryElement<NetworkServiceEndpoint> = {
+      name: "upstream",
+      async register(ctx, entry) {
+        // What a watcher of the registry sees during the call, through the bypass.
+        const found = await collect(h.find(ctx, { template: create(NetworkServiceEndpointSchema, { name: entry.name }), watch: false }));
+        seen.push(...found.map((r) => r.entry.url));
+        if (failNext) throw new Error("upstream down");
+        return entry;
+      },
+      async *find(_ctx, query) {
+        yield { entry: create(NetworkServiceEndpointSchema, { name: query.template.name, url: nsmgr }), deleted: false };
+      },
+      unregister: async () => {},
+    };
+    const h = registryHandler(registryChain(newServer<NetworkServiceEndpoint>(nsmgr), upstream));
+    const ctx = CallContext.create();
+    await h.register(ctx, nse("a", ["svc"], {}, "unix:///run/a.sock"));
+    expect(seen).to.deep.equal(["unix:///run/a.sock"]);
+    failNext = true;
+    await h.register(ctx, nse("b", ["svc"], {}, "unix:///run/b.sock")).then(
+      () => expect.fail("register should fail"),
+      (err: Error) => expect(err.message).to.equal("upstream down"),
+    );
+    const after = await collect(h.find(ctx, { template: create(NetworkServiceEndpointSchema, { name: "b" }), watch: false }));
+    expect(after.map((r) => r.entry.url)).to.deep.equal([nsmgr]);
   });
 });

@@ -4,6 +4,10 @@
  * clients come through the nsmgr. This element remembers each endpoint's real URL, sends `nsmgrUrl` upstream, and
  * puts the real URL back into Register results and into Find results for the endpoints it knows, so local
  * traffic bypasses the extra hop. Network services pass through. Place before the element that calls upstream.
+ *
+ * The real URL is recorded before the upstream Register, not after it: the registry reports the new entry to
+ * watchers during that call, and a watcher (a forwarder waiting for the endpoint, the nsmgr waiting for its
+ * forwarder) must already get the real URL from that very event. A failed Register restores the previous record.
  */
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { cloneEntry, isEndpoint } from "../entry.js";
@@ -11,34 +15,34 @@ import { cloneEntry, isEndpoint } from "../entry.js";
 /** Creates the server element for an nsmgr reachable at `nsmgrUrl`. */
 export function newServer<T extends RegistryEntry>(nsmgrUrl: string): RegistryElement<T> {
   const real = new Map<string, string>();
+  const withUrl = (entry: T, url: string): T => {
+    const c = cloneEntry(entry);
+    if (isEndpoint(c)) c.url = url;
+    return c;
+  };
   return {
     name: "localbypass",
     async register(ctx, entry, next) {
       if (!isEndpoint(entry) || entry.url === "" || entry.url === nsmgrUrl) return next.register(ctx, entry);
       const url = entry.url;
-      const e = cloneEntry(entry);
-      if (isEndpoint(e)) e.url = nsmgrUrl;
-      const res = cloneEntry(await next.register(ctx, e));
+      const previous = real.get(entry.name);
       real.set(entry.name, url);
-      if (isEndpoint(res)) res.url = url;
-      return res;
+      try {
+        return withUrl(await next.register(ctx, withUrl(entry, nsmgrUrl)), url);
+      } catch (err) {
+        if (previous === undefined) real.delete(entry.name);
+        else real.set(entry.name, previous);
+        throw err;
+      }
     },
     async *find(ctx, query, next) {
       for await (const r of next.find(ctx, query)) {
-        const url = real.get(r.entry.name);
-        if (url !== undefined && isEndpoint(r.entry) && r.entry.url === nsmgrUrl) {
-          const e = cloneEntry(r.entry);
-          if (isEndpoint(e)) e.url = url;
-          yield { entry: e, deleted: r.deleted };
-        } else {
-          yield r;
-        }
+        const url = isEndpoint(r.entry) && r.entry.url === nsmgrUrl ? real.get(r.entry.name) : undefined;
+        yield url === undefined ? r : { entry: withUrl(r.entry, url), deleted: r.deleted };
       }
     },
     async unregister(ctx, entry, next) {
-      const e = cloneEntry(entry);
-      if (isEndpoint(e) && real.has(e.name)) e.url = nsmgrUrl;
-      await next.unregister(ctx, e);
+      await next.unregister(ctx, real.has(entry.name) ? withUrl(entry, nsmgrUrl) : entry);
       real.delete(entry.name);
     },
   };
