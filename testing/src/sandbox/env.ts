@@ -83,7 +83,7 @@ export function createEnv(opts: SandboxOptions): SandboxEnv {
     },
     urlFor: async (name) => (opts.transport === "unix" ? `unix://${join(dir, `${name}.sock`)}` : freeTcpUrl()),
     ctx: () => CallContext.create({ clock, log }),
-    serverOf: (part) => createServer({ logger: log, interceptors: opts.interceptors?.(part).server ?? [] }),
+    serverOf: (part) => createServer({ log, interceptors: opts.interceptors?.(part).server ?? [] }),
     clientInterceptors: (part) => opts.interceptors?.(part).client ?? [],
     cleanups: new Set(),
     clients: new Set(),
