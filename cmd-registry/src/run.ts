@@ -25,8 +25,8 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
   if (cfg.registryStore.kind === "etcd") {
     const endpoints = cfg.registryStore.endpoints;
     return {
-      ns: createEtcdStore("ns", { endpoints, logger: ctx.log }),
-      nse: createEtcdStore("nse", { endpoints, logger: ctx.log }),
+      ns: createEtcdStore("ns", { endpoints, log: ctx.log }),
+      nse: createEtcdStore("nse", { endpoints, log: ctx.log }),
     };
   }
   return { ns: createMemoryStore("ns"), nse: createMemoryStore("nse") };
@@ -43,7 +43,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   // The resource managers (IPs, MACs, ports, …) share the registry's store kind; etcd keys live under their own prefix.
   const resourceStore =
     cfg.registryStore.kind === "etcd"
-      ? createEtcdResourceStore({ endpoints: cfg.registryStore.endpoints, logger: ctx.log })
+      ? createEtcdResourceStore({ endpoints: cfg.registryStore.endpoints, log: ctx.log })
       : createMemoryResourceStore();
   const obs = await startObservability(cfg, { program: "cmd-registry", log: ctx.log });
   obs.metrics?.gauge(
@@ -57,7 +57,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   );
   const server = createServer({
     ...serverOptions,
-    logger: ctx.log,
+    log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
   try {

@@ -31,7 +31,7 @@ export type EtcdResourceStoreOptions = ({ client: Etcd3; endpoints?: undefined }
   /** Key prefix; default `/nsm-ts/resources/`. */
   prefix?: string;
   /** Where undecodable values are logged; default silent. */
-  logger?: Logger;
+  log?: Logger;
 };
 
 /** Records read per range request. */
@@ -52,7 +52,7 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
   const client = opts.client ?? new Etcd3({ hosts: opts.endpoints ?? [] });
   const owns = opts.client === undefined;
   const prefix = opts.prefix ?? DEFAULT_RESOURCE_PREFIX;
-  const log = opts.logger ?? silentLogger;
+  const log = opts.log ?? silentLogger;
   let closed = false;
 
   const rKey = (kind: ResourceKind, id: string): string => `${prefix}r/${recordKey(kind, id)}`;

@@ -38,7 +38,7 @@ export interface IpExecutorOptions {
   /** Paths of `ip` and `nsenter`. */
   tools?: NetnsTools;
   /** Debug log of every process started (argv, line count, duration). */
-  logger?: Logger;
+  log?: Logger;
   /** Kill an `ip` process that has not finished after this long; default 15000 (a wedged rtnl lock must not hang a forwarder forever). */
   timeoutMs?: number;
 }
@@ -87,7 +87,7 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
   const mode = opts.mode ?? "batch";
   const run = opts.run ?? runCommand;
   const tools = opts.tools ?? {};
-  const log = opts.logger;
+  const log = opts.log;
   const timeoutMs = opts.timeoutMs ?? 15000;
 
   async function exec(netns: Netns, argv: readonly string[], line: IpLine | undefined, stdin?: string) {

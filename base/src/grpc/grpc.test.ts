@@ -398,7 +398,7 @@ describe("grpc typed layer", () => {
             return req.connection ?? {};
           },
         },
-        { logger: createLogger({ destination, level: "error" }) },
+        { log: createLogger({ destination, level: "error" }) },
       );
       const e1 = await expectStatus(ns.request({}), Code.NotFound);
       expect(e1.message).to.equal("discover: no endpoint for my-service");

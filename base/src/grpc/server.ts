@@ -25,7 +25,7 @@ export interface ServerOptions {
   /** Middleware around every handler, first = outermost. */
   interceptors?: ServerInterceptor[];
   /** Where handler failures that are not StatusErrors get logged. Default: silent. */
-  logger?: Logger;
+  log?: Logger;
   /** Raw grpc-js server options (message sizes, keepalive). */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -47,7 +47,7 @@ export interface NsmServer {
 
 /** Creates a server; it always serves `grpc.health.v1.Health` (Check + Watch) with "" SERVING. */
 export function createServer(opts: ServerOptions = {}): NsmServer {
-  const log = opts.logger ?? silentLogger;
+  const log = opts.log ?? silentLogger;
   const interceptors = opts.interceptors ?? [];
   const server = new grpc.Server(opts.grpcOptions);
   const active = new Set<CallContext>();

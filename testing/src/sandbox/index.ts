@@ -1,16 +1,6 @@
-/** @nsm-ts/sdk/tools/sandbox: an in-process mesh (registry + nodes of nsmgr and forwarder) for scenario tests. */
+/** @nsm-ts/testing/sandbox: an in-process mesh (registry + nodes of nsmgr and forwarder) for scenario tests. */
 
+export { createSandbox } from "./builder.js";
 export { leftovers, resourceSnapshot } from "./leak-check.js";
-export {
-  createSandbox,
-  type Sandbox,
-  type SandboxClientOptions,
-  type SandboxEndpoint,
-  type SandboxEndpointOptions,
-  type SandboxForwarder,
-  type SandboxInterceptors,
-  type SandboxNode,
-  type SandboxOptions,
-  type SandboxPart,
-  type SandboxRegistry,
-} from "./sandbox.js";
+export type { SandboxClientOptions, SandboxEndpointOptions, SandboxInterceptors, SandboxOptions } from "./options.js";
+export type { Sandbox, SandboxEndpoint, SandboxForwarder, SandboxNode, SandboxPart, SandboxRegistry } from "./types.js";

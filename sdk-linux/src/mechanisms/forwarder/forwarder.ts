@@ -44,7 +44,7 @@ export interface KernelForwarderOptions {
   forwarderNetnsUrl?: string;
   /** How a VXLAN leg is joined to its veth in the forwarder's netns; default `bridge` (see README). */
   remoteJoin?: RemoteJoin;
-  /** How `ip` is run (batch mode, timeouts, logger). */
+  /** How `ip` is run (batch mode, timeouts, log). */
   ip?: IpExecutorOptions;
   /** Logger for cleanup anomalies; default silent (per-call logs go to `ctx.log`). */
   log?: Logger;

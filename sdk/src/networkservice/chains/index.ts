@@ -2,4 +2,5 @@
 export { type ClientCallOptions, type ClientHealOptions, type ClientOptions, client, type NsmClient } from "./client.js";
 export { type Endpoint, type EndpointOptions, endpoint } from "./endpoint.js";
 export * from "./forwarder/index.js";
+export * from "./hop/index.js";
 export * from "./nsmgr/index.js";

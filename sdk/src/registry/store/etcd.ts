@@ -42,7 +42,7 @@ export type EtcdStoreOptions = ({ client: Etcd3; endpoints?: undefined } | { end
    */
   mirrorWaitMs?: number;
   /** Where anomalies (undecodable values, lease revoke failures, broken watches) are logged; default silent. */
-  logger?: Logger;
+  log?: Logger;
 };
 
 /** Entries read per range request: keeps each response far below gRPC's 4 MiB default message limit. */
@@ -94,7 +94,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     this.watchBuffer = opts.watchBuffer ?? DEFAULT_WATCH_BUFFER;
     if (!(this.watchBuffer >= 1)) fail(Code.InvalidArgument, `${this.what}: watchBuffer must be at least 1`);
     this.mirrorWaitMs = opts.mirrorWaitMs ?? 5000;
-    this.log = opts.logger ?? silentLogger;
+    this.log = opts.log ?? silentLogger;
   }
 
   async get(name: string): Promise<T | undefined> {

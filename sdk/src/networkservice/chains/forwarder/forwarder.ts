@@ -23,8 +23,8 @@ import * as roundrobin from "../../common/roundrobin/index.js";
 import { chain, passThrough } from "../../core/chain.js";
 import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { newFailover } from "../nsmgr/failover.js";
-import { type HopOptions, hopDialOptions, hopParts } from "../nsmgr/parts.js";
+import { newFailover } from "../hop/failover.js";
+import { type HopOptions, hopDialOptions, hopParts } from "../hop/parts.js";
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions extends HopOptions {

@@ -16,8 +16,8 @@ import type { ConnectionMonitor } from "../../common/monitor/index.js";
 import { chain } from "../../core/chain.js";
 import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { newFailover } from "./failover.js";
-import { type HopOptions, hopDialOptions, hopParts } from "./parts.js";
+import { newFailover } from "../hop/failover.js";
+import { type HopOptions, hopDialOptions, hopParts } from "../hop/parts.js";
 
 /** Options of `createNsmgr`. */
 export interface NsmgrOptions extends HopOptions {

@@ -104,10 +104,49 @@ export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGener
 /** Why a watch stopped watching. */
 type Trigger = "down" | "lost" | "dead" | "stopped" | "unsupported";
 
+/** HealOptions with every default filled in and the monitor source built; resolved once by `newClient`. */
+interface ResolvedHealOptions {
+  monitorSource: MonitorSource;
+  livenessCheck: LivenessCheck | undefined;
+  livenessCheckIntervalMs: number;
+  livenessCheckTimeoutMs: number;
+  minRetryDelayMs: number;
+  maxRetryDelayMs: number;
+  reselectAfterMs: number;
+  onEvent: (event: HealEvent) => void;
+}
+
+/** Fills in the defaults; the monitor streams run on `ownPool` when the caller gave neither a pool nor a source. */
+function resolveOptions(opts: HealOptions, ownPool: ChannelPool | undefined): ResolvedHealOptions {
+  return {
+    monitorSource: opts.monitorSource ?? grpcMonitorSource((opts.pool ?? ownPool) as ChannelPool, opts.tokenGenerator),
+    livenessCheck: opts.livenessCheck,
+    livenessCheckIntervalMs: opts.livenessCheckIntervalMs ?? 200,
+    livenessCheckTimeoutMs: opts.livenessCheckTimeoutMs ?? 1000,
+    minRetryDelayMs: opts.minRetryDelayMs ?? 50,
+    maxRetryDelayMs: opts.maxRetryDelayMs ?? 200,
+    reselectAfterMs: opts.reselectAfterMs ?? 5_000,
+    onEvent: opts.onEvent ?? (() => undefined),
+  };
+}
+
 interface Shared {
-  source: MonitorSource;
-  opts: HealOptions;
+  opts: ResolvedHealOptions;
   watches: Set<Watch>;
+}
+
+/** What a watch watches and how it heals, taken from the Request that started it. */
+interface WatchTarget {
+  /** The next hop's URL. */
+  url: string;
+  /** Our path segment, which the next hop's copy of the connection carries. */
+  selector: MonitorScopeSelector;
+  /** The connection as the Request returned it. */
+  conn: Connection;
+  /** begin's EventFactory of the connection: heal re-Requests through it. */
+  factory: EventFactory;
+  clock: Clock;
+  log: Logger;
 }
 
 const watchKey = new MetaKey<Watch>("heal.watch");
@@ -116,20 +155,27 @@ const watchKey = new MetaKey<Watch>("heal.watch");
 class Watch {
   private readonly stopper = new AbortController();
   state: "watching" | "healing" | "unsupported" | "ended" = "watching";
+  readonly url: string;
+  readonly selector: MonitorScopeSelector;
+  conn: Connection;
+  private readonly factory: EventFactory;
+  private readonly clock: Clock;
+  private readonly log: Logger;
 
   constructor(
-    readonly url: string,
-    readonly selector: MonitorScopeSelector,
-    public conn: Connection,
-    private readonly factory: EventFactory,
-    private readonly clock: Clock,
-    private readonly log: Logger,
+    target: WatchTarget,
     private readonly shared: Shared,
   ) {
+    this.url = target.url;
+    this.selector = target.selector;
+    this.conn = target.conn;
+    this.factory = target.factory;
+    this.clock = target.clock;
+    this.log = target.log;
     shared.watches.add(this);
     // The connection closed by other means (a timeout, an authorize denial): nothing left to heal.
-    if (factory.signal.aborted) this.end();
-    else factory.signal.addEventListener("abort", this.onClosed, { once: true });
+    if (this.factory.signal.aborted) this.end();
+    else this.factory.signal.addEventListener("abort", this.onClosed, { once: true });
   }
 
   private readonly onClosed = (): void => this.end();
@@ -163,16 +209,16 @@ class Watch {
     const started = this.clock.now();
     let reselect = why === "dead";
     this.log.warn({ connId: this.factory.id, url: this.url, why, reselect }, `${ELEMENT}: connection lost at the next hop, healing`);
-    this.shared.opts.onEvent?.("started");
-    const minMs = this.shared.opts.minRetryDelayMs ?? 50;
-    const maxMs = this.shared.opts.maxRetryDelayMs ?? 200;
+    this.shared.opts.onEvent("started");
+    const minMs = this.shared.opts.minRetryDelayMs;
+    const maxMs = this.shared.opts.maxRetryDelayMs;
     let delay = minMs;
     for (let attempt = 1; !this.stopper.signal.aborted; attempt++) {
       try {
         const out = await this.factory.request({ reselect, signal: this.stopper.signal });
         if (out !== undefined) {
           this.log.info({ connId: this.factory.id, attempt, tookMs: this.clock.now() - started, reselect }, `${ELEMENT}: healed`);
-          this.shared.opts.onEvent?.("healed");
+          this.shared.opts.onEvent("healed");
         }
         // Healed (the Request started a new watch and ended this one) or the connection is gone.
         this.end();
@@ -180,7 +226,7 @@ class Watch {
       } catch (err) {
         if (this.stopper.signal.aborted) return;
         this.log.warn({ connId: this.factory.id, attempt, err, retryInMs: delay }, `${ELEMENT}: heal attempt failed`);
-        this.shared.opts.onEvent?.("attempt_failed");
+        this.shared.opts.onEvent("attempt_failed");
       }
       try {
         await this.clock.sleep(delay, this.stopper.signal);
@@ -189,7 +235,7 @@ class Watch {
       }
       delay = Math.min(delay * 2, maxMs);
       // A data path that died meanwhile, or an endpoint that stays unreachable, turns the next attempts into reselects.
-      if (!reselect && this.clock.now() - started >= (this.shared.opts.reselectAfterMs ?? 5_000)) reselect = true;
+      if (!reselect && this.clock.now() - started >= this.shared.opts.reselectAfterMs) reselect = true;
       if (!reselect && this.shared.opts.livenessCheck && !(await this.alive(this.stopper.signal))) reselect = true;
     }
   }
@@ -212,7 +258,7 @@ class Watch {
   private async watchStream(signal: AbortSignal): Promise<Trigger> {
     let first = true;
     try {
-      for await (const ev of this.shared.source(this.url, this.selector, signal)) {
+      for await (const ev of this.shared.opts.monitorSource(this.url, this.selector, signal)) {
         const mine = Object.values(ev.connections).filter((c) => matchesSelector(c, this.selector));
         const unwell = mine.some((c) => c.state === State.DOWN || c.state === State.REFRESH_REQUESTED);
         if (ev.type === ConnectionEventType.INITIAL_STATE_TRANSFER) {
@@ -236,7 +282,7 @@ class Watch {
   }
 
   private async watchDataPath(signal: AbortSignal): Promise<Trigger> {
-    const intervalMs = this.shared.opts.livenessCheckIntervalMs ?? 200;
+    const intervalMs = this.shared.opts.livenessCheckIntervalMs;
     for (;;) {
       try {
         await this.clock.sleep(intervalMs, signal);
@@ -256,7 +302,7 @@ class Watch {
     const bound = new AbortController();
     const stop = (): void => bound.abort();
     signal.addEventListener("abort", stop, { once: true });
-    const timer = this.clock.setTimer(this.shared.opts.livenessCheckTimeoutMs ?? 1000, stop);
+    const timer = this.clock.setTimer(this.shared.opts.livenessCheckTimeoutMs, stop);
     const timedOut = new Promise<boolean>((resolve) => bound.signal.addEventListener("abort", () => resolve(false), { once: true }));
     try {
       return await Promise.race([check(clone(ConnectionSchema, this.conn), bound.signal), timedOut]);
@@ -274,9 +320,7 @@ class Watch {
 /** Creates the heal client element. */
 export function newClient(opts: HealOptions = {}): HealClient {
   const ownPool = opts.pool === undefined && opts.monitorSource === undefined ? new ChannelPool() : undefined;
-  const pool = opts.pool ?? ownPool;
-  const source = opts.monitorSource ?? grpcMonitorSource(pool as ChannelPool, opts.tokenGenerator);
-  const shared: Shared = { source, opts, watches: new Set() };
+  const shared: Shared = { opts: resolveOptions(opts, ownPool), watches: new Set() };
   return {
     name: ELEMENT,
     get watching() {
@@ -304,7 +348,7 @@ export function newClient(opts: HealOptions = {}): HealClient {
         return conn;
       }
       current?.end();
-      const w = new Watch(url, selector, clone(ConnectionSchema, conn), factory, ctx.clock, ctx.log, shared);
+      const w = new Watch({ url, selector, conn: clone(ConnectionSchema, conn), factory, clock: ctx.clock, log: ctx.log }, shared);
       md.set(watchKey, w);
       if (w.state === "watching") {
         w.run().catch((err: unknown) => ctx.log.error({ connId: conn.id, err }, `${ELEMENT}: watch failed`));

@@ -33,6 +33,29 @@ interface Scheduled {
 
 const scheduledKey = new MetaKey<Scheduled>("refresh.scheduled");
 
+/** RefreshOptions with every default filled in; resolved once by `newClient`. */
+interface ResolvedRefreshOptions {
+  retryIntervalMs: number;
+}
+
+function resolveOptions(opts: RefreshOptions): ResolvedRefreshOptions {
+  return { retryIntervalMs: opts.retryIntervalMs ?? 200 };
+}
+
+/** One connection's refreshes, as planned after a Request: they go on until the schedule is replaced or stopped. */
+interface Refreshing {
+  /** The connection's client metadata, where the armed timer is kept. */
+  md: MetadataMap;
+  clock: Clock;
+  log: Logger;
+  /** begin's EventFactory of the connection: refreshes go through it. */
+  factory: EventFactory;
+  /** Stops these refreshes (see `Scheduled.cancel`). */
+  cancel: AbortController;
+  /** The shortest segment expiry (epoch ms): retries stop there. */
+  expiresAt: number;
+}
+
 /** What `refreshPlan` decided for a connection. */
 export interface RefreshPlan {
   /** Milliseconds from now until the refresh. */
@@ -73,17 +96,10 @@ function stop(md: MetadataMap): void {
 
 /** Creates the refresh client element. */
 export function newClient(opts: RefreshOptions = {}): NetworkServiceClient {
-  const retryMs = opts.retryIntervalMs ?? 200;
+  const { retryIntervalMs: retryMs } = resolveOptions(opts);
 
-  function schedule(
-    md: MetadataMap,
-    clock: Clock,
-    log: Logger,
-    factory: EventFactory,
-    cancel: AbortController,
-    afterMs: number,
-    expiresAt: number,
-  ): void {
+  function schedule(r: Refreshing, afterMs: number): void {
+    const { md, clock, log, factory, cancel, expiresAt } = r;
     const timer = clock.setTimer(afterMs, () => {
       factory.request({ signal: cancel.signal }).then(
         () => undefined, // success re-armed through request() below; undefined means closed or superseded
@@ -95,7 +111,7 @@ export function newClient(opts: RefreshOptions = {}): NetworkServiceClient {
             return;
           }
           log.warn({ connId: factory.id, err, retryInMs: retryMs }, `${ELEMENT}: refresh failed, retrying`);
-          schedule(md, clock, log, factory, cancel, retryMs, expiresAt);
+          schedule(r, retryMs);
         },
       );
     });
@@ -114,7 +130,8 @@ export function newClient(opts: RefreshOptions = {}): NetworkServiceClient {
         ctx.log.warn({ connId: conn.id }, `${ELEMENT}: no path segment has an expiry; the connection will not be refreshed`);
         return conn;
       }
-      schedule(md, ctx.clock, ctx.log, factory, new AbortController(), plan.afterMs, plan.expiresAt);
+      const refreshing = { md, clock: ctx.clock, log: ctx.log, factory, cancel: new AbortController(), expiresAt: plan.expiresAt };
+      schedule(refreshing, plan.afterMs);
       return conn;
     },
     async close(ctx, conn, next) {

@@ -1,6 +1,6 @@
 /**
  * Unit tests of the pieces the nsmgr and forwarder chains add (serverview, failover) on in-process chains; the
- * whole chains over gRPC are covered by the sandbox scenarios (`tools/sandbox/*.test.ts`).
+ * whole chains over gRPC are covered by the sandbox scenarios (`testing/src/sandbox/*.test.ts`).
  */
 
 import { clone, create } from "@bufbuild/protobuf";
@@ -47,7 +47,7 @@ function nextHop(failing: (conn: Connection) => Code | undefined) {
 const req = (name = "") =>
   create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns", networkServiceEndpointName: name } });
 
-describe("nsmgr parts", () => {
+describe("hop parts (nsmgr and forwarder)", () => {
   it("serverview gives the server elements this hop's id and path index back", async () => {
     const { el } = nextHop(() => undefined);
     const h = handler(chain(updatepath.newServer("me"), newServerView(), el));

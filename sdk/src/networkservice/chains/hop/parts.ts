@@ -29,7 +29,7 @@ export interface HopOptions {
   /** Makes this hop's tokens (path segments and per-RPC tokens). */
   tokenGenerator: TokenGenerator;
   /**
-   * Insecure dev mode (design §2): tokens are checked for format and expiry only, not for signatures and
+   * Insecure dev mode: tokens are checked for format and expiry only, not for signatures and
    * audiences. Default false.
    */
   insecure?: boolean;
