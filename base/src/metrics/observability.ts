@@ -8,7 +8,7 @@ import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { ClientInterceptor, ServerInterceptor } from "../grpc/index.js";
 import type { Logger } from "../log/index.js";
 import { createTracing, type Tracing } from "../tracing/index.js";
-import { createMetrics, type Metrics } from "./index.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 
 /** The common configuration entries `startObservability` reads (as `commonVars` parses them). */
 export interface ObservabilityConfig {
