@@ -7,7 +7,8 @@ import { stat } from "node:fs/promises";
 import { Code, StatusError } from "@nsm-ts/sdk/tools/status";
 import { ownerPrefix } from "../names.js";
 import { currentNetns, type Netns, netnsCandidatePaths, openNetns } from "../netns.js";
-import { createKernelOps, type KernelOps, type LinkInfo } from "../ops.js";
+import { createKernelOps, type KernelOps } from "../ops/kernelops.js";
+import type { LinkInfo } from "../ops/read.js";
 
 /** Options of `adoptOrRemoveLeftovers`. */
 export interface LeftoverOptions {

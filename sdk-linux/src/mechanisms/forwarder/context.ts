@@ -6,7 +6,7 @@
 
 import { isIP } from "node:net";
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
-import type { NeighborSpec, RouteSpec } from "../../ops.js";
+import type { NeighborSpec, RouteSpec } from "../../ops/specs.js";
 import { validateMac } from "../../validate.js";
 
 /** Which side of the connection an interface is on: the client (NSC) or the endpoint (NSE). */

@@ -12,7 +12,8 @@ import { type CommandRunner, runCommand } from "../../exec.js";
 import { classifyIpError, type IpExecutor, type IpLine } from "../../executor.js";
 import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
 import { type Netns, openNetns } from "../../netns.js";
-import type { KernelOps, LinkInfo } from "../../ops.js";
+import type { KernelOps } from "../../ops/kernelops.js";
+import type { LinkInfo } from "../../ops/read.js";
 import { type LegConfig, legConfig, neighborKey, routeKey, type Side } from "./context.js";
 
 /** One side of a cross-connect as the mechanisms describe it. */

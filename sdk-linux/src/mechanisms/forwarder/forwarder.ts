@@ -25,7 +25,7 @@ import { Code, fail, toStatusError } from "@nsm-ts/sdk/tools/status";
 import { createIpExecutor, type IpExecutorOptions } from "../../executor.js";
 import { validateIfName } from "../../names.js";
 import { currentNetns, type Netns, openNetns } from "../../netns.js";
-import { KernelOps } from "../../ops.js";
+import { KernelOps } from "../../ops/kernelops.js";
 import { vxlanMtu } from "../../validate.js";
 import { allocateVni, DEFAULT_VXLAN_PORT, vniOf, mechanism as vxlanMechanism } from "../vxlan/vni.js";
 import { type Applied, KernelDataplane, type Leg, type RemoteJoin } from "./dataplane.js";
