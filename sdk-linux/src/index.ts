@@ -8,7 +8,6 @@ export * from "./mechanisms/index.js";
 export * from "./names.js";
 export * from "./netns.js";
 export * from "./ops/batch.js";
-export * from "./ops/kernelops.js";
 export * from "./ops/owned.js";
 export * from "./ops/read.js";
 export * from "./ops/specs.js";

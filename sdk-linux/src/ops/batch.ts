@@ -14,7 +14,10 @@ function line(what: string, ...args: string[]): IpLine {
   return { what, args };
 }
 
-/** Collects changes for one namespace; `commit` delivers them in order (one process in batch mode). */
+/**
+ * Collects changes for one namespace; `commit` delivers them in order (one process in batch mode). A single
+ * change is a one-line batch: `await new Batch(exec, ns).setUp("nsm-1").commit()`.
+ */
 export class Batch {
   readonly #exec: IpExecutor;
   readonly #lines: IpLine[] = [];
@@ -22,7 +25,7 @@ export class Batch {
   /** The namespace every line runs in. */
   readonly netns: Netns;
 
-  /** Use `KernelOps.batch`. */
+  /** An empty batch for `netns`; `exec` (see `createIpExecutor`) delivers it on commit. */
   constructor(exec: IpExecutor, netns: Netns) {
     this.#exec = exec;
     this.netns = netns;
