@@ -3,7 +3,7 @@
  * (veth pair made in the forwarder's netns with ownership aliases, both ends moved and renamed into the
  * client and endpoint namespaces, then address, up and route in each), delivered per-command (one `ip`
  * process per change) versus batched (one `ip -batch -` per namespace), with namespaces addressed by name
- * (`ip -n`) and by path (`nsenter --net=`, as pods are given by `/proc/<pid>/ns/net`).
+ * (`ip -n`) and by path (`nsenter --net=`, as pods are reached through `/proc/<pid>/ns/net`).
  * Run as root: `node bench/dist/kernel.js [iterations]`. Skips with a one-line reason otherwise.
  */
 import { randomBytes } from "node:crypto";

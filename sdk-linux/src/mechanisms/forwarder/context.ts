@@ -1,6 +1,6 @@
 /**
  * What the ConnectionContext asks for on one side of a connection, as kernel objects: addresses, routes and
- * neighbours of one interface. Pure functions, so the rules (contract §4: `src_routes` go to the client side
+ * neighbours of one interface. Pure functions, so the rules (`src_routes` go to the client side
  * via the dst address, `dst_routes` to the endpoint side via the src address) are unit-tested without a kernel.
  */
 
