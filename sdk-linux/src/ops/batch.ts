@@ -59,23 +59,8 @@ export class Batch {
         `kernel: addVeth ${spec.name}: peerAlias needs the peer in the same netns; set it with setAlias in a batch of ${spec.peerNetns}`,
       );
     }
-    this.#push(
-      line(
-        `addVeth ${spec.name}/${spec.peerName}`,
-        "link",
-        "add",
-        "name",
-        spec.name,
-        ...mtu,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        spec.peerName,
-        ...mtu,
-        ...peerNs,
-      ),
-    );
+    const args = ["link", "add", "name", spec.name, ...mtu, "type", "veth", "peer", "name", spec.peerName, ...mtu, ...peerNs];
+    this.#push(line(`addVeth ${spec.name}/${spec.peerName}`, ...args));
     if (spec.alias !== undefined) this.setAlias(spec.name, spec.alias);
     if (spec.peerAlias !== undefined) this.setAlias(spec.peerName, spec.peerAlias);
     return this;
@@ -105,18 +90,8 @@ export class Batch {
   moveLink(name: string, target: Netns, newName?: string): this {
     validateIfName(name);
     const rename = newName === undefined ? [] : ["name", validateIfName(newName, "new interface name")];
-    return this.#push(
-      line(
-        `moveLink ${name} to ${target}${newName ? ` as ${newName}` : ""}`,
-        "link",
-        "set",
-        "dev",
-        name,
-        "netns",
-        target.linkTarget,
-        ...rename,
-      ),
-    );
+    const args = ["link", "set", "dev", name, "netns", target.linkTarget, ...rename];
+    return this.#push(line(`moveLink ${name} to ${target}${newName ? ` as ${newName}` : ""}`, ...args));
   }
 
   /** Renames a link (older kernels need it down first). */
@@ -185,20 +160,8 @@ export class Batch {
     validateIfName(spec.dev);
     if (spec.mac === undefined) fail(Code.InvalidArgument, `kernel: addNeighbor ${spec.address}: mac is required`);
     const mac = validateMac(spec.mac, "neighbor mac");
-    return this.#push(
-      line(
-        `addNeighbor ${spec.address} on ${spec.dev}`,
-        "neigh",
-        opts.replace ? "replace" : "add",
-        spec.address,
-        "lladdr",
-        mac,
-        "dev",
-        spec.dev,
-        "nud",
-        "permanent",
-      ),
-    );
+    const args = ["neigh", opts.replace ? "replace" : "add", spec.address, "lladdr", mac, "dev", spec.dev, "nud", "permanent"];
+    return this.#push(line(`addNeighbor ${spec.address} on ${spec.dev}`, ...args));
   }
 
   /** Deletes a neighbour entry. */

@@ -1,4 +1,4 @@
-/** What a change describes: the validated inputs of the `Batch` methods that take more than a name. */
+/** What a change describes: the inputs of the `Batch` methods that take more than a name (`Batch` validates them). */
 import type { Netns } from "../netns.js";
 
 /** A veth pair; both ends are created in the batch's namespace unless `peerNetns` says otherwise. */
