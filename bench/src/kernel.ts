@@ -3,17 +3,19 @@
  * (veth pair made in the forwarder's netns with ownership aliases, both ends moved and renamed into the
  * client and endpoint namespaces, then address, up and route in each), delivered per-command (one `ip`
  * process per change) versus batched (one `ip -batch -` per namespace), with namespaces addressed by name
- * (`ip -n`) and by path (`nsenter --net=`, as pods are given by `/proc/<pid>/ns/net`).
+ * (`ip -n`) and by path (`nsenter --net=`, as pods are reached through `/proc/<pid>/ns/net`).
  * Run as root: `node bench/dist/kernel.js [iterations]`. Skips with a one-line reason otherwise.
  */
 import { randomBytes } from "node:crypto";
 import { cpus, release } from "node:os";
 import {
-  createKernelOps,
+  Batch,
+  createIpExecutor,
   createNamedNetns,
   deleteNamedNetns,
+  type IpExecutor,
   type IpMode,
-  type KernelOps,
+  listLinks,
   Netns,
   ownerAlias,
   runCommand,
@@ -47,13 +49,12 @@ interface Spaces {
  * Builds the cross-connect; returns the number of processes it started. `direct` creates the pair in the
  * client netns with the peer straight in the endpoint netns (no forwarder-netns step, no moves).
  */
-async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel: boolean, direct: boolean, k = 0): Promise<number> {
+async function setupCrossConnect(ip: IpExecutor, ns: Spaces, i: number, parallel: boolean, direct: boolean, k = 0): Promise<number> {
   const id = `bench-${i}-${k}`;
   const dev = `nsm-${k}`;
   const [ca, ea] = [`169.254.${k + 1}.1`, `169.254.${k + 1}.2`];
   if (direct) {
-    const c = ops
-      .batch(ns.client)
+    const c = new Batch(ip, ns.client)
       .addVeth({
         name: dev,
         peerName: dev,
@@ -64,8 +65,7 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
       .addAddress(dev, `${ca}/32`)
       .setUp(dev)
       .addRoute({ dst: `${ea}/32`, dev: dev });
-    const e = ops
-      .batch(ns.endpoint)
+    const e = new Batch(ip, ns.endpoint)
       .setAlias(dev, ownerAlias({ owner: "bench", connectionId: id, role: "endpoint" }))
       .addAddress(dev, `${ea}/32`)
       .setUp(dev)
@@ -73,10 +73,9 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
     const lines = c.size + e.size;
     await c.commit();
     await e.commit();
-    return ops.mode === "per-command" ? lines : 2;
+    return ip.mode === "per-command" ? lines : 2;
   }
-  const f = ops
-    .batch(ns.fwd)
+  const f = new Batch(ip, ns.fwd)
     .addVeth({
       name: `nsmtmp-a${k}`,
       peerName: `nsmtmp-b${k}`,
@@ -86,13 +85,11 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
     })
     .moveLink(`nsmtmp-a${k}`, ns.client, dev)
     .moveLink(`nsmtmp-b${k}`, ns.endpoint, dev);
-  const c = ops
-    .batch(ns.client)
+  const c = new Batch(ip, ns.client)
     .addAddress(dev, `${ca}/32`)
     .setUp(dev)
     .addRoute({ dst: `${ea}/32`, dev: dev });
-  const e = ops
-    .batch(ns.endpoint)
+  const e = new Batch(ip, ns.endpoint)
     .addAddress(dev, `${ea}/32`)
     .setUp(dev)
     .addRoute({ dst: `${ca}/32`, dev: dev });
@@ -103,7 +100,7 @@ async function setupCrossConnect(ops: KernelOps, ns: Spaces, i: number, parallel
     await c.commit();
     await e.commit();
   }
-  return ops.mode === "per-command" ? lines.reduce((a, b) => a + b, 0) : lines.filter((n) => n > 0).length;
+  return ip.mode === "per-command" ? lines.reduce((a, b) => a + b, 0) : lines.filter((n) => n > 0).length;
 }
 
 async function measure(
@@ -114,19 +111,19 @@ async function measure(
   iterations: number,
   direct = false,
 ): Promise<KernelBenchRow> {
-  const ops = createKernelOps({ mode });
+  const ip = createIpExecutor({ mode });
   const setup: number[] = [];
   const teardown: number[] = [];
   let processes = 0;
   for (let i = -3; i < iterations; i++) {
     const t0 = performance.now();
-    processes = await setupCrossConnect(ops, ns, i, parallel, direct);
+    processes = await setupCrossConnect(ip, ns, i, parallel, direct);
     const t1 = performance.now();
-    await ops.deleteLink(ns.client, "nsm-0"); // the peer goes with it
+    await new Batch(ip, ns.client).deleteLink("nsm-0").commit(); // the peer goes with it
     const t2 = performance.now();
     if (i === -3) {
       // correctness check once per series, untimed: both ends gone, nothing left in the forwarder netns
-      const left = [...(await ops.listLinks(ns.fwd)), ...(await ops.listLinks(ns.endpoint))].filter((l) => l.name !== "lo");
+      const left = [...(await listLinks(ip, ns.fwd)), ...(await listLinks(ip, ns.endpoint))].filter((l) => l.name !== "lo");
       if (left.length > 0) throw new Error(`bench: leftovers after teardown: ${left.map((l) => l.name).join(", ")}`);
     }
     if (i >= 0) {
@@ -150,16 +147,16 @@ async function measure(
 
 /** Wall time of `n` cross-connects set up (and then torn down) at the same time, as under a burst of requests. */
 async function measureConcurrent(name: string, mode: IpMode, ns: Spaces, n: number, rounds: number): Promise<KernelBenchRow> {
-  const ops = createKernelOps({ mode });
+  const ip = createIpExecutor({ mode });
   const setup: number[] = [];
   const teardown: number[] = [];
   let processes = 0;
   for (let i = -1; i < rounds; i++) {
     const slots = Array.from({ length: n }, (_, k) => k);
     const t0 = performance.now();
-    const counts = await Promise.all(slots.map((k) => setupCrossConnect(ops, ns, i, false, false, k)));
+    const counts = await Promise.all(slots.map((k) => setupCrossConnect(ip, ns, i, false, false, k)));
     const t1 = performance.now();
-    await Promise.all(slots.map((k) => ops.deleteLink(ns.client, `nsm-${k}`)));
+    await Promise.all(slots.map((k) => new Batch(ip, ns.client).deleteLink(`nsm-${k}`).commit()));
     const t2 = performance.now();
     processes = counts.reduce((a, b) => a + b, 0);
     if (i >= 0) {

@@ -1,5 +1,5 @@
 /**
- * Transport: our typed gRPC layer (`@nsm-ts/sdk/tools/grpc`) against raw `@grpc/grpc-js` with the very same
+ * Transport: our typed gRPC layer (`@nsm-ts/base/grpc`) against raw `@grpc/grpc-js` with the very same
  * protobuf-es serialisers, in the same run, over TCP loopback with NSM-sized messages (a Connection with a
  * four-hop path and JWT-sized tokens). Measures unary latency (1 in flight, p50/p99), unary throughput (64 in
  * flight) and a 10k-message server stream, interleaving the stacks (call by call, slice by slice, stream by

@@ -24,7 +24,12 @@ export interface RunOptions {
 /** Runs a command to completion; the signature every ip executor is built on, so tests can swap it. */
 export type CommandRunner = (argv: readonly string[], opts?: RunOptions) => Promise<CommandResult>;
 
-/** Spawns `argv[0]` without a shell and collects its output; throws FailedPrecondition if it is not installed. */
+/**
+ * Spawns `argv[0]` without a shell and collects its output; throws FailedPrecondition if it is not installed.
+ *
+ * @internal The package entry exports it only for integration-linux and bench, which run `ping` and `ip -V`
+ * with it.
+ */
 export const runCommand: CommandRunner = (argv, opts = {}) =>
   new Promise<CommandResult>((resolve, reject) => {
     const [file, ...args] = argv;

@@ -1,6 +1,7 @@
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { isValidIfName, ownerAlias, ownerPrefix, parseOwnerAlias, validateAlias, validateIfName } from "./index.js";
+import { hashedIfName } from "./names.js";
 
 function code(fn: () => unknown): number | undefined {
   try {
@@ -56,8 +57,7 @@ describe("names: ownership alias", () => {
 });
 
 describe("names: hashed interface names", () => {
-  it("are deterministic, distinct per seed and fit 15 bytes", async () => {
-    const { hashedIfName } = await import("./index.js");
+  it("are deterministic, distinct per seed and fit 15 bytes", () => {
     const a = hashedIfName("nsm", "conn-1");
     expect(a).to.have.length(15);
     expect(a.startsWith("nsm")).to.equal(true);

@@ -25,11 +25,16 @@ import {
 } from "@nsm-ts/sdk/networkservice";
 import {
   adoptOrRemoveLeftovers,
+  Batch,
   checkKernelCapable,
+  createIpExecutor,
   createKernelForwarder,
-  createKernelOps,
+  getLink,
   type KernelForwarder,
   kernel,
+  listLinks,
+  listOwned,
+  listRoutes,
   type Netns,
   ownerPrefix,
   runCommand,
@@ -37,7 +42,7 @@ import {
 import { expect } from "chai";
 import { KernelFixture, ping, skipUnlessKernel } from "../kernel/fixture.js";
 
-const ops = createKernelOps();
+const ip = createIpExecutor();
 
 /** A minimal IPAM: a fixed context per connection, changeable between requests. */
 interface Addresses {
@@ -94,7 +99,7 @@ function refreshOf(conn: Connection): NetworkServiceRequest {
 
 async function owned(owner: string, ...nss: Netns[]): Promise<string[]> {
   const out: string[] = [];
-  for (const ns of nss) for (const l of await ops.listOwned(ns, ownerPrefix(owner))) out.push(`${ns.name}/${l.name}`);
+  for (const ns of nss) for (const l of await listOwned(ip, ns, ownerPrefix(owner))) out.push(`${ns.name}/${l.name}`);
   return out;
 }
 
@@ -132,7 +137,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       e = await fx.netns("e");
       f = await fx.netns("f");
       // The endpoint also serves an address behind itself, reached through a src_route via the dst address.
-      await ops.batch(e).setUp("lo").addAddress("lo", "203.0.113.10/32").commit();
+      await new Batch(ip, e).setUp("lo").addAddress("lo", "203.0.113.10/32").commit();
       plan = { src: ["169.254.10.1/32", "fd00:10::1/128"], dst: ["169.254.10.2/32", "fd00:10::2/128"], srcRoutes: ["203.0.113.10/32"] };
       const fwd = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
       ep = endpoint(e, () => plan);
@@ -141,16 +146,16 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
 
     it("creates the requested interface in the client netns, applies the context, and packets flow", async () => {
       const conn = await h.request(ctx, request("c1", a, "nsm-1"));
-      const la = await ops.getLink(a, "nsm-1");
+      const la = await getLink(ip, a, "nsm-1");
       expect(la?.kind).to.equal("veth");
       expect(la?.up).to.equal(true);
       expect(la?.addresses).to.include.members(["169.254.10.1/32", "fd00:10::1/128"]);
       expect(la?.owner).to.deep.equal({ owner, connectionId: "c1", role: "client" });
-      const [le, ...more] = await ops.listOwned(e, ownerPrefix(owner));
+      const [le, ...more] = await listOwned(ip, e, ownerPrefix(owner));
       expect(more).to.have.length(0);
       expect(le?.name).to.match(/^svc-[0-9A-Za-z]{11}$/); // generated as upstream: prefix, '-', 15 chars in all
       expect(le?.addresses).to.include.members(["169.254.10.2/32", "fd00:10::2/128"]);
-      expect(await ops.listOwned(f, ownerPrefix(owner))).to.have.length(0); // nothing stays in the forwarder's netns
+      expect(await listOwned(ip, f, ownerPrefix(owner))).to.have.length(0); // nothing stays in the forwarder's netns
       expect(conn.path?.pathSegments[0]?.metrics).to.deep.include({
         server_interface: "KERNEL/nsm-1",
         client_interface: `KERNEL/${le?.name}`,
@@ -158,7 +163,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       expect(await ping(a, "fd00:10::2")).to.equal(true);
       expect(await ping(a, "203.0.113.10")).to.equal(true); // the src_route via the dst address as gateway
-      const routes = await ops.listRoutes(a);
+      const routes = await listRoutes(ip, a);
       expect(routes.find((r) => r.dst === "203.0.113.10/32")?.gateway).to.equal("169.254.10.2");
       await h.close(ctx, conn);
     });
@@ -179,8 +184,8 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       const pref = req.mechanismPreferences[0];
       if (pref) pref.parameters.inodeURL = clientUrl;
       const conn = await hp.request(ctx, req);
-      expect((await ops.getLink(a, "nsm-1"))?.owner?.role).to.equal("client");
-      expect((await ops.getLink(e, "nse-1"))?.owner?.role).to.equal("endpoint");
+      expect((await getLink(ip, a, "nsm-1"))?.owner?.role).to.equal("client");
+      expect((await getLink(ip, e, "nse-1"))?.owner?.role).to.equal("endpoint");
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       const again = await hp.request(ctx, refreshOf(conn));
       await hp.close(ctx, again);
@@ -201,35 +206,35 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
 
     it("refresh leaves the interfaces untouched, a changed context is applied in place, close removes both ends", async () => {
       const conn = await h.request(ctx, request("c1", a, "nsm-1"));
-      const before = [(await ops.getLink(a, "nsm-1"))?.ifindex, (await ops.listOwned(e, ownerPrefix(owner)))[0]?.ifindex];
+      const before = [(await getLink(ip, a, "nsm-1"))?.ifindex, (await listOwned(ip, e, ownerPrefix(owner)))[0]?.ifindex];
       const again = await h.request(ctx, refreshOf(conn));
       expect(again.mechanism?.parameters.name).to.equal("nsm-1");
-      expect([(await ops.getLink(a, "nsm-1"))?.ifindex, (await ops.listOwned(e, ownerPrefix(owner)))[0]?.ifindex]).to.deep.equal(before);
+      expect([(await getLink(ip, a, "nsm-1"))?.ifindex, (await listOwned(ip, e, ownerPrefix(owner)))[0]?.ifindex]).to.deep.equal(before);
 
       plan = { src: ["169.254.10.5/32"], dst: ["169.254.10.6/32"] };
       const changed = await h.request(ctx, refreshOf(again));
-      const la = await ops.getLink(a, "nsm-1");
+      const la = await getLink(ip, a, "nsm-1");
       expect(la?.ifindex).to.equal(before[0]);
       expect(la?.addresses.filter((x) => !x.startsWith("fe80"))).to.deep.equal(["169.254.10.5/32"]);
-      expect((await ops.listRoutes(a)).some((r) => r.dst === "203.0.113.10/32")).to.equal(false);
+      expect((await listRoutes(ip, a)).some((r) => r.dst === "203.0.113.10/32")).to.equal(false);
       expect(await ping(a, "169.254.10.6")).to.equal(true);
 
       await h.close(ctx, changed);
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
-      expect(await ops.getLink(a, "nsm-1")).to.equal(undefined);
+      expect(await getLink(ip, a, "nsm-1")).to.equal(undefined);
     });
 
     it("gives each end the MAC of the ethernet context, and changes it in place on refresh", async () => {
       plan = { ...plan, macs: ["02:00:5e:10:00:01", "02:00:5e:10:00:02"] };
       const conn = await h.request(ctx, request("c1", a, "nsm-1"));
-      const la = await ops.getLink(a, "nsm-1");
-      const le = (await ops.listOwned(e, ownerPrefix(owner)))[0];
+      const la = await getLink(ip, a, "nsm-1");
+      const le = (await listOwned(ip, e, ownerPrefix(owner)))[0];
       expect([la?.mac, le?.mac]).to.deep.equal(["02:00:5e:10:00:01", "02:00:5e:10:00:02"]);
       expect(await ping(a, "169.254.10.2")).to.equal(true);
 
       plan = { ...plan, macs: ["02:00:5e:10:00:03", "02:00:5e:10:00:02"] };
       const changed = await h.request(ctx, refreshOf(conn));
-      const la2 = await ops.getLink(a, "nsm-1");
+      const la2 = await getLink(ip, a, "nsm-1");
       expect([la2?.ifindex, la2?.mac]).to.deep.equal([la?.ifindex, "02:00:5e:10:00:03"]);
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       await h.close(ctx, changed);
@@ -238,7 +243,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
 
     it("rebuilds on refresh when an interface was deleted behind its back", async () => {
       const conn = await h.request(ctx, request("c1", a, "nsm-1"));
-      await ops.deleteLink(a, "nsm-1");
+      await new Batch(ip, a).deleteLink("nsm-1").commit();
       const again = await h.request(ctx, refreshOf(conn));
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       await h.close(ctx, again);
@@ -246,7 +251,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
     });
 
     it("refuses to take over an interface it does not own, leaving nothing behind", async () => {
-      await ops.batch(a).addVeth({ name: "nsm-1", peerName: "other" }).commit();
+      await new Batch(ip, a).addVeth({ name: "nsm-1", peerName: "other" }).commit();
       const err = await h.request(ctx, request("c1", a, "nsm-1")).then(
         () => undefined,
         (x: unknown) => x,
@@ -254,7 +259,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       expect(err).to.be.instanceOf(StatusError);
       expect((err as StatusError).code).to.equal(Code.AlreadyExists);
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
-      expect((await ops.getLink(a, "nsm-1"))?.alias).to.equal(undefined);
+      expect((await getLink(ip, a, "nsm-1"))?.alias).to.equal(undefined);
     });
 
     it("after a restart: leftovers of inactive connections are removed, an active one is adopted (same ifindex) by its next refresh", async () => {
@@ -264,17 +269,17 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
       const report = await adoptOrRemoveLeftovers(owner, ["c1"], { namespaces: [a.path, e.path, f.path] });
       expect(report.removed.map((r) => r.name)).to.deep.equal(["nsm-2"]);
       expect(report.adopted.map((x) => x.link.owner?.connectionId)).to.deep.equal(["c1", "c1"]);
-      const ifindex = (await ops.getLink(a, "nsm-1"))?.ifindex;
+      const ifindex = (await getLink(ip, a, "nsm-1"))?.ifindex;
       // The context changed while the forwarder was down: the adopted links get the new one.
       plan = { ...plan, src: ["169.254.10.7/32"] };
       const fwd2 = createKernelForwarder({ owner, forwarderNetnsUrl: f.path });
       const h2 = handler(chain(...forwarderPart(fwd2, "unix:///tmp/nse.sock"), ...ep)); // the endpoint kept running
       const refreshed = await h2.request(ctx, refreshOf(c1));
-      expect((await ops.listLinks(a)).filter((l) => l.name !== "lo").map((l) => l.name)).to.deep.equal(["nsm-1"]);
-      const la = await ops.getLink(a, "nsm-1");
+      expect((await listLinks(ip, a)).filter((l) => l.name !== "lo").map((l) => l.name)).to.deep.equal(["nsm-1"]);
+      const la = await getLink(ip, a, "nsm-1");
       expect(la?.ifindex).to.equal(ifindex); // adopted, not re-created
       expect(la?.addresses.filter((x) => !x.startsWith("fe80"))).to.deep.equal(["169.254.10.7/32"]);
-      expect(await ops.listOwned(e, ownerPrefix(owner))).to.have.length(1);
+      expect(await listOwned(ip, e, ownerPrefix(owner))).to.have.length(1);
       expect(await ping(a, "169.254.10.2")).to.equal(true);
       await h2.close(ctx, refreshed);
       expect(await owned(owner, a, e, f)).to.deep.equal([]);
@@ -348,9 +353,9 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         ),
       );
       const conns = await Promise.all(Array.from({ length: n }, (_, i) => h50.request(ctx, request(`c${i}`, a, `nsm-${i}`))));
-      const links = await ops.listOwned(a, ownerPrefix(owner));
+      const links = await listOwned(ip, a, ownerPrefix(owner));
       expect(links.map((l) => l.name).sort()).to.deep.equal(Array.from({ length: n }, (_, i) => `nsm-${i}`).sort());
-      expect(await ops.listOwned(e, ownerPrefix(owner))).to.have.length(n);
+      expect(await listOwned(ip, e, ownerPrefix(owner))).to.have.length(n);
       const pings = await Promise.all(Array.from({ length: n }, (_, i) => ping(a, `169.254.${100 + i}.2`)));
       expect(pings.filter((p) => !p)).to.have.length(0);
       await Promise.all(conns.map((c) => h50.close(ctx, c)));
@@ -376,13 +381,12 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         const f1 = await fx.netns("f1");
         const f2 = await fx.netns("f2");
         // The underlay between the two "nodes".
-        await ops
-          .batch(f1)
+        await new Batch(ip, f1)
           .addVeth({ name: "under", peerName: "under", peerNetns: f2 })
           .addAddress("under", `${u.t1}/${u.len}`)
           .setUp("under")
           .commit();
-        await ops.batch(f2).addAddress("under", `${u.t2}/${u.len}`).setUp("under").commit();
+        await new Batch(ip, f2).addAddress("under", `${u.t2}/${u.len}`).setUp("under").commit();
         const o1 = `${owner}-1`;
         const o2 = `${owner}-2`;
         const fwd1 = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1, remoteJoin: u.join });
@@ -396,10 +400,10 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         const conn = await h.request(ctx, request("r1", a, "nsm-1"));
         const setupMs = performance.now() - started;
         expect(conn.context?.MTU).to.equal(u.mtu);
-        const la = await ops.getLink(a, "nsm-1");
+        const la = await getLink(ip, a, "nsm-1");
         expect(la?.mtu).to.equal(u.mtu);
-        const [vx1] = (await ops.listOwned(f1, ownerPrefix(o1))).filter((l) => l.kind === "vxlan");
-        const [vx2] = (await ops.listOwned(f2, ownerPrefix(o2))).filter((l) => l.kind === "vxlan");
+        const [vx1] = (await listOwned(ip, f1, ownerPrefix(o1))).filter((l) => l.kind === "vxlan");
+        const [vx2] = (await listOwned(ip, f2, ownerPrefix(o2))).filter((l) => l.kind === "vxlan");
         expect(vx1?.vxlan?.vni).to.be.a("number").and.equal(vx2?.vxlan?.vni);
         expect((vx1?.vxlan?.vni ?? 1) % 2).to.equal(0); // src t1 ≤ dst t2 → even
         expect(vx1?.vxlan).to.include({ local: u.t1, remote: u.t2, port: 4789 });
@@ -422,15 +426,15 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
 
         const before = la?.ifindex;
         const again = await h.request(ctx, refreshOf(conn));
-        expect((await ops.getLink(a, "nsm-1"))?.ifindex).to.equal(before);
-        expect((await ops.listOwned(f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
+        expect((await getLink(ip, a, "nsm-1"))?.ifindex).to.equal(before);
+        expect((await listOwned(ip, f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
 
         // Forwarder 1 restarts (node 2 keeps running): its next refresh adopts the pod link and the VXLAN leg.
         const fwd1b = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1, remoteJoin: u.join });
         const hb = handler(chain(...forwarderPart(fwd1b, u.url), ...node2));
         const adopted = await hb.request(ctx, refreshOf(again));
-        expect((await ops.getLink(a, "nsm-1"))?.ifindex).to.equal(before);
-        expect((await ops.listOwned(f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
+        expect((await getLink(ip, a, "nsm-1"))?.ifindex).to.equal(before);
+        expect((await listOwned(ip, f1, ownerPrefix(o1))).find((l) => l.kind === "vxlan")?.ifindex).to.equal(vx1?.ifindex);
         expect(await ping(a, "169.254.30.2")).to.equal(true);
 
         await hb.close(ctx, adopted);

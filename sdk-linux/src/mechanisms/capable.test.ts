@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { checkKernelCapable, effectiveCapabilities } from "./index.js";
+import { checkKernelCapable, effectiveCapabilities } from "./capable.js";
 
 describe("mechanisms: checkKernelCapable", () => {
   let dir: string;

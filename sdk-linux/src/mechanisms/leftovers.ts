@@ -5,16 +5,18 @@
  */
 import { stat } from "node:fs/promises";
 import { Code, StatusError } from "@nsm-ts/base/status";
+import { createIpExecutor, type IpExecutor } from "../executor.js";
 import { ownerPrefix } from "../names.js";
 import { currentNetns, type Netns, netnsCandidatePaths, openNetns } from "../netns.js";
-import { createKernelOps, type KernelOps, type LinkInfo } from "../ops.js";
+import { listOwned, removeOwned } from "../ops/owned.js";
+import type { LinkInfo } from "../ops/read.js";
 
 /** Options of `adoptOrRemoveLeftovers`. */
 export interface LeftoverOptions {
   /** Namespaces (URLs or paths) to look in; default: own netns, /run/netns/*, and /proc/<pid>/ns/net of every process. */
   namespaces?: readonly string[];
-  /** Kernel operations to use; default a new batched instance. */
-  ops?: KernelOps;
+  /** How `ip` is run; default a new batched executor. */
+  exec?: IpExecutor;
 }
 
 /** What `adoptOrRemoveLeftovers` found. */
@@ -49,7 +51,7 @@ export async function adoptOrRemoveLeftovers(
   activeIds: Iterable<string> | ((connectionId: string) => boolean),
   opts: LeftoverOptions = {},
 ): Promise<LeftoverReport> {
-  const ops = opts.ops ?? createKernelOps();
+  const exec = opts.exec ?? createIpExecutor();
   const isActive = typeof activeIds === "function" ? activeIds : Set.prototype.has.bind(new Set(activeIds));
   const prefix = ownerPrefix(owner);
   const handles: Netns[] = [];
@@ -62,8 +64,8 @@ export async function adoptOrRemoveLeftovers(
   for (const ns of handles) {
     try {
       const keep = (l: LinkInfo): boolean => l.owner !== undefined && l.owner.owner === owner && isActive(l.owner.connectionId);
-      for (const l of await ops.listOwned(ns, prefix)) if (keep(l)) adopted.push({ netns: ns.url, link: l });
-      for (const name of await ops.removeOwned(ns, prefix, keep)) removed.push({ netns: ns.url, name });
+      for (const l of await listOwned(exec, ns, prefix)) if (keep(l)) adopted.push({ netns: ns.url, link: l });
+      for (const name of await removeOwned(exec, ns, prefix, keep)) removed.push({ netns: ns.url, name });
     } catch (err) {
       if (err instanceof StatusError && err.code === Code.NotFound) continue;
       throw err;

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema } from "@nsm-ts/api/networkservice";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { covers, legConfig, normalizePrefix } from "../index.js";
+import { covers, legConfig, normalizePrefix } from "./context.js";
 
 describe("mechanisms: ConnectionContext → kernel configuration", () => {
   const cc = create(ConnectionContextSchema, {

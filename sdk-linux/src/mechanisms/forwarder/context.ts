@@ -1,12 +1,12 @@
 /**
  * What the ConnectionContext asks for on one side of a connection, as kernel objects: addresses, routes and
- * neighbours of one interface. Pure functions, so the rules (contract §4: `src_routes` go to the client side
+ * neighbours of one interface. Pure functions, so the rules (`src_routes` go to the client side
  * via the dst address, `dst_routes` to the endpoint side via the src address) are unit-tested without a kernel.
  */
 
 import { isIP } from "node:net";
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
-import type { NeighborSpec, RouteSpec } from "../../ops.js";
+import type { NeighborSpec, RouteSpec } from "../../ops/specs.js";
 import { validateMac } from "../../validate.js";
 
 /** Which side of the connection an interface is on: the client (NSC) or the endpoint (NSE). */

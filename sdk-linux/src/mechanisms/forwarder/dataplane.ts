@@ -12,7 +12,8 @@ import { type CommandRunner, runCommand } from "../../exec.js";
 import { classifyIpError, type IpExecutor, type IpLine } from "../../executor.js";
 import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
 import { type Netns, openNetns } from "../../netns.js";
-import type { KernelOps, LinkInfo } from "../../ops.js";
+import { Batch } from "../../ops/batch.js";
+import { getLink, type LinkInfo, listLinks } from "../../ops/read.js";
 import { type LegConfig, legConfig, neighborKey, routeKey, type Side } from "./context.js";
 
 /** One side of a cross-connect as the mechanisms describe it. */
@@ -67,7 +68,6 @@ function sameSet(a: readonly string[], b: readonly string[]): { removed: string[
 
 /** Programs and removes cross-connects of one owner (forwarder). */
 export class KernelDataplane {
-  readonly #ops: KernelOps;
   readonly #exec: IpExecutor;
   readonly #owner: string;
   readonly #own: () => Promise<Netns>;
@@ -79,7 +79,6 @@ export class KernelDataplane {
 
   /** `own` resolves the forwarder's netns (where VXLAN devices and bridges live). */
   constructor(
-    ops: KernelOps,
     exec: IpExecutor,
     owner: string,
     own: () => Promise<Netns>,
@@ -89,7 +88,6 @@ export class KernelDataplane {
   ) {
     this.#join = join;
     this.#run = run;
-    this.#ops = ops;
     this.#exec = exec;
     this.#owner = owner;
     this.#own = own;
@@ -155,7 +153,7 @@ export class KernelDataplane {
     const cand = await this.#describe(spec, topology);
     cand.mtu = undefined; // unknown: set it again
     for (const p of cand.pods) {
-      const l = await this.#ops.getLink(p.netns, p.ifName);
+      const l = await getLink(this.#exec, p.netns, p.ifName);
       if (!l) return undefined;
       // Unknown earlier context: start from the addresses it has, so stale ones are removed.
       p.config = { addresses: l.addresses.filter((a) => !/^fe80:/i.test(a)), routes: [], neighbors: [], ...(l.mac ? { mac: l.mac } : {}) };
@@ -212,20 +210,23 @@ export class KernelDataplane {
     if (!first) return;
     if (!ap.fwd) {
       if (!second) return;
-      const bc = this.#ops
-        .batch(first.netns)
-        .addVeth({ name: first.ifName, peerName: second.ifName, peerNetns: second.netns, ...mtuOpt, alias: this.alias(id, roleOf(first)) });
+      const bc = new Batch(this.#exec, first.netns).addVeth({
+        name: first.ifName,
+        peerName: second.ifName,
+        peerNetns: second.netns,
+        ...mtuOpt,
+        alias: this.alias(id, roleOf(first)),
+      });
       addConfig(bc, first.ifName, first.config);
       await bc.commit();
-      const be = this.#ops.batch(second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
+      const be = new Batch(this.#exec, second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
       addConfig(be, second.ifName, second.config);
       await be.commit();
       return;
     }
     const n = ap.fwd;
     const f = await this.#own();
-    const b1 = this.#ops
-      .batch(f)
+    const b1 = new Batch(this.#exec, f)
       .addVeth({ name: n.veth, peerName: first.ifName, peerNetns: first.netns, ...mtuOpt, alias: this.alias(id, Role.FWD) })
       .addVxlan({
         name: n.vxlan,
@@ -242,10 +243,10 @@ export class KernelDataplane {
         { what: `setMaster ${n.veth}`, args: ["link", "set", "dev", n.veth, "master", n.bridge] },
         { what: `setMaster ${n.vxlan}`, args: ["link", "set", "dev", n.vxlan, "master", n.bridge] },
       ];
-      const b2 = this.#ops.batch(f).setAlias(n.bridge, this.alias(id, Role.BRIDGE)).setUp(n.bridge).setUp(n.veth).setUp(n.vxlan);
+      const b2 = new Batch(this.#exec, f).setAlias(n.bridge, this.alias(id, Role.BRIDGE)).setUp(n.bridge).setUp(n.veth).setUp(n.vxlan);
       await this.#exec.apply(f, [...b1.lines, ...bridgeLines, ...b2.lines]);
     } else {
-      await this.#exec.apply(f, [...b1.lines, ...this.#ops.batch(f).setUp(n.veth).setUp(n.vxlan).lines]);
+      await this.#exec.apply(f, [...b1.lines, ...new Batch(this.#exec, f).setUp(n.veth).setUp(n.vxlan).lines]);
       const tc = [
         [n.veth, n.vxlan],
         [n.vxlan, n.veth],
@@ -261,7 +262,7 @@ export class KernelDataplane {
         throw new StatusError(c.code, `kernel: tc redirect ${n.veth} <-> ${n.vxlan} in ${f}: ${c.reason}`);
       }
     }
-    const bp = this.#ops.batch(first.netns).setAlias(first.ifName, this.alias(id, roleOf(first)));
+    const bp = new Batch(this.#exec, first.netns).setAlias(first.ifName, this.alias(id, roleOf(first)));
     addConfig(bp, first.ifName, first.config);
     await bp.commit();
   }
@@ -304,7 +305,7 @@ export class KernelDataplane {
     const mtuChanged = spec.mtu !== undefined && spec.mtu !== prev.mtu;
     for (const p of prev.pods) {
       const next = legConfig(spec.context, p.side, p.ifName);
-      const b = this.#ops.batch(p.netns);
+      const b = new Batch(this.#exec, p.netns);
       const addrs = sameSet(p.config.addresses, next.addresses);
       const routes = new Map(next.routes.map((r) => [routeKey(r), r]));
       const oldRoutes = new Map(p.config.routes.map((r) => [routeKey(r), r]));
@@ -323,13 +324,7 @@ export class KernelDataplane {
       if (b.size > 0) work.push(b.commit());
     }
     if (mtuChanged && spec.mtu !== undefined && prev.fwd) {
-      work.push(
-        this.#ops
-          .batch(await this.#own())
-          .setMtu(prev.fwd.veth, spec.mtu)
-          .setMtu(prev.fwd.vxlan, spec.mtu)
-          .commit(),
-      );
+      work.push(new Batch(this.#exec, await this.#own()).setMtu(prev.fwd.veth, spec.mtu).setMtu(prev.fwd.vxlan, spec.mtu).commit());
     }
     await Promise.all(work);
     prev.mtu = spec.mtu ?? prev.mtu;
@@ -374,7 +369,7 @@ export class KernelDataplane {
 
   /** All links of a namespace, one `ip` process shared by every Close that asked before it started. */
   async #listAll(ns: Netns, n: number): Promise<LinkInfo[][]> {
-    const links = await this.#ops.listLinks(ns);
+    const links = await listLinks(this.#exec, ns);
     return Array.from({ length: n }, () => links);
   }
 
@@ -382,7 +377,7 @@ export class KernelDataplane {
   async #deleteAll(items: ReadonlyArray<{ ns: Netns; names: string[] }>): Promise<string[][]> {
     const first = items[0];
     if (!first) return [];
-    const b = this.#ops.batch(first.ns);
+    const b = new Batch(this.#exec, first.ns);
     for (const it of items) for (const name of it.names) b.deleteLink(name);
     try {
       await b.commit();
@@ -395,7 +390,7 @@ export class KernelDataplane {
       const done: string[] = [];
       for (const name of it.names) {
         try {
-          await this.#ops.deleteLink(it.ns, name);
+          await new Batch(this.#exec, it.ns).deleteLink(name).commit();
           done.push(name);
         } catch (err) {
           if (!(err instanceof StatusError && err.code === Code.NotFound)) throw err;
@@ -454,7 +449,7 @@ class Coalescer<In, Out> {
   }
 }
 
-function addConfig(b: ReturnType<KernelOps["batch"]>, dev: string, cfg: LegConfig): void {
+function addConfig(b: Batch, dev: string, cfg: LegConfig): void {
   if (cfg.mac !== undefined) b.setMac(dev, cfg.mac);
   for (const a of cfg.addresses) b.addAddress(dev, a, { replace: true });
   b.setUp(dev);

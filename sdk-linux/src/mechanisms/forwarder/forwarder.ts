@@ -25,7 +25,7 @@ import { clienturl, connectionOf, MetaKey, mechanisms, type NetworkServiceElemen
 import { createIpExecutor, type IpExecutorOptions } from "../../executor.js";
 import { validateIfName } from "../../names.js";
 import { currentNetns, type Netns, openNetns } from "../../netns.js";
-import { KernelOps } from "../../ops.js";
+import { listLinks } from "../../ops/read.js";
 import { vxlanMtu } from "../../validate.js";
 import { allocateVni, DEFAULT_VXLAN_PORT, vniOf, mechanism as vxlanMechanism } from "../vxlan/vni.js";
 import { type Applied, KernelDataplane, type Leg, type RemoteJoin } from "./dataplane.js";
@@ -119,7 +119,6 @@ function clampMtu(conn: Connection, mtu: number): void {
 export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwarder {
   const log = opts.log ?? silentLogger;
   const exec = createIpExecutor(opts.ip ?? {});
-  const ops = new KernelOps(exec);
   let ownP: Promise<Netns> | undefined;
   const own = (): Promise<Netns> => {
     ownP ??= opts.forwarderNetnsUrl ? openNetns(opts.forwarderNetnsUrl) : currentNetns();
@@ -128,7 +127,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
     });
     return ownP;
   };
-  const dp = new KernelDataplane(ops, exec, opts.owner, own, log, opts.remoteJoin ?? "bridge");
+  const dp = new KernelDataplane(exec, opts.owner, own, log, opts.remoteJoin ?? "bridge");
   const vnis = new Set<number>();
   const xconnects = new Set<string>();
   const defaultPort = opts.vxlanPort ?? DEFAULT_VXLAN_PORT;
@@ -142,7 +141,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
     mtuP ??= (async () => {
       let underlay = opts.underlayMtu;
       if (underlay === undefined) {
-        const links = await ops.listLinks(await own());
+        const links = await listLinks(exec, await own());
         underlay = links.find((l) => l.addresses.some((a) => a.split("/")[0] === ip))?.mtu ?? 1500;
       }
       return vxlanMtu(underlay, isIP(ip) === 6 ? 6 : 4);

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { CallContext, chain, handler, mechanisms, metadata } from "@nsm-ts/sdk/networkservice";
 import { expect } from "chai";
-import { kernel } from "../index.js";
+import * as kernel from "./index.js";
 
 describe("mechanisms: KERNEL server for endpoints", () => {
   const req = (ifName?: string) =>

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { MechanismSchema } from "@nsm-ts/api/networkservice";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { vxlan } from "../index.js";
+import * as vxlan from "./index.js";
 
 function mech(src: string, dst: string, extra: Record<string, string> = {}) {
   const m = vxlan.mechanism(src);

@@ -1,15 +1,9 @@
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import {
-  type CommandResult,
-  type CommandRunner,
-  classifyIpError,
-  createKernelOps,
-  Netns,
-  parseLink,
-  parseNetnsUrl,
-  parseRoute,
-} from "./index.js";
+import type { CommandResult, CommandRunner } from "../exec.js";
+import { classifyIpError, createIpExecutor } from "../executor.js";
+import { Netns, parseNetnsUrl } from "../netns.js";
+import { Batch } from "./batch.js";
 
 interface Call {
   argv: readonly string[];
@@ -38,12 +32,11 @@ async function rejection(p: Promise<unknown>): Promise<StatusError> {
   return err as StatusError;
 }
 
-describe("ops: command building", () => {
+describe("ops/batch: command building", () => {
   it("sends a whole batch through one `ip -batch -` process, one line per change", async () => {
     const { run, calls } = fakeRunner();
-    const ops = createKernelOps({ run });
-    const batch = ops
-      .batch(a)
+    const exec = createIpExecutor({ run });
+    const batch = new Batch(exec, a)
       .addVeth({ name: "tmp-a", peerName: "tmp-b", mtu: 1450, alias: "nsm-ts:f:c1:client", peerAlias: "nsm-ts:f:c1:endpoint" })
       .moveLink("tmp-b", b, "nsm-1")
       .rename("tmp-a", "nsm-0")
@@ -89,9 +82,8 @@ describe("ops: command building", () => {
 
   it("creates a veth peer directly in another netns and builds VXLAN devices", async () => {
     const { run, calls } = fakeRunner();
-    const ops = createKernelOps({ run });
-    await ops
-      .batch(b)
+    const exec = createIpExecutor({ run });
+    await new Batch(exec, b)
       .addVeth({ name: "nsm-1", peerName: "nsm-1", peerNetns: a })
       .addVxlan({
         name: "vx-1",
@@ -115,38 +107,38 @@ describe("ops: command building", () => {
 
   it("runs one process per change in per-command mode and a lone change without -batch", async () => {
     const { run, calls } = fakeRunner();
-    const ops = createKernelOps({ run, mode: "per-command" });
-    expect(ops.mode).to.equal("per-command");
-    await ops.batch(a).setUp("x").setMtu("x", 1500).commit();
+    const exec = createIpExecutor({ run, mode: "per-command" });
+    expect(exec.mode).to.equal("per-command");
+    await new Batch(exec, a).setUp("x").setMtu("x", 1500).commit();
     expect(calls.map((c) => c.argv)).to.deep.equal([
       ["ip", "-n", "nsa", "link", "set", "dev", "x", "up"],
       ["ip", "-n", "nsa", "link", "set", "dev", "x", "mtu", "1500"],
     ]);
     const batched = fakeRunner();
-    await createKernelOps({ run: batched.run }).setUp(a, "x");
+    await new Batch(createIpExecutor({ run: batched.run }), a).setUp("x").commit();
     expect(batched.calls.map((c) => c.argv)).to.deep.equal([["ip", "-n", "nsa", "link", "set", "dev", "x", "up"]]);
-    await createKernelOps({ run: batched.run }).batch(a).commit();
+    await new Batch(createIpExecutor({ run: batched.run }), a).commit();
     expect(batched.calls).to.have.length(1);
   });
 
   it("validates every argument before anything runs", () => {
-    const ops = createKernelOps({ run: fakeRunner().run });
+    const exec = createIpExecutor({ run: fakeRunner().run });
     const bad: Array<() => unknown> = [
-      () => ops.batch(a).addVeth({ name: "much-too-long-name", peerName: "p" }),
-      () => ops.batch(a).addVeth({ name: "x", peerName: "y", peerNetns: b, peerAlias: "nsm-ts:f:c" }),
-      () => ops.batch(a).addVeth({ name: "x", peerName: "y", mtu: 20 }),
-      () => ops.batch(a).addAddress("x", "169.254.0.1"),
-      () => ops.batch(a).addAddress("x", "169.254.0.1/33"),
-      () => ops.batch(a).addAddress("x", "fd00::1/129"),
-      () => ops.batch(a).addRoute({ dst: "198.51.100.0/24" }),
-      () => ops.batch(a).addRoute({ dst: "198.51.100.0/24", gateway: "fd00::1" }),
-      () => ops.batch(a).addNeighbor({ address: "169.254.0.2", mac: "zz:bb:cc:00:11:22", dev: "x" }),
-      () => ops.batch(a).addNeighbor({ address: "169.254.0.2", dev: "x" }),
-      () => ops.batch(a).addVxlan({ name: "v", vni: 0, remote: "198.51.100.2" }),
-      () => ops.batch(a).addVxlan({ name: "v", vni: 1 << 24, remote: "198.51.100.2" }),
-      () => ops.batch(a).addVxlan({ name: "v", vni: 5, remote: "198.51.100.2", local: "fd00::1" }),
-      () => ops.batch(a).setAlias("x", "has space"),
-      () => ops.batch(a).setUp("x; rm"),
+      () => new Batch(exec, a).addVeth({ name: "much-too-long-name", peerName: "p" }),
+      () => new Batch(exec, a).addVeth({ name: "x", peerName: "y", peerNetns: b, peerAlias: "nsm-ts:f:c" }),
+      () => new Batch(exec, a).addVeth({ name: "x", peerName: "y", mtu: 20 }),
+      () => new Batch(exec, a).addAddress("x", "169.254.0.1"),
+      () => new Batch(exec, a).addAddress("x", "169.254.0.1/33"),
+      () => new Batch(exec, a).addAddress("x", "fd00::1/129"),
+      () => new Batch(exec, a).addRoute({ dst: "198.51.100.0/24" }),
+      () => new Batch(exec, a).addRoute({ dst: "198.51.100.0/24", gateway: "fd00::1" }),
+      () => new Batch(exec, a).addNeighbor({ address: "169.254.0.2", mac: "zz:bb:cc:00:11:22", dev: "x" }),
+      () => new Batch(exec, a).addNeighbor({ address: "169.254.0.2", dev: "x" }),
+      () => new Batch(exec, a).addVxlan({ name: "v", vni: 0, remote: "198.51.100.2" }),
+      () => new Batch(exec, a).addVxlan({ name: "v", vni: 1 << 24, remote: "198.51.100.2" }),
+      () => new Batch(exec, a).addVxlan({ name: "v", vni: 5, remote: "198.51.100.2", local: "fd00::1" }),
+      () => new Batch(exec, a).setAlias("x", "has space"),
+      () => new Batch(exec, a).setUp("x; rm"),
     ];
     for (const fn of bad) {
       expect(fn).to.throw(StatusError).with.property("code", Code.InvalidArgument);
@@ -154,25 +146,25 @@ describe("ops: command building", () => {
   });
 
   it("refuses to commit a batch twice", async () => {
-    const ops = createKernelOps({ run: fakeRunner().run });
-    const batch = ops.batch(a).setUp("x");
+    const exec = createIpExecutor({ run: fakeRunner().run });
+    const batch = new Batch(exec, a).setUp("x");
     await batch.commit();
     expect((await rejection(batch.commit())).code).to.equal(Code.FailedPrecondition);
     expect(() => batch.setDown("x")).to.throw(StatusError);
   });
 });
 
-describe("ops: errors", () => {
+describe("ops/batch: errors", () => {
   it("names the failing line of a batch", async () => {
     const { run } = fakeRunner(() => ({ code: 1, stderr: 'Cannot find device "nope"\nCommand failed -:2\n' }));
-    const err = await rejection(createKernelOps({ run }).batch(a).setUp("lo").setUp("nope").commit());
+    const err = await rejection(new Batch(createIpExecutor({ run }), a).setUp("lo").setUp("nope").commit());
     expect(err.code).to.equal(Code.NotFound);
     expect(err.message).to.equal('kernel: setUp nope in netns nsa: Cannot find device "nope"');
   });
 
   it("says root or CAP_NET_ADMIN is needed on EPERM", async () => {
     const { run } = fakeRunner(() => ({ code: 2, stderr: "RTNETLINK answers: Operation not permitted\n" }));
-    const err = await rejection(createKernelOps({ run }).addVeth(a, { name: "x", peerName: "y" }));
+    const err = await rejection(new Batch(createIpExecutor({ run }), a).addVeth({ name: "x", peerName: "y" }).commit());
     expect(err.code).to.equal(Code.PermissionDenied);
     expect(err.message).to.contain("needs root or CAP_NET_ADMIN");
     expect(classifyIpError("nsenter: reassociate to namespace 'ns/net' failed: Operation not permitted", b).code).to.equal(
@@ -204,76 +196,8 @@ describe("ops: errors", () => {
       new Promise((_resolve, reject) => {
         opts?.signal?.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })));
       });
-    const err = await rejection(createKernelOps({ run: hang, timeoutMs: 20 }).batch(a).setUp("x").setUp("y").commit());
+    const err = await rejection(new Batch(createIpExecutor({ run: hang, timeoutMs: 20 }), a).setUp("x").setUp("y").commit());
     expect(err.code).to.equal(Code.DeadlineExceeded);
     expect(err.message).to.equal("kernel: batch of 2 changes in netns nsa: ip did not finish within 20 ms");
-  });
-
-  it("treats a missing link as undefined in getLink but a missing netns as an error", async () => {
-    const gone = fakeRunner(() => ({ code: 1, stderr: 'Device "nope" does not exist.\n' }));
-    expect(await createKernelOps({ run: gone.run }).getLink(a, "nope")).to.equal(undefined);
-    const nsGone = fakeRunner(() => ({ code: 255, stderr: 'Cannot open network namespace "nsa": No such file or directory\n' }));
-    expect((await rejection(createKernelOps({ run: nsGone.run }).getLink(a, "x"))).code).to.equal(Code.NotFound);
-  });
-});
-
-describe("ops: parsing ip -json", () => {
-  it("reads link, addresses, alias mark and vxlan data", async () => {
-    const json = JSON.stringify([
-      {
-        ifindex: 7,
-        link_index: 3,
-        ifname: "vx1",
-        flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
-        mtu: 1450,
-        operstate: "UNKNOWN",
-        address: "46:b4:cf:61:f0:b8",
-        ifalias: "nsm-ts:fwd:c1:vxlan",
-        linkinfo: { info_kind: "vxlan", info_data: { id: 100, remote: "198.51.100.2", local: "198.51.100.1", port: 4789 } },
-        addr_info: [
-          { family: "inet", local: "169.254.1.1", prefixlen: 30 },
-          { family: "inet6", local: "fd00::1", prefixlen: 64 },
-        ],
-      },
-      { ifindex: 1, ifname: "lo", flags: ["LOOPBACK"], mtu: 65536, operstate: "DOWN", addr_info: [] },
-    ]);
-    const { run } = fakeRunner(() => ({ stdout: json }));
-    const ops = createKernelOps({ run });
-    const links = await ops.listLinks(a);
-    expect(links[0]).to.deep.equal({
-      ifindex: 7,
-      name: "vx1",
-      mtu: 1450,
-      operState: "UNKNOWN",
-      up: true,
-      flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
-      mac: "46:b4:cf:61:f0:b8",
-      alias: "nsm-ts:fwd:c1:vxlan",
-      owner: { owner: "fwd", connectionId: "c1", role: "vxlan" },
-      linkIndex: 3,
-      kind: "vxlan",
-      vxlan: { vni: 100, local: "198.51.100.1", remote: "198.51.100.2", port: 4789 },
-      addresses: ["169.254.1.1/30", "fd00::1/64"],
-    });
-    expect(links[1]?.up).to.equal(false);
-    expect((await ops.listOwned(a, "nsm-ts:fwd:")).map((l) => l.name)).to.deep.equal(["vx1"]);
-    expect(await ops.listOwned(a, "nsm-ts:other:")).to.deep.equal([]);
-    expect(parseLink({}).name).to.equal("");
-  });
-
-  it("reads routes with host routes given a prefix length", () => {
-    expect(parseRoute({ dst: "203.0.113.7", gateway: "169.254.0.2", dev: "nsm-0", metric: 5 }, 4)).to.deep.equal({
-      family: 4,
-      dst: "203.0.113.7/32",
-      gateway: "169.254.0.2",
-      dev: "nsm-0",
-      metric: 5,
-    });
-    expect(parseRoute({ dst: "default", gateway: "fd00::2", dev: "nsm-0" }, 6).dst).to.equal("default");
-  });
-
-  it("rejects output that is not JSON", async () => {
-    const { run } = fakeRunner(() => ({ stdout: "not json" }));
-    expect((await rejection(createKernelOps({ run }).listLinks(a))).code).to.equal(Code.Internal);
   });
 });
