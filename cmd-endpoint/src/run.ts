@@ -5,6 +5,7 @@
  * register the endpoint (and, with NSM_REGISTER_SERVICE, its services) at NSM_CONNECT_TO, kept fresh → health
  * SERVING → wait for the abort signal → unregister, drain, clean up.
  */
+
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,12 +20,13 @@ import {
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
+import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import { Code, isStatusError } from "@nsm-ts/base/status";
-import { CallContext, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
+import { endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
@@ -136,7 +138,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         connectionLog(log, idle.count),
       ],
     });
-    ep.register(server);
+    ep.serveOn(server);
 
     let listenUrl = cfg.listenOn;
     if (listenUrl === undefined) {

@@ -3,6 +3,7 @@
  * `watch connections` (through an nsmgr's MonitorConnections stream), printed as a kubectl-like table or as
  * JSON (`-o json`: one object for `list`, one line per event for `watch`).
  */
+
 import { create, toJson } from "@bufbuild/protobuf";
 import {
   type Connection,
@@ -13,10 +14,10 @@ import {
 } from "@nsm-ts/api/networkservice";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
+import { CallContext } from "@nsm-ts/base/context";
 import { createClient, dial } from "@nsm-ts/base/grpc";
 import { programIdentity } from "@nsm-ts/base/program";
 import { tokenMetadata } from "@nsm-ts/base/token";
-import { CallContext } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient, type RegistryEntry } from "@nsm-ts/sdk/registry";
 import type { CliConfig } from "./cli-config.js";
 import { summarize } from "./summary.js";

@@ -2,13 +2,14 @@
  * The SDK's registry client chain against a real cmd-registry process: with heal on, an endpoint registered with a
  * memory registry that is killed and restarted on the same port comes back without the caller doing anything.
  */
+
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
 import { type Channel, dial } from "@nsm-ts/base/grpc";
 import { ephemeralIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
-import { CallContext } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
 import {

@@ -8,10 +8,10 @@ import {
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import {
   begin,
-  CallContext,
   chain,
   clienturl,
   handler,

@@ -3,7 +3,29 @@
  * (`updatepath.newServer(name)`, `begin.newClient()`, …), as upstream's folders are named.
  */
 
-export * from "./chains/index.js";
+export {
+  type ClientCallOptions,
+  type ClientHealOptions,
+  type ClientOptions,
+  client,
+  createForwarder,
+  createNsmgr,
+  type Endpoint,
+  type EndpointOptions,
+  endpoint,
+  type FailoverMode,
+  type Forwarder,
+  type ForwarderOptions,
+  type HopOptions,
+  type NextHopMonitor,
+  type NextHopMonitorOptions,
+  type NsmClient,
+  type Nsmgr,
+  type NsmgrOptions,
+  newFailover,
+  newNextHopMonitor,
+  newServerView,
+} from "./chains/index.js";
 export * as authorize from "./common/authorize/index.js";
 export * as begin from "./common/begin/index.js";
 export * as clientinfo from "./common/clientinfo/index.js";
@@ -25,5 +47,18 @@ export * as timeout from "./common/timeout/index.js";
 export * as trimpath from "./common/trimpath/index.js";
 export * as updatepath from "./common/updatepath/index.js";
 export * as updatetoken from "./common/updatetoken/index.js";
-export * from "./core/index.js";
+export {
+  chain,
+  connectionOf,
+  handler,
+  type MonitorConnectionServer,
+  type NetworkServiceClient,
+  type NetworkServiceElement,
+  type NetworkServiceHandler,
+  type NetworkServiceServer,
+  passThrough,
+  type ServeOptions,
+  serveNetworkService,
+  tail,
+} from "./core/index.js";
 export * as ipam from "./ipam/index.js";

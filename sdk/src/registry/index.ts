@@ -4,7 +4,19 @@
  * gRPC serving adapter.
  */
 
-export * from "./chains/index.js";
+export {
+  createNsmgrRegistry,
+  createRegistrar,
+  createRegistryClient,
+  createRegistryServer,
+  type NsmgrRegistry,
+  type NsmgrRegistryOptions,
+  type Registrar,
+  type RegistrarOptions,
+  type RegistryClientOptions,
+  type RegistryServer,
+  type RegistryServerOptions,
+} from "./chains/index.js";
 export * as authorize from "./common/authorize/index.js";
 export * as begin from "./common/begin/index.js";
 export * as clientinfo from "./common/clientinfo/index.js";
@@ -20,6 +32,36 @@ export * as setregistrationtime from "./common/setregistrationtime/index.js";
 export * as store from "./common/store/index.js";
 export * as updatepath from "./common/updatepath/index.js";
 export * as validate from "./common/validate/index.js";
-export * from "./core/index.js";
-export * from "./grpc/index.js";
-export * from "./store/index.js";
+export {
+  type FindQuery,
+  type FindResult,
+  type NsElement,
+  type NseElement,
+  type NseHandler,
+  type NsHandler,
+  type RegistryElement,
+  type RegistryEntry,
+  type RegistryHandler,
+  registryChain,
+  registryHandler,
+  registryPassThrough,
+  registryTail,
+} from "./core/index.js";
+export { type RegistryServeOptions, serveRegistry } from "./grpc/index.js";
+export {
+  createEtcdStore,
+  createMemoryStore,
+  DEFAULT_ETCD_PREFIX,
+  DEFAULT_WATCH_BUFFER,
+  type EtcdStoreOptions,
+  type MemoryStoreOptions,
+  matchNetworkService,
+  matchNetworkServiceEndpoint,
+  type RegistryEntryOf,
+  type RegistryKind,
+  type RegistryStore,
+  type StoreEvent,
+  type StoreFindOptions,
+  type StorePutOptions,
+  type VersionedEntry,
+} from "./store/index.js";

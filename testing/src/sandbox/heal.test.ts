@@ -8,7 +8,8 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
-import { CallContext, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
+import type { NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { expect } from "chai";
 import { newCounter } from "../elements/count/index.js";
 import { createSandbox, type Sandbox } from "./index.js";

@@ -18,10 +18,11 @@ import {
   MechanismSchema,
   type NetworkServiceRequest,
 } from "@nsm-ts/api/networkservice";
+import { MetaKey } from "@nsm-ts/base/context";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { generateLinuxInterfaceName } from "@nsm-ts/base/nanoid";
 import { Code, fail, toStatusError } from "@nsm-ts/base/status";
-import { clienturl, connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { clienturl, connectionOf, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { createIpExecutor, type IpExecutorOptions } from "../../executor.js";
 import { validateIfName } from "../../names.js";
 import { currentNetns, type Netns, openNetns } from "../../netns.js";

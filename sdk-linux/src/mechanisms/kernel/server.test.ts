@@ -1,7 +1,8 @@
 import { statSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { CallContext, chain, handler, mechanisms, metadata } from "@nsm-ts/sdk/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
+import { chain, handler, mechanisms, metadata } from "@nsm-ts/sdk/networkservice";
 import { expect } from "chai";
 import * as kernel from "./index.js";
 

@@ -5,9 +5,11 @@
  * the connection's life, so refreshes never rename the interface. Place it in the endpoint's `mechanisms`
  * dispatch under `KERNEL`. Reads/writes: `connection.mechanism`, server metadata.
  */
+
 import { KernelParam } from "@nsm-ts/api/constants";
+import { MetaKey } from "@nsm-ts/base/context";
 import { generateLinuxInterfaceName, truncateLinuxInterfaceName } from "@nsm-ts/base/nanoid";
-import { connectionOf, MetaKey, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { connectionOf, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { netnsInodeUrl } from "../../netns.js";
 
 /** Options of the endpoint's KERNEL server. */

@@ -6,6 +6,7 @@
 
 import type { NetworkServiceRequest } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { type CallContext, MetaKey } from "@nsm-ts/base/context";
 import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
@@ -13,7 +14,6 @@ import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import * as begin from "../common/begin/index.js";
 import * as clienturl from "../common/clienturl/index.js";
-import { type CallContext, MetaKey } from "../core/index.js";
 import { client, endpoint, type NsmClient } from "./index.js";
 
 const seenKey = new MetaKey<number>("test.seen");
@@ -66,7 +66,7 @@ describe("standard chains: placement", () => {
       additional: [recorder(atEndpoint)],
     });
     server = createServer();
-    ep.register(server);
+    ep.serveOn(server);
     const url = await server.listen("tcp://127.0.0.1:0");
     nsc = client({
       name: "nsc",

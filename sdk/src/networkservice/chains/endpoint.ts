@@ -53,8 +53,11 @@ export interface Endpoint {
   readonly element: NetworkServiceElement;
   /** The connections this endpoint holds, and the MonitorConnections server for them. */
   readonly monitor: monitor.ConnectionMonitor;
-  /** Serves NetworkService and MonitorConnection from this endpoint on `server` (call before `listen`). */
-  register(server: NsmServer): void;
+  /**
+   * Adds this endpoint's gRPC services (NetworkService, MonitorConnection) to `server`; call before `listen`. Named
+   * so as not to be confused with registering the endpoint in the registry (see `createRegistrar`).
+   */
+  serveOn(server: NsmServer): void;
 }
 
 /**
@@ -92,7 +95,7 @@ export function endpoint(opts: EndpointOptions): Endpoint {
     element,
     monitor: connections,
     // Outside the dev mode a peer may only watch the connections it created (monitor authorize).
-    register: (server) =>
+    serveOn: (server) =>
       serveNetworkService(server, element, opts.insecure ? connections : authorize.newMonitorServer(connections), serveOpts),
   };
 }

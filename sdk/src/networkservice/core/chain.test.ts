@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { StepRecorder } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "./index.js";
+import { chain, handler } from "./index.js";
 
 describe("chain", () => {
   it("runs requests in order and responses in reverse order", async () => {

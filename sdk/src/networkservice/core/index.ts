@@ -1,8 +1,11 @@
-/** Chain core: element contract, composition, per-call context and per-connection metadata. */
+/** Chain core: the element contract, composition (`chain`, `handler`) and serving a chain over gRPC. */
 
-export * from "@nsm-ts/base/context";
-export * from "@nsm-ts/base/context";
-export * from "@nsm-ts/base/context";
-export * from "./chain.js";
-export * from "./serve.js";
-export * from "./types.js";
+export { chain, connectionOf, handler, passThrough, tail } from "./chain.js";
+export { type ServeOptions, serveNetworkService } from "./serve.js";
+export type {
+  MonitorConnectionServer,
+  NetworkServiceClient,
+  NetworkServiceElement,
+  NetworkServiceHandler,
+  NetworkServiceServer,
+} from "./types.js";

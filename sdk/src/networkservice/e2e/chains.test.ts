@@ -14,13 +14,13 @@ import {
   type PathSegment,
 } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { devIdentity, type Identity } from "@nsm-ts/base/identity";
 import { createTokenGenerator, decodeToken, verifyToken } from "@nsm-ts/base/token";
 import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
-import { CallContext } from "../core/index.js";
 import { Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const MIN = 60_000;
@@ -59,7 +59,7 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
         additional: [counter, tracker.element],
       });
       server = createServer();
-      ep.register(server);
+      ep.serveOn(server);
       url = await server.listen(transport.listenUrl());
     });
 

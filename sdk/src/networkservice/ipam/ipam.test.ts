@@ -1,9 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../core/index.js";
+import { chain, handler } from "../core/index.js";
 import { createAddressPool, formatAddress, formatCidr, overlaps, parseCidr, point2pointipam } from "./index.js";
 
 const outcome = (p: Promise<unknown>): Promise<unknown> =>

@@ -1,4 +1,14 @@
 /** Registry chain core: the generic element contract and composition. */
 
-export * from "./chain.js";
-export * from "./types.js";
+export { registryChain, registryHandler, registryPassThrough, registryTail } from "./chain.js";
+export type {
+  FindQuery,
+  FindResult,
+  NsElement,
+  NseElement,
+  NseHandler,
+  NsHandler,
+  RegistryElement,
+  RegistryEntry,
+  RegistryHandler,
+} from "./types.js";

@@ -12,6 +12,7 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { createServer } from "@nsm-ts/base/grpc";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
@@ -21,7 +22,7 @@ import * as connect from "../../common/connect/index.js";
 import * as metadata from "../../common/metadata/index.js";
 import * as monitor from "../../common/monitor/index.js";
 import * as updatepath from "../../common/updatepath/index.js";
-import { CallContext, chain, handler, type NetworkServiceElement, passThrough, serveNetworkService } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement, passThrough, serveNetworkService } from "../../core/index.js";
 import { newFailover, newNextHopMonitor, newServerView } from "./index.js";
 
 /** The next hop: records what it was asked, fails while `failing` says so, answers with its own id and index. */

@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema, type Path } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import type { PathPolicyInput, Policy } from "@nsm-ts/base/policy";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import * as begin from "../begin/index.js";
 import * as metadata from "../metadata/index.js";
 import * as authorize from "./index.js";

@@ -8,11 +8,11 @@ import {
   type MonitorScopeSelector,
   MonitorScopeSelectorSchema,
 } from "@nsm-ts/api/networkservice";
+import { CallContext, type PeerInfo } from "@nsm-ts/base/context";
 import { ephemeralIdentity } from "@nsm-ts/base/identity";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { expect } from "chai";
-import { CallContext, type PeerInfo } from "../../core/index.js";
 import { ConnectionMonitor } from "../monitor/index.js";
 import * as authorize from "./index.js";
 

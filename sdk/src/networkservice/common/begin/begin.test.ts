@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { CallContext, ContextKey } from "@nsm-ts/base/context";
 import { newCheck, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, ContextKey, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import * as begin from "./index.js";
 
 function req(id: string, extra: { state?: State } = {}) {

@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { expect } from "chai";
-import { CallContext, handler } from "../../core/index.js";
+import { handler } from "../../core/index.js";
 import { newClient, newServer } from "./index.js";
 
 describe("clientinfo", () => {

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import { newClient, urlKey } from "./index.js";
 
 describe("clienturl", () => {

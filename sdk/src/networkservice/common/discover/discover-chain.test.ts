@@ -3,9 +3,10 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import * as begin from "../begin/index.js";
 import { urlKey } from "../clienturl/index.js";
 import * as metadata from "../metadata/index.js";

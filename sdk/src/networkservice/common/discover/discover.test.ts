@@ -2,6 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { MatchSchema, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
 import { expect } from "chai";
 
 type MatchInit = MessageInitShape<typeof MatchSchema>;
@@ -11,7 +12,7 @@ import { Payload } from "@nsm-ts/api/constants";
 import { MockClock } from "@nsm-ts/base/clock";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { newCheck } from "@nsm-ts/testing/elements";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import { type Candidates, candidatesKey, newServer, processLabel } from "./index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "./test-registry.js";
 

@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import { urlKey } from "../clienturl/index.js";
 import { memNseRegistry, memNsRegistry, ns, nse } from "../discover/test-registry.js";
 import { newServer } from "./index.js";

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import { createAddressPool, point2pointipam } from "../../ipam/index.js";
 import { newClient, newServer, parseExcludedPrefixes } from "./index.js";
 

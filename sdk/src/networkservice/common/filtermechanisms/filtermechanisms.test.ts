@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { MechanismClass, MechanismType } from "@nsm-ts/api/constants";
 import { MechanismSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import { newClient as clientUrl } from "../clienturl/index.js";
 import { newServer } from "./index.js";
 

@@ -9,10 +9,11 @@ import {
   State,
 } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { type Counter, newCheck, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceHandler } from "../../core/index.js";
+import { chain, handler, type NetworkServiceHandler } from "../../core/index.js";
 import * as begin from "../begin/index.js";
 import * as clienturl from "../clienturl/index.js";
 import * as metadata from "../metadata/index.js";

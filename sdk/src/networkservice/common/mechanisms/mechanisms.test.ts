@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { KernelParam, MechanismType, OWN_NETNS_URL } from "@nsm-ts/api/constants";
 import { MechanismSchema, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import { kernel, newServer, noop, preferKernel, preferNoop } from "./index.js";
 
 function recorder(tag: string, log: string[]): NetworkServiceElement {

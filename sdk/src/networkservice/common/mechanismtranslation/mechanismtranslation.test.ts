@@ -7,8 +7,9 @@ import {
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import { newClient } from "./index.js";
 
 describe("mechanismtranslation", () => {

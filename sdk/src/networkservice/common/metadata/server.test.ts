@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { CallContext, MetaKey } from "@nsm-ts/base/context";
 import { expect } from "chai";
-import { CallContext, chain, handler, MetaKey, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import * as metadata from "./index.js";
 
 const key = new MetaKey<number>("test.counter");

@@ -8,9 +8,10 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import * as begin from "../begin/index.js";
 import * as updatepath from "../updatepath/index.js";
 import * as monitor from "./index.js";

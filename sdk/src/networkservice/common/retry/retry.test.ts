@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import * as retry from "./index.js";
 
 /** Fails the first `n` Requests (and Closes) with `code`, recording when each call came. */

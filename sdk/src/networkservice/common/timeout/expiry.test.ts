@@ -7,11 +7,12 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator, type TokenGenerator } from "@nsm-ts/base/token";
 import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
 import { Tracker } from "../../e2e/harness.js";
 import * as authorize from "../authorize/index.js";
 import * as begin from "../begin/index.js";

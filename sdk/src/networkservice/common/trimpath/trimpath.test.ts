@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
+import { CallContext } from "@nsm-ts/base/context";
 import { expect } from "chai";
-import { CallContext, chain, handler, type NetworkServiceElement } from "../../core/index.js";
+import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
 import * as updatepath from "../updatepath/index.js";
 import * as trimpath from "./index.js";
 

@@ -2,11 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { TokenGenerator } from "@nsm-ts/base/token";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import * as updatetoken from "./index.js";
 
 const LIFETIME_MS = 15 * 60_000;

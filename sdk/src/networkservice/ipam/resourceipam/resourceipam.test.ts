@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { IpAddressManager, NetworkSchema, PortManager, SubnetSchema } from "@nsm-ts/api/resources";
+import { CallContext } from "@nsm-ts/base/context";
 import { type Channel, createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
 import { newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
-import { CallContext, chain, handler } from "../../core/index.js";
+import { chain, handler } from "../../core/index.js";
 import { resourceipam } from "../index.js";
 
 const outcome = (p: Promise<unknown>): Promise<unknown> =>
