@@ -6,18 +6,26 @@
  * record's `x/` prefix. When the transaction fails the store re-reads to name the cause.
  */
 import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import {
+  compare,
+  type EtcdClientOptions,
+  EtcdStoreBase,
+  type ICompare,
+  type IKeyValue,
+  type IRequestOp,
+  keyAfter,
+  prefixEnd,
+} from "@nsm-ts/base/etcd";
 import type { Logger } from "@nsm-ts/base/log";
-import { silentLogger } from "@nsm-ts/base/log";
-import { Code, fail, StatusError } from "@nsm-ts/base/status";
-import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type Watcher } from "etcd3";
+import { Code, fail } from "@nsm-ts/base/status";
 import { schemaOf } from "./codec.js";
 import {
-  checksRevision,
-  describeRecord,
+  checkCurrent,
   type RecordRef,
   type ResourceKind,
   type ResourceStore,
   recordKey,
+  ruleFailure,
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
@@ -27,7 +35,7 @@ import {
 export const DEFAULT_RESOURCE_PREFIX = "/nsm-ts/resources/";
 
 /** Options of `createEtcdResourceStore`: an existing client (kept open on close) or endpoints (a client the store owns). */
-export type EtcdResourceStoreOptions = ({ client: Etcd3; endpoints?: undefined } | { endpoints: string[]; client?: undefined }) & {
+export type EtcdResourceStoreOptions = EtcdClientOptions & {
   /** Key prefix; default `/nsm-ts/resources/`. */
   prefix?: string;
   /** Where undecodable values are logged; default silent. */
@@ -49,25 +57,19 @@ export interface EtcdResourceStore extends ResourceStore {
 
 /** Creates the etcd-backed store (see the header comment for the key layout and the rules). */
 export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdResourceStore {
-  const client = opts.client ?? new Etcd3({ hosts: opts.endpoints ?? [] });
-  const owns = opts.client === undefined;
-  const prefix = opts.prefix ?? DEFAULT_RESOURCE_PREFIX;
-  const log = opts.log ?? silentLogger;
-  let closed = false;
+  const etcd = new EtcdStoreBase({
+    ...(opts.client === undefined ? { endpoints: opts.endpoints } : { client: opts.client }),
+    prefix: opts.prefix ?? DEFAULT_RESOURCE_PREFIX,
+    describe: (op) => `resources: etcd ${op}`,
+    closedMessage: "resources: etcd store closed",
+    log: opts.log,
+  });
+  const { client, prefix, log } = etcd;
 
+  const kindPrefix = (kind: ResourceKind): string => `${prefix}r/${kind}/`;
   const rKey = (kind: ResourceKind, id: string): string => `${prefix}r/${recordKey(kind, id)}`;
   const xPrefix = (kind: ResourceKind, id: string): string => `${prefix}x/${recordKey(kind, id)}/`;
   const xKey = (target: RecordRef, kind: ResourceKind, id: string): string => `${xPrefix(target.kind, target.id)}${recordKey(kind, id)}`;
-
-  const call = async <R>(op: string, fn: () => Promise<R>): Promise<R> => {
-    if (closed) fail(Code.Unavailable, "resources: etcd store closed");
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof StatusError) throw err;
-      throw new StatusError(Code.Unavailable, `resources: etcd ${op}: ${(err as Error).message}`, { cause: err });
-    }
-  };
 
   const encode = (kind: ResourceKind, value: Message, refs: readonly RecordRef[]): Buffer => {
     const head = Buffer.from(JSON.stringify(refs));
@@ -88,16 +90,17 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
   };
 
   const get = async (kind: ResourceKind, id: string): Promise<StoredRecord | undefined> => {
-    const res = await call("get", () => client.kv.range({ key: Buffer.from(rKey(kind, id)) }));
+    const res = await etcd.call("get", () => client.kv.range({ key: Buffer.from(rKey(kind, id)) }));
     const kv = res.kvs[0];
     return kv === undefined ? undefined : decode(kind, id, kv.value, kv.mod_revision);
   };
 
-  const firstHolder = async (kind: ResourceKind, id: string, except: Set<string>): Promise<string | undefined> => {
+  /** The first record holding a reference to `kind/id` other than those in `except`, and the revision of the read. */
+  const firstHolder = async (kind: ResourceKind, id: string, except: Set<string>): Promise<{ holder?: string; revision: string }> => {
     const p = xPrefix(kind, id);
-    const res = await call("range", () => client.kv.range({ key: Buffer.from(p), range_end: prefixEnd(p), keys_only: true }));
+    const res = await etcd.call("range", () => client.kv.range({ key: Buffer.from(p), range_end: prefixEnd(p), keys_only: true }));
     const k = res.kvs.map((kv) => kv.key.toString().slice(p.length)).find((h) => !except.has(h));
-    return k === undefined ? undefined : holderName(k);
+    return { ...(k === undefined ? {} : { holder: holderName(k) }), revision: res.header.revision };
   };
 
   /** Re-reads after a failed transaction and throws the error that names its cause; returns when nothing is wrong (a race). */
@@ -106,26 +109,17 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
     for (const op of ops) {
       const cur = await get(op.kind, op.id);
       if (op.type === "create") {
-        if (cur !== undefined) fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
+        if (cur !== undefined) ruleFailure.exists(op.kind, op.id);
       } else {
-        if (cur === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(op.kind, op.id)} not found`);
-        if (checksRevision(op.revision) && cur.revision !== op.revision) {
-          fail(Code.Aborted, `resources: revision: ${describeRecord(op.kind, op.id)} is at revision ${cur.revision}, not ${op.revision}`);
-        }
+        checkCurrent(op.kind, op.id, cur?.revision, op.revision);
       }
       if (op.type === "delete") {
-        const holder = await firstHolder(op.kind, op.id, deleting);
-        if (holder !== undefined)
-          fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holder}`);
+        const { holder } = await firstHolder(op.kind, op.id, deleting);
+        if (holder !== undefined) ruleFailure.referenced(op.kind, op.id, holder);
       } else {
         for (const ref of op.refs) {
           if (created.has(recordKey(ref.kind, ref.id))) continue;
-          if ((await get(ref.kind, ref.id)) === undefined) {
-            fail(
-              Code.FailedPrecondition,
-              `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`,
-            );
-          }
+          if ((await get(ref.kind, ref.id)) === undefined) ruleFailure.dangling(op.kind, op.id, ref);
         }
       }
     }
@@ -134,7 +128,7 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
   const attempt = async (ops: readonly StoreOp[]): Promise<{ ok: true; revision: string } | { ok: false; created: Set<string> }> => {
     // Updates and deletes need the current record: its references (to move or drop their keys) and its revision.
     const current = await Promise.all(ops.map((op) => (op.type === "create" ? undefined : get(op.kind, op.id))));
-    const compare: ICompare[] = [];
+    const compares: ICompare[] = [];
     const success: IRequestOp[] = [];
     const created = new Set<string>();
     const deleting = new Set(ops.filter((o) => o.type === "delete").map((o) => recordKey(o.kind, o.id)));
@@ -143,31 +137,19 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
       const key = Buffer.from(rKey(op.kind, op.id));
       const cur = current[i];
       if (op.type === "create") {
-        compare.push({ key, target: "Version", result: "Equal", version: 0 });
+        compares.push(compare.absent(key));
         created.add(recordKey(op.kind, op.id));
       } else {
-        if (cur === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(op.kind, op.id)} not found`);
-        if (checksRevision(op.revision) && cur.revision !== op.revision) {
-          fail(Code.Aborted, `resources: revision: ${describeRecord(op.kind, op.id)} is at revision ${cur.revision}, not ${op.revision}`);
-        }
-        compare.push({ key, target: "Mod", result: "Equal", mod_revision: cur.revision });
+        checkCurrent(op.kind, op.id, cur?.revision, op.revision);
+        compares.push(compare.modRevision(key, cur?.revision ?? "0"));
       }
       const oldRefs = new Set((cur?.refs ?? []).map((r) => xKey(r, op.kind, op.id)));
       if (op.type === "delete") {
-        const p = xPrefix(op.kind, op.id);
-        const holders = await call("range", () => client.kv.range({ key: Buffer.from(p), range_end: prefixEnd(p), keys_only: true }));
-        const outside = holders.kvs.map((kv) => kv.key.toString().slice(p.length)).find((h) => !deleting.has(h));
-        if (outside !== undefined)
-          fail(Code.FailedPrecondition, `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${holderName(outside)}`);
+        const { holder, revision } = await firstHolder(op.kind, op.id, deleting);
+        if (holder !== undefined) ruleFailure.referenced(op.kind, op.id, holder);
         // Only holders this commit deletes may exist: every key under the prefix must be at most as new as
         // the read, so a reference added since makes the transaction fail.
-        compare.push({
-          key: Buffer.from(p),
-          range_end: prefixEnd(p),
-          target: "Mod",
-          result: "Less",
-          mod_revision: String(BigInt(holders.header.revision) + 1n),
-        });
+        compares.push(compare.unchangedSince(xPrefix(op.kind, op.id), revision));
         success.push({ request_delete_range: { key } });
         for (const k of oldRefs) success.push({ request_delete_range: { key: Buffer.from(k) } });
         continue;
@@ -180,60 +162,46 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         newRefs.add(k);
         if (!created.has(target) && !refChecked.has(target)) {
           refChecked.add(target);
-          compare.push({ key: Buffer.from(rKey(ref.kind, ref.id)), target: "Version", result: "Greater", version: 0 });
+          compares.push(compare.present(Buffer.from(rKey(ref.kind, ref.id))));
         }
         if (!oldRefs.has(k)) success.push({ request_put: { key: Buffer.from(k), value: Buffer.alloc(0) } });
       }
       for (const k of oldRefs) if (!newRefs.has(k)) success.push({ request_delete_range: { key: Buffer.from(k) } });
     }
-    const res = await call("txn", () => client.kv.txn({ compare, success, failure: [] }));
+    const res = await etcd.call("txn", () => client.kv.txn({ compare: compares, success, failure: [] }));
     return res.succeeded ? { ok: true, revision: res.header.revision } : { ok: false, created };
-  };
-
-  const watchers = new Set<Watcher>();
-  const stopWatcher = async (w: Watcher): Promise<void> => {
-    if (!watchers.delete(w)) return;
-    w.removeAllListeners();
-    await w.cancel().catch((err: unknown) => log.debug({ err }, "resources: watch cancel failed"));
   };
 
   return {
     exclusive: false,
     async watchKind(kind, onChange) {
-      const base = `${prefix}r/${kind}/`;
-      const w = await call("watch", () => client.watch().prefix(base).create());
-      if (closed) {
-        await w.cancel().catch(() => undefined);
-        fail(Code.Unavailable, "resources: etcd store closed");
-      }
-      watchers.add(w);
+      const base = kindPrefix(kind);
       const idOf = (kv: IKeyValue): string => decodeURIComponent(kv.key.toString().slice(base.length));
-      w.on("put", (kv: IKeyValue) => onChange(idOf(kv), false));
-      w.on("delete", (kv: IKeyValue) => onChange(idOf(kv), true));
-      // A broken watch only costs conflicts (the store still decides), so it is logged, not escalated.
-      w.on("error", (err: Error) => log.warn({ err, kind }, "resources: watch failed; allocators fall back to conflicts"));
-      return () => void stopWatcher(w);
+      const w = await etcd.watch(base, {
+        put: (kv) => onChange(idOf(kv), false),
+        delete: (kv) => onChange(idOf(kv), true),
+        // A broken watch only costs conflicts (the store still decides), so it is logged, not escalated.
+        error: (err) => log.warn({ err, kind }, "resources: watch failed; allocators fall back to conflicts"),
+      });
+      return () => void w.stop();
     },
     maxRecordsPerCommit: 50,
     get,
     async list(kind, lo: StoreListOptions = {}) {
-      const base = `${prefix}r/${kind}/`;
-      const end = prefixEnd(`${base}${encodeURIComponent(lo.prefix ?? "")}`);
-      let from = Buffer.from(lo.after === undefined ? `${base}${encodeURIComponent(lo.prefix ?? "")}` : `${rKey(kind, lo.after)}\0`);
+      const base = kindPrefix(kind);
+      const start = `${base}${encodeURIComponent(lo.prefix ?? "")}`;
+      const from = lo.after === undefined ? Buffer.from(start) : keyAfter(rKey(kind, lo.after));
       const limit = lo.limit ?? Infinity;
       const out: StoredRecord[] = [];
-      for (;;) {
-        const res = await call("range", () => client.kv.range({ key: from, range_end: end, limit: PAGE }));
-        for (const kv of res.kvs) {
+      for await (const page of etcd.range("range", from, prefixEnd(start), { pageSize: PAGE })) {
+        for (const kv of page.kvs) {
           const rec = decode(kind, decodeURIComponent(kv.key.toString().slice(base.length)), kv.value, kv.mod_revision);
           if (rec === undefined || (lo.filter !== undefined && !lo.filter(rec))) continue;
           out.push(rec);
           if (out.length >= limit) return out;
         }
-        const last = res.kvs[res.kvs.length - 1];
-        if (!res.more || last === undefined) return out;
-        from = Buffer.concat([last.key, Buffer.from([0])]);
       }
+      return out;
     },
     async commit(ops) {
       if (ops.length === 0) return [];
@@ -244,27 +212,8 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         if (i >= RETRIES) fail(Code.Aborted, "resources: commit kept racing with concurrent writers; retry");
       }
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await Promise.all([...watchers].map(stopWatcher));
-      if (owns) client.close();
-    },
+    close: () => etcd.close(),
   };
-}
-
-/** The end of etcd's prefix range: the prefix with its last byte incremented. */
-function prefixEnd(p: string): Buffer {
-  const b = Buffer.from(p);
-  for (let i = b.length - 1; i >= 0; i--) {
-    const byte = b[i];
-    if (byte !== undefined && byte < 0xff) {
-      const out = Buffer.from(b.subarray(0, i + 1));
-      out[i] = byte + 1;
-      return out;
-    }
-  }
-  return Buffer.from([0]);
 }
 
 /** `port/p%201` → `port "p 1"`, as the memory store names holders. */

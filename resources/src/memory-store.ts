@@ -7,12 +7,13 @@ import type { Message } from "@bufbuild/protobuf";
 import { Code, fail } from "@nsm-ts/base/status";
 import { createDb, type Db, type Table, type WriteTxn } from "@nsm-ts/statedb";
 import {
-  checksRevision,
+  checkCurrent,
   describeRecord,
   type RecordRef,
   type ResourceKind,
   type ResourceStore,
   recordKey,
+  ruleFailure,
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
@@ -63,21 +64,11 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
   });
 
   const checkRefs = (txn: WriteTxn, op: { kind: ResourceKind; id: string; refs: readonly RecordRef[] }): void => {
-    for (const ref of op.refs) {
-      if (table.get(txn, recordKey(ref.kind, ref.id)) === undefined) {
-        fail(
-          Code.FailedPrecondition,
-          `resources: ${describeRecord(op.kind, op.id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`,
-        );
-      }
-    }
+    for (const ref of op.refs) if (table.get(txn, recordKey(ref.kind, ref.id)) === undefined) ruleFailure.dangling(op.kind, op.id, ref);
   };
   const checkRevision = (txn: WriteTxn, kind: ResourceKind, id: string, revision: string | undefined): void => {
     const entry = table.getEntry(txn, recordKey(kind, id));
-    if (entry === undefined) fail(Code.NotFound, `resources: id: ${describeRecord(kind, id)} not found`);
-    if (checksRevision(revision) && String(entry.revision) !== revision) {
-      fail(Code.Aborted, `resources: revision: ${describeRecord(kind, id)} is at revision ${entry.revision}, not ${revision}`);
-    }
+    checkCurrent(kind, id, entry === undefined ? undefined : String(entry.revision), revision);
   };
 
   return {
@@ -114,8 +105,7 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
           keys.push(key);
           switch (op.type) {
             case "create":
-              if (table.get(txn, key) !== undefined)
-                fail(Code.AlreadyExists, `resources: id: ${describeRecord(op.kind, op.id)} already exists`);
+              if (table.get(txn, key) !== undefined) ruleFailure.exists(op.kind, op.id);
               checkRefs(txn, op);
               table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
               break;
@@ -127,12 +117,7 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
             case "delete": {
               checkRevision(txn, op.kind, op.id, op.revision);
               const holder = table.list(txn, "byRef", key).find((h) => !deleting.has(h.key));
-              if (holder !== undefined) {
-                fail(
-                  Code.FailedPrecondition,
-                  `resources: id: ${describeRecord(op.kind, op.id)} is still referenced by ${describeRecord(holder.kind, holder.id)}`,
-                );
-              }
+              if (holder !== undefined) ruleFailure.referenced(op.kind, op.id, describeRecord(holder.kind, holder.id));
               table.deleteKey(txn, key);
               break;
             }

@@ -6,6 +6,7 @@
  * when nothing references the record.
  */
 import type { Message } from "@bufbuild/protobuf";
+import { Code, fail } from "@nsm-ts/base/status";
 
 /** The kinds of record. */
 export type ResourceKind = "network" | "subnet" | "ip" | "mac" | "port" | "securitygroup" | "routetable";
@@ -103,4 +104,29 @@ export function checksRevision(revision: string | undefined): revision is string
 /** A readable record name for messages: `subnet "s1"`. */
 export function describeRecord(kind: ResourceKind, id: string): string {
   return `${kind} "${id}"`;
+}
+
+/** The failures of the commit rules, worded alike by every store. */
+export const ruleFailure = {
+  exists: (kind: ResourceKind, id: string): never => fail(Code.AlreadyExists, `resources: id: ${describeRecord(kind, id)} already exists`),
+  missing: (kind: ResourceKind, id: string): never => fail(Code.NotFound, `resources: id: ${describeRecord(kind, id)} not found`),
+  dangling: (kind: ResourceKind, id: string, ref: RecordRef): never =>
+    fail(
+      Code.FailedPrecondition,
+      `resources: ${describeRecord(kind, id)} references ${describeRecord(ref.kind, ref.id)}, which does not exist`,
+    ),
+  /** `holder` is already readable, e.g. `port "p1"`. */
+  referenced: (kind: ResourceKind, id: string, holder: string): never =>
+    fail(Code.FailedPrecondition, `resources: id: ${describeRecord(kind, id)} is still referenced by ${holder}`),
+};
+
+/**
+ * The rule of an update or delete: the record exists (`current`: its revision, undefined when absent), and is
+ * still at the revision the operation expects when it checks one.
+ */
+export function checkCurrent(kind: ResourceKind, id: string, current: string | undefined, expected: string | undefined): void {
+  if (current === undefined) ruleFailure.missing(kind, id);
+  if (checksRevision(expected) && current !== expected) {
+    fail(Code.Aborted, `resources: revision: ${describeRecord(kind, id)} is at revision ${current}, not ${expected}`);
+  }
 }

@@ -6,13 +6,13 @@
 import type { X509Certificate } from "node:crypto";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError, toStatusError } from "../status/index.js";
 import { compose } from "./compose.js";
 import { channelCredentials } from "./credentials.js";
 import { deserializerFor, methodPath, serializerFor } from "./definition.js";
 import { canceledError, fromServiceError } from "./errors.js";
 import { firstValues, toGrpcMetadata } from "./metadata.js";
-import { AsyncQueue } from "./queue.js";
 import type { CallOptions, Client, ClientCall, ClientCallFn, ClientInterceptor, TlsFiles } from "./types.js";
 import { parseUrl } from "./url.js";
 
@@ -220,8 +220,8 @@ function streamCall(
       const ac = new AbortController();
       const unlink = link(opts.signal, ac);
       const path = methodPath(method);
-      const q = new AsyncQueue<Message>(16, undefined, () => {
-        ac.abort(new StatusError(Code.Canceled, `${path}: stream left by the caller`));
+      const q = new AsyncQueue<Message>({
+        onReturn: () => ac.abort(new StatusError(Code.Canceled, `${path}: stream left by the caller`)),
       });
       const call = makeCall(method, opts, ac.signal, request, requests, (m) => (q.push(m) ? undefined : q.waitForSpace()));
       invoke(() => fn(call)).then(

@@ -7,13 +7,13 @@ import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, silentLogger } from "../log/index.js";
+import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { compose } from "./compose.js";
 import { serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath } from "./definition.js";
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
-import { AsyncQueue } from "./queue.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
 import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsFiles } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
@@ -243,11 +243,13 @@ function requestQueue(
   ctx: CallContext,
 ): AsyncQueue<Message> {
   let paused = false;
-  const q = new AsyncQueue<Message>(16, () => {
-    if (paused) {
-      paused = false;
-      call.resume();
-    }
+  const q = new AsyncQueue<Message>({
+    onSpace: () => {
+      if (paused) {
+        paused = false;
+        call.resume();
+      }
+    },
   });
   call.on("data", (m: Message) => {
     if (!q.push(m) && !paused) {

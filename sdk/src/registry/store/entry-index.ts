@@ -5,12 +5,12 @@
  * every key in etcd.
  */
 import { clone } from "@bufbuild/protobuf";
-import type { StatusError } from "@nsm-ts/base/status";
+import { AsyncQueue } from "@nsm-ts/base/queue";
+import { Code, StatusError } from "@nsm-ts/base/status";
 import { createDb, type Db, type Table } from "@nsm-ts/statedb";
 import type { RegistryEntry } from "../core/index.js";
 import type { KindSpec } from "./kind.js";
 import type { StoreEvent, StoreFindOptions } from "./types.js";
-import { WatchQueue } from "./watch-queue.js";
 
 /** A stored entry; entries are never mutated after they are indexed (internal). */
 export interface Indexed<T> {
@@ -21,7 +21,7 @@ export interface Indexed<T> {
 
 interface Watch<T extends RegistryEntry> {
   template: T;
-  queue: WatchQueue<StoreEvent<T>>;
+  queue: AsyncQueue<StoreEvent<T>>;
 }
 
 /** Entries by name plus secondary indexes and watchers (internal). */
@@ -76,7 +76,7 @@ export class EntryIndex<T extends RegistryEntry> {
 
   /** Ends every watch with `err` (after each drains what it has buffered). */
   failWatchers(err: StatusError): void {
-    for (const w of this.watchers) w.queue.fail(err);
+    for (const w of this.watchers) w.queue.end(err);
     this.watchers.clear();
   }
 
@@ -87,7 +87,7 @@ export class EntryIndex<T extends RegistryEntry> {
   async *find(template: T, opts: StoreFindOptions): AsyncGenerator<StoreEvent<T>> {
     let watch: Watch<T> | undefined;
     if (opts.watch) {
-      watch = { template, queue: new WatchQueue<StoreEvent<T>>(this.watchBuffer, this.what) };
+      watch = { template, queue: this.watchQueue() };
       this.watchers.add(watch);
     }
     const snapshot: Indexed<T>[] = [];
@@ -99,13 +99,28 @@ export class EntryIndex<T extends RegistryEntry> {
       }
       if (watch === undefined) return;
       for (;;) {
-        const ev = await watch.queue.next(opts.signal);
+        const ev = await watch.queue.take(opts.signal);
         if (ev === undefined) return;
         yield { entry: clone(this.spec.schema, ev.entry), deleted: ev.deleted, revision: ev.revision };
       }
     } finally {
       if (watch !== undefined) this.watchers.delete(watch);
     }
+  }
+
+  /**
+   * A watcher's buffer. Writers push without ever waiting; a watcher that lets it fill is failed with
+   * `ResourceExhausted` after it has read what was buffered, so a slow consumer never blocks writers or other
+   * watchers and never silently misses an event.
+   */
+  private watchQueue(): AsyncQueue<StoreEvent<T>> {
+    const capacity = this.watchBuffer;
+    const overflow = (): StatusError =>
+      new StatusError(
+        Code.ResourceExhausted,
+        `${this.what}: watcher fell ${capacity} events behind and was disconnected; find again to resync`,
+      );
+    return new AsyncQueue<StoreEvent<T>>({ capacity, overflow });
   }
 
   /** The smallest candidate set the indexes offer for `template` (every entry when it names nothing indexed). */

@@ -7,13 +7,12 @@
  */
 import { clone, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Clock, realClock } from "@nsm-ts/base/clock";
+import { compare, type EtcdClientOptions, EtcdMirror, EtcdStoreBase, type IRequestOp } from "@nsm-ts/base/etcd";
 import type { Logger } from "@nsm-ts/base/log";
-import { silentLogger } from "@nsm-ts/base/log";
 import { Code, fail, StatusError } from "@nsm-ts/base/status";
-import { Etcd3, type IKeyValue, type IRequestOp, type ITxnResponse, type Watcher } from "etcd3";
 import type { RegistryEntry } from "../core/index.js";
 import { EntryIndex } from "./entry-index.js";
-import { type KindSpec, kindSpec } from "./kind.js";
+import { entryName, failStaleRevision, type KindSpec, kindSpec } from "./kind.js";
 import {
   DEFAULT_WATCH_BUFFER,
   type RegistryEntryOf,
@@ -29,7 +28,7 @@ import {
 export const DEFAULT_ETCD_PREFIX = "/nsm-ts/registry/";
 
 /** Options of `createEtcdStore`: an existing client (kept open on close) or endpoints (a client the store owns). */
-export type EtcdStoreOptions = ({ client: Etcd3; endpoints?: undefined } | { endpoints: string[]; client?: undefined }) & {
+export type EtcdStoreOptions = EtcdClientOptions & {
   /** Key prefix; default `/nsm-ts/registry/`. Entries live under `<prefix><kind>/<name>`. */
   prefix?: string;
   /** Time source used to turn `expiresAtMs` into a lease TTL; default the real clock. */
@@ -56,45 +55,37 @@ export function createEtcdStore<K extends RegistryKind>(kind: K, opts: EtcdStore
 /** The local, watch-fed copy of the prefix that Find reads. */
 interface Mirror<T extends RegistryEntry> {
   index: EntryIndex<T>;
-  /** Highest etcd revision applied to `index`. */
-  applied: bigint;
-  watcher: Watcher | undefined;
-  waits: Array<{ revision: bigint; done: () => void }>;
+  feed: EtcdMirror;
 }
 
 class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
   readonly kind: RegistryKind;
   private readonly what: string;
-  private readonly client: Etcd3;
-  private readonly ownsClient: boolean;
-  private readonly keyPrefix: string;
+  private readonly etcd: EtcdStoreBase;
   private readonly clock: Clock;
   private readonly watchBuffer: number;
   private readonly mirrorWaitMs: number;
-  private readonly log: Logger;
   private mirror: Promise<Mirror<T>> | undefined;
-  private closed = false;
 
   constructor(
     private readonly spec: KindSpec<T>,
     opts: EtcdStoreOptions,
   ) {
     this.kind = spec.kind;
-    this.what = `registry store (etcd ${spec.kind})`;
-    if (opts.client !== undefined) {
-      this.client = opts.client;
-      this.ownsClient = false;
-    } else {
-      if (opts.endpoints.length === 0) fail(Code.InvalidArgument, `${this.what}: endpoints is empty`);
-      this.client = new Etcd3({ hosts: opts.endpoints });
-      this.ownsClient = true;
-    }
-    this.keyPrefix = `${opts.prefix ?? DEFAULT_ETCD_PREFIX}${spec.kind}/`;
+    const what = `registry store (etcd ${spec.kind})`;
+    this.what = what;
+    if (opts.client === undefined && opts.endpoints.length === 0) fail(Code.InvalidArgument, `${what}: endpoints is empty`);
     this.clock = opts.clock ?? realClock;
     this.watchBuffer = opts.watchBuffer ?? DEFAULT_WATCH_BUFFER;
-    if (!(this.watchBuffer >= 1)) fail(Code.InvalidArgument, `${this.what}: watchBuffer must be at least 1`);
+    if (!(this.watchBuffer >= 1)) fail(Code.InvalidArgument, `${what}: watchBuffer must be at least 1`);
     this.mirrorWaitMs = opts.mirrorWaitMs ?? 5000;
-    this.log = opts.log ?? silentLogger;
+    this.etcd = new EtcdStoreBase({
+      ...(opts.client === undefined ? { endpoints: opts.endpoints } : { client: opts.client }),
+      prefix: `${opts.prefix ?? DEFAULT_ETCD_PREFIX}${spec.kind}/`,
+      describe: (op) => `${what}: ${op}`,
+      closedMessage: `${what}: store closed`,
+      log: opts.log,
+    });
   }
 
   async get(name: string): Promise<T | undefined> {
@@ -103,8 +94,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
 
   /** Reads etcd itself (not the mirror), so the revision is current for a compare-and-swap. */
   async getVersioned(name: string): Promise<VersionedEntry<T> | undefined> {
-    this.checkOpen();
-    const res = await this.call("get", () => this.client.kv.range({ key: this.key(name) }));
+    const res = await this.etcd.call("get", () => this.etcd.client.kv.range({ key: this.key(name) }));
     const kv = res.kvs[0];
     if (kv === undefined) return undefined;
     const entry = this.decode(kv.value, name);
@@ -112,50 +102,41 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
   }
 
   async put(entry: T, opts: StorePutOptions = {}): Promise<{ revision: string }> {
-    this.checkOpen();
-    const name = entry.name;
-    if (name === "") fail(Code.InvalidArgument, `${this.what}: entry.name is empty`);
+    this.etcd.checkOpen();
+    const name = entryName(this.what, entry);
     const key = this.key(name);
-    let lease = "0";
-    if (opts.expiresAtMs !== undefined) {
-      // etcd counts TTLs in whole seconds; rounding up never expires an entry before its time.
-      const ttl = Math.max(1, Math.ceil((opts.expiresAtMs - this.clock.now()) / 1000));
-      lease = (await this.call("lease grant", () => this.client.leaseClient.leaseGrant({ TTL: ttl }))).ID;
-    }
+    const lease = opts.expiresAtMs === undefined ? "0" : await this.etcd.grantLease(opts.expiresAtMs, this.clock.now());
     const putOp: IRequestOp = {
       request_put: { key, value: Buffer.from(toBinary(this.spec.schema, entry)), lease, prev_kv: true },
     };
-    let res: ITxnResponse;
-    try {
-      res = await this.call("put", () =>
-        this.client.kv.txn({
-          compare: opts.expectRevision === undefined ? [] : [{ key, target: "Mod", result: "Equal", mod_revision: opts.expectRevision }],
+    const res = await this.etcd
+      .call("put", () =>
+        this.etcd.client.kv.txn({
+          compare: opts.expectRevision === undefined ? [] : [compare.modRevision(key, opts.expectRevision)],
           success: [putOp],
           failure: [{ request_range: { key, keys_only: true } }],
         }),
-      );
-    } catch (err) {
-      this.revoke(lease);
-      throw err;
-    }
+      )
+      .catch((err: unknown) => {
+        this.etcd.revokeLease(lease);
+        throw err;
+      });
     if (!res.succeeded) {
-      this.revoke(lease);
-      const have = res.responses[0]?.response_range?.kvs[0]?.mod_revision ?? "0";
-      fail(Code.Aborted, `${this.what}: ${name} is at revision ${have}, not the expected ${opts.expectRevision}`);
+      this.etcd.revokeLease(lease);
+      failStaleRevision(this.what, name, res.responses[0]?.response_range?.kvs[0]?.mod_revision ?? "0", opts.expectRevision);
     }
     // The previous registration's lease now holds no key; revoke it so it does not linger until its TTL.
     const prevLease = res.responses[0]?.response_put?.prev_kv?.lease;
-    if (prevLease !== undefined && prevLease !== lease) this.revoke(prevLease);
+    if (prevLease !== undefined && prevLease !== lease) this.etcd.revokeLease(prevLease);
     await this.mirrored(res.header.revision);
     return { revision: res.header.revision };
   }
 
   async delete(name: string): Promise<T | undefined> {
-    this.checkOpen();
-    const res = await this.call("delete", () => this.client.kv.deleteRange({ key: this.key(name), prev_kv: true }));
+    const res = await this.etcd.call("delete", () => this.etcd.client.kv.deleteRange({ key: this.key(name), prev_kv: true }));
     const prev = res.prev_kvs[0];
     if (prev === undefined) return undefined;
-    this.revoke(prev.lease);
+    this.etcd.revokeLease(prev.lease);
     await this.mirrored(res.header.revision);
     return this.decode(prev.value, name);
   }
@@ -165,16 +146,15 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const m = await this.mirror?.catch(() => undefined);
-    this.mirror = undefined;
-    if (m !== undefined) await this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: store closed`));
-    if (this.ownsClient) this.client.close();
+    await this.etcd.close(async () => {
+      const m = await this.mirror?.catch(() => undefined);
+      this.mirror = undefined;
+      if (m !== undefined) await this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: store closed`));
+    });
   }
 
   private async *findGen(template: T, opts: StoreFindOptions): AsyncGenerator<StoreEvent<T>> {
-    this.checkOpen();
+    this.etcd.checkOpen();
     const m = await this.ensureMirror();
     yield* m.index.find(template, opts);
   }
@@ -187,147 +167,56 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     return this.mirror;
   }
 
-  /** Loads the prefix at one revision (paged), then watches from the next revision so no change falls between. */
   private async loadMirror(): Promise<Mirror<T>> {
     const index = new EntryIndex(this.spec, this.watchBuffer, this.what);
-    const end = prefixEnd(this.keyPrefix);
-    let revision: string | undefined;
-    let from = Buffer.from(this.keyPrefix);
-    for (;;) {
-      const res = await this.call("load", () =>
-        this.client.kv.range({ key: from, range_end: end, limit: PAGE_SIZE, ...(revision === undefined ? {} : { revision }) }),
-      );
-      revision ??= res.header.revision;
-      for (const kv of res.kvs) {
-        const entry = this.decode(kv.value, kv.key.toString());
-        if (entry !== undefined) index.set(entry, kv.mod_revision, false);
-      }
-      const last = res.kvs[res.kvs.length - 1];
-      if (!res.more || last === undefined) break;
-      from = Buffer.concat([last.key, Buffer.from([0])]);
-    }
-    const m: Mirror<T> = { index, applied: BigInt(revision), watcher: undefined, waits: [] };
-    // No withPreviousKV: a delete's previous value is the mirror's own copy, so the watch carries only new values.
-    const builder = this.client
-      .watch()
-      .startRevision((m.applied + 1n).toString())
-      .prefix(this.keyPrefix);
-    try {
-      m.watcher = await builder.create();
-    } catch (err) {
-      throw new StatusError(Code.Unavailable, `${this.what}: watch failed: ${String(err)}`, { cause: err });
-    }
-    m.watcher.on("put", (kv: IKeyValue) => {
-      const entry = this.decode(kv.value, kv.key.toString());
-      if (entry !== undefined) m.index.set(entry, kv.mod_revision);
-      this.advance(m, kv.mod_revision);
-    });
-    m.watcher.on("delete", (kv: IKeyValue) => {
-      // A lease expiry arrives here like an unregister: watchers see it as deleted=true.
-      m.index.delete(kv.key.toString().slice(this.keyPrefix.length), kv.mod_revision);
-      this.advance(m, kv.mod_revision);
-    });
-    m.watcher.on("error", (err: Error) => {
-      // Unrecoverable (e.g. the revision was compacted away): end the watches; the next Find reloads.
-      this.log.warn({ err }, `${this.what}: watch failed; Find will reload`);
-      if (this.mirror !== undefined) this.mirror = undefined;
-      void this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: watch failed: ${err.message}`, { cause: err }));
-    });
-    if (this.closed) {
-      await this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: store closed`));
-      fail(Code.Unavailable, `${this.what}: store closed`);
-    }
+    const m: Mirror<T> = {
+      index,
+      feed: new EtcdMirror(this.etcd, this.etcd.prefix, {
+        load: (kv) => {
+          const entry = this.decode(kv.value, kv.key.toString());
+          if (entry !== undefined) index.set(entry, kv.mod_revision, false);
+        },
+        put: (kv) => {
+          const entry = this.decode(kv.value, kv.key.toString());
+          if (entry !== undefined) index.set(entry, kv.mod_revision);
+        },
+        // A lease expiry arrives here like an unregister: watchers see it as deleted=true.
+        delete: (kv) => index.delete(kv.key.toString().slice(this.etcd.prefix.length), kv.mod_revision),
+        error: (err) => {
+          // Unrecoverable (e.g. the revision was compacted away): end the watches; the next Find reloads.
+          this.etcd.log.warn({ err }, `${this.what}: watch failed; Find will reload`);
+          if (this.mirror !== undefined) this.mirror = undefined;
+          void this.stopMirror(m, new StatusError(Code.Unavailable, `${this.what}: watch failed: ${err.message}`, { cause: err }));
+        },
+      }),
+    };
+    await m.feed.start(PAGE_SIZE);
     return m;
-  }
-
-  private advance(m: Mirror<T>, revision: string): void {
-    const r = BigInt(revision);
-    if (r > m.applied) m.applied = r;
-    if (m.waits.length === 0) return;
-    const due = m.waits.filter((w) => w.revision <= m.applied);
-    m.waits = m.waits.filter((w) => w.revision > m.applied);
-    for (const w of due) w.done();
   }
 
   /** Waits (bounded) until the mirror, if one is running, has applied `revision`: Find then sees this write. */
   private async mirrored(revision: string): Promise<void> {
     const m = await this.mirror?.catch(() => undefined);
-    if (m === undefined || m.applied >= BigInt(revision)) return;
-    await new Promise<void>((resolve) => {
-      const timer = this.clock.setTimer(this.mirrorWaitMs, () => {
-        m.waits = m.waits.filter((w) => w !== wait);
-        this.log.warn({ revision }, `${this.what}: write not seen on the watch in time; Find may lag`);
-        resolve();
-      });
-      const wait = {
-        revision: BigInt(revision),
-        done: () => {
-          timer.stop();
-          resolve();
-        },
-      };
-      m.waits.push(wait);
-    });
+    if (m !== undefined && !(await m.feed.waitFor(revision, this.mirrorWaitMs, this.clock))) {
+      this.etcd.log.warn({ revision }, `${this.what}: write not seen on the watch in time; Find may lag`);
+    }
   }
 
   private async stopMirror(m: Mirror<T>, err: StatusError): Promise<void> {
     m.index.failWatchers(err);
-    for (const w of m.waits.splice(0)) w.done();
-    const w = m.watcher;
-    m.watcher = undefined;
-    if (w !== undefined) {
-      w.removeAllListeners("put");
-      w.removeAllListeners("delete");
-      await w.cancel().catch((e: unknown) => this.log.debug({ err: e }, `${this.what}: watch cancel failed`));
-    }
+    await m.feed.stop();
   }
 
   private decode(value: Uint8Array, what: string): T | undefined {
     try {
       return fromBinary(this.spec.schema, value);
     } catch (err) {
-      this.log.warn({ err, key: what }, `${this.what}: skipping undecodable value`);
+      this.etcd.log.warn({ err, key: what }, `${this.what}: skipping undecodable value`);
       return undefined;
     }
   }
 
-  /** Best-effort lease revoke: a lease left behind expires on its own at its TTL. */
-  private revoke(lease: string): void {
-    if (lease === "0" || lease === "") return;
-    this.client.leaseClient.leaseRevoke({ ID: lease }).catch((err: unknown) => {
-      this.log.debug({ err, lease }, `${this.what}: lease revoke failed`);
-    });
-  }
-
   private key(name: string): Buffer {
-    return Buffer.from(`${this.keyPrefix}${name}`);
+    return Buffer.from(`${this.etcd.prefix}${name}`);
   }
-
-  private checkOpen(): void {
-    if (this.closed) fail(Code.Unavailable, `${this.what}: store closed`);
-  }
-
-  /** Runs an etcd call, turning transport failures into `Unavailable` with the operation named. */
-  private async call<R>(op: string, fn: () => Promise<R>): Promise<R> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof StatusError) throw err;
-      throw new StatusError(Code.Unavailable, `${this.what}: ${op}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-}
-
-/** The end of etcd's prefix range: the prefix with its last byte incremented. */
-function prefixEnd(prefix: string): Buffer {
-  const b = Buffer.from(prefix);
-  for (let i = b.length - 1; i >= 0; i--) {
-    const byte = b[i];
-    if (byte !== undefined && byte < 0xff) {
-      const out = Buffer.from(b.subarray(0, i + 1));
-      out[i] = byte + 1;
-      return out;
-    }
-  }
-  return Buffer.from([0]);
 }

@@ -4,6 +4,7 @@
  */
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import { Code, fail } from "@nsm-ts/base/status";
 import type { RegistryEntry } from "../core/index.js";
 import { matchNetworkService, matchNetworkServiceEndpoint } from "./match.js";
 import type { RegistryEntryOf, RegistryKind } from "./types.js";
@@ -62,4 +63,14 @@ function labelKey(svc: string, k: string, v: string): string {
 /** The spec of a kind (internal). */
 export function kindSpec<K extends RegistryKind>(kind: K): KindSpec<RegistryEntryOf[K]> {
   return (kind === "ns" ? nsSpec : nseSpec) as unknown as KindSpec<RegistryEntryOf[K]>;
+}
+
+/** The name a put stores `entry` under; InvalidArgument when it has none (`what` names the store; internal). */
+export function entryName(what: string, entry: RegistryEntry): string {
+  return entry.name || fail(Code.InvalidArgument, `${what}: entry.name is empty`);
+}
+
+/** The Aborted of a compare-and-swap put that found `name` at revision `have` ("0": absent; internal). */
+export function failStaleRevision(what: string, name: string, have: string, expected: string | undefined): never {
+  return fail(Code.Aborted, `${what}: ${name} is at revision ${have}, not the expected ${expected}`);
 }

@@ -8,7 +8,7 @@ import { type Clock, realClock, type Timer } from "@nsm-ts/base/clock";
 import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import type { RegistryEntry } from "../core/index.js";
 import { EntryIndex } from "./entry-index.js";
-import { type KindSpec, kindSpec } from "./kind.js";
+import { entryName, failStaleRevision, type KindSpec, kindSpec } from "./kind.js";
 import {
   DEFAULT_WATCH_BUFFER,
   type RegistryEntryOf,
@@ -64,13 +64,10 @@ class MemoryStore<T extends RegistryEntry> implements RegistryStore<T> {
 
   async put(entry: T, opts: StorePutOptions = {}): Promise<{ revision: string }> {
     this.checkOpen();
-    const name = entry.name;
-    if (name === "") fail(Code.InvalidArgument, `${this.what}: entry.name is empty`);
+    const name = entryName(this.what, entry);
     if (opts.expectRevision !== undefined) {
       const have = this.index.get(name)?.revision ?? "0";
-      if (have !== opts.expectRevision) {
-        fail(Code.Aborted, `${this.what}: ${name} is at revision ${have}, not the expected ${opts.expectRevision}`);
-      }
+      if (have !== opts.expectRevision) failStaleRevision(this.what, name, have, opts.expectRevision);
     }
     this.timers.get(name)?.stop();
     this.timers.delete(name);

@@ -12,10 +12,10 @@ import {
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
 import { MockClock } from "@nsm-ts/base/clock";
+import { Etcd3 } from "@nsm-ts/base/etcd";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";
 import { expect } from "chai";
-import { Etcd3 } from "etcd3";
 import {
   createEtcdStore,
   createMemoryStore,

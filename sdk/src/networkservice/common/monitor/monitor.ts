@@ -17,6 +17,7 @@ import {
 } from "@nsm-ts/api/networkservice";
 import type { CallContext } from "@nsm-ts/base/context";
 import type { Logger } from "@nsm-ts/base/log";
+import { AsyncQueue } from "@nsm-ts/base/queue";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import type { MonitorConnectionServer } from "../../core/types.js";
 import { matchesSelector } from "./selector.js";
@@ -28,50 +29,30 @@ export interface ConnectionMonitorOptions {
 }
 
 class Subscriber {
-  private readonly queue: ConnectionEvent[] = [];
-  private overflowed = false;
-  private wake: (() => void) | undefined;
+  private readonly queue: AsyncQueue<ConnectionEvent>;
 
   constructor(
     readonly selector: MonitorScopeSelector,
-    private readonly limit: number,
-  ) {}
+    limit: number,
+  ) {
+    const overflow = (): StatusError =>
+      new StatusError(Code.ResourceExhausted, `monitor: subscriber fell behind by more than ${limit} events; subscribe again`);
+    this.queue = new AsyncQueue<ConnectionEvent>({ capacity: limit, overflow });
+  }
 
   /** Queues the part of `event` this subscriber selected; returns false once it has fallen behind. */
   offer(type: ConnectionEventType, conns: readonly Connection[]): boolean {
-    if (this.overflowed) return false;
+    if (this.queue.ended) return false;
     const selected = conns.filter((c) => matchesSelector(c, this.selector));
     if (selected.length === 0 && type !== ConnectionEventType.INITIAL_STATE_TRANSFER) return true;
-    if (this.queue.length >= this.limit) {
-      this.overflowed = true;
-    } else {
-      const connections: Record<string, Connection> = {};
-      for (const c of selected) connections[c.id] = c;
-      this.queue.push(create(ConnectionEventSchema, { type, connections }));
-    }
-    this.wake?.();
-    return !this.overflowed;
+    const connections: Record<string, Connection> = {};
+    for (const c of selected) connections[c.id] = c;
+    return this.queue.push(create(ConnectionEventSchema, { type, connections }));
   }
 
   /** The next event; undefined when `signal` aborted; throws ResourceExhausted after an overflow. */
-  async take(signal: AbortSignal): Promise<ConnectionEvent | undefined> {
-    for (;;) {
-      if (signal.aborted) return undefined;
-      const ev = this.queue.shift();
-      if (ev) return ev;
-      if (this.overflowed) {
-        throw new StatusError(Code.ResourceExhausted, `monitor: subscriber fell behind by more than ${this.limit} events; subscribe again`);
-      }
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          signal.removeEventListener("abort", done);
-          this.wake = undefined;
-          resolve();
-        };
-        this.wake = done;
-        signal.addEventListener("abort", done, { once: true });
-      });
-    }
+  take(signal: AbortSignal): Promise<ConnectionEvent | undefined> {
+    return this.queue.take(signal);
   }
 }
 

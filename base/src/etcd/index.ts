@@ -1,0 +1,16 @@
+/**
+ * The etcd plumbing shared by the etcd-backed stores (registry, resource managers): client ownership, key
+ * prefixes and ranges, `Unavailable` on transport failures, paged reads, watches, leases, compare-and-swap
+ * compares and a watch-fed prefix mirror. The etcd3 client types the stores need are exported from here too.
+ */
+export { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from "etcd3";
+export { compare, keyAfter, prefixEnd } from "./keys.js";
+export { EtcdMirror, type MirrorFeed } from "./mirror.js";
+export {
+  type EtcdClientOptions,
+  EtcdStoreBase,
+  type EtcdStoreBaseOptions,
+  type EtcdWatch,
+  type RangePage,
+  type WatchHandlers,
+} from "./store.js";
