@@ -3,15 +3,19 @@
 // cmd-forwarder, one cmd-endpoint (icmp-responder) and one cmd-nsc — with sockets in a temp dir and tcp on free
 // loopback ports. It prints the connection the client got, follows its refreshes until Ctrl-C, then stops the
 // programs in order (client first, so it closes its connection; registry last), removes what it created and exits 0.
+// A second Ctrl-C at least NSM_START_FORCE_AFTER_MS (default 2000) after the first kills everything at once and exits
+// 1; signals sooner than that are copies of the first (the terminal signals npm and this script, npm passes its copy
+// on) and are ignored.
 // The kernel data plane is used when running as root and the forwarder accepts it; NOOP otherwise (it says which).
 // Environment: NSM_START_DATAPLANE=auto|noop|kernel (default auto), NSM_LOG_LEVEL for the programs (default INFO),
-// NSM_START_VERBOSE=1 to echo every program log line.
+// NSM_START_VERBOSE=1 to echo every program log line, NSM_START_FORCE_AFTER_MS as above.
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { describePing, pingOnce } from "./ping.js";
 
 const root = resolve(import.meta.dirname, "..");
 const binOf = (program) => join(root, program, "bin", `${program}.js`);
@@ -19,8 +23,16 @@ const SERVICE = "icmp-responder";
 const CIDR = "169.254.100.0/24";
 const STEP_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 8_000;
+const FORCE_AFTER_MS = forceAfterMs(process.env.NSM_START_FORCE_AFTER_MS);
 const verbose = process.env.NSM_START_VERBOSE === "1";
 const t0 = Date.now();
+
+function forceAfterMs(v) {
+  if (v === undefined || v === "") return 2_000;
+  const ms = Number(v);
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`NSM_START_FORCE_AFTER_MS=${v}: want a whole number of milliseconds`);
+  return ms;
+}
 
 const out = (s = "") => process.stdout.write(`${s}\n`);
 const clock = (d = new Date()) => d.toTimeString().slice(0, 8);
@@ -345,9 +357,7 @@ async function main() {
   if (plane.kernel && netns.nsc) {
     // Show that packets really flow: one ping from the client's netns over nsm-1 to the endpoint's address.
     const dst = (connected.connection.dstIpAddrs[0] ?? "").split("/")[0];
-    const r = spawnSync("ip", ["netns", "exec", netns.nsc, "ping", "-c", "1", "-W", "2", dst], { encoding: "utf8" });
-    const rtt = /time=([\d.]+ ms)/.exec(r.stdout ?? "")?.[1];
-    out(`  ping ${dst} from the client's netns over nsm-1: ${r.status === 0 ? `ok${rtt ? ` (${rtt})` : ""}` : "no reply"}`);
+    out(`  ping ${dst} from the client's netns over nsm-1: ${describePing(await pingOnce(dst, { netns: netns.nsc }))}`);
   }
   out("keeping the connection refreshed; press Ctrl-C to stop");
   meshUp = true;
@@ -372,14 +382,22 @@ async function main() {
 }
 
 let interrupted = false;
+let firstSignalAt = 0;
 const onSignal = async (sig) => {
   if (interrupted) {
-    out(`second ${sig}: killing everything`);
+    if (Date.now() - firstSignalAt < FORCE_AFTER_MS) {
+      out(`${sig}: already stopping`);
+      return;
+    }
+    out(`${sig} again: killing everything`);
     killAllNow();
     cleanupFiles();
     process.exit(1);
   }
   interrupted = true;
+  firstSignalAt = Date.now();
+  // Only a stop that hangs lasts this long: say how to cut it short.
+  setTimeout(() => out(`still stopping; press Ctrl-C again to kill everything`), FORCE_AFTER_MS).unref();
   const clean = await shutdown(sig === "SIGINT" ? "Ctrl-C" : sig);
   out(clean ? "stopped cleanly" : "stopped (some programs had to be killed)");
   process.exit(clean ? 0 : 1);

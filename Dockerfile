@@ -1,0 +1,74 @@
+# The container image of any of the programs; the build argument PROGRAM picks which. Build from the repository root:
+#   docker build --build-arg PROGRAM=cmd-nsmgr -t nsm-ts/cmd-nsmgr .
+# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc. The build takes the whole
+# repository as context (.dockerignore leaves out what a build makes again) and never lists the workspaces: npm
+# and scripts/docker-image.js read them from package.json. What differs between the programs (user, ports,
+# packages, entrypoint) is in the stage named after each, at the end.
+ARG PROGRAM
+
+# --- manifests: package.json of the root and of every workspace, and the lock file, at their places ---
+# Only these reach the npm ci below, so it runs again only when they change, not on every source edit.
+FROM node:20-slim AS manifests
+WORKDIR /src
+COPY . .
+RUN node -e ' \
+  const fs = require("node:fs"); \
+  const ws = JSON.parse(fs.readFileSync("package.json", "utf8")).workspaces; \
+  for (const f of ["package.json", "package-lock.json", ...ws.map((w) => `${w}/package.json`)]) \
+    fs.cpSync(f, `/manifests/${f}`);'
+
+# --- build: every workspace's dependencies, PROGRAM and the workspaces it references compiled, then production
+# dependencies only, and the image's files laid out in /image ---
+FROM node:20-slim AS build
+ARG PROGRAM
+WORKDIR /app
+COPY --from=manifests /manifests/ ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN test -f "${PROGRAM}/bin/${PROGRAM}.js" \
+ || { echo "PROGRAM=${PROGRAM}: want one of $(echo cmd-*)" >&2; exit 1; }
+RUN node_modules/.bin/tsc -b "${PROGRAM}" \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && node scripts/docker-image.js "${PROGRAM}" /image
+
+# --- runtime: production node_modules and the compiled workspaces PROGRAM needs (no test files), nothing else ---
+FROM node:20-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /image/ ./
+
+# --- one stage per program; configuration is by environment variables only: docker run --rm <image> --help ---
+FROM runtime AS cmd-registry
+USER node
+EXPOSE 5002
+ENTRYPOINT ["node", "cmd-registry/bin/cmd-registry.js"]
+
+FROM runtime AS cmd-nsmgr
+# The node socket directory; a hostPath mounted here must be writable by uid 1000 (node), e.g. through an
+# initContainer that chowns it, so that the clients, endpoints and forwarders of the node can share it.
+RUN mkdir -p /var/lib/networkservicemesh && chown node:node /var/lib/networkservicemesh
+USER node
+EXPOSE 5001
+ENTRYPOINT ["node", "cmd-nsmgr/bin/cmd-nsmgr.js"]
+
+FROM runtime AS cmd-forwarder
+# The KERNEL backend creates veth/VXLAN devices and enters other pods' network namespaces, so this image
+# runs as root and the pod needs: securityContext.capabilities.add [NET_ADMIN, SYS_ADMIN] (or privileged),
+# hostPID: true (to open /proc/<pid>/ns/net of client and endpoint pods), and the nsm socket hostPath
+# /var/lib/networkservicemesh. With NSM_FORWARDER_MECHANISM=NOOP (the default) none of that is needed and the
+# container may run with `--user node`. iproute2 is there for the kernel data plane and for debugging.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 \
+ && rm -rf /var/lib/apt/lists/*
+ENTRYPOINT ["node", "cmd-forwarder/bin/cmd-forwarder.js"]
+
+FROM runtime AS cmd-endpoint
+USER node
+ENTRYPOINT ["node", "cmd-endpoint/bin/cmd-endpoint.js"]
+
+FROM runtime AS cmd-nsc
+USER node
+ENTRYPOINT ["node", "cmd-nsc/bin/cmd-nsc.js"]
+
+# --- the image: the stage of PROGRAM ---
+FROM ${PROGRAM}
