@@ -100,7 +100,7 @@ export async function runChainBench(requests: number, transport: "tcp" | "unix")
     const ep = endpoint({ name: "nse", tokenGenerator: createTokenGenerator(nseId, { maxTokenLifetimeMs: LIFETIME_MS }), insecure: true });
     const chainServer = createServer();
     servers.push(chainServer);
-    ep.serveOn(chainServer);
+    ep.serve(chainServer);
     const chainUrl = await chainServer.listen(listenUrl("nse"));
 
     const echoChannel = dial(echoUrl);

@@ -138,7 +138,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         connectionLog(log, idle.count),
       ],
     });
-    ep.serveOn(server);
+    ep.serve(server);
 
     let listenUrl = cfg.listenOn;
     if (listenUrl === undefined) {

@@ -19,7 +19,7 @@ export interface ServeOptions {
 /** Serves the endpoint and keeps it registered (refreshed, re-registered after a restart); returns a stop function. */
 export async function serve(o: ServeOptions): Promise<() => Promise<void>> {
   const server = createServer();
-  o.endpoint.serveOn(server);
+  o.endpoint.serve(server);
   const url = await server.listen(o.listenOn);
   const registrar = createRegistrar(o.nsmgrUrl, { tokenGenerator: o.tokenGenerator });
   await registrar.registerService({ name: o.service, payload: "ETHERNET" });

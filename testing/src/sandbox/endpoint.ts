@@ -43,7 +43,7 @@ export async function createEndpoint(env: SandboxEnv, node: SandboxNode, eo: San
       additional: [mechanisms.newServer({ NOOP: passThrough }), ...(eo.additional ?? [])],
     });
     const s = env.serverOf(eo.name);
-    ep.serveOn(s);
+    ep.serve(s);
     await s.listen(url);
     instance = ep;
     server = s;

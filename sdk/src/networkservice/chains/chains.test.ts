@@ -66,7 +66,7 @@ describe("standard chains: placement", () => {
       additional: [recorder(atEndpoint)],
     });
     server = createServer();
-    ep.serveOn(server);
+    ep.serve(server);
     const url = await server.listen("tcp://127.0.0.1:0");
     nsc = client({
       name: "nsc",

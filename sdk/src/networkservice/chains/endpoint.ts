@@ -57,7 +57,7 @@ export interface Endpoint {
    * Adds this endpoint's gRPC services (NetworkService, MonitorConnection) to `server`; call before `listen`. Named
    * so as not to be confused with registering the endpoint in the registry (see `createRegistrar`).
    */
-  serveOn(server: NsmServer): void;
+  serve(server: NsmServer): void;
 }
 
 /**
@@ -95,7 +95,7 @@ export function endpoint(opts: EndpointOptions): Endpoint {
     element,
     monitor: connections,
     // Outside the dev mode a peer may only watch the connections it created (monitor authorize).
-    serveOn: (server) =>
+    serve: (server) =>
       serveNetworkService(server, element, opts.insecure ? connections : authorize.newMonitorServer(connections), serveOpts),
   };
 }

@@ -59,7 +59,7 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
         additional: [counter, tracker.element],
       });
       server = createServer();
-      ep.serveOn(server);
+      ep.serve(server);
       url = await server.listen(transport.listenUrl());
     });
 

@@ -46,7 +46,7 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
         additional: [mechanisms.newServer({ KERNEL: passThrough }), counter],
       });
       server = createServer();
-      ep.serveOn(server);
+      ep.serve(server);
       channel = dial(await server.listen(transport.listenUrl()));
       nsClient = createClient(NetworkService, channel);
     });

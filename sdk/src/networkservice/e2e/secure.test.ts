@@ -88,7 +88,7 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
         ep = endpoint({ name: "nse", tokenGenerator: gen(nseId), additional: [counter] });
         server = createServer({ tls: nseId.tls });
         servers.push(server);
-        ep.serveOn(server);
+        ep.serve(server);
         url = await server.listen(transport.listenUrl());
       });
 
@@ -235,7 +235,7 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
         });
         clients.push(next);
         const pt = endpoint({ name: "pt", tokenGenerator: gen(ptId), additional: [next.element] });
-        pt.serveOn(ptServer);
+        pt.serve(ptServer);
         const ptUrl = await ptServer.listen(transport.listenUrl().replace("nse.sock", "pt.sock"));
 
         const nsc = newClient(nscId, { connectTo: ptUrl });

@@ -55,7 +55,7 @@ export interface Forwarder {
   readonly element: NetworkServiceElement;
   /** The MonitorConnection server (this forwarder's connections). */
   readonly monitor: ConnectionMonitor;
-  /** Registers NetworkService and MonitorConnection on `server`. */
+  /** Adds NetworkService and MonitorConnection to `server` (the gRPC services; `register` is the registry entry). */
   serve(server: NsmServer, opts?: ServeOptions): void;
   /** Registers the forwarder and keeps the registration fresh (and healed) until `close()`. */
   register(): Promise<NetworkServiceEndpoint>;

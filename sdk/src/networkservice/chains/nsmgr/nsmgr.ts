@@ -48,7 +48,7 @@ export interface Nsmgr {
   readonly monitor: ConnectionMonitor;
   /** The registry proxy (served for local endpoints and forwarders). */
   readonly registry: NsmgrRegistry;
-  /** Registers NetworkService, MonitorConnection and both registry services on `server`. */
+  /** Adds NetworkService, MonitorConnection and both registry services to `server` (the gRPC services, not a registration). */
   serve(server: NsmServer, opts?: ServeOptions): void;
   /** Stops background work (next-hop watches, file watch) and closes every channel it opened. */
   close(): void;
