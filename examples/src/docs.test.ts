@@ -68,4 +68,17 @@ describe("documentation", () => {
       expect(readFileSync(join(repo, file), "utf8"), file).to.contain(`from "./${target.split("/").pop()?.replace(/\.ts$/, ".js")}"`);
     }
   });
+
+  it("docs/architecture.md names every workspace and only paths that exist", () => {
+    const text = readFileSync(join(repo, "docs/architecture.md"), "utf8");
+    const workspaces = (readJson("package.json") as { workspaces: string[] }).workspaces;
+    expect(workspaces.filter((ws) => !new RegExp(`(^|[^\\w-])${ws}([^\\w-]|$)`, "m").test(text))).to.deep.equal([]);
+    // Backticked repository paths (`sdk/src/…`, `base/src/context/call.ts`, …) must exist.
+    const roots = [...workspaces, "docs", "scripts", "deployments", ".dependency-cruiser.cjs", "Dockerfile"];
+    const paths = [...text.matchAll(/`([.\w-]+\/[\w./-]*)`/g)]
+      .map((m) => m[1] as string)
+      .filter((p) => roots.some((r) => p.startsWith(`${r}/`) || p === r));
+    expect(paths.length).to.be.greaterThan(10);
+    expect(paths.filter((p) => !existsSync(join(repo, p)))).to.deep.equal([]);
+  });
 });
