@@ -1,6 +1,6 @@
 /**
- * Well-known strings of the NSM wire protocol (contract §7, §9). Values are upstream's; names are ours.
- * They travel inside messages and metadata, so changing one breaks interop with upstream peers.
+ * Well-known strings of the NSM wire protocol. Values are upstream's; names are ours. They travel inside messages
+ * and metadata, so changing one breaks interop with upstream peers (docs/wire-compatibility.md#never-change).
  */
 
 /** Mechanism classes (`Mechanism.cls`). */
@@ -116,7 +116,7 @@ export const FORWARDER_NETWORK_SERVICE = "forwarder";
 /** Path-segment metrics keys. */
 export const MetricsKey = { CLIENT_INTERFACE: "client_interface", SERVER_INTERFACE: "server_interface" } as const;
 
-/** gRPC metadata keys of the side channel (contract §7). */
+/** gRPC metadata keys of the side channel (docs/wire-compatibility.md#metadata). */
 export const MetadataKey = {
   /** The caller's JWT, on every RPC. */
   CLIENT_TOKEN: "nsm-client-token",

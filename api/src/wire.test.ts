@@ -1,7 +1,7 @@
 /**
  * The wire descriptor of every upstream message, enum and service, printed from the protobuf-es descriptors
- * and compared with a table re-typed from the NSM wire contract (§1–§6). Any drift in a field number,
- * name, type or label breaks interop with upstream Go peers, so this must match exactly.
+ * and compared with a table re-typed from upstream's protos (docs/wire-compatibility.md#field-numbers). Any drift
+ * in a field number, name, type or label breaks interop with upstream Go peers, so this must match exactly.
  */
 
 import { type DescEnum, type DescField, type DescFile, type DescMessage, ScalarType } from "@bufbuild/protobuf";
@@ -130,7 +130,7 @@ ipam.Type | 1 | ALLOCATE
 ipam.Type | 2 | DELETE
 `;
 
-// Contract §1: full method path | request | response | streaming kind.
+// docs/wire-compatibility.md#method-paths: full method path | request | response | streaming kind.
 const expectedMethods = `
 /networkservice.NetworkService/Request | networkservice.NetworkServiceRequest | connection.Connection | unary
 /networkservice.NetworkService/Close | connection.Connection | google.protobuf.Empty | unary
@@ -202,7 +202,7 @@ function compare(what: string, actual: string[], expected: string[]): void {
   expect(actual.length, report).to.equal(expected.length);
 }
 
-describe("wire descriptor vs. NSM wire contract", () => {
+describe("wire descriptor vs. upstream NSM protos", () => {
   it("declares the five upstream files with their proto packages", () => {
     expect(files.map((f) => [f.name, f.proto.package])).to.deep.equal([
       ["networkservice", "networkservice"],
@@ -214,19 +214,19 @@ describe("wire descriptor vs. NSM wire contract", () => {
     expect(files.map((f) => f.proto.syntax)).to.deep.equal(["proto3", "proto3", "proto3", "proto3", "proto3"]);
   });
 
-  it("has every message field exactly as the contract lists it (§2–§6)", () => {
+  it("has every message field exactly as upstream declares it", () => {
     const printed = files.flatMap((file) =>
       allMessages(file).flatMap((m) => m.fields.map((f) => [m.typeName, f.number, f.name, ...describeField(f)].join(" | "))),
     );
     compare("fields", lines(printed.join("\n")), lines(expectedFields));
   });
 
-  it("has every enum value exactly as the contract lists it", () => {
+  it("has every enum value exactly as upstream declares it", () => {
     const printed = files.flatMap((file) => allEnums(file).flatMap((e) => e.values.map((v) => [e.typeName, v.number, v.name].join(" | "))));
     compare("enums", lines(printed.join("\n")), lines(expectedEnums));
   });
 
-  it("has every service method path, message type and streaming kind of §1", () => {
+  it("has every service method path, message type and streaming kind of upstream", () => {
     const printed = files.flatMap((file) =>
       file.services.flatMap((s) =>
         s.methods.map((m) => [`/${s.typeName}/${m.name}`, m.input.typeName, m.output.typeName, m.methodKind].join(" | ")),

@@ -4,7 +4,7 @@
  * bare gRPC echo server for the same method, measured in the same run with the same client, messages and
  * transport. A third series runs the standard client chain (its own tokens per call, refresh armed) into the
  * endpoint chain. Every Request is a new connection; 64 calls in flight. Client and server share one
- * process, as in the transport measurements of design §2.
+ * process, as in the one-process table of bench/RESULTS.md, "Transport".
  * Run: `npx tsc -b bench && node bench/dist/chain.js [requests] [tcp|unix]`.
  */
 import { randomUUID } from "node:crypto";

@@ -7,7 +7,10 @@ import { hostname } from "node:os";
 import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
 import { type ConfigValues, commonVars, defineConfig, duration, nonEmpty, str, url, urlList, validateCommon } from "@nsm-ts/base/config";
 
-/** The node socket every local client, endpoint and forwarder dials (contract §9.11). */
+/**
+ * The node socket every local client, endpoint and forwarder dials; upstream's default
+ * (docs/wire-compatibility.md#program-defaults).
+ */
 export const DEFAULT_NSM_SOCKET = "unix:///var/lib/networkservicemesh/nsm.io.sock";
 
 /** The table; `config.names()` is what manifests may set. */

@@ -67,7 +67,10 @@ export function jwt(sub: string, lifetimeMs = 600_000): { token: string; expires
   return { token: `${head}.${b64(sig)}`, expires: new Date(exp * 1000).toISOString() };
 }
 
-/** Request metadata carrying a token for `sub` (contract §7.1) and, optionally, a registry path (§7.2). */
+/**
+ * Request metadata carrying a token for `sub` (docs/wire-compatibility.md#token-metadata) and, optionally, a
+ * registry path (docs/wire-compatibility.md#registry-path-metadata).
+ */
 export function callMetadata(sub: string, withPath = true): grpc.Metadata {
   const t = jwt(sub);
   const md = new grpc.Metadata();

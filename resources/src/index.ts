@@ -1,5 +1,5 @@
 /**
- * Resource managers after Alcor (design §8): networks, subnets, IP and MAC addresses, ports, security groups and
+ * Resource managers after Alcor: networks, subnets, IP and MAC addresses, ports, security groups and
  * route tables with bitmap allocation, optimistic concurrency by revision, memory (statedb) and etcd stores, and
  * the upstream vL3 `ipam.IPAM/ManagePrefixes` pool.
  */

@@ -1,9 +1,9 @@
 /**
- * The vL3 prefix pool behind upstream `ipam.IPAM/ManagePrefixes` (contract §6): a pool CIDR cut into
- * sub-prefixes of one size, tracked by the same `RangeBitmap` the subnets use (one bit per sub-prefix).
- * ALLOCATE returns the requested prefix when it lies in the pool and is free, else the lowest free sub-prefix
- * that overlaps none of `exclude_prefixes`; DELETE frees a prefix allocated on the same stream; when the stream
- * ends everything it allocated returns to the pool; UNDEFINED ends the stream with InvalidArgument.
+ * The vL3 prefix pool behind upstream `ipam.IPAM/ManagePrefixes` (docs/wire-compatibility.md#vl3-ipam): a pool CIDR
+ * cut into sub-prefixes of one size, tracked by the same `RangeBitmap` the subnets use (one bit per sub-prefix).
+ * ALLOCATE returns the requested prefix when it lies in the pool and is free, else the lowest free sub-prefix that
+ * overlaps none of `exclude_prefixes`; DELETE frees a prefix allocated on the same stream; when the stream ends
+ * everything it allocated returns to the pool; UNDEFINED ends the stream with InvalidArgument.
  */
 import { create } from "@bufbuild/protobuf";
 import { type PrefixRequest, type PrefixResponse, PrefixResponseSchema, Type } from "@nsm-ts/api/ipam";

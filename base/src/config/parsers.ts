@@ -199,7 +199,9 @@ export interface NetworkServiceRequestUrl {
   mechanism: MechanismType;
   /** Network service name, including `@domain` for interdomain requests. */
   networkService: string;
-  /** Requested interface name (≤ 15 chars); unset means "generate one" (contract §9.10). */
+  /**
+   * Requested interface name (≤ 15 chars); unset means "generate one" (docs/wire-compatibility.md#interface-names).
+   */
   ifName?: string;
   /** Connection labels from the query string (`?app=web&color=red`). */
   labels: Record<string, string>;
@@ -216,7 +218,10 @@ function decode(s: string, entry: string): string {
   }
 }
 
-/** Parses one `[mechanism://]service[@domain][/ifname][?label=value&…]` (contract §9.11). */
+/**
+ * Parses one `[mechanism://]service[@domain][/ifname][?label=value&…]`, upstream cmd-nsc's format
+ * (docs/wire-compatibility.md#interdomain-names).
+ */
 export function parseNetworkServiceUrl(raw: string): NetworkServiceRequestUrl {
   const entry = raw.trim();
   const bad = (why: string): Error =>

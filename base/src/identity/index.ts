@@ -1,7 +1,7 @@
 /**
  * Workload identity: who this process is (a SPIFFE ID) and the key it signs tokens with. Loaded from an
  * X.509 certificate + EC P-256 key on disk (the identity is the certificate's `spiffe://` URI SAN), or
- * created ephemerally for the explicit insecure dev mode of design §2.
+ * created ephemerally for the explicit insecure dev mode (docs/wire-compatibility.md#insecure-dev-mode).
  */
 import { createPrivateKey, generateKeyPair, type KeyObject, type webcrypto, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";

@@ -1,6 +1,6 @@
 /**
- * Random identifiers (upstream `tools/nanoid`): cryptographically random strings from an alphabet, and the
- * Linux interface names NSM clients generate when the caller gave none (contract §9.10).
+ * Random identifiers (upstream `tools/nanoid`): cryptographically random strings from an alphabet, and the Linux
+ * interface names NSM clients generate when the caller gave none (docs/wire-compatibility.md#interface-names).
  */
 import { randomInt } from "node:crypto";
 import { LINUX_IF_MAX_LENGTH } from "@nsm-ts/api/constants";

@@ -4,7 +4,7 @@
  */
 import type { Policy } from "./policy.js";
 
-/** Input of the monitor policy (contract §7.4, monitor authorize). */
+/** Input of the monitor policy, as upstream's monitor authorize builds it (docs/wire-compatibility.md#policies). */
 export interface MonitorPolicyInput {
   /** SPIFFE ID → ids of the connections requested by that identity. */
   spiffeIdConnectionMap: ReadonlyMap<string, string[]>;

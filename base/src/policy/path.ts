@@ -1,8 +1,8 @@
 /**
  * Policies over a connection's path (NetworkService authorize, client and server). They mirror upstream's
- * `common/`, `server/` and `client/` Rego rules. In the insecure dev mode (design §2) signatures and
- * audiences are not enforced — the two `*_token_signed` policies and `tokens_chained` pass — but tokens
- * must still be well-formed and unexpired.
+ * `common/`, `server/` and `client/` Rego rules. In the insecure dev mode
+ * (docs/wire-compatibility.md#insecure-dev-mode) signatures and audiences are not enforced — the two
+ * `*_token_signed` policies and `tokens_chained` pass — but tokens must still be well-formed and unexpired.
  */
 import type { KeyObject } from "node:crypto";
 import type { Path } from "@nsm-ts/api/networkservice";

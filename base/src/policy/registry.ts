@@ -4,7 +4,10 @@
  */
 import type { Policy } from "./policy.js";
 
-/** Input of the registry policy (contract §7.4, registry authorize). */
+/**
+ * Input of the registry policy, as upstream's registry authorize builds it
+ * (docs/wire-compatibility.md#registry-ownership).
+ */
 export interface RegistryPolicyInput {
   /** Caller's SPIFFE ID: `sub` of the first token of the registry path. */
   resourceId: string;

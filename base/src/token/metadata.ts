@@ -1,6 +1,6 @@
 /**
- * The per-RPC token side channel (contract §7.1): every call carries the caller's token and its expiry as
- * request metadata, and a server reads them back under upstream's exactly-one-value rule.
+ * The per-RPC token side channel (docs/wire-compatibility.md#token-metadata): every call carries the caller's
+ * token and its expiry as request metadata, and a server reads them back under upstream's exactly-one-value rule.
  */
 import { formatExpires, parseExpires } from "./expires.js";
 import type { Token } from "./token.js";

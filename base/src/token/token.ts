@@ -1,6 +1,7 @@
 /**
  * Path-segment tokens: ES256 JWTs with exactly the upstream claims (`sub`, `aud` when the peer is known,
- * `exp`), so upstream NSM peers and their policies accept ours and the other way round (contract §8).
+ * `exp`), so upstream NSM peers and their policies accept ours and the other way round
+ * (docs/wire-compatibility.md#token-format).
  */
 import { type KeyObject, X509Certificate } from "node:crypto";
 import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, jwtVerify, SignJWT } from "jose";

@@ -1,9 +1,10 @@
 /**
  * KERNEL mechanism for endpoints: puts the endpoint's own netns URL and the interface name into the KERNEL
  * mechanism it accepts, so the forwarder knows where to put the endpoint's end of the connection. A name the
- * request already carries is kept; otherwise one is generated as upstream does (contract §9.10) and kept for
- * the connection's life, so refreshes never rename the interface. Place it in the endpoint's `mechanisms`
- * dispatch under `KERNEL`. Reads/writes: `connection.mechanism`, server metadata.
+ * request already carries is kept; otherwise one is generated as upstream does
+ * (docs/wire-compatibility.md#interface-names) and kept for the connection's life, so refreshes never rename the
+ * interface. Place it in the endpoint's `mechanisms` dispatch under `KERNEL`. Reads/writes: `connection.mechanism`,
+ * server metadata.
  */
 
 import { KernelParam } from "@nsm-ts/api/constants";

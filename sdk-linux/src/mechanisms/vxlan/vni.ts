@@ -1,7 +1,7 @@
 /**
- * The VXLAN mechanism (contract §9.5): builder, accessors and VNI allocation. A VNI is random with its parity
- * fixed by the order of the two tunnel addresses (even when src ≤ dst, odd otherwise), so connections set up
- * in the two directions between the same pair of forwarders never pick the same VNI.
+ * The VXLAN mechanism (docs/wire-compatibility.md#vxlan-mechanism): builder, accessors and VNI allocation. A VNI is
+ * random with its parity fixed by the order of the two tunnel addresses (even when src ≤ dst, odd otherwise), so
+ * connections set up in the two directions between the same pair of forwarders never pick the same VNI.
  */
 import { randomInt } from "node:crypto";
 import { isIP } from "node:net";

@@ -118,8 +118,8 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
       const totalMs = tHealed - t0;
       const afterListenMs = tHealed - tListening;
       this.test!.title += ` (kill→healed ${totalMs.toFixed(0)} ms, listen→healed ${afterListenMs.toFixed(0)} ms)`;
-      // Goal (design §4): well under 1 s. The bound on the total is looser because closing the old server
-      // is part of it and the test machine may be loaded.
+      // Goal: well under 1 s for a local endpoint restart. The bound on the total is looser because closing the old
+      // server is part of it and the test machine may be loaded.
       expect(afterListenMs).to.be.lessThan(1000);
       expect(totalMs).to.be.lessThan(2000);
 

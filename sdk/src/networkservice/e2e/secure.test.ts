@@ -1,8 +1,8 @@
 /**
- * Acceptance of the secure mode (design §2, contract §7.1, §8): the standard client and endpoint chains over
- * real gRPC with mTLS (loopback TCP and a unix socket), identities loaded from X.509 certificates with SPIFFE
- * URI SANs, and the default policies enforced — tokens addressed hop to hop, signatures checked against the
- * TLS certificates, monitor streams limited to their owners.
+ * Acceptance of the secure mode (docs/wire-compatibility.md#insecure-dev-mode, #token-metadata, #token-format): the
+ * standard client and endpoint chains over real gRPC with mTLS (loopback TCP and a unix socket), identities loaded
+ * from X.509 certificates with SPIFFE URI SANs, and the default policies enforced — tokens addressed hop to hop,
+ * signatures checked against the TLS certificates, monitor streams limited to their owners.
  */
 
 import { type ConnectionEvent, ConnectionEventType, MonitorConnection, type PathSegment, State } from "@nsm-ts/api/networkservice";

@@ -9,7 +9,7 @@ import type { CallContext } from "@nsm-ts/base/context";
 /** A registry entry: a network service or an endpoint. Both are keyed by `name`. */
 export type RegistryEntry = NetworkService | NetworkServiceEndpoint;
 
-/** A Find query: a template (see contract §5) and whether to keep watching. */
+/** A Find query: a template (see docs/wire-compatibility.md#find-and-watch) and whether to keep watching. */
 export interface FindQuery<T extends RegistryEntry> {
   template: T;
   watch: boolean;

@@ -1,7 +1,8 @@
 /**
- * The registry over real gRPC on loopback: the `path` metadata/header round trip (contract §7.2) including an old
- * client that sends no path, malformed input answered with InvalidArgument naming the field while the server keeps
- * serving, watches on cancelled streams, and the remote expire case (a watcher sees the delete event).
+ * The registry over real gRPC on loopback: the `path` metadata/header round trip
+ * (docs/wire-compatibility.md#registry-path-metadata) including an old client that sends no path, malformed input
+ * answered with InvalidArgument naming the field while the server keeps serving, watches on cancelled streams, and
+ * the remote expire case (a watcher sees the delete event).
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -161,7 +162,8 @@ describe("registry over gRPC", () => {
     }
     await raw().register(nse("after"), { metadata: tokenMetadata(await client()) });
     const found: string[] = [];
-    // A path on Find is not part of the contract and is ignored, even a malformed one.
+    // Upstream sends no path on Find (docs/wire-compatibility.md#registry-path-metadata); one is ignored, even a
+    // malformed one.
     for await (const r of raw().find({ networkServiceEndpoint: { name: "after" } }, { metadata: { path: "{junk" } })) {
       found.push(r.networkServiceEndpoint!.name);
     }

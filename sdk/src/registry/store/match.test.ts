@@ -16,7 +16,7 @@ const labels = (l: Record<string, string>) => create(NetworkServiceLabelsSchema,
 const match = (src: Record<string, string>, dst: Record<string, string>) =>
   create(MatchSchema, { sourceSelector: src, routes: [create(DestinationSchema, { destinationSelector: dst })] });
 
-describe("registry/store matching (contract §5)", () => {
+describe("registry/store matching (upstream's Find template rules)", () => {
   describe("matchNetworkService", () => {
     const candidate = ns({ name: "icmp", payload: "ETHERNET", matches: [match({ app: "a" }, { role: "x" })] });
 

@@ -1,6 +1,6 @@
 /**
- * Find's template matching, exactly as contract §5 states it (upstream's memory registry semantics): a query is a
- * template whose empty fields match anything.
+ * Find's template matching, exactly as docs/wire-compatibility.md#find-and-watch states it (upstream's memory
+ * registry semantics): a query is a template whose empty fields match anything.
  */
 import { equals } from "@bufbuild/protobuf";
 import { MatchSchema, type NetworkService, type NetworkServiceEndpoint } from "@nsm-ts/api/registry";

@@ -70,7 +70,10 @@ export interface RegistryStore<T extends RegistryEntry> {
   put(entry: T, opts?: StorePutOptions): Promise<{ revision: string }>;
   /** Removes the entry and reports it to watchers with `deleted: true`; resolves to the removed entry. */
   delete(name: string): Promise<T | undefined>;
-  /** Entries matching `template` (contract §5), then with `watch` every later matching change, in order. */
+  /**
+   * Entries matching `template` (docs/wire-compatibility.md#find-and-watch), then with `watch` every later matching
+   * change, in order.
+   */
   find(template: T, opts: StoreFindOptions): AsyncIterable<StoreEvent<T>>;
   /** Stops expiry timers and ends open watches with `Unavailable`; later calls fail with `Unavailable`. */
   close(): Promise<void>;

@@ -5,8 +5,8 @@ export interface AuthorizeOptions {
   /** Policies to enforce, in order; default `defaultServerPolicies` / `defaultClientPolicies`. */
   policies?: readonly Policy<PathPolicyInput>[];
   /**
-   * The insecure dev mode of design §2 (no certificates): passed to the policies, which then skip
-   * signature and audience checks but still require well-formed, unexpired tokens. Default false.
+   * The insecure dev mode (no certificates; docs/wire-compatibility.md#insecure-dev-mode): passed to the policies,
+   * which then skip signature and audience checks but still require well-formed, unexpired tokens. Default false.
    */
   insecure?: boolean;
 }

@@ -5,9 +5,9 @@
  * connections to it (ChannelPool); a connection keeps its URL in client metadata so Close reaches the same
  * hop.
  *
- * Over TLS the per-RPC token is addressed to the server (`aud` = the SPIFFE ID of the certificate the
- * channel's handshake presented, contract §8), so connect waits for the channel to be connected before it
- * makes the token; after each call it reports that certificate to the client `authorize` through the
+ * Over TLS the per-RPC token is addressed to the server (`aud` = the SPIFFE ID of the certificate the channel's
+ * handshake presented, docs/wire-compatibility.md#token-format), so connect waits for the channel to be connected
+ * before it makes the token; after each call it reports that certificate to the client `authorize` through the
  * `serverPeerKey` slot, which verifies the next hop's token against it.
  *
  * Reads: `clienturl.urlKey`, `authorize.serverPeerKey`. Writes: client metadata (URL), the server-peer slot.

@@ -1,5 +1,5 @@
 /**
- * excludedprefixes (server): adds the prefixes listed in a YAML file (`prefixes: [...]`, contract §9.13) to
+ * excludedprefixes (server): adds the prefixes listed in a YAML file (`prefixes: [...]`, upstream's file format) to
  * every request's `ip_context.excluded_prefixes`, so IPAM further along never hands out addresses the
  * cluster already uses (pod and service CIDRs). The file is read at creation and re-read whenever its
  * directory changes (Kubernetes replaces ConfigMap files by swapping symlinks, so the directory is watched),

@@ -1,7 +1,8 @@
 /**
  * mechanisms: hands a Request to the element that implements its mechanism type. A refresh (mechanism
  * already set) goes to that type's element; a new request goes to the first preference this server
- * supports, falling back to the next supported preference when that element fails (contract §10.5).
+ * supports, falling back to the next supported preference when that element fails
+ * (docs/wire-compatibility.md#mechanism-selection).
  * Reads: `connection.mechanism`, `mechanism_preferences`. Writes: `connection.mechanism` (the chosen preference).
  * Each per-type element continues the chain with `next` as usual.
  */

@@ -6,10 +6,10 @@ function segmentMatches(want: PathSegment, have: PathSegment | undefined): boole
 }
 
 /**
- * The contract's selector rule (§3): an empty selector matches every connection; otherwise the
- * connection's network service must be listed (an empty list allows any) and the selector's segments must
- * match a contiguous sub-list of the connection's path segments, comparing name, id and token with an
- * empty selector field as a wildcard.
+ * Upstream's selector rule (docs/wire-compatibility.md#monitor-selector): an empty selector matches every
+ * connection; otherwise the connection's network service must be listed (an empty list allows any) and the
+ * selector's segments must match a contiguous sub-list of the connection's path segments, comparing name, id and
+ * token with an empty selector field as a wildcard.
  */
 export function matchesSelector(conn: Connection, selector: MonitorScopeSelector): boolean {
   const want = selector.pathSegments;

@@ -1,8 +1,8 @@
 /**
- * trimpath (server): the final endpoint returns the path only up to its own segment (contract §10.6), so
- * stale segments from an earlier, longer path (e.g. before a reselect) never travel back. A passthrough
- * endpoint — one with a client chain after it — keeps the full path the next hop returned: the
- * `trimpath.newClient()` element in that client chain tells the server side not to trim.
+ * trimpath (server): the final endpoint returns the path only up to its own segment
+ * (docs/wire-compatibility.md#trimpath), so stale segments from an earlier, longer path (e.g. before a reselect)
+ * never travel back. A passthrough endpoint — one with a client chain after it — keeps the full path the next hop
+ * returned: the `trimpath.newClient()` element in that client chain tells the server side not to trim.
  *
  * How the two sides talk: the server puts a mutable marker into the context (`trimMarkerKey`); the client
  * element, which only runs when the request leaves for a next hop, clears it. This keeps the decision with

@@ -1,6 +1,6 @@
 /**
  * updatepath: adds or advances this hop's path segment and sets `connection.id` to the segment id; on the way
- * back restores the caller's index and id (contract §10.1–10.3). Place first in every chain.
+ * back restores the caller's index and id (docs/wire-compatibility.md#path-segments). Place first in every chain.
  * Reads/writes: `req.connection.path`, `req.connection.id`.
  */
 import type { Connection, NetworkServiceRequest } from "@nsm-ts/api/networkservice";

@@ -3,7 +3,8 @@
  * TokenGenerator into this hop's segment, addressed to the caller, and copies the caller's per-RPC token
  * (`nsm-client-token` + `-expires`, in `ctx.peer.token`) into the previous segment. The per-RPC token is
  * addressed to us (its `aud` is our identity), which is what makes `aud(token i) ∋ sub(token i+1)` hold
- * for the `tokens_chained` policy and gives `timeout` the caller's expiry (contract §10.8).
+ * for the `tokens_chained` policy and gives `timeout` the caller's expiry
+ * (docs/wire-compatibility.md#updatetoken).
  *
  * Reads: `ctx.peer` (identity and incoming token). Writes: `token`/`expires` of segments `index-1` and
  * `index`. Placement: after `updatepath` and `begin`, before `authorize` and `timeout`.

@@ -1,8 +1,9 @@
 /**
- * connect (registry client): the terminal client element that calls a remote registry over gRPC. Every call
- * carries the caller's token (contract §7.1, from `tokenGenerator`); Register and Unregister also carry the
- * registry `path` JSON and adopt the server's updated path from the response header (§7.2). Channels are shared
- * per URL through a `ChannelPool`. Place last in a client chain; it does not call `next`.
+ * connect (registry client): the terminal client element that calls a remote registry over gRPC. Every call carries
+ * the caller's token (docs/wire-compatibility.md#token-metadata, from `tokenGenerator`); Register and Unregister
+ * also carry the registry `path` JSON and adopt the server's updated path from the response header
+ * (docs/wire-compatibility.md#registry-path-metadata). Channels are shared per URL through a `ChannelPool`. Place
+ * last in a client chain; it does not call `next`.
  */
 
 import {

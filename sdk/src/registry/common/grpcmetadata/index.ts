@@ -1,4 +1,7 @@
-/** grpcmetadata: the registry `path` JSON side channel (contract §7.2) and its context key. */
+/**
+ * grpcmetadata: the registry `path` JSON side channel (docs/wire-compatibility.md#registry-path-metadata) and its
+ * context key.
+ */
 export {
   assignPath,
   emptyPath,

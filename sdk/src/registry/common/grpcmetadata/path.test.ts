@@ -1,4 +1,7 @@
-/** The `path` JSON of contract §7.2: Go's field names and order, Go's case-insensitive keys, InvalidArgument on junk. */
+/**
+ * The registry `path` JSON (docs/wire-compatibility.md#registry-path-metadata): Go's field names and order, Go's
+ * case-insensitive keys, InvalidArgument on junk.
+ */
 
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";

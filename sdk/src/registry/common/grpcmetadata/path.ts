@@ -1,7 +1,8 @@
 /**
- * The registry path side channel (contract §7.2): Register and Unregister carry the chain of hop tokens as JSON in
- * the request metadata key `path` (`{"Index":n,"PathSegments":[{"token":"…"}]}`, Go `encoding/json` field names),
- * and the server answers with the updated document in the response header of the same key. Find carries none.
+ * The registry path side channel (docs/wire-compatibility.md#registry-path-metadata): Register and Unregister carry
+ * the chain of hop tokens as JSON in the request metadata key `path` (`{"Index":n,"PathSegments":[{"token":"…"}]}`,
+ * Go `encoding/json` field names), and the server answers with the updated document in the response header of the
+ * same key. Find carries none.
  */
 import { type CallContext, ContextKey } from "@nsm-ts/base/context";
 import { Code, fail } from "@nsm-ts/base/status";

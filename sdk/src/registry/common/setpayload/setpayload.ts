@@ -1,6 +1,7 @@
 /**
  * setpayload (registry server): a network service registered without a payload gets `IP`, the upstream default
- * (contract §5), so clients matching on payload see what the data plane will carry. Endpoints pass through.
+ * (docs/wire-compatibility.md#payloads-and-labels), so clients matching on payload see what the data plane will
+ * carry. Endpoints pass through.
  */
 import { Payload } from "@nsm-ts/api/constants";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";

@@ -1,6 +1,7 @@
 /**
- * The KERNEL mechanism (contract §9.4): a Linux interface in a network namespace given by `inodeURL`, named
- * by `name`. Builders, accessors, and the client element that offers KERNEL with the caller's own netns.
+ * The KERNEL mechanism (docs/wire-compatibility.md#kernel-mechanism): a Linux interface in a network namespace
+ * given by `inodeURL`, named by `name`. Builders, accessors, and the client element that offers KERNEL with the
+ * caller's own netns.
  */
 import { create } from "@bufbuild/protobuf";
 import { KernelParam, MechanismClass, MechanismType, OWN_NETNS_URL } from "@nsm-ts/api/constants";
@@ -42,7 +43,10 @@ export function netnsUrlOf(m: Mechanism | undefined): string {
 
 /** Options of the KERNEL client element. */
 export interface KernelClientOptions {
-  /** Interface name to request; default generated from the network service name (contract §9.10). */
+  /**
+   * Interface name to request; default generated from the network service name
+   * (docs/wire-compatibility.md#interface-names).
+   */
   interfaceName?: string;
 }
 
