@@ -78,3 +78,5 @@ export class Pull<T extends RegistryEntry> {
     await this.it.return?.();
   }
 }
+
+export { MemRegistry, memNseRegistry, memNsRegistry, nseOf, nsOf } from "./memory.js";

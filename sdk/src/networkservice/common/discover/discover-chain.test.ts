@@ -5,6 +5,7 @@ import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
 import { newCheck } from "@nsm-ts/testing/elements";
+import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
 import { chain, handler } from "../../core/index.js";
 import * as begin from "../begin/index.js";
@@ -13,7 +14,6 @@ import * as metadata from "../metadata/index.js";
 import * as roundrobin from "../roundrobin/index.js";
 import * as updatepath from "../updatepath/index.js";
 import { newServer } from "./index.js";
-import { memNseRegistry, memNsRegistry, ns, nse } from "./test-registry.js";
 
 describe("discover + roundrobin in a chain", () => {
   it("keeps the endpoint on refresh, moves on reselect, and re-discovers when the endpoint unregisters", async () => {

@@ -12,9 +12,9 @@ import { Payload } from "@nsm-ts/api/constants";
 import { MockClock } from "@nsm-ts/base/clock";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { newCheck } from "@nsm-ts/testing/elements";
+import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { chain, handler } from "../../core/index.js";
 import { type Candidates, candidatesKey, newServer, processLabel } from "./index.js";
-import { memNseRegistry, memNsRegistry, ns, nse } from "./test-registry.js";
 
 const NS = "secure-intranet-connectivity";
 /** Settles a call at once (so a rejection is never unhandled) to the error it threw, or undefined. */

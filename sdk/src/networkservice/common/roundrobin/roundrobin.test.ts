@@ -4,11 +4,11 @@ import { MockClock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { newCheck } from "@nsm-ts/testing/elements";
+import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
 import { chain, handler } from "../../core/index.js";
 import { urlKey } from "../clienturl/index.js";
 import * as discover from "../discover/index.js";
-import { memNseRegistry, memNsRegistry, ns, nse } from "../discover/test-registry.js";
 import { newServer } from "./index.js";
 
 const NS = "ns-1";

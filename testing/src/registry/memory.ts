@@ -1,12 +1,12 @@
 /**
- * A tiny in-memory registry for the discovery elements' unit tests (not exported from the package): Register,
+ * A tiny in-memory registry for the discovery elements' unit tests: Register,
  * Unregister and Find with watch, matching templates by name, service names, labels and URL. The real stores
- * live in `registry/store`; these tests must not depend on them.
+ * live in `@nsm-ts/sdk/registry` (stores); these tests must not depend on them.
  */
 import { clone, create } from "@bufbuild/protobuf";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { CallContext } from "@nsm-ts/base/context";
-import type { FindQuery, FindResult, NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
+import type { FindQuery, FindResult, NseHandler, NsHandler, RegistryEntry, RegistryHandler } from "@nsm-ts/sdk/registry";
 
 function isNse(e: RegistryEntry): e is NetworkServiceEndpoint {
   return e.$typeName === "registry.NetworkServiceEndpoint";
@@ -106,11 +106,11 @@ export function memNsRegistry(): MemRegistry<NetworkService> & NsHandler {
 }
 
 /** Shorthand for building endpoints in tests. */
-export function nse(init: Parameters<typeof create<typeof NetworkServiceEndpointSchema>>[1]): NetworkServiceEndpoint {
+export function nseOf(init: Parameters<typeof create<typeof NetworkServiceEndpointSchema>>[1]): NetworkServiceEndpoint {
   return create(NetworkServiceEndpointSchema, init);
 }
 
 /** Shorthand for building network services in tests. */
-export function ns(init: Parameters<typeof create<typeof NetworkServiceSchema>>[1]): NetworkService {
+export function nsOf(init: Parameters<typeof create<typeof NetworkServiceSchema>>[1]): NetworkService {
   return create(NetworkServiceSchema, init);
 }
