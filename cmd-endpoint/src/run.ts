@@ -112,7 +112,13 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     heal: true,
     retry,
   });
-  const nsClient = createRegistryClient("ns", registryChannel, { tokenGenerator: id.tokenGenerator, signal: lifetime.signal, retry });
+  // heal for the service too: a registry restarted empty must get it back, or clients cannot find us any more.
+  const nsClient = createRegistryClient("ns", registryChannel, {
+    tokenGenerator: id.tokenGenerator,
+    signal: lifetime.signal,
+    heal: true,
+    retry,
+  });
   // Registration stops at SIGTERM too, so a missing nsmgr cannot hold the shutdown for the retry budget.
   const regCtx = (): CallContext => CallContext.create({ log, signal: AbortSignal.any([ctx.signal, lifetime.signal]) });
   let registered: NetworkServiceEndpoint | undefined;
