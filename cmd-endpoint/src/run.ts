@@ -199,8 +199,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     server.health.set("", "NOT_SERVING");
     if (registered) {
       try {
-        // Unregister first, so no new request picks this endpoint while it drains.
-        await nseClient.unregister(CallContext.create({ log, deadline: Date.now() + 5000 }), registered);
+        // Unregister first, so no new request picks this endpoint while it drains; briefly: when the nsmgr is gone
+        // too (a node drain), the registration expires on its own and the exit must not wait for retries.
+        await nseClient.unregister(CallContext.create({ log, deadline: Date.now() + 1000 }), registered);
         log.info({ name: registered.name }, "unregistered");
       } catch (err) {
         log.warn({ err }, "unregister failed; the registration expires on its own");

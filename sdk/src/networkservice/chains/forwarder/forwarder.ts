@@ -63,6 +63,9 @@ export interface Forwarder {
   close(opts?: { unregister?: boolean }): Promise<void>;
 }
 
+/** Deadline of the Unregister that `close({ unregister: true })` sends, in ms. */
+export const UNREGISTER_TIMEOUT_MS = 1000;
+
 /** Builds a forwarder (see the header comment). */
 export function createForwarder(opts: ForwarderOptions): Forwarder {
   const lifetime = new AbortController();
@@ -102,7 +105,11 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     register: () => registration.register(ctx(), entry),
     async close({ unregister = false } = {}) {
       try {
-        if (unregister) await registration.unregister(ctx(), entry);
+        // A drain is short: when the nsmgr is gone too, the registration expires on its own.
+        if (unregister) {
+          const c = ctx();
+          await registration.unregister(c.withDeadline(c.clock.now() + UNREGISTER_TIMEOUT_MS), entry);
+        }
       } finally {
         lifetime.abort();
         parts.dispose();

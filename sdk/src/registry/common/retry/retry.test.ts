@@ -65,4 +65,22 @@ describe("registry retry", () => {
     expect(down.calls()).to.equal(4);
     expect(clock.pending()).to.equal(0);
   });
+
+  it("starts no attempt after the call's own deadline, however long the try budget", async () => {
+    const clock = new MockClock();
+    const down = flaky(1000, Code.Unavailable);
+    const h = registryHandler(registryChain(newClient<NetworkServiceEndpoint>({ intervalMs: 250, tryTimeoutMs: 15_000 }), down.el));
+    const p = h.unregister(CallContext.create({ clock, deadline: clock.now() + 1000 }), nse("a")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    for (let i = 0; i < 3; i++) {
+      await clock.untilPending(1);
+      await clock.advance(250);
+    }
+    expect(isStatusError(await p, Code.Unavailable)).to.equal(true);
+    // Attempts at 0, 250, 500 and 750 ms; the next one would start at the deadline.
+    expect(down.calls()).to.equal(4);
+    expect(clock.pending()).to.equal(0);
+  });
 });

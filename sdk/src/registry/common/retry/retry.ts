@@ -1,7 +1,7 @@
 /**
  * retry (registry client): a Register, Unregister or Find that fails with a transient code (Unavailable, a
- * deadline, …) is tried again every `intervalMs` on `ctx.clock` until `tryTimeoutMs` has passed or the caller
- * cancels; errors about the request itself (InvalidArgument, PermissionDenied, …) are returned at once. A Find is
+ * deadline, …) is tried again every `intervalMs` on `ctx.clock` until `tryTimeoutMs` has passed, the call's own
+ * deadline would pass before the next attempt, or the caller cancels; errors about the request itself (InvalidArgument, PermissionDenied, …) are returned at once. A Find is
  * retried only until it has delivered its first result. Place after `begin`.
  */
 import type { CallContext } from "@nsm-ts/base/context";
@@ -24,13 +24,18 @@ export interface RetryOptions {
 export function newClient<T extends RegistryEntry>(opts: RetryOptions = {}): RegistryElement<T> {
   const intervalMs = opts.intervalMs ?? 1000;
   const tryTimeoutMs = opts.tryTimeoutMs ?? 15_000;
+  // No attempt starts after the budget or the call's deadline: a shutdown's short unregister must not wait 15 s.
+  const giveUp = (ctx: CallContext, start: number, err: unknown): boolean => {
+    const next = ctx.clock.now() + intervalMs;
+    return ctx.signal.aborted || !isRetryable(err) || next - start > tryTimeoutMs || (ctx.deadline !== undefined && next >= ctx.deadline);
+  };
   const attempt = async <R>(ctx: CallContext, fn: () => Promise<R>): Promise<R> => {
     const start = ctx.clock.now();
     for (;;) {
       try {
         return await fn();
       } catch (err) {
-        if (ctx.signal.aborted || !isRetryable(err) || ctx.clock.now() + intervalMs - start > tryTimeoutMs) throw err;
+        if (giveUp(ctx, start, err)) throw err;
         ctx.log.debug({ element: "retry", err }, "call failed; retrying");
         await ctx.clock.sleep(intervalMs, ctx.signal);
       }
@@ -50,7 +55,7 @@ export function newClient<T extends RegistryEntry>(opts: RetryOptions = {}): Reg
           }
           return;
         } catch (err) {
-          if (delivered || ctx.signal.aborted || !isRetryable(err) || ctx.clock.now() + intervalMs - start > tryTimeoutMs) throw err;
+          if (delivered || giveUp(ctx, start, err)) throw err;
           await ctx.clock.sleep(intervalMs, ctx.signal);
         }
       }
