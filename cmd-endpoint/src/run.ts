@@ -145,6 +145,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       ],
     });
     ep.serve(server);
+    const held = ep.monitor;
+    obs.metrics?.countConnections(() => held.size);
 
     let listenUrl = cfg.listenOn;
     if (listenUrl === undefined) {

@@ -97,6 +97,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       log,
       ...dataPlane,
     });
+    const held = forwarder.monitor;
+    obs.metrics?.countConnections(() => held.size);
     forwarder.serve(server, { log });
     // The registration retries for a while when the nsmgr is not there yet; SIGTERM must not wait for that.
     const aborted = new Promise<undefined>((resolve) => ctx.signal.addEventListener("abort", () => resolve(undefined), { once: true }));

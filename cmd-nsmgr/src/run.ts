@@ -70,6 +70,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       },
     });
     nsmgr.serve(server, { log });
+    const held = nsmgr.monitor;
+    obs.metrics?.countConnections(() => held.size);
     server.health.set("", "SERVING");
     log.info(
       { urls: bound, publishedUrl: url, registry: cfg.registryUrl, nodeName: cfg.nodeName, spiffeId: id.identity.spiffeId },

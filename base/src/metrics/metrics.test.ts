@@ -60,4 +60,16 @@ describe("metrics", () => {
     await metrics.listen("unix:///tmp/x.sock").catch((e: unknown) => (err = e));
     expect(String(err)).to.match(/expected tcp:\/\/host:port/);
   });
+
+  it("reports nsm_active_connections from the chain's count once the program gives one", async () => {
+    metrics = createMetrics({ program: "test", processMetrics: false });
+    const active = async (): Promise<string | undefined> =>
+      (await metrics?.registry.metrics())?.split("\n").find((l) => l.startsWith("nsm_active_connections{"));
+    expect(await active()).to.equal('nsm_active_connections{program="test"} 0');
+    let held = 3;
+    metrics.countConnections(() => held);
+    expect(await active()).to.equal('nsm_active_connections{program="test"} 3');
+    held = 0; // e.g. the hop's timeout closed them: no Close passed the interceptor
+    expect(await active()).to.equal('nsm_active_connections{program="test"} 0');
+  });
 });

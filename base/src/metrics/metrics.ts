@@ -37,6 +37,12 @@ export interface Metrics {
    * the value or values by label.
    */
   gauge(name: string, help: string, collect: () => GaugeValue | Promise<GaugeValue>, labelNames?: readonly string[]): void;
+  /**
+   * Reads `nsm_active_connections` from `source` (the number of connections the program's chain holds, e.g. its
+   * connection monitor's size) instead of deriving it from Request/Close traffic, so a connection that the hop's
+   * own timeout closed (no Close passes the interceptor) leaves the count at once.
+   */
+  countConnections(source: () => number): void;
   /** Serves `/metrics` on `tcp://host:port` (port 0 picks one); resolves with the bound `tcp://` URL. */
   listen(url: string): Promise<string>;
   /** Stops the HTTP server (if any). */
@@ -161,6 +167,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   // Live connections by id with their expiry (epoch s, 0 = unknown): a connection that times out without a
   // Close leaves the count once its token expires.
   const live = new Map<string, number>();
+  let connectionSource: (() => number) | undefined;
   const nowS = (): number => Date.now() / 1000;
   new Gauge({
     name: "nsm_active_connections",
@@ -169,7 +176,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     collect() {
       const now = nowS();
       for (const [id, exp] of live) if (exp !== 0 && exp < now) live.delete(id);
-      this.set(live.size);
+      this.set(connectionSource ? connectionSource() : live.size);
     },
   });
 
@@ -248,6 +255,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     serverInterceptor,
     clientInterceptor,
     heals,
+    countConnections(source) {
+      connectionSource = source;
+    },
     gauge(name, help, collect, labelNames = []) {
       new Gauge({
         name,

@@ -73,6 +73,11 @@ export class ConnectionMonitor implements MonitorConnectionServer {
     return this.subs.size;
   }
 
+  /** Number of connections held now (what `nsm_active_connections` reports). */
+  get size(): number {
+    return this.conns.size;
+  }
+
   /** A copy of the connection stored under `id`. */
   get(id: string): Connection | undefined {
     const c = this.conns.get(id);
