@@ -44,7 +44,8 @@ export const realClock: Clock = {
   sleep: (ms, signal) => sleepOn(realClock, ms, signal),
 };
 
-function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+/** `clock.sleep` for any Clock built on `setTimer`: resolves after `ms`, rejects with the signal's reason on abort. */
+export function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);

@@ -98,20 +98,25 @@ function rpcAttributes(path: string): Record<string, string> {
   return { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method };
 }
 
+/** Runs `fn` and ends `span` with its outcome. */
+async function ended<R>(span: Span, fn: () => Promise<R>): Promise<R> {
+  try {
+    const res = await fn();
+    endSpan(span, undefined);
+    return res;
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+}
+
 /** Server interceptor: a SERVER span per call whose parent is the caller's `traceparent`. */
 export function tracingServerInterceptor(tracer: Tracer): ServerInterceptor {
   return (next) => async (call) => {
     const parent = propagator.extract(ROOT_CONTEXT, call.ctx.metadata, defaultTextMapGetter);
     const span = tracer.startSpan(call.path, { kind: SpanKind.SERVER, attributes: rpcAttributes(call.path) }, parent);
     callTraces.set(call.ctx, { tracer, context: trace.setSpan(parent, span) });
-    try {
-      const res = await next(call);
-      endSpan(span, undefined);
-      return res;
-    } catch (err) {
-      endSpan(span, err);
-      throw err;
-    }
+    return ended(span, () => next(call));
   };
 }
 
@@ -122,14 +127,7 @@ export function tracingClientInterceptor(tracer: Tracer): ClientInterceptor {
     const span = tracer.startSpan(call.path, { kind: SpanKind.CLIENT, attributes: rpcAttributes(call.path) }, parent);
     delete call.metadata.tracestate;
     propagator.inject(trace.setSpan(parent, span), call.metadata, defaultTextMapSetter);
-    try {
-      const res = await next(call);
-      endSpan(span, undefined);
-      return res;
-    } catch (err) {
-      endSpan(span, err);
-      throw err;
-    }
+    return ended(span, () => next(call));
   };
 }
 

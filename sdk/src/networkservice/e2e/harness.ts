@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
-import { type Clock, realClock, type Timer } from "@nsm-ts/base/clock";
+import { type Clock, realClock, sleepOn, type Timer } from "@nsm-ts/base/clock";
 import type { CallContext } from "@nsm-ts/base/context";
 import type { MonitorConnectionServer, NetworkServiceElement } from "../core/types.js";
 
@@ -91,21 +91,7 @@ export class CountingClock implements Clock {
     };
   }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const onAbort = (): void => {
-        timer.stop();
-        reject(signal?.reason);
-      };
-      const timer = this.setTimer(ms, () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return sleepOn(this, ms, signal);
   }
 }
 
