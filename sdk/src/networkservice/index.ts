@@ -3,6 +3,8 @@
  * (`updatepath.newServer(name)`, `begin.newClient()`, …), as upstream's folders are named.
  */
 
+// Start here: the standard client and endpoint chains, and the nsmgr and forwarder chains of the programs.
+
 export {
   type ClientCallOptions,
   type ClientHealOptions,
@@ -13,19 +15,34 @@ export {
   type Endpoint,
   type EndpointOptions,
   endpoint,
-  type FailoverMode,
   type Forwarder,
   type ForwarderOptions,
   type HopOptions,
-  type NextHopMonitor,
-  type NextHopMonitorOptions,
   type NsmClient,
   type Nsmgr,
   type NsmgrOptions,
-  newFailover,
-  newNextHopMonitor,
   newServerView,
 } from "./chains/index.js";
+
+// Writing elements: the element contract, composition and serving a chain over gRPC.
+
+export {
+  chain,
+  connectionOf,
+  handler,
+  type MonitorConnectionServer,
+  type NetworkServiceClient,
+  type NetworkServiceElement,
+  type NetworkServiceHandler,
+  type NetworkServiceServer,
+  passThrough,
+  type ServeOptions,
+  serveNetworkService,
+  tail,
+} from "./core/index.js";
+
+// The elements, one namespace each, named as upstream's folders.
+
 export * as authorize from "./common/authorize/index.js";
 export * as begin from "./common/begin/index.js";
 export * as clientinfo from "./common/clientinfo/index.js";
@@ -47,18 +64,4 @@ export * as timeout from "./common/timeout/index.js";
 export * as trimpath from "./common/trimpath/index.js";
 export * as updatepath from "./common/updatepath/index.js";
 export * as updatetoken from "./common/updatetoken/index.js";
-export {
-  chain,
-  connectionOf,
-  handler,
-  type MonitorConnectionServer,
-  type NetworkServiceClient,
-  type NetworkServiceElement,
-  type NetworkServiceHandler,
-  type NetworkServiceServer,
-  passThrough,
-  type ServeOptions,
-  serveNetworkService,
-  tail,
-} from "./core/index.js";
 export * as ipam from "./ipam/index.js";

@@ -4,6 +4,8 @@
  * gRPC serving adapter.
  */
 
+// Start here: the registrar for endpoint authors, the client and server chains, the nsmgr's registry proxy.
+
 export {
   createNsmgrRegistry,
   createRegistrar,
@@ -17,37 +19,11 @@ export {
   type RegistryServer,
   type RegistryServerOptions,
 } from "./chains/index.js";
-export * as authorize from "./common/authorize/index.js";
-export * as begin from "./common/begin/index.js";
-export * as clientinfo from "./common/clientinfo/index.js";
-export * as connect from "./common/connect/index.js";
-export * as expire from "./common/expire/index.js";
-export * as grpcmetadata from "./common/grpcmetadata/index.js";
-export * as heal from "./common/heal/index.js";
-export * as localbypass from "./common/localbypass/index.js";
-export * as refresh from "./common/refresh/index.js";
-export * as retry from "./common/retry/index.js";
-export * as setpayload from "./common/setpayload/index.js";
-export * as setregistrationtime from "./common/setregistrationtime/index.js";
-export * as store from "./common/store/index.js";
-export * as updatepath from "./common/updatepath/index.js";
-export * as validate from "./common/validate/index.js";
-export {
-  type FindQuery,
-  type FindResult,
-  type NsElement,
-  type NseElement,
-  type NseHandler,
-  type NsHandler,
-  type RegistryElement,
-  type RegistryEntry,
-  type RegistryHandler,
-  registryChain,
-  registryHandler,
-  registryPassThrough,
-  registryTail,
-} from "./core/index.js";
+
+// Serving and storing: the gRPC adapter and the memory and etcd stores.
+
 export { type RegistryServeOptions, serveRegistry } from "./grpc/index.js";
+
 export {
   createEtcdStore,
   createMemoryStore,
@@ -65,3 +41,39 @@ export {
   type StorePutOptions,
   type VersionedEntry,
 } from "./store/index.js";
+
+// Writing elements: the element contract and composition.
+
+export {
+  type FindQuery,
+  type FindResult,
+  type NsElement,
+  type NseElement,
+  type NseHandler,
+  type NsHandler,
+  type RegistryElement,
+  type RegistryEntry,
+  type RegistryHandler,
+  registryChain,
+  registryHandler,
+  registryPassThrough,
+  registryTail,
+} from "./core/index.js";
+
+// The elements, one namespace each, written once for network services and endpoints.
+
+export * as authorize from "./common/authorize/index.js";
+export * as begin from "./common/begin/index.js";
+export * as clientinfo from "./common/clientinfo/index.js";
+export * as connect from "./common/connect/index.js";
+export * as expire from "./common/expire/index.js";
+export * as grpcmetadata from "./common/grpcmetadata/index.js";
+export * as heal from "./common/heal/index.js";
+export * as localbypass from "./common/localbypass/index.js";
+export * as refresh from "./common/refresh/index.js";
+export * as retry from "./common/retry/index.js";
+export * as setpayload from "./common/setpayload/index.js";
+export * as setregistrationtime from "./common/setregistrationtime/index.js";
+export * as store from "./common/store/index.js";
+export * as updatepath from "./common/updatepath/index.js";
+export * as validate from "./common/validate/index.js";

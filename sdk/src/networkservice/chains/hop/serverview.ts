@@ -8,7 +8,10 @@
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
-/** Creates the serverview element. */
+/**
+ * Creates the serverview element.
+ * @internal Exported for the test sandbox, which builds passthrough endpoints from the same parts.
+ */
 export function newServerView(): NetworkServiceElement {
   return {
     name: "serverview",
