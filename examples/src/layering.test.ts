@@ -3,7 +3,7 @@
  * every rule fails on a violation planted in a scratch tree shaped like the repository.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,5 +94,14 @@ describe("layering (dependency-cruiser)", function () {
       plant({ "sdk/src/networkservice/n.ts": 'import "../../../testing/src/t.js";\n' });
       expect(cruise(tree, ["."]).out).to.contain("error product-not-test-support:");
     });
+  });
+
+  it("hand-written modules name what they export: no `export *` outside the api facades over generated code", () => {
+    const files = String(execFileSync("git", ["ls-files", "*.ts"], { cwd: repo }))
+      .split("\n")
+      .filter((f) => f !== "" && !f.startsWith("api/gen/") && !/^api\/src\/(networkservice|registry|ipam|resources|health)\.ts$/.test(f));
+    expect(files.length).to.be.greaterThan(100);
+    const wildcard = files.filter((f) => /^export \* from /m.test(readFileSync(join(repo, f), "utf8")));
+    expect(wildcard).to.deep.equal([]);
   });
 });
