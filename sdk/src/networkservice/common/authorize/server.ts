@@ -6,7 +6,7 @@
  * cleaning up after a timeout) can close with a token that ran out. Calls without a peer (in-process, not
  * from the network) are not checked, as upstream does.
  *
- * Ownership (docs/wire-compatibility.md#connection-ownership): the SPIFFE ID of the peer whose Request
+ * Ownership (docs/wire-compatibility.md#policies): the SPIFFE ID of the peer whose Request
  * created a connection owns it; a later Request for the same connection id (a refresh) or a Close from
  * another identity is `PermissionDenied`. The owner is kept per connection id until Close.
  *
