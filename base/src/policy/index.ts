@@ -13,6 +13,7 @@ export {
   tokensChained,
   tokensExpired,
   tokensValid,
+  tokenTimeProblem,
 } from "./path.js";
 export { enforce, type Policy } from "./policy.js";
 export { type RegistryPolicyInput, registryClientAllowed } from "./registry.js";

@@ -48,20 +48,31 @@ export const tokensValid: Policy<PathPolicyInput> = {
 };
 
 /**
- * Tokens of the segments from the path index onward are not expired (`now < exp`). The left side is not
- * checked, as in current upstream (sdk#1512): when `timeout` closes a connection the caller's token has
- * expired by definition, and that Close must still pass authorize.
+ * Why `claims` is not valid at `now` (ms), or undefined when it is: `exp` must be present and in the future,
+ * `nbf` (when present) reached. Only the JWT claims count, never the `expires` metadata or field.
+ */
+export function tokenTimeProblem(claims: TokenClaims, now: number): string | undefined {
+  if (claims.exp === undefined) return "has no exp";
+  if (now >= claims.exp * 1000) return `expired at ${formatExpires(new Date(claims.exp * 1000))}`;
+  if (claims.nbf !== undefined && now < claims.nbf * 1000) {
+    return `is not valid before ${formatExpires(new Date(claims.nbf * 1000))}`;
+  }
+  return undefined;
+}
+
+/**
+ * Every segment's token it is given is alive: it has an `exp`, `now < exp`, and `now >= nbf` when it has one
+ * (upstream `tokens_expired`, plus `nbf`). A server passes the left side of the path (the caller's token and
+ * every earlier segment's); Close skips this policy (see the authorize element) so cleanup still works.
  */
 export const tokensExpired: Policy<PathPolicyInput> = {
   name: "tokens_expired",
   async check({ path, now }) {
-    for (let i = path.index; i < path.pathSegments.length; i++) {
+    for (let i = 0; i < path.pathSegments.length; i++) {
       const c = claimsOf(path.pathSegments[i]?.token ?? "");
       if (typeof c === "string") return `token of path segment ${segmentName(path, i)} is invalid: ${c}`;
-      if (c.exp === undefined) return `token of path segment ${segmentName(path, i)} has no exp`;
-      if (now >= c.exp * 1000) {
-        return `token of path segment ${segmentName(path, i)} expired at ${formatExpires(new Date(c.exp * 1000))}`;
-      }
+      const problem = tokenTimeProblem(c, now);
+      if (problem !== undefined) return `token of path segment ${segmentName(path, i)} ${problem}`;
     }
     return undefined;
   },

@@ -147,31 +147,38 @@ describe("tools/policy", () => {
       expect(existsSync(pki.dir)).to.equal(false);
     });
 
-    it("tokens_expired denies an expired token from the index onward, on the injected clock", async () => {
+    it("tokens_expired denies an expired token in any segment it is given, on the injected clock", async () => {
       const path = await threeHopPath(1);
       await clock.advance(10 * MIN - 1);
       await enforce(defaultServerPolicies, input(path, nsc));
       await clock.advance(1);
       const err = await denial(enforce(defaultServerPolicies, input(path, nsc)));
       expect(err.message).to.equal(
-        "authorize: policy tokens_expired denied: token of path segment 1 (nsmgr) expired at 2026-01-01T00:10:00Z",
+        "authorize: policy tokens_expired denied: token of path segment 0 (nsc) expired at 2026-01-01T00:10:00Z",
       );
     });
 
-    it("tokens_expired checks the right side only (upstream rule) and wants an exp", async () => {
+    it("tokens_expired checks every segment it is given (upstream rule), wants an exp and honours nbf", async () => {
       const path = await threeHopPath(2);
       const seg0 = path.pathSegments[0];
       const seg2 = path.pathSegments[2];
       if (!seg0 || !seg2) throw new Error("no segment");
       seg0.token = (await gen(nsc, 1000)({ spiffeId: nsmgr.spiffeId })).token;
       await clock.advance(2000);
-      expect(await tokensExpired.check(input(path, nsmgr))).to.equal(undefined);
+      // A previous segment counts too, whatever the index (the caller's token and every earlier hop's).
+      expect(await tokensExpired.check(input(path, nsmgr))).to.match(/segment 0 \(nsc\) expired at/);
       path.index = 0;
       expect(await tokensExpired.check(input(path, nsmgr))).to.match(/segment 0 \(nsc\) expired at/);
+      seg0.token = (await gen(nsc)({ spiffeId: nsmgr.spiffeId })).token;
       const enc = (o: object): string => Buffer.from(JSON.stringify(o)).toString("base64url");
       seg2.token = `${enc({ alg: "ES256" })}.${enc({ sub: nse.spiffeId })}.sig`;
       path.index = 2;
       expect(await tokensExpired.check(input(path, nsmgr))).to.equal("token of path segment 2 (nse) has no exp");
+      const now = Math.floor(clock.now() / 1000);
+      seg2.token = `${enc({ alg: "ES256" })}.${enc({ sub: nse.spiffeId, exp: now + 60, nbf: now + 30 })}.sig`;
+      expect(await tokensExpired.check(input(path, nsmgr))).to.match(/segment 2 \(nse\) is not valid before/);
+      await clock.advance(30_000);
+      expect(await tokensExpired.check(input(path, nsmgr))).to.equal(undefined);
     });
 
     it("tokens_chained denies a wrong audience and a broken chain", async () => {

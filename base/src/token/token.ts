@@ -36,6 +36,8 @@ export interface TokenClaims {
   aud: string[];
   /** Expiry, seconds since the epoch. */
   exp?: number;
+  /** Not valid before, seconds since the epoch (our tokens and upstream's never set it; policies honour it). */
+  nbf?: number;
 }
 
 /** Builds the peer info for a TLS peer certificate (its SPIFFE ID from the URI SAN). */
@@ -106,10 +108,13 @@ function decodeUncached(token: string): TokenClaims {
   } catch (err) {
     throw new StatusError(Code.InvalidArgument, `token: malformed JWT: ${(err as Error).message}`, { cause: err });
   }
-  const { sub, aud, exp } = payload;
+  const { sub, aud, exp, nbf } = payload;
   if (sub !== undefined && typeof sub !== "string") fail(Code.InvalidArgument, "token: sub is not a string");
   if (exp !== undefined && (typeof exp !== "number" || !Number.isFinite(exp))) {
     fail(Code.InvalidArgument, "token: exp is not a number");
+  }
+  if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf))) {
+    fail(Code.InvalidArgument, "token: nbf is not a number");
   }
   let auds: string[];
   if (aud === undefined) auds = [];
@@ -119,6 +124,7 @@ function decodeUncached(token: string): TokenClaims {
   const out: TokenClaims = { aud: auds };
   if (sub !== undefined) out.sub = sub;
   if (exp !== undefined) out.exp = exp;
+  if (nbf !== undefined) out.nbf = nbf;
   return out;
 }
 

@@ -8,6 +8,7 @@
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { Channel } from "@nsm-ts/base/grpc";
 import type { TokenGenerator } from "@nsm-ts/base/token";
+import * as authorize from "../common/authorize/index.js";
 import * as begin from "../common/begin/index.js";
 import * as clientinfo from "../common/clientinfo/index.js";
 import * as connect from "../common/connect/index.js";
@@ -54,6 +55,9 @@ function filter(keep: (e: NetworkServiceEndpoint) => boolean): RegistryElement<N
   };
 }
 
+/** The proxy leaves ownership to the registry; it checks only the path of its local registrants. */
+const noOwners = async (): Promise<undefined> => undefined;
+
 /** Builds the registry proxy of an nsmgr (see the header comment). */
 export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
   const gen = opts.tokenGenerator;
@@ -66,6 +70,8 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
       filter((e) => e.url !== opts.nsmgrUrl),
       updatepath.newServer(gen),
       begin.newServer(),
+      // Local registrants register for themselves: their token must be theirs, alive and a one-hop path.
+      authorize.newServer<NetworkServiceEndpoint>({ owners: noOwners, registrars: () => false }),
       clientinfo.newClient(opts.clientInfo ?? {}),
       expire.newServer(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
       lb,
@@ -86,6 +92,7 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
     registryChain<NetworkService>(
       updatepath.newServer(gen),
       begin.newServer(),
+      authorize.newServer<NetworkService>({ owners: noOwners, registrars: () => false }),
       connect.newClient("ns", opts.registry, { tokenGenerator: gen }),
     ),
   );

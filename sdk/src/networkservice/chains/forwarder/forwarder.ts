@@ -100,7 +100,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     element,
     monitor: parts.connections,
     serve(server, serveOpts = {}) {
-      serveNetworkService(server, element, parts.connections, serveOpts);
+      serveNetworkService(server, element, parts.monitorServer, serveOpts);
     },
     register: () => registration.register(ctx(), entry),
     async close({ unregister = false } = {}) {

@@ -18,7 +18,7 @@ import * as timeout from "../../common/timeout/index.js";
 import * as trimpath from "../../common/trimpath/index.js";
 import * as updatepath from "../../common/updatepath/index.js";
 import * as updatetoken from "../../common/updatetoken/index.js";
-import type { NetworkServiceElement } from "../../core/types.js";
+import type { MonitorConnectionServer, NetworkServiceElement } from "../../core/types.js";
 import { type NextHopMonitor, newNextHopMonitor } from "./nexthop.js";
 import { newServerView } from "./serverview.js";
 
@@ -42,6 +42,8 @@ export interface HopOptions {
 /** What `hopParts` builds. */
 export interface HopParts {
   connections: monitor.ConnectionMonitor;
+  /** What the hop serves as MonitorConnection: `connections` behind monitor authorize (outside the dev mode). */
+  monitorServer: MonitorConnectionServer;
   head: NetworkServiceElement[];
   tail: NetworkServiceElement[];
   nexthop: NextHopMonitor;
@@ -74,6 +76,8 @@ export function hopParts(opts: HopOptions): HopParts {
   });
   return {
     connections,
+    // Outside the dev mode a peer sees only connections whose path carries its identity (monitor authorize).
+    monitorServer: insecure ? connections : authorize.newMonitorServer(connections),
     nexthop,
     head: [
       updatepath.newServer(opts.name),

@@ -82,7 +82,7 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
     monitor: parts.connections,
     registry,
     serve(server, serveOpts = {}) {
-      serveNetworkService(server, element, parts.connections, serveOpts);
+      serveNetworkService(server, element, parts.monitorServer, serveOpts);
       serveRegistry(server, { ns: registry.ns, nse: registry.nse }, serveOpts);
     },
     close() {

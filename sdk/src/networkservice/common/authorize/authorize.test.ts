@@ -131,3 +131,40 @@ describe("authorize with begin", () => {
     expect(counter.closes).to.equal(1);
   });
 });
+
+describe("authorize server in the insecure dev mode", () => {
+  const enc = (o: object): string => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const jwt = (claims: object): string => `${enc({ alg: "ES256", typ: "JWT" })}.${enc(claims)}.sig`;
+  const clock = new MockClock(Date.UTC(2026, 0, 1));
+  const now = Math.floor(clock.now() / 1000);
+  const req = (callerClaims: object) =>
+    create(NetworkServiceRequestSchema, {
+      connection: {
+        id: "b",
+        path: {
+          index: 1,
+          pathSegments: [
+            { name: "nsc", id: "a", token: jwt(callerClaims) },
+            { name: "nse", id: "b", token: jwt({ sub: "spiffe://dev/nse", exp: now + 600 }) },
+          ],
+        },
+      },
+    });
+  const run = async (claims: object): Promise<unknown> => {
+    const h = handler(chain(authorize.newServer({ insecure: true }), newCounter("c")));
+    const ctx = CallContext.create({ clock, peer: { address: "127.0.0.1:1234" } });
+    return h.request(ctx, req(claims)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  };
+
+  it("still refuses a caller token without exp, expired or not yet valid, and accepts a live one", async () => {
+    for (const claims of [{ sub: "spiffe://dev/nsc" }, { sub: "spiffe://dev/nsc", exp: now - 1 }, { exp: now + 60, nbf: now + 30 }]) {
+      const err = await run(claims);
+      expect(isStatusError(err, Code.PermissionDenied), JSON.stringify(claims)).to.equal(true);
+      expect((err as Error).message).to.contain("policy tokens_expired denied: token of path segment 0 (nsc)");
+    }
+    expect(await run({ sub: "spiffe://dev/nsc", exp: now + 60 })).to.equal(undefined);
+  });
+});

@@ -5,12 +5,23 @@
  * the token in the segment before ours (the caller's per-RPC token, put there by `updatetoken` and checked
  * by `authorize` when the Request came in), and it owns that segment's id — the id its heal selects on.
  * The watcher is the SPIFFE ID of its TLS certificate; without one (no mTLS) it owns nothing and is refused.
- * Calls without a peer (in-process, not from the network) are not checked, as on the NetworkService side.
+ * Beyond upstream's rule, which admits a stream when the selector names one own connection, every event is
+ * filtered: a watcher receives only connections whose path, up to this hop, carries its identity (the `sub`
+ * of a segment's token), so no selector shows it another workload's connections or their tokens
+ * (docs/wire-compatibility.md#monitor-selector). Calls without a peer (in-process, not from the network) are
+ * not checked, as on the NetworkService side.
  *
  * Reads: `ctx.peer.spiffeId`, the selector's path segment ids, the held connections. Placement: wraps the
  * MonitorConnections server of a chain (e.g. an endpoint's ConnectionMonitor).
  */
-import type { Connection, ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
+import { create } from "@bufbuild/protobuf";
+import {
+  type Connection,
+  type ConnectionEvent,
+  ConnectionEventSchema,
+  ConnectionEventType,
+  type MonitorScopeSelector,
+} from "@nsm-ts/api/networkservice";
 import { enforce, type MonitorPolicyInput, monitorServiceConnection, type Policy } from "@nsm-ts/base/policy";
 import { decodeToken } from "@nsm-ts/base/token";
 import type { MonitorConnectionServer } from "../../core/types.js";
@@ -51,6 +62,28 @@ export function spiffeIdConnectionMap(conns: Iterable<Connection>): Map<string, 
   return out;
 }
 
+/** True when a token of the segments before this hop's (index) names `spiffeId` as its `sub`. */
+export function pathCarries(conn: Connection, spiffeId: string): boolean {
+  const path = conn.path;
+  if (!path) return false;
+  for (let i = 0; i < path.index && i < path.pathSegments.length; i++) {
+    try {
+      if (decodeToken(path.pathSegments[i]?.token ?? "").sub === spiffeId) return true;
+    } catch {
+      // an unreadable token names nobody
+    }
+  }
+  return false;
+}
+
+/** `ev` with only the connections `spiffeId` may see, or undefined when an update is left with none. */
+function visible(ev: ConnectionEvent, spiffeId: string): ConnectionEvent | undefined {
+  const connections: Record<string, Connection> = {};
+  for (const [k, c] of Object.entries(ev.connections)) if (pathCarries(c, spiffeId)) connections[k] = c;
+  if (Object.keys(connections).length === 0 && ev.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) return undefined;
+  return create(ConnectionEventSchema, { type: ev.type, connections });
+}
+
 /** Wraps `inner` so that each MonitorConnections call is authorized first (`PermissionDenied` naming the policy). */
 export function newMonitorServer(inner: ConnectionSource, opts: MonitorAuthorizeOptions = {}): MonitorConnectionServer {
   const policies = opts.policies ?? [monitorServiceConnection];
@@ -64,6 +97,12 @@ export function newMonitorServer(inner: ConnectionSource, opts: MonitorAuthorize
             serviceSpiffeId: ctx.peer.spiffeId ?? "",
           };
           await enforce(policies, input, ELEMENT);
+          const watcher = ctx.peer.spiffeId ?? "";
+          for await (const ev of inner.monitorConnections(ctx, selector)) {
+            const out = visible(ev, watcher);
+            if (out) yield out;
+          }
+          return;
         }
         yield* inner.monitorConnections(ctx, selector);
       })();

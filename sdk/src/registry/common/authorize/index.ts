@@ -1,2 +1,2 @@
 /** authorize (registry): only the original registrant may refresh or unregister a name. */
-export { type AuthorizeOptions, callerOf, newServer, ownerCheck } from "./authorize.js";
+export { type AuthorizeOptions, callerOf, isNsmgrId, newServer, ownerCheck, registrarPatterns } from "./authorize.js";
