@@ -17,6 +17,7 @@ import {
   list,
   nonEmpty,
   oneOf,
+  serverVars,
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -25,6 +26,7 @@ import {
 export const config = defineConfig(
   {
     ...commonVars({ name: `endpoint-${hostname()}`, nameLabel: "endpoint-<hostname>" }),
+    ...serverVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URL to serve on; unset = a unix socket in a new temp directory, registered for the node's nsmgr",

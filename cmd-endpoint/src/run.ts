@@ -101,7 +101,12 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const lifetime = new AbortController();
   let tempDir: string | undefined;
   const obs = await startObservability(cfg, { program: "cmd-endpoint", log });
-  const server = createServer({ ...id.serverOptions, log, interceptors: obs.serverInterceptors });
+  const server = createServer({
+    ...id.serverOptions,
+    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    log,
+    interceptors: obs.serverInterceptors,
+  });
   server.health.set("", "NOT_SERVING");
   const registryChannel = dial(cfg.connectTo, { ...id.dialOptions, interceptors: obs.clientInterceptors });
   // The nsmgr is often starting at the same moment (a pod restart, npm start): retry sooner than the 1 s default.

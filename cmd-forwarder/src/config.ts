@@ -14,6 +14,7 @@ import {
   labels,
   nonEmpty,
   oneOf,
+  serverVars,
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -25,6 +26,7 @@ export const FORWARDER_MECHANISMS = ["NOOP", "KERNEL"] as const;
 export const config = defineConfig(
   {
     ...commonVars({ name: `forwarder-${hostname()}`, nameLabel: "forwarder-<hostname>" }),
+    ...serverVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URL to serve on; unset = a unix socket in a new temp directory, registered for the node's nsmgr",

@@ -73,7 +73,12 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
   if (xconnects)
     obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);
-  const server = createServer({ ...id.serverOptions, log, interceptors: obs.serverInterceptors });
+  const server = createServer({
+    ...id.serverOptions,
+    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    log,
+    interceptors: obs.serverInterceptors,
+  });
   server.health.set("", "NOT_SERVING");
   let tempDir: string | undefined;
   let forwarder: ReturnType<typeof createForwarder> | undefined;

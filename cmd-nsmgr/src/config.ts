@@ -5,7 +5,18 @@
  */
 import { hostname } from "node:os";
 import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
-import { type ConfigValues, commonVars, defineConfig, duration, nonEmpty, str, url, urlList, validateCommon } from "@nsm-ts/base/config";
+import {
+  type ConfigValues,
+  commonVars,
+  defineConfig,
+  duration,
+  nonEmpty,
+  serverVars,
+  str,
+  url,
+  urlList,
+  validateCommon,
+} from "@nsm-ts/base/config";
 
 /**
  * The node socket every local client, endpoint and forwarder dials; upstream's default
@@ -17,6 +28,7 @@ export const DEFAULT_NSM_SOCKET = "unix:///var/lib/networkservicemesh/nsm.io.soc
 export const config = defineConfig(
   {
     ...commonVars({ name: `nsmgr-${hostname()}`, nameLabel: "nsmgr-<hostname>" }),
+    ...serverVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URLs to serve on, comma separated: the node socket for local clients and a tcp URL for remote nsmgrs",

@@ -43,7 +43,12 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
   const id = await programIdentity("cmd-nsmgr", cfg, log);
   const obs = await startObservability(cfg, { program: "cmd-nsmgr", log });
-  const server = createServer({ ...id.serverOptions, log, interceptors: obs.serverInterceptors });
+  const server = createServer({
+    ...id.serverOptions,
+    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    log,
+    interceptors: obs.serverInterceptors,
+  });
   server.health.set("", "NOT_SERVING");
   let nsmgr: ReturnType<typeof createNsmgr> | undefined;
   try {

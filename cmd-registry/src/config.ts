@@ -3,7 +3,18 @@
  * store selection that lets several replicas share state through etcd.
  */
 import { hostname } from "node:os";
-import { type ConfigValues, cidr, commonVars, defineConfig, duration, hostPort, int, urlList, validateCommon } from "@nsm-ts/base/config";
+import {
+  type ConfigValues,
+  cidr,
+  commonVars,
+  defineConfig,
+  duration,
+  hostPort,
+  int,
+  serverVars,
+  urlList,
+  validateCommon,
+} from "@nsm-ts/base/config";
 
 /** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
 export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
@@ -32,6 +43,7 @@ export function parseRegistryStore(raw: string): RegistryStore {
 export const config = defineConfig(
   {
     ...commonVars({ name: `registry-${hostname()}`, nameLabel: "registry-<hostname>" }),
+    ...serverVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URLs to serve the registry on, comma separated (tcp://host:port, unix:///path)",

@@ -57,6 +57,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   );
   const server = createServer({
     ...serverOptions,
+    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });

@@ -3,7 +3,8 @@
  * five programs' tables agree and a manifest can set them the same way everywhere.
  */
 
-import { bool, duration, hostPort, logLevel, nonEmpty, str, url } from "./parsers.js";
+import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
+import { bool, duration, hostPort, int, logLevel, nonEmpty, str, url } from "./parsers.js";
 import { allOrNone, ConfigError } from "./schema.js";
 
 /** Options of `commonVars`. */
@@ -73,6 +74,21 @@ export function commonVars(opts: CommonVarsOptions) {
       description: "OTLP/HTTP collector host:port for traces when TELEMETRY=true (sent to http://host:port/v1/traces)",
       default: DEFAULT_OPEN_TELEMETRY_ENDPOINT,
       parse: hostPort,
+    },
+  } as const;
+}
+
+/**
+ * The table entries of a program that serves gRPC: `NSM_MAX_RECV_MESSAGE_BYTES`, the largest message its server
+ * accepts (pass it to `createServer` as `maxRecvMessageBytes`).
+ */
+export function serverVars() {
+  return {
+    maxRecvMessageBytes: {
+      name: "NSM_MAX_RECV_MESSAGE_BYTES",
+      description: "Largest gRPC message this server accepts, in bytes; larger ones get RESOURCE_EXHAUSTED",
+      default: String(DEFAULT_MAX_RECV_MESSAGE_BYTES),
+      parse: int({ min: 64 * 1024, max: 1024 * 1024 * 1024 }),
     },
   } as const;
 }

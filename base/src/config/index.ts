@@ -3,7 +3,14 @@
  * parsers for NSM's value formats, the variables every program shares, and `runMain`, the shared `main()`.
  */
 
-export { type CommonVarsOptions, commonVars, DEFAULT_OPEN_TELEMETRY_ENDPOINT, type TlsFiles, validateCommon } from "./common.js";
+export {
+  type CommonVarsOptions,
+  commonVars,
+  DEFAULT_OPEN_TELEMETRY_ENDPOINT,
+  serverVars,
+  type TlsFiles,
+  validateCommon,
+} from "./common.js";
 export {
   atLeastOne,
   bool,

@@ -19,6 +19,7 @@ import {
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
 import { expect } from "chai";
+import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
 import { createLogger } from "../log/index.js";
 import { Code, isStatusError, StatusError } from "../status/index.js";
 import {
@@ -98,6 +99,38 @@ describe("grpc typed layer", () => {
       health: createClient(Health, channel),
     };
   }
+
+  describe("receive size", () => {
+    it("maxRecvMessageBytes: a larger message is ResourceExhausted before the handler, a smaller one is served, the server keeps serving", async () => {
+      let handled = 0;
+      const { ns } = await start(
+        {
+          request: async (req) => {
+            handled++;
+            return req.connection ?? {};
+          },
+        },
+        { maxRecvMessageBytes: 64 * 1024 },
+      );
+      const err = await ns.request({ connection: { id: "x".repeat(100 * 1024) } }, { timeoutMs: 5000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isStatusError(err, Code.ResourceExhausted), String(err)).to.equal(true);
+      expect(handled).to.equal(0);
+      expect((await ns.request({ connection: { id: "x".repeat(10 * 1024) } }, { timeoutMs: 5000 })).id).to.have.length(10 * 1024);
+      expect(handled).to.equal(1);
+    });
+
+    it("the default is DEFAULT_MAX_RECV_MESSAGE_BYTES (4 MiB)", async () => {
+      const { ns } = await start({});
+      const err = await ns.request({ connection: { id: "x".repeat(DEFAULT_MAX_RECV_MESSAGE_BYTES + 1) } }, { timeoutMs: 5000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isStatusError(err, Code.ResourceExhausted), String(err)).to.equal(true);
+    });
+  });
 
   describe("parseUrl", () => {
     it("maps tcp and unix URLs to grpc-js targets", () => {

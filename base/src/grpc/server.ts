@@ -6,6 +6,7 @@
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError } from "../status/index.js";
@@ -26,7 +27,12 @@ export interface ServerOptions {
   interceptors?: ServerInterceptor[];
   /** Where handler failures that are not StatusErrors get logged. Default: silent. */
   log?: Logger;
-  /** Raw grpc-js server options (message sizes, keepalive). */
+  /**
+   * Largest message the server accepts, in bytes; larger ones are refused with `ResourceExhausted` before any
+   * handler runs. Default `DEFAULT_MAX_RECV_MESSAGE_BYTES` (4 MiB; docs/wire-compatibility.md#limits).
+   */
+  maxRecvMessageBytes?: number;
+  /** Raw grpc-js server options (keepalive, …); they win over `maxRecvMessageBytes`. */
   grpcOptions?: grpc.ServerOptions;
 }
 
@@ -49,7 +55,10 @@ export interface NsmServer {
 export function createServer(opts: ServerOptions = {}): NsmServer {
   const log = opts.log ?? silentLogger;
   const interceptors = opts.interceptors ?? [];
-  const server = new grpc.Server(opts.grpcOptions);
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": opts.maxRecvMessageBytes ?? DEFAULT_MAX_RECV_MESSAGE_BYTES,
+    ...opts.grpcOptions,
+  });
   const active = new Set<CallContext>();
   const health = new HealthState();
   const unixPaths: string[] = [];

@@ -64,4 +64,5 @@ export * as timeout from "./common/timeout/index.js";
 export * as trimpath from "./common/trimpath/index.js";
 export * as updatepath from "./common/updatepath/index.js";
 export * as updatetoken from "./common/updatetoken/index.js";
+export * as validate from "./common/validate/index.js";
 export * as ipam from "./ipam/index.js";

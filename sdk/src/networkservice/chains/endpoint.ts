@@ -1,5 +1,5 @@
 /**
- * The standard endpoint chain (what an NSE serves): validate → updatepath → begin → updatetoken → authorize
+ * The standard endpoint chain (what an NSE serves): validate (limits) → endpoint-validate → updatepath → begin → updatetoken → authorize
  * → metadata → [timeout] → monitor → trimpath → …additional. `additional` holds the endpoint's own
  * elements (mechanisms, IPAM, …) or, for a passthrough endpoint, a client chain to the next hop. See
  * README.md for why the elements sit where they do.
@@ -19,6 +19,7 @@ import * as timeout from "../common/timeout/index.js";
 import * as trimpath from "../common/trimpath/index.js";
 import * as updatepath from "../common/updatepath/index.js";
 import * as updatetoken from "../common/updatetoken/index.js";
+import * as limits from "../common/validate/index.js";
 import { chain } from "../core/chain.js";
 import { serveNetworkService } from "../core/serve.js";
 import type { NetworkServiceElement } from "../core/types.js";
@@ -79,6 +80,7 @@ export function endpoint(opts: EndpointOptions): Endpoint {
   const auth: authorize.AuthorizeOptions = { insecure: opts.insecure ?? false };
   if (opts.policies) auth.policies = opts.policies;
   const elements: NetworkServiceElement[] = [
+    limits.newServer(),
     validate,
     updatepath.newServer(opts.name),
     begin.newServer(),

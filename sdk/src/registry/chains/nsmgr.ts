@@ -1,9 +1,9 @@
 /**
  * The registry proxy an nsmgr serves to the endpoints and forwarders of its node, and the views of it that the
- * nsmgr's own elements read. Endpoint Register/Unregister: updatepath → begin → clientinfo → expire →
+ * nsmgr's own elements read. Endpoint Register/Unregister: validate → updatepath → begin → clientinfo → expire →
  * localbypass → connect (upstream registry): the registry publishes the nsmgr's URL, the nsmgr keeps the real
  * one (usually a unix socket only it can reach) and hands it back in Find results for its own endpoints.
- * Network services: updatepath → begin → connect. Find passes through (with the localbypass rewrite).
+ * Network services: validate → updatepath → begin → connect. Find passes through (with the localbypass rewrite).
  */
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { Channel } from "@nsm-ts/base/grpc";
@@ -15,6 +15,7 @@ import * as connect from "../common/connect/index.js";
 import * as expire from "../common/expire/index.js";
 import * as localbypass from "../common/localbypass/index.js";
 import * as updatepath from "../common/updatepath/index.js";
+import * as validate from "../common/validate/index.js";
 import { type FindResult, type NseHandler, type NsHandler, type RegistryElement, registryChain, registryHandler } from "../core/index.js";
 
 /** Options of `createNsmgrRegistry`. */
@@ -68,6 +69,7 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
       // Our own endpoints that have not registered with this (restarted) nsmgr yet: their real URL is unknown,
       // and handing out our own URL would make a forwarder call us as if we were the endpoint.
       filter((e) => e.url !== opts.nsmgrUrl),
+      validate.newServer(),
       updatepath.newServer(gen),
       begin.newServer(),
       // Local registrants register for themselves: their token must be theirs, alive and a one-hop path.
@@ -90,6 +92,7 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
   );
   const ns = registryHandler(
     registryChain<NetworkService>(
+      validate.newServer(),
       updatepath.newServer(gen),
       begin.newServer(),
       authorize.newServer<NetworkService>({ owners: noOwners, registrars: () => false }),

@@ -4,7 +4,7 @@
  * expiry timers; the etcd store keeps one as a watch-fed mirror of its prefix so Find by label does not range over
  * every key in etcd.
  */
-import { clone } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { AsyncQueue } from "@nsm-ts/base/queue";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { createDb, type Db, type Table } from "@nsm-ts/statedb";
@@ -64,14 +64,23 @@ export class EntryIndex<T extends RegistryEntry> {
   /** Removes `name` and tells matching watchers (with the removed entry and the revision of the removal). */
   delete(name: string, revision: string): Indexed<T> | undefined {
     const txn = this.db.writeTxn(this.table);
-    const cur = this.table.deleteKey(txn, name);
+    const cur = this.table.get(txn, name);
     if (cur === undefined) {
       txn.abort();
       return undefined;
     }
+    // statedb keeps the deleted object as a tombstone: swap in a name-only stub first, so a large entry leaves
+    // nothing large behind (docs/wire-compatibility.md#limits).
+    this.table.insert(txn, { entry: this.stub(name), revision, keys: [] });
+    this.table.deleteKey(txn, name);
     txn.commit();
     this.publish({ entry: cur.entry, deleted: true, revision });
     return cur;
+  }
+
+  /** An entry of this kind holding only `name`: what a tombstone keeps. */
+  private stub(name: string): T {
+    return create(this.spec.schema, { name } as never) as T;
   }
 
   /** Ends every watch with `err` (after each drains what it has buffered). */

@@ -1,6 +1,6 @@
 /**
  * The server head and client tail shared by the nsmgr and forwarder chains: both are servers whose tail is a
- * client to the next hop. Head: updatepath → begin → metadata → updatetoken → authorize → timeout → monitor →
+ * client to the next hop. Head: validate (limits) → updatepath → begin → metadata → updatetoken → authorize → timeout → monitor →
  * trimpath (an endpoint's lifecycle elements). Tail: serverview (this hop's id and index back on the way out) →
  * trimpath client (a hop that forwards does not trim) →
  * next-hop monitor → updatetoken client → authorize client → connect.
@@ -18,6 +18,7 @@ import * as timeout from "../../common/timeout/index.js";
 import * as trimpath from "../../common/trimpath/index.js";
 import * as updatepath from "../../common/updatepath/index.js";
 import * as updatetoken from "../../common/updatetoken/index.js";
+import * as validate from "../../common/validate/index.js";
 import type { MonitorConnectionServer, NetworkServiceElement } from "../../core/types.js";
 import { type NextHopMonitor, newNextHopMonitor } from "./nexthop.js";
 import { newServerView } from "./serverview.js";
@@ -80,6 +81,7 @@ export function hopParts(opts: HopOptions): HopParts {
     monitorServer: insecure ? connections : authorize.newMonitorServer(connections),
     nexthop,
     head: [
+      validate.newServer(),
       updatepath.newServer(opts.name),
       begin.newServer(),
       metadata.newServer(),

@@ -5,7 +5,7 @@
  */
 
 import type { CallContext } from "@nsm-ts/base/context";
-import { Code, fail } from "@nsm-ts/base/status";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import type { FindResult, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
 
 /** Reads every result of a (non-watch) Find, dropping deletions. */
@@ -65,4 +65,17 @@ export async function findUntil<T extends RegistryEntry, R>(
 export function waitBudgetMs(ctx: CallContext, fallbackMs: number): number {
   const r = ctx.remainingMs();
   return r === undefined ? fallbackMs : Math.max(0, r);
+}
+
+/**
+ * The caller's own end, if it came: `DeadlineExceeded` once the call's deadline (on `ctx.clock`) has passed or its
+ * signal aborted (the abort's status when it is `Canceled`). Candidate loops check it after a failure, so an
+ * attempt that failed because the caller ran out of time is not blamed on the forwarder or endpoint.
+ */
+export function callerGone(ctx: CallContext, element: string, cause?: unknown): StatusError | undefined {
+  const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
+  if (reason instanceof StatusError && reason.code === Code.Canceled) return reason;
+  const remaining = ctx.remainingMs();
+  if (!ctx.signal.aborted && (remaining === undefined || remaining > 0)) return undefined;
+  return new StatusError(Code.DeadlineExceeded, `${element}: the caller's deadline passed`, cause === undefined ? {} : { cause });
 }

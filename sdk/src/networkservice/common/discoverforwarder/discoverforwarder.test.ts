@@ -139,4 +139,45 @@ describe("discoverforwarder", () => {
     expect(isStatusError(err, Code.NotFound), String(err)).to.equal(true);
     expect((err as Error).message).to.include(`no forwarder of network service "forwarder" with labels {"p2p":"true"}`);
   });
+
+  it("the caller's deadline running out during an attempt: DeadlineExceeded, no other forwarder tried, none blamed", async () => {
+    // The first forwarder takes the whole budget; then every call fails as a real dial past the deadline would.
+    const slow = chain(newServer({ ns: nsReg, nse: nseReg }), {
+      name: "next-hop",
+      async request(c) {
+        const u = urlKey.get(c)?.pathname ?? "none";
+        calls.push(u);
+        if ((c.remainingMs() ?? 1) <= 0) throw new StatusError(Code.DeadlineExceeded, `${u}: deadline exceeded`);
+        await clock.advance(100);
+        throw new StatusError(Code.DeadlineExceeded, `${u}: deadline exceeded`);
+      },
+      close: async () => {},
+    });
+    const err = await handler(slow)
+      .request(ctx(), req())
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isStatusError(err, Code.DeadlineExceeded), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/^discoverforwarder: the caller's deadline passed/);
+    expect(calls).to.deep.equal(["/tmp/fwd-1.sock"]);
+    // Not counted against fwd-1: the next Request (with time left) tries it first again and keeps it.
+    calls = [];
+    await server().request(ctx(), req());
+    expect(calls).to.deep.equal(["/tmp/fwd-1.sock"]);
+  });
+
+  it("a deadline already passed during discovery: DeadlineExceeded before any forwarder is dialled", async () => {
+    const c = ctx();
+    await clock.advance(100);
+    const err = await server()
+      .request(c, req())
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isStatusError(err, Code.DeadlineExceeded), String(err)).to.equal(true);
+    expect(calls).to.deep.equal([]);
+  });
 });

@@ -4,7 +4,9 @@
  * metadata labels of the network service's first Match that fits the connection labels, else `p2p=true`.
  * The choice sticks to the connection across refreshes (server metadata) and is dropped on
  * RESELECT_REQUESTED or once that forwarder is no longer registered. Within one request, a failing
- * candidate is skipped for the next one; the forwarder already on the connection's path is tried first.
+ * candidate is skipped for the next one; the forwarder already on the connection's path is tried first. When the
+ * caller's deadline passes (or it cancels) the Request ends with `DeadlineExceeded` (or `Canceled`) and the
+ * forwarder tried last is not counted as failed.
  *
  * Reads: `connection.labels`, `.network_service`, `.state`, `.path`. Writes: context value
  * `clienturl.urlKey`, server metadata. Place after `metadata`, before the client part that dials the forwarder.
@@ -19,7 +21,7 @@ import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";
-import { collect, type DiscoverRegistries, findUntil, isExpired, isSubset, waitBudgetMs } from "../discover/index.js";
+import { callerGone, collect, type DiscoverRegistries, findUntil, isExpired, isSubset, waitBudgetMs } from "../discover/index.js";
 
 /** Options of discoverforwarder. */
 export interface DiscoverForwarderOptions {
@@ -125,16 +127,20 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
       const failures: string[] = [];
       const causes: unknown[] = [];
       for (const f of ordered) {
+        const before = callerGone(ctx, "discoverforwarder");
+        if (before) throw before;
         const attempt = clone(NetworkServiceRequestSchema, req);
         try {
           const out = await next.request(ctx.with(urlKey, urlOf(f)), attempt);
           md.set(chosenKey, f.name);
           return out;
         } catch (err) {
+          // The caller ran out of time (or left): its own end, not this forwarder's failure.
+          const gone = callerGone(ctx, "discoverforwarder", err);
+          if (gone) throw gone;
           ctx.log.info({ connId: conn.id, forwarder: f.name, err }, "discoverforwarder: forwarder failed, trying the next one");
           failures.push(`${f.name}: ${message(err)}`);
           causes.push(err);
-          if (ctx.signal.aborted) break;
         }
       }
       throw new StatusError(Code.Unavailable, `discoverforwarder: all ${failures.length} forwarders failed: ${failures.join("; ")}`, {

@@ -85,4 +85,31 @@ describe("roundrobin", () => {
     await h.close(CallContext.create(), create(ConnectionSchema, { id: "c1", networkServiceEndpointName: "nse-3" }));
     expect(urls).to.deep.equal(["close tcp://127.0.0.1:5003"]);
   });
+
+  it("the caller's deadline running out during an attempt: DeadlineExceeded, no other endpoint tried", async () => {
+    const urls: string[] = [];
+    const h = handler(
+      chain(discover.newServer({ ns: nsReg, nse: nseReg }), newServer(), {
+        name: "next-hop",
+        async request(c) {
+          urls.push(urlKey.get(c)?.href ?? "none");
+          if ((c.remainingMs() ?? 1) > 0) await clock.advance(c.remainingMs() ?? 0);
+          throw new StatusError(Code.DeadlineExceeded, "deadline exceeded");
+        },
+        close: async () => {},
+      }),
+    );
+    const err = await h
+      .request(
+        CallContext.create({ clock, deadline: clock.now() + 100 }),
+        create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: NS } }),
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isStatusError(err, Code.DeadlineExceeded), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/^roundrobin: the caller's deadline passed/);
+    expect(urls).to.have.length(1);
+  });
 });

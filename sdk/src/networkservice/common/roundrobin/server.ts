@@ -1,7 +1,8 @@
 /**
  * roundrobin: picks the endpoint for a Request among the candidates `discover` found, rotating per network
  * service, and tries the next candidate when the chosen one fails, so one dead endpoint does not fail the
- * request. The failures are reported together when every candidate failed.
+ * request. The failures are reported together when every candidate failed. When the caller's deadline passes (or
+ * it cancels) the Request ends with `DeadlineExceeded` (or `Canceled`) instead, blaming no endpoint.
  *
  * Reads: context value `discover.candidatesKey`. Writes: `connection.network_service_endpoint_name` and the
  * context value `clienturl.urlKey` (the chosen endpoint's URL) for `connect`. Place right after `discover`.
@@ -13,7 +14,7 @@ import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";
-import { candidatesKey } from "../discover/index.js";
+import { callerGone, candidatesKey } from "../discover/index.js";
 
 function urlOf(nse: NetworkServiceEndpoint): URL {
   try {
@@ -45,6 +46,8 @@ export function newServer(): NetworkServiceElement {
       const failures: string[] = [];
       const causes: unknown[] = [];
       for (let i = 0; i < list.length; i++) {
+        const before = callerGone(ctx, "roundrobin");
+        if (before) throw before;
         let n = i;
         if (rotate) {
           n = rotation.get(key) ?? 0;
@@ -59,10 +62,12 @@ export function newServer(): NetworkServiceElement {
           out.networkServiceEndpointName = out.networkServiceEndpointName || nse.name;
           return out;
         } catch (err) {
+          // The caller ran out of time (or left): its own end, not this endpoint's failure.
+          const gone = callerGone(ctx, "roundrobin", err);
+          if (gone) throw gone;
           ctx.log.info({ connId: conn.id, nse: nse.name, err }, "roundrobin: candidate failed, trying the next one");
           failures.push(`${nse.name}: ${message(err)}`);
           causes.push(err);
-          if (ctx.signal.aborted) break;
         }
       }
       throw new StatusError(

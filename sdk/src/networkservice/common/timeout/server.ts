@@ -10,11 +10,11 @@
  * Placement: after `begin` and `metadata` (it needs the EventFactory and per-connection state), and after
  * `updatetoken` (which fills the previous segment's expiry).
  */
-import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceRequest } from "@nsm-ts/api/networkservice";
 import type { Timer } from "@nsm-ts/base/clock";
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey } from "@nsm-ts/base/context";
+import { timestampMs } from "@nsm-ts/base/limits";
 import { Code, fail } from "@nsm-ts/base/status";
 import type { NetworkServiceServer } from "../../core/types.js";
 import { eventFactoryOf } from "../begin/index.js";
@@ -50,7 +50,7 @@ function previousExpiry(req: NetworkServiceRequest): number {
       `${ELEMENT}: expiration for the previous path segment cannot be nil (path.path_segments[${index - 1}].expires)`,
     );
   }
-  return timestampMs(expires);
+  return timestampMs(ELEMENT, `path.path_segments[${index - 1}].expires`, expires);
 }
 
 function disarm(ctx: CallContext): void {

@@ -5,7 +5,8 @@
  * etcd's lease — so an entry expires even when the replica that took it is gone). Network services carry no
  * expiration and pass through. Place after `begin`, before the store element.
  */
-import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampMs } from "@nsm-ts/base/limits";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { cloneEntry, isEndpoint } from "../entry.js";
 
@@ -27,9 +28,9 @@ export function newServer<T extends RegistryEntry>(opts: ExpireOptions = {}): Re
       if (!isEndpoint(entry)) return next.register(ctx, entry);
       const e = cloneEntry(entry);
       let at = ctx.clock.now() + period;
-      if (e.expirationTime !== undefined) at = Math.min(at, timestampDate(e.expirationTime).getTime());
+      if (e.expirationTime !== undefined) at = Math.min(at, timestampMs("expire", "expiration_time", e.expirationTime));
       const tokenExpiry = ctx.peer?.token?.expires.getTime();
-      if (tokenExpiry !== undefined) at = Math.min(at, tokenExpiry);
+      if (tokenExpiry !== undefined && Number.isFinite(tokenExpiry)) at = Math.min(at, tokenExpiry);
       e.expirationTime = timestampFromMs(at);
       return next.register(ctx, e as T);
     },

@@ -6,8 +6,8 @@
  * Each Register is a compare-and-swap against the revision it read, with `check` run on what was read, so a rule
  * such as "only the owner may overwrite" holds even between registry replicas sharing one etcd.
  */
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CallContext } from "@nsm-ts/base/context";
+import { timestampMs } from "@nsm-ts/base/limits";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
 import type { RegistryStore } from "../../store/index.js";
@@ -28,7 +28,7 @@ export function newServer<T extends RegistryEntry>(store: RegistryStore<T>, opts
     name: "store",
     async register(ctx, entry) {
       const expiresAtMs =
-        isEndpoint(entry) && entry.expirationTime !== undefined ? timestampDate(entry.expirationTime).getTime() : undefined;
+        isEndpoint(entry) && entry.expirationTime !== undefined ? timestampMs("store", "expiration_time", entry.expirationTime) : undefined;
       for (let i = 1; ; i++) {
         const cur = await store.getVersioned(entry.name);
         await opts.check?.(ctx, cur?.entry, entry);
