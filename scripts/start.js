@@ -9,22 +9,18 @@
 // The kernel data plane is used when running as root and the forwarder accepts it; NOOP otherwise (it says which).
 // Environment: NSM_START_DATAPLANE=auto|noop|kernel (default auto), NSM_LOG_LEVEL for the programs (default INFO),
 // NSM_START_VERBOSE=1 to echo every program log line, NSM_START_FORCE_AFTER_MS as above.
-import { spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
+// The programs' processes live in start/programs.js, what the script prints in start/output.js.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { describePing, pingOnce } from "./ping.js";
+import { clock, out, printConnection } from "./start/output.js";
+import { binOf, freePort, killAllNow, programs, root, showWarnings, startProgram, stopProgram, tail, verbose } from "./start/programs.js";
 
-const root = resolve(import.meta.dirname, "..");
-const binOf = (program) => join(root, program, "bin", `${program}.js`);
 const SERVICE = "icmp-responder";
 const CIDR = "169.254.100.0/24";
-const STEP_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 8_000;
 const FORCE_AFTER_MS = forceAfterMs(process.env.NSM_START_FORCE_AFTER_MS);
-const verbose = process.env.NSM_START_VERBOSE === "1";
 const t0 = Date.now();
 
 function forceAfterMs(v) {
@@ -34,148 +30,9 @@ function forceAfterMs(v) {
   return ms;
 }
 
-const out = (s = "") => process.stdout.write(`${s}\n`);
-const clock = (d = new Date()) => d.toTimeString().slice(0, 8);
-
-/** Every program started, in start order: { name, child, lines, exited }. */
-const programs = [];
 const netnsCreated = [];
 let tempDir;
 let stopping = false;
-let meshUp = false;
-
-/** A free loopback TCP port (bound and released at once). */
-async function freePort() {
-  const s = createServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const { port } = s.address();
-  s.close();
-  await once(s, "close");
-  return port;
-}
-
-/** The caller's environment without any variable our programs read, plus `vars`. */
-function envWith(vars) {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) {
-    if (k.startsWith("NSM_") || ["NODE_NAME", "POD_NAME", "CLUSTER_NAME", "TELEMETRY"].includes(k)) delete env[k];
-  }
-  return { ...env, NSM_LOG_LEVEL: process.env.NSM_LOG_LEVEL ?? "INFO", NSM_MAX_TOKEN_LIFETIME: "1m", ...vars };
-}
-
-function describeLine(name, rec) {
-  const extra = rec.err?.message ? `: ${rec.err.message}` : "";
-  return `  [${name}] ${String(rec.levelName ?? levelName(rec.level)).toUpperCase()} ${rec.msg}${extra}`;
-}
-
-function levelName(level) {
-  return { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" }[level] ?? String(level);
-}
-
-/**
- * Starts one program (detached, so a Ctrl-C in the terminal reaches only this script, which stops the programs in
- * order) and resolves with its first log record whose msg is `readyMsg`.
- */
-function startProgram(name, program, vars, readyMsg, opts = {}) {
-  const args = [binOf(program)];
-  const [cmd, argv] = opts.netns ? ["ip", ["netns", "exec", opts.netns, process.execPath, ...args]] : [process.execPath, args];
-  const child = spawn(cmd, argv, { env: envWith(vars), stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const p = { name, child, lines: [], exited: false, onRecord: undefined };
-  programs.push(p);
-  child.on("exit", () => (p.exited = true));
-  let buf = "";
-  const onLine = (line) => {
-    if (line.trim() === "") return;
-    p.lines.push(line);
-    if (p.lines.length > 200) p.lines.shift();
-    let rec;
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      if (verbose) out(`  [${name}] ${line}`);
-      return;
-    }
-    // Until the client is connected, retries while the others start are expected; show warnings after that.
-    if (verbose || (meshUp && rec.level >= 40 && !/insecure dev mode/.test(rec.msg ?? ""))) out(describeLine(name, rec));
-    p.onRecord?.(rec);
-  };
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (s) => {
-    buf += s;
-    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (s) => {
-    for (const line of s.split("\n")) if (line.trim() !== "") p.lines.push(line);
-  });
-  const ready = new Promise((resolveReady, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${name} did not report "${readyMsg}" within ${STEP_TIMEOUT_MS / 1000} s`)),
-      STEP_TIMEOUT_MS,
-    );
-    const listeners = [];
-    p.waitFor = (msg, cb) => listeners.push([msg, cb]);
-    p.onRecord = (rec) => {
-      if (rec.msg === readyMsg) {
-        p.readyAt = Date.now();
-        clearTimeout(timer);
-        resolveReady(rec);
-      }
-      for (const [msg, cb] of listeners) if (rec.msg === msg) cb(rec);
-    };
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was ready:\n${tail(p)}`));
-    });
-  });
-  ready.catch(() => {});
-  return { p, ready };
-}
-
-function tail(p, n = 8) {
-  return p.lines
-    .slice(-n)
-    .map((l) => {
-      try {
-        return describeLine(p.name, JSON.parse(l));
-      } catch {
-        return `  [${p.name}] ${l}`;
-      }
-    })
-    .join("\n");
-}
-
-/** SIGTERM, then SIGKILL after STOP_TIMEOUT_MS; resolves with how it ended. */
-async function stopProgram(p) {
-  if (p.exited || p.child.exitCode !== null || p.child.signalCode !== null) return `already exited`;
-  const exited = once(p.child, "exit");
-  p.child.kill("SIGTERM");
-  let timer;
-  const killed = new Promise((r) => {
-    timer = setTimeout(() => {
-      p.child.kill("SIGKILL");
-      r("killed after timeout");
-    }, STOP_TIMEOUT_MS);
-  });
-  const result = await Promise.race([exited.then(([code, sig]) => (sig ? `signal ${sig}` : `exit ${code}`)), killed]);
-  clearTimeout(timer);
-  if (result === "killed after timeout") await exited;
-  return result;
-}
-
-function killAllNow() {
-  for (const p of programs) {
-    if (p.child.exitCode === null && p.child.signalCode === null) {
-      try {
-        process.kill(p.child.pid, "SIGKILL");
-      } catch {}
-    }
-  }
-}
 
 function cleanupFiles() {
   for (const ns of netnsCreated.splice(0)) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
@@ -220,22 +77,6 @@ function chooseDataPlane() {
   if (!isRoot) return { kernel: false, why: "not running as root" };
   if (spawnSync("ip", ["-V"], { stdio: "ignore" }).status !== 0) return { kernel: false, why: "the ip command is missing" };
   return { kernel: true, why: wanted === "kernel" ? "NSM_START_DATAPLANE=kernel" : "running as root" };
-}
-
-function printConnection(c, tookMs) {
-  out(`connected in ${(tookMs / 1000).toFixed(1)} s: connection ${c.id}`);
-  out(`  network service   ${c.networkService} (endpoint ${c.networkServiceEndpointName || "?"})`);
-  out(`  state             ${c.state}`);
-  const params = Object.entries(c.mechanismParameters ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(" ");
-  out(`  mechanism         ${c.mechanism}${params ? ` (${params})` : ""}`);
-  out(`  client addresses  ${c.srcIpAddrs.join(", ") || "none"}`);
-  out(`  endpoint addresses ${c.dstIpAddrs.join(", ") || "none"}`);
-  out(`  path (${c.path.length} segments):`);
-  for (const [i, s] of c.path.entries()) {
-    out(`    ${i}  ${s.name.padEnd(28)} ${s.id}${s.expires ? `  token expires ${clock(new Date(s.expires))}` : ""}`);
-  }
 }
 
 async function main() {
@@ -360,7 +201,7 @@ async function main() {
     out(`  ping ${dst} from the client's netns over nsm-1: ${describePing(await pingOnce(dst, { netns: netns.nsc }))}`);
   }
   out("keeping the connection refreshed; press Ctrl-C to stop");
-  meshUp = true;
+  showWarnings();
   nsc.p.waitFor("connection refreshed", (rec) => {
     const c = rec.connection;
     const exp = c.path

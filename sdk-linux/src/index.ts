@@ -21,8 +21,9 @@ export * as vxlan from "./mechanisms/vxlan/index.js";
 // The kernel forwarder's data plane: privilege check, cleanup after a restart, mechanism elements, cross-connects.
 
 export { type CapableOptions, checkKernelCapable } from "./mechanisms/capable.js";
-export { type Applied, KernelDataplane, type Leg, type RemoteJoin, Role, type XconnectSpec } from "./mechanisms/forwarder/dataplane.js";
+export { KernelDataplane } from "./mechanisms/forwarder/dataplane.js";
 export { createKernelForwarder, type KernelForwarder, type KernelForwarderOptions } from "./mechanisms/forwarder/forwarder.js";
+export { type Applied, type Leg, type RemoteJoin, Role, type XconnectSpec } from "./mechanisms/forwarder/xconnect.js";
 export { adoptOrRemoveLeftovers, type LeftoverOptions, type LeftoverReport } from "./mechanisms/leftovers.js";
 
 // Lower level: how `ip` runs, the changes (a Batch per namespace) and the reads.

@@ -4,7 +4,8 @@
  * streams, metadata/headers, interceptors, health, TLS/mTLS, and `tcp://` / `unix://` URLs.
  */
 
-export { type Channel, createClient, type DialOptions, dial } from "./client.js";
+export { type Channel, type DialOptions, dial } from "./channel.js";
+export { createClient } from "./client.js";
 export { grpcServiceDefinition, methodPath } from "./definition.js";
 export { type HealthStatus, healthService } from "./health.js";
 export { createServer, type NsmServer, type ServerOptions } from "./server.js";

@@ -1,7 +1,8 @@
 /**
  * Test data for the transport tests: fully populated NSM messages twice, once as protobuf-es messages and
  * once in the shape `@grpc/proto-loader` produces (keepCase, longs and enums as strings, defaults on), so
- * interop tests compare against an independently decoded form.
+ * interop tests compare against an independently decoded form. The fixture of the typed layer's tests (a
+ * server with typed clients, status expectations) comes from harness.ts.
  */
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { isReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
@@ -24,6 +25,16 @@ import {
   NetworkServiceResponseSchema,
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
+
+export {
+  aborted,
+  deferred,
+  expectStatus,
+  type GrpcHarness,
+  type GrpcStarted,
+  type GrpcStartOptions,
+  grpcHarness,
+} from "./harness.js";
 
 /** A plain object as proto-loader decodes it. */
 export type Plain = { [key: string]: unknown };

@@ -1,6 +1,7 @@
 /**
  * Test helpers shared by the registry element tests (not exported from the package): entry builders and a
- * pull-one-result view of a Find stream that cleans up on `close`.
+ * pull-one-result view of a Find stream that cleans up on `close`; the registry store tests' backends come from
+ * store.ts.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -80,3 +81,13 @@ export class Pull<T extends RegistryEntry> {
 }
 
 export { MemRegistry, memNseRegistry, memNsRegistry, nseOf, nsOf } from "./memory.js";
+export {
+  describeStoreBackends,
+  etcdTestPrefix,
+  nseTemplate,
+  type StoreBackend,
+  type StoreCases,
+  StoreStream,
+  startEtcdOrSkip,
+  storeNse,
+} from "./store.js";

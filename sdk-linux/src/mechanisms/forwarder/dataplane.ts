@@ -5,7 +5,6 @@
  * redirects). Every link carries the alias `nsm-ts:<owner>:<connection id>:<role>`; removal is by that alias,
  * never by name alone.
  */
-import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { type CommandRunner, runCommand } from "../../exec.js";
@@ -14,53 +13,9 @@ import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
 import { type Netns, openNetns } from "../../netns.js";
 import { Batch } from "../../ops/batch.js";
 import { getLink, type LinkInfo, listLinks } from "../../ops/read.js";
-import { type LegConfig, legConfig, neighborKey, routeKey, type Side } from "./context.js";
-
-/** One side of a cross-connect as the mechanisms describe it. */
-export type Leg =
-  | { readonly type: "KERNEL"; readonly netnsUrl: string; readonly ifName: string }
-  | { readonly type: "VXLAN"; readonly vni: number; readonly local: string; readonly remote: string; readonly port: number };
-
-/**
- * How the forwarder-side veth end is joined to the VXLAN device: a Linux bridge (default; only `ip`), or tc ingress
- * redirects both ways (needs `tc` with the u32 classifier and mirred action; bypasses br_netfilter, so a host
- * whose FORWARD chain drops bridged traffic does not affect it).
- */
-export type RemoteJoin = "bridge" | "tc";
-
-/** Roles written into the alias of each link. */
-export const Role = { CLIENT: "client", ENDPOINT: "endpoint", FWD: "fwd", VXLAN: "vxlan", BRIDGE: "bridge" } as const;
-
-interface PodState {
-  netns: Netns;
-  ifName: string;
-  side: Side;
-  config: LegConfig;
-}
-
-/** What was programmed for one connection (kept in per-connection metadata). */
-export interface Applied {
-  /** The legs it was built for; another value means rebuild. */
-  readonly topology: string;
-  readonly pods: PodState[];
-  /** Names in the forwarder's netns (remote legs only). */
-  readonly fwd?: { veth: string; vxlan: string; bridge: string | undefined; vni: number; remote: string; local: string; port: number };
-  mtu: number | undefined;
-  /** Every netns touched (for removal by alias). */
-  readonly netnsUrls: string[];
-}
-
-/** What `program` needs for one connection. */
-export interface XconnectSpec {
-  readonly connectionId: string;
-  /** The connection's client side (the incoming mechanism of the forwarder). */
-  readonly server: Leg;
-  /** The connection's endpoint side (the mechanism the next hop chose). */
-  readonly client: Leg;
-  readonly context: ConnectionContext | undefined;
-  /** MTU for every link of the connection; undefined keeps the kernel default. */
-  readonly mtu: number | undefined;
-}
+import { Coalescer } from "./coalescer.js";
+import { type LegConfig, legConfig, neighborKey, routeKey } from "./context.js";
+import { type Applied, type PodState, type RemoteJoin, Role, type XconnectSpec } from "./xconnect.js";
 
 function sameSet(a: readonly string[], b: readonly string[]): { removed: string[]; added: string[] } {
   return { removed: a.filter((x) => !b.includes(x)), added: b.filter((x) => !a.includes(x)) };
@@ -404,49 +359,6 @@ export class KernelDataplane {
 
 function nsKey(ns: Netns): string {
   return `${ns.dev}:${ns.inode}`;
-}
-
-/**
- * Groups calls per key: every call that arrives before the group's operation starts shares it, and the
- * operation starts only after they all arrived, so nobody sees a result older than its own call. Used so a burst
- * of Closes in one namespace costs one listing and one deletion process instead of two per connection.
- */
-interface Waiter<In, Out> {
-  input: In;
-  resolve: (o: Out) => void;
-  reject: (e: unknown) => void;
-}
-
-class Coalescer<In, Out> {
-  readonly #open = new Map<string, Waiter<In, Out>[]>();
-  readonly #run: (inputs: In[]) => Promise<Out[]>;
-
-  constructor(run: (inputs: In[]) => Promise<Out[]>) {
-    this.#run = run;
-  }
-
-  submit(key: string, input: In): Promise<Out> {
-    return new Promise<Out>((resolve, reject) => {
-      let group = this.#open.get(key);
-      if (!group) {
-        const g: Waiter<In, Out>[] = [];
-        group = g;
-        this.#open.set(key, g);
-        setImmediate(() => {
-          this.#open.delete(key);
-          this.#run(g.map((x) => x.input)).then(
-            (outs) => {
-              for (const [i, x] of g.entries()) x.resolve(outs[i] as Out);
-            },
-            (err: unknown) => {
-              for (const x of g) x.reject(err);
-            },
-          );
-        });
-      }
-      group.push({ input, resolve, reject });
-    });
-  }
 }
 
 function addConfig(b: Batch, dev: string, cfg: LegConfig): void {

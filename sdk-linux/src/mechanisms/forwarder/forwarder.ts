@@ -29,7 +29,8 @@ import { currentNetns, type Netns, openNetns } from "../../netns.js";
 import { listLinks } from "../../ops/read.js";
 import { vxlanMtu } from "../../validate.js";
 import { allocateVni, DEFAULT_VXLAN_PORT, vniOf, mechanism as vxlanMechanism } from "../vxlan/vni.js";
-import { type Applied, KernelDataplane, type Leg, type RemoteJoin } from "./dataplane.js";
+import { KernelDataplane } from "./dataplane.js";
+import type { Applied, Leg, RemoteJoin } from "./xconnect.js";
 
 /** Options of `createKernelForwarder`. */
 export interface KernelForwarderOptions {
