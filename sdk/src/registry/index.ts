@@ -36,9 +36,11 @@ export {
   type RegistryEntryOf,
   type RegistryKind,
   type RegistryStore,
+  type ServiceCollectorOptions,
   type StoreEvent,
   type StoreFindOptions,
   type StorePutOptions,
+  startServiceCollector,
   type VersionedEntry,
 } from "./store/index.js";
 

@@ -3,6 +3,7 @@
 export { createEtcdStore, DEFAULT_ETCD_PREFIX, type EtcdStoreOptions } from "./etcd.js";
 export { matchNetworkService, matchNetworkServiceEndpoint } from "./match.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./memory.js";
+export { type ServiceCollectorOptions, startServiceCollector } from "./service-gc.js";
 export {
   DEFAULT_WATCH_BUFFER,
   type RegistryEntryOf,
