@@ -5,7 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceLabelsSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { dial, type NsmServer } from "@nsm-ts/base/grpc";
-import { type Endpoint, endpoint, mechanisms, passThrough } from "@nsm-ts/sdk/networkservice";
+import { type Endpoint, endpoint, handler, mechanisms, passThrough } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { killServer, type SandboxEnv } from "./env.js";
 import type { SandboxEndpointOptions } from "./options.js";
@@ -48,10 +48,20 @@ export async function createEndpoint(env: SandboxEnv, node: SandboxNode, eo: San
     instance = ep;
     server = s;
   };
+  // Instances that were killed: a crashed process takes its timers along, a killed in-process chain does not.
+  const crashed: Endpoint[] = [];
   const kill = async (): Promise<void> => {
     const s = server;
     server = undefined;
+    if (s && instance) crashed.push(instance);
     await killServer(s);
+  };
+  /** Ends what killed instances still hold (their timeout timers on a MockClock): once, when the sandbox closes. */
+  const forgetCrashed = async (): Promise<void> => {
+    for (const ep of crashed.splice(0)) {
+      const h = handler(ep.element);
+      for (const conn of ep.monitor.connections()) await h.close(env.ctx(), conn).catch(() => undefined);
+    }
   };
   if (eo.start !== false) await start();
   const registration = await reg.register(env.ctx(), entry);
@@ -59,6 +69,7 @@ export async function createEndpoint(env: SandboxEnv, node: SandboxNode, eo: San
   const close = async (): Promise<void> => {
     lifetime.abort();
     await kill();
+    await forgetCrashed();
     nsmgrChannel.close();
   };
   env.cleanups.add(close);

@@ -49,6 +49,18 @@ export interface EventOptions {
 /** Context key under which begin hands its EventFactory to the elements after it. */
 export const eventFactoryKey = new ContextKey<EventFactory>("begin.eventFactory");
 
+/**
+ * Context key begin sets on the Close it sends down the chain before a reselect (an event's `reselect`, or a
+ * Request with `state = RESELECT_REQUESTED`): the connection lives on, so elements keep their background work
+ * (heal keeps healing when the reselect's Request fails).
+ */
+export const reselectCloseKey = new ContextKey<true>("begin.reselectClose");
+
+/** True when this Close is the one begin sends before a reselect (the connection itself is not ending). */
+export function isReselectClose(ctx: CallContext): boolean {
+  return reselectCloseKey.get(ctx) === true;
+}
+
 /** The EventFactory of the current connection; fails when begin is not in the chain before the caller. */
 export function eventFactoryOf(ctx: CallContext, element: string): EventFactory {
   return eventFactoryKey.get(ctx) ?? fail(Code.Internal, `${element}: no begin element before it in the chain`);
@@ -111,7 +123,7 @@ class ConnState implements EventFactory {
       const req = clone(NetworkServiceRequestSchema, this.last);
       const conn = req.connection as Connection;
       if (opts.reselect) {
-        await this.closeDownstream(this.eventCtx());
+        await this.closeDownstream(this.eventCtx().with(reselectCloseKey, true));
         conn.mechanism = undefined;
         conn.networkServiceEndpointName = "";
         conn.state = State.RESELECT_REQUESTED;
@@ -190,7 +202,7 @@ class Begin {
       const conn = req.connection as Connection;
       if (mine.phase === "established" && conn.state === State.RESELECT_REQUESTED) {
         ctx.log.info({ connId: id }, `${element}: closing the current connection for RESELECT_REQUESTED`);
-        await mine.closeDownstream(ctx);
+        await mine.closeDownstream(ctx.with(reselectCloseKey, true));
         mine.phase = "new";
       }
       // The request's own context must not end the connection's life: events get their own signal.

@@ -1,2 +1,12 @@
 /** begin element: per-connection serialisation and event factory. See README.md. */
-export { type BeginOptions, type EventFactory, type EventOptions, eventFactoryKey, eventFactoryOf, newClient, newServer } from "./begin.js";
+export {
+  type BeginOptions,
+  type EventFactory,
+  type EventOptions,
+  eventFactoryKey,
+  eventFactoryOf,
+  isReselectClose,
+  newClient,
+  newServer,
+  reselectCloseKey,
+} from "./begin.js";
