@@ -59,11 +59,14 @@ export async function freePort(): Promise<number> {
 const key: { privateKey: KeyObject } = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString("base64url");
 
-/** A hand-made ES256 JWT (`sub`, `exp`), as any NSM peer would send; the dev-mode registry does not verify it. */
-export function jwt(sub: string, lifetimeMs = 600_000): { token: string; expires: string } {
+/**
+ * A hand-made ES256 JWT (`sub`, `exp`), as any NSM peer would send, signed with `signer` (default a throw-away
+ * key, which the dev-mode registry does not verify; in certificate mode sign with the caller's certificate key).
+ */
+export function jwt(sub: string, lifetimeMs = 600_000, signer: KeyObject = key.privateKey): { token: string; expires: string } {
   const exp = Math.floor((Date.now() + lifetimeMs) / 1000);
   const head = `${b64(JSON.stringify({ alg: "ES256", typ: "JWT" }))}.${b64(JSON.stringify({ sub, exp }))}`;
-  const sig = sign("sha256", Buffer.from(head), { key: key.privateKey, dsaEncoding: "ieee-p1363" });
+  const sig = sign("sha256", Buffer.from(head), { key: signer, dsaEncoding: "ieee-p1363" });
   return { token: `${head}.${b64(sig)}`, expires: new Date(exp * 1000).toISOString() };
 }
 
@@ -71,8 +74,8 @@ export function jwt(sub: string, lifetimeMs = 600_000): { token: string; expires
  * Request metadata carrying a token for `sub` (docs/wire-compatibility.md#token-metadata) and, optionally, a
  * registry path (docs/wire-compatibility.md#registry-path-metadata).
  */
-export function callMetadata(sub: string, withPath = true): grpc.Metadata {
-  const t = jwt(sub);
+export function callMetadata(sub: string, withPath = true, signer?: KeyObject): grpc.Metadata {
+  const t = jwt(sub, 600_000, signer);
   const md = new grpc.Metadata();
   md.set("nsm-client-token", t.token);
   md.set("nsm-client-token-expires", t.expires);

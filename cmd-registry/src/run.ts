@@ -18,6 +18,7 @@ import {
   type RegistryEntryOf,
   type RegistryStore,
   serveRegistry,
+  startServiceCollector,
 } from "@nsm-ts/sdk/registry";
 import type { Config } from "./config.js";
 
@@ -69,6 +70,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       expirePeriodMs: cfg.expirePeriod,
     });
     serveRegistry(server, chains, { log: ctx.log });
+    // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
+    const collecting = startServiceCollector(stores.ns, stores.nse, { periodMs: cfg.expirePeriod, log: ctx.log, signal: ctx.signal });
     registerResourceManagers(server, {
       store: resourceStore,
       log: ctx.log,
@@ -79,6 +82,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ctx.log.info({ urls, store: cfg.registryStore, expirePeriodMs: cfg.expirePeriod, spiffeId: identity.spiffeId }, "cmd-registry serving");
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
     ctx.log.info("cmd-registry shutting down");
+    await collecting;
   } finally {
     await server.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);

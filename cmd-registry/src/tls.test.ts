@@ -3,6 +3,7 @@
  * registrant's identity from the client certificate, so a token claiming another identity cannot take a name.
  * Certificates come from the `openssl` CLI in a temp dir (removed afterwards).
  */
+import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { TestPki } from "@nsm-ts/testing/pki";
@@ -35,12 +36,24 @@ describe("cmd-registry with mTLS", function () {
     // Name the server "localhost": TLS SNI may not carry an IP address (RFC 6066).
     const c = new services.nse(reg.target, creds, { "grpc.use_local_subchannel_pool": 1, "grpc.ssl_target_name_override": "localhost" });
     clients.push(c);
-    // The token claims another identity; the certificate wins for a direct registrant.
-    const res = await unary<{ path_ids: string[] }>(
+    // A token that is not signed by the caller's certificate key is refused, whatever identity it claims.
+    const forged = await unary(
       c,
       "Register",
       { name: "tls-nse", url: "tcp://198.51.100.1:5001" },
       callMetadata("spiffe://test.com/liar"),
+    ).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(forged?.code).to.equal(grpc.status.PERMISSION_DENIED);
+    // Signed with its own key, the registrant owns the name under its certificate's identity.
+    const clientKey = createPrivateKey(readFileSync(client.keyFile));
+    const res = await unary<{ path_ids: string[] }>(
+      c,
+      "Register",
+      { name: "tls-nse", url: "tcp://198.51.100.1:5001" },
+      callMetadata("spiffe://test.com/client", true, clientKey),
     );
     expect(res.path_ids).to.deep.equal(["spiffe://test.com/client", "spiffe://test.com/registry"]);
 
