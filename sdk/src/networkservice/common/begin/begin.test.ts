@@ -1,6 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
+import { MockClock } from "@nsm-ts/base/clock";
 import { CallContext, ContextKey } from "@nsm-ts/base/context";
+import { Code, fail, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { newCheck, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { chain, handler, type NetworkServiceElement } from "../../core/index.js";
@@ -295,6 +297,46 @@ describe("begin", () => {
     expect(det.ops()).to.equal(3000);
     expect(maxInFlight, "different ids must not be serialised against each other").to.be.greaterThan(1);
     expect(b.size()).to.equal(0);
+  });
+
+  it("tries a transiently failed Close once more with the connection's state, then releases it", async () => {
+    const clock = new MockClock();
+    const seen: string[] = [];
+    let failures = 1;
+    const downstream: NetworkServiceElement = {
+      name: "flaky-close",
+      request: (c, r, next) => next.request(c, r),
+      async close(_c, conn) {
+        seen.push(conn.id);
+        if (failures-- > 0) throw new StatusError(Code.Unavailable, "flaky-close: injected");
+      },
+    };
+    const b = begin.newClient();
+    const h = handler(chain(b, downstream));
+    const conn = await h.request(CallContext.create({ clock }), req("c1"));
+    const closing = h.close(CallContext.create({ clock }), conn);
+    await clock.untilPending(1);
+    await clock.advance(begin.CLOSE_RETRY_MS);
+    await closing;
+    expect(seen).to.deep.equal(["c1", "c1"]);
+    expect(b.size()).to.equal(0);
+    expect(clock.pending()).to.equal(0);
+
+    // Errors about the request itself are not retried.
+    let refused = 0;
+    const strict: NetworkServiceElement = {
+      ...downstream,
+      close: async () => {
+        refused++;
+        fail(Code.InvalidArgument, "strict: bad close");
+      },
+    };
+    const b2 = begin.newClient();
+    const h2 = handler(chain(b2, strict));
+    const conn3 = await h2.request(CallContext.create({ clock }), req("c3"));
+    const err = await h2.close(CallContext.create({ clock }), conn3).catch((e: unknown) => e);
+    expect(isStatusError(err, Code.InvalidArgument)).to.equal(true);
+    expect([refused, b2.size(), clock.pending()]).to.deep.equal([1, 0, 0]);
   });
 });
 

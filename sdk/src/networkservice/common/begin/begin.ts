@@ -18,7 +18,7 @@ import {
   State,
 } from "@nsm-ts/api/networkservice";
 import { CallContext, ContextKey } from "@nsm-ts/base/context";
-import { Code, fail, isStatusError } from "@nsm-ts/base/status";
+import { Code, fail, isRetryable, isStatusError } from "@nsm-ts/base/status";
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../core/types.js";
 
 /** Re-runs operations on one connection from the begin element, serialised with everything else. */
@@ -71,6 +71,9 @@ export interface BeginOptions {
   /** Deadline given to background events when the original request had none; default 15 000 ms. */
   eventTimeoutMs?: number;
 }
+
+/** Pause before the one retry of a Close that failed transiently, in ms. */
+export const CLOSE_RETRY_MS = 200;
 
 type Phase = "new" | "established" | "closed";
 
@@ -225,10 +228,20 @@ class Begin {
     await st.run(async () => {
       if (st.phase !== "established" || this.states.get(conn.id) !== st) return;
       let denied = false;
+      // Close with the last connection we returned: it has the path the next hops know.
+      const last = st.last?.connection ?? conn;
+      const closeDown = (): Promise<void> => next.close(ctx.with(eventFactoryKey, st), clone(ConnectionSchema, last));
       try {
-        // Close with the last connection we returned: it has the path the next hops know.
-        const last = st.last?.connection ?? conn;
-        await next.close(ctx.with(eventFactoryKey, st), clone(ConnectionSchema, last));
+        try {
+          await closeDown();
+        } catch (err) {
+          // One more try while the state is still ours (a retry before begin would find it gone), if time allows.
+          const at = ctx.clock.now() + CLOSE_RETRY_MS;
+          if (!isRetryable(err) || ctx.signal.aborted || (ctx.deadline !== undefined && at >= ctx.deadline)) throw err;
+          ctx.log.warn({ connId: conn.id, err, retryInMs: CLOSE_RETRY_MS }, "begin: close failed, trying once more");
+          await ctx.clock.sleep(CLOSE_RETRY_MS, ctx.signal);
+          await closeDown();
+        }
       } catch (err) {
         // A Close the policies refused must not end the connection for its rightful owner.
         denied = isStatusError(err, Code.PermissionDenied);

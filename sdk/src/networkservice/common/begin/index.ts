@@ -1,6 +1,7 @@
 /** begin element: per-connection serialisation and event factory. See README.md. */
 export {
   type BeginOptions,
+  CLOSE_RETRY_MS,
   type EventFactory,
   type EventOptions,
   eventFactoryKey,

@@ -3,8 +3,9 @@
  * again every `intervalMs` on `ctx.clock` until the call's deadline, `tryTimeoutMs` or the caller's signal
  * ends it; errors about the request itself (InvalidArgument, PermissionDenied, …) come back at once. Each
  * attempt gets a fresh copy of the caller's request, because the elements after retry edit it in place.
- * A Close that fails transiently is tried once more, never more: Close is best effort and the servers'
- * timeouts clean up what it could not reach.
+ * Close passes through: `begin` tries a transiently failed Close once more while it still holds the
+ * connection's state (a retry here, before begin, would find that state gone and send nothing); beyond that
+ * Close is best effort and the servers' timeouts clean up what it could not reach.
  *
  * Reads: `ctx.deadline`, `ctx.signal`, `ctx.clock`. Placement: first in a client chain (it wraps the
  * whole chain, as upstream's retry wraps a client); refresh and heal events enter at begin and do their
@@ -68,16 +69,6 @@ export function newClient(opts: RetryOptions = {}): NetworkServiceClient {
         }
       }
     },
-    async close(ctx, conn, next) {
-      const startedAt = ctx.clock.now();
-      try {
-        await next.close(ctx, clone(ConnectionSchema, conn));
-      } catch (err) {
-        if (!mayRetry(ctx, err, startedAt, intervalMs, tryTimeoutMs)) throw err;
-        ctx.log.warn({ element: ELEMENT, connId: conn.id, err }, `${ELEMENT}: close failed, trying once more`);
-        if (!(await pause(ctx, intervalMs))) throw err;
-        await next.close(ctx, clone(ConnectionSchema, conn));
-      }
-    },
+    close: (ctx, conn, next) => next.close(ctx, conn),
   };
 }
