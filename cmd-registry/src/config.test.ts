@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { authorize } from "@nsm-ts/sdk/registry";
 import { describeProgramProcess } from "@nsm-ts/testing/program";
 import { expect } from "chai";
 import { config } from "./config.js";
@@ -36,6 +37,25 @@ describe(`${program} config`, () => {
     expect(cfg.name).to.equal("registry-a");
   });
 
+  it("NSM_REGISTRARS: unset keeps the built-in nsmgr rule; a pattern list replaces it", () => {
+    expect(config.parse({}).registrars).to.equal(undefined);
+    const cfg = config.parse({ NSM_REGISTRARS: "spiffe://td/ns/nsm-system/sa/nsmgr-*, spiffe://td/proxy" });
+    expect(cfg.registrars).to.deep.equal(["spiffe://td/ns/nsm-system/sa/nsmgr-*", "spiffe://td/proxy"]);
+    // What run.ts passes to the registry server chain's authorize elements.
+    const rule = authorize.registrarPatterns(cfg.registrars ?? []);
+    expect(rule("spiffe://td/ns/nsm-system/sa/nsmgr-node1")).to.equal(true);
+    expect(rule("spiffe://td/proxy")).to.equal(true);
+    expect(rule("spiffe://td/nsmgr-node1"), "the built-in rule no longer applies").to.equal(false);
+    expect(rule("spiffe://td/proxy-2")).to.equal(false);
+  });
+
+  it("NSM_RESOURCES_ADMINS: a list of SPIFFE IDs, none by default", () => {
+    expect(config.parse({}).resourcesAdmins).to.equal(undefined);
+    expect(
+      config.parse({ NSM_RESOURCES_ADMINS: "spiffe://td/ops, spiffe://td/ns/nsm-system/sa/ipam-admin" }).resourcesAdmins,
+    ).to.deep.equal(["spiffe://td/ops", "spiffe://td/ns/nsm-system/sa/ipam-admin"]);
+  });
+
   it("names the variable of each bad value", () => {
     const bad: Record<string, string> = {
       NSM_LISTEN_ON: "http://x:1",
@@ -45,11 +65,21 @@ describe(`${program} config`, () => {
       NSM_LOG_LEVEL: "chatty",
       TELEMETRY: "on",
       NSM_METRICS_LISTEN_ON: "9090",
+      NSM_REGISTRARS: "nsmgr-*",
+      NSM_RESOURCES_ADMINS: "spiffe://td/ops,admin",
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));
     }
     expect(() => config.parse({ NSM_REGISTRY_STORE: "etcd://" })).to.throw(/^NSM_REGISTRY_STORE: invalid etcd endpoint ""/);
+    expect(() => config.parse({ NSM_REGISTRARS: "spiffe://td/nsmgr-*, ," })).to.not.throw();
+    expect(() => config.parse({ NSM_REGISTRARS: " , " })).to.throw(/^NSM_REGISTRARS: expected at least one SPIFFE ID pattern/);
+    expect(() => config.parse({ NSM_REGISTRARS: "spiffe://td/a b" })).to.throw(
+      /^NSM_REGISTRARS: invalid SPIFFE ID pattern "spiffe:\/\/td\/a b"/,
+    );
+    expect(() => config.parse({ NSM_RESOURCES_ADMINS: "spiffe://td/ops,admin" })).to.throw(
+      /^NSM_RESOURCES_ADMINS: invalid SPIFFE ID "admin"/,
+    );
     expect(() => config.parse({ NSM_TLS_CERT_FILE: "/c.pem", NSM_TLS_KEY_FILE: "/k.pem" })).to.throw(
       /^NSM_TLS_CA_FILE: .*must be set together or not at all/,
     );

@@ -11,10 +11,12 @@ import {
   duration,
   hostPort,
   int,
+  list,
   serverVars,
   urlList,
   validateCommon,
 } from "@nsm-ts/base/config";
+import { isSpiffeId } from "@nsm-ts/base/identity";
 
 /** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
 export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
@@ -37,6 +39,27 @@ export function parseRegistryStore(raw: string): RegistryStore {
     }
   }
   return { kind: "etcd", endpoints };
+}
+
+/** Parses a comma list of SPIFFE IDs (`spiffe://trust-domain/path`). */
+export function parseSpiffeIds(raw: string): string[] {
+  const ids = list(raw);
+  for (const id of ids)
+    if (!isSpiffeId(id)) throw new Error(`invalid SPIFFE ID ${JSON.stringify(id)}: expected spiffe://trust-domain/path`);
+  return ids;
+}
+
+/** Parses a comma list of SPIFFE ID patterns, where `*` matches any run of characters (`spiffe://td/nsmgr-*`). */
+export function parseSpiffePatterns(raw: string): string[] {
+  const patterns = list(raw);
+  if (patterns.length === 0) throw new Error("expected at least one SPIFFE ID pattern");
+  for (const p of patterns) {
+    // A `*` stands for characters a SPIFFE ID may hold, so the pattern with `x` in its place must be one.
+    if (!p.startsWith("spiffe://") || !isSpiffeId(p.replaceAll("*", "x"))) {
+      throw new Error(`invalid SPIFFE ID pattern ${JSON.stringify(p)}: expected spiffe://trust-domain/path, * matching any characters`);
+    }
+  }
+  return patterns;
 }
 
 /** The table; `config.names()` is what manifests may set. */
@@ -72,6 +95,19 @@ export const config = defineConfig(
       description: "Longest time a registration lives without a refresh (also capped by the registrant's token expiry)",
       default: "1m",
       parse: duration,
+    },
+    registrars: {
+      name: "NSM_REGISTRARS",
+      description:
+        "SPIFFE ID patterns (comma separated, * = any characters) of the peers that may register on behalf of others (multi-hop registry paths); unset: IDs whose last path segment starts with nsmgr",
+      defaultLabel: "nsmgr rule",
+      parse: parseSpiffePatterns,
+    },
+    resourcesAdmins: {
+      name: "NSM_RESOURCES_ADMINS",
+      description:
+        "SPIFFE IDs (comma separated) that may update, release and delete resource records other identities created (with TLS only)",
+      parse: parseSpiffeIds,
     },
   },
   { validate: validateCommon },

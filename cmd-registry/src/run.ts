@@ -12,6 +12,7 @@ import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
 import {
+  authorize,
   createEtcdStore,
   createMemoryStore,
   createRegistryServer,
@@ -68,6 +69,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       nsStore: stores.ns,
       nseStore: stores.nse,
       expirePeriodMs: cfg.expirePeriod,
+      ...(cfg.registrars === undefined ? {} : { registrars: authorize.registrarPatterns(cfg.registrars) }),
     });
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
@@ -75,11 +77,22 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     registerResourceManagers(server, {
       store: resourceStore,
       log: ctx.log,
+      admins: cfg.resourcesAdmins ?? [],
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
-    ctx.log.info({ urls, store: cfg.registryStore, expirePeriodMs: cfg.expirePeriod, spiffeId: identity.spiffeId }, "cmd-registry serving");
+    ctx.log.info(
+      {
+        urls,
+        store: cfg.registryStore,
+        expirePeriodMs: cfg.expirePeriod,
+        spiffeId: identity.spiffeId,
+        registrars: cfg.registrars ?? "nsmgr rule",
+        resourcesAdmins: cfg.resourcesAdmins ?? [],
+      },
+      "cmd-registry serving",
+    );
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
     ctx.log.info("cmd-registry shutting down");
     await collecting;

@@ -1,6 +1,8 @@
 /**
  * The etcd store, shared by replicas: a record is one key `<prefix>r/<kind>/<id>` (value: its references as
- * JSON, then the protobuf binary), and every reference is a key `<prefix>x/<target>/<holder>`. One commit is
+ * JSON, then the protobuf binary), and every reference is a key `<prefix>x/<target>/<holder>`. A record with a
+ * creator (certificate mode) has `{"refs":[…],"creator":"spiffe://…"}` as its JSON head instead of the bare
+ * array, which is what records without one keep (and what older versions wrote). One commit is
  * one etcd transaction whose compares carry every rule: a created key has version 0, an updated or deleted
  * key still has the mod revision the caller read, a referenced key exists, and nothing lies under a deleted
  * record's `x/` prefix. When the transaction fails the store re-reads to name the cause.
@@ -20,6 +22,7 @@ import type { Logger } from "@nsm-ts/base/log";
 import { Code, fail } from "@nsm-ts/base/status";
 import { schemaOf } from "./codec.js";
 import {
+  checkCreator,
   checkCurrent,
   type RecordRef,
   type ResourceKind,
@@ -71,8 +74,8 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
   const xPrefix = (kind: ResourceKind, id: string): string => `${prefix}x/${recordKey(kind, id)}/`;
   const xKey = (target: RecordRef, kind: ResourceKind, id: string): string => `${xPrefix(target.kind, target.id)}${recordKey(kind, id)}`;
 
-  const encode = (kind: ResourceKind, value: Message, refs: readonly RecordRef[]): Buffer => {
-    const head = Buffer.from(JSON.stringify(refs));
+  const encode = (kind: ResourceKind, value: Message, refs: readonly RecordRef[], creator: string | undefined): Buffer => {
+    const head = Buffer.from(JSON.stringify(creator === undefined ? refs : { refs, creator }));
     const len = Buffer.alloc(4);
     len.writeUInt32BE(head.length);
     return Buffer.concat([len, head, toBinary(schemaOf[kind], value)]);
@@ -80,9 +83,10 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
   const decode = (kind: ResourceKind, id: string, buf: Buffer, revision: string): StoredRecord | undefined => {
     try {
       const n = buf.readUInt32BE(0);
-      const refs = JSON.parse(buf.subarray(4, 4 + n).toString()) as RecordRef[];
+      const head = JSON.parse(buf.subarray(4, 4 + n).toString()) as RecordRef[] | { refs: RecordRef[]; creator: string };
       const value = fromBinary(schemaOf[kind], buf.subarray(4 + n));
-      return { kind, id, value, refs, revision };
+      if (Array.isArray(head)) return { kind, id, value, refs: head, revision };
+      return { kind, id, value, refs: head.refs, revision, creator: head.creator };
     } catch (err) {
       log.warn({ err, kind, id }, "resources: skipping undecodable record");
       return undefined;
@@ -112,6 +116,7 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         if (cur !== undefined) ruleFailure.exists(op.kind, op.id);
       } else {
         checkCurrent(op.kind, op.id, cur?.revision, op.revision);
+        checkCreator(op.kind, op.id, cur?.creator, op.caller, op.type);
       }
       if (op.type === "delete") {
         const { holder } = await firstHolder(op.kind, op.id, deleting);
@@ -141,6 +146,8 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         created.add(recordKey(op.kind, op.id));
       } else {
         checkCurrent(op.kind, op.id, cur?.revision, op.revision);
+        // The mod_revision compare below makes this check atomic with the write: the creator never changes.
+        checkCreator(op.kind, op.id, cur?.creator, op.caller, op.type);
         compares.push(compare.modRevision(key, cur?.revision ?? "0"));
       }
       const oldRefs = new Set((cur?.refs ?? []).map((r) => xKey(r, op.kind, op.id)));
@@ -154,7 +161,8 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         for (const k of oldRefs) success.push({ request_delete_range: { key: Buffer.from(k) } });
         continue;
       }
-      success.push({ request_put: { key, value: encode(op.kind, op.value, op.refs) } });
+      const creator = op.type === "create" ? op.caller?.spiffeId : cur?.creator;
+      success.push({ request_put: { key, value: encode(op.kind, op.value, op.refs, creator) } });
       const newRefs = new Set<string>();
       for (const ref of op.refs) {
         const target = recordKey(ref.kind, ref.id);

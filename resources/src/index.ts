@@ -39,6 +39,7 @@ export { createMemoryResourceStore, type MemoryResourceStore, type MemoryResourc
 export { createPrefixPool, type PrefixLease, PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
 export { type RegisteredResourceManagers, type RegisterResourceManagersOptions, registerResourceManagers } from "./serve.js";
 export {
+  checkCreator,
   checksRevision,
   describeRecord,
   type RecordRef,
@@ -48,4 +49,5 @@ export {
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
+  type WriteCaller,
 } from "./store.js";

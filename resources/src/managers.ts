@@ -3,7 +3,9 @@
  * route tables over one `ResourceStore`. Every write is a store commit with compare-on-revision; deletes of
  * referenced records fail with FailedPrecondition; addresses come from per-subnet and per-OUI bitmaps; a port
  * is created in steps (addresses, MAC, record), each undone in reverse order when a later one fails. Each kind
- * lives in its own module under `managers/`; this class is the one surface that serves them all.
+ * lives in its own module under `managers/`; this class is the one surface that serves them all. Every write
+ * takes an optional `caller` (certificate mode): creates record it as the creator, and updates, releases and
+ * deletes of records another identity created fail with PermissionDenied unless the caller is an admin.
  */
 import type {
   AllocateIpAddressRequest,
@@ -34,7 +36,7 @@ import { RouteTables, SecurityGroups } from "./managers/policies.js";
 import { Ports } from "./managers/ports.js";
 import { Records, type WithRevision } from "./managers/records.js";
 import { createMemoryResourceStore } from "./memory-store.js";
-import type { ResourceKind, ResourceStore, StoreOp } from "./store.js";
+import type { ResourceKind, ResourceStore, StoreOp, WriteCaller } from "./store.js";
 
 export { MAX_BULK } from "./managers/fields.js";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./managers/listing.js";
@@ -89,125 +91,125 @@ export class ResourceManagers {
   }
 
   /** Creates a network (id generated when empty). */
-  async createNetwork(n: Network): Promise<Network> {
-    return this.networks.create(n);
+  async createNetwork(n: Network, caller?: WriteCaller): Promise<Network> {
+    return this.networks.create(n, caller);
   }
   /** Creates several networks, all or none. */
-  async bulkCreateNetworks(items: readonly Network[]): Promise<Network[]> {
-    return this.networks.bulkCreate(items);
+  async bulkCreateNetworks(items: readonly Network[], caller?: WriteCaller): Promise<Network[]> {
+    return this.networks.bulkCreate(items, caller);
   }
   /** Renames a network; its CIDR cannot change. */
-  async updateNetwork(n: Network): Promise<Network> {
-    return this.networks.update(n);
+  async updateNetwork(n: Network, caller?: WriteCaller): Promise<Network> {
+    return this.networks.update(n, caller);
   }
 
   /** Creates a subnet of a network: CIDR inside the network's, not overlapping its other subnets. */
-  async createSubnet(s: Subnet): Promise<Subnet> {
-    return this.subnets.create(s);
+  async createSubnet(s: Subnet, caller?: WriteCaller): Promise<Subnet> {
+    return this.subnets.create(s, caller);
   }
   /** Creates several subnets, all or none. */
-  async bulkCreateSubnets(items: readonly Subnet[]): Promise<Subnet[]> {
-    return this.subnets.bulkCreate(items);
+  async bulkCreateSubnets(items: readonly Subnet[], caller?: WriteCaller): Promise<Subnet[]> {
+    return this.subnets.bulkCreate(items, caller);
   }
   /** Changes a subnet's name and route table; CIDR, gateway, pools and network cannot change. */
-  async updateSubnet(s: Subnet): Promise<Subnet> {
-    return this.subnets.update(s);
+  async updateSubnet(s: Subnet, caller?: WriteCaller): Promise<Subnet> {
+    return this.subnets.update(s, caller);
   }
 
   /** Allocates the given address, or the next free one (lowest for IPv4 and small pools, random for IPv6). */
-  async allocateIpAddress(req: AllocateIpAddressRequest): Promise<IpAddress> {
-    return this.ips.allocate(req.subnetId, req.address, req.owner, req.state);
+  async allocateIpAddress(req: AllocateIpAddressRequest, caller?: WriteCaller): Promise<IpAddress> {
+    return this.ips.allocate(req.subnetId, req.address, req.owner, req.state, undefined, caller);
   }
   /** Allocates `count` addresses from one subnet, all or none. */
-  async bulkAllocateIpAddresses(req: BulkAllocateIpAddressesRequest): Promise<IpAddress[]> {
-    return this.ips.bulkAllocate(req);
+  async bulkAllocateIpAddresses(req: BulkAllocateIpAddressesRequest, caller?: WriteCaller): Promise<IpAddress[]> {
+    return this.ips.bulkAllocate(req, caller);
   }
   /** Reads one address. */
   async getIpAddress(ref: IpAddressRef): Promise<IpAddress> {
     return this.ips.get(ref);
   }
   /** Changes an address's state and owner. */
-  async updateIpAddress(ip: IpAddress): Promise<IpAddress> {
-    return this.ips.update(ip);
+  async updateIpAddress(ip: IpAddress, caller?: WriteCaller): Promise<IpAddress> {
+    return this.ips.update(ip, caller);
   }
   /** Releases one address (FailedPrecondition while a port holds it). */
-  async releaseIpAddress(ref: IpAddressRef): Promise<void> {
-    return this.ips.bulkRelease([ref]);
+  async releaseIpAddress(ref: IpAddressRef, caller?: WriteCaller): Promise<void> {
+    return this.ips.bulkRelease([ref], caller);
   }
   /** Releases several addresses, all or none. */
-  async bulkReleaseIpAddresses(refs: readonly IpAddressRef[]): Promise<void> {
-    return this.ips.bulkRelease(refs);
+  async bulkReleaseIpAddresses(refs: readonly IpAddressRef[], caller?: WriteCaller): Promise<void> {
+    return this.ips.bulkRelease(refs, caller);
   }
 
   /** Allocates the given MAC, or a random one under the OUI. */
-  async allocateMacAddress(req: AllocateMacAddressRequest): Promise<MacAddress> {
-    return this.macs.allocate(req.address, req.oui, req.owner, "address");
+  async allocateMacAddress(req: AllocateMacAddressRequest, caller?: WriteCaller): Promise<MacAddress> {
+    return this.macs.allocate(req.address, req.oui, req.owner, "address", caller);
   }
   /** Allocates `count` random MACs, all or none. */
-  async bulkAllocateMacAddresses(req: BulkAllocateMacAddressesRequest): Promise<MacAddress[]> {
-    return this.macs.bulkAllocate(req);
+  async bulkAllocateMacAddresses(req: BulkAllocateMacAddressesRequest, caller?: WriteCaller): Promise<MacAddress[]> {
+    return this.macs.bulkAllocate(req, caller);
   }
   /** Reads one MAC. */
   async getMacAddress(ref: MacAddressRef): Promise<MacAddress> {
     return this.macs.get(ref);
   }
   /** Changes a MAC's owner. */
-  async updateMacAddress(m: MacAddress): Promise<MacAddress> {
-    return this.macs.update(m);
+  async updateMacAddress(m: MacAddress, caller?: WriteCaller): Promise<MacAddress> {
+    return this.macs.update(m, caller);
   }
   /** Releases one MAC (FailedPrecondition while a port holds it). */
-  async releaseMacAddress(ref: MacAddressRef): Promise<void> {
-    return this.macs.bulkRelease([ref]);
+  async releaseMacAddress(ref: MacAddressRef, caller?: WriteCaller): Promise<void> {
+    return this.macs.bulkRelease([ref], caller);
   }
   /** Releases several MACs, all or none. */
-  async bulkReleaseMacAddresses(refs: readonly MacAddressRef[]): Promise<void> {
-    return this.macs.bulkRelease(refs);
+  async bulkReleaseMacAddresses(refs: readonly MacAddressRef[], caller?: WriteCaller): Promise<void> {
+    return this.macs.bulkRelease(refs, caller);
   }
 
   /**
    * Creates a port in steps: each fixed IP (any free one when `ip_address` is empty; by default one from the
    * network's first subnet), then the MAC, then the record. A failing step undoes every earlier one.
    */
-  async createPort(p: Port, at = ""): Promise<Port> {
-    return this.ports.create(p, at);
+  async createPort(p: Port, at = "", caller?: WriteCaller): Promise<Port> {
+    return this.ports.create(p, at, caller);
   }
   /** Creates several ports; when one fails, the ones already created are deleted again. */
-  async bulkCreatePorts(items: readonly Port[]): Promise<Port[]> {
-    return this.ports.bulkCreate(items);
+  async bulkCreatePorts(items: readonly Port[], caller?: WriteCaller): Promise<Port[]> {
+    return this.ports.bulkCreate(items, caller);
   }
   /** Changes a port's name, owner and security groups; its addresses and MAC stay. */
-  async updatePort(p: Port): Promise<Port> {
-    return this.ports.update(p);
+  async updatePort(p: Port, caller?: WriteCaller): Promise<Port> {
+    return this.ports.update(p, caller);
   }
   /** Deletes ports together with their addresses and MACs. */
-  async deletePorts(refs: ReadonlyArray<{ id: string; revision: string }>): Promise<void> {
-    return this.ports.delete(refs);
+  async deletePorts(refs: ReadonlyArray<{ id: string; revision: string }>, caller?: WriteCaller): Promise<void> {
+    return this.ports.delete(refs, caller);
   }
 
   /** Creates a security group (rule ids generated when empty). */
-  async createSecurityGroup(g: SecurityGroup): Promise<SecurityGroup> {
-    return this.securityGroups.create(g);
+  async createSecurityGroup(g: SecurityGroup, caller?: WriteCaller): Promise<SecurityGroup> {
+    return this.securityGroups.create(g, caller);
   }
   /** Creates several security groups, all or none. */
-  async bulkCreateSecurityGroups(items: readonly SecurityGroup[]): Promise<SecurityGroup[]> {
-    return this.securityGroups.bulkCreate(items);
+  async bulkCreateSecurityGroups(items: readonly SecurityGroup[], caller?: WriteCaller): Promise<SecurityGroup[]> {
+    return this.securityGroups.bulkCreate(items, caller);
   }
   /** Replaces a security group's name and rules. */
-  async updateSecurityGroup(g: SecurityGroup): Promise<SecurityGroup> {
-    return this.securityGroups.update(g);
+  async updateSecurityGroup(g: SecurityGroup, caller?: WriteCaller): Promise<SecurityGroup> {
+    return this.securityGroups.update(g, caller);
   }
 
   /** Creates a route table. */
-  async createRouteTable(t: RouteTable): Promise<RouteTable> {
-    return this.routeTables.create(t);
+  async createRouteTable(t: RouteTable, caller?: WriteCaller): Promise<RouteTable> {
+    return this.routeTables.create(t, caller);
   }
   /** Creates several route tables, all or none. */
-  async bulkCreateRouteTables(items: readonly RouteTable[]): Promise<RouteTable[]> {
-    return this.routeTables.bulkCreate(items);
+  async bulkCreateRouteTables(items: readonly RouteTable[], caller?: WriteCaller): Promise<RouteTable[]> {
+    return this.routeTables.bulkCreate(items, caller);
   }
   /** Replaces a route table's name and routes. */
-  async updateRouteTable(t: RouteTable): Promise<RouteTable> {
-    return this.routeTables.update(t);
+  async updateRouteTable(t: RouteTable, caller?: WriteCaller): Promise<RouteTable> {
+    return this.routeTables.update(t, caller);
   }
 
   /** Reads one record of a kind. */
@@ -216,15 +218,15 @@ export class ResourceManagers {
   }
 
   /** Deletes records of a kind, all or none (ports also release their addresses and MACs). */
-  async delete(kind: ResourceKind, refs: readonly ResourceRef[]): Promise<void> {
-    if (kind === "port") return this.ports.delete(refs);
+  async delete(kind: ResourceKind, refs: readonly ResourceRef[], caller?: WriteCaller): Promise<void> {
+    if (kind === "port") return this.ports.delete(refs, caller);
     const ops: StoreOp[] = refs.map((r, i) => ({
       type: "delete",
       kind,
       id: need(r.id, refs.length > 1 ? `refs[${i}].id` : "id"),
       revision: r.revision,
     }));
-    await this.records.commitChunked(ops);
+    await this.records.commitChunked(ops, caller);
     if (kind === "subnet") for (const r of refs) this.ips.dropSubnet(r.id);
   }
 

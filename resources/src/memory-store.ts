@@ -1,12 +1,14 @@
 /**
  * The memory store: one statedb table of records keyed `kind/id`, with a non-unique index of the references
  * each record holds, so "is anything still referencing this?" is one index lookup inside the same write
- * transaction that deletes it. Commits are statedb write transactions: every operation or none.
+ * transaction that deletes it. Commits are statedb write transactions: every operation or none. A row keeps
+ * its creator's SPIFFE ID beside the message (`creator`), checked by the owner rule inside the same transaction.
  */
 import type { Message } from "@bufbuild/protobuf";
 import { Code, fail } from "@nsm-ts/base/status";
 import { createDb, type Db, type Table, type WriteTxn } from "@nsm-ts/statedb";
 import {
+  checkCreator,
   checkCurrent,
   describeRecord,
   type RecordRef,
@@ -25,6 +27,8 @@ interface Row {
   readonly id: string;
   readonly value: Message;
   readonly refs: readonly RecordRef[];
+  /** The creator's SPIFFE ID (certificate mode), see `StoredRecord.creator`. */
+  readonly creator?: string | undefined;
 }
 
 /** Options of `createMemoryResourceStore`. */
@@ -61,14 +65,19 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
     value: row.value,
     refs: row.refs,
     revision: String(revision),
+    ...(row.creator === undefined ? {} : { creator: row.creator }),
   });
 
   const checkRefs = (txn: WriteTxn, op: { kind: ResourceKind; id: string; refs: readonly RecordRef[] }): void => {
     for (const ref of op.refs) if (table.get(txn, recordKey(ref.kind, ref.id)) === undefined) ruleFailure.dangling(op.kind, op.id, ref);
   };
-  const checkRevision = (txn: WriteTxn, kind: ResourceKind, id: string, revision: string | undefined): void => {
-    const entry = table.getEntry(txn, recordKey(kind, id));
-    checkCurrent(kind, id, entry === undefined ? undefined : String(entry.revision), revision);
+  /** The revision and owner rules of an update or delete; returns the record's creator, which an update keeps. */
+  const checkWrite = (txn: WriteTxn, op: StoreOp & { type: "update" | "delete" }): string | undefined => {
+    const entry = table.getEntry(txn, recordKey(op.kind, op.id));
+    checkCurrent(op.kind, op.id, entry === undefined ? undefined : String(entry.revision), op.revision);
+    const creator = entry?.object.creator;
+    checkCreator(op.kind, op.id, creator, op.caller, op.type);
+    return creator;
   };
 
   return {
@@ -107,15 +116,16 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
             case "create":
               if (table.get(txn, key) !== undefined) ruleFailure.exists(op.kind, op.id);
               checkRefs(txn, op);
-              table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
+              table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs, creator: op.caller?.spiffeId });
               break;
-            case "update":
-              checkRevision(txn, op.kind, op.id, op.revision);
+            case "update": {
+              const creator = checkWrite(txn, op);
               checkRefs(txn, op);
-              table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs });
+              table.insert(txn, { key, kind: op.kind, id: op.id, value: op.value, refs: op.refs, creator });
               break;
+            }
             case "delete": {
-              checkRevision(txn, op.kind, op.id, op.revision);
+              checkWrite(txn, op);
               const holder = table.list(txn, "byRef", key).find((h) => !deleting.has(h.key));
               if (holder !== undefined) ruleFailure.referenced(op.kind, op.id, describeRecord(holder.kind, holder.id));
               table.deleteKey(txn, key);

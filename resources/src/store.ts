@@ -3,7 +3,8 @@
  * to other records, written by atomic multi-operation commits with compare-on-revision. The memory store
  * (statedb tables) and the etcd store (transactions) both enforce, inside one commit: create only if
  * absent, update/delete only at the expected revision, references only to existing records, delete only
- * when nothing references the record.
+ * when nothing references the record; and, for writes made by an identity (certificate mode), that a record is
+ * updated or deleted only by the identity that created it, or by an admin.
  */
 import type { Message } from "@bufbuild/protobuf";
 import { Code, fail } from "@nsm-ts/base/status";
@@ -25,6 +26,24 @@ export interface StoredRecord<T extends Message = Message> {
   readonly refs: readonly RecordRef[];
   /** Decimal store revision of the last write. */
   readonly revision: string;
+  /**
+   * SPIFFE ID of the identity that created the record (certificate mode); undefined when it was created without
+   * one (dev mode, in-process, or before creators were recorded): then anyone may change it. Kept beside the
+   * message, never in it, so the wire stays as it is.
+   */
+  readonly creator?: string | undefined;
+}
+
+/**
+ * The identity a write is made by (the caller's SPIFFE ID from mTLS). A create records it as the record's
+ * creator; an update or delete of a record created by another identity fails with PermissionDenied (policy
+ * `record_creator`) unless `admin`. Operations without a caller (dev mode, in-process) record and check nothing.
+ */
+export interface WriteCaller {
+  /** The caller's SPIFFE ID. */
+  readonly spiffeId: string;
+  /** True when the caller may change records created by others. */
+  readonly admin: boolean;
 }
 
 /**
@@ -38,6 +57,7 @@ export type StoreOp =
       readonly id: string;
       readonly value: Message;
       readonly refs: readonly RecordRef[];
+      readonly caller?: WriteCaller | undefined;
     }
   | {
       readonly type: "update";
@@ -46,8 +66,15 @@ export type StoreOp =
       readonly value: Message;
       readonly refs: readonly RecordRef[];
       readonly revision?: string | undefined;
+      readonly caller?: WriteCaller | undefined;
     }
-  | { readonly type: "delete"; readonly kind: ResourceKind; readonly id: string; readonly revision?: string | undefined };
+  | {
+      readonly type: "delete";
+      readonly kind: ResourceKind;
+      readonly id: string;
+      readonly revision?: string | undefined;
+      readonly caller?: WriteCaller | undefined;
+    };
 
 /** Options of `ResourceStore.list`. */
 export interface StoreListOptions {
@@ -83,8 +110,10 @@ export interface ResourceStore {
   list(kind: ResourceKind, opts?: StoreListOptions): Promise<StoredRecord[]>;
   /**
    * Applies every operation or none; resolves to the revision of each written record (deletes: the commit
-   * revision). Fails with AlreadyExists, NotFound, Aborted (stale revision) or FailedPrecondition (a
-   * reference to a missing record, or a delete of a record that a record outside this commit references), the message naming the record.
+   * revision). Fails with AlreadyExists, NotFound, Aborted (stale revision), FailedPrecondition (a
+   * reference to a missing record, or a delete of a record that a record outside this commit references) or
+   * PermissionDenied (an update or delete by a caller other than the record's creator, see `WriteCaller`), the
+   * message naming the record. Creates store `caller.spiffeId` as the creator; updates keep the stored creator.
    */
   commit(ops: readonly StoreOp[]): Promise<string[]>;
   /** Releases the store's resources; later calls fail with Unavailable. */
@@ -129,4 +158,23 @@ export function checkCurrent(kind: ResourceKind, id: string, current: string | u
   if (checksRevision(expected) && current !== expected) {
     fail(Code.Aborted, `resources: revision: ${describeRecord(kind, id)} is at revision ${current}, not ${expected}`);
   }
+}
+
+/**
+ * The owner rule of an update or delete (policy `record_creator`): a record created by an identity may be changed
+ * only by that identity or an admin. Records without a creator and operations without a caller pass.
+ */
+export function checkCreator(
+  kind: ResourceKind,
+  id: string,
+  creator: string | undefined,
+  caller: WriteCaller | undefined,
+  verb: "update" | "delete",
+): void {
+  if (caller === undefined || caller.admin || creator === undefined || creator === caller.spiffeId) return;
+  fail(
+    Code.PermissionDenied,
+    `resources: policy record_creator denied: ${describeRecord(kind, id)} was created by ${creator}; ` +
+      `only its creator or a resources admin may ${verb} it, not ${caller.spiffeId}`,
+  );
 }

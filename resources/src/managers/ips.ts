@@ -16,7 +16,7 @@ import {
 import { Code, fail, isStatusError } from "@nsm-ts/base/status";
 import { formatCidr, formatIp, parseIp, requireCidr, requireIp } from "../address.js";
 import { KeyedMutex, SubnetAllocator } from "../allocator.js";
-import type { StoreOp } from "../store.js";
+import type { StoreOp, WriteCaller } from "../store.js";
 import type { ChangeFeeds } from "./feed.js";
 import { canonicalIp, ipId, need, requireCount } from "./fields.js";
 import type { Records } from "./records.js";
@@ -38,7 +38,7 @@ export class IpAddresses {
   }
 
   /** Allocates `count` addresses from one subnet, all or none. */
-  async bulkAllocate(req: BulkAllocateIpAddressesRequest): Promise<IpAddress[]> {
+  async bulkAllocate(req: BulkAllocateIpAddressesRequest, caller?: WriteCaller): Promise<IpAddress[]> {
     const subnetId = need(req.subnetId, "subnet_id");
     requireCount(req.count);
     for (let attempt = 0; ; attempt++) {
@@ -62,7 +62,7 @@ export class IpAddresses {
       }
       const ops = taken.map((v) => createOp(subnetId, formatIp({ family: alloc.cidr.family, value: v }), req.owner, IpState.ACTIVE));
       try {
-        return await this.records.commitMany<IpAddress>(ops);
+        return await this.records.commitMany<IpAddress>(ops, caller);
       } catch (err) {
         // Another replica may hold some of them: keep their bits only when retrying after a conflict.
         for (const v of taken) alloc.clear(v);
@@ -79,7 +79,7 @@ export class IpAddresses {
   }
 
   /** Changes an address's state and owner. */
-  async update(ip: IpAddress): Promise<IpAddress> {
+  async update(ip: IpAddress, caller?: WriteCaller): Promise<IpAddress> {
     const cur = await this.get({ ...ip, $typeName: "nsmts.resources.v1.IpAddressRef" });
     const value = create(IpAddressSchema, {
       subnetId: cur.subnetId,
@@ -88,18 +88,21 @@ export class IpAddresses {
       state: ip.state === IpState.UNSPECIFIED ? cur.state : ip.state,
     });
     const id = ipId(cur.subnetId, cur.address);
-    return this.records.commitOne<IpAddress>({
-      type: "update",
-      kind: "ip",
-      id,
-      value,
-      refs: [{ kind: "subnet", id: cur.subnetId }],
-      revision: ip.revision,
-    });
+    return this.records.commitOne<IpAddress>(
+      {
+        type: "update",
+        kind: "ip",
+        id,
+        value,
+        refs: [{ kind: "subnet", id: cur.subnetId }],
+        revision: ip.revision,
+      },
+      caller,
+    );
   }
 
   /** Releases several addresses, all or none (FailedPrecondition while a port holds one). */
-  async bulkRelease(refs: readonly IpAddressRef[]): Promise<void> {
+  async bulkRelease(refs: readonly IpAddressRef[], caller?: WriteCaller): Promise<void> {
     const ips = refs.map((r, i) => ({
       subnetId: need(r.subnetId, `refs[${i}].subnet_id`),
       address: canonicalIp(r.address, `refs[${i}].address`),
@@ -107,6 +110,7 @@ export class IpAddresses {
     }));
     await this.records.commitChunked(
       ips.map((r) => ({ type: "delete", kind: "ip", id: ipId(r.subnetId, r.address), revision: r.revision })),
+      caller,
     );
     for (const r of ips) this.forget(r.subnetId, r.address);
   }
@@ -118,6 +122,7 @@ export class IpAddresses {
     owner: string,
     state: IpState,
     fields: { subnet: string; address: string } = { subnet: "subnet_id", address: "address" },
+    caller?: WriteCaller,
   ): Promise<IpAddress> {
     need(subnetId, fields.subnet);
     if (address !== "") {
@@ -130,7 +135,7 @@ export class IpAddresses {
       if (!fresh && this.exclusive)
         fail(Code.AlreadyExists, `resources: ${fields.address}: ${text} is already allocated in subnet "${subnetId}"`);
       try {
-        return await this.records.commitOne<IpAddress>(createOp(subnetId, text, owner, state));
+        return await this.records.commitOne<IpAddress>(createOp(subnetId, text, owner, state), caller);
       } catch (err) {
         if (fresh && (this.exclusive || !isStatusError(err, Code.AlreadyExists))) alloc.clear(ip.value);
         if (isStatusError(err, Code.AlreadyExists))
@@ -152,7 +157,10 @@ export class IpAddresses {
         fail(Code.ResourceExhausted, `resources: ${fields.subnet}: subnet "${subnetId}" (${formatCidr(alloc.cidr)}) has no free address`);
       }
       try {
-        return await this.records.commitOne<IpAddress>(createOp(subnetId, formatIp({ family: alloc.cidr.family, value: v }), owner, state));
+        return await this.records.commitOne<IpAddress>(
+          createOp(subnetId, formatIp({ family: alloc.cidr.family, value: v }), owner, state),
+          caller,
+        );
       } catch (err) {
         // Taken by another replica: keep the bit (it is taken) and try the next one.
         if (!this.exclusive && isStatusError(err, Code.AlreadyExists)) {

@@ -7,7 +7,7 @@ import { type BulkAllocateMacAddressesRequest, type MacAddress, type MacAddressR
 import { Code, fail, isStatusError } from "@nsm-ts/base/status";
 import { formatMac, requireMac, requireOui } from "../address.js";
 import { KeyedMutex, MacAllocator } from "../allocator.js";
-import type { StoreOp } from "../store.js";
+import type { StoreOp, WriteCaller } from "../store.js";
 import type { ChangeFeeds } from "./feed.js";
 import { requireCount } from "./fields.js";
 import type { Records } from "./records.js";
@@ -24,7 +24,7 @@ export class MacAddresses {
   ) {}
 
   /** Allocates `count` random MACs, all or none. */
-  async bulkAllocate(req: BulkAllocateMacAddressesRequest): Promise<MacAddress[]> {
+  async bulkAllocate(req: BulkAllocateMacAddressesRequest, caller?: WriteCaller): Promise<MacAddress[]> {
     requireCount(req.count);
     const alloc = await this.allocator(req.oui === "" ? this.defaultOui : requireOui(req.oui, "oui"));
     const taken: bigint[] = [];
@@ -33,7 +33,10 @@ export class MacAddresses {
       taken.push(v);
     }
     try {
-      return await this.records.commitMany<MacAddress>(taken.map((v) => createOp(formatMac(v), req.owner)));
+      return await this.records.commitMany<MacAddress>(
+        taken.map((v) => createOp(formatMac(v), req.owner)),
+        caller,
+      );
     } catch (err) {
       for (const v of taken) alloc.clear(v);
       throw err;
@@ -46,20 +49,23 @@ export class MacAddresses {
   }
 
   /** Changes a MAC's owner. */
-  async update(m: MacAddress): Promise<MacAddress> {
+  async update(m: MacAddress, caller?: WriteCaller): Promise<MacAddress> {
     const address = formatMac(requireMac(m.address, "address"));
-    return this.records.commitOne<MacAddress>({ ...createOp(address, m.owner), type: "update", revision: m.revision });
+    return this.records.commitOne<MacAddress>({ ...createOp(address, m.owner), type: "update", revision: m.revision }, caller);
   }
 
   /** Releases several MACs, all or none (FailedPrecondition while a port holds one). */
-  async bulkRelease(refs: readonly MacAddressRef[]): Promise<void> {
+  async bulkRelease(refs: readonly MacAddressRef[], caller?: WriteCaller): Promise<void> {
     const macs = refs.map((r, i) => ({ v: requireMac(r.address, `refs[${i}].address`), revision: r.revision }));
-    await this.records.commitChunked(macs.map((m) => ({ type: "delete", kind: "mac", id: formatMac(m.v), revision: m.revision })));
+    await this.records.commitChunked(
+      macs.map((m) => ({ type: "delete", kind: "mac", id: formatMac(m.v), revision: m.revision })),
+      caller,
+    );
     for (const m of macs) this.forget(m.v);
   }
 
   /** Allocates `address` (`field` names it in errors), or a random MAC under `oui` (default OUI when empty). */
-  async allocate(address: string, oui: string, owner: string, field: string): Promise<MacAddress> {
+  async allocate(address: string, oui: string, owner: string, field: string, caller?: WriteCaller): Promise<MacAddress> {
     if (address !== "") {
       const v = requireMac(address, field);
       if ((v >> 40n) & 1n) fail(Code.InvalidArgument, `resources: ${field}: ${address} is a multicast address`);
@@ -69,7 +75,7 @@ export class MacAddresses {
       if (alloc !== undefined && !fresh && this.records.store.exclusive)
         fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
       try {
-        return await this.records.commitOne<MacAddress>(createOp(text, owner));
+        return await this.records.commitOne<MacAddress>(createOp(text, owner), caller);
       } catch (err) {
         if (fresh && (this.records.store.exclusive || !isStatusError(err, Code.AlreadyExists))) alloc?.clear(v);
         if (isStatusError(err, Code.AlreadyExists)) fail(Code.AlreadyExists, `resources: ${field}: ${text} is already allocated`);
@@ -80,7 +86,7 @@ export class MacAddresses {
     for (;;) {
       const v = alloc.take() ?? fail(Code.ResourceExhausted, `resources: ${field}: no free MAC under the OUI`);
       try {
-        return await this.records.commitOne<MacAddress>(createOp(formatMac(v), owner));
+        return await this.records.commitOne<MacAddress>(createOp(formatMac(v), owner), caller);
       } catch (err) {
         if (isStatusError(err, Code.AlreadyExists)) continue;
         alloc.clear(v);

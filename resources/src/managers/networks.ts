@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { type Network, NetworkSchema, type Subnet, SubnetSchema } from "@nsm-ts/api/resources";
 import { Code, fail } from "@nsm-ts/base/status";
 import { cidrContains, cidrCovers, cidrOverlaps, formatCidr, formatIp, requireCidr, requireIp } from "../address.js";
-import type { RecordRef, StoreOp } from "../store.js";
+import type { RecordRef, StoreOp, WriteCaller } from "../store.js";
 import { formatCidrOf, need } from "./fields.js";
 import type { Records } from "./records.js";
 
@@ -16,22 +16,25 @@ export class Networks {
   constructor(private readonly records: Records) {}
 
   /** Creates a network (id generated when empty). */
-  async create(n: Network): Promise<Network> {
-    return this.records.commitOne<Network>(networkOp(n));
+  async create(n: Network, caller?: WriteCaller): Promise<Network> {
+    return this.records.commitOne<Network>(networkOp(n), caller);
   }
 
   /** Creates several networks, all or none. */
-  async bulkCreate(items: readonly Network[]): Promise<Network[]> {
-    return this.records.commitMany<Network>(items.map((n, i) => networkOp(n, `items[${i}].`)));
+  async bulkCreate(items: readonly Network[], caller?: WriteCaller): Promise<Network[]> {
+    return this.records.commitMany<Network>(
+      items.map((n, i) => networkOp(n, `items[${i}].`)),
+      caller,
+    );
   }
 
   /** Renames a network; its CIDR cannot change. */
-  async update(n: Network): Promise<Network> {
+  async update(n: Network, caller?: WriteCaller): Promise<Network> {
     const cur = await this.records.get<Network>("network", n.id);
     const cidr = n.cidr === "" ? cur.cidr : formatCidrOf(n.cidr, "cidr");
     if (cidr !== cur.cidr) fail(Code.InvalidArgument, `resources: cidr: the CIDR of network "${n.id}" cannot change`);
     const value = create(NetworkSchema, { id: cur.id, name: n.name, cidr });
-    return this.records.commitOne<Network>({ type: "update", kind: "network", id: cur.id, value, refs: [], revision: n.revision });
+    return this.records.commitOne<Network>({ type: "update", kind: "network", id: cur.id, value, refs: [], revision: n.revision }, caller);
   }
 }
 
@@ -46,19 +49,19 @@ export class Subnets {
   constructor(private readonly records: Records) {}
 
   /** Creates a subnet of a network: CIDR inside the network's, not overlapping its other subnets. */
-  async create(s: Subnet): Promise<Subnet> {
-    return this.records.commitOne<Subnet>(await this.createOp(s));
+  async create(s: Subnet, caller?: WriteCaller): Promise<Subnet> {
+    return this.records.commitOne<Subnet>(await this.createOp(s), caller);
   }
 
   /** Creates several subnets, all or none. */
-  async bulkCreate(items: readonly Subnet[]): Promise<Subnet[]> {
+  async bulkCreate(items: readonly Subnet[], caller?: WriteCaller): Promise<Subnet[]> {
     const ops: StoreOp[] = [];
     for (const [i, s] of items.entries()) ops.push(await this.createOp(s, `items[${i}].`));
-    return this.records.commitMany<Subnet>(ops);
+    return this.records.commitMany<Subnet>(ops, caller);
   }
 
   /** Changes a subnet's name and route table; CIDR, gateway, pools and network cannot change. */
-  async update(s: Subnet): Promise<Subnet> {
+  async update(s: Subnet, caller?: WriteCaller): Promise<Subnet> {
     const cur = await this.records.get<Subnet>("subnet", s.id);
     const same = (field: string, a: string, b: string): void => {
       if (a !== "" && a !== b) fail(Code.InvalidArgument, `resources: ${field}: the ${field} of subnet "${s.id}" cannot change`);
@@ -74,14 +77,17 @@ export class Subnets {
     }
     if (s.routeTableId !== "") await this.records.requireExists("routetable", s.routeTableId, "route_table_id");
     const value = create(SubnetSchema, { ...cur, name: s.name, routeTableId: s.routeTableId, revision: "" });
-    return this.records.commitOne<Subnet>({
-      type: "update",
-      kind: "subnet",
-      id: cur.id,
-      value,
-      refs: subnetRefs(value),
-      revision: s.revision,
-    });
+    return this.records.commitOne<Subnet>(
+      {
+        type: "update",
+        kind: "subnet",
+        id: cur.id,
+        value,
+        refs: subnetRefs(value),
+        revision: s.revision,
+      },
+      caller,
+    );
   }
 
   private async createOp(s: Subnet, at = ""): Promise<StoreOp> {

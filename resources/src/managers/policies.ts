@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { type RouteTable, RouteTableSchema, type SecurityGroup, SecurityGroupSchema } from "@nsm-ts/api/resources";
 import { Code, fail } from "@nsm-ts/base/status";
 import { formatCidr, formatIp, requireCidr, requireIp } from "../address.js";
-import type { RecordRef, StoreOp } from "../store.js";
+import type { RecordRef, StoreOp, WriteCaller } from "../store.js";
 import { need } from "./fields.js";
 import type { Records } from "./records.js";
 
@@ -13,19 +13,22 @@ export class SecurityGroups {
   constructor(private readonly records: Records) {}
 
   /** Creates a security group (rule ids generated when empty). */
-  async create(g: SecurityGroup): Promise<SecurityGroup> {
-    return this.records.commitOne<SecurityGroup>(securityGroupOp(g, "create"));
+  async create(g: SecurityGroup, caller?: WriteCaller): Promise<SecurityGroup> {
+    return this.records.commitOne<SecurityGroup>(securityGroupOp(g, "create"), caller);
   }
 
   /** Creates several security groups, all or none. */
-  async bulkCreate(items: readonly SecurityGroup[]): Promise<SecurityGroup[]> {
-    return this.records.commitMany<SecurityGroup>(items.map((g, i) => securityGroupOp(g, "create", `items[${i}].`)));
+  async bulkCreate(items: readonly SecurityGroup[], caller?: WriteCaller): Promise<SecurityGroup[]> {
+    return this.records.commitMany<SecurityGroup>(
+      items.map((g, i) => securityGroupOp(g, "create", `items[${i}].`)),
+      caller,
+    );
   }
 
   /** Replaces a security group's name and rules. */
-  async update(g: SecurityGroup): Promise<SecurityGroup> {
+  async update(g: SecurityGroup, caller?: WriteCaller): Promise<SecurityGroup> {
     await this.records.get<SecurityGroup>("securitygroup", need(g.id, "id"));
-    return this.records.commitOne<SecurityGroup>(securityGroupOp(g, "update"));
+    return this.records.commitOne<SecurityGroup>(securityGroupOp(g, "update"), caller);
   }
 }
 
@@ -62,21 +65,21 @@ export class RouteTables {
   constructor(private readonly records: Records) {}
 
   /** Creates a route table. */
-  async create(t: RouteTable): Promise<RouteTable> {
-    return this.records.commitOne<RouteTable>(await this.op(t, "create"));
+  async create(t: RouteTable, caller?: WriteCaller): Promise<RouteTable> {
+    return this.records.commitOne<RouteTable>(await this.op(t, "create"), caller);
   }
 
   /** Creates several route tables, all or none. */
-  async bulkCreate(items: readonly RouteTable[]): Promise<RouteTable[]> {
+  async bulkCreate(items: readonly RouteTable[], caller?: WriteCaller): Promise<RouteTable[]> {
     const ops: StoreOp[] = [];
     for (const [i, t] of items.entries()) ops.push(await this.op(t, "create", `items[${i}].`));
-    return this.records.commitMany<RouteTable>(ops);
+    return this.records.commitMany<RouteTable>(ops, caller);
   }
 
   /** Replaces a route table's name and routes. */
-  async update(t: RouteTable): Promise<RouteTable> {
+  async update(t: RouteTable, caller?: WriteCaller): Promise<RouteTable> {
     await this.records.get<RouteTable>("routetable", need(t.id, "id"));
-    return this.records.commitOne<RouteTable>(await this.op(t, "update"));
+    return this.records.commitOne<RouteTable>(await this.op(t, "update"), caller);
   }
 
   private async op(t: RouteTable, type: "create" | "update", at = ""): Promise<StoreOp> {

@@ -8,7 +8,7 @@ import { type IpAddress, IpState, type Port, PortSchema, type Subnet } from "@ns
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, fail } from "@nsm-ts/base/status";
 import { requireMac } from "../address.js";
-import type { RecordRef, StoreOp } from "../store.js";
+import type { RecordRef, StoreOp, WriteCaller } from "../store.js";
 import { ipId, need } from "./fields.js";
 import type { IpAddresses } from "./ips.js";
 import type { MacAddresses } from "./macs.js";
@@ -27,7 +27,7 @@ export class Ports {
    * Creates a port in steps: each fixed IP (any free one when `ip_address` is empty; by default one from the
    * network's first subnet), then the MAC, then the record. A failing step undoes every earlier one.
    */
-  async create(p: Port, at = ""): Promise<Port> {
+  async create(p: Port, at = "", caller?: WriteCaller): Promise<Port> {
     const id = p.id || randomUUID();
     const networkId = need(p.networkId, `${at}network_id`);
     await this.records.requireExists("network", networkId, `${at}network_id`);
@@ -51,20 +51,27 @@ export class Ports {
     try {
       const ips: IpAddress[] = [];
       for (const [i, f] of fixed.entries()) {
-        const ip = await this.ips.allocate(f.subnetId, f.ipAddress, id, IpState.ACTIVE, {
-          subnet: `${at}fixed_ips[${i}].subnet_id`,
-          address: `${at}fixed_ips[${i}].ip_address`,
-        });
+        const ip = await this.ips.allocate(
+          f.subnetId,
+          f.ipAddress,
+          id,
+          IpState.ACTIVE,
+          {
+            subnet: `${at}fixed_ips[${i}].subnet_id`,
+            address: `${at}fixed_ips[${i}].ip_address`,
+          },
+          caller,
+        );
         ips.push(ip);
         undo.push({
           what: `ip ${ip.address}`,
-          run: () => this.ips.bulkRelease([{ ...ip, $typeName: "nsmts.resources.v1.IpAddressRef", revision: "" }]),
+          run: () => this.ips.bulkRelease([{ ...ip, $typeName: "nsmts.resources.v1.IpAddressRef", revision: "" }], caller),
         });
       }
-      const mac = await this.macs.allocate(p.macAddress, "", id, `${at}mac_address`);
+      const mac = await this.macs.allocate(p.macAddress, "", id, `${at}mac_address`, caller);
       undo.push({
         what: `mac ${mac.address}`,
-        run: () => this.macs.bulkRelease([{ address: mac.address, revision: "", $typeName: "nsmts.resources.v1.MacAddressRef" }]),
+        run: () => this.macs.bulkRelease([{ address: mac.address, revision: "", $typeName: "nsmts.resources.v1.MacAddressRef" }], caller),
       });
       const value = create(PortSchema, {
         id,
@@ -75,7 +82,7 @@ export class Ports {
         owner: p.owner,
         securityGroupIds: p.securityGroupIds,
       });
-      return await this.records.commitOne<Port>({ type: "create", kind: "port", id, value, refs: portRefs(value) });
+      return await this.records.commitOne<Port>({ type: "create", kind: "port", id, value, refs: portRefs(value) }, caller);
     } catch (err) {
       for (const step of undo.reverse()) {
         try {
@@ -89,14 +96,14 @@ export class Ports {
   }
 
   /** Creates several ports; when one fails, the ones already created are deleted again. */
-  async bulkCreate(items: readonly Port[]): Promise<Port[]> {
+  async bulkCreate(items: readonly Port[], caller?: WriteCaller): Promise<Port[]> {
     const done: Port[] = [];
     try {
-      for (const [i, p] of items.entries()) done.push(await this.create(p, `items[${i}].`));
+      for (const [i, p] of items.entries()) done.push(await this.create(p, `items[${i}].`, caller));
       return done;
     } catch (err) {
       for (const p of done.reverse()) {
-        await this.delete([{ id: p.id, revision: "" }]).catch((e: unknown) =>
+        await this.delete([{ id: p.id, revision: "" }], caller).catch((e: unknown) =>
           this.log.error({ err: e, port: p.id }, "resources: bulk port rollback failed"),
         );
       }
@@ -105,15 +112,18 @@ export class Ports {
   }
 
   /** Changes a port's name, owner and security groups; its addresses and MAC stay. */
-  async update(p: Port): Promise<Port> {
+  async update(p: Port, caller?: WriteCaller): Promise<Port> {
     const cur = await this.records.get<Port>("port", need(p.id, "id"));
     for (const [i, sg] of p.securityGroupIds.entries()) await this.records.requireExists("securitygroup", sg, `security_group_ids[${i}]`);
     const value = create(PortSchema, { ...cur, name: p.name, owner: p.owner, securityGroupIds: p.securityGroupIds, revision: "" });
-    return this.records.commitOne<Port>({ type: "update", kind: "port", id: cur.id, value, refs: portRefs(value), revision: p.revision });
+    return this.records.commitOne<Port>(
+      { type: "update", kind: "port", id: cur.id, value, refs: portRefs(value), revision: p.revision },
+      caller,
+    );
   }
 
   /** Deletes ports together with their addresses and MACs, all or none. */
-  async delete(refs: ReadonlyArray<{ id: string; revision: string }>): Promise<void> {
+  async delete(refs: ReadonlyArray<{ id: string; revision: string }>, caller?: WriteCaller): Promise<void> {
     const ops: StoreOp[] = [];
     const ports: Port[] = [];
     for (const [i, r] of refs.entries()) {
@@ -123,7 +133,7 @@ export class Ports {
       for (const f of port.fixedIps) ops.push({ type: "delete", kind: "ip", id: ipId(f.subnetId, f.ipAddress) });
       if (port.macAddress !== "") ops.push({ type: "delete", kind: "mac", id: port.macAddress });
     }
-    await this.records.commitChunked(ops);
+    await this.records.commitChunked(ops, caller);
     for (const port of ports) {
       for (const f of port.fixedIps) this.ips.forget(f.subnetId, f.ipAddress);
       this.macs.forget(requireMac(port.macAddress, "mac_address"));

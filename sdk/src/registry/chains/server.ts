@@ -28,6 +28,12 @@ export interface RegistryServerOptions {
   nseStore: RegistryStore<NetworkServiceEndpoint>;
   /** Longest registration lifetime without a refresh; default 60 000 ms (`NSM_EXPIRE_PERIOD`). */
   expirePeriodMs?: number;
+  /**
+   * Who may register on behalf of others (send a registry path of more than one hop), by SPIFFE ID; passed to
+   * both `authorize` elements. Default `authorize.isNsmgrId`; `authorize.registrarPatterns` builds one from
+   * `*` patterns (`NSM_REGISTRARS`).
+   */
+  registrars?: (spiffeId: string) => boolean;
 }
 
 /** The two handlers a registry serves (pass them to `serveRegistry`). */
@@ -42,12 +48,13 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     <T extends NetworkService | NetworkServiceEndpoint>(s: RegistryStore<T>) =>
     async (name: string): Promise<readonly string[] | undefined> =>
       (await s.get(name))?.pathIds;
+  const registrars = opts.registrars === undefined ? {} : { registrars: opts.registrars };
   const nse = registryHandler(
     registryChain<NetworkServiceEndpoint>(
       validate.newServer(),
       updatepath.newServer(opts.tokenGenerator),
       begin.newServer(),
-      authorize.newServer({ owners: owners(opts.nseStore) }),
+      authorize.newServer({ owners: owners(opts.nseStore), ...registrars }),
       setregistrationtime.newServer({ lookup: (name) => opts.nseStore.get(name) }),
       expire.newServer(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
       store.newServer(opts.nseStore, { check: authorize.ownerCheck() }),
@@ -58,7 +65,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       validate.newServer(),
       updatepath.newServer(opts.tokenGenerator),
       begin.newServer(),
-      authorize.newServer({ owners: owners(opts.nsStore) }),
+      authorize.newServer({ owners: owners(opts.nsStore), ...registrars }),
       setpayload.newServer(),
       store.newServer(opts.nsStore, { check: authorize.ownerCheck() }),
     ),

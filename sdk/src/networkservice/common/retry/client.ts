@@ -12,7 +12,7 @@
  * own retrying.
  */
 import { clone } from "@bufbuild/protobuf";
-import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { CallContext } from "@nsm-ts/base/context";
 import { isRetryable } from "@nsm-ts/base/status";
 import type { NetworkServiceClient } from "../../core/types.js";
