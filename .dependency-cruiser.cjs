@@ -1,7 +1,8 @@
 // The layering of nsm-ts (docs/architecture.md draws it). `npm run lint` checks it, and a test
 // (examples/src/layering.test.ts) proves each rule fails on a planted violation.
 const product = "^(api|base|statedb|resources|sdk|sdk-linux|cmd-[a-z]+)/src/";
-const testFile = "\\.test\\.ts$";
+// Tests, and the fixtures beside them in private packages (`*.fixture.ts`), may use test support.
+const testFile = "\\.(test|fixture)\\.ts$";
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -57,8 +58,10 @@ module.exports = {
     },
   ],
   options: {
-    doNotFollow: { path: "node_modules" },
-    exclude: { path: "(^|/)(dist|gen)/" },
+    // Workspace packages resolve to their compiled dist/: keep those edges (the rules must see cross-package
+    // imports) but do not walk into them.
+    doNotFollow: { path: "node_modules|(^|/)dist/" },
+    exclude: { path: "^api/gen/" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.base.json" },
     enhancedResolveOptions: {

@@ -10,7 +10,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer as netServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +19,7 @@ import { createClient, createServer, dial } from "@nsm-ts/base/grpc";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { freePort } from "@nsm-ts/testing/net";
 
 const repoRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
 
@@ -42,17 +42,6 @@ async function relay(listenUrl: string, nextUrl: string | undefined): Promise<vo
 // ---- processes ---------------------------------------------------------------------------------------------------
 
 const children = new Set<ChildProcess>();
-
-async function freePort(): Promise<number> {
-  const s = netServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const addr = s.address();
-  s.close();
-  await once(s, "close");
-  if (addr === null || typeof addr === "string") throw new Error("no port");
-  return addr.port;
-}
 
 /** Spawns `node <args>` and resolves once a stdout line contains `ready` (a log msg or the relay's "ready"). */
 function startProcess(args: string[], env: Record<string, string>, ready: string): Promise<ChildProcess> {

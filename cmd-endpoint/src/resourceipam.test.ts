@@ -1,26 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer as netServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { NetworkManager, PortManager, SubnetManager } from "@nsm-ts/api/resources";
 import { type Channel, createClient, dial } from "@nsm-ts/base/grpc";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NsmClient } from "@nsm-ts/sdk/networkservice";
+import { freePort } from "@nsm-ts/testing/net";
 import { expect } from "chai";
 
 const binOf = (program: string): string => fileURLToPath(new URL(`../../${program}/bin/${program}.js`, import.meta.url));
-
-async function freePort(): Promise<number> {
-  const s = netServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const addr = s.address();
-  s.close();
-  await once(s, "close");
-  if (addr === null || typeof addr === "string") throw new Error("freePort: no port");
-  return addr.port;
-}
 
 interface Proc {
   child: ChildProcess;

@@ -19,7 +19,7 @@ import {
   startRegistry,
   stopAll,
   unary,
-} from "./process-harness.js";
+} from "./process.fixture.js";
 
 interface NseResponse {
   network_service_endpoint: { name: string; url: string };

@@ -22,7 +22,7 @@ import {
   Stream,
   startRegistry,
   stopAll,
-} from "./process-harness.js";
+} from "./process.fixture.js";
 
 describe("registry client chain against cmd-registry", function () {
   this.timeout(30_000);

@@ -17,7 +17,7 @@ import {
   startRegistry,
   stopAll,
   unary,
-} from "./process-harness.js";
+} from "./process.fixture.js";
 
 interface Nse {
   name: string;

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { TestPki } from "@nsm-ts/testing/pki";
 import { expect } from "chai";
-import { callMetadata, loadServices, type PlainClient, running, startRegistry, stopAll, unary } from "./process-harness.js";
+import { callMetadata, loadServices, type PlainClient, running, startRegistry, stopAll, unary } from "./process.fixture.js";
 
 describe("cmd-registry with mTLS", function () {
   this.timeout(30_000);

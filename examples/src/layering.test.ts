@@ -38,6 +38,24 @@ describe("layering (dependency-cruiser)", function () {
     expect(r.out).to.match(/no dependency violations found \((\d{3,}) modules/);
   });
 
+  it("sees imports between workspace packages (they resolve to the packages' dist), so the rules cover them", () => {
+    const out = execFileSync(depcruise, ["--config", config, "--output-type", "json", "cmd-nsmgr/src/run.ts"], {
+      cwd: repo,
+      stdio: "pipe",
+    });
+    const modules = (JSON.parse(String(out)) as { modules: Array<{ source: string; dependencies: Array<{ resolved: string }> }> }).modules;
+    const run = modules.find((m) => m.source === "cmd-nsmgr/src/run.ts");
+    const targets = run?.dependencies.map((d) => d.resolved) ?? [];
+    expect(
+      targets.some((t) => t.startsWith("sdk/dist/")),
+      targets.join(", "),
+    ).to.equal(true);
+    expect(
+      targets.some((t) => t.startsWith("base/dist/")),
+      targets.join(", "),
+    ).to.equal(true);
+  });
+
   describe("each rule bites on a planted violation", () => {
     let tree = "";
     const plant = (files: Record<string, string>): void => {

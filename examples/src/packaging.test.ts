@@ -28,7 +28,7 @@ describe("published packages", function () {
       const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: join(repo, ws), stdio: "pipe" });
       const files = (JSON.parse(String(out)) as Array<{ files: Array<{ path: string }> }>)[0]?.files.map((f) => f.path) ?? [];
       expect(files.filter((f) => f.startsWith("dist/") && f.endsWith(".js")).length, "compiled modules").to.be.greaterThan(0);
-      expect(files.filter((f) => /\.test\.|(^|\/)test-[^/]*$|tsbuildinfo/.test(f))).to.deep.equal([]);
+      expect(files.filter((f) => /\.test\.|\.fixture\.|harness|(^|\/)test-[^/]*$|tsbuildinfo/.test(f))).to.deep.equal([]);
     });
   }
 });

@@ -7,10 +7,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "@nsm-ts/testing/net";
+
+export { freePort };
 
 /** The repository root (integration-linux/dist/programs → ../../..). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -25,18 +27,6 @@ export interface LogRecord {
   level: number;
   msg: string;
   [field: string]: unknown;
-}
-
-/** A free loopback TCP port (bound and released at once). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const addr = s.address();
-  s.close();
-  await once(s, "close");
-  if (addr === null || typeof addr === "string") throw new Error("freePort: no port");
-  return addr.port;
 }
 
 /** Variables the programs read that must not leak in from the test runner's environment. */

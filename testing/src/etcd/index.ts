@@ -7,10 +7,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { get as httpGet } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
+import { freePorts } from "../net/index.js";
 
 /** Where Debian's `etcd-server` package (and our CI) installs the binary. */
 export const DEFAULT_ETCD_BINARY = "/usr/bin/etcd";
@@ -147,26 +147,6 @@ async function terminate(child: ChildProcess, exited: Promise<void>): Promise<vo
   await Promise.race([exited, killed]);
   clearTimeout(timer);
   await exited;
-}
-
-/** Asks the kernel for `n` distinct free loopback ports (bind to port 0, read it, close). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => {
-      return new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        const s = createServer();
-        s.once("error", reject);
-        s.listen(0, "127.0.0.1", () => resolve(s));
-      });
-    }),
-  );
-  const ports = servers.map((s) => {
-    const addr = s.address();
-    if (addr === null || typeof addr === "string") throw new Error("etcdtest: no port");
-    return addr.port;
-  });
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
 }
 
 /** Polls `GET /health` until etcd answers `"health":"true"` (it has a leader); fails early when the process exits. */

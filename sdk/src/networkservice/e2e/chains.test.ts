@@ -18,10 +18,10 @@ import { CallContext } from "@nsm-ts/base/context";
 import { createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { devIdentity, type Identity } from "@nsm-ts/base/identity";
 import { createTokenGenerator, decodeToken, verifyToken } from "@nsm-ts/base/token";
+import { Tracker, type Transport, tcpTransport, unixTransport } from "@nsm-ts/testing/e2e";
 import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
-import { Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const MIN = 60_000;
 

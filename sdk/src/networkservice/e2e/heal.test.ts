@@ -10,11 +10,11 @@ import { MockClock } from "@nsm-ts/base/clock";
 import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
 import { devIdentity, type Identity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
+import { CountingClock, SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "@nsm-ts/testing/e2e";
 import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
 import { serveNetworkService } from "../core/serve.js";
-import { CountingClock, SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;
 

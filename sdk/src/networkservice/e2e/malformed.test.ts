@@ -11,12 +11,12 @@ import { type Channel, type Client, createClient, createServer, dial, type NsmSe
 import { devIdentity } from "@nsm-ts/base/identity";
 import { Code, codeName, StatusError } from "@nsm-ts/base/status";
 import { createTokenGenerator, type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
+import { type Transport, tcpTransport, unixTransport } from "@nsm-ts/testing/e2e";
 import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { type Endpoint, endpoint } from "../chains/index.js";
 import * as mechanisms from "../common/mechanisms/index.js";
 import { passThrough } from "../core/chain.js";
-import { type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 type RequestInit = MessageInitShape<typeof NetworkServiceRequestSchema>;
 

@@ -10,13 +10,13 @@ import { type Channel, createClient, createServer, dial, type NsmServer } from "
 import { ephemeralIdentity, type Identity, loadIdentity } from "@nsm-ts/base/identity";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { createTokenGenerator, decodeToken, type TokenGenerator, verifyToken } from "@nsm-ts/base/token";
+import { SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "@nsm-ts/testing/e2e";
 import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { TestPki } from "@nsm-ts/testing/pki";
 import { expect } from "chai";
 import { client, type Endpoint, endpoint, type NsmClient } from "../chains/index.js";
 import * as authorize from "../common/authorize/index.js";
 import { serveNetworkService } from "../core/index.js";
-import { SubscriptionProbe, Tracker, type Transport, tcpTransport, unixTransport } from "./harness.js";
 
 const LIFETIME_MS = 10 * 60_000;
 const TD = "spiffe://secure.nsm-ts";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { ConnectionEvent, MonitorScopeSelector } from "@nsm-ts/api/networkservice";
 import { type Clock, realClock, sleepOn, type Timer } from "@nsm-ts/base/clock";
 import type { CallContext } from "@nsm-ts/base/context";
-import type { MonitorConnectionServer, NetworkServiceElement } from "../core/types.js";
+import type { MonitorConnectionServer, NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 
 /** A loopback transport: where to listen, and how to clean up after. */
 export interface Transport {

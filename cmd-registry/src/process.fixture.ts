@@ -6,12 +6,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { freePort } from "@nsm-ts/testing/net";
 import { config } from "./config.js";
+
+export { freePort };
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, "..", "..");
@@ -42,18 +44,6 @@ export function loadServices(): { ns: Ctor; nse: Ctor; health: Ctor } {
   const pkg = grpc.loadPackageDefinition(def) as unknown as Record<string, Record<string, unknown>>;
   const health = (pkg.grpc as Record<string, Record<string, Record<string, unknown>>>).health?.v1?.Health as Ctor;
   return { ns: pkg.registry?.NetworkServiceRegistry as Ctor, nse: pkg.registry?.NetworkServiceEndpointRegistry as Ctor, health };
-}
-
-/** A free loopback TCP port (bound and released at once). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const addr = s.address();
-  s.close();
-  await once(s, "close");
-  if (addr === null || typeof addr === "string") throw new Error("no port");
-  return addr.port;
 }
 
 const key: { privateKey: KeyObject } = generateKeyPairSync("ec", { namedCurve: "P-256" });
