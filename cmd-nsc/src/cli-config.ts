@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import { type ConfigValues, commonVars, defineConfig, duration, url, validateCommon } from "@nsm-ts/base/config";
+import { stateDirVar } from "./config.js";
 
 /** The CLI table. */
 export const cliConfig = defineConfig(
@@ -27,6 +28,7 @@ export const cliConfig = defineConfig(
       default: "15s",
       parse: duration,
     },
+    stateDir: { ...stateDirVar, description: "Directory whose client state files `list connections` reads (overridden by --state-dir)" },
   },
   { validate: validateCommon },
 );

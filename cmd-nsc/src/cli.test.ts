@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnectionSchema, State } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { expect } from "chai";
-import { age, connectionRow, formatTable, nseRow, nsRow, parseCliArgs, RowPrinter } from "./cli.js";
+import { age, clientConnectionRows, connectionRow, formatTable, nseRow, nsRow, parseCliArgs, RowPrinter } from "./cli.js";
 
 describe("cmd-nsc CLI", () => {
   it("parses list/watch with resources, aliases, flags and -o", () => {
@@ -19,14 +19,22 @@ describe("cmd-nsc CLI", () => {
       output: "table",
       nsmgr: "unix:///run/nsm.sock",
     });
+    expect(parseCliArgs(["list", "conn", "--state-dir", "/run/nsc", "-o", "json"])).to.deep.equal({
+      verb: "list",
+      resource: "connections",
+      output: "json",
+      stateDir: "/run/nsc",
+    });
   });
 
   it("rejects bad command lines with the reason", () => {
     const cases: [string[], RegExp][] = [
       [["get", "nse"], /unknown command "get"/],
-      [["list"], /list: expected ns, nse, got ""/],
+      [["list"], /list: expected ns, nse or connections, got ""/],
       [["watch", "pods"], /watch: expected ns, nse or connections, got "pods"/],
-      [["list", "connections"], /use watch connections/],
+      [["list", "connections", "--nsmgr", "tcp://a:1"], /list connections reads --state-dir/],
+      [["watch", "connections", "--state-dir", "/tmp"], /--state-dir applies to list connections only/],
+      [["list", "nse", "--state-dir", "/tmp"], /--state-dir applies to list connections only/],
       [["list", "nse", "-o", "yaml"], /-o: expected table or json/],
       [["list", "nse", "--registry"], /--registry needs a value/],
       [["list", "nse", "--registry", "localhost:5002"], /--registry: invalid URL/],
@@ -88,5 +96,34 @@ describe("cmd-nsc CLI", () => {
     p.row(["ADDED", "a", "u"]);
     p.row(["DELETED", "bb", "u"]);
     expect(text).to.equal("EVENT   NAME   URL\nADDED   a      u\nDELETED   bb     u\n");
+  });
+
+  it("lists client connections with their state: CONNECTED, or HEALING with the attempt count", () => {
+    const connection = {
+      id: "c1",
+      networkService: "svc",
+      networkServiceEndpointName: "nse-1",
+      state: "UP",
+      mechanism: "KERNEL",
+      mechanismParameters: {},
+      srcIpAddrs: ["169.254.0.1/32"],
+      dstIpAddrs: ["169.254.0.0/32"],
+      labels: {},
+      path: [],
+    };
+    const rows = clientConnectionRows([
+      {
+        name: "nsc-1",
+        pid: 1,
+        updatedAt: "",
+        connections: [
+          { connection, heal: { connId: "c1", state: "CONNECTED", attempt: 0 } },
+          { connection: { ...connection, id: "c2" }, heal: { connId: "c2", state: "HEALING", attempt: 4, reselect: true } },
+          { connection: { ...connection, id: "c3" }, heal: { connId: "c3", state: "HEALING", attempt: 2, reselect: false } },
+        ],
+      },
+    ]);
+    expect(rows.map((r) => r[4])).to.deep.equal(["CONNECTED", "HEALING (attempt 4, reselect)", "HEALING (attempt 2)"]);
+    expect(rows[0]).to.deep.equal(["nsc-1", "c1", "svc", "nse-1", "CONNECTED", "169.254.0.1/32", "169.254.0.0/32"]);
   });
 });

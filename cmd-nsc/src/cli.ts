@@ -1,7 +1,8 @@
 /**
- * cmd-nsc's operator CLI: `list ns|nse`, `watch ns|nse` (through a registry's Find, with watch) and
- * `watch connections` (through an nsmgr's MonitorConnections stream), printed as a kubectl-like table or as
- * JSON (`-o json`: one object for `list`, one line per event for `watch`).
+ * cmd-nsc's operator CLI: `list ns|nse`, `watch ns|nse` (through a registry's Find, with watch),
+ * `list connections` (the connections of the cmd-nsc clients running on this machine, CONNECTED or HEALING, from
+ * their state files) and `watch connections` (through an nsmgr's MonitorConnections stream), printed as a
+ * kubectl-like table or as JSON (`-o json`: one object for `list`, one line per event for `watch`).
  */
 
 import { create, toJson } from "@bufbuild/protobuf";
@@ -20,6 +21,7 @@ import { programIdentity } from "@nsm-ts/base/program";
 import { tokenMetadata } from "@nsm-ts/base/token";
 import { createRegistryClient, type RegistryEntry } from "@nsm-ts/sdk/registry";
 import type { CliConfig } from "./cli-config.js";
+import { type ClientState, readStates, stateText } from "./state.js";
 import { summarize } from "./summary.js";
 
 /** The subcommands. */
@@ -32,14 +34,17 @@ export interface CliCommand {
   output: "table" | "json";
   /** --registry (ns, nse). */
   registry?: string;
-  /** --nsmgr (connections). */
+  /** --nsmgr (watch connections). */
   nsmgr?: string;
+  /** --state-dir (list connections). */
+  stateDir?: string;
 }
 
 /** The usage text (`cmd-nsc list --help`). */
 export const CLI_USAGE = `Usage:
   cmd-nsc list ns|nse [--registry URL] [-o table|json]
   cmd-nsc watch ns|nse [--registry URL] [-o table|json]
+  cmd-nsc list connections [--state-dir DIR] [-o table|json]
   cmd-nsc watch connections [--nsmgr URL] [-o table|json]
   cmd-nsc                 (no arguments: client mode, see cmd-nsc --help)
 
@@ -68,9 +73,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (verb !== "list" && verb !== "watch") throw new Error(`unknown command ${JSON.stringify(verb)}: expected list or watch`);
   const resource = rawResource === undefined ? undefined : RESOURCE_ALIASES[rawResource.toLowerCase()];
   if (resource === undefined) {
-    throw new Error(`${verb}: expected ns, nse${verb === "watch" ? " or connections" : ""}, got ${JSON.stringify(rawResource ?? "")}`);
+    throw new Error(`${verb}: expected ns, nse or connections, got ${JSON.stringify(rawResource ?? "")}`);
   }
-  if (verb === "list" && resource === "connections") throw new Error("list connections is not supported: use watch connections");
   const cmd: CliCommand = { verb, resource, output: "table" };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i] as string;
@@ -99,9 +103,15 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       }
       case "--nsmgr": {
         if (resource !== "connections") throw new Error("--nsmgr applies to connections only: use --registry");
+        if (verb === "list") throw new Error("--nsmgr applies to watch connections: list connections reads --state-dir");
         const v = value();
         if (!isUrl(v)) throw new Error(`--nsmgr: invalid URL ${JSON.stringify(v)}: expected tcp://host:port or unix:///path`);
         cmd.nsmgr = v;
+        break;
+      }
+      case "--state-dir": {
+        if (verb !== "list" || resource !== "connections") throw new Error("--state-dir applies to list connections only");
+        cmd.stateDir = value();
         break;
       }
       default:
@@ -206,6 +216,35 @@ export function connectionRow(event: string, conn: Connection): string[] {
   ];
 }
 
+/** Table columns of `list connections`. */
+export const CLIENT_CONNECTION_HEADER = ["NSC", "ID", "SERVICE", "ENDPOINT", "STATE", "SRC", "DST"] as const;
+/** The rows of `list connections`: one per connection of each client, STATE `CONNECTED` or `HEALING (attempt n)`. */
+export function clientConnectionRows(states: readonly ClientState[]): string[][] {
+  return states.flatMap((s) =>
+    s.connections.map(({ connection: c, heal }) => [
+      s.name,
+      c.id,
+      c.networkService,
+      c.networkServiceEndpointName || "<none>",
+      stateText(heal),
+      c.srcIpAddrs.join(",") || "<none>",
+      c.dstIpAddrs.join(",") || "<none>",
+    ]),
+  );
+}
+
+/** `list connections`: reads the state files of the clients running here; no identity or network needed. */
+function listClientConnections(cmd: CliCommand, cfg: CliConfig, out: CliOutput): void {
+  const states = readStates(cmd.stateDir ?? cfg.stateDir);
+  if (cmd.output === "json") {
+    const items = states.flatMap((s) => s.connections.map((c) => ({ nsc: s.name, pid: s.pid, updatedAt: s.updatedAt, ...c })));
+    out.write(`${JSON.stringify({ items }, null, 2)}\n`);
+    return;
+  }
+  const rows = clientConnectionRows(states);
+  out.write(rows.length === 0 ? "No resources found.\n" : formatTable(CLIENT_CONNECTION_HEADER, rows));
+}
+
 /** Where the CLI writes its results. */
 export interface CliOutput {
   write(s: string): unknown;
@@ -213,6 +252,7 @@ export interface CliOutput {
 
 /** Runs one CLI command until it is done (list) or `ctx.signal` aborts (watch). */
 export async function runCli(cmd: CliCommand, cfg: CliConfig, ctx: RunContext, out: CliOutput): Promise<void> {
+  if (cmd.verb === "list" && cmd.resource === "connections") return listClientConnections(cmd, cfg, out);
   const id = await programIdentity("cmd-nsc", cfg, ctx.log);
   if (cmd.resource === "connections") return watchConnections(cmd, cfg, ctx, out, id);
   const url = cmd.registry ?? cfg.registryUrl;

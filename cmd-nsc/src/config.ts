@@ -14,13 +14,25 @@ import {
   duration,
   labels,
   networkServiceUrls,
+  nonEmpty,
   str,
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
+import { DEFAULT_STATE_DIR } from "./state.js";
 
 /** Mechanisms this client can request: KERNEL (an interface in our netns) and NOOP (control plane only). */
 export const SUPPORTED_MECHANISMS = ["KERNEL", "NOOP"] as const;
+
+/** NSM_STATE_DIR, in both the client's and the CLI's table: where clients publish and `list connections` reads. */
+export const stateDirVar = {
+  name: "NSM_STATE_DIR",
+  description:
+    "Directory of the clients' state files: each client writes <NSM_NAME>.json there (its connections, CONNECTED or HEALING) on every change; `cmd-nsc list connections` reads them",
+  default: DEFAULT_STATE_DIR,
+  defaultLabel: "<tmpdir>/nsm-ts-nsc",
+  parse: nonEmpty,
+};
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
@@ -71,6 +83,7 @@ export const config = defineConfig(
       description: "This cluster's name: the clusterName connection label",
       parse: str,
     },
+    stateDir: stateDirVar,
   },
   {
     validate(cfg) {

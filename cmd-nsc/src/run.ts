@@ -1,7 +1,9 @@
 /**
  * cmd-nsc's client mode: identity → the standard client chain to the node's nsmgr (refresh, heal, retry) →
  * one Request per NSM_NETWORK_SERVICES entry → log each connection (`connected`, then `connection refreshed` on
- * every refresh or heal) → wait for the abort signal → close every connection.
+ * every refresh or heal) and publish it with its heal state in the state file (`<NSM_STATE_DIR>/<NSM_NAME>.json`,
+ * rewritten on every change, read by `cmd-nsc list connections`) → wait for the abort signal → close every
+ * connection and remove the state file.
  */
 import { once } from "node:events";
 import { MechanismType } from "@nsm-ts/api/constants";
@@ -10,10 +12,11 @@ import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/base/config";
 import type { Logger } from "@nsm-ts/base/log";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
-import { client, clientinfo, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { client, clientinfo, type heal, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
-import { summarize } from "./summary.js";
+import { type ClientState, removeState, writeState } from "./state.js";
+import { type ConnectionSummary, summarize } from "./summary.js";
 
 /** The mechanism to offer for one NSM_NETWORK_SERVICES entry (the config table admits KERNEL and NOOP only). */
 function mechanismOf(u: NetworkServiceRequestUrl): Mechanism {
@@ -27,12 +30,16 @@ function mechanismOf(u: NetworkServiceRequestUrl): Mechanism {
  * Logs every Request after the first one of a connection that reaches this point of the chain: those are the
  * refreshes and heals the chain makes on its own, which the program never sees otherwise.
  */
-function refreshLog(log: Logger, established: ReadonlySet<string>): NetworkServiceElement {
+function refreshLog(log: Logger, established: ReadonlySet<string>, onRefreshed: (c: ConnectionSummary) => void): NetworkServiceElement {
   return {
     name: "nsc-log",
     async request(ctx, req, next) {
       const conn = await next.request(ctx, req);
-      if (established.has(conn.id)) log.info({ connId: conn.id, connection: summarize(conn) }, "connection refreshed");
+      if (established.has(conn.id)) {
+        const connection = summarize(conn);
+        log.info({ connId: conn.id, connection }, "connection refreshed");
+        onRefreshed(connection);
+      }
       return conn;
     },
     close: (ctx, conn, next) => next.close(ctx, conn),
@@ -45,6 +52,36 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const id = await programIdentity("cmd-nsc", cfg, log);
   const obs = await startObservability(cfg, { program: "cmd-nsc", log });
   const established = new Set<string>();
+  // The connections as last returned (first Request, refresh, heal), for the state file.
+  const summaries = new Map<string, ConnectionSummary>();
+  let published = true;
+  const publish = (): void => {
+    if (!published) return;
+    const state: ClientState = {
+      name: cfg.name,
+      pid: process.pid,
+      updatedAt: new Date().toISOString(),
+      connections: nsc.status().flatMap((h) => {
+        const connection = summaries.get(h.connId);
+        return connection ? [{ connection, heal: h }] : [];
+      }),
+    };
+    try {
+      writeState(cfg.stateDir, state);
+    } catch (err) {
+      // The state file is for operators; the connections must not suffer when it cannot be written.
+      log.warn({ err, stateDir: cfg.stateDir }, "cannot write the state file; `cmd-nsc list connections` will not show this client");
+      published = false;
+    }
+  };
+  const onRefreshed = (c: ConnectionSummary): void => {
+    summaries.set(c.id, c);
+    publish();
+  };
+  const healOpts = {
+    onStatus: publish,
+    ...(obs.metrics ? { onEvent: (result: heal.HealEvent) => obs.metrics?.heals.inc({ result }) } : {}),
+  };
   const nsc = client({
     name: cfg.name,
     connectTo: cfg.connectTo,
@@ -54,8 +91,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     requestTimeoutMs: cfg.requestTimeout,
     interceptors: obs.clientInterceptors,
     ...(obs.tracing ? { tracer: obs.tracing.tracer } : {}),
-    ...(obs.metrics ? { heal: { onEvent: (result) => obs.metrics?.heals.inc({ result }) } } : {}),
-    additional: [refreshLog(log, established)],
+    heal: healOpts,
+    additional: [refreshLog(log, established, onRefreshed)],
     log,
   });
   const info: clientinfo.ClientInfoOptions = {
@@ -63,6 +100,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ...(cfg.podName ? { podName: cfg.podName } : {}),
     ...(cfg.clusterName ? { clusterName: cfg.clusterName } : {}),
   };
+  publish();
   try {
     for (const u of cfg.networkServices) {
       const labels: Record<string, string> = { ...cfg.labels, ...u.labels };
@@ -73,7 +111,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         { signal: ctx.signal },
       );
       established.add(conn.id);
-      log.info({ connId: conn.id, connection: summarize(conn) }, "connected");
+      const connection = summarize(conn);
+      log.info({ connId: conn.id, connection }, "connected");
+      onRefreshed(connection);
     }
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
   } catch (err) {
@@ -82,6 +122,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   } finally {
     // dispose closes every open connection along its path (best effort) and ends refresh and heal.
     await nsc.dispose();
+    published = false;
+    removeState(cfg.stateDir, cfg.name);
     for (const connId of established) log.info({ connId }, "connection closed");
     await obs.close();
   }

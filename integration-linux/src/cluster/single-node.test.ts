@@ -2,128 +2,19 @@
  * Issue 7 acceptance with the real programs as processes and the KERNEL data plane, on one node: registry, nsmgr
  * and forwarder run inside a "node" netns, the endpoint inside pod netns B, the client inside pod netns A. Checks
  * the client interface and address, ping through it, that a refresh leaves the interfaces alone (same ifindex),
- * that SIGTERM on the client removes both ends, heal after the endpoint process is SIGKILLed, a forwarder
- * SIGKILL + restart (no duplicates, no leftovers), and 50 concurrent client processes.
+ * that SIGTERM on the client removes both ends, a forwarder SIGKILL + restart (no duplicates, no leftovers), and
+ * 50 concurrent client processes. Heal after endpoint SIGKILLs: single-node-heal.test.ts.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
-import { freePort, type LogRecord, type Program } from "../programs/harness.js";
-import { bare, ip, type LinkInfo, links, Processes, pingFrom, waitUntil } from "./cluster.js";
-
-const SERVICE = "kernel-responder";
-const IFNAME = "nsm-1";
-
-interface ConnSummary {
-  id: string;
-  srcIpAddrs: string[];
-  dstIpAddrs: string[];
-}
-
-const connOf = (r: LogRecord): ConnSummary => r.connection as ConnSummary;
+import type { LogRecord } from "../programs/harness.js";
+import { bare, links, pingFrom, waitUntil } from "./cluster.js";
+import { connOf, IFNAME, SERVICE, useSingleNode } from "./single-node.fixture.js";
 
 describe("cluster: single node, KERNEL data plane, real programs", function () {
   this.timeout(180_000);
-  let fx: KernelFixture;
-  let procs: Processes;
-  let dir: string;
-  const ns: Record<"node" | "a" | "b", string> = { node: "", a: "", b: "" };
-  let nodeSocket: string;
-
-  before(async function () {
-    await skipUnlessKernel(this);
-  });
-
-  beforeEach(async () => {
-    fx = new KernelFixture();
-    procs = new Processes();
-    dir = mkdtempSync(join(tmpdir(), "nsm-cluster-"));
-    for (const role of ["node", "a", "b"] as const) {
-      await fx.netns(role);
-      ns[role] = fx.names.at(-1) ?? "";
-      await ip("-n", ns[role], "link", "set", "lo", "up");
-    }
-    nodeSocket = `unix://${join(dir, "nsm.io.sock")}`;
-    const registryUrl = `tcp://127.0.0.1:${await freePort()}`;
-    // The registry, nsmgr and forwarder share the node netns; its loopback carries their tcp.
-    await Promise.all([
-      procs.start("cmd-registry", { NSM_NAME: "registry", NSM_LISTEN_ON: registryUrl }, "cmd-registry serving", "registry", ns.node),
-      procs.start(
-        "cmd-nsmgr",
-        {
-          NSM_NAME: "nsmgr-1",
-          NODE_NAME: "node-1",
-          NSM_LISTEN_ON: `${nodeSocket},tcp://127.0.0.1:${await freePort()}`,
-          NSM_REGISTRY_URL: registryUrl,
-        },
-        "cmd-nsmgr serving",
-        "nsmgr-1",
-        ns.node,
-      ),
-      startForwarder(),
-    ]);
-  });
-
-  function startForwarder(vars: Record<string, string> = {}): Promise<Program> {
-    return procs.start(
-      "cmd-forwarder",
-      {
-        NSM_NAME: "forwarder-1",
-        NSM_CONNECT_TO: nodeSocket,
-        NSM_LISTEN_ON: `unix://${join(dir, "forwarder.sock")}`,
-        NSM_FORWARDER_MECHANISM: "KERNEL",
-        ...vars,
-      },
-      "cmd-forwarder serving",
-      "forwarder-1",
-      ns.node,
-    );
-  }
-
-  afterEach(async () => {
-    await procs?.killAll();
-    await fx?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  function startEndpoint(name: string, vars: Record<string, string> = {}, ownPidNamespace = false): Promise<Program> {
-    return procs.start(
-      "cmd-endpoint",
-      {
-        NSM_NAME: name,
-        NSM_CONNECT_TO: nodeSocket,
-        NSM_LISTEN_ON: `unix://${join(dir, `${name}.sock`)}`,
-        NSM_SERVICE_NAMES: SERVICE,
-        NSM_CIDR_PREFIX: "169.254.70.0/24",
-        ...vars,
-      },
-      "cmd-endpoint serving",
-      name,
-      ns.b,
-      30_000,
-      { ownPidNamespace },
-    );
-  }
-
-  function startClient(vars: Record<string, string> = {}, ownPidNamespace = false): Program {
-    return procs.spawn(
-      "cmd-nsc",
-      {
-        NSM_NAME: "nsc-1",
-        NSM_CONNECT_TO: nodeSocket,
-        NSM_NETWORK_SERVICES: `kernel://${SERVICE}/${IFNAME}`,
-        NSM_REQUEST_TIMEOUT: "10s",
-        ...vars,
-      },
-      "nsc-1",
-      ns.a,
-      { ownPidNamespace },
-    );
-  }
-
-  const linkIn = async (where: string, name = IFNAME): Promise<LinkInfo | undefined> => (await links(where)).find((l) => l.ifname === name);
+  const mesh = useSingleNode();
+  const { ns, startEndpoint, startClient, startForwarder, linkIn } = mesh;
 
   it("connects pod A to pod B with a veth pair, pings, survives a refresh untouched, and Close removes both ends", async () => {
     await startEndpoint("nse-1");
@@ -180,85 +71,13 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     await waitUntil(`ping ${dst} from pod A`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000);
   });
 
-  it("heals with real traffic after the endpoint process is SIGKILLed and a new one starts", async () => {
-    const nse1 = await startEndpoint("nse-1");
-    const nsc = startClient();
-    const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
-    const dst = bare(conn.dstIpAddrs[0] ?? "");
-    await waitUntil(`ping ${dst}`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000);
-
-    const killedAt = Date.now();
-    await nse1.stop("SIGKILL");
-    // The same endpoint restarting (same name and socket, as a restarted pod): see the report for a replacement
-    // under another name, which the heal does not reach while the dead one's registration lasts.
-    const nse2 = startEndpoint("nse-1");
-    // The first successful ping through an interface named IFNAME in pod A, to whatever address the healed
-    // connection has (the new endpoint may hand out the same or another pair).
-    const healedAt = await waitUntil(
-      "a working interface again after the heal",
-      async () => {
-        const rec = [...nsc.records].reverse().find((r) => r.msg === "connection refreshed");
-        if (rec === undefined) return undefined;
-        const d = bare(connOf(rec).dstIpAddrs[0] ?? "");
-        return (await pingFrom(ns.a, d)) ? Date.now() : undefined;
-      },
-      60_000,
-      50,
-    ).catch(async (err: Error) => {
-      const outputs = procs.all.map((p) => `--- ${p.name}\n${p.output()}`).join("\n");
-      throw new Error(
-        `${err.message}\nlinks A: ${JSON.stringify(await links(ns.a))}\nlinks B: ${JSON.stringify(await links(ns.b))}\n${outputs}`,
-      );
-    });
-    await nse2;
-    const healMs = healedAt - killedAt;
-    process.stdout.write(`      heal with real traffic: kill -9 endpoint → first successful ping ${healMs} ms\n`);
-    const clientIfs = (await links(ns.a)).filter((l) => l.ifname === IFNAME);
-    expect(clientIfs, "exactly one client interface").to.have.length(1);
-    expect(await links(ns.b), "exactly one interface in pod B").to.have.length(1);
-
-    await nsc.stop("SIGTERM");
-    await waitUntil(
-      "both ends removed",
-      async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
-      20_000,
-    );
-  });
-
-  // Like a Deployment replacing a pod: the new endpoint has another name. Heal re-requests the dead endpoint's
-  // name first and switches to reselect once that has failed for heal's `reselectAfterMs` (5 s).
-  it("heals to a replacement endpoint under another name started after the kill", async () => {
-    const nse1 = await startEndpoint("nse-1", { NSM_MAX_TOKEN_LIFETIME: "10s" });
-    const nsc = startClient();
-    await nsc.waitFor("connected", () => true, 60_000);
-    const killedAt = Date.now();
-    await nse1.stop("SIGKILL");
-    await startEndpoint("nse-2");
-    const rec = await nsc.waitFor(
-      "connection refreshed",
-      (r) => (r.connection as { networkServiceEndpointName: string }).networkServiceEndpointName === "nse-2",
-      90_000,
-    );
-    const d = bare(connOf(rec).dstIpAddrs[0] ?? "");
-    const okAt = await waitUntil(`ping ${d} through nse-2`, async () => ((await pingFrom(ns.a, d)) ? Date.now() : undefined), 20_000);
-    process.stdout.write(`      kill -9 nse-1 → replacement nse-2 → first successful ping ${okAt - killedAt} ms (nse-1 tokens 10 s)\n`);
-    expect((await links(ns.a)).map((l) => l.ifname)).to.deep.equal([IFNAME]);
-    expect(await links(ns.b), "the dead endpoint's side is gone, only nse-2's remains").to.have.length(1);
-    await nsc.stop("SIGTERM");
-    await waitUntil(
-      "both ends removed",
-      async () => ((await links(ns.a)).length === 0 && (await links(ns.b)).length === 0 ? true : undefined),
-      20_000,
-    );
-  });
-
   it("after the forwarder is SIGKILLed and restarted, no duplicate interfaces and ping works again", async () => {
     await startEndpoint("nse-1");
     const nsc = startClient();
     const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
     const dst = bare(conn.dstIpAddrs[0] ?? "");
     await waitUntil(`ping ${dst}`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000);
-    const forwarder = procs.all.find((p) => p.name === "forwarder-1");
+    const forwarder = mesh.procs.all.find((p) => p.name === "forwarder-1");
     if (forwarder === undefined) throw new Error("no forwarder");
     const ifindexBefore = (await linkIn(ns.a))?.ifindex;
     const refreshesBefore = nsc.records.filter((r) => r.msg === "connection refreshed").length;
@@ -306,7 +125,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     await startEndpoint("nse-1");
     const nsc = startClient();
     await nsc.waitFor("connected", () => true, 60_000);
-    const forwarder = procs.all.find((p) => p.name === "forwarder-1");
+    const forwarder = mesh.procs.all.find((p) => p.name === "forwarder-1");
     if (forwarder === undefined) throw new Error("no forwarder");
     // Both die without a Close: nobody will heal or refresh this connection.
     await Promise.all([forwarder.stop("SIGKILL"), nsc.stop("SIGKILL")]);
@@ -322,12 +141,12 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     this.timeout(300_000);
     const PODS = 50;
     const PER_POD = 1;
-    await procs.start(
+    await mesh.procs.start(
       "cmd-endpoint",
       {
         NSM_NAME: "nse-many",
-        NSM_CONNECT_TO: nodeSocket,
-        NSM_LISTEN_ON: `unix://${join(dir, "nse-many.sock")}`,
+        NSM_CONNECT_TO: mesh.nodeSocket,
+        NSM_LISTEN_ON: `unix://${join(mesh.dir, "nse-many.sock")}`,
         NSM_SERVICE_NAMES: SERVICE,
         NSM_CIDR_PREFIX: "169.254.90.0/24",
       },
@@ -337,16 +156,16 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     );
     const pods: string[] = [];
     for (let i = 0; i < PODS; i++) {
-      await fx.netns(`p${i}`);
-      pods.push(fx.names.at(-1) ?? "");
+      await mesh.fx.netns(`p${i}`);
+      pods.push(mesh.fx.names.at(-1) ?? "");
     }
     const ifnames = Array.from({ length: PER_POD }, (_, j) => `nsm-${j + 1}`);
     const clients = pods.map((pod, i) =>
-      procs.spawn(
+      mesh.procs.spawn(
         "cmd-nsc",
         {
           NSM_NAME: `nsc-${i}`,
-          NSM_CONNECT_TO: nodeSocket,
+          NSM_CONNECT_TO: mesh.nodeSocket,
           NSM_NETWORK_SERVICES: ifnames.map((n) => `kernel://${SERVICE}/${n}`).join(","),
           NSM_REQUEST_TIMEOUT: "60s",
         },

@@ -115,6 +115,28 @@ describe("sandbox: heal holds on (mock clock)", function () {
     });
   }
 
+  it("the client facade's status() goes CONNECTED → HEALING (attempt n) → CONNECTED, and forgets a closed connection", async () => {
+    const { sb, clock, nse1, states, nsc, conn } = await setup();
+    expect(nsc.status()).to.deep.equal([{ connId: conn.id, state: "CONNECTED", attempt: 0 }]);
+    const failed = states.next((s) => s.state === "HEALING" && s.nextAttemptAtMs !== undefined);
+    await nse1.kill();
+    const first = await failed;
+    expect(nsc.status(conn.id)).to.deep.include({ state: "HEALING", attempt: 1, trigger: first.trigger });
+    expect(nsc.status(conn.id)?.lastError, "the failed attempt's error").to.be.a("string");
+    // Three more failed attempts (the endpoint stays down): the facade follows the attempt count.
+    const s = await drive(clock, states, first, (first.nextAttemptAtMs ?? 0) + 2_000);
+    expect(s.state).to.equal("HEALING");
+    expect(s.attempt).to.be.at.least(3);
+    expect(nsc.status()).to.have.length(1);
+    expect(nsc.status()[0]).to.deep.include({ connId: conn.id, state: "HEALING", attempt: s.attempt });
+    await sb.addEndpoint(0, { name: "nse-1", services: ["ns-1"] });
+    expect((await drive(clock, states, s)).state).to.equal("CONNECTED");
+    expect(nsc.status()).to.deep.equal([{ connId: conn.id, state: "CONNECTED", attempt: 0 }]);
+    await nsc.close(conn);
+    expect(nsc.status(), "a closed connection is no longer listed").to.deep.equal([]);
+    expect(nsc.status(conn.id)).to.equal(undefined);
+  });
+
   it("backs off from 200 ms doubling to a 5 s cap, with jitter, and never gives up", async () => {
     const { clock, nse1, states, nsc, conn } = await setup();
     const failed = states.next((s) => s.state === "HEALING" && s.nextAttemptAtMs !== undefined);

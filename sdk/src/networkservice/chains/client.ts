@@ -102,6 +102,14 @@ export interface NsmClient {
   request(req: NetworkServiceRequest | MessageInitShape<typeof NetworkServiceRequestSchema>, opts?: ClientCallOptions): Promise<Connection>;
   /** Closes a connection this client returned (best effort along the path). */
   close(conn: Connection, opts?: ClientCallOptions): Promise<void>;
+  /**
+   * Heal state of every connection this client returned and has not closed (`CONNECTED`, or `HEALING` with the
+   * attempt number, trigger, reselect, last error and next attempt time), or of one connection (undefined when
+   * the client does not hold it). With heal off, or while a connection is not watched, it is `CONNECTED`.
+   * Every change is also reported to `heal.onStatus`, ending with `CLOSED`.
+   */
+  status(): heal.HealStatus[];
+  status(connId: string): heal.HealStatus | undefined;
   /** Closes the connections still open, ends heal watches and closes the client's own channels. */
   dispose(): Promise<void>;
 }
@@ -177,8 +185,17 @@ export function client(opts: ClientOptions): NsmClient {
     }
   };
 
+  const connected = (connId: string): heal.HealStatus => ({ connId, state: "CONNECTED", attempt: 0 });
+  function status(): heal.HealStatus[];
+  function status(connId: string): heal.HealStatus | undefined;
+  function status(connId?: string): heal.HealStatus[] | heal.HealStatus | undefined {
+    if (connId !== undefined) return open.has(connId) ? (healer?.status(connId) ?? connected(connId)) : undefined;
+    return [...open.keys()].map((id) => healer?.status(id) ?? connected(id));
+  }
+
   return {
     element,
+    status,
     async request(init, o) {
       const req = isMessage(init, NetworkServiceRequestSchema)
         ? clone(NetworkServiceRequestSchema, init)
