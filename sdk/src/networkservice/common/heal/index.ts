@@ -1,13 +1,7 @@
 /** heal element (client): watches the next hop's monitor stream and re-establishes lost connections. See README.md. */
-export {
-  type EndpointLookup,
-  grpcEndpointLookup,
-  grpcMonitorSource,
-  type HealClient,
-  type HealEvent,
-  type HealOptions,
-  type HealStatus,
-  type LivenessCheck,
-  type MonitorSource,
-  newClient,
-} from "./client.js";
+export { newClient } from "./client.js";
+export type { LivenessCheck } from "./liveness.js";
+export { type EndpointLookup, grpcEndpointLookup } from "./lookup.js";
+export { grpcMonitorSource, type MonitorSource } from "./monitor.js";
+export type { HealEvent, HealOptions } from "./options.js";
+export type { HealClient, HealStatus } from "./status.js";
