@@ -81,4 +81,10 @@ describe("documentation", () => {
     expect(paths.length).to.be.greaterThan(10);
     expect(paths.filter((p) => !existsSync(join(repo, p)))).to.deep.equal([]);
   });
+
+  it("testing/README.md lists every export path of @nsm-ts/testing", () => {
+    const text = readFileSync(join(repo, "testing/README.md"), "utf8");
+    const paths = Object.keys((readJson("testing/package.json") as { exports: Record<string, unknown> }).exports);
+    expect(paths.filter((p) => !text.includes(`\`@nsm-ts/testing/${p.slice(2)}\``))).to.deep.equal([]);
+  });
 });
