@@ -17,6 +17,9 @@ export type AnyServerCall =
   | grpc.ServerDuplexStream<unknown, unknown>;
 
 /** Server call context backed by a grpc-js call. */
+/** How much earlier than our deadline a client's deadline cancel may arrive (transit time under load). */
+const DEADLINE_SKEW_MS = 500;
+
 export class CallContext implements ServerCallContext {
   private readonly controller = new AbortController();
   private headers: grpc.Metadata | undefined;
@@ -89,10 +92,15 @@ export class CallContext implements ServerCallContext {
     if (!this.controller.signal.aborted) this.controller.abort(reason);
   }
 
-  /** Reason for a cancellation reported by grpc-js: the deadline if it has passed, else a client cancel. */
+  /**
+   * Reason for a cancellation reported by grpc-js: the deadline if it has (nearly) passed, else a client cancel.
+   * The client cancels at its own deadline, which is earlier than ours by the request's transit time (our
+   * deadline counts the remaining time from when the request arrived), so a cancel within
+   * `DEADLINE_SKEW_MS` of our deadline is the deadline.
+   */
   cancelReason(): StatusError {
     const d = this.deadline;
-    return d && d.getTime() <= Date.now()
+    return d && d.getTime() - DEADLINE_SKEW_MS <= Date.now()
       ? new StatusError(Code.DeadlineExceeded, `${this.method}: deadline exceeded`)
       : new StatusError(Code.Canceled, `${this.method}: canceled by the client`);
   }
