@@ -4,7 +4,6 @@
  */
 export { type DeleteTracker, ResyncRequiredError } from "./changes.js";
 export { createDb, Db, type DbOptions } from "./db.js";
-export { type PrefixBits, parsePrefix } from "./ip.js";
 export type { Change, IndexDef, LpmIndex, MultiIndex, TableSchema, UniqueIndex } from "./schema.js";
 export { Table } from "./table.js";
 export { ReadTxn, TableBase, WriteTxn } from "./txn.js";

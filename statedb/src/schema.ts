@@ -5,7 +5,7 @@
 import { Code, fail } from "@nsm-ts/base/status";
 import { emptyTree } from "./btree.js";
 import type { Db } from "./db.js";
-import { parsePrefix, prefixKey } from "./ip.js";
+import { parsePrefix, prefixKey } from "./lpm.js";
 import { type Root, TableBase } from "./txn.js";
 
 /** A unique secondary index: at most one object per key; `key` returning undefined leaves the object out. */

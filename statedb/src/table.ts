@@ -5,7 +5,7 @@
 import { Code, fail } from "@nsm-ts/base/status";
 import { type Tree, treeCeiling, treeGet, treeValues, treeWalk } from "./btree.js";
 import { channel, fired, type Watched } from "./changes.js";
-import { parsePrefix, prefixKey } from "./ip.js";
+import { parsePrefix, prefixKey } from "./lpm.js";
 import type { Change } from "./schema.js";
 import { type ReadTxn, WriteTxn } from "./txn.js";
 import { TableWrites } from "./writes.js";

@@ -6,7 +6,7 @@
 import { Code, fail } from "@nsm-ts/base/status";
 import { type Edit, type Tree, TreeDraft, treeFirst } from "./btree.js";
 import type { Db } from "./db.js";
-import { lengthSlot } from "./ip.js";
+import { lengthSlot } from "./lpm.js";
 import type { Change } from "./schema.js";
 
 /** @internal The trees of one table in one state of the database. */
