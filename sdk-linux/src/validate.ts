@@ -3,32 +3,35 @@
  * first, so a bad value fails with InvalidArgument naming the field instead of an opaque iproute2 message,
  * and no value can smuggle extra tokens into an `ip -batch` line.
  */
-import { isIP } from "node:net";
+import { familyOf, formatMac, parseMac, readPrefix } from "@nsm-ts/base/netaddr";
 import { Code, fail } from "@nsm-ts/base/status";
+
+// IPv6 zones (fe80::1%eth0) pass, as Node's net.isIP lets them.
 
 /** Checks a plain IPv4/IPv6 address and returns its family (4 or 6). */
 export function ipFamily(addr: string, field: string): 4 | 6 {
-  const f = isIP(addr);
-  if (f === 0) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(addr)} is not an IP address`);
-  return f as 4 | 6;
+  return familyOf(addr, { zone: true }) ?? fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(addr)} is not an IP address`);
 }
 
-/** Checks `addr/len` (len 0–32 or 0–128) and returns the family. */
+/** Checks `addr/len` (len 0–32 or 0–128; host bits allowed, as in an interface address) and returns the family. */
 export function cidrFamily(cidr: string, field: string): 4 | 6 {
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
-  if (!m?.[1] || m[2] === undefined) fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} is not addr/len`);
-  const fam = ipFamily(m[1], field);
-  const len = Number(m[2]);
-  if (len > (fam === 4 ? 32 : 128))
-    fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} has prefix length ${len} > ${fam === 4 ? 32 : 128}`);
-  return fam;
+  const p = readPrefix(cidr, { zone: true });
+  if (p === "form") fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} is not addr/len`);
+  if (p === "address") fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(cidr)} is not an IP address`);
+  if (p === "length") {
+    const max = cidr.slice(0, cidr.indexOf("/")).includes(":") ? 128 : 32;
+    fail(
+      Code.InvalidArgument,
+      `kernel: ${field} ${JSON.stringify(cidr)} has prefix length ${Number(cidr.slice(cidr.indexOf("/") + 1))} > ${max}`,
+    );
+  }
+  return p.family;
 }
 
-/** Checks a MAC address `aa:bb:cc:dd:ee:ff`. */
+/** Checks a MAC address `aa:bb:cc:dd:ee:ff` and returns it in lower case. */
 export function validateMac(mac: string, field = "mac"): string {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
-    fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(mac)} is not a MAC address`);
-  return mac.toLowerCase();
+  const v = parseMac(mac) ?? fail(Code.InvalidArgument, `kernel: ${field} ${JSON.stringify(mac)} is not a MAC address`);
+  return formatMac(v);
 }
 
 /** Checks an MTU against the range the kernel accepts for ethernet-like links. */

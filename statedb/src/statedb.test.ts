@@ -336,8 +336,17 @@ describe("statedb", () => {
     expect(s.routes.containing(r, "byPrefix", "198.51.100.7").map((x) => x.id)).to.deep.equal(["host", "net24", "net16", "default4"]);
     expect(s.routes.list(r, "byPrefix", "198.51.100.0/24").map((x) => x.id)).to.deep.equal(["net24"]);
     expect(() => s.routes.lpm(r, "byPrefix", "300.1.1.1"))
-      .to.throw()
+      .to.throw(/^statedb: address "300\.1\.1\.1" is not an IP address or prefix$/)
       .that.satisfies((e: unknown) => isStatusError(e, Code.InvalidArgument));
+    expect(() => s.routes.containing(r, "byPrefix", "198.51.100.0/33")).to.throw(
+      /^statedb: address "198\.51\.100\.0\/33" has a bad length$/,
+    );
+    expect(() => s.routes.list(r, "byPrefix", "fd00::/x")).to.throw(/^statedb: index "byPrefix" key "fd00::\/x" has a bad length$/);
+    const w = db.writeTxn(s.routes);
+    expect(() => s.routes.insert(w, { id: "bad", prefix: "fd00::1%eth0/64" })).to.throw(
+      /^statedb: index "byPrefix" prefix "fd00::1%eth0\/64" is not an IP address or prefix$/,
+    );
+    w.abort();
     await db.update(s.routes, (t) => void s.routes.deleteKey(t, "host"));
     expect(s.routes.lpm(db.readTxn(), "byPrefix", "198.51.100.7")?.id).to.equal("net24");
     expect(lpm("198.51.100.7")).to.equal("host");

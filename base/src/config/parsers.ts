@@ -2,9 +2,9 @@
  * Parsers for environment values. Each takes the raw string and returns the typed value or throws an
  * `Error` whose message says what was wrong and what is expected; the schema prefixes the variable name.
  */
-import { isIPv4, isIPv6 } from "node:net";
 import { LINUX_IF_MAX_LENGTH, MechanismType } from "@nsm-ts/api/constants";
 import { parseLogLevel } from "../log/index.js";
+import { familyOf, readPrefix } from "../netaddr/index.js";
 
 /** A parser: raw environment text in, typed value out; throws an `Error` with the reason. */
 export type Parser<T> = (raw: string) => T;
@@ -92,8 +92,8 @@ function checkHostPort(hostPort: string): boolean {
   if (!m) return false;
   const host = m[1] ?? "";
   if (Number(m[2]) > 65535) return false;
-  if (host.startsWith("[")) return isIPv6(host.slice(1, -1));
-  return host === "" || isIPv4(host) || hostRe.test(host);
+  if (host.startsWith("[")) return familyOf(host.slice(1, -1), { zone: true }) === 6;
+  return host === "" || familyOf(host) === 4 || hostRe.test(host);
 }
 
 /** `host:port` with a non-empty host (DNS name, IPv4 or `[IPv6]`), e.g. a collector address. */
@@ -148,23 +148,19 @@ export const labels: Parser<Record<string, string>> = (raw) => {
   return out;
 };
 
-/** An IPv4 or IPv6 prefix `address/length`, validated; returned trimmed. */
+/** An IPv4 or IPv6 prefix `address/length` (host bits allowed, an IPv6 zone too), validated; returned trimmed. */
 export const cidr: Parser<string> = (raw) => {
   const v = raw.trim();
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(v);
-  const addr = m?.[1] ?? "";
-  const len = Number(m?.[2]);
-  const max = isIPv4(addr) ? 32 : isIPv6(addr) ? 128 : -1;
-  if (!m || max < 0 || len > max) {
+  if (typeof readPrefix(v, { zone: true }) === "string") {
     throw new Error(`invalid CIDR ${JSON.stringify(raw)}: expected address/length, e.g. 169.254.0.0/16 or fd00::/64`);
   }
   return v;
 };
 
-/** A single IPv4 or IPv6 address, e.g. the local end of tunnels. */
+/** A single IPv4 or IPv6 address (an IPv6 zone allowed), e.g. the local end of tunnels. */
 export const ip: Parser<string> = (raw) => {
   const v = raw.trim();
-  if (!isIPv4(v) && !isIPv6(v)) throw new Error(`invalid IP address ${JSON.stringify(raw)}`);
+  if (familyOf(v, { zone: true }) === undefined) throw new Error(`invalid IP address ${JSON.stringify(raw)}`);
   return v;
 };
 

@@ -3,8 +3,8 @@
  * host addresses (/32, /128) lowest first, skipping addresses in use and any excluded prefixes the request
  * carries. A lease holds one dst/src pair per address family the pool has.
  */
+import { type Cidr, cidrLast, formatCidr, formatIp, parseCidr } from "@nsm-ts/base/netaddr";
 import { Code, fail } from "@nsm-ts/base/status";
-import { type Cidr, formatAddress, parseCidr } from "./cidr.js";
 
 /** One point-to-point pair: `dst` for the endpoint side, `src` for the client side, both `addr/32` or `addr/128`. */
 export interface AddressPair {
@@ -25,10 +25,19 @@ interface Range {
   low: bigint;
 }
 
+/** An excluded prefix as its first and last address. */
+interface Span {
+  first: bigint;
+  last: bigint;
+}
+
 interface Held {
   range: Range;
   values: bigint[];
 }
+
+/** How prefixes are read here: a bare address is a host prefix (/32, /128), an IPv6 zone is dropped. */
+const lenient = { bare: true, zone: true } as const;
 
 /** A pool of host addresses carved from prefixes. */
 export class AddressPool {
@@ -40,12 +49,9 @@ export class AddressPool {
   constructor(cidrs: readonly string[]) {
     if (cidrs.length === 0) throw new Error("ipam: an address pool needs at least one prefix");
     this.ranges = cidrs.map((c) => {
-      try {
-        const cidr = parseCidr(c);
-        return { cidr, used: new Set<bigint>(), low: cidr.first };
-      } catch (err) {
-        throw new Error(`ipam: invalid pool prefix "${c}"`, { cause: err });
-      }
+      const cidr = parseCidr(c, lenient);
+      if (cidr === undefined) throw new Error(`ipam: invalid pool prefix "${c}"`);
+      return { cidr, used: new Set<bigint>(), low: cidr.base };
     });
   }
 
@@ -64,27 +70,25 @@ export class AddressPool {
    * Throws InvalidArgument for an unparsable excluded prefix and ResourceExhausted when a family has no pair left.
    */
   allocate(excluded: readonly string[] = []): Lease {
-    const ex = excluded.map((e) => {
-      try {
-        return parseCidr(e);
-      } catch {
-        return fail(Code.InvalidArgument, `ipam: invalid prefix "${e}" in ip_context.excluded_prefixes`);
-      }
-    });
+    const ex = excluded.map(
+      (e) => parseCidr(e, lenient) ?? fail(Code.InvalidArgument, `ipam: invalid prefix "${e}" in ip_context.excluded_prefixes`),
+    );
     const holds: Held[] = [];
     const pairs: AddressPair[] = [];
     try {
       for (const family of this.families) {
         const got = this.pairFrom(family, ex);
         if (!got) {
-          const prefixes = this.ranges
-            .filter((r) => r.cidr.family === family)
-            .map((r) => `${formatAddress(family, r.cidr.first)}/${r.cidr.bits}`);
+          const prefixes = this.ranges.filter((r) => r.cidr.family === family).map((r) => formatCidr(r.cidr));
           fail(Code.ResourceExhausted, `ipam: no free IPv${family} address pair left in ${prefixes.join(", ")}`);
         }
         holds.push(got.held);
         const host = family === 4 ? 32 : 128;
-        pairs.push({ family, dst: `${formatAddress(family, got.dst)}/${host}`, src: `${formatAddress(family, got.src)}/${host}` });
+        pairs.push({
+          family,
+          dst: `${formatIp({ family, value: got.dst })}/${host}`,
+          src: `${formatIp({ family, value: got.src })}/${host}`,
+        });
       }
     } catch (err) {
       for (const h of holds) this.free(h);
@@ -112,7 +116,10 @@ export class AddressPool {
   }
 
   private pairFrom(family: 4 | 6, excluded: Cidr[]): { dst: bigint; src: bigint; held: Held } | undefined {
-    const ex = excluded.filter((c) => c.family === family).sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+    const ex = excluded
+      .filter((c) => c.family === family)
+      .map((c) => ({ first: c.base, last: cidrLast(c) }))
+      .sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
     for (const range of this.ranges) {
       if (range.cidr.family !== family) continue;
       const dst = firstFree(range, ex, undefined);
@@ -130,16 +137,17 @@ export class AddressPool {
 }
 
 /** The lowest address of `range` not in use, not excluded and not `skip`. `ex` is sorted by first address. */
-function firstFree(range: Range, ex: Cidr[], skip: bigint | undefined): bigint | undefined {
+function firstFree(range: Range, ex: Span[], skip: bigint | undefined): bigint | undefined {
+  const last = cidrLast(range.cidr);
   let x = range.low;
   let i = 0;
-  while (x <= range.cidr.last) {
-    while (i < ex.length && (ex[i] as Cidr).last < x) i++;
+  while (x <= last) {
+    while (i < ex.length && (ex[i] as Span).last < x) i++;
     // Excluded prefixes may nest or overlap: jump past every one that covers x.
     let jumped = false;
-    for (let j = i; j < ex.length && (ex[j] as Cidr).first <= x; j++) {
-      if ((ex[j] as Cidr).last >= x) {
-        x = (ex[j] as Cidr).last + 1n;
+    for (let j = i; j < ex.length && (ex[j] as Span).first <= x; j++) {
+      if ((ex[j] as Span).last >= x) {
+        x = (ex[j] as Span).last + 1n;
         jumped = true;
       }
     }

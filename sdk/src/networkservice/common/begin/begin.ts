@@ -235,9 +235,11 @@ class Begin {
         try {
           await closeDown();
         } catch (err) {
-          // One more try while the state is still ours (a retry before begin would find it gone), if time allows.
+          // Client side: one more try while the state is still ours (a retry before begin would find it gone), if
+          // time allows. Servers leave it to their caller and to the next hops' timeouts.
           const at = ctx.clock.now() + CLOSE_RETRY_MS;
-          if (!isRetryable(err) || ctx.signal.aborted || (ctx.deadline !== undefined && at >= ctx.deadline)) throw err;
+          const late = ctx.deadline !== undefined && at >= ctx.deadline;
+          if (this.side !== "client" || !isRetryable(err) || ctx.signal.aborted || late) throw err;
           ctx.log.warn({ connId: conn.id, err, retryInMs: CLOSE_RETRY_MS }, "begin: close failed, trying once more");
           await ctx.clock.sleep(CLOSE_RETRY_MS, ctx.signal);
           await closeDown();

@@ -12,10 +12,10 @@
  */
 import { clone, create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionContextSchema, IPContextSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { type Cidr, cidrOverlaps, parseCidr } from "@nsm-ts/base/netaddr";
 import { Code, fail } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { type Cidr, overlaps, parseCidr } from "../../ipam/cidr.js";
 
 /** Options of the excludedprefixes client. */
 export interface ExcludedPrefixesClientOptions {
@@ -29,11 +29,7 @@ function addressesOf(conn: Connection): string[] {
 }
 
 function tryParse(p: string): Cidr | undefined {
-  try {
-    return parseCidr(p);
-  } catch {
-    return undefined;
-  }
+  return parseCidr(p, { bare: true, zone: true });
 }
 
 /** Creates the excludedprefixes client element; one instance tracks the connections of one client. */
@@ -68,7 +64,7 @@ export function newClient(opts: ExcludedPrefixesClientOptions = {}): NetworkServ
         const taken = others.map(tryParse).filter((c): c is Cidr => c !== undefined);
         const conflicts = mine.filter((a) => {
           const c = tryParse(a);
-          return c !== undefined && taken.some((t) => overlaps(c, t));
+          return c !== undefined && taken.some((t) => cidrOverlaps(c, t));
         });
         if (conflicts.length === 0 || established) {
           if (conflicts.length > 0)

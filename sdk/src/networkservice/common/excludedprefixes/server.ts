@@ -11,10 +11,10 @@ import { basename, dirname } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, IPContextSchema } from "@nsm-ts/api/networkservice";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
+import { parseCidr } from "@nsm-ts/base/netaddr";
 import { parse } from "yaml";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { parseCidr } from "../../ipam/cidr.js";
 
 /** Where NSM deployments mount the excluded prefixes (upstream's path). */
 export const DEFAULT_EXCLUDED_PREFIXES_FILE = "/var/lib/networkservicemesh/config/excluded_prefixes.yaml";
@@ -48,11 +48,7 @@ export function parseExcludedPrefixes(text: string): string[] {
   const out: string[] = [];
   for (const p of list) {
     if (typeof p !== "string") throw new Error(`excludedprefixes: prefix ${JSON.stringify(p)} is not a string`);
-    try {
-      parseCidr(p);
-    } catch {
-      throw new Error(`excludedprefixes: invalid prefix "${p}"`);
-    }
+    if (parseCidr(p, { bare: true, zone: true }) === undefined) throw new Error(`excludedprefixes: invalid prefix "${p}"`);
     if (!out.includes(p)) out.push(p);
   }
   return out;

@@ -10,9 +10,9 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
 import { MetaKey } from "@nsm-ts/base/context";
+import { cidrOverlaps, parseCidr, requireCidr } from "@nsm-ts/base/netaddr";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { overlaps, parseCidr } from "../cidr.js";
 import type { AddressPool, Lease } from "../pool.js";
 
 function addUnique(list: string[], v: string): void {
@@ -42,14 +42,8 @@ function remove(ip: IPContext, lease: Lease): void {
 }
 
 function excludedNow(lease: Lease, excluded: readonly string[]): boolean {
-  const ex = excluded.flatMap((e) => {
-    try {
-      return [parseCidr(e)];
-    } catch {
-      return [];
-    }
-  });
-  return lease.pairs.some((p) => ex.some((e) => overlaps(e, parseCidr(p.src)) || overlaps(e, parseCidr(p.dst))));
+  const ex = excluded.flatMap((e) => parseCidr(e, { bare: true, zone: true }) ?? []);
+  return lease.pairs.some((p) => ex.some((e) => cidrOverlaps(e, requireCidr(p.src)) || cidrOverlaps(e, requireCidr(p.dst))));
 }
 
 /** Creates the point-to-point IPAM server element; each instance keeps its own lease per connection. */

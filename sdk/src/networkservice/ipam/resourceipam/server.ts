@@ -19,10 +19,10 @@ import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } 
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey } from "@nsm-ts/base/context";
 import { type CallOptions, type Channel, createClient } from "@nsm-ts/base/grpc";
+import { type Cidr, cidrLast, cidrOverlaps, formatIp, parseCidr, parseIp } from "@nsm-ts/base/netaddr";
 import { Code, fail, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { type Cidr, formatAddress, overlaps, parseAddress, parseCidr } from "../cidr.js";
 
 /** Options of `newServer`. */
 export interface ResourceIpamOptions {
@@ -74,18 +74,24 @@ function remove(ip: IPContext, h: Held): void {
   ip.dstRoutes = ip.dstRoutes.filter((r) => r.prefix !== h.src);
 }
 
+/** How prefixes and addresses are read here: a bare address is a host prefix (/32, /128), an IPv6 zone is dropped. */
+const lenient = { bare: true, zone: true } as const;
+
+/** A prefix or address that came from the resource manager: a malformed one is the manager's fault, hence Internal. */
+function fromManager<T>(parsed: T | undefined, text: string): T {
+  return parsed ?? fail(Code.Internal, `resourceipam: "${text}" from the resource manager is not an IP address or prefix`);
+}
+
 function parseExcluded(excluded: readonly string[]): Cidr[] {
-  return excluded.map((e) => {
-    try {
-      return parseCidr(e);
-    } catch {
-      return fail(Code.InvalidArgument, `resourceipam: invalid prefix "${e}" in ip_context.excluded_prefixes`);
-    }
-  });
+  return excluded.map(
+    (e) => parseCidr(e, lenient) ?? fail(Code.InvalidArgument, `resourceipam: invalid prefix "${e}" in ip_context.excluded_prefixes`),
+  );
 }
 
 function isExcluded(h: Held, ex: readonly Cidr[]): boolean {
-  return ex.some((e) => overlaps(e, parseCidr(h.dst)) || overlaps(e, parseCidr(h.src)));
+  const dst = fromManager(parseCidr(h.dst, lenient), h.dst);
+  const src = fromManager(parseCidr(h.src, lenient), h.src);
+  return ex.some((e) => cidrOverlaps(e, dst) || cidrOverlaps(e, src));
 }
 
 /**
@@ -93,19 +99,23 @@ function isExcluded(h: Held, ex: readonly Cidr[]): boolean {
  * gateway) nor inside `ex`; undefined when there are not two.
  */
 function freePair(s: Subnet, taken: ReadonlySet<bigint>, ex: readonly Cidr[]): [string, string] | undefined {
-  const cidr = parseCidr(s.cidr);
+  const cidr = fromManager(parseCidr(s.cidr, lenient), s.cidr);
   const width = cidr.family === 4 ? 32 : 128;
   const reserved = new Set<bigint>();
-  if (cidr.bits < width - 1) {
-    reserved.add(cidr.first);
-    if (cidr.family === 4) reserved.add(cidr.last);
+  if (cidr.len < width - 1) {
+    reserved.add(cidr.base);
+    if (cidr.family === 4) reserved.add(cidrLast(cidr));
   }
-  if (s.gatewayIp !== "") reserved.add(parseAddress(s.gatewayIp).value);
+  const address = (text: string): bigint => fromManager(parseIp(text, lenient), text).value;
+  if (s.gatewayIp !== "") reserved.add(address(s.gatewayIp));
   const ranges =
     s.allocationPools.length > 0
-      ? s.allocationPools.map((p) => ({ first: parseAddress(p.start).value, last: parseAddress(p.end).value }))
-      : [{ first: cidr.first, last: cidr.last }];
-  const sorted = ex.filter((e) => e.family === cidr.family).sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+      ? s.allocationPools.map((p) => ({ first: address(p.start), last: address(p.end) }))
+      : [{ first: cidr.base, last: cidrLast(cidr) }];
+  const sorted = ex
+    .filter((e) => e.family === cidr.family)
+    .map((e) => ({ first: e.base, last: cidrLast(e) }))
+    .sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
   const got: bigint[] = [];
   for (const r of ranges) {
     let x = r.first;
@@ -122,7 +132,9 @@ function freePair(s: Subnet, taken: ReadonlySet<bigint>, ex: readonly Cidr[]): [
     }
   }
   const [dst, src] = got;
-  return dst === undefined || src === undefined ? undefined : [formatAddress(cidr.family, dst), formatAddress(cidr.family, src)];
+  return dst === undefined || src === undefined
+    ? undefined
+    : [formatIp({ family: cidr.family, value: dst }), formatIp({ family: cidr.family, value: src })];
 }
 
 /** Creates the resource-manager IPAM server element. */
@@ -187,7 +199,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       const page = await call(`list addresses of subnet "${s.id}"`, () =>
         ips.listIpAddresses({ subnetId: s.id, pageSize: 1000, pageToken }, callOpts(ctx)),
       );
-      for (const a of page.items) taken.add(parseAddress(a.address).value);
+      for (const a of page.items) taken.add(fromManager(parseIp(a.address, lenient), a.address).value);
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
     return taken;
@@ -195,7 +207,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
 
   async function createPort(ctx: CallContext, connId: string, ex: readonly Cidr[]): Promise<Port> {
     const s = await theSubnet(ctx);
-    const relevant = ex.filter((e) => overlaps(e, parseCidr(s.cidr)));
+    const relevant = ex.filter((e) => cidrOverlaps(e, fromManager(parseCidr(s.cidr, lenient), s.cidr)));
     // Specific addresses lose a race against another allocator now and then: a few attempts, each re-reading.
     for (let attempt = 0; ; attempt++) {
       let fixedIps: Array<{ subnetId: string; ipAddress?: string }> = [{ subnetId: s.id }, { subnetId: s.id }];
