@@ -1,5 +1,3 @@
-/** Local KERNEL ↔ KERNEL cross-connects in real namespaces: interfaces, context, netns URLs, refresh, MACs. */
-import { randomBytes } from "node:crypto";
 import { CallContext } from "@nsm-ts/base/context";
 import { Code, type StatusError } from "@nsm-ts/base/status";
 import { chain, handler, mechanisms, metadata, type NetworkServiceHandler } from "@nsm-ts/sdk/networkservice";
@@ -14,23 +12,16 @@ import {
   ownerPrefix,
 } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
-import { KernelFixture, ping, skipUnlessKernel } from "../kernel/fixture.js";
-import { type Addresses, forwarderPart, ip, ipam, localMesh, owned, refreshOf, request } from "./xconnect.fixture.js";
+import { type KernelFixture, ping } from "../kernel/fixture.js";
+import { type Addresses, forwarderPart, ip, ipam, localMesh, owned, refreshOf, request, useKernelFixture } from "./xconnect.fixture.js";
 
 describe("kernel mechanisms: forwarder cross-connects in real namespaces", function () {
   this.timeout(60000);
   let fx: KernelFixture;
   let owner: string;
-
-  before(async function () {
-    await skipUnlessKernel(this);
-  });
-  beforeEach(() => {
-    fx = new KernelFixture();
-    owner = `fwd-${randomBytes(3).toString("hex")}`;
-  });
-  afterEach(async () => {
-    await fx.cleanup();
+  useKernelFixture((f, o) => {
+    fx = f;
+    owner = o;
   });
 
   it("passes the privilege check as root", async () => {

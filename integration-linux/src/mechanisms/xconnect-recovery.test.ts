@@ -1,5 +1,3 @@
-/** Local KERNEL ↔ KERNEL cross-connects in real namespaces: rebuild, foreign interfaces, forwarder restarts, timeout, 50 at once. */
-import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
@@ -30,23 +28,16 @@ import {
   ownerPrefix,
 } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
-import { KernelFixture, ping, skipUnlessKernel } from "../kernel/fixture.js";
-import { type Addresses, endpoint, forwarderPart, ip, localMesh, owned, refreshOf, request } from "./xconnect.fixture.js";
+import { type KernelFixture, ping } from "../kernel/fixture.js";
+import { type Addresses, endpoint, forwarderPart, ip, localMesh, owned, refreshOf, request, useKernelFixture } from "./xconnect.fixture.js";
 
 describe("kernel mechanisms: forwarder cross-connects in real namespaces", function () {
   this.timeout(60000);
   let fx: KernelFixture;
   let owner: string;
-
-  before(async function () {
-    await skipUnlessKernel(this);
-  });
-  beforeEach(() => {
-    fx = new KernelFixture();
-    owner = `fwd-${randomBytes(3).toString("hex")}`;
-  });
-  afterEach(async () => {
-    await fx.cleanup();
+  useKernelFixture((f, o) => {
+    fx = f;
+    owner = o;
   });
 
   describe("local KERNEL ↔ KERNEL", () => {

@@ -1,26 +1,17 @@
-/** Remote KERNEL → VXLAN → KERNEL cross-connects across two forwarder namespaces, on IPv4 and IPv6 underlays. */
-import { randomBytes } from "node:crypto";
 import { CallContext } from "@nsm-ts/base/context";
 import { chain, handler } from "@nsm-ts/sdk/networkservice";
 import { Batch, createKernelForwarder, getLink, listOwned, ownerPrefix, runCommand } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
-import { KernelFixture, ping, skipUnlessKernel } from "../kernel/fixture.js";
-import { type Addresses, endpoint, forwarderPart, ip, owned, refreshOf, request } from "./xconnect.fixture.js";
+import { type KernelFixture, ping } from "../kernel/fixture.js";
+import { type Addresses, endpoint, forwarderPart, ip, owned, refreshOf, request, useKernelFixture } from "./xconnect.fixture.js";
 
 describe("kernel mechanisms: forwarder cross-connects in real namespaces", function () {
   this.timeout(60000);
   let fx: KernelFixture;
   let owner: string;
-
-  before(async function () {
-    await skipUnlessKernel(this);
-  });
-  beforeEach(() => {
-    fx = new KernelFixture();
-    owner = `fwd-${randomBytes(3).toString("hex")}`;
-  });
-  afterEach(async () => {
-    await fx.cleanup();
+  useKernelFixture((f, o) => {
+    fx = f;
+    owner = o;
   });
 
   describe("remote KERNEL → VXLAN → KERNEL across two forwarder namespaces", () => {

@@ -2,6 +2,8 @@
  * The fixture of the forwarder cross-connect tests in real namespaces: the elements of a forwarder and an endpoint
  * chained in one process, a minimal IPAM, requests, and the links an owner left behind.
  */
+
+import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
   type Connection,
@@ -29,7 +31,7 @@ import {
   type Netns,
   ownerPrefix,
 } from "@nsm-ts/sdk-linux";
-import type { KernelFixture } from "../kernel/fixture.js";
+import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 
 /** Runs `ip` for the tests. */
 export const ip = createIpExecutor();
@@ -119,4 +121,22 @@ export async function localMesh(
   const ep = endpoint(e, plan);
   const h = handler(chain(...forwarderPart(fwd, "unix:///tmp/nse.sock"), ...ep));
   return { a, e, f, ep, h };
+}
+
+/**
+ * The hooks every cross-connect suite shares: skip without kernel privileges, a fresh KernelFixture and owner
+ * name per test (handed to `set`), and the fixture's cleanup after each test.
+ */
+export function useKernelFixture(set: (fx: KernelFixture, owner: string) => void): void {
+  let current: KernelFixture | undefined;
+  before(async function () {
+    await skipUnlessKernel(this);
+  });
+  beforeEach(() => {
+    current = new KernelFixture();
+    set(current, `fwd-${randomBytes(3).toString("hex")}`);
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+  });
 }
