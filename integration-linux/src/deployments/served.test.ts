@@ -8,7 +8,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "@nsm-ts/api/health";
 import { createClient, dial } from "@nsm-ts/base/grpc";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { ProgramSet, startEndpoint, startNode, startRegistry } from "../programs/harness.js";
+import { type ProgramSet, startEndpoint, startNode, startRegistry, useProgramSet } from "../programs/harness.js";
 import { SERVED_SERVICES } from "./manifests.js";
 
 const ALL = [...new Set(Object.values(SERVED_SERVICES).flat()), "ipam.IPAM"];
@@ -16,13 +16,8 @@ const ALL = [...new Set(Object.values(SERVED_SERVICES).flat()), "ipam.IPAM"];
 describe("deployments: probed services are served by the programs", function () {
   this.timeout(60_000);
   let set: ProgramSet;
-
-  beforeEach(() => {
-    set = new ProgramSet();
-  });
-  afterEach(async () => {
-    await set.stopAll();
-    expect(set.running()).to.equal(0);
+  useProgramSet((s) => {
+    set = s;
   });
 
   it("registry, nsmgr, forwarder and endpoint answer health checks as the table says", async () => {

@@ -7,7 +7,16 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { expect } from "chai";
-import { type LogRecord, type Program, ProgramSet, repoRoot, startEndpoint, startNode, startRegistry } from "../programs/harness.js";
+import {
+  type LogRecord,
+  type Program,
+  type ProgramSet,
+  repoRoot,
+  startEndpoint,
+  startNode,
+  startRegistry,
+  useProgramSet,
+} from "../programs/harness.js";
 
 const SERVICE = "icmp-responder";
 const METRICS = { NSM_METRICS_LISTEN_ON: "tcp://127.0.0.1:0" };
@@ -64,13 +73,8 @@ async function scrapeUntil(
 describe("observability of the programs", function () {
   this.timeout(90_000);
   let set: ProgramSet;
-
-  beforeEach(() => {
-    set = new ProgramSet();
-  });
-  afterEach(async () => {
-    await set.stopAll();
-    expect(set.running()).to.equal(0);
+  useProgramSet((s) => {
+    set = s;
   });
 
   it("/metrics of every program counts a connection's request, refresh and close", async () => {

@@ -3,17 +3,13 @@
  * 0 within 2 s, although the nsmgr its forwarder and endpoint would unregister through is going away too.
  */
 import { expect } from "chai";
-import { type Program, ProgramSet, startEndpoint, startNode, startRegistry } from "./harness.js";
+import { type Program, type ProgramSet, startEndpoint, startNode, startRegistry, useProgramSet } from "./harness.js";
 
 describe("programs: node drain", function () {
   this.timeout(60_000);
   let set: ProgramSet;
-
-  beforeEach(() => {
-    set = new ProgramSet();
-  });
-  afterEach(async () => {
-    await set.stopAll();
+  useProgramSet((s) => {
+    set = s;
   });
 
   it("SIGTERM to every program at once: each exits 0 within 2 s", async () => {

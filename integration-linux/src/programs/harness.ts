@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@nsm-ts/testing/net";
+import { expect } from "chai";
 
 export { freePort };
 
@@ -234,4 +235,20 @@ export function startEndpoint(
     "cmd-endpoint serving",
     name,
   );
+}
+
+/**
+ * The hooks every program suite shares: a fresh ProgramSet per test (handed to `set`), and after each test every
+ * program killed, the temp directory removed, and nothing left running.
+ */
+export function useProgramSet(set: (programs: ProgramSet) => void): void {
+  let current: ProgramSet | undefined;
+  beforeEach(() => {
+    current = new ProgramSet();
+    set(current);
+  });
+  afterEach(async () => {
+    await current?.stopAll();
+    expect(current?.running()).to.equal(0);
+  });
 }

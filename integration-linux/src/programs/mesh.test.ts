@@ -8,7 +8,16 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { expect } from "chai";
-import { type LogRecord, type Program, ProgramSet, repoRoot, startEndpoint, startNode, startRegistry } from "./harness.js";
+import {
+  type LogRecord,
+  type Program,
+  type ProgramSet,
+  repoRoot,
+  startEndpoint,
+  startNode,
+  startRegistry,
+  useProgramSet,
+} from "./harness.js";
 
 interface Segment {
   name: string;
@@ -93,13 +102,8 @@ async function requestRefreshClose(nsc: Program, nse: Program, expectedPath: str
 describe("programs as processes (NOOP data plane)", function () {
   this.timeout(90_000);
   let set: ProgramSet;
-
-  beforeEach(() => {
-    set = new ProgramSet();
-  });
-  afterEach(async () => {
-    await set.stopAll();
-    expect(set.running()).to.equal(0);
+  useProgramSet((s) => {
+    set = s;
   });
 
   it("local: request, refresh and close through nsmgr, forwarder and endpoint (4 segments)", async () => {

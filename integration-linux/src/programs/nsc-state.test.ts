@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
-import { type Program, ProgramSet, repoRoot, startEndpoint, startNode, startRegistry } from "./harness.js";
+import { type Program, type ProgramSet, repoRoot, startEndpoint, startNode, startRegistry, useProgramSet } from "./harness.js";
 
 const SERVICE = "icmp-responder";
 
@@ -37,13 +37,8 @@ interface JsonItem {
 describe("programs: cmd-nsc list connections shows the client's heal state", function () {
   this.timeout(90_000);
   let set: ProgramSet;
-
-  beforeEach(() => {
-    set = new ProgramSet();
-  });
-  afterEach(async () => {
-    await set.stopAll();
-    expect(set.running()).to.equal(0);
+  useProgramSet((s) => {
+    set = s;
   });
 
   it("CONNECTED, HEALING (attempt n) while the endpoint is down, CONNECTED after it comes back", async () => {

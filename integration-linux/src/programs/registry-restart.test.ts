@@ -12,7 +12,7 @@ import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NsmClient } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
-import { ProgramSet, startEndpoint, startNode, startRegistry } from "./harness.js";
+import { type ProgramSet, startEndpoint, startNode, startRegistry, useProgramSet } from "./harness.js";
 
 /** Resolves with the first registration of network service `name` that `channel`'s registry reports. */
 async function serviceArrives(channel: Channel, name: string, signal: AbortSignal): Promise<NetworkService> {
@@ -31,16 +31,14 @@ describe("programs: a restarted registry gets its registrations back", function 
   let channel: Channel | undefined;
   let nsc: NsmClient | undefined;
   const ac = new AbortController();
-
-  beforeEach(() => {
-    set = new ProgramSet();
-  });
   afterEach(async () => {
     await nsc?.dispose().catch(() => undefined);
     nsc = undefined;
     ac.abort();
     channel?.close();
-    await set.stopAll();
+  });
+  useProgramSet((s) => {
+    set = s;
   });
 
   it("the endpoint registers its network service again, and a new connection works", async () => {
