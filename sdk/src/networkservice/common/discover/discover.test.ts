@@ -14,7 +14,7 @@ import { Code, isStatusError } from "@nsm-ts/base/status";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { chain, handler } from "../../core/index.js";
-import { type Candidates, candidatesKey, newServer, processLabel } from "./index.js";
+import { type Candidates, candidatesKey, isExpired, newServer, processLabel } from "./index.js";
 
 const NS = "secure-intranet-connectivity";
 /** Settles a call at once (so a rejection is never unhandled) to the error it threw, or undefined. */
@@ -250,5 +250,11 @@ describe("discover", () => {
     await nseReg.unregister(CallContext.create(), endpoints()[0] as NetworkServiceEndpoint);
     const healed = await s.request(c, request({}, { networkServiceEndpointName: "nse-firewall" }));
     expect(healed.networkServiceEndpointName).to.equal("nse-some-middle-app");
+  });
+
+  it("isExpired takes an endpoint whose expiration is not a valid Timestamp for expired, without throwing", () => {
+    const bad = nse({ name: "nse-bad", expirationTime: { seconds: 4_000n, nanos: -5 } }); // in the future, but malformed
+    const good = nse({ name: "nse-good", expirationTime: timestampFromMs(2_000) });
+    expect([isExpired(bad, 1_000), isExpired(good, 1_000), isExpired(good, 3_000)]).to.deep.equal([true, false, true]);
   });
 });

@@ -4,8 +4,8 @@
  * service, and selector values may be Go-template references to connection labels (`{{.nodeName}}`).
  */
 
-import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { timestampMs } from "@nsm-ts/base/limits";
 
 /** What Go's text/template prints for a missing map key; kept so selectors behave as upstream's do. */
 const NO_VALUE = "<no value>";
@@ -79,5 +79,9 @@ export function matchEndpoints(
 export function isExpired(nse: NetworkServiceEndpoint, nowMs: number): boolean {
   const exp = nse.expirationTime;
   if (!exp || (exp.seconds === 0n && exp.nanos === 0)) return false;
-  return timestampMs(exp) <= nowMs;
+  try {
+    return timestampMs("discover", "expiration_time", exp) <= nowMs;
+  } catch {
+    return true; // an entry with an invalid expiration is not one to hand out
+  }
 }

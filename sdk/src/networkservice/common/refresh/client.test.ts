@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Connection, NetworkServiceRequestSchema, PathSegmentSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import { type Counter, newCounter, newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { chain, handler, type NetworkServiceElement, type NetworkServiceHandler } from "../../core/index.js";
@@ -201,5 +202,21 @@ describe("refresh client", () => {
       expect(plan?.expiresAt).to.equal(now + 100_000);
       expect(plan?.afterMs).to.be.within(20_000, 40_000);
     }
+  });
+
+  it("refreshPlan refuses a reply whose segment expiry is not a valid Timestamp, naming the field", () => {
+    const segs = [
+      create(PathSegmentSchema, { name: "s0", expires: timestampFromMs(2_000_000) }),
+      create(PathSegmentSchema, { name: "s1", expires: { seconds: 2000n, nanos: 1_000_000_000 } }),
+    ];
+    const conn = create(NetworkServiceRequestSchema, { connection: { path: { index: 0, pathSegments: segs } } }).connection as Connection;
+    let err: unknown;
+    try {
+      refresh.refreshPlan(conn, 1_000_000, 200);
+    } catch (e) {
+      err = e;
+    }
+    expect(isStatusError(err, Code.InvalidArgument), String(err)).to.equal(true);
+    expect((err as Error).message).to.contain("path.path_segments[1].expires.nanos");
   });
 });

@@ -9,10 +9,11 @@
  * `ctx.metadata.client`. Placement: client chains, after `begin` and `metadata`, before the elements that
  * fill the expiries (updatetoken, the next hop).
  */
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+
 import type { Connection } from "@nsm-ts/api/networkservice";
 import type { Clock, Timer } from "@nsm-ts/base/clock";
 import { type MetadataMap, MetaKey } from "@nsm-ts/base/context";
+import { timestampMs } from "@nsm-ts/base/limits";
 import type { Logger } from "@nsm-ts/base/log";
 import type { NetworkServiceClient } from "../../core/types.js";
 import { type EventFactory, eventFactoryOf } from "../begin/index.js";
@@ -73,9 +74,10 @@ export interface RefreshPlan {
  */
 export function refreshPlan(conn: Connection, now: number, minDelayMs: number): RefreshPlan | undefined {
   let expiresAt: number | undefined;
-  for (const seg of conn.path?.pathSegments ?? []) {
+  for (const [i, seg] of (conn.path?.pathSegments ?? []).entries()) {
     if (!seg.expires) continue;
-    const t = timestampMs(seg.expires);
+    // A reply's timestamps come from another process: an invalid one is InvalidArgument, never a NaN timer.
+    const t = timestampMs("refresh", `path.path_segments[${i}].expires`, seg.expires);
     if (expiresAt === undefined || t < expiresAt) expiresAt = t;
   }
   if (expiresAt === undefined) return undefined;

@@ -5,9 +5,10 @@
  * for an expiration, each refresh asks for the same duration from the refresh time. Network services (no
  * expiration) are not refreshed. Place after `begin` and `retry`, before `updatepath` and `connect`.
  */
-import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Timer } from "@nsm-ts/base/clock";
 import type { CallContext } from "@nsm-ts/base/context";
+import { timestampMs } from "@nsm-ts/base/limits";
 import type { RegistryElement, RegistryEntry, RegistryHandler } from "../../core/index.js";
 import { cloneEntry, isEndpoint } from "../entry.js";
 import { pathKey } from "../grpcmetadata/index.js";
@@ -48,13 +49,13 @@ export function newClient<T extends RegistryEntry>(opts: RefreshOptions = {}): R
     const clock = ctx.clock;
     const requested =
       isEndpoint(request) && request.expirationTime !== undefined
-        ? timestampDate(request.expirationTime).getTime() - clock.now()
+        ? timestampMs("refresh", "expiration_time", request.expirationTime) - clock.now()
         : undefined;
     const state: State = { ac: new AbortController(), timer: undefined, inflight: undefined };
     states.set(result.name, state);
     // Background calls get their own lifetime and a fresh path: the caller's context ends with its call.
     const bg = ctx.without(pathKey).withSignal(state.ac.signal).withDeadline(undefined);
-    let expiresAt = timestampDate(result.expirationTime).getTime();
+    let expiresAt = timestampMs("refresh", "expiration_time", result.expirationTime);
 
     const arm = (delayMs: number): void => {
       state.timer = clock.setTimer(delayMs, fire);
@@ -68,7 +69,7 @@ export function newClient<T extends RegistryEntry>(opts: RefreshOptions = {}): R
         (res) => {
           if (state.ac.signal.aborted) return;
           if (isEndpoint(res) && res.expirationTime !== undefined) {
-            expiresAt = timestampDate(res.expirationTime).getTime();
+            expiresAt = timestampMs("refresh", "expiration_time", res.expirationTime);
             arm(((expiresAt - clock.now()) * 2) / 3);
           }
         },
