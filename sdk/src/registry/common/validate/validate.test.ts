@@ -122,4 +122,19 @@ describe("registry validate (limits)", () => {
     );
     await srv.nse.unregister(ctx, endpoint({}));
   });
+
+  it("a Find whose template is larger than an entry may be is refused naming the field; a normal Find works", async () => {
+    const find = async (template: NetworkServiceEndpoint): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const r of srv.nse.find(ctx, { template, watch: false })) out.push(r.entry.name);
+      return out;
+    };
+    await refused(find(create(NetworkServiceEndpointSchema, { name: "x".repeat(1024 * 1024) })), /query\.name/);
+    await refused(
+      find(create(NetworkServiceEndpointSchema, { networkServiceNames: ["y".repeat(100 * 1024)] })),
+      /query template is \d+ bytes/,
+    );
+    await srv.nse.register(ctx, endpoint({}));
+    expect(await find(create(NetworkServiceEndpointSchema, { networkServiceNames: ["svc"] }))).to.deep.equal(["nse-1"]);
+  });
 });

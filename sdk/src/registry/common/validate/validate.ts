@@ -4,7 +4,7 @@
  * endpoint URL that is neither empty nor `tcp://`, `unix://` or `inode://`, an invalid `google.protobuf.Timestamp`
  * (seconds outside the RFC 3339 range, nanos outside [0, 1e9)) or an expiration already in the past, an empty
  * service name, an empty key in a label map, and anything beyond the limits of `@nsm-ts/base/limits` (names,
- * URL, payload, label maps, list lengths, `MAX_REGISTRY_ENTRY_BYTES` for the whole entry;
+ * URL, payload, label maps, list lengths, `MAX_REGISTRY_ENTRY_BYTES` for the whole entry, and for a Find template;
  * docs/wire-compatibility.md#limits). Place first in the server chain (and in the nsmgr's registry proxy).
  */
 import { toBinary } from "@bufbuild/protobuf";
@@ -86,6 +86,15 @@ export function validateEntry(ctx: CallContext, entry: RegistryEntry, full: bool
   }
 }
 
+/** Checks a Find query's template: a template matches by its fields, so none may be larger than an entry's. */
+export function validateQuery(template: RegistryEntry): void {
+  checkSize(W, "query.name", template.name, MAX_NAME_BYTES);
+  const n = isEndpoint(template)
+    ? toBinary(NetworkServiceEndpointSchema, template).length
+    : toBinary(NetworkServiceSchema, template).length;
+  if (n > MAX_REGISTRY_ENTRY_BYTES) bad("query", `template is ${n} bytes encoded, more than ${MAX_REGISTRY_ENTRY_BYTES}`);
+}
+
 /** Creates the server element (see the header comment). */
 export function newServer<T extends RegistryEntry>(): RegistryElement<T> {
   return {
@@ -94,7 +103,10 @@ export function newServer<T extends RegistryEntry>(): RegistryElement<T> {
       validateEntry(ctx, entry, true);
       return next.register(ctx, entry);
     },
-    find: (ctx, query, next) => next.find(ctx, query),
+    async *find(ctx, query, next) {
+      validateQuery(query.template);
+      yield* next.find(ctx, query);
+    },
     async unregister(ctx, entry, next) {
       validateEntry(ctx, entry, false);
       return next.unregister(ctx, entry);
