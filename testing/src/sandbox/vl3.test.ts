@@ -200,7 +200,10 @@ describe("sandbox vL3 scenarios", function () {
     const first = (c: Connection): string => c.path?.pathSegments[0]?.id ?? "";
     await rec.next((c) => first(c) === conns[1]?.id);
     rec.conns.clear();
+    const prefix = a.ipam.prefix;
     await a.restart();
+    expect(a.ipam.prefix, "the prefix came back to the pool and to the restarted endpoint").to.equal(prefix);
+    expect(a.ipam.size, "a fresh IPAM").to.equal(0);
     const healed = await Promise.all(conns.map((c) => rec.next((x) => first(x) === c.id)));
     expect(healed.map(srcOf).sort()).to.deep.equal(conns.map(srcOf).sort());
     expect(a.ipam.size).to.equal(2);

@@ -141,3 +141,34 @@ describe("ipam/vl3: client", () => {
     expect(seen).to.have.length(2);
   });
 });
+
+describe("ipam/vl3: members", () => {
+  it("reports a member with its name, labels and vL3 address on Request and refresh, and its leave on Close; peers are flagged", async () => {
+    const events: string[] = [];
+    const listener: vl3.Vl3MemberListener = {
+      join: (m) => void events.push(`join ${m.name} ${m.addresses.join(",")} ${m.labels.podName ?? ""}${m.peer ? " peer" : ""}`),
+      leave: (m) => void events.push(`leave ${m.name}`),
+    };
+    const ipam = vl3.createVl3Ipam("169.254.1.0/24");
+    const h = handler(chain(metadata.newServer(), vl3.newServer(ipam), vl3.newMemberServer(listener)));
+    const path = (name: string) => ({ index: 0, pathSegments: [{ name, id: `${name}-id` }] });
+    const c = await h.request(CallContext.create(), request("c1", { path: path("nsc-a"), labels: { podName: "pod-a" } }));
+    await h.request(CallContext.create(), again(c));
+    const peer = await h.request(
+      CallContext.create(),
+      request("p1", {
+        path: path("vl3-b"),
+        context: { ipContext: { srcIpAddrs: ["169.254.2.0/32"], dstRoutes: [{ prefix: "169.254.2.0/24", nextHop: "169.254.2.0" }] } },
+      }),
+    );
+    await h.close(CallContext.create(), c);
+    await h.close(CallContext.create(), peer);
+    expect(events).to.deep.equal([
+      "join nsc-a 169.254.1.1 pod-a",
+      "join nsc-a 169.254.1.1 pod-a",
+      "join vl3-b 169.254.2.0  peer",
+      "leave nsc-a",
+      "leave vl3-b",
+    ]);
+  });
+});
