@@ -5,7 +5,7 @@
  * endpoint can be restarted as a process would be (prefix stream ended, fresh IPAM, fresh chain, same name).
  */
 import { IPAM } from "@nsm-ts/api/ipam";
-import type { Connection } from "@nsm-ts/api/networkservice";
+import { type Connection, State } from "@nsm-ts/api/networkservice";
 import { type Channel, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { createPrefixPool, type PrefixPoolOptions } from "@nsm-ts/resources";
 import { ipam, type NetworkServiceElement, type NsmClient, vl3mtu } from "@nsm-ts/sdk/networkservice";
@@ -112,6 +112,12 @@ export async function addVl3Endpoint(sb: Sandbox, o: Vl3EndpointOptions): Promis
   let cur = await fresh();
   const slot = new Slot(cur.elements);
   const endpoint = await sb.addEndpoint(node, { name: o.name, services: [o.service], payload: "IP", additional: [slot] });
+  // As cmd-nse-vl3: a new prefix asks every client to refresh (REFRESH_REQUESTED in the endpoint's monitor).
+  const askRefresh = (): void => {
+    const m = endpoint.instance?.monitor;
+    for (const c of m?.connections() ?? []) m?.setState(c.id, State.REFRESH_REQUESTED);
+  };
+  let unsubscribe = cur.v.subscribe(askRefresh);
   const registryChannel = dial(node.nsmgr.url);
   const lifetime = new AbortController();
   const registry = createRegistryClient("nse", registryChannel, { tokenGenerator: sb.tokenGenerator(o.name), signal: lifetime.signal });
@@ -138,12 +144,15 @@ export async function addVl3Endpoint(sb: Sandbox, o: Vl3EndpointOptions): Promis
       await cur.pc.close();
       channel.close();
       channel = dial(o.prefixServer.url);
+      unsubscribe();
       cur = await fresh(held);
+      unsubscribe = cur.v.subscribe(askRefresh);
       slot.current = cur.elements;
       clientSlot.current = cur.clientElements;
       await endpoint.restart();
     },
     async close() {
+      unsubscribe();
       await peers.close();
       lifetime.abort();
       await cur.pc.close();

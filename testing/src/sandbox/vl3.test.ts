@@ -25,6 +25,12 @@ const routes = (c: Connection | undefined, side: "src" | "dst" = "src"): string[
     r.nextHop ? `${r.prefix} via ${r.nextHop}` : r.prefix,
   ) ?? [];
 
+/** Resolves once a client's heal watches node `node`'s nsmgr (heal only notices events published after that). */
+async function watched(sb: Sandbox, node: number): Promise<void> {
+  const nsmgr = sb.nodes[node]?.nsmgr;
+  while ((nsmgr?.instance.monitor.subscribers ?? 0) === 0) await new Promise<void>((r) => setImmediate(r));
+}
+
 /** Records the connections an endpoint established, with a way to wait for one. */
 class Recorder {
   readonly conns = new Map<string, Connection>();
@@ -157,9 +163,10 @@ describe("sandbox vL3 scenarios", function () {
     await self.close(conn);
   });
 
-  it("a prefix-server restart keeps the endpoint's prefix; a prefix reset makes refreshes replace stale addresses", async () => {
+  it("a prefix-server restart keeps the endpoint's prefix; after a prefix reset the endpoint's refresh request replaces stale addresses", async () => {
     const s = await start(2);
-    const a = await vl3(0, "vl3-a");
+    const rec = new Recorder();
+    const a = await vl3(0, "vl3-a", [rec.element]);
     const b = await vl3(1, "vl3-b");
     await b.peers.whenConnected("vl3-a");
     const nsc = s.addClient(0);
@@ -170,21 +177,24 @@ describe("sandbox vL3 scenarios", function () {
     await prefixes?.restart();
     const same = await nsc.request({ connection: conn });
     expect(srcOf(same)).to.equal(old.addr);
-    // The client stream may still be reconnecting: wait until the pool holds the prefix again, then reset.
     const reset = new Promise<void>((resolve) => {
       const stop = a.ipam.subscribe(() => {
         stop();
         resolve();
       });
     });
+    await watched(s, 0);
     // A new pool that excludes the old prefix: on reconnect the endpoint must take another one.
     await prefixes?.restart({ prefix: "169.254.0.0/16", prefixLength: 24, excludePrefixes: [old.prefix] });
     await reset;
     expect(a.ipam.prefix).to.not.equal(old.prefix);
     expect(a.ipam.generation).to.equal(old.gen + 1);
+    // No call from the test: the endpoint's REFRESH_REQUESTED reaches the client's heal through both hops.
+    const first = (c: Connection): string => c.path?.pathSegments[0]?.id ?? "";
+    const atEndpoint = await rec.next((c) => first(c) === conn.id && inside(srcOf(c), a.ipam.prefix));
+    expect(atEndpoint.context?.ipContext?.srcIpAddrs).to.have.length(1);
     const refreshed = await nsc.request({ connection: same });
-    expect(inside(srcOf(refreshed), a.ipam.prefix), `${srcOf(refreshed)} in ${a.ipam.prefix}`).to.equal(true);
-    expect(refreshed.context?.ipContext?.srcIpAddrs).to.have.length(1);
+    expect(srcOf(refreshed)).to.equal(srcOf(atEndpoint));
     expect(refreshed.context?.ipContext?.dstIpAddrs).to.deep.equal([a.ipam.selfAddress]);
     const stale = routes(refreshed).filter((r) => r.startsWith(old.prefix) || r === `${old.self}/32` || r.endsWith(`via ${old.self}`));
     expect(stale, "routes of the old prefix").to.deep.equal([]);

@@ -66,6 +66,21 @@ export function dropPrefix(ip: IPContext, prefix: string): void {
 }
 
 /**
+ * A client of this endpoint holds exactly one address of the endpoint's family, its lease: addresses and routes
+ * of that family from elsewhere (a heal from another vL3 endpoint, a caller re-sending an old connection) go.
+ */
+function keepOnlyLease(ip: IPContext, ipam: Vl3Ipam, addr: string): void {
+  const fam = ipam.family;
+  const ours = (text: string): boolean => parseIp(text.split("/")[0] ?? "")?.family === fam;
+  const self = ipam.selfAddress;
+  const hop = ipam.selfIp;
+  ip.srcIpAddrs = ip.srcIpAddrs.filter((a) => !ours(a) || a === addr);
+  ip.dstIpAddrs = ip.dstIpAddrs.filter((a) => !ours(a) || a === self);
+  ip.srcRoutes = ip.srcRoutes.filter((r) => !ours(r.prefix) || r.prefix === self || r.nextHop === hop);
+  ip.dstRoutes = ip.dstRoutes.filter((r) => !ours(r.prefix) || r.prefix === addr);
+}
+
+/**
  * A peer vL3 endpoint brings its own address and a route to its own prefix (shorter than a host route) via
  * that address; a plain client, even one healing from another vL3 endpoint, carries host routes only.
  */
@@ -119,7 +134,10 @@ export function newServer(ipam: Vl3Ipam, opts: Vl3ServerOptions = {}): NetworkSe
         md.set(leaseKey, lease);
         fresh = true;
       }
-      if (lease.addr !== undefined) addAddr(ip.srcIpAddrs, lease.addr);
+      if (lease.addr !== undefined) {
+        keepOnlyLease(ip, ipam, lease.addr);
+        addAddr(ip.srcIpAddrs, lease.addr);
+      }
       const self = ipam.selfAddress;
       const hop = ipam.selfIp;
       addRoute(ip.srcRoutes, self);

@@ -66,6 +66,25 @@ describe("ipam/vl3: server", () => {
     expect(c.context?.ipContext?.srcIpAddrs).to.deep.equal(["169.254.1.42/32"]);
   });
 
+  it("a client healing from another vL3 endpoint keeps nothing of it: one address, routes through this endpoint only", async () => {
+    const h = server(vl3.createVl3Ipam("169.254.1.0/24"), { globalPrefix: "169.254.0.0/16" });
+    const healing = request("c7", {
+      context: {
+        ipContext: {
+          srcIpAddrs: ["169.254.9.5/32", "fd00::5/128"],
+          dstIpAddrs: ["169.254.9.0/32"],
+          srcRoutes: [{ prefix: "169.254.9.0/32" }, { prefix: "169.254.0.0/16", nextHop: "169.254.9.0" }],
+          dstRoutes: [{ prefix: "169.254.9.5/32" }],
+        },
+      },
+    });
+    const ip = (await h.request(CallContext.create(), healing)).context?.ipContext;
+    expect(ip?.srcIpAddrs).to.deep.equal(["fd00::5/128", "169.254.1.1/32"]);
+    expect(ip?.dstIpAddrs).to.deep.equal(["169.254.1.0/32"]);
+    expect(routes(ip?.srcRoutes)).to.deep.equal(["169.254.1.0/32", "169.254.1.0/24 via 169.254.1.0", "169.254.0.0/16 via 169.254.1.0"]);
+    expect(routes(ip?.dstRoutes)).to.deep.equal(["169.254.1.1/32"]);
+  });
+
   it("a peer endpoint (own address, route to its prefix through it) gets routes, no address and no range route", async () => {
     const ipam = vl3.createVl3Ipam("169.254.1.0/24");
     const h = server(ipam, { globalPrefix: "169.254.0.0/16" });
