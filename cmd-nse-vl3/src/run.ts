@@ -25,20 +25,27 @@ import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import { Code, isStatusError } from "@nsm-ts/base/status";
-import { client, endpoint, ipam, mechanisms, passThrough, vl3mtu } from "@nsm-ts/sdk/networkservice";
+import { client, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough, vl3mtu } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { kernel, netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 import { enableForwarding } from "./forwarding.js";
-import { memberLog } from "./members.js";
+import { memberLog, peerMembers } from "./members.js";
 
 /** Extensions of the program that are not configuration (a library embedding it, the DNS server of members). */
 export interface RunOptions {
   /**
-   * Told of every member (client or peer endpoint) that joins, is refreshed or leaves, with its name, labels and
-   * vL3 addresses: the hook for a server of member names (`<client name>.<service>.`). Default: log only.
+   * Told of every member that joins, is refreshed or leaves, with its name, labels and vL3 addresses: clients
+   * and the peer endpoints that connect to us (endpoint side), and the peer endpoints we connect to (`peer: true`,
+   * `connId` of our connection, the peer's own address). The hook for a server of member names
+   * (`<client name>.<service>.`) that fans out to its peers. Default: log only.
    */
   members?: ipam.vl3.Vl3MemberListener;
+  /**
+   * Elements of the endpoint chain after the vL3 IPAM and the member hook, before the mechanisms (e.g. one that
+   * writes `dns_context` pointing clients at the endpoint's own address `vl3.selfIp`). Default none.
+   */
+  additional?: (vl3: { ipam: ipam.vl3.Vl3Ipam; networkService: string }) => NetworkServiceElement[];
 }
 
 /** Runs cmd-nse-vl3 until `ctx.signal` aborts, then leaves the vL3 network and stops serving. */
@@ -101,6 +108,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   try {
     const prefix = await Promise.race([prefixes.ready, once(stop, "abort").then(() => undefined)]);
     if (prefix === undefined) return;
+    const members = opts.members ?? memberLog(log);
     const ep = endpoint({
       name: cfg.name,
       tokenGenerator: id.tokenGenerator,
@@ -109,7 +117,8 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
       additional: [
         vl3mtu.newServer(mtu),
         ipam.vl3.newServer(v, cfg.vl3Prefix === undefined ? {} : { globalPrefix: cfg.vl3Prefix }),
-        ipam.vl3.newMemberServer(opts.members ?? memberLog(log)),
+        ipam.vl3.newMemberServer(members),
+        ...(opts.additional?.({ ipam: v, networkService: service }) ?? []),
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
         mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
       ],
@@ -162,6 +171,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
       client: peerClient,
       labels: cfg.requestLabels,
       log,
+      onPeer: peerMembers(members, log),
     });
     log.info(
       { url, registry: cfg.connectTo, service, prefix, address: v.selfAddress, vl3Prefix: cfg.vl3Prefix ?? v.defaultGlobalPrefix() },

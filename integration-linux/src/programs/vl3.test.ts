@@ -46,7 +46,10 @@ describe("programs: cmd-nse-vl3 (NOOP data plane)", function () {
 
     const peer = await e2.waitFor("vl3: connected to peer", (r) => r.peer === "vl3-1", 30_000);
     expect(peer.src).to.deep.equal([s2.address]);
+    // The member hook hears of the peer on both sides: the one that connected and the one it connected to.
     await e1.waitFor("vL3 member joined", (r) => r.member === "vl3-2" && r.peer === true, 15_000);
+    const dialled = await e2.waitFor("vL3 member joined", (r) => r.member === "vl3-1" && r.peer === true, 15_000);
+    expect(dialled.addresses).to.deep.equal([String(s1.address).split("/")[0]]);
 
     const channel = dial(set.socket("vl3-1.sock"));
     try {
@@ -71,6 +74,7 @@ describe("programs: cmd-nse-vl3 (NOOP data plane)", function () {
     const left = e2.waitFor("vl3: disconnected from peer", (r) => r.peer === "vl3-1", 30_000);
     expect((await e1.stop("SIGTERM")).code, e1.output()).to.equal(0);
     await left;
+    await e2.waitFor("vL3 member left", (r) => r.member === "vl3-1", 15_000);
     expect((await e2.stop("SIGTERM")).code, e2.output()).to.equal(0);
   });
 });

@@ -35,6 +35,11 @@ export interface Vl3PeersOptions {
   clock?: Clock;
   /** Logger; default silent. */
   log?: Logger;
+  /**
+   * Called when a connection to `peer` is established (`conn`) and when it is closed because the peer left
+   * (`undefined`): with the member hook, how a name server learns the peers this endpoint dialled. Default none.
+   */
+  onPeer?: (peer: string, conn: Connection | undefined) => void;
 }
 
 /** A running peer mesh. */
@@ -86,6 +91,7 @@ export function createVl3Peers(opts: Vl3PeersOptions): Vl3Peers {
         p.conn = conn;
         log.info({ connId: conn.id, peer: name, src: conn.context?.ipContext?.srcIpAddrs }, "vl3: connected to peer");
         for (const w of waiters.get(name)?.splice(0) ?? []) w(conn);
+        opts.onPeer?.(name, conn);
         return;
       } catch (err) {
         if (p.ac.signal.aborted) return;
@@ -112,6 +118,7 @@ export function createVl3Peers(opts: Vl3PeersOptions): Vl3Peers {
     if (p.conn !== undefined) {
       await opts.client.close(p.conn).catch((err: unknown) => log.warn({ peer: name, err }, "vl3: closing the peer connection failed"));
       log.info({ connId: p.conn.id, peer: name }, "vl3: disconnected from peer");
+      opts.onPeer?.(name, undefined);
     }
   };
 
