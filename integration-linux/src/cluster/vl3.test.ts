@@ -19,6 +19,8 @@ const SERVICE = "vl3-it";
 const POOL = "169.254.0.0/16";
 const ROLES = ["n1", "n2", "e1", "e2", "c1", "c2", "c3"] as const;
 type Role = (typeof ROLES)[number];
+/** Start-up allowance per program: seven node processes start at once on a shared 2-core machine. */
+const START_MS = 90_000;
 
 /** `ip -j <what> show` in `ns` as parsed JSON (routes, rules), or [] when empty. */
 async function ipJson(ns: string, ...what: string[]): Promise<Array<Record<string, unknown>>> {
@@ -81,6 +83,7 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
           "cmd-nsmgr serving",
           `nsmgr-${n}`,
           where,
+          START_MS,
         ),
         procs.start(
           "cmd-forwarder",
@@ -94,6 +97,7 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
           "cmd-forwarder serving",
           `forwarder-${n}`,
           where,
+          START_MS,
         ),
       ]);
     };
@@ -111,6 +115,7 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
         "cmd-registry serving",
         "registry",
         ns.n1,
+        START_MS,
       ),
       startNode(1),
       startNode(2),
@@ -129,7 +134,7 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
         "cmd-nse-vl3 serving",
         `vl3-${n}`,
         n === 1 ? ns.e1 : ns.e2,
-        60_000,
+        START_MS,
       );
     const readForwarding = async (): Promise<string> =>
       (await runCommand(["ip", "netns", "exec", ns.e1, "cat", "/proc/sys/net/ipv4/ip_forward"])).stdout.trim();
