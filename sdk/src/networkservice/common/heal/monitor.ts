@@ -7,14 +7,23 @@ import type { Logger } from "@nsm-ts/base/log";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import { matchesSelector } from "../monitor/index.js";
+import { type MonitorMuxOptions, sharedMonitorSource } from "./mux.js";
 
 const ELEMENT = "heal";
 
 /** Opens the MonitorConnections stream of the next hop at `url`; ends when `signal` aborts. */
 export type MonitorSource = (url: string, selector: MonitorScopeSelector, signal: AbortSignal) => AsyncIterable<ConnectionEvent>;
 
-/** The default source: MonitorConnections over gRPC on a channel of `pool`. */
-export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator): MonitorSource {
+/**
+ * The default source: MonitorConnections over gRPC on a channel of `pool`, the watches of one next hop sharing
+ * one stream (`mux.ts`; `opts` tunes it).
+ */
+export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator, opts: MonitorMuxOptions = {}): MonitorSource {
+  return sharedMonitorSource(rawGrpcMonitorSource(pool, tokenGenerator), opts);
+}
+
+/** One MonitorConnections stream over gRPC per call, on a channel of `pool`. */
+export function rawGrpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator): MonitorSource {
   return async function* (url, selector, signal) {
     const channel = pool.acquire(url);
     try {
