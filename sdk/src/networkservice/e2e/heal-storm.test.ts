@@ -6,6 +6,7 @@
  * watches of one client share one stream per next hop, and the burst of Closes leaves the session alone.
  */
 
+import { setMaxListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { type ConnectionEvent, MonitorConnection, type MonitorScopeSelector, MonitorScopeSelectorSchema } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
@@ -64,6 +65,11 @@ class CountingMonitor implements MonitorConnectionServer {
       }
     })();
   }
+}
+
+/** Resolves once `cond` holds, checking on every turn of the event loop (the state comes from I/O). */
+async function waitFor(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setImmediate(r));
 }
 
 describe("heal over gRPC: a burst of closes does not trip the HTTP/2 rapid-reset guard", function () {
@@ -169,5 +175,48 @@ describe("heal over gRPC: a burst of closes does not trip the HTTP/2 rapid-reset
     expect(monitor.opened, "monitor streams opened").to.be.lessThan(10);
     this.test!.title +=
       ` (${CONNECTIONS} Requests ${(tRequested - t0).toFixed(0)} ms, watched ${(tWatched - tRequested).toFixed(0)} ms, Closes ${(tClosed - tWatched).toFixed(0)} ms)`;
+  });
+
+  it("rides out a GOAWAY anyway: the shared stream is reopened on a new session and nothing heals", async () => {
+    const healEvents: string[] = [];
+    pool = new ChannelPool({ grpcOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 } });
+    nsc = client({
+      name: "nsc",
+      connectTo: url,
+      pool,
+      tokenGenerator: createTokenGenerator(nscId, { maxTokenLifetimeMs: LIFETIME_MS }),
+      insecure: true,
+      heal: { onEvent: (e) => healEvents.push(e) },
+    });
+    const conns = await Promise.all(Array.from({ length: 20 }, () => nsc.request({ connection: { networkService: "ns-1" } })));
+    await monitor.showing(ep.monitor.connections().map((c) => c.id));
+    const openedBefore = monitor.opened;
+
+    // Someone else on the session trips the guard: 1,100 streams (selecting nothing) cancelled at once.
+    const channel = pool.acquire(url);
+    const burst = new AbortController();
+    setMaxListeners(2_000, burst.signal);
+    let received = 0;
+    const nothing = create(MonitorScopeSelectorSchema, { pathSegments: [{ id: "no-such-connection" }] });
+    const streams = Array.from({ length: 1_100 }, async () => {
+      try {
+        for await (const _ of createClient(MonitorConnection, channel).monitorConnections(nothing, { signal: burst.signal })) received++;
+      } catch {
+        // cancelled, or cut by the GOAWAY
+      }
+    });
+    await waitFor(() => monitor.open >= 1_100);
+    burst.abort();
+    await Promise.all(streams);
+    pool.release(url);
+    expect(received, "state transfers of the burst").to.be.at.most(1_100);
+
+    // The shared stream broke with the session and was opened again; its state transfer still holds every
+    // connection, so no watch healed, and Requests and Closes work on the new session.
+    await waitFor(() => monitor.opened > openedBefore + 1_100);
+    const after = await nsc.request({ connection: { networkService: "ns-after" } }, { timeoutMs: 5_000 });
+    await Promise.all([...conns, after].map((c) => nsc.close(c)));
+    expect(healEvents, "heal events").to.deep.equal([]);
+    expect(ep.monitor.connections()).to.have.length(0);
   });
 });
