@@ -205,6 +205,17 @@ describe("heal (client): one shared monitor stream per next hop", () => {
     expect([a.settled(), c.settled()]).to.deep.equal([undefined, undefined]);
   });
 
+  it("falls back as well when the state transfer is over the receive limit", async () => {
+    const a = watch("c1");
+    await settle();
+    raw.last().push(new StatusError(Code.ResourceExhausted, "Received message larger than max (5000000 vs 4194304)"));
+    await settle();
+    expect(raw.streams.map((s) => s.selector.pathSegments[0]?.id)).to.deep.equal(["", "c1"]);
+    raw.last().push(event(ConnectionEventType.INITIAL_STATE_TRANSFER, [atHop("c1")]));
+    await settle();
+    expect(a.settled()).to.equal(undefined);
+  });
+
   it("passes any other selector through to its own stream", async () => {
     const ac = new AbortController();
     stops.push(ac);

@@ -13,8 +13,9 @@
  * trail the Request's reply by seconds under load).
  * When the shared stream breaks, it is reopened once: the connections the new state transfer holds UP keep their
  * watches (a GOAWAY from a live peer heals nothing); the others' watches see the stream lost, as before. A peer
- * that refuses the name-only selector (PermissionDenied: upstream's `service_connection` policy wants an id)
- * gets one stream per watch, as before, until its last watch goes.
+ * that refuses the name-only selector (PermissionDenied: upstream's `service_connection` policy wants an id), or
+ * whose state transfer exceeds the receive limit (ResourceExhausted), gets one stream per watch, as before, until
+ * its last watch goes.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -203,10 +204,11 @@ class Feed {
       }
       this.live = false;
       if (this.size === 0) return;
-      if (!delivered && isStatusError(failure, Code.PermissionDenied)) {
+      // Refused (upstream's policy wants an id), or a state transfer over the receive limit: one stream per watch.
+      if (!delivered && (isStatusError(failure, Code.PermissionDenied) || isStatusError(failure, Code.ResourceExhausted))) {
         this.opts.log.info(
           { url: this.url, err: failure },
-          `${ELEMENT}: the next hop refuses a shared monitor stream; one stream per connection`,
+          `${ELEMENT}: no shared monitor stream at this next hop; one stream per connection`,
         );
         this.unshared = true;
         this.each((s) => s.push("fallback"));
