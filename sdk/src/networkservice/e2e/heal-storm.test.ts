@@ -73,7 +73,7 @@ async function waitFor(cond: () => boolean): Promise<void> {
 }
 
 describe("heal over gRPC: a burst of closes does not trip the HTTP/2 rapid-reset guard", function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let nscId: Identity;
   let nseId: Identity;
   let server: NsmServer;
