@@ -8,6 +8,23 @@ import * as grpc from "@grpc/grpc-js";
 
 const identity = (b: Buffer): Buffer => b;
 
+/** Full paths of the methods the programs serve. */
+export const M = {
+  nsRegister: "/registry.NetworkServiceRegistry/Register",
+  nsFind: "/registry.NetworkServiceRegistry/Find",
+  nsUnregister: "/registry.NetworkServiceRegistry/Unregister",
+  nseRegister: "/registry.NetworkServiceEndpointRegistry/Register",
+  nseFind: "/registry.NetworkServiceEndpointRegistry/Find",
+  nseUnregister: "/registry.NetworkServiceEndpointRegistry/Unregister",
+  request: "/networkservice.NetworkService/Request",
+  close: "/networkservice.NetworkService/Close",
+  monitor: "/connection.MonitorConnection/MonitorConnections",
+  check: "/grpc.health.v1.Health/Check",
+  watch: "/grpc.health.v1.Health/Watch",
+} as const;
+/** The server-streaming ones. */
+export const STREAMS = new Set<string>([M.nsFind, M.nseFind, M.monitor, M.watch]);
+
 /** `tcp://host:port` → `host:port`; `unix:///path` stays (grpc-js reads it). */
 export function grpcTarget(url: string): string {
   return url.startsWith("tcp://") ? url.slice("tcp://".length) : url;

@@ -18,7 +18,7 @@ import { NetworkServiceEndpointQuerySchema, NetworkServiceEndpointSchema, Networ
 import type { Identity } from "@nsm-ts/base/identity";
 import { createTokenGenerator, formatExpires, tokenMetadata } from "@nsm-ts/base/token";
 import { mechanisms } from "@nsm-ts/sdk/networkservice";
-import { grpc, type RawCall } from "./hostile.fixture.js";
+import { grpc, M, type RawCall, STREAMS } from "./hostile.fixture.js";
 import { jwt, keyOf, type SecureMesh, strayKey, TRUST_DOMAIN } from "./secure-mesh.fixture.js";
 
 const S = grpc.status;
@@ -38,20 +38,7 @@ export interface Shot extends RawCall {
 /** A call template without its kind. */
 type Aim = Omit<Shot, "kind" | "caller" | "stream"> & { stream?: boolean };
 
-export const M = {
-  nsRegister: "/registry.NetworkServiceRegistry/Register",
-  nsFind: "/registry.NetworkServiceRegistry/Find",
-  nsUnregister: "/registry.NetworkServiceRegistry/Unregister",
-  nseRegister: "/registry.NetworkServiceEndpointRegistry/Register",
-  nseFind: "/registry.NetworkServiceEndpointRegistry/Find",
-  nseUnregister: "/registry.NetworkServiceEndpointRegistry/Unregister",
-  request: "/networkservice.NetworkService/Request",
-  close: "/networkservice.NetworkService/Close",
-  monitor: "/connection.MonitorConnection/MonitorConnections",
-  check: "/grpc.health.v1.Health/Check",
-  watch: "/grpc.health.v1.Health/Watch",
-} as const;
-export const STREAMS = new Set<string>([M.nsFind, M.nseFind, M.monitor, M.watch]);
+export { M, STREAMS };
 
 const DECODE = [S.INVALID_ARGUMENT, S.PERMISSION_DENIED, S.NOT_FOUND, S.CANCELLED, S.OK, S.UNAUTHENTICATED, S.INTERNAL];
 const DENIED = [S.PERMISSION_DENIED];
