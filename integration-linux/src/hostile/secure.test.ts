@@ -43,6 +43,11 @@ const IDLE = 16;
 const STALLED = 24;
 const STALL_TIMEOUT_MS = 2_000;
 const STALLED_FOREVER = 8;
+/**
+ * Deadline of a canary re-request (three mTLS hops, a token signed and verified at each): long enough that a
+ * machine busy with other work is not mistaken for a mesh that refuses its legitimate workload.
+ */
+const CANARY_TIMEOUT_MS = 30_000;
 
 /** What must not change: alice's connection as the nsmgr holds it, the endpoint's registration. */
 interface Snapshot {
@@ -178,7 +183,7 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
       while (!barrageDone) {
         const t0 = Date.now();
         try {
-          conn = await (nsc as NsmClient).request({ connection: conn, mechanismPreferences: [noop] }, { timeoutMs: 10_000 });
+          conn = await (nsc as NsmClient).request({ connection: conn, mechanismPreferences: [noop] }, { timeoutMs: CANARY_TIMEOUT_MS });
           canary.ok++;
         } catch (e) {
           canary.failed.push(String(e));
@@ -213,7 +218,7 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
     const idleOpen = sessions.slice(0, IDLE).filter((s) => !s.closed && !s.destroyed).length;
     barrageDone = true;
     await canaryLoop;
-    conn = await nsc.request({ connection: conn, mechanismPreferences: [noop] }, { timeoutMs: 10_000 });
+    conn = await nsc.request({ connection: conn, mechanismPreferences: [noop] }, { timeoutMs: CANARY_TIMEOUT_MS });
     expect(conn.id).to.equal(aliceConn.id);
     const after = await snapshot();
     const rssAfter = programs.map((p) => rssMiB(p.child.pid));
@@ -263,14 +268,15 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
     // The count is a property of the machine as much as of the programs: on a machine busy with other work (load
     // above 1.5 a core) the barrage ends at its time budget with fewer calls, and only the count is not asserted.
     const load = loadavg()[0] ?? 0;
-    if (load <= 1.5 * availableParallelism()) expect(total).to.be.at.least(10_000);
+    const loaded = load > 1.5 * availableParallelism();
+    if (!loaded) expect(total).to.be.at.least(10_000);
     else console.log(`      load ${load.toFixed(1)} on ${availableParallelism()} cores: the count (${total}) is not asserted`);
     for (const p of programs) expect(p.running, `${p.name} exited:\n${p.output()}`).to.equal(true);
     expect(set.running()).to.equal(programs.length);
     expect(canary.failed, canary.failed.join("\n")).to.deep.equal([]);
-    // One re-request a second when the machine keeps up (each waits for the previous); at least one every four
-    // seconds on a machine so busy that a re-request through three mTLS hops takes seconds.
-    expect(canary.ok).to.be.at.least(Math.max(3, Math.floor(barrageMs / 4_000)));
+    // One re-request a second (each waits for the previous); on a loaded machine one takes seconds, so there only
+    // "never failed, at least three" is asserted.
+    expect(canary.ok).to.be.at.least(loaded ? 3 : Math.floor(barrageMs / 2_000));
     expect(after).to.deep.equal(before);
     for (const [i, mib] of rssAfter.entries()) expect(mib, `${programs[i]?.name} RSS`).to.be.below(RSS_LIMIT_MIB);
   });
