@@ -1,6 +1,6 @@
 # The container image of any of the programs; the build argument PROGRAM picks which. Build from the repository root:
 #   docker build --build-arg PROGRAM=cmd-nsmgr -t nsm-ts/cmd-nsmgr .
-# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc. The build takes the whole
+# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-traffic-controller. The build takes the whole
 # repository as context (.dockerignore leaves out what a build makes again) and never lists the workspaces: npm
 # and scripts/docker-image.js read them from package.json. What differs between the programs (user, ports,
 # packages, entrypoint) is in the stage named after each, at the end.
@@ -69,6 +69,17 @@ ENTRYPOINT ["node", "cmd-endpoint/bin/cmd-endpoint.js"]
 FROM runtime AS cmd-nsc
 USER node
 ENTRYPOINT ["node", "cmd-nsc/bin/cmd-nsc.js"]
+
+FROM runtime AS cmd-traffic-controller
+# The git target runs the git CLI (commits of each cluster's YAML tree); its work trees live in NSM_GIT_WORK_DIR,
+# which must be writable by node. The Connect HTTP API listens on NSM_HTTP_LISTEN_ON (default 5080).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates openssh-client \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/nsmts-traffic-controller && chown node:node /var/lib/nsmts-traffic-controller
+USER node
+EXPOSE 5090
+ENTRYPOINT ["node", "cmd-traffic-controller/bin/cmd-traffic-controller.js"]
 
 # --- the image: the stage of PROGRAM ---
 FROM ${PROGRAM}
