@@ -10,7 +10,7 @@ import { compileNsm, networkServiceJson } from "./nsm.js";
 import { toYaml } from "./yaml.js";
 
 export { compileIstio, EASTWEST_LABEL, type IstioResource, MANAGED_BY, TRUST_DOMAIN_LABEL } from "./istio.js";
-export { type AuthorizationInput, clientAllowed, compileNsm, type NsmResource } from "./nsm.js";
+export { type AuthorizationInput, allowedClientsPolicy, clientAllowed, compileNsm, type NsmResource } from "./nsm.js";
 export { toYaml } from "./yaml.js";
 
 /** Path → resource of one cluster target. */

@@ -6,6 +6,8 @@
 import { create, toJson } from "@bufbuild/protobuf";
 import type { InboundIntent } from "@nsm-ts/api/intents";
 import { type NetworkService, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import type { PathPolicyInput, Policy } from "@nsm-ts/base/policy";
+import { decodeToken } from "@nsm-ts/base/token";
 import type { Snapshot } from "../model.js";
 import { principalsOf } from "./istio.js";
 
@@ -27,6 +29,28 @@ export interface NsmResource {
 /** Whether `spiffeId` may connect to the service `auth` describes. */
 export function clientAllowed(auth: AuthorizationInput, spiffeId: string | undefined): boolean {
   return spiffeId !== undefined && auth.allowedSpiffeIds.includes(spiffeId);
+}
+
+/**
+ * A path policy enforcing the input on our mesh: the connection's originating client (the first path
+ * segment's token subject) must be one of the allowed SPIFFE IDs. Add it to an endpoint's (or nsmgr's)
+ * authorize policies; a refusal is `PermissionDenied` naming policy `allowed_clients`.
+ */
+export function allowedClientsPolicy(auth: AuthorizationInput): Policy<PathPolicyInput> {
+  return {
+    name: "allowed_clients",
+    async check(input) {
+      const token = input.path.pathSegments[0]?.token ?? "";
+      let sub: string | undefined;
+      try {
+        sub = decodeToken(token).sub;
+      } catch {
+        return "the first path segment carries no readable token";
+      }
+      if (clientAllowed(auth, sub)) return undefined;
+      return `${sub ?? "an unnamed client"} is not among the allowed clients of network service ${auth.networkService}`;
+    },
+  };
 }
 
 /** The stored JSON form of a NetworkService (what the registry target registers). */
