@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ClusterSchema, IntentSchema, ObjectRefSchema, TrafficGroupSchema } from "@nsm-ts/api/intents";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { clusterA, inboundA, memoryObjects, outboundB, seedShop } from "./intents.fixture.js";
+import { clusterA, clusterB, inboundA, memoryObjects, outboundB, seedShop } from "./intents.fixture.js";
 import type { IntentObjects } from "./objects.js";
 
 async function statusOf(p: Promise<unknown>): Promise<StatusError> {
@@ -131,5 +131,16 @@ describe("traffic-controller: objects and validation", () => {
     const status = JSON.parse((await o.store.kv.get("status/edge-b/git"))?.value ?? "{}");
     expect(status["shop/b-calls-a"].state).to.equal("pending");
     expect(status["shop/b-calls-a"].sequence).to.equal("2");
+  });
+
+  it("removing a cluster's target drops its desired state, statuses and undelivered entries", async () => {
+    await seedShop(o);
+    const c = clusterB();
+    c.target = undefined;
+    await o.updateCluster(c);
+    expect((await o.store.kv.list("ob/edge-b/")).entries).to.deep.equal([]);
+    expect(await o.store.kv.get("status/edge-b/git")).to.equal(undefined);
+    expect(await o.store.kv.get("st/desired/edge-b/git")).to.equal(undefined);
+    expect((await o.store.kv.list("ob/edge-a/")).entries).to.have.length(1);
   });
 });

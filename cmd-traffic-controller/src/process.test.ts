@@ -1,5 +1,7 @@
+import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, rmSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";
 import { expect } from "chai";
 import { bareRepo, pushedSequences, tempDir } from "./delivery.fixture.js";
@@ -102,6 +104,21 @@ describe("cmd-traffic-controller processes on one etcd", function () {
       items: Array<{ intent: string; state: string }>;
     };
     expect(st.items.map((s) => `${s.intent}:${s.state}`)).to.deep.equal(["b-calls-a:DELIVERY_STATE_APPLIED"]);
+    // The operator CLI shows the same.
+    const cli = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL("../bin/cmd-traffic-controller.js", import.meta.url)), "status", "--cluster", "edge-b"],
+      {
+        env: { ...process.env, NSM_TRAFFIC_CONTROLLER_URL: b.grpcUrl },
+        encoding: "utf8",
+        timeout: 30_000,
+      },
+    );
+    expect(cli.status, cli.stderr).to.equal(0);
+    const rows = cli.stdout.trim().split("\n");
+    expect(rows[0]).to.equal("INTENT\tCLUSTER\tTARGET\tSTATE\tREVISION\tSEQUENCE\tDETAIL");
+    expect(rows.slice(1).map((r) => r.split("\t").slice(0, 4).join(" "))).to.deep.equal(["shop/b-calls-a edge-b git applied"]);
+    expect(rows[1]?.split("\t")[5]).to.equal("3");
   });
 
   it("two replicas on one etcd deliver each update once", async () => {

@@ -91,7 +91,8 @@ export class IntentStore {
         const sEntry = await this.kv.get(skey);
         compares.push({ key: skey, modRevision: sEntry?.modRevision ?? "0" });
         if (c.desired === undefined) {
-          deletes.push(dkey, skey);
+          // The target is gone: so are its desired state, statuses and undelivered entries.
+          deletes.push(dkey, skey, ...(await this.kv.list(keys.outboxPrefix(c.cluster, c.target))).entries.map((e) => e.key));
           continue;
         }
         puts.push({ key: dkey, value: JSON.stringify(c.desired) });
