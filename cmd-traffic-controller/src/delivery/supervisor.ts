@@ -17,8 +17,23 @@ interface Running {
   readonly done: Promise<void>;
 }
 
-/** Delivers until `signal` aborts; resolves once every worker has stopped. */
+/**
+ * Delivers until `signal` aborts; resolves once every worker has stopped. A broken cluster watch (etcd
+ * unreachable) stops the workers and starts over after `lockRetryMs`, so delivery outlives store outages.
+ */
 export async function runDelivery(kv: Kv, factory: TargetFactory, opts: WorkerOptions, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await superviseOnce(kv, factory, opts, signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      opts.log.warn({ err }, "traffic-controller: following the clusters failed; starting over");
+      await opts.clock.sleep(opts.lockRetryMs ?? 2_000, signal).catch(() => undefined);
+    }
+  }
+}
+
+async function superviseOnce(kv: Kv, factory: TargetFactory, opts: WorkerOptions, signal: AbortSignal): Promise<void> {
   const running = new Map<string, Running>();
   const stop = async (key: string) => {
     const r = running.get(key);
