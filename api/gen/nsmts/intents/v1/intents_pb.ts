@@ -235,7 +235,7 @@ export type InboundIntent = Message<"nsmts.intents.v1.InboundIntent"> & {
   ports: ServicePort[];
 
   /**
-   * Who may call the service; empty: nobody but the service's own cluster-local callers are refused too.
+   * Who may call the service; empty: nobody (every caller is refused).
    *
    * @generated from field: repeated nsmts.intents.v1.ClientRef allowed_clients = 5;
    */
