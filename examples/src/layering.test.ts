@@ -29,7 +29,7 @@ describe("layering (dependency-cruiser)", function () {
 
   it("the repository's sources pass every rule", () => {
     const dirs = ["api", "base", "statedb", "resources", "sdk", "sdk-linux", "testing", "cmd-registry", "cmd-nsmgr"];
-    const all = [...dirs, "cmd-forwarder", "cmd-endpoint", "cmd-nsc", "integration-linux", "examples", "bench"];
+    const all = [...dirs, "cmd-forwarder", "cmd-endpoint", "cmd-nsc", "cmd-traffic-controller", "integration-linux", "examples", "bench"];
     const r = cruise(
       repo,
       all.map((d) => `${d}/src`),
