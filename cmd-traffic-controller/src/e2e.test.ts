@@ -100,8 +100,9 @@ describe("traffic-controller e2e: an intent on our mesh", function () {
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(StatusError);
-      // The endpoint refuses with PermissionDenied; the nsmgr's endpoint selection reports "all candidates
-      // failed" as Unavailable with each candidate's reason, so the client sees the denial in the message.
+      // The endpoint refuses with PermissionDenied; the forwarder's and the nsmgr's candidate loops pass a
+      // refusal every candidate gave alike on with its code, so the client sees PermissionDenied and the reason.
+      expect((err as StatusError).code, String(err)).to.equal(Code.PermissionDenied);
       expect((err as StatusError).message).to.contain(
         "allowed-clients: policy allowed_clients denied: spiffe://nsm-ts.dev/nsc-y is not among the allowed clients",
       );

@@ -79,3 +79,18 @@ export function callerGone(ctx: CallContext, element: string, cause?: unknown): 
   if (!ctx.signal.aborted && (remaining === undefined || remaining > 0)) return undefined;
   return new StatusError(Code.DeadlineExceeded, `${element}: the caller's deadline passed`, cause === undefined ? {} : { cause });
 }
+
+/** Codes that say the request itself was refused, not that the candidate is unwell. */
+const REFUSALS = new Set<Code>([Code.PermissionDenied, Code.Unauthenticated, Code.InvalidArgument, Code.FailedPrecondition]);
+
+/**
+ * The error of a candidate loop whose every attempt failed: `Unavailable` naming each failure, unless every
+ * candidate refused the request with the same code (say, each endpoint's authorize answered PermissionDenied) —
+ * then that code, so the client learns the refusal and does not retry it as an outage.
+ */
+export function allCandidatesFailed(message: string, causes: readonly unknown[], element: string): StatusError {
+  const codes = new Set(causes.map((c) => (c instanceof StatusError ? c.code : Code.Unknown)));
+  const [only] = codes;
+  const code = codes.size === 1 && only !== undefined && REFUSALS.has(only) ? only : Code.Unavailable;
+  return new StatusError(code, message, { cause: new AggregateError([...causes], `${element}: candidate failures`) });
+}

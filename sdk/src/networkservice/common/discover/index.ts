@@ -1,6 +1,6 @@
 /** discover element (server): NSE candidates from the registry by the network service's matches. */
 
-export { callerGone, collect, findUntil, waitBudgetMs } from "./find.js";
+export { allCandidatesFailed, callerGone, collect, findUntil, waitBudgetMs } from "./find.js";
 export { isExpired, isSubset, matchEndpoints, processLabel } from "./match.js";
 export {
   type Candidates,

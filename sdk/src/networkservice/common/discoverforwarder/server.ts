@@ -17,11 +17,20 @@ import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey } from "@nsm-ts/base/context";
-import { Code, fail, StatusError } from "@nsm-ts/base/status";
+import { Code, fail } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";
-import { callerGone, collect, type DiscoverRegistries, findUntil, isExpired, isSubset, waitBudgetMs } from "../discover/index.js";
+import {
+  allCandidatesFailed,
+  callerGone,
+  collect,
+  type DiscoverRegistries,
+  findUntil,
+  isExpired,
+  isSubset,
+  waitBudgetMs,
+} from "../discover/index.js";
 
 /** Options of discoverforwarder. */
 export interface DiscoverForwarderOptions {
@@ -143,9 +152,11 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
           causes.push(err);
         }
       }
-      throw new StatusError(Code.Unavailable, `discoverforwarder: all ${failures.length} forwarders failed: ${failures.join("; ")}`, {
-        cause: new AggregateError(causes, "discoverforwarder: forwarder failures"),
-      });
+      throw allCandidatesFailed(
+        `discoverforwarder: all ${failures.length} forwarders failed: ${failures.join("; ")}`,
+        causes,
+        "discoverforwarder",
+      );
     },
 
     async close(ctx, conn, next) {

@@ -31,7 +31,7 @@ describe("roundrobin", () => {
     expect(nseReg.watchers + nsReg.watchers).to.equal(0);
   });
 
-  const build = (failUrls: Set<string>, urls: string[]) =>
+  const build = (failUrls: Set<string>, urls: string[], code: (url: string) => Code = () => Code.Unavailable) =>
     handler(
       chain(
         discover.newServer({ ns: nsReg, nse: nseReg }),
@@ -40,7 +40,7 @@ describe("roundrobin", () => {
           beforeRequest: (ctx) => {
             const u = urlKey.get(ctx)?.href ?? "none";
             urls.push(u);
-            if (failUrls.has(u)) throw new StatusError(Code.Unavailable, `endpoint at ${u} is down`);
+            if (failUrls.has(u)) throw new StatusError(code(u), `endpoint at ${u} is down`);
           },
           beforeClose: (ctx) => {
             urls.push(`close ${urlKey.get(ctx)?.href ?? "none"}`);
@@ -77,6 +77,25 @@ describe("roundrobin", () => {
     );
     expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
     for (let i = 1; i <= 4; i++) expect((err as Error).message).to.include(`nse-${i}: endpoint at tcp://127.0.0.1:500${i} is down`);
+  });
+
+  it("every candidate refusing alike (PermissionDenied) answers that code, a mix of refusals answers Unavailable", async () => {
+    const all = new Set([1, 2, 3, 4].map((i) => `tcp://127.0.0.1:500${i}`));
+    const denied = await build(all, [], () => Code.PermissionDenied)
+      .request(ctx(), req("c1"))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isStatusError(denied, Code.PermissionDenied), String(denied)).to.equal(true);
+    expect((denied as Error).message).to.include("all 4 of 4 candidates");
+    const mixed = await build(all, [], (u) => (u.endsWith("5001") ? Code.InvalidArgument : Code.PermissionDenied))
+      .request(ctx(), req("c2"))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isStatusError(mixed, Code.Unavailable), String(mixed)).to.equal(true);
   });
 
   it("closes through the connection's endpoint URL", async () => {

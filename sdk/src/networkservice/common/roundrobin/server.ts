@@ -1,7 +1,8 @@
 /**
  * roundrobin: picks the endpoint for a Request among the candidates `discover` found, rotating per network
  * service, and tries the next candidate when the chosen one fails, so one dead endpoint does not fail the
- * request. The failures are reported together when every candidate failed. When the caller's deadline passes (or
+ * request. The failures are reported together when every candidate failed: `Unavailable`, or the one refusal code
+ * (PermissionDenied, …) when every candidate refused the request alike. When the caller's deadline passes (or
  * it cancels) the Request ends with `DeadlineExceeded` (or `Canceled`) instead, blaming no endpoint.
  *
  * Reads: context value `discover.candidatesKey`. Writes: `connection.network_service_endpoint_name` and the
@@ -10,11 +11,11 @@
 import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import { Code, fail, StatusError } from "@nsm-ts/base/status";
+import { Code, fail } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";
-import { callerGone, candidatesKey } from "../discover/index.js";
+import { allCandidatesFailed, callerGone, candidatesKey } from "../discover/index.js";
 
 function urlOf(nse: NetworkServiceEndpoint): URL {
   try {
@@ -70,10 +71,10 @@ export function newServer(): NetworkServiceElement {
           causes.push(err);
         }
       }
-      throw new StatusError(
-        Code.Unavailable,
+      throw allCandidatesFailed(
         `roundrobin: all ${failures.length} of ${list.length} candidates of network service "${key}" failed: ${failures.join("; ")}`,
-        { cause: new AggregateError(causes, "roundrobin: candidate failures") },
+        causes,
+        "roundrobin",
       );
     },
     async close(ctx, conn, next) {
