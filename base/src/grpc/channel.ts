@@ -7,13 +7,16 @@ import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "../status/index.js";
 import { channelCredentials } from "./credentials.js";
 import { canceledError } from "./errors.js";
-import type { ClientInterceptor, TlsFiles } from "./types.js";
+import type { ClientInterceptor, TlsConfig } from "./types.js";
 import { parseUrl } from "./url.js";
 
 /** Options of `dial`. */
 export interface DialOptions {
-  /** Certificate files: our client certificate and the CA that signed the server's. Default: insecure. */
-  tls?: TlsFiles;
+  /**
+   * Our client certificate and the CA that signed the server's: files, or a rotating `TlsSource` (each new
+   * connection uses its latest material). Default: insecure.
+   */
+  tls?: TlsConfig;
   /** Middleware around every call made through this channel, first = outermost. */
   interceptors?: ClientInterceptor[];
   /** Raw grpc-js channel options (keepalive, message sizes). */
@@ -28,7 +31,7 @@ export interface Channel {
   readonly grpcClient: grpc.Client;
   /** Interceptors applied to every call on this channel. */
   readonly interceptors: readonly ClientInterceptor[];
-  /** True when the channel uses TLS (dialed with certificate files). */
+  /** True when the channel uses TLS (dialed with certificate files or a TLS source). */
   readonly secure: boolean;
   /**
    * The server's TLS leaf certificate from the channel's latest handshake; undefined for an insecure

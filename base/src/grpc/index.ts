@@ -25,7 +25,10 @@ export type {
   ServerInterceptor,
   ServerStreamingHandler,
   ServiceImpl,
+  TlsConfig,
   TlsFiles,
+  TlsMaterial,
+  TlsSource,
   UnaryHandler,
 } from "./types.js";
 export { formatUrl, type ParsedUrl, parseUrl } from "./url.js";

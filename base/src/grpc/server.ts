@@ -16,13 +16,16 @@ import { grpcServiceDefinition, methodPath } from "./definition.js";
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
-import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsFiles } from "./types.js";
+import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
 
 /** Options of `createServer`. */
 export interface ServerOptions {
-  /** Certificate files; with `caFile` clients must present a certificate signed by it (mTLS). Default: insecure. */
-  tls?: TlsFiles;
+  /**
+   * Certificate files (with `caFile` clients must present a certificate signed by it: mTLS), or a rotating `TlsSource`
+   * (always mTLS: clients must chain to its CA bundle). Default: insecure.
+   */
+  tls?: TlsConfig;
   /** Middleware around every handler, first = outermost. */
   interceptors?: ServerInterceptor[];
   /** Where handler failures that are not StatusErrors get logged. Default: silent. */
