@@ -11,10 +11,11 @@ import { type Logger, silentLogger } from "../log/index.js";
 import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { compose } from "./compose.js";
-import { serverCredentials } from "./credentials.js";
+import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath } from "./definition.js";
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
+import { goawayOnRotation } from "./rotation.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
 import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
@@ -67,6 +68,9 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   const unixPaths: string[] = [];
   let closing = false;
   let closed: Promise<void> | undefined;
+  // A rotating certificate moves clients to new connections, so their token checks see the new certificate.
+  const tls = opts.tls;
+  const unsubscribe = tls !== undefined && isTlsSource(tls) ? goawayOnRotation(server, (l) => tls.subscribe(l), log) : () => {};
 
   const register = (service: DescService, impl: Record<string, unknown>): void => {
     const def = grpcServiceDefinition(service);
@@ -105,6 +109,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
     close({ graceMs = 2000 } = {}) {
       closed ??= (async () => {
         closing = true;
+        unsubscribe();
         health.shutdown();
         // One macrotask so health watchers can send NOT_SERVING before their streams end.
         await new Promise((r) => setImmediate(r));

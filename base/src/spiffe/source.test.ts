@@ -4,17 +4,17 @@
  * reopened after a capped backoff on the mock clock, and a missing first SVID fails at the start deadline naming
  * SPIFFE_ENDPOINT_SOCKET.
  */
-import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
+import * as grpc from "@grpc/grpc-js";
+import { type HealthCheckResponse, HealthCheckResponse_ServingStatus } from "@nsm-ts/api/health";
 import { NetworkService } from "@nsm-ts/api/networkservice";
 import { SpiffeWorkloadAPI } from "@nsm-ts/api/spiffe";
 import { TestPki } from "@nsm-ts/testing/pki";
 import { TestWorkloadApi } from "@nsm-ts/testing/spiffe";
 import { expect } from "chai";
 import { MockClock } from "../clock/index.js";
-import { type Channel, createClient, createServer, dial, type NsmServer, type TlsConfig } from "../grpc/index.js";
+import { type Channel, createClient, createServer, dial, healthService, type NsmServer, type TlsConfig } from "../grpc/index.js";
 import { createLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { createTokenGenerator, verifyToken } from "../token/index.js";
@@ -62,14 +62,30 @@ describe("spiffe: Workload API X.509 source", function () {
   }
 
   /** An mTLS server whose handler answers with the serial of the client's certificate. */
-  async function echoSerialServer(tls: TlsConfig): Promise<string> {
+  async function echoSerialServer(tls: TlsConfig): Promise<{ url: string; server: NsmServer }> {
     const server = createServer({ tls });
     servers.push(server);
     server.addService(NetworkService, {
       request: async (_req, ctx) => ({ id: ctx.peerCertificate?.serialNumber ?? "none" }),
       close: async () => ({}),
     });
-    return server.listen("tcp://127.0.0.1:0");
+    return { url: await server.listen("tcp://127.0.0.1:0"), server };
+  }
+
+  /** A health Watch stream on `ch`, past its first (SERVING) message. */
+  async function healthWatch(ch: Channel): Promise<AsyncIterator<HealthCheckResponse>> {
+    const it = createClient(healthService, ch).watch({ service: "" })[Symbol.asyncIterator]();
+    expect((await it.next()).value?.status).to.equal(HealthCheckResponse_ServingStatus.SERVING);
+    return it;
+  }
+
+  /** Resolves when the channel's connection leaves READY (here: the server's GOAWAY). */
+  function leavesReady(ch: Channel): Promise<void> {
+    return new Promise((resolve, reject) =>
+      ch.grpcClient
+        .getChannel()
+        .watchConnectivityState(grpc.connectivityState.READY, Date.now() + 10_000, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   function channelTo(url: string, tls: TlsConfig | undefined): Channel {
@@ -94,36 +110,43 @@ describe("spiffe: Workload API X.509 source", function () {
     expect(await verifyToken(token.token, api.current().certificate)).to.equal(true);
   });
 
-  it("rotation: new connections use the new certificate both ways, old ones keep working, tokens use the new key", async () => {
+  it("rotation: new calls move to connections with the new certificate both ways, calls in progress finish, tokens use the new key", async () => {
     const source = await start();
     const tokens = createTokenGenerator(source.identity, { maxTokenLifetimeMs: 60_000 });
     const first = api.current();
-    // Our server on the source; a client with a certificate of the same trust domain.
-    const serverUrl = await echoSerialServer(source.tls);
+    // Our server on the source; a peer dials it with a certificate of the same trust domain.
+    const ours = await echoSerialServer(source.tls);
     const peer = pki.leaf("peer", { san: "URI:spiffe://test.com/peer" });
-    const clientTls = { ...peer, caFile: pki.caFile };
-    const before = channelTo(serverUrl, clientTls);
-    await before.ready(Date.now() + 5000);
-    expect(before.peerCertificate()?.serialNumber).to.equal(first.serial);
-    // Our client on the source, to a server built from files.
-    const fileServerUrl = await echoSerialServer({ ...pki.leaf("file-server", { san: "URI:spiffe://test.com/fs" }), caFile: pki.caFile });
-    const out1 = createClient(NetworkService, channelTo(fileServerUrl, source.tls));
-    expect((await out1.request({})).id).to.equal(first.serial);
+    const inbound = channelTo(ours.url, { ...peer, caFile: pki.caFile });
+    await inbound.ready(Date.now() + 5000);
+    expect(inbound.peerCertificate()?.serialNumber).to.equal(first.serial);
+    const inboundWatch = await healthWatch(inbound);
+    // Our channel on the source, to a server with certificate files.
+    const theirs = await echoSerialServer({ ...pki.leaf("file-server", { san: "URI:spiffe://test.com/fs" }), caFile: pki.caFile });
+    const outbound = channelTo(theirs.url, source.tls);
+    const out = createClient(NetworkService, outbound);
+    expect((await out.request({})).id).to.equal(first.serial);
+    const outboundWatch = await healthWatch(outbound);
 
+    const goaway = leavesReady(inbound);
     const updated = nextUpdate(source);
     const second = api.rotate();
     await updated;
     expect(second.serial).to.not.equal(first.serial);
     expect(source.identity.certificate?.serialNumber).to.equal(second.serial);
-
-    const after = channelTo(serverUrl, clientTls);
-    await after.ready(Date.now() + 5000);
-    expect(after.peerCertificate()?.serialNumber, "a new connection to our server").to.equal(second.serial);
-    const peerSerial = new X509Certificate(readFileSync(peer.certFile)).serialNumber;
-    expect((await createClient(NetworkService, before).request({})).id, "the old connection still serves").to.equal(peerSerial);
-    const out2 = createClient(NetworkService, channelTo(fileServerUrl, source.tls));
-    expect((await out2.request({})).id, "a new connection from our client").to.equal(second.serial);
-    expect((await out1.request({})).id, "the old outgoing connection still works").to.equal(first.serial);
+    // Our channel: the next call runs on a new connection presenting the new certificate.
+    expect((await out.request({})).id, "a new call from our channel").to.equal(second.serial);
+    // Our server sent GOAWAY: the peer's next call reconnects and sees the new certificate.
+    await goaway;
+    await createClient(NetworkService, inbound).request({});
+    expect(inbound.peerCertificate()?.serialNumber, "the peer's next connection").to.equal(second.serial);
+    // Streams opened before the rotation were not cut, in either direction.
+    ours.server.health.set("", "NOT_SERVING");
+    expect((await inboundWatch.next()).value?.status).to.equal(HealthCheckResponse_ServingStatus.NOT_SERVING);
+    theirs.server.health.set("", "NOT_SERVING");
+    expect((await outboundWatch.next()).value?.status).to.equal(HealthCheckResponse_ServingStatus.NOT_SERVING);
+    await inboundWatch.return?.();
+    await outboundWatch.return?.();
 
     const token = await tokens();
     expect(await verifyToken(token.token, second.certificate)).to.equal(true);
