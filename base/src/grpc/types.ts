@@ -182,7 +182,8 @@ export interface TlsMaterial {
 
 /**
  * TLS material that may change while running (rotation). Servers and channels built on it use the latest
- * material for each new connection; connections already up keep the material they started with.
+ * material for each new connection, and after a change move new calls to new connections (rotation.ts); calls in
+ * progress finish on the connection they started on.
  */
 export interface TlsSource {
   /** The material new connections use now. */

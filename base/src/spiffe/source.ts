@@ -1,7 +1,8 @@
 /**
  * The X.509 source of the SPIFFE Workload API: one `FetchX509SVID` stream kept open for the life of the program.
  * The first response makes the identity; every later one rotates it in place (key, certificate, expiry) and
- * pushes new TLS material to the servers and channels built on `tls`, whose new connections then use it. A failed
+ * pushes new TLS material to the servers and channels built on `tls`, which move new calls to connections with the
+ * new certificate (see `base/src/grpc/rotation.ts`). A failed
  * stream is reopened after a capped exponential backoff on the injected clock.
  */
 import { SpiffeWorkloadAPI, type X509SVIDResponse } from "@nsm-ts/api/spiffe";
@@ -40,7 +41,7 @@ export interface X509SourceOptions {
 export interface X509Source {
   /** The identity; rotation updates this object in place, so token generators built on it sign with the latest key. */
   readonly identity: Identity;
-  /** The TLS material for servers and channels (`tls` option); each new connection uses the latest. */
+  /** The TLS material for servers and channels (`tls` option); after a rotation new calls run on connections with the new certificate. */
   readonly tls: TlsSource;
   /** The X.509-SVID in use. */
   svid(): ParsedSvid;

@@ -51,6 +51,8 @@ export class TestWorkloadApi {
   fetches = 0;
   /** How many calls were refused for a missing `workload.spiffe.io` header. */
   refused = 0;
+  /** How many FetchX509SVID streams are open now. */
+  open = 0;
   private svid: TestSvid;
   private response: MessageInitShape<typeof X509SVIDResponseSchema>;
   private server: NsmServer | undefined;
@@ -98,6 +100,11 @@ export class TestWorkloadApi {
     while (this.fetches < n) await new Promise<void>((r) => this.fetchWaiters.add(r));
   }
 
+  /** Resolves once exactly `n` FetchX509SVID streams are open (e.g. 0: the client cancelled its stream). */
+  async untilOpen(n: number): Promise<void> {
+    while (this.open !== n) await new Promise<void>((r) => this.fetchWaiters.add(r));
+  }
+
   /** Stops serving: open streams end with Unavailable, new calls find no socket. */
   async stop(): Promise<void> {
     const s = this.server;
@@ -142,8 +149,22 @@ export class TestWorkloadApi {
       throw new StatusError(Code.InvalidArgument, "security header missing from request");
     }
     this.fetches++;
+    this.open++;
+    this.wakeFetchWaiters();
+    try {
+      yield* this.serve(signal);
+    } finally {
+      this.open--;
+      this.wakeFetchWaiters();
+    }
+  }
+
+  private wakeFetchWaiters(): void {
     for (const w of [...this.fetchWaiters]) w();
     this.fetchWaiters.clear();
+  }
+
+  private async *serve(signal: AbortSignal): AsyncGenerator<X509SVIDResponse> {
     for (;;) {
       const sent = this.response;
       yield create(X509SVIDResponseSchema, sent);
