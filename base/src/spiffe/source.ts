@@ -123,7 +123,14 @@ export function createX509Source(address: string, opts: X509SourceOptions = {}):
     if (previous === undefined) log.info(facts, "spiffe: X.509-SVID received");
     else if (previous.certificate.serialNumber !== svid.certificate.serialNumber) log.info(facts, "spiffe: X.509-SVID rotated");
     else log.info(facts, "spiffe: trust bundle updated");
-    for (const l of [...listeners]) l(svid.material);
+    for (const l of [...listeners]) {
+      try {
+        l(svid.material);
+      } catch (err) {
+        // One subscriber failing (a closed server, say) must not keep the others on the old certificate.
+        log.error({ err }, "spiffe: a TLS subscriber failed to take the new X.509-SVID");
+      }
+    }
     started?.(source);
     started = undefined;
   };
