@@ -117,7 +117,9 @@ describe("layering (dependency-cruiser)", function () {
   it("hand-written modules name what they export: no `export *` outside the api facades over generated code", () => {
     const files = String(execFileSync("git", ["ls-files", "*.ts"], { cwd: repo }))
       .split("\n")
-      .filter((f) => f !== "" && !f.startsWith("api/gen/") && !/^api\/src\/(networkservice|registry|ipam|resources|health|spiffe)\.ts$/.test(f));
+      .filter(
+        (f) => f !== "" && !f.startsWith("api/gen/") && !/^api\/src\/(networkservice|registry|ipam|resources|health|spiffe)\.ts$/.test(f),
+      );
     expect(files.length).to.be.greaterThan(100);
     const wildcard = files.filter((f) => /^export \* from /m.test(readFileSync(join(repo, f), "utf8")));
     expect(wildcard).to.deep.equal([]);
