@@ -42,19 +42,19 @@ describe("deployments/overlays/spire", () => {
     });
   }
 
-  it("patches registry, nsmgr, forwarder and the examples: agent socket mounted read-only, SPIFFE_ENDPOINT_SOCKET accepted", () => {
+  it("patches registry, nsmgr, forwarder and the examples (vL3 too): agent socket mounted read-only, SPIFFE_ENDPOINT_SOCKET accepted", () => {
     expect(checkSpireOverlay(files, programs)).to.deep.equal([]);
     const nsmgr = programs.find((p) => p.container === "nsmgr");
     const cfg = nsmgr?.config.parse({ SPIFFE_ENDPOINT_SOCKET: "unix:///run/spire/sockets/agent.sock" }) as { spiffeEndpointSocket: string };
     expect(cfg.spiffeEndpointSocket).to.equal("unix:///run/spire/sockets/agent.sock");
   });
 
-  it("registers the pods of nsm-system and nsm-examples with IDs ending in the pod name (nsmgr-… for the nsmgrs)", () => {
+  it("registers the pods of nsm-system, nsm-examples and nsm-vl3 with IDs ending in the pod name (nsmgr-… for the nsmgrs)", () => {
     const id = files.flatMap((f) => f.docs).find((d) => d.kind === "ClusterSPIFFEID") as Obj;
     const spec = id.spec as Obj;
     expect(String(spec.spiffeIDTemplate)).to.match(/\/pod\/\{\{ \.PodMeta\.Name \}\}"?$/);
     const values = ((spec.namespaceSelector as Obj).matchExpressions as Obj[]).flatMap((e) => e.values as string[]);
-    expect(values).to.have.members(["nsm-system", "nsm-examples"]);
+    expect(values).to.have.members(["nsm-system", "nsm-examples", "nsm-vl3"]);
     const nsmgrDaemonSet = files.flatMap((f) => f.docs).find((d) => d.kind === "DaemonSet" && (d.metadata as Obj).name === "nsmgr");
     expect(nsmgrDaemonSet, "pods named nsmgr-<suffix>").to.not.equal(undefined);
   });

@@ -86,7 +86,7 @@ function checkSpireContainer(where: string, c: Obj, pod: Obj): string[] {
 }
 
 /**
- * The overlay against the base: its patches (overlays/spire/ and overlays/spire/examples/) cover every nsm-ts
+ * The overlay against the base: its patches (overlays/spire/, its examples/ and examples/vl3/) cover every nsm-ts
  * workload of the base and the examples, and each patched workload passes the base checks (env parses with the
  * program's schema, ports, probes) and the SPIRE checks.
  */
