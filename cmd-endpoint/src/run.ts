@@ -97,7 +97,7 @@ function idleTimer(timeoutMs: number, log: Logger): { signal: AbortSignal; count
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
 
-  const id = await programIdentity("cmd-endpoint", cfg, log);
+  const id = await programIdentity("cmd-endpoint", cfg, log, { signal: ctx.signal });
   const idle = idleTimer(cfg.idleTimeout, log);
   const lifetime = new AbortController();
   let tempDir: string | undefined;

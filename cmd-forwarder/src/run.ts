@@ -70,7 +70,7 @@ async function dataPlaneOf(
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
   const { xconnects, stopSweep, ...dataPlane } = await dataPlaneOf(cfg, ctx);
-  const id = await programIdentity("cmd-forwarder", cfg, log);
+  const id = await programIdentity("cmd-forwarder", cfg, log, { signal: ctx.signal });
   const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
   if (xconnects)
     obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);

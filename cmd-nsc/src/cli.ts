@@ -256,7 +256,7 @@ export interface CliOutput {
 /** Runs one CLI command until it is done (list) or `ctx.signal` aborts (watch). */
 export async function runCli(cmd: CliCommand, cfg: CliConfig, ctx: RunContext, out: CliOutput): Promise<void> {
   if (cmd.verb === "list" && cmd.resource === "connections") return listClientConnections(cmd, cfg, out);
-  const id = await programIdentity("cmd-nsc", cfg, ctx.log);
+  const id = await programIdentity("cmd-nsc", cfg, ctx.log, { signal: ctx.signal });
   if (cmd.resource === "connections") return watchConnections(cmd, cfg, ctx, out, id);
   const url = cmd.registry ?? cfg.registryUrl;
   const channel = dial(url, id.dialOptions);

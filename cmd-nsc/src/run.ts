@@ -49,7 +49,7 @@ function refreshLog(log: Logger, established: ReadonlySet<string>, onRefreshed: 
 /** Runs cmd-nsc until `ctx.signal` aborts, then closes its connections. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  const id = await programIdentity("cmd-nsc", cfg, log);
+  const id = await programIdentity("cmd-nsc", cfg, log, { signal: ctx.signal });
   const obs = await startObservability(cfg, { program: "cmd-nsc", log });
   const established = new Set<string>();
   // The connections as last returned (first Request, refresh, heal), for the state file.

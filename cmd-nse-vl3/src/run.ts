@@ -52,7 +52,7 @@ export interface RunOptions {
 export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): Promise<void> {
   const log = ctx.log;
   const service = cfg.serviceNames[0] ?? "vL3";
-  const id = await programIdentity("cmd-nse-vl3", cfg, log);
+  const id = await programIdentity("cmd-nse-vl3", cfg, log, { signal: ctx.signal });
   const lifetime = new AbortController();
   const stop = AbortSignal.any([ctx.signal, lifetime.signal]);
   let tempDir: string | undefined;

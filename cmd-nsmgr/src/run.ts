@@ -42,7 +42,7 @@ export function publishedUrl(bound: readonly string[]): string {
 /** Runs cmd-nsmgr until `ctx.signal` aborts, then stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  const id = await programIdentity("cmd-nsmgr", cfg, log);
+  const id = await programIdentity("cmd-nsmgr", cfg, log, { signal: ctx.signal });
   const obs = await startObservability(cfg, { program: "cmd-nsmgr", log });
   const server = createServer({
     ...id.serverOptions,

@@ -1,5 +1,5 @@
 /**
- * cmd-registry's wiring: an identity (certificate files, or the insecure dev mode with a warning), the stores the
+ * cmd-registry's wiring: an identity (SPIFFE Workload API, certificate files, or the insecure dev mode with a warning), the stores the
  * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
  * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts.
  */
@@ -38,8 +38,9 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const { identity, tokenGenerator, serverOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
     devWarning:
-      "insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
+      "insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
       "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
+    signal: ctx.signal,
   });
   const stores = storesOf(cfg, ctx);
   // The resource managers (IPs, MACs, ports, …) share the registry's store kind; etcd keys live under their own prefix.

@@ -37,7 +37,7 @@ export function realTargets(gitWorkDir: string, tokenGenerator: TokenGenerator, 
 
 /** Runs cmd-traffic-controller until `ctx.signal` aborts. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  const { tokenGenerator, serverOptions } = await programIdentity("cmd-traffic-controller", cfg, ctx.log);
+  const { tokenGenerator, serverOptions } = await programIdentity("cmd-traffic-controller", cfg, ctx.log, { signal: ctx.signal });
   const kv: Kv =
     cfg.store.kind === "etcd" ? createEtcdKv({ endpoints: cfg.store.endpoints, prefix: cfg.etcdPrefix, log: ctx.log }) : createMemoryKv();
   const objects = new IntentObjects(new IntentStore(kv, { log: ctx.log }));

@@ -58,7 +58,7 @@ export function statusRow(s: IntentStatus): string {
 
 /** Runs the subcommand, writing to `out`. */
 export async function runStatus(args: StatusArgs, cfg: StatusConfig, ctx: RunContext, out: NodeJS.WritableStream): Promise<void> {
-  const id = await programIdentity("cmd-traffic-controller status", cfg, ctx.log);
+  const id = await programIdentity("cmd-traffic-controller status", cfg, ctx.log, { signal: ctx.signal });
   const channel = dial(cfg.url, id.dialOptions);
   try {
     const client = createClient(IntentService, channel);

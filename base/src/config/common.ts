@@ -4,7 +4,7 @@
  */
 
 import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
-import { bool, duration, hostPort, int, logLevel, nonEmpty, spiffePatterns, str, url } from "./parsers.js";
+import { bool, duration, hostPort, int, logLevel, nonEmpty, spiffePatterns, str, url, workloadApiAddress } from "./parsers.js";
 import { allOrNone, ConfigError } from "./schema.js";
 
 /** Options of `commonVars`. */
@@ -45,7 +45,8 @@ export function commonVars(opts: CommonVarsOptions) {
     },
     tlsCertFile: {
       name: "NSM_TLS_CERT_FILE",
-      description: "PEM certificate (X.509 SVID) for mTLS and token signing; unset with the key and CA = insecure dev mode",
+      description:
+        "PEM certificate (X.509-SVID) for mTLS and token signing; unset with the key and CA (and no SPIFFE_ENDPOINT_SOCKET) = insecure dev mode",
       parse: str,
     },
     tlsKeyFile: {
@@ -57,6 +58,18 @@ export function commonVars(opts: CommonVarsOptions) {
       name: "NSM_TLS_CA_FILE",
       description: "PEM bundle of CAs trusted for peers (the trust domain's bundle)",
       parse: str,
+    },
+    spiffeEndpointSocket: {
+      name: "SPIFFE_ENDPOINT_SOCKET",
+      description:
+        "SPIFFE Workload API socket (unix:///path, e.g. the SPIRE agent's): identity and mTLS from its X.509-SVID, rotated while running; wins over NSM_TLS_*",
+      parse: workloadApiAddress,
+    },
+    spiffeStartTimeout: {
+      name: "NSM_SPIFFE_START_TIMEOUT",
+      description: "How long to wait at start for the first X.509-SVID from SPIFFE_ENDPOINT_SOCKET before exiting with an error",
+      default: "30s",
+      parse: duration,
     },
     metricsListenOn: {
       name: "NSM_METRICS_LISTEN_ON",

@@ -36,6 +36,7 @@ export {
   str,
   url,
   urlList,
+  workloadApiAddress,
 } from "./parsers.js";
 export { EXIT_CONFIG, type MainIo, type RunContext, type RunMainOptions, runMain, type SignalSource } from "./run-main.js";
 export {

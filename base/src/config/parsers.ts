@@ -6,6 +6,7 @@ import { LINUX_IF_MAX_LENGTH, MechanismType } from "@nsm-ts/api/constants";
 import { isSpiffeId } from "../identity/index.js";
 import { parseLogLevel } from "../log/index.js";
 import { familyOf, readPrefix } from "../netaddr/index.js";
+import { parseWorkloadApiAddress } from "../spiffe/address.js";
 
 /** A parser: raw environment text in, typed value out; throws an `Error` with the reason. */
 export type Parser<T> = (raw: string) => T;
@@ -287,3 +288,6 @@ export function atLeastOne<T>(parse: Parser<T[]>): Parser<T[]> {
     return items;
   };
 }
+
+/** A SPIFFE Workload API address (`unix:///path` or `unix:/path`), returned as the `unix:///path` URL to dial. */
+export const workloadApiAddress: Parser<string> = (raw) => parseWorkloadApiAddress(raw);

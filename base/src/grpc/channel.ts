@@ -5,15 +5,18 @@
 import type { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "../status/index.js";
-import { channelCredentials } from "./credentials.js";
+import { channelCredentials, isTlsSource } from "./credentials.js";
 import { canceledError } from "./errors.js";
-import type { ClientInterceptor, TlsFiles } from "./types.js";
+import type { ClientInterceptor, TlsConfig } from "./types.js";
 import { parseUrl } from "./url.js";
 
 /** Options of `dial`. */
 export interface DialOptions {
-  /** Certificate files: our client certificate and the CA that signed the server's. Default: insecure. */
-  tls?: TlsFiles;
+  /**
+   * Our client certificate and the CA that signed the server's: files, or a rotating `TlsSource` (each new
+   * connection uses its latest material). Default: insecure.
+   */
+  tls?: TlsConfig;
   /** Middleware around every call made through this channel, first = outermost. */
   interceptors?: ClientInterceptor[];
   /** Raw grpc-js channel options (keepalive, message sizes). */
@@ -28,7 +31,7 @@ export interface Channel {
   readonly grpcClient: grpc.Client;
   /** Interceptors applied to every call on this channel. */
   readonly interceptors: readonly ClientInterceptor[];
-  /** True when the channel uses TLS (dialed with certificate files). */
+  /** True when the channel uses TLS (dialed with certificate files or a TLS source). */
   readonly secure: boolean;
   /**
    * The server's TLS leaf certificate from the channel's latest handshake; undefined for an insecure
@@ -42,8 +45,20 @@ export interface Channel {
    * attempt does not end the wait: it lasts through the channel's reconnect backoff until READY or the deadline.
    */
   ready(deadline: Date | number, signal?: AbortSignal, opts?: { waitForReady?: boolean }): Promise<void>;
+  /**
+   * Present on channels dialed with a rotating `TlsSource`: the grpc-js client a new call must use, and the function
+   * to call once that call is over. After a rotation new calls get a new connection (handshaking with the new
+   * certificate) while calls in progress finish on the old one, which closes when the last of them is done.
+   */
+  lease?: () => ClientLease;
   /** Closes the connection; calls in flight fail with Unavailable/Canceled. */
   close(): void;
+}
+
+/** A grpc-js client lent to one call (see `Channel.lease`). */
+export interface ClientLease {
+  raw: grpc.Client;
+  release(): void;
 }
 
 /** Dials `tcp://host:port` or `unix:///path`; connects lazily on the first call and reconnects on its own. */
@@ -52,7 +67,22 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
   const target =
     parsed.scheme === "tcp" && (parsed.host === "" || parsed.host === "0.0.0.0") ? `127.0.0.1:${parsed.port ?? 0}` : parsed.grpcTarget;
   let peerCert: X509Certificate | undefined;
-  const creds = channelCredentials(opts.tls, { onServerCertificate: (c) => (peerCert = c) });
+  const onServerCertificate = (c: X509Certificate): void => {
+    peerCert = c;
+  };
+  const tls = opts.tls;
+  if (tls !== undefined && isTlsSource(tls)) {
+    // Fresh credentials per connection generation: grpc-js then cannot hand the old subchannel back.
+    const connect = (): grpc.Client => new grpc.Client(target, channelCredentials(tls, { onServerCertificate }), opts.grpcOptions);
+    return rotatingChannel(
+      url,
+      connect,
+      (l) => tls.subscribe(l),
+      opts.interceptors ?? [],
+      () => peerCert,
+    );
+  }
+  const creds = channelCredentials(tls, { onServerCertificate });
   const raw = new grpc.Client(target, creds, opts.grpcOptions);
   return {
     url,
@@ -104,4 +134,60 @@ function waitReady(
     };
     check();
   });
+}
+
+/** One connection generation of a rotating channel and the calls still using it. */
+interface Generation {
+  raw: grpc.Client;
+  calls: number;
+}
+
+/** A channel whose connection is replaced for new calls whenever the TLS source rotates (see `Channel.lease`). */
+function rotatingChannel(
+  url: string,
+  connect: () => grpc.Client,
+  subscribe: (listener: () => void) => () => void,
+  interceptors: readonly ClientInterceptor[],
+  peerCertificate: () => X509Certificate | undefined,
+): Channel {
+  let current: Generation = { raw: connect(), calls: 0 };
+  const retired = new Set<Generation>();
+  let closed = false;
+  const unsubscribe = subscribe(() => {
+    if (closed) return;
+    const old = current;
+    current = { raw: connect(), calls: 0 };
+    if (old.calls === 0) old.raw.close();
+    else retired.add(old);
+  });
+  return {
+    url,
+    get grpcClient() {
+      return current.raw;
+    },
+    interceptors,
+    secure: true,
+    peerCertificate,
+    ready: (deadline, signal, o) => waitReady(current.raw.getChannel(), url, deadline, signal, o?.waitForReady ?? false),
+    lease() {
+      const g = current;
+      g.calls++;
+      let released = false;
+      return {
+        raw: g.raw,
+        release: () => {
+          if (released) return;
+          released = true;
+          if (--g.calls === 0 && retired.delete(g)) g.raw.close();
+        },
+      };
+    },
+    close() {
+      closed = true;
+      unsubscribe();
+      current.raw.close();
+      for (const g of retired) g.raw.close();
+      retired.clear();
+    },
+  };
 }

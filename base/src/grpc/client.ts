@@ -4,9 +4,10 @@
  * response streams are async iterables that cancel the call when left early.
  */
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
 import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError, toStatusError } from "../status/index.js";
-import type { Channel } from "./channel.js";
+import type { Channel, ClientLease } from "./channel.js";
 import { compose } from "./compose.js";
 import { methodPath } from "./definition.js";
 import { neverAborted, noop, transport } from "./transport.js";
@@ -16,10 +17,34 @@ import type { CallOptions, Client, ClientCall, ClientCallFn } from "./types.js";
 export function createClient<S extends DescService>(service: S, channel: Channel): Client<S> {
   const client: Record<string, unknown> = {};
   for (const method of service.methods) {
-    const fn = compose(channel.interceptors, transport(channel.grpcClient, method));
+    const lease = channel.lease;
+    const base = lease === undefined ? transport(channel.grpcClient, method) : leased(lease, method);
+    const fn = compose(channel.interceptors, base);
     client[method.localName] = clientMethod(method, fn);
   }
   return client as Client<S>;
+}
+
+/** A call function that runs each call on the grpc-js client the channel lends it (rotating TLS channels). */
+function leased(lease: () => ClientLease, method: DescMethod): ClientCallFn {
+  const byClient = new WeakMap<grpc.Client, ClientCallFn>();
+  return (call) => {
+    const l = lease();
+    let fn = byClient.get(l.raw);
+    if (fn === undefined) {
+      fn = transport(l.raw, method);
+      byClient.set(l.raw, fn);
+    }
+    let p: Promise<Message | undefined>;
+    try {
+      p = fn(call);
+    } catch (err) {
+      l.release();
+      throw err;
+    }
+    p.then(l.release, l.release);
+    return p;
+  };
 }
 
 /** The effective deadline of a call: the earlier of `deadline` and now + `timeoutMs`. */

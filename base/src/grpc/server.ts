@@ -11,18 +11,22 @@ import { type Logger, silentLogger } from "../log/index.js";
 import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { compose } from "./compose.js";
-import { serverCredentials } from "./credentials.js";
+import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
+import { goawayOnRotation } from "./rotation.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
-import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsFiles } from "./types.js";
+import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
 
 /** Options of `createServer`. */
 export interface ServerOptions {
-  /** Certificate files; with `caFile` clients must present a certificate signed by it (mTLS). Default: insecure. */
-  tls?: TlsFiles;
+  /**
+   * Certificate files (with `caFile` clients must present a certificate signed by it: mTLS), or a rotating `TlsSource`
+   * (always mTLS: clients must chain to its CA bundle). Default: insecure.
+   */
+  tls?: TlsConfig;
   /** Middleware around every handler, first = outermost. */
   interceptors?: ServerInterceptor[];
   /** Where handler failures that are not StatusErrors get logged. Default: silent. */
@@ -64,6 +68,9 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   const unixPaths: string[] = [];
   let closing = false;
   let closed: Promise<void> | undefined;
+  // A rotating certificate moves clients to new connections, so their token checks see the new certificate.
+  const tls = opts.tls;
+  const unsubscribe = tls !== undefined && isTlsSource(tls) ? goawayOnRotation(server, (l) => tls.subscribe(l), log) : () => {};
 
   const register = (service: DescService, impl: Record<string, unknown>): void => {
     const generic = grpcServiceDefinition(service);
@@ -109,6 +116,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
     close({ graceMs = 2000 } = {}) {
       closed ??= (async () => {
         closing = true;
+        unsubscribe();
         health.shutdown();
         // One macrotask so health watchers can send NOT_SERVING before their streams end.
         await new Promise((r) => setImmediate(r));

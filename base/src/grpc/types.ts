@@ -169,3 +169,28 @@ export interface TlsFiles {
   /** PEM CA bundle: servers require and verify client certificates with it; clients verify the server. */
   caFile?: string;
 }
+
+/** TLS material held in memory as PEM, e.g. an X.509-SVID from the SPIFFE Workload API. */
+export interface TlsMaterial {
+  /** PEM certificate chain, leaf first. */
+  certChainPem: string;
+  /** PEM private key of the leaf. */
+  keyPem: string;
+  /** PEM CA certificates trusted for peers (the trust bundle). */
+  caPem: string;
+}
+
+/**
+ * TLS material that may change while running (rotation). Servers and channels built on it use the latest
+ * material for each new connection, and after a change move new calls to new connections (rotation.ts); calls in
+ * progress finish on the connection they started on.
+ */
+export interface TlsSource {
+  /** The material new connections use now. */
+  current(): TlsMaterial;
+  /** Calls `listener` with the new material on every change; returns the function that unsubscribes. */
+  subscribe(listener: (material: TlsMaterial) => void): () => void;
+}
+
+/** How a server or channel gets its TLS: certificate files (read when it starts) or a rotating source. */
+export type TlsConfig = TlsFiles | TlsSource;

@@ -1,12 +1,14 @@
 /**
  * Workload identity: who this process is (a SPIFFE ID) and the key it signs tokens with. Loaded from an
- * X.509 certificate + EC P-256 key on disk (the identity is the certificate's `spiffe://` URI SAN), or
- * created ephemerally for the explicit insecure dev mode (docs/wire-compatibility.md#insecure-dev-mode).
+ * X.509 certificate + EC P-256 key on disk (the identity is the certificate's `spiffe://` URI SAN), fetched
+ * from the SPIFFE Workload API (`@nsm-ts/base/spiffe`, rotated in place), or created ephemerally for the
+ * explicit insecure dev mode (docs/wire-compatibility.md#insecure-dev-mode).
  */
 import { createPrivateKey, generateKeyPair, type KeyObject, type webcrypto, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { type Clock, realClock } from "../clock/index.js";
+import type { TlsSource } from "../grpc/types.js";
 import { Code, StatusError } from "../status/index.js";
 
 /**
@@ -34,7 +36,10 @@ export interface TlsFiles {
   caFile?: string;
 }
 
-/** Who this workload is and how it signs; the input of the token generator and of mTLS. */
+/**
+ * Who this workload is and how it signs; the input of the token generator and of mTLS. A Workload API identity
+ * is updated in place on rotation (key, certificate, expiry), so whoever holds it signs with the latest key.
+ */
 export interface Identity {
   /** The SPIFFE ID (`spiffe://<trust-domain>/<path>`), used as the token `sub`. */
   spiffeId: string;
@@ -42,7 +47,7 @@ export interface Identity {
   privateKey: webcrypto.CryptoKey | KeyObject;
   /** The public half, so peers (and tests) can verify our tokens. */
   publicKey: KeyObject;
-  /** The leaf certificate, when loaded from files. */
+  /** The leaf certificate (certificate files or Workload API). */
   certificate?: X509Certificate;
   /** PEM of the leaf certificate (what policies get as `auth_info.certificate`). */
   certPem?: string;
@@ -50,8 +55,8 @@ export interface Identity {
   notAfter?: Date;
   /** True for the dev mode: no certificate, signatures and audiences are not enforced. */
   insecure: boolean;
-  /** The files the identity came from, for building mTLS credentials. */
-  tls?: TlsFiles;
+  /** What mTLS credentials are built from: the files the identity came from, or the Workload API's rotating source. */
+  tls?: TlsFiles | TlsSource;
 }
 
 /** Options for `loadIdentity`. */
@@ -159,7 +164,8 @@ function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
   }
 }
 
-function chainsTo(leaf: X509Certificate, intermediates: X509Certificate[], cas: X509Certificate[]): boolean {
+/** True when `leaf` chains to one of `cas`, directly or through `intermediates` (at most a few levels deep). */
+export function chainsTo(leaf: X509Certificate, intermediates: X509Certificate[], cas: X509Certificate[]): boolean {
   let cur = leaf;
   for (let i = 0; i <= MAX_CHAIN; i++) {
     if (cas.some((ca) => issuedBy(cur, ca))) return true;

@@ -1,11 +1,15 @@
 /**
- * Program wiring shared by the `cmd-*` programs. Who this program is: the certificate files of NSM_TLS_*, or the explicit insecure dev mode (an ephemeral key,
- * announced by one warning line at start), and everything built from it (token generator, server TLS, dial TLS).
+ * Program wiring shared by the `cmd-*` programs. Who this program is, first match wins: the SPIFFE Workload API
+ * (SPIFFE_ENDPOINT_SOCKET: an X.509-SVID rotated while running), the certificate files of NSM_TLS_*, or the explicit
+ * insecure dev mode (an ephemeral key, announced by one warning line at start); and everything built from it (token
+ * generator, server TLS, dial TLS).
  */
 
+import type { Clock } from "../clock/index.js";
 import type { DialOptions, ServerOptions } from "../grpc/index.js";
 import { devIdentity, type Identity, loadIdentity } from "../identity/index.js";
 import type { Logger } from "../log/index.js";
+import { createX509Source, DEFAULT_SPIFFE_START_TIMEOUT_MS } from "../spiffe/index.js";
 import { createTokenGenerator, type TokenGenerator } from "../token/index.js";
 
 /** The identity settings every program's table has (commonVars). */
@@ -15,6 +19,10 @@ export interface IdentityConfig {
   tlsCertFile?: string | undefined;
   tlsKeyFile?: string | undefined;
   tlsCaFile?: string | undefined;
+  /** SPIFFE_ENDPOINT_SOCKET as `unix:///path`; set = the Workload API is the identity source. */
+  spiffeEndpointSocket?: string | undefined;
+  /** NSM_SPIFFE_START_TIMEOUT in ms; default 30 s. */
+  spiffeStartTimeout?: number | undefined;
 }
 
 /** An identity with what the wiring needs from it. */
@@ -44,6 +52,10 @@ function devName(name: string, program: string): string {
 export interface ProgramIdentityOptions {
   /** The one-line dev-mode warning; default says that gRPC is plain text and signatures are not verified. */
   devWarning?: string;
+  /** The program's lifetime: aborting it ends the Workload API stream (pass `ctx.signal`). */
+  signal?: AbortSignal;
+  /** Clock of the Workload API's start deadline and retries; default the real clock. */
+  clock?: Clock;
 }
 
 /** Loads the certificate identity, or creates the dev-mode one after warning on one line. */
@@ -54,7 +66,18 @@ export async function programIdentity(
   opts: ProgramIdentityOptions = {},
 ): Promise<ProgramIdentity> {
   let identity: Identity;
-  if (cfg.tlsCertFile !== undefined && cfg.tlsKeyFile !== undefined) {
+  if (cfg.spiffeEndpointSocket !== undefined) {
+    if (cfg.tlsCertFile !== undefined) {
+      log.warn("SPIFFE_ENDPOINT_SOCKET is set, so NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are ignored");
+    }
+    const source = await createX509Source(cfg.spiffeEndpointSocket, {
+      log,
+      startTimeoutMs: cfg.spiffeStartTimeout ?? DEFAULT_SPIFFE_START_TIMEOUT_MS,
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    });
+    identity = source.identity;
+  } else if (cfg.tlsCertFile !== undefined && cfg.tlsKeyFile !== undefined) {
     identity = await loadIdentity({
       certFile: cfg.tlsCertFile,
       keyFile: cfg.tlsKeyFile,
@@ -63,7 +86,7 @@ export async function programIdentity(
   } else {
     log.warn(
       opts.devWarning ??
-        `insecure dev mode: NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so ${program} uses plain-text gRPC and peers' token signatures are not verified; never run it like this in production`,
+        `insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so ${program} uses plain-text gRPC and peers' token signatures are not verified; never run it like this in production`,
     );
     identity = await devIdentity(devName(cfg.name, program));
   }

@@ -58,7 +58,7 @@ describe("deployments/ manifests", () => {
     files = loaded.files;
   });
 
-  it("covers the basic setup, the etcd overlay and the examples", () => {
+  it("covers the basic setup, the etcd and spire overlays and the examples", () => {
     const kinds = files.flatMap((f) => f.docs.map((d) => `${String(d.kind)}/${String((d.metadata as Obj | undefined)?.name)}`));
     expect(kinds).to.include.members([
       "Namespace/nsm-system",
@@ -69,6 +69,7 @@ describe("deployments/ manifests", () => {
       "Deployment/nse-icmp-responder",
       "Deployment/nsc-kernel",
       "Deployment/etcd",
+      "ClusterSPIFFEID/nsm-ts-workloads",
     ]);
   });
 
@@ -92,8 +93,9 @@ describe("deployments/ manifests", () => {
     expect(envOf(files, "nsmgr").get("NSM_REGISTRY_URL")).to.equal("tcp://registry.nsm-system.svc.cluster.local:5002");
     const overlay = files.find((f) => f.path === "overlays/etcd/registry-etcd.yaml");
     expect(JSON.stringify(overlay?.docs)).to.contain("etcd://etcd.nsm-system.svc.cluster.local:2379");
-    // Every pod that talks to the nsmgr mounts the same hostPath at the socket's directory.
-    for (const f of files) {
+    // Every pod that talks to the nsmgr mounts the same hostPath at the socket's directory (patches add to a base pod).
+    const patches = patchFiles(files);
+    for (const f of files.filter((x) => !patches.has(x.path))) {
       for (const d of f.docs) {
         const pod = ((d.spec as Obj | undefined)?.template as Obj | undefined)?.spec as Obj | undefined;
         const containers = (pod?.containers ?? []) as Obj[];

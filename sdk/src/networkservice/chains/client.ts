@@ -16,7 +16,7 @@ import {
 import { type Clock, realClock } from "@nsm-ts/base/clock";
 import { CallContext, inSpan } from "@nsm-ts/base/context";
 import { ChannelPool } from "@nsm-ts/base/dialer";
-import type { ClientInterceptor, TlsFiles } from "@nsm-ts/base/grpc";
+import type { ClientInterceptor, TlsConfig } from "@nsm-ts/base/grpc";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import type { PathPolicyInput, Policy } from "@nsm-ts/base/policy";
 import type { TokenGenerator } from "@nsm-ts/base/token";
@@ -65,8 +65,8 @@ export interface ClientOptions {
   mechanismPreferences?: MessageInitShape<typeof MechanismSchema>[];
   /** Channel pool for the next hop (connect and heal share it); default an own pool, closed by `dispose`. */
   pool?: ChannelPool;
-  /** Certificate files for mTLS to the next hop, used by the own pool; default insecure transport. */
-  tls?: TlsFiles;
+  /** mTLS to the next hop (certificate files or a rotating TLS source), used by the own pool; default insecure transport. */
+  tls?: TlsConfig;
   /** Interceptors of the own pool's channels (metrics, tracing); default none. */
   interceptors?: ClientInterceptor[];
   /**
