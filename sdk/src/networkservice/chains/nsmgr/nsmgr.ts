@@ -50,6 +50,12 @@ export interface Nsmgr {
   readonly registry: NsmgrRegistry;
   /** Adds NetworkService, MonitorConnection and both registry services to `server` (the gRPC services, not a registration). */
   serve(server: NsmServer, opts?: ServeOptions): void;
+  /**
+   * Resolves once the channel to the registry is connected (connecting if idle, waiting through failed attempts
+   * and the reconnect backoff); `DeadlineExceeded` at `deadline`. For readiness checks, and for waiting out a
+   * registry restart.
+   */
+  registryReady(deadline: Date | number, signal?: AbortSignal): Promise<void>;
   /** Stops background work (next-hop watches, file watch) and closes every channel it opened. */
   close(): void;
 }
@@ -85,6 +91,7 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
       serveNetworkService(server, element, parts.monitorServer, serveOpts);
       serveRegistry(server, { ns: registry.ns, nse: registry.nse }, serveOpts);
     },
+    registryReady: (deadline, signal) => registryChannel.ready(deadline, signal, { waitForReady: true }),
     close() {
       lifetime.abort();
       parts.dispose();
