@@ -91,7 +91,7 @@ class Managed {
 
 describe("chaos: the programs keep many live connections through SIGKILL of each program in turn", function () {
   // Opening and closing, four faults with their heals, settling: about 1 min for 200 connections on 2 idle cores.
-  this.timeout(300_000 + N * 500);
+  this.timeout(420_000 + N * 600);
   let set: ProgramSet;
   let nsc: ChaosClient | undefined;
   afterEach(async () => {
@@ -162,9 +162,7 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
     await until(
       "the forwarder and the endpoint are registered",
       async () => ((await programs.registry.gauges()).nses === 2 ? true : undefined),
-      {
-        timeoutMs: 60_000,
-      },
+      { timeoutMs: 60_000 },
     );
     const idleTimers = Object.fromEntries(await Promise.all(all.map(async (m) => [m.role, (await m.gauges()).timers]))) as Record<
       Role,
@@ -229,21 +227,24 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
       );
     }
 
-    // Settle: the restarted programs' first refreshes and watch replacements are done once the timers stop moving.
+    // Settle: the restarted programs' first refreshes and watch replacements are done once the timers stop moving
+    // and every connection is still (or again: a registry outage closes some late, see the docs) healed.
     const timersNow = async (): Promise<number[]> => Promise.all(HOPS.map(async (h) => (await programs[h].gauges()).timers));
     let last = await timersNow();
     await until(
-      "the hops' pending timers are back at the steady state",
+      "every connection is healed and the hops' pending timers are back at the steady state",
       async () => {
         const now = await timersNow();
         const stable = now.every((t, i) => t === last[i]);
         last = now;
-        return stable && HOPS.every((h, i) => (now[i] as number) <= steady.hops[h].timers) ? now : undefined;
+        if (!stable || HOPS.some((h, i) => (now[i] as number) > steady.hops[h].timers)) return undefined;
+        return (await allHealed()) !== undefined ? now : undefined;
       },
       {
-        timeoutMs: 60_000,
+        timeoutMs: 90_000,
         everyMs: 1_000,
-        describe: async () => `${JSON.stringify(last)} vs ${JSON.stringify(HOPS.map((h) => steady.hops[h].timers))}`,
+        describe: async () =>
+          `timers ${JSON.stringify(last)} vs ${JSON.stringify(HOPS.map((h) => steady.hops[h].timers))}; ${await describeState()}`,
       },
     );
     console.log(`      CPU s after the faults (restarted programs count from their restart): ${cpu()}`);
