@@ -4,7 +4,9 @@
  * hop died or restarted), reports the connection DELETEd, or reports it DOWN, it publishes DOWN for our own
  * connection in our ConnectionMonitor. That is how a dead NSE or forwarder reaches the client's heal: each hop
  * turns the loss of its next hop into a DOWN event for its previous hop. Close stops the watch first (our own
- * Close must not look like a failure); a next hop without MonitorConnections is left unwatched.
+ * Close must not look like a failure); a next hop without MonitorConnections is left unwatched. A next hop that
+ * asks for a refresh (REFRESH_REQUESTED: a vL3 endpoint with a new prefix or a lower MTU) is passed on to the
+ * previous hop as REFRESH_REQUESTED, and the watch goes on: the client's heal re-requests along the same path.
  * Reads: `clienturl.urlKey`. Writes: client metadata (the running watch).
  * Place in the client part, before `connect`, after `trimpath` client.
  */
@@ -80,6 +82,10 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
           if (!c) continue;
           if (ev.type === ConnectionEventType.DELETE) return down("the next hop closed the connection");
           if (c.state === State.DOWN) return down("the next hop reports the connection DOWN");
+          if (c.state === State.REFRESH_REQUESTED) {
+            log.info({ connId: ownId, nextHop: url }, "nexthop: the next hop asks for a refresh; passing it on");
+            monitor.setState(ownId, State.REFRESH_REQUESTED);
+          }
         }
         down("the next hop ended the monitor stream");
       } catch (err) {

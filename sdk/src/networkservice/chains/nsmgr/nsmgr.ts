@@ -6,6 +6,7 @@
  * expire; see `createNsmgrRegistry`).
  */
 
+import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { type Channel, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
 import { serveRegistry } from "../../../registry/grpc/index.js";
@@ -17,7 +18,7 @@ import { chain } from "../../core/chain.js";
 import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { newFailover } from "../hop/failover.js";
-import { type HopOptions, hopDialOptions, hopParts } from "../hop/parts.js";
+import { type HopOptions, hopDialOptions, hopParts, hopQueryCache } from "../hop/parts.js";
 
 /** Options of `createNsmgr`. */
 export interface NsmgrOptions extends HopOptions {
@@ -71,6 +72,8 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
     tokenGenerator: opts.tokenGenerator,
     ...(opts.clientInfo === undefined ? {} : { clientInfo: opts.clientInfo }),
     ...(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
+    // Forwarder selection reads the registry on every Request: from a watch-fed cache instead.
+    localCache: hopQueryCache<NetworkServiceEndpoint>(opts, lifetime.signal),
   });
   const middle: NetworkServiceElement[] = [
     clientinfo.newServer(opts.clientInfo ?? {}),
