@@ -1,6 +1,6 @@
 # The container image of any of the programs; the build argument PROGRAM picks which. Build from the repository root:
 #   docker build --build-arg PROGRAM=cmd-nsmgr -t nsm-ts/cmd-nsmgr .
-# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3. The build takes the whole
+# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3, cmd-traffic-controller. The build takes the whole
 # repository as context (.dockerignore leaves out what a build makes again) and never lists the workspaces: npm
 # and scripts/docker-image.js read them from package.json. What differs between the programs (user, ports,
 # packages, entrypoint) is in the stage named after each, at the end.
@@ -75,6 +75,17 @@ FROM runtime AS cmd-nse-vl3
 # deployments/examples/vl3/), which it cannot set itself as node.
 USER node
 ENTRYPOINT ["node", "cmd-nse-vl3/bin/cmd-nse-vl3.js"]
+
+FROM runtime AS cmd-traffic-controller
+# The git target runs the git CLI (commits of each cluster's YAML tree); its work trees live in NSM_GIT_WORK_DIR,
+# which must be writable by node. The Connect HTTP API listens on NSM_HTTP_LISTEN_ON (default 5080).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates openssh-client \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/nsmts-traffic-controller && chown node:node /var/lib/nsmts-traffic-controller
+USER node
+EXPOSE 5090
+ENTRYPOINT ["node", "cmd-traffic-controller/bin/cmd-traffic-controller.js"]
 
 # --- the image: the stage of PROGRAM ---
 FROM ${PROGRAM}

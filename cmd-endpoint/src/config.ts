@@ -18,6 +18,7 @@ import {
   nonEmpty,
   oneOf,
   serverVars,
+  trustedHopsVars,
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -27,6 +28,7 @@ export const config = defineConfig(
   {
     ...commonVars({ name: `endpoint-${hostname()}`, nameLabel: "endpoint-<hostname>" }),
     ...serverVars(),
+    ...trustedHopsVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URL to serve on; unset = a unix socket in a new temp directory, registered for the node's nsmgr",

@@ -24,6 +24,7 @@ import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
 import { startObservability } from "@nsm-ts/base/metrics";
+import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { programIdentity } from "@nsm-ts/base/program";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
@@ -135,6 +136,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       name: cfg.name,
       tokenGenerator: id.tokenGenerator,
       insecure: id.insecure,
+      ...(cfg.trustedHops === undefined ? {} : { trustedHops: spiffeIdMatcher(cfg.trustedHops) }),
       log,
       additional: [
         ipamChannel !== undefined && cfg.subnet !== undefined

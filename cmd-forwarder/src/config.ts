@@ -15,6 +15,7 @@ import {
   nonEmpty,
   oneOf,
   serverVars,
+  trustedHopsVars,
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -27,6 +28,7 @@ export const config = defineConfig(
   {
     ...commonVars({ name: `forwarder-${hostname()}`, nameLabel: "forwarder-<hostname>" }),
     ...serverVars(),
+    ...trustedHopsVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URL to serve on; unset = a unix socket in a new temp directory, registered for the node's nsmgr",

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { RunContext } from "@nsm-ts/base/config";
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
+import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { programIdentity } from "@nsm-ts/base/program";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
 import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
@@ -98,6 +99,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       forwarderServiceName: cfg.networkServiceName,
       tokenGenerator: id.tokenGenerator,
       insecure: id.insecure,
+      ...(cfg.trustedHops === undefined ? {} : { trustedHops: spiffeIdMatcher(cfg.trustedHops) }),
       dialOptions: { ...id.dialOptions, interceptors: obs.clientInterceptors },
       log,
       ...dataPlane,

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { describeProgramProcess } from "@nsm-ts/testing/program";
 import { expect } from "chai";
 import { config } from "./config.js";
@@ -51,6 +52,17 @@ describe(`${program} config`, () => {
     });
   });
 
+  it("NSM_TRUSTED_HOPS: unset keeps the nsmgr/forwarder rule; a pattern list replaces it", () => {
+    expect(config.parse({}).trustedHops).to.equal(undefined);
+    const cfg = config.parse({ NSM_TRUSTED_HOPS: "spiffe://td/ns/nsm-system/sa/*, spiffe://td/nse-firewall" });
+    // What run.ts passes to the nsmgr's authorize.
+    const rule = spiffeIdMatcher(cfg.trustedHops ?? []);
+    expect(rule("spiffe://td/ns/nsm-system/sa/forwarder-vpp")).to.equal(true);
+    expect(rule("spiffe://td/nse-firewall")).to.equal(true);
+    expect(rule("spiffe://td/nsmgr-node1"), "the built-in rule no longer applies").to.equal(false);
+    expect(() => config.parse({ NSM_TRUSTED_HOPS: " , " })).to.throw(/^NSM_TRUSTED_HOPS: expected at least one SPIFFE ID pattern/);
+  });
+
   it("names the variable of each bad value", () => {
     const bad: Record<string, string> = {
       NSM_LISTEN_ON: "unix:///ok.sock,tcp://nope",
@@ -61,6 +73,7 @@ describe(`${program} config`, () => {
       NSM_LOG_LEVEL: "chatty",
       TELEMETRY: "on",
       NSM_OPEN_TELEMETRY_ENDPOINT: "collector",
+      NSM_TRUSTED_HOPS: "nsmgr-*",
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));

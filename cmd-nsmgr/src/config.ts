@@ -13,6 +13,7 @@ import {
   nonEmpty,
   serverVars,
   str,
+  trustedHopsVars,
   url,
   urlList,
   validateCommon,
@@ -29,6 +30,7 @@ export const config = defineConfig(
   {
     ...commonVars({ name: `nsmgr-${hostname()}`, nameLabel: "nsmgr-<hostname>" }),
     ...serverVars(),
+    ...trustedHopsVars(),
     listenOn: {
       name: "NSM_LISTEN_ON",
       description: "URLs to serve on, comma separated: the node socket for local clients and a tcp URL for remote nsmgrs",

@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import type { RunContext } from "@nsm-ts/base/config";
 import { createServer, parseUrl } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
+import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { programIdentity } from "@nsm-ts/base/program";
 import { createNsmgr } from "@nsm-ts/sdk/networkservice";
 import type { Config } from "./config.js";
@@ -65,6 +66,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       registryUrl: cfg.registryUrl,
       tokenGenerator: id.tokenGenerator,
       insecure: id.insecure,
+      ...(cfg.trustedHops === undefined ? {} : { trustedHops: spiffeIdMatcher(cfg.trustedHops) }),
       dialOptions: { ...id.dialOptions, interceptors: obs.clientInterceptors },
       requestTimeoutMs: cfg.requestTimeout,
       forwarderServiceName: cfg.forwarderNetworkServiceName,

@@ -13,6 +13,7 @@ import {
   int,
   list,
   serverVars,
+  spiffePatterns,
   urlList,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -50,17 +51,7 @@ export function parseSpiffeIds(raw: string): string[] {
 }
 
 /** Parses a comma list of SPIFFE ID patterns, where `*` matches any run of characters (`spiffe://td/nsmgr-*`). */
-export function parseSpiffePatterns(raw: string): string[] {
-  const patterns = list(raw);
-  if (patterns.length === 0) throw new Error("expected at least one SPIFFE ID pattern");
-  for (const p of patterns) {
-    // A `*` stands for characters a SPIFFE ID may hold, so the pattern with `x` in its place must be one.
-    if (!p.startsWith("spiffe://") || !isSpiffeId(p.replaceAll("*", "x"))) {
-      throw new Error(`invalid SPIFFE ID pattern ${JSON.stringify(p)}: expected spiffe://trust-domain/path, * matching any characters`);
-    }
-  }
-  return patterns;
-}
+export const parseSpiffePatterns = spiffePatterns;
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(

@@ -4,7 +4,7 @@
  */
 
 import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
-import { bool, duration, hostPort, int, logLevel, nonEmpty, str, url } from "./parsers.js";
+import { bool, duration, hostPort, int, logLevel, nonEmpty, spiffePatterns, str, url } from "./parsers.js";
 import { allOrNone, ConfigError } from "./schema.js";
 
 /** Options of `commonVars`. */
@@ -89,6 +89,22 @@ export function serverVars() {
       description: "Largest gRPC message this server accepts, in bytes; larger ones get RESOURCE_EXHAUSTED",
       default: String(DEFAULT_MAX_RECV_MESSAGE_BYTES),
       parse: int({ min: 64 * 1024, max: 1024 * 1024 * 1024 }),
+    },
+  } as const;
+}
+
+/**
+ * The table entry of a program that serves NetworkService behind authorize: `NSM_TRUSTED_HOPS`, the peers that may
+ * send a path that began with another workload (compile it with `spiffeIdMatcher` from `@nsm-ts/base/policy`).
+ */
+export function trustedHopsVars() {
+  return {
+    trustedHops: {
+      name: "NSM_TRUSTED_HOPS",
+      description:
+        "SPIFFE ID patterns (comma separated, * = any characters) of the peers that may forward a connection path that began with another workload (with TLS); unset: IDs whose last path segment starts with nsmgr or forwarder",
+      defaultLabel: "nsmgr/forwarder rule",
+      parse: spiffePatterns,
     },
   } as const;
 }

@@ -9,6 +9,7 @@ export {
   DEFAULT_OPEN_TELEMETRY_ENDPOINT,
   serverVars,
   type TlsFiles,
+  trustedHopsVars,
   validateCommon,
 } from "./common.js";
 export {
@@ -31,6 +32,7 @@ export {
   oneOf,
   type Parser,
   parseNetworkServiceUrl,
+  spiffePatterns,
   str,
   url,
   urlList,

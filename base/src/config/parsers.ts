@@ -3,6 +3,7 @@
  * `Error` whose message says what was wrong and what is expected; the schema prefixes the variable name.
  */
 import { LINUX_IF_MAX_LENGTH, MechanismType } from "@nsm-ts/api/constants";
+import { isSpiffeId } from "../identity/index.js";
 import { parseLogLevel } from "../log/index.js";
 import { familyOf, readPrefix } from "../netaddr/index.js";
 
@@ -126,6 +127,19 @@ export const list: Parser<string[]> = (raw) =>
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
+
+/** Comma-separated SPIFFE ID patterns, at least one, where `*` matches any run of characters (`spiffe://td/nsmgr-*`). */
+export const spiffePatterns: Parser<string[]> = (raw) => {
+  const patterns = list(raw);
+  if (patterns.length === 0) throw new Error("expected at least one SPIFFE ID pattern");
+  for (const p of patterns) {
+    // A `*` stands for characters a SPIFFE ID may hold, so the pattern with `x` in its place must be one.
+    if (!p.startsWith("spiffe://") || !isSpiffeId(p.replaceAll("*", "x"))) {
+      throw new Error(`invalid SPIFFE ID pattern ${JSON.stringify(p)}: expected spiffe://trust-domain/path, * matching any characters`);
+    }
+  }
+  return patterns;
+};
 
 /** Comma-separated NSM URLs (see `url`). */
 export const urlList: Parser<string[]> = (raw) => list(raw).map((s) => url(s));

@@ -3,6 +3,7 @@
  * the registry owner rule and the monitor rule, plus `enforce`. See README.md.
  */
 
+export { firstSegmentCaller, isMeshHopId, spiffeIdMatcher } from "./caller.js";
 export { type MonitorPolicyInput, monitorServiceConnection } from "./monitor.js";
 export {
   defaultClientPolicies,

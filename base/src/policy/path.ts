@@ -8,6 +8,7 @@ import type { KeyObject } from "node:crypto";
 import type { Path } from "@nsm-ts/api/networkservice";
 import type { PeerInfo } from "../identity/index.js";
 import { decodeToken, formatExpires, type TokenClaims, verifyToken } from "../token/index.js";
+import { firstSegmentCaller } from "./caller.js";
 import type { Policy } from "./policy.js";
 
 /** Input of the path policies. */
@@ -20,6 +21,11 @@ export interface PathPolicyInput {
   now: number;
   /** True in dev mode: skip signature and audience checks. */
   insecure: boolean;
+  /**
+   * Whether a peer (its SPIFFE ID) may forward a path that began with another workload (`first_segment_caller`);
+   * default `isMeshHopId` (an nsmgr or forwarder).
+   */
+  isTrustedHop?: (spiffeId: string) => boolean;
 }
 
 function claimsOf(token: string): TokenClaims | string {
@@ -125,8 +131,14 @@ export const nextTokenSigned: Policy<PathPolicyInput> = {
   check: (input) => signedByPeer(input, input.path.index + 1, "next"),
 };
 
-/** The server-side default set (upstream `DefaultServerPolicies`). */
-export const defaultServerPolicies: Policy<PathPolicyInput>[] = [tokensValid, prevTokenSigned, tokensExpired, tokensChained];
+/** The server-side default set: upstream `DefaultServerPolicies` plus our `first_segment_caller`. */
+export const defaultServerPolicies: Policy<PathPolicyInput>[] = [
+  tokensValid,
+  prevTokenSigned,
+  firstSegmentCaller,
+  tokensExpired,
+  tokensChained,
+];
 
 /** The client-side default set (upstream `DefaultClientPolicies`). */
 export const defaultClientPolicies: Policy<PathPolicyInput>[] = [tokensValid, nextTokenSigned, tokensExpired, tokensChained];

@@ -53,6 +53,7 @@ export const SERVED_SERVICES: Readonly<Record<string, readonly string[]>> = {
   endpoint: ["networkservice.NetworkService", "connection.MonitorConnection"],
   nsc: [],
   "nse-vl3": ["networkservice.NetworkService", "connection.MonitorConnection"],
+  "traffic-controller": ["nsmts.intents.v1.ClusterService", "nsmts.intents.v1.TrafficGroupService", "nsmts.intents.v1.IntentService"],
 };
 
 /** Containers that are not nsm-ts programs (left to their own images' documentation). */
@@ -177,7 +178,12 @@ export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPa
   const listenOn = env.NSM_LISTEN_ON ?? listenVar?.default;
   const listenPorts = listenOn === undefined ? [] : tcpPorts(listenOn);
   const metricsPorts = env.NSM_METRICS_LISTEN_ON === undefined ? [] : tcpPorts(env.NSM_METRICS_LISTEN_ON);
+  // A second listener of the same API with another protocol (cmd-traffic-controller's Connect HTTP).
+  const httpPorts = env.NSM_HTTP_LISTEN_ON === undefined || env.NSM_HTTP_LISTEN_ON === "off" ? [] : tcpPorts(env.NSM_HTTP_LISTEN_ON);
   const containerPorts = objs(c.ports).map((p) => p.containerPort);
+  for (const p of httpPorts) {
+    if (!containerPorts.includes(p)) problems.push(`${where}: ${name}: NSM_HTTP_LISTEN_ON port ${p} has no containerPort`);
+  }
   for (const p of listenPorts) {
     if (!containerPorts.includes(p)) problems.push(`${where}: ${name}: NSM_LISTEN_ON port ${p} has no containerPort`);
   }
@@ -186,8 +192,10 @@ export function checkContainer(where: string, c: Obj, program: ProgramInfo, isPa
     if (listenPorts.includes(p)) problems.push(`${where}: ${name}: NSM_METRICS_LISTEN_ON port ${p} is also a gRPC port`);
   }
   for (const p of containerPorts) {
-    if (typeof p !== "number" || (!listenPorts.includes(p) && !metricsPorts.includes(p))) {
-      problems.push(`${where}: ${name}: containerPort ${String(p)} is neither an NSM_LISTEN_ON nor the NSM_METRICS_LISTEN_ON tcp port`);
+    if (typeof p !== "number" || (!listenPorts.includes(p) && !metricsPorts.includes(p) && !httpPorts.includes(p))) {
+      problems.push(
+        `${where}: ${name}: containerPort ${String(p)} is neither an NSM_LISTEN_ON, NSM_HTTP_LISTEN_ON nor the NSM_METRICS_LISTEN_ON tcp port`,
+      );
     }
   }
   // Prometheus scrapes what the pod announces: the annotation must name the metrics port.

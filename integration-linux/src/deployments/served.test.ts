@@ -7,6 +7,7 @@
 import { Health, HealthCheckResponse_ServingStatus } from "@nsm-ts/api/health";
 import { createClient, dial } from "@nsm-ts/base/grpc";
 import { Code, isStatusError } from "@nsm-ts/base/status";
+import { freePort } from "@nsm-ts/testing/net";
 import { expect } from "chai";
 import { type ProgramSet, startEndpoint, startNode, startRegistry, useProgramSet } from "../programs/harness.js";
 import { SERVED_SERVICES } from "./manifests.js";
@@ -20,11 +21,14 @@ describe("deployments: probed services are served by the programs", function () 
     set = s;
   });
 
-  it("registry, nsmgr, forwarder and endpoint answer health checks as the table says", async () => {
+  it("registry, nsmgr, forwarder, endpoint and traffic controller answer health checks as the table says", async () => {
     const { url: registryUrl } = await startRegistry(set);
     const node = await startNode(set, 1, registryUrl);
     await startEndpoint(set, "nse-h", node.socket, "health-ns");
+    const tcUrl = `tcp://127.0.0.1:${await freePort()}`;
+    await set.start("cmd-traffic-controller", { NSM_LISTEN_ON: tcUrl, NSM_HTTP_LISTEN_ON: "off" }, "cmd-traffic-controller serving");
     const urls: Record<string, string> = {
+      "traffic-controller": tcUrl,
       registry: registryUrl,
       nsmgr: node.tcpUrl,
       forwarder: set.socket("forwarder-1.sock"),

@@ -8,6 +8,23 @@ import * as grpc from "@grpc/grpc-js";
 
 const identity = (b: Buffer): Buffer => b;
 
+/** Full paths of the methods the programs serve. */
+export const M = {
+  nsRegister: "/registry.NetworkServiceRegistry/Register",
+  nsFind: "/registry.NetworkServiceRegistry/Find",
+  nsUnregister: "/registry.NetworkServiceRegistry/Unregister",
+  nseRegister: "/registry.NetworkServiceEndpointRegistry/Register",
+  nseFind: "/registry.NetworkServiceEndpointRegistry/Find",
+  nseUnregister: "/registry.NetworkServiceEndpointRegistry/Unregister",
+  request: "/networkservice.NetworkService/Request",
+  close: "/networkservice.NetworkService/Close",
+  monitor: "/connection.MonitorConnection/MonitorConnections",
+  check: "/grpc.health.v1.Health/Check",
+  watch: "/grpc.health.v1.Health/Watch",
+} as const;
+/** The server-streaming ones. */
+export const STREAMS = new Set<string>([M.nsFind, M.nseFind, M.monitor, M.watch]);
+
 /** `tcp://host:port` → `host:port`; `unix:///path` stays (grpc-js reads it). */
 export function grpcTarget(url: string): string {
   return url.startsWith("tcp://") ? url.slice("tcp://".length) : url;
@@ -20,9 +37,11 @@ export function grpcTarget(url: string): string {
 export class ChurningClient {
   private current: { client: grpc.Client; calls: number; inFlight: number } | undefined;
 
+  /** `credentials` makes each new channel's credentials (default plaintext); a fresh object per channel. */
   constructor(
     readonly target: string,
     private readonly churn: number,
+    private readonly credentials: () => grpc.ChannelCredentials = () => grpc.credentials.createInsecure(),
   ) {}
 
   /** Runs `fn` on the current channel (opening a new one every `churn` calls). */
@@ -30,8 +49,10 @@ export class ChurningClient {
     if (!this.current || this.current.calls >= this.churn) {
       this.retire();
       this.current = {
-        client: new grpc.Client(grpcTarget(this.target), grpc.credentials.createInsecure(), {
+        client: new grpc.Client(grpcTarget(this.target), this.credentials(), {
           "grpc.use_local_subchannel_pool": 1,
+          // Workload certificates name no host; without this grpc-js sends the IP of a tcp target as TLS server name.
+          "grpc.ssl_target_name_override": "localhost",
           "grpc.max_send_message_length": 64 * 1024 * 1024,
           "grpc.max_receive_message_length": 64 * 1024 * 1024,
         }),
@@ -79,7 +100,12 @@ export interface RawCall {
 }
 
 /** The status code a raw call ends with (never throws). */
-export function rawCall(client: grpc.Client, c: RawCall): Promise<grpc.status> {
+export async function rawCall(client: grpc.Client, c: RawCall): Promise<grpc.status> {
+  return (await rawCallStatus(client, c)).code;
+}
+
+/** The status (code and details) a raw call ends with (never throws). */
+export function rawCallStatus(client: grpc.Client, c: RawCall): Promise<{ code: grpc.status; details: string }> {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(c.metadata ?? {})) md.set(k, v);
   const deadline = Date.now() + (c.deadlineMs ?? 5_000);
@@ -87,14 +113,15 @@ export function rawCall(client: grpc.Client, c: RawCall): Promise<grpc.status> {
   return new Promise((resolve) => {
     if (!c.stream) {
       client.makeUnaryRequest(c.path, identity, identity, buf, md, { deadline }, (err) => {
-        resolve(err ? ((err as grpc.ServiceError).code ?? grpc.status.UNKNOWN) : grpc.status.OK);
+        const e = err as grpc.ServiceError | null;
+        resolve(e ? { code: e.code ?? grpc.status.UNKNOWN, details: e.details ?? e.message } : { code: grpc.status.OK, details: "" });
       });
       return;
     }
     const call = client.makeServerStreamRequest(c.path, identity, identity, buf, md, { deadline });
     call.on("data", () => undefined);
     call.on("error", () => undefined);
-    call.on("status", (s: grpc.StatusObject) => resolve(s.code));
+    call.on("status", (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details }));
     if (c.cancelAfterMs !== undefined) {
       if (c.cancelAfterMs === 0) call.cancel();
       else setTimeout(() => call.cancel(), c.cancelAfterMs).unref();
@@ -114,14 +141,18 @@ export async function bounded<T>(tasks: Iterable<() => Promise<T>>, limit: numbe
 /** Status codes seen per kind of hostile call. */
 export class Tally {
   readonly kinds = new Map<string, Map<grpc.status, number>>();
+  /** The first status details seen per kind and code (`kind code` → details). */
+  readonly samples = new Map<string, string>();
 
-  add(kind: string, code: grpc.status): void {
+  add(kind: string, code: grpc.status, details?: string): void {
     let m = this.kinds.get(kind);
     if (!m) {
       m = new Map();
       this.kinds.set(kind, m);
     }
     m.set(code, (m.get(code) ?? 0) + 1);
+    const key = `${kind} ${codeName(code)}`;
+    if (details !== undefined && !this.samples.has(key)) this.samples.set(key, details);
   }
 
   /** Calls of one kind, or of all. */
@@ -155,6 +186,18 @@ export function rssMiB(pid: number | undefined): number {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** User + system CPU time `pid` has used so far, in seconds (NaN when the process is gone). */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    // Fields after the command name (which may hold spaces): state is the 3rd field, utime/stime the 14th/15th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return Number.NaN;
   }

@@ -1,29 +1,14 @@
-/**
- * Hostile input against the real programs (insecure dev mode): a registry, one nsmgr with a NOOP forwarder and one
- * endpoint take a barrage of malformed and hostile raw gRPC calls — random bytes, truncated messages, oversized
- * fields, absurd timestamps, spoofed paths, foreign Close/Unregister of a live connection's ids, forged and expired
- * tokens, Find and monitor streams cancelled at once, a new channel every few calls — while a canary client
- * re-requests its connection every second. Every call must end with a status in its kind's set, no program may
- * exit, the canary must never fail and every program's RSS must stay bounded. Codes we would rather not see but
- * that are not crashes are printed as findings (docs/reliability.md), not failed.
- */
-import { randomUUID } from "node:crypto";
-import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { HealthCheckRequestSchema } from "@nsm-ts/api/health";
-import { type Connection, ConnectionSchema, MonitorScopeSelectorSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import {
-  NetworkServiceEndpointQuerySchema,
-  NetworkServiceEndpointSchema,
-  NetworkServiceQuerySchema,
-  NetworkServiceSchema,
-} from "@nsm-ts/api/registry";
+import { type Connection, MonitorScopeSelectorSchema } from "@nsm-ts/api/networkservice";
+import { NetworkServiceEndpointQuerySchema, NetworkServiceQuerySchema } from "@nsm-ts/api/registry";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator, formatExpires } from "@nsm-ts/base/token";
 import { client, mechanisms, type NsmClient } from "@nsm-ts/sdk/networkservice";
 import { expect } from "chai";
 import fc from "fast-check";
 import { type Program, type ProgramSet, startEndpoint, startNode, startRegistry, useProgramSet } from "../programs/harness.js";
-import { bounded, ChurningClient, codeName, grpc, type RawCall, rawCall, rssMiB, Tally } from "./hostile.fixture.js";
+import { bin, devShots, validMessages } from "./dev-shots.fixture.js";
+import { bounded, ChurningClient, codeName, grpc, M, type RawCall, rawCall, rssMiB, STREAMS, Tally } from "./hostile.fixture.js";
 
 const S = grpc.status;
 /** Calls of the barrage (at least); `NSM_HOSTILE_CALLS` raises it for a longer soak. */
@@ -36,58 +21,8 @@ const CHURN = 40;
 const RSS_LIMIT_MIB = 400;
 const SEED = Number(process.env.NSM_HOSTILE_SEED ?? 20240518);
 
-const M = {
-  nsRegister: "/registry.NetworkServiceRegistry/Register",
-  nsFind: "/registry.NetworkServiceRegistry/Find",
-  nsUnregister: "/registry.NetworkServiceRegistry/Unregister",
-  nseRegister: "/registry.NetworkServiceEndpointRegistry/Register",
-  nseFind: "/registry.NetworkServiceEndpointRegistry/Find",
-  nseUnregister: "/registry.NetworkServiceEndpointRegistry/Unregister",
-  request: "/networkservice.NetworkService/Request",
-  close: "/networkservice.NetworkService/Close",
-  monitor: "/connection.MonitorConnection/MonitorConnections",
-  check: "/grpc.health.v1.Health/Check",
-  watch: "/grpc.health.v1.Health/Watch",
-} as const;
-const STREAMS = new Set<string>([M.nsFind, M.nseFind, M.monitor, M.watch]);
 const REGISTRY_METHODS = [M.nsRegister, M.nsFind, M.nsUnregister, M.nseRegister, M.nseFind, M.nseUnregister, M.check, M.watch];
 const NS_METHODS = [M.request, M.close, M.monitor, M.check, M.watch];
-
-const bin = <D extends DescMessage>(schema: D, init: MessageInitShape<D>): Uint8Array => toBinary(schema, create(schema, init));
-
-/** What a well-formed message of each method looks like (the base of truncation and of the token kinds). */
-function validMessages(): Record<string, Uint8Array> {
-  const noop = mechanisms.noop.mechanism();
-  const conn = {
-    id: randomUUID(),
-    networkService: "svc-hostile",
-    labels: { app: "hostile" },
-    path: { index: 0, pathSegments: [{ name: "attacker", id: randomUUID(), token: "not-a-jwt", expires: { seconds: 4_000_000_000n } }] },
-  };
-  const nse = {
-    name: "nse-hostile",
-    networkServiceNames: ["svc-hostile"],
-    url: "tcp://127.0.0.1:1",
-    networkServiceLabels: { "svc-hostile": { labels: { a: "b" } } },
-  };
-  return {
-    [M.nsRegister]: bin(NetworkServiceSchema, {
-      name: "svc-hostile",
-      payload: "ETHERNET",
-      matches: [{ sourceSelector: { a: "b" }, routes: [{ destinationSelector: { c: "d" } }] }],
-    }),
-    [M.nsFind]: bin(NetworkServiceQuerySchema, { networkService: { name: "svc-hostile" }, watch: false }),
-    [M.nsUnregister]: bin(NetworkServiceSchema, { name: "svc-hostile" }),
-    [M.nseRegister]: bin(NetworkServiceEndpointSchema, nse),
-    [M.nseFind]: bin(NetworkServiceEndpointQuerySchema, { networkServiceEndpoint: { networkServiceNames: ["svc-hostile"] }, watch: false }),
-    [M.nseUnregister]: bin(NetworkServiceEndpointSchema, { name: "nse-hostile" }),
-    [M.request]: bin(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [noop] }),
-    [M.close]: bin(ConnectionSchema, conn),
-    [M.monitor]: bin(MonitorScopeSelectorSchema, { pathSegments: [{ id: conn.id }] }),
-    [M.check]: bin(HealthCheckRequestSchema, { service: "" }),
-    [M.watch]: bin(HealthCheckRequestSchema, { service: "" }),
-  };
-}
 
 /** One planned hostile call: its kind (for the tally), where it goes and what it sends. */
 interface Shot extends RawCall {
@@ -140,146 +75,13 @@ describe("hostile input: the programs answer every malformed or hostile call and
     };
     const pick = <T>(xs: readonly T[]): T => xs[next(xs.length)] as T;
 
-    // Oversized and absurd bodies, encoded once.
-    const mb = "x".repeat(1024 * 1024);
-    const manyLabels: Record<string, string> = {};
-    for (let i = 0; i < 100_000; i++) manyLabels[`k${i}`] = "v";
-    const big5 = new Uint8Array(5 * 1024 * 1024).fill(0x0a);
-    const oversized: Array<{ target: string; path: string; bytes: Uint8Array }> = [
-      {
-        target: node.socket,
-        path: M.request,
-        bytes: bin(NetworkServiceRequestSchema, { connection: { id: mb, networkService: "svc-canary" } }),
-      },
-      {
-        target: endpointSocket,
-        path: M.request,
-        bytes: bin(NetworkServiceRequestSchema, { connection: { id: randomUUID(), networkService: "svc-canary", labels: manyLabels } }),
-      },
-      { target: node.socket, path: M.close, bytes: bin(ConnectionSchema, { id: randomUUID(), labels: { big: mb } }) },
-      {
-        target: registryUrl,
-        path: M.nseRegister,
-        bytes: bin(NetworkServiceEndpointSchema, { name: mb, networkServiceNames: ["svc-hostile"] }),
-      },
-      {
-        target: registryUrl,
-        path: M.nsRegister,
-        bytes: bin(NetworkServiceSchema, { name: "svc-hostile", matches: [{ sourceSelector: manyLabels }] }),
-      },
-      {
-        target: node.socket,
-        path: M.nseRegister,
-        bytes: bin(NetworkServiceEndpointSchema, { name: "nse-hostile", networkServiceLabels: { svc: { labels: manyLabels } } }),
-      },
-      { target: registryUrl, path: M.nseFind, bytes: bin(NetworkServiceEndpointQuerySchema, { networkServiceEndpoint: { name: mb } }) },
-      {
-        target: node.socket,
-        path: M.monitor,
-        bytes: bin(MonitorScopeSelectorSchema, { networkServices: Array.from({ length: 100_000 }, (_, i) => `s${i}`) }),
-      },
-      { target: registryUrl, path: M.nsRegister, bytes: big5 },
-      { target: node.socket, path: M.request, bytes: big5 },
-      { target: endpointSocket, path: M.close, bytes: big5 },
-    ];
-    const absurdTimes = [
-      { seconds: 0n, nanos: 1_000_000_000 },
-      { seconds: 1n, nanos: 2_147_483_647 },
-      { seconds: -1_000_000_000_000_000n, nanos: 0 },
-      { seconds: 1_000_000_000_000_000n, nanos: 0 },
-      { seconds: 0n, nanos: -1 },
-    ];
-    const timestamps: Array<{ target: string; path: string; bytes: Uint8Array }> = absurdTimes.flatMap((t) => [
-      {
-        target: registryUrl,
-        path: M.nseRegister,
-        bytes: bin(NetworkServiceEndpointSchema, {
-          name: `nse-time-${t.seconds}`,
-          networkServiceNames: ["svc-hostile"],
-          url: "tcp://127.0.0.1:1",
-          expirationTime: t,
-        }),
-      },
-      {
-        target: node.socket,
-        path: M.nseRegister,
-        bytes: bin(NetworkServiceEndpointSchema, { name: `nse-time-${t.seconds}`, url: "tcp://127.0.0.1:1", initialRegistrationTime: t }),
-      },
-      {
-        target: node.socket,
-        path: M.request,
-        bytes: bin(NetworkServiceRequestSchema, {
-          connection: {
-            id: randomUUID(),
-            networkService: "svc-canary",
-            path: { pathSegments: [{ name: "nsc", id: randomUUID(), expires: t }] },
-          },
-          mechanismPreferences: [noop],
-        }),
-      },
-      {
-        target: endpointSocket,
-        path: M.close,
-        bytes: bin(ConnectionSchema, { id: randomUUID(), path: { pathSegments: [{ name: "x", id: "y", expires: t }] } }),
-      },
-    ]);
-    // Spoofed paths: impossible indexes, too many segments, segments claiming to be the canary's hops.
-    const segs = canaryConn.path?.pathSegments ?? [];
-    const spoofed: Array<{ target: string; path: string; bytes: Uint8Array }> = [
-      { index: 5, pathSegments: [{ name: "nsc", id: randomUUID() }] },
-      { index: 4_294_967_295, pathSegments: [{ name: "nsc", id: randomUUID() }] },
-      { index: 0, pathSegments: Array.from({ length: 70 }, (_, i) => ({ name: `hop-${i}`, id: randomUUID() })) },
-      { index: 1, pathSegments: segs.map((s) => ({ name: s.name, id: s.id, token: "forged" })) },
-      { index: 2, pathSegments: segs.map((s) => ({ name: s.name, id: s.id })) },
-      { index: 0, pathSegments: [{ name: "", id: "" }] },
-      { index: 1, pathSegments: [{ name: "nsmgr-1", id: segs[1]?.id ?? "x", token: "forged" }] },
-    ].flatMap((path) =>
-      [node.socket, endpointSocket, forwarderSocket].flatMap((target) => [
-        {
-          target,
-          path: M.request,
-          bytes: bin(NetworkServiceRequestSchema, {
-            connection: { id: randomUUID(), networkService: "svc-canary", path },
-            mechanismPreferences: [noop],
-          }),
-        },
-        { target, path: M.close, bytes: bin(ConnectionSchema, { id: canaryConn.id, networkService: "svc-canary", path }) },
-      ]),
-    );
-    // Foreign Close / Unregister / Register of the canary's ids, without its tokens.
-    const stripped = segs.map((s) => ({ name: s.name, id: s.id, token: "forged", expires: s.expires }));
-    const foreign: Array<{ target: string; path: string; bytes: Uint8Array }> = [
-      ...[node.socket, endpointSocket, forwarderSocket].flatMap((target) =>
-        segs.map((_, index) => ({
-          target,
-          path: M.close,
-          bytes: bin(ConnectionSchema, {
-            id: segs[index]?.id ?? canaryConn.id,
-            networkService: "svc-canary",
-            path: { index, pathSegments: stripped },
-          }),
-        })),
-      ),
-      ...[registryUrl, node.socket].flatMap((target) => [
-        { target, path: M.nseUnregister, bytes: bin(NetworkServiceEndpointSchema, { name: "nse-1" }) },
-        { target, path: M.nseUnregister, bytes: bin(NetworkServiceEndpointSchema, { name: "forwarder-1" }) },
-        { target, path: M.nsUnregister, bytes: bin(NetworkServiceSchema, { name: "svc-canary" }) },
-        {
-          target,
-          path: M.nseRegister,
-          bytes: bin(NetworkServiceEndpointSchema, { name: "nse-1", networkServiceNames: ["svc-canary"], url: "tcp://127.0.0.1:1" }),
-        },
-        {
-          target,
-          path: M.nsRegister,
-          bytes: bin(NetworkServiceSchema, {
-            name: "svc-canary",
-            payload: "IP",
-            matches: [{ routes: [{ destinationSelector: { none: "x" } }] }],
-          }),
-        },
-      ]),
-    ];
+    const { oversized, timestamps, spoofed, foreign } = devShots({
+      registryUrl,
+      nodeSocket: node.socket,
+      endpointSocket,
+      forwarderSocket,
+      canary: canaryConn,
+    });
     const past = formatExpires(new Date(Date.now() - 3_600_000));
     const future = formatExpires(new Date(Date.now() + 3_600_000));
     const expiredReal = await createTokenGenerator(await devIdentity("intruder"), { maxTokenLifetimeMs: 1_000 })();

@@ -19,7 +19,15 @@ export { freePort };
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
 /** The programs this harness can start, each a workspace folder with `bin/<name>.js`. */
-export const PROGRAMS = ["cmd-registry", "cmd-nsmgr", "cmd-forwarder", "cmd-endpoint", "cmd-nsc", "cmd-nse-vl3"] as const;
+export const PROGRAMS = [
+  "cmd-registry",
+  "cmd-nsmgr",
+  "cmd-forwarder",
+  "cmd-endpoint",
+  "cmd-nsc",
+  "cmd-nse-vl3",
+  "cmd-traffic-controller",
+] as const;
 /** One of `PROGRAMS`. */
 export type ProgramName = (typeof PROGRAMS)[number];
 

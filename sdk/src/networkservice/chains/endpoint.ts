@@ -34,6 +34,11 @@ export interface EndpointOptions {
   policies?: readonly Policy<PathPolicyInput>[];
   /** The insecure dev mode (no certificates): signatures and audiences are not enforced. Default false. */
   insecure?: boolean;
+  /**
+   * Whether a peer (SPIFFE ID) may send a path that began with another workload (authorize,
+   * `first_segment_caller`); default `isMeshHopId` (an nsmgr or forwarder, the hops an endpoint is called by).
+   */
+  trustedHops?: (spiffeId: string) => boolean;
   /** The endpoint's own elements, run after the standard ones; default none. */
   additional?: NetworkServiceElement[];
   /** Close connections whose caller stopped refreshing (`true`, the default, or its options); `false` turns it off. */
@@ -79,6 +84,7 @@ export function endpoint(opts: EndpointOptions): Endpoint {
   const connections = new monitor.ConnectionMonitor(opts.monitor);
   const auth: authorize.AuthorizeOptions = { insecure: opts.insecure ?? false };
   if (opts.policies) auth.policies = opts.policies;
+  if (opts.trustedHops) auth.trustedHops = opts.trustedHops;
   const elements: NetworkServiceElement[] = [
     limits.newServer(),
     validate,

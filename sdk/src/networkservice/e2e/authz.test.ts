@@ -5,6 +5,7 @@
  * mallory (a second workload with a valid certificate of its own).
  */
 
+import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
   type Connection,
@@ -14,6 +15,7 @@ import {
   type MonitorScopeSelector,
   MonitorScopeSelectorSchema,
   NetworkService,
+  NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { MockClock } from "@nsm-ts/base/clock";
@@ -214,7 +216,7 @@ describe("authorization in secure mode (registry, nsmgr, forwarder, endpoint; al
       it(`the nsmgr refuses a Request whose token expired ${agoMs / 1000} s ago, though its expires metadata lies`, async () => {
         const c = newClient("mallory", { tokenGenerator: expiredGen(id("mallory"), agoMs), policies: [] });
         const err = await rejection(c.request({ connection: { networkService: "ns-1" } }));
-        expect(err.code).to.equal(Code.PermissionDenied);
+        expect(err.code, err.message).to.equal(Code.PermissionDenied);
         expect(err.message).to.contain("authorize: policy tokens_expired denied: token of path segment 0 (nsc)");
         expect(nsmgr.monitor.connections()).to.have.length(0);
         expect(counter.requests).to.equal(0);
@@ -250,7 +252,7 @@ describe("authorization in secure mode (registry, nsmgr, forwarder, endpoint; al
       const err = await rejection(
         reg.register(CallContext.create(), create(NetworkServiceEndpointSchema, { name: "nse-m", url: "tcp://127.0.0.1:1" })),
       );
-      expect(err.code).to.equal(Code.PermissionDenied);
+      expect(err.code, err.message).to.equal(Code.PermissionDenied);
       expect(err.message).to.contain("tokens_expired");
     });
   });
@@ -285,7 +287,7 @@ describe("authorization in secure mode (registry, nsmgr, forwarder, endpoint; al
       const mallory = newClient("mallory", { policies: [] });
       const copy = { ...conn, labels: { app: "mallory" } };
       const err = await rejection(mallory.request({ connection: copy }));
-      expect(err.code).to.equal(Code.PermissionDenied);
+      expect(err.code, err.message).to.equal(Code.PermissionDenied);
       // Mallory's own client never held the connection, so she closes it with a raw call as her workload.
       const md = tokenMetadata(await gen(id("mallory"))({ spiffeId: id("nsmgr").spiffeId }));
       const raw = createClient(NetworkService, channel(nsmgrUrl, "mallory"));
@@ -299,6 +301,44 @@ describe("authorization in secure mode (registry, nsmgr, forwarder, endpoint; al
       expect(held).to.have.length(1);
       expect(held[0]?.labels).to.deep.equal({ app: "alice" });
       expect(counter.closes).to.equal(0);
+    });
+  });
+
+  describe("first segment", () => {
+    /** Mallory's raw Request to the nsmgr with `path`, her per-RPC token from `signer` (default: her own). */
+    const mallorysRequest = async (pathSegments: { name: string; id: string; token?: string }[], signer = gen(id("mallory"))) => {
+      const md = tokenMetadata(await signer({ spiffeId: id("nsmgr").spiffeId }));
+      const req = create(NetworkServiceRequestSchema, {
+        connection: { id: pathSegments.at(-1)?.id ?? "", networkService: "ns-1", path: { index: pathSegments.length - 1, pathSegments } },
+        mechanismPreferences: [mechanisms.noop.mechanism()],
+      });
+      return rejection(createClient(NetworkService, channel(nsmgrUrl, "mallory")).request(req, { metadata: md, timeoutMs: 5_000 }));
+    };
+    // Tokens mallory signs with her own key but with alice's SPIFFE ID as `sub`.
+    const asAlice: TokenGenerator = (peer) =>
+      createTokenGenerator({ ...id("mallory"), spiffeId: id("alice").spiffeId }, { maxTokenLifetimeMs: LIFETIME_MS })(peer);
+
+    it("mallory cannot send a path whose first segment claims alice (she is not a trusted hop)", async () => {
+      const claim = (await asAlice({ spiffeId: id("mallory").spiffeId })).token;
+      const err = await mallorysRequest([
+        { name: "nsc", id: randomUUID(), token: claim },
+        { name: "mallory", id: randomUUID() },
+      ]);
+      expect(err.code, err.message).to.equal(Code.PermissionDenied);
+      expect(err.message).to.contain(
+        `authorize: policy first_segment_caller denied: path segment 0 (nsc) is not the caller's own: "${id("mallory").spiffeId}" sent 1 segment before its own and is not a trusted hop`,
+      );
+      expect(nsmgr.monitor.connections()).to.have.length(0);
+      expect(counter.requests).to.equal(0);
+    });
+
+    it("mallory cannot sign her own segment as alice", async () => {
+      const err = await mallorysRequest([{ name: "nsc", id: randomUUID() }], asAlice);
+      expect(err.code, err.message).to.equal(Code.PermissionDenied);
+      expect(err.message).to.contain(
+        `authorize: policy first_segment_caller denied: token of path segment 0 (nsc) names "${id("alice").spiffeId}", not the peer "${id("mallory").spiffeId}"`,
+      );
+      expect(counter.requests).to.equal(0);
     });
   });
 
@@ -317,7 +357,7 @@ describe("authorization in secure mode (registry, nsmgr, forwarder, endpoint; al
           create(NetworkServiceEndpointSchema, { name: "nse", url: "tcp://127.0.0.1:6666", networkServiceNames: ["ns-1"] }),
         ),
       );
-      expect(err.code).to.equal(Code.PermissionDenied);
+      expect(err.code, err.message).to.equal(Code.PermissionDenied);
       const find = createRegistryClient("nse", channel(registryUrl, "alice"), { tokenGenerator: gen(id("alice")) });
       const urls: string[] = [];
       const template = create(NetworkServiceEndpointSchema, { name: "nse" });

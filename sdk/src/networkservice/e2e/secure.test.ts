@@ -85,7 +85,8 @@ describe("secure mode: mTLS and enforced token policies over gRPC", () => {
       beforeEach(async () => {
         transport = makeTransport();
         counter = newCounter("nse-count");
-        ep = endpoint({ name: "nse", tokenGenerator: gen(nseId), additional: [counter] });
+        // The passthrough endpoint "pt" forwards its callers' paths, so the endpoint trusts it as a hop.
+        ep = endpoint({ name: "nse", tokenGenerator: gen(nseId), additional: [counter], trustedHops: (id) => id === ptId.spiffeId });
         server = createServer({ tls: nseId.tls });
         servers.push(server);
         ep.serve(server);

@@ -39,6 +39,11 @@ export interface HopOptions {
    * audiences. Default false.
    */
   insecure?: boolean;
+  /**
+   * Whether a peer (SPIFFE ID) may forward a path that began with another workload (authorize,
+   * `first_segment_caller`); default `isMeshHopId` (an nsmgr or forwarder).
+   */
+  trustedHops?: (spiffeId: string) => boolean;
   /** How the hop dials its next hops (TLS, interceptors); default insecure. */
   dialOptions?: DialOptions;
   /** Timeout of a call to the next hop when the incoming call has no deadline; default 15 000 ms. */
@@ -111,7 +116,7 @@ export function hopParts(opts: HopOptions): HopParts {
       begin.newServer(),
       metadata.newServer(),
       updatetoken.newServer(gen),
-      authorize.newServer({ insecure }),
+      authorize.newServer({ insecure, ...(opts.trustedHops === undefined ? {} : { trustedHops: opts.trustedHops }) }),
       timeout.newServer(),
       monitor.newServer(connections),
       trimpath.newServer(),

@@ -6,6 +6,9 @@
  * cleaning up after a timeout) can close with a token that ran out. Calls without a peer (in-process, not
  * from the network) are not checked, as upstream does.
  *
+ * First segment (docs/wire-compatibility.md#policies): the caller's segment must carry the peer's own identity,
+ * and only a trusted hop (`trustedHops`) may send a path with segments before its own.
+ *
  * Ownership (docs/wire-compatibility.md#policies): the SPIFFE ID of the peer whose Request
  * created a connection owns it; a later Request for the same connection id (a refresh) or a Close from
  * another identity is `PermissionDenied`. The owner is kept per connection id until Close.
@@ -16,7 +19,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, type Path, PathSchema } from "@nsm-ts/api/networkservice";
 import type { CallContext } from "@nsm-ts/base/context";
-import { defaultServerPolicies, enforce, type PathPolicyInput, tokensExpired } from "@nsm-ts/base/policy";
+import { defaultServerPolicies, enforce, isMeshHopId, type PathPolicyInput, tokensExpired } from "@nsm-ts/base/policy";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import type { NetworkServiceServer } from "../../core/types.js";
 import type { AuthorizeOptions, PolicyPeer } from "./options.js";
@@ -41,11 +44,12 @@ export function newServer(opts: AuthorizeOptions = {}): NetworkServiceServer {
   const policies = opts.policies ?? defaultServerPolicies;
   const closePolicies = policies.filter((p) => p !== tokensExpired && p.name !== tokensExpired.name);
   const insecure = opts.insecure ?? false;
+  const isTrustedHop = opts.trustedHops ?? isMeshHopId;
   /** Connection id → SPIFFE ID of the peer that created it (only peers with an identity). */
   const owners = new Map<string, string>();
   const check = async (ctx: CallContext, conn: Connection | undefined, list = policies): Promise<void> => {
     if (!ctx.peer) return;
-    const input: PathPolicyInput = { path: leftSide(conn?.path), peer: peerOf(ctx), now: ctx.clock.now(), insecure };
+    const input: PathPolicyInput = { path: leftSide(conn?.path), peer: peerOf(ctx), now: ctx.clock.now(), insecure, isTrustedHop };
     await enforce(list, input, ELEMENT);
   };
   const checkOwner = (ctx: CallContext, conn: Connection | undefined, what: string): void => {

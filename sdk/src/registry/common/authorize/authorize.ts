@@ -15,7 +15,14 @@
  * callers for a new name are checked one at a time).
  */
 import type { CallContext } from "@nsm-ts/base/context";
-import { enforce, type Policy, type RegistryPolicyInput, registryClientAllowed, tokenTimeProblem } from "@nsm-ts/base/policy";
+import {
+  enforce,
+  type Policy,
+  type RegistryPolicyInput,
+  registryClientAllowed,
+  spiffeIdMatcher,
+  tokenTimeProblem,
+} from "@nsm-ts/base/policy";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { decodeToken, verifyToken } from "@nsm-ts/base/token";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
@@ -51,16 +58,7 @@ export function isNsmgrId(spiffeId: string): boolean {
 
 /** Compiles a list of SPIFFE ID patterns (`*` matches any run of characters) into a registrar rule. */
 export function registrarPatterns(patterns: readonly string[]): (spiffeId: string) => boolean {
-  const res = patterns.map(
-    (p) =>
-      new RegExp(
-        `^${p
-          .split("*")
-          .map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-          .join(".*")}$`,
-      ),
-  );
-  return (id) => res.some((r) => r.test(id));
+  return spiffeIdMatcher(patterns);
 }
 
 function deny(policy: string, reason: string): never {
