@@ -16,7 +16,7 @@ import { ChaosClient, type ChaosStatus, cpuSeconds, type Gauges, gauges, metrics
 
 /**
  * Live connections held through the faults; `NSM_CHAOS_CONNECTIONS` changes it (e.g. 200 for a quick local run:
- * about 2 min instead of 3–6, docs/reliability.md#chaos).
+ * about 2 min instead of 3–5, docs/reliability.md#chaos).
  */
 const N = Number(process.env.NSM_CHAOS_CONNECTIONS ?? 1_000);
 /** How long a killed program stays down before it is started again. */
@@ -89,8 +89,8 @@ class Managed {
 }
 
 describe("chaos: the programs keep many live connections through SIGKILL of each program in turn", function () {
-  // Opening and closing 1,000 connections, four faults with their heals, settling: 6.4 min on 2 cores shared
-  // with other work (about 280 CPU-seconds in all, so no less than 2.5 min on 2 idle cores).
+  // Opening and closing 1,000 connections, four faults with their heals, settling: 5.3 min on 2 cores shared
+  // with other work (about 260 CPU-seconds in all, so no less than 2.2 min on 2 idle cores).
   this.timeout(420_000 + N * 600);
   let set: ProgramSet;
   let nsc: ChaosClient | undefined;
