@@ -19,14 +19,27 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+let realPending = 0;
+
+/**
+ * Timers of `realClock` in this process that are set and have neither fired nor been stopped. Node cannot count
+ * them (they are unref'd, so `process.getActiveResourcesInfo()` leaves them out); the programs report this as
+ * `nsm_clock_timers_pending`, which must return to its level once the connections that set them are gone.
+ */
+export function realTimersPending(): number {
+  return realPending;
+}
+
 /** The real clock (Date.now and setTimeout). Timers do not keep the process alive on their own. */
 export const realClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
     let done = false;
+    realPending++;
     const t = setTimeout(
       () => {
         done = true;
+        realPending--;
         fn();
       },
       Math.max(0, ms),
@@ -36,6 +49,7 @@ export const realClock: Clock = {
       stop() {
         if (done) return false;
         done = true;
+        realPending--;
         clearTimeout(t);
         return true;
       },

@@ -3,6 +3,7 @@
  * histograms, open streams, and the `/metrics` endpoint (404 elsewhere, closed by `close`).
  */
 import { expect } from "chai";
+import { realClock } from "../clock/index.js";
 import { type Channel, createClient, createServer, dial, healthService, type NsmServer } from "../grpc/index.js";
 import { createMetrics, type Metrics } from "./index.js";
 
@@ -71,5 +72,25 @@ describe("metrics", () => {
     expect(await active()).to.equal('nsm_active_connections{program="test"} 3');
     held = 0; // e.g. the hop's timeout closed them: no Close passed the interceptor
     expect(await active()).to.equal('nsm_active_connections{program="test"} 0');
+  });
+
+  it("reports the real clock's pending timers as nsm_clock_timers_pending, down again once they fire or stop", async () => {
+    metrics = createMetrics({ program: "test", processMetrics: false });
+    const pending = async (): Promise<number> =>
+      Number(
+        (await metrics?.registry.metrics())
+          ?.split("\n")
+          .find((l) => l.startsWith("nsm_clock_timers_pending{"))
+          ?.split(" ")[1],
+      );
+    const before = await pending();
+    const a = realClock.setTimer(60_000, () => undefined);
+    const fired = new Promise<void>((resolve) => realClock.setTimer(1, resolve));
+    expect(await pending()).to.equal(before + 2);
+    await fired;
+    expect(await pending()).to.equal(before + 1);
+    expect(a.stop()).to.equal(true);
+    expect(a.stop()).to.equal(false);
+    expect(await pending()).to.equal(before);
   });
 });

@@ -8,6 +8,7 @@
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { realTimersPending } from "../clock/index.js";
 import type { ClientInterceptor, ServerInterceptor } from "../grpc/index.js";
 import { Code, StatusError } from "../status/index.js";
 
@@ -162,6 +163,15 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     help: "Heal events of client chains, by result",
     labelNames: ["result"],
     registers: [registry],
+  });
+
+  new Gauge({
+    name: "nsm_clock_timers_pending",
+    help: "Timers of the real clock set and not yet fired or stopped (refresh, expiry, heal backoff): a leak shows as growth",
+    registers: [registry],
+    collect() {
+      this.set(realTimersPending());
+    },
   });
 
   // Live connections by id with their expiry (epoch s, 0 = unknown): a connection that times out without a

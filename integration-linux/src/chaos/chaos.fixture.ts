@@ -1,0 +1,172 @@
+/**
+ * The chaos suite's tools: the forked client process (`ChaosClient`, see chaos-client.ts), Prometheus scrapes of
+ * the programs' /metrics, a process's RSS from /proc, and waiting on a condition by polling state.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Program } from "../programs/harness.js";
+import type { ChaosCommand, ChaosReply, ChaosStatus } from "./chaos-client.js";
+
+export type { ChaosStatus };
+
+/** Distributes a command over the union without losing its variant. */
+type Without<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/** The forked client process and its IPC commands. */
+export class ChaosClient {
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (r: ChaosReply) => void; reject: (e: Error) => void }>();
+  private stderr = "";
+  readonly exited: Promise<unknown>;
+
+  private constructor(readonly child: ChildProcess) {
+    this.exited = once(child, "exit");
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (s: string) => (this.stderr = (this.stderr + s).slice(-4000)));
+    child.on("message", (r: ChaosReply) => {
+      const p = this.pending.get(r.seq);
+      this.pending.delete(r.seq);
+      if (r.error !== undefined) p?.reject(new Error(`chaos client: ${r.error}`));
+      else p?.resolve(r);
+    });
+    void this.exited.then(() => {
+      for (const p of this.pending.values()) p.reject(new Error(`chaos client exited; stderr:\n${this.stderr}`));
+      this.pending.clear();
+    });
+  }
+
+  /** Forks the client against `connectTo` and waits until it is ready. */
+  static async start(connectTo: string): Promise<ChaosClient> {
+    const script = join(dirname(fileURLToPath(import.meta.url)), "chaos-client.js");
+    const child = fork(script, [], {
+      env: { ...process.env, CHAOS_CONNECT_TO: connectTo },
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+    });
+    const c = new ChaosClient(child);
+    const ready = new Promise<ChaosReply>((resolve, reject) => c.pending.set(0, { resolve, reject }));
+    await ready;
+    return c;
+  }
+
+  /** Sends `cmd` and resolves with the reply. */
+  send(cmd: Without<ChaosCommand, "seq">): Promise<ChaosReply> {
+    const seq = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      this.child.send({ ...cmd, seq });
+    });
+  }
+
+  async status(): Promise<ChaosStatus> {
+    const r = await this.send({ op: "status" });
+    return r.status as ChaosStatus;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Asks the client to dispose and exit; kills it if it has not exited within 10 s. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
+    await this.send({ op: "exit" }).catch(() => undefined);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Prometheus text → `name{labels}` → value (labels sorted, `program` dropped). */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = [...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)]
+      .filter((l) => l[1] !== "program")
+      .map((l) => `${l[1]}="${l[2]}"`)
+      .sort();
+    out.set(labels.length ? `${m[1]}{${labels.join(",")}}` : (m[1] as string), Number(m[3]));
+  }
+  return out;
+}
+
+/** The values a chaos check reads from one program's /metrics. */
+export interface Gauges {
+  /** `nsm_active_connections`. */
+  connections: number;
+  /** `nsm_clock_timers_pending`. */
+  timers: number;
+  /** `nsm_registry_entries{kind="nse"}` (registry only). */
+  nses: number;
+  /** `nsm_grpc_server_streams_active` summed over methods (monitors, watches). */
+  streams: number;
+  /** `nsm_connection_refreshes_total`: Requests for connections the hop already had (refreshes, heals). */
+  refreshes: number;
+  /** `nsm_nodejs_heap_size_used_bytes` in MiB: live objects plus garbage not yet collected. */
+  heapMiB: number;
+}
+
+/** Scrapes a program's /metrics (the `http://…/metrics` URL it logged). */
+export async function gauges(url: string): Promise<Gauges> {
+  const res = await fetch(url);
+  const m = parseMetrics(await res.text());
+  let streams = 0;
+  for (const [k, v] of m) if (k.startsWith("nsm_grpc_server_streams_active")) streams += v;
+  return {
+    connections: m.get("nsm_active_connections") ?? 0,
+    timers: m.get("nsm_clock_timers_pending") ?? 0,
+    nses: m.get('nsm_registry_entries{kind="nse"}') ?? 0,
+    streams,
+    refreshes: m.get("nsm_connection_refreshes_total") ?? 0,
+    heapMiB: (m.get("nsm_nodejs_heap_size_used_bytes") ?? 0) / 2 ** 20,
+  };
+}
+
+/** The /metrics URL a program logs at start-up (it needs `NSM_METRICS_LISTEN_ON`). */
+export async function metricsUrl(p: Program): Promise<string> {
+  return String((await p.waitFor("serving Prometheus metrics")).url);
+}
+
+/** VmRSS of `pid` in MiB (NaN when the process is gone). */
+export function rssMiB(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** User + system CPU time of `pid` in seconds (NaN when the process is gone). */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after "pid (comm) ".
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Polls `check` every `everyMs` until it returns a value other than undefined; rejects after `timeoutMs` with
+ * `what` and the last thing `describe` says about the state.
+ */
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  opts: { timeoutMs: number; everyMs?: number; describe?: () => Promise<string> },
+): Promise<T> {
+  const end = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}${opts.describe ? `: ${await opts.describe()}` : ""}`);
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 200));
+  }
+}
