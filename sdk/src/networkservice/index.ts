@@ -65,4 +65,5 @@ export * as trimpath from "./common/trimpath/index.js";
 export * as updatepath from "./common/updatepath/index.js";
 export * as updatetoken from "./common/updatetoken/index.js";
 export * as validate from "./common/validate/index.js";
+export * as dnscontext from "./connectioncontext/dnscontext/index.js";
 export * as ipam from "./ipam/index.js";
