@@ -218,6 +218,22 @@ describe("dns: forwarder over loopback", function () {
     expect(fwd.server.stats().malformed.undecodable ?? 0).to.be.greaterThan(0);
   });
 
+  it("a query the chain does not answer in time is answered SERVFAIL at queryTimeoutMs on the injected clock", async () => {
+    const clock = new MockClock();
+    const server = createDnsServer(dnsChain({ name: "never", serve: (req) => new Promise<DnsMessage>(() => void req) }), {
+      clock,
+      queryTimeoutMs: 5000,
+    });
+    const at = await server.listen("127.0.0.1:0");
+    cleanup.add(() => server.close());
+    const answer = exchangeUdp(at, buildQuery("slow.alpha", "A"), { timeoutMs: 10_000 });
+    await clock.untilPending();
+    await clock.advance(5000);
+    expect(rcodeOf(await answer)).to.equal(Rcode.SERVFAIL);
+    expect(server.stats().answered).to.deep.equal({ SERVFAIL: 1 });
+    expect(clock.pending()).to.equal(0);
+  });
+
   it("a response packet sent as a query, and a query with two questions, are counted malformed", async () => {
     const fwd = await forwarder([], []);
     const sock = createSocket("udp4");

@@ -98,10 +98,15 @@ export function createDnsServer(handler: DnsNext, opts: DnsServerOptions = {}): 
       lifetime.signal.addEventListener("abort", onEnd, { once: true });
       const timer = clock.setTimer(timeoutMs, onEnd);
       try {
-        const expired = new Promise<DnsMessage>((resolve) => {
-          ac.signal.addEventListener("abort", () => resolve(replyTo(query, Rcode.SERVFAIL)), { once: true });
+        // Time up (or closing): SERVFAIL, built here rather than in the listener, where a throw would escape.
+        const expired = new Promise<undefined>((resolve) => {
+          ac.signal.addEventListener("abort", () => resolve(undefined), { once: true });
         });
-        let reply = await Promise.race([handler({ query, signal: ac.signal, log }), expired]);
+        const handled = handler({ query, signal: ac.signal, log }).catch((err: unknown) => {
+          log.warn({ err }, "dns: handler chain failed; answering SERVFAIL");
+          return undefined;
+        });
+        let reply = (await Promise.race([handled, expired])) ?? replyTo(query, Rcode.SERVFAIL);
         if (transport === "udp" && reply.raw.length > udpLimit(query)) {
           reply = replyTo(query, rcodeOf(reply), [], { truncated: true });
         }
