@@ -9,7 +9,7 @@ import { MemoryRecords, newMemoryHandler, newNoLoopHandler } from "./memory.js";
 import { buildQuery, type DnsMessage, Rcode, rcodeOf } from "./message.js";
 
 const ipsOf = (m: DnsMessage): string[] => (m.packet.answers ?? []).map((a) => String("data" in a ? a.data : ""));
-const serve = (records: MemoryRecords, name: string, type: "A" | "AAAA" | "TXT" = "A") =>
+const serve = (records: MemoryRecords, name: string, type: "A" | "AAAA" | "TXT" | "PTR" = "A") =>
   dnsChain(newMemoryHandler(records))({ query: buildQuery(name, type), signal: new AbortController().signal, log: silentLogger });
 
 describe("dns: memory records", () => {
@@ -38,6 +38,16 @@ describe("dns: memory records", () => {
       ["nsc-1.my-vl3", undefined],
     ]);
     expect(() => records.set("x.my-vl3", ["not-an-ip"])).to.throw(/not an IP address/);
+  });
+
+  it("answers PTR for held addresses, IPv4 and IPv6", async () => {
+    const records = new MemoryRecords();
+    records.set("nsc-1.my-vl3", ["169.254.10.1", "fd00:0:0::a"]);
+    const v4 = await serve(records, "1.10.254.169.in-addr.arpa", "PTR");
+    expect([rcodeOf(v4), ipsOf(v4)]).to.deep.equal([Rcode.NOERROR, ["nsc-1.my-vl3"]]);
+    const v6 = await serve(records, `${[..."fd00000000000000000000000000000a"].reverse().join(".")}.ip6.arpa.`, "PTR");
+    expect(ipsOf(v6)).to.deep.equal(["nsc-1.my-vl3"]);
+    expect(rcodeOf(await serve(records, "2.10.254.169.in-addr.arpa", "PTR")), "not held: next").to.equal(Rcode.SERVFAIL);
   });
 
   it("the loop guard refuses a query that comes back while it is in flight", async () => {
