@@ -5,6 +5,7 @@
  * later changes rewrite the search list. On exit the forwarder stops and the original file comes back. A
  * failure here is logged and leaves the connections alone: DNS is an addition to them.
  */
+import { readFile } from "node:fs/promises";
 import type { Logger } from "@nsm-ts/base/log";
 import type { Metrics } from "@nsm-ts/base/metrics";
 import {
@@ -14,10 +15,11 @@ import {
   dnsChain,
   newNoLoopHandler,
   newRouteHandler,
+  parseResolvConf,
   parseServerAddress,
 } from "@nsm-ts/sdk/dns";
 import { dnscontext, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import { ResolvConfOwner } from "@nsm-ts/sdk-linux";
+import { isMountPoint, ResolvConfOwner } from "@nsm-ts/sdk-linux";
 
 /** What `startClientDns` needs of the configuration. */
 export interface ClientDnsConfig {
@@ -47,20 +49,30 @@ export interface ClientDns {
 export async function startClientDns(cfg: ClientDnsConfig, log: Logger, registry?: Metrics["registry"]): Promise<ClientDns | undefined> {
   if (!cfg.localDnsServerEnabled) return undefined;
   const listen = parseServerAddress(cfg.localDnsServerAddress, 53, true) ?? { host: "127.0.0.1", port: 53 };
+  // The default path is only ours to rewrite when it is a mount of its own (a pod's, or `ip netns exec`'s from
+  // /etc/netns/<ns>); otherwise it is the host's file, shared by every process on the machine.
+  const mine = cfg.resolvConfPath !== "/etc/resolv.conf" || (await isMountPoint(cfg.resolvConfPath));
   let owner: ResolvConfOwner | undefined;
+  let original: readonly string[] = [];
   try {
-    owner = await ResolvConfOwner.open(cfg.resolvConfPath, log);
+    if (mine) {
+      owner = await ResolvConfOwner.open(cfg.resolvConfPath, log);
+      original = owner.original.nameservers;
+    } else {
+      original = parseResolvConf(await readFile(cfg.resolvConfPath, "utf8")).nameservers;
+    }
   } catch (err) {
     log.warn(
       { err, path: cfg.resolvConfPath },
       "dns: cannot read the resolver config; the forwarder will have no fallback and nothing will point at it",
     );
   }
-  const fallback: DnsServerAddress[] = (owner?.original.nameservers ?? []).flatMap((ns) => parseServerAddress(ns) ?? []);
+  const fallback: DnsServerAddress[] = original.flatMap((ns) => parseServerAddress(ns) ?? []);
   const store = new dnscontext.DnsConfigStore();
   let server: DnsServer | undefined;
   let search = "";
   let closed = false;
+  let warnedHost = false;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((r) => {
     markReady = r;
@@ -80,6 +92,13 @@ export async function startClientDns(cfg: ClientDnsConfig, log: Logger, registry
       );
       await s.listen(cfg.localDnsServerAddress);
       server = s;
+    }
+    if (!mine && !warnedHost) {
+      warnedHost = true;
+      log.warn(
+        { path: cfg.resolvConfPath },
+        "dns: /etc/resolv.conf is not a mount of this container or netns (the host's?); the forwarder serves but the resolver config is left alone",
+      );
     }
     const domains = [...new Set(configs.flatMap((c) => c.searchDomains))];
     if (owner && domains.join(" ") !== search) {

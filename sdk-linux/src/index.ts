@@ -15,7 +15,7 @@ export { createNamedNetns, currentNetns, deleteNamedNetns, Netns, type NetnsTool
 
 // The local DNS forwarder's resolver config: take it over, restore it (and recover it after a crash).
 
-export { RESOLV_CONF_MARKER, ResolvConfOwner } from "./dns/resolvconf.js";
+export { isMountPoint, RESOLV_CONF_MARKER, ResolvConfOwner } from "./dns/resolvconf.js";
 
 // KERNEL mechanism for endpoints (`kernel.newServer`), VXLAN mechanism helpers (builder, VNI allocation).
 

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { RESOLV_CONF_MARKER, ResolvConfOwner } from "./resolvconf.js";
+import { isMountPoint, RESOLV_CONF_MARKER, ResolvConfOwner } from "./resolvconf.js";
 
 const ORIGINAL =
   "# the pod's\nnameserver 198.51.100.10\nnameserver 198.51.100.11\nsearch default.svc.cluster.local svc.cluster.local\noptions ndots:5\n";
@@ -34,6 +34,11 @@ describe("sdk-linux dns: ResolvConfOwner", () => {
     expect(readFileSync(path, "utf8")).to.equal(ORIGINAL);
     await owner.restore();
     expect(readFileSync(path, "utf8")).to.equal(ORIGINAL);
+  });
+
+  it("tells a mount point (a pod's or `ip netns exec`'s resolv.conf) from a plain file", async () => {
+    expect(await isMountPoint("/proc")).to.equal(true);
+    expect(await isMountPoint(path)).to.equal(false);
   });
 
   it("a file left pointing at the forwarder (the client was killed) is recovered on the next start", async () => {

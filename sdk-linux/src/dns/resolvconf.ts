@@ -8,6 +8,18 @@ import { readFile, writeFile } from "node:fs/promises";
 import type { Logger } from "@nsm-ts/base/log";
 import { parseResolvConf, type ResolvConf, renderResolvConf } from "@nsm-ts/sdk/dns";
 
+/**
+ * True when `path` is a mount point of this process's mount namespace (/proc/self/mountinfo): a pod's
+ * /etc/resolv.conf is, and so is the one `ip netns exec` bind-mounts from /etc/netns/<ns>; a bare host's is not,
+ * and rewriting it would change the resolver of every process on the machine.
+ */
+export async function isMountPoint(path: string): Promise<boolean> {
+  const info = await readFile("/proc/self/mountinfo", "utf8").catch(() => "");
+  // Field 5 is the mount point, with space, tab, newline and backslash written as octal escapes.
+  const decodeOctal = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+  return info.split("\n").some((line) => decodeOctal(line.split(" ")[4] ?? "") === path);
+}
+
 /** The first line of a file we wrote. */
 export const RESOLV_CONF_MARKER = "# written by nsm-ts cmd-nsc: its DNS forwarder; the original follows as comments and comes back on exit";
 const ORIGINAL = "#nsm-ts-original ";
