@@ -128,6 +128,14 @@ describe("dnscontext/vl3dns", () => {
     expect(records.names()).to.deep.equal([]);
   });
 
+  it("name templates: upstream's Go-template spellings give the same names", () => {
+    const conn = request({ id: "c1", labels: { podName: "Pod-7" } }).connection as Connection;
+    const upstream = vl3dns.compileNameTemplate('{{ index .Labels "podName" }}.{{ .NetworkService }}.');
+    expect(upstream(conn)).to.equal("pod-7.my-vl3.");
+    expect(vl3dns.compileNameTemplate("{{ .Labels.podName }}.{{ target .NetworkService }}")(conn)).to.equal("pod-7.my-vl3.");
+    expect(vl3dns.compileNameTemplate(vl3dns.DEFAULT_NAME_TEMPLATE)(conn)).to.equal("nsc-1.my-vl3.");
+  });
+
   it("server: a missing label or an unknown placeholder is refused, naming it", async () => {
     expect(() => vl3dns.newServer(new MemoryRecords(), { dnsServerAddress: () => undefined, nameTemplates: ["{{pod}}.x"] })).to.throw(
       /unknown placeholder \{\{pod\}\}/,
