@@ -1,6 +1,6 @@
 # The container image of any of the programs; the build argument PROGRAM picks which. Build from the repository root:
 #   docker build --build-arg PROGRAM=cmd-nsmgr -t nsm-ts/cmd-nsmgr .
-# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc. The build takes the whole
+# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3. The build takes the whole
 # repository as context (.dockerignore leaves out what a build makes again) and never lists the workspaces: npm
 # and scripts/docker-image.js read them from package.json. What differs between the programs (user, ports,
 # packages, entrypoint) is in the stage named after each, at the end.
@@ -72,6 +72,12 @@ FROM runtime AS cmd-nsc
 # logs one warning when a DNS config arrives and the connections carry on without it.
 USER node
 ENTRYPOINT ["node", "cmd-nsc/bin/cmd-nsc.js"]
+
+FROM runtime AS cmd-nse-vl3
+# Routes between its clients and its peers: the pod needs net.ipv4.ip_forward=1 (a pod-level sysctl, see
+# deployments/examples/vl3/), which it cannot set itself as node.
+USER node
+ENTRYPOINT ["node", "cmd-nse-vl3/bin/cmd-nse-vl3.js"]
 
 # --- the image: the stage of PROGRAM ---
 FROM ${PROGRAM}

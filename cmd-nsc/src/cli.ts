@@ -8,12 +8,14 @@
 import { create, toJson } from "@bufbuild/protobuf";
 import {
   type Connection,
+  type ConnectionEvent,
   ConnectionEventType,
   ConnectionSchema,
   MonitorConnection,
   MonitorScopeSelectorSchema,
 } from "@nsm-ts/api/networkservice";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import { realClock } from "@nsm-ts/base/clock";
 import type { RunContext } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createClient, dial } from "@nsm-ts/base/grpc";
@@ -23,6 +25,7 @@ import { createRegistryClient, type RegistryEntry } from "@nsm-ts/sdk/registry";
 import type { CliConfig } from "./cli-config.js";
 import { type ClientState, readStates, stateText } from "./state.js";
 import { summarize } from "./summary.js";
+import { watchConnectionEvents } from "./watch-connections.js";
 
 /** The subcommands. */
 export const CLI_COMMANDS = ["list", "watch"] as const;
@@ -323,21 +326,25 @@ async function watchConnections(
   const url = cmd.nsmgr ?? cfg.connectTo;
   const channel = dial(url, id.dialOptions);
   try {
-    const metadata = tokenMetadata(await id.tokenGenerator());
-    const stream = createClient(MonitorConnection, channel).monitorConnections(create(MonitorScopeSelectorSchema), {
-      signal: ctx.signal,
-      metadata,
-    });
     const rows = new RowPrinter(CONNECTION_HEADER, out);
-    for await (const ev of stream) {
-      const type = ConnectionEventType[ev.type] ?? String(ev.type);
-      const conns = Object.values(ev.connections);
-      if (cmd.output === "json") {
-        out.write(`${JSON.stringify({ type, connections: conns.map((c) => toJson(ConnectionSchema, c)) })}\n`);
-        continue;
-      }
-      for (const c of conns) rows.row(connectionRow(type, c));
-    }
+    const open = async function* (signal: AbortSignal): AsyncGenerator<ConnectionEvent> {
+      // A fresh token per stream: a reopen may come long after the first one expired.
+      const metadata = tokenMetadata(await id.tokenGenerator());
+      yield* createClient(MonitorConnection, channel).monitorConnections(create(MonitorScopeSelectorSchema), { signal, metadata });
+    };
+    await watchConnectionEvents(
+      open,
+      (ev) => {
+        const type = ConnectionEventType[ev.type] ?? String(ev.type);
+        const conns = Object.values(ev.connections);
+        if (cmd.output === "json") {
+          out.write(`${JSON.stringify({ type, connections: conns.map((c) => toJson(ConnectionSchema, c)) })}\n`);
+          return;
+        }
+        for (const c of conns) rows.row(connectionRow(type, c));
+      },
+      { signal: ctx.signal, log: ctx.log, clock: realClock },
+    );
   } catch (err) {
     if (ctx.signal.aborted) return;
     throw err;

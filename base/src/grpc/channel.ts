@@ -38,9 +38,10 @@ export interface Channel {
   /**
    * Resolves once the channel is connected (for TLS: the handshake is done, so `peerCertificate()` is the
    * server's), connecting if idle. Fails like a call would: `Unavailable` when the server cannot be reached,
-   * `DeadlineExceeded` at the deadline, `Canceled` when `signal` aborts.
+   * `DeadlineExceeded` at the deadline, `Canceled` when `signal` aborts. With `waitForReady`, a failed connection
+   * attempt does not end the wait: it lasts through the channel's reconnect backoff until READY or the deadline.
    */
-  ready(deadline: Date | number, signal?: AbortSignal): Promise<void>;
+  ready(deadline: Date | number, signal?: AbortSignal, opts?: { waitForReady?: boolean }): Promise<void>;
   /** Closes the connection; calls in flight fail with Unavailable/Canceled. */
   close(): void;
 }
@@ -59,17 +60,18 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
     interceptors: opts.interceptors ?? [],
     secure: opts.tls !== undefined,
     peerCertificate: () => peerCert,
-    ready: (deadline, signal) => waitReady(raw.getChannel(), url, deadline, signal),
+    ready: (deadline, signal, o) => waitReady(raw.getChannel(), url, deadline, signal, o?.waitForReady ?? false),
     close: () => raw.close(),
   };
 }
 
-/** Waits for READY, failing fast on TRANSIENT_FAILURE as a call without wait-for-ready does. */
+/** Waits for READY, failing fast on TRANSIENT_FAILURE as a call without wait-for-ready does (unless `waitForReady`). */
 function waitReady(
   ch: ReturnType<grpc.Client["getChannel"]>,
   url: string,
   deadline: Date | number,
   signal: AbortSignal | undefined,
+  waitForReady: boolean,
 ): Promise<void> {
   const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
   return new Promise<void>((resolve, reject) => {
@@ -87,7 +89,7 @@ function waitReady(
     const check = (): void => {
       if (done) return;
       const state = ch.getConnectivityState(true);
-      if (state === READY || state === TRANSIENT_FAILURE || state === SHUTDOWN) {
+      if (state === READY || state === SHUTDOWN || (state === TRANSIENT_FAILURE && !waitForReady)) {
         finish(
           state === READY
             ? undefined

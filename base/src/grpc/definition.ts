@@ -45,6 +45,36 @@ export function deserializerFor(schema: DescMessage): (b: Buffer) => Message {
   return d;
 }
 
+/**
+ * What a server's deserialiser hands on for a body that is not a valid message: grpc-js would answer a throwing
+ * deserialiser with INTERNAL, but a malformed request is the caller's error, so the server answers it with
+ * InvalidArgument naming the message type instead.
+ */
+export class Undecodable {
+  constructor(
+    readonly typeName: string,
+    readonly reason: string,
+  ) {}
+}
+
+const tolerant = new WeakMap<DescMessage, (b: Buffer) => Message | Undecodable>();
+
+/** Like `deserializerFor`, but a malformed body becomes an `Undecodable` instead of a throw (server side). */
+export function tolerantDeserializerFor(schema: DescMessage): (b: Buffer) => Message | Undecodable {
+  let d = tolerant.get(schema);
+  if (!d) {
+    d = (b: Buffer) => {
+      try {
+        return fromBinary(schema, b);
+      } catch (err) {
+        return new Undecodable(schema.typeName, err instanceof Error ? err.message : String(err));
+      }
+    };
+    tolerant.set(schema, d);
+  }
+  return d;
+}
+
 /** The grpc-js `ServiceDefinition` of a protobuf-es service descriptor (keys are the methods' local names). */
 export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<Message, Message>> = {};

@@ -64,21 +64,35 @@ describe("grpc typed layer", () => {
       expect(got).to.deep.equal([1, 2]);
     });
 
-    it("answers a malformed request with an error status and keeps serving", async () => {
-      const { url, ns } = await start({});
+    it("answers a malformed request body with InvalidArgument naming the message type, and keeps serving", async () => {
+      const { url, ns } = await start({}, { monitor: { async *monitorConnections() {} } });
       const raw = new grpc.Client(parseUrl(url).grpcTarget, grpc.credentials.createInsecure());
       const garbage = Buffer.from([0x0a, 0xff, 0xff, 0x01]); // field 1, length far past the end
-      const code = await new Promise<number>((resolve) =>
+      const err = await new Promise<grpc.ServiceError | null>((resolve) =>
         raw.makeUnaryRequest(
           "/networkservice.NetworkService/Request",
           (b: Buffer) => b,
           (b: Buffer) => b,
           garbage,
-          (err) => resolve(err?.code ?? 0),
+          (e) => resolve(e),
         ),
       );
+      // A server-streaming call with the same body: the stream ends with the same status.
+      const streamErr = await new Promise<grpc.ServiceError>((resolve) => {
+        const call = raw.makeServerStreamRequest(
+          "/connection.MonitorConnection/MonitorConnections",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          garbage,
+        );
+        call.on("data", () => undefined);
+        call.on("error", resolve);
+      });
       raw.close();
-      expect([Code.InvalidArgument, Code.Internal]).to.include(code);
+      expect(err?.code, String(err)).to.equal(Code.InvalidArgument);
+      expect(err?.details).to.match(/not a valid networkservice\.NetworkServiceRequest/);
+      expect(streamErr.code, String(streamErr)).to.equal(Code.InvalidArgument);
+      expect(streamErr.details).to.match(/not a valid connection\.MonitorScopeSelector/);
       expect((await ns.request({ connection: { id: "still-up" } })).id).to.equal("still-up");
     });
   });

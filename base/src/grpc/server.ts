@@ -12,7 +12,7 @@ import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { compose } from "./compose.js";
 import { serverCredentials } from "./credentials.js";
-import { grpcServiceDefinition, methodPath } from "./definition.js";
+import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
@@ -66,7 +66,14 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   let closed: Promise<void> | undefined;
 
   const register = (service: DescService, impl: Record<string, unknown>): void => {
-    const def = grpcServiceDefinition(service);
+    const generic = grpcServiceDefinition(service);
+    // Server side: a malformed body reaches the handler wrapper as `Undecodable` (→ InvalidArgument), not a throw.
+    const def: grpc.ServiceDefinition = Object.fromEntries(
+      Object.entries(generic).map(([name, d]) => {
+        const m = service.methods.find((x) => x.localName === name);
+        return [name, m ? { ...d, requestDeserialize: tolerantDeserializerFor(m.input) } : d];
+      }),
+    );
     const handlers: grpc.UntypedServiceImplementation = {};
     for (const method of service.methods) {
       const h = impl[method.localName];
@@ -221,9 +228,16 @@ const ready: Promise<void> = Promise.resolve();
 
 const noSend = (): Promise<void> => Promise.reject(new StatusError(Code.Internal, "grpc: this method does not stream responses"));
 
+/** The InvalidArgument a request body that did not decode answers (see `Undecodable`). */
+function undecodableError(u: Undecodable, path: string): StatusError {
+  return new StatusError(Code.InvalidArgument, `${path}: the request body is not a valid ${u.typeName}: ${u.reason}`);
+}
+
 /** Runs a handler function; a synchronous throw (say, in an interceptor) becomes a rejection, never a crash. */
 function run(fn: ServerHandlerFn, call: ServerCall): Promise<Message | undefined> {
   try {
+    const req: unknown = call.request;
+    if (req instanceof Undecodable) return Promise.reject(undecodableError(req, call.path));
     return fn(call);
   } catch (err) {
     return Promise.reject(err);
@@ -260,7 +274,11 @@ function requestQueue(
       }
     },
   });
-  call.on("data", (m: Message) => {
+  call.on("data", (m: Message | Undecodable) => {
+    if (m instanceof Undecodable) {
+      q.end(undecodableError(m, ctx.method));
+      return;
+    }
     if (!q.push(m) && !paused) {
       paused = true;
       call.pause();

@@ -87,4 +87,21 @@ describe("grpc TLS with SPIFFE certificates", () => {
     expect(insecure.secure).to.equal(false);
     expect(insecure.peerCertificate()).to.equal(undefined);
   });
+
+  it("ready(…, { waitForReady }) waits through failed attempts until the server appears", async () => {
+    const listen = `unix://${pki.dir}/late.sock`;
+    const ch = dial(listen, { grpcOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 } });
+    channels.push(ch);
+    const fast = await ch.ready(Date.now() + 5_000).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((fast as StatusError).code, "without waitForReady a failed attempt ends the wait").to.equal(Code.Unavailable);
+    const waiting = ch.ready(Date.now() + 10_000, undefined, { waitForReady: true });
+    const server = createServer();
+    servers.push(server);
+    server.addService(NetworkService, { request: async (req) => req.connection ?? {}, close: async () => ({}) });
+    await server.listen(listen);
+    await waiting;
+  });
 });

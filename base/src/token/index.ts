@@ -13,6 +13,7 @@ export {
   type TokenClaims,
   type TokenGenerator,
   type TokenGeneratorOptions,
+  tokenVerifyStats,
   type VerifyTokenOptions,
   verifyToken,
 } from "./token.js";

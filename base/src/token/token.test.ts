@@ -1,9 +1,9 @@
-import { X509Certificate } from "node:crypto";
+import { createPublicKey, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { TestPki } from "@nsm-ts/testing/pki";
 import { generateTestToken, TEST_SPIFFE_ID, testIdentity } from "@nsm-ts/testing/token";
 import { expect } from "chai";
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
 import { MockClock } from "../clock/index.js";
 import { devIdentity, type Identity, loadIdentity } from "../identity/index.js";
 import { Code, StatusError } from "../status/index.js";
@@ -18,6 +18,7 @@ import {
   TOKEN_METADATA_KEY,
   tokenFromMetadata,
   tokenMetadata,
+  tokenVerifyStats,
   verifyToken,
 } from "./index.js";
 
@@ -152,6 +153,34 @@ describe("tools/token", () => {
       const forgedPayload = Buffer.from(JSON.stringify({ sub: "spiffe://evil/x", exp: 9e9 })).toString("base64url");
       expect(await verifyToken(`${h}.${forgedPayload}.${s}`, a.publicKey)).to.equal(false);
       expect(await verifyToken("junk", a.publicKey)).to.equal(false);
+    });
+
+    it("verifies a signature once per key: later checks of the same token skip the crypto, other keys do not", async () => {
+      const clock = new MockClock();
+      const a = await devIdentity("a");
+      const b = await devIdentity("b");
+      const t = await createTokenGenerator(a, { maxTokenLifetimeMs: 10 * MIN, clock })();
+      expect(await verifyToken(t.token, a.publicKey)).to.equal(true);
+      // A copy of a's public key (as a certificate's publicKey getter returns) hits the same entry.
+      const copy = createPublicKey(a.publicKey.export({ type: "spki", format: "pem" }));
+      const before = tokenVerifyStats();
+      for (let i = 0; i < 5; i++) expect(await verifyToken(t.token, copy)).to.equal(true);
+      const after = tokenVerifyStats();
+      expect(after.cryptoChecks - before.cryptoChecks, "no signature check ran again").to.equal(0);
+      expect(after.cacheHits - before.cacheHits).to.equal(5);
+      // The cached success belongs to a's key only, and the claims are still judged at each `now`.
+      expect(await verifyToken(t.token, b.publicKey)).to.equal(false);
+      expect(await verifyToken(t.token, copy, { now: clock.now() + 10 * MIN })).to.equal(false);
+      const [h, , sig] = t.token.split(".");
+      const future = Buffer.from(JSON.stringify({ sub: "spiffe://x/y", nbf: Math.floor(clock.now() / 1000) + 60 })).toString("base64url");
+      expect(await verifyToken(`${h}.${future}.${sig}`, a.publicKey), "a payload swapped under a cached signature").to.equal(false);
+      const nowS = Math.floor(clock.now() / 1000);
+      const notYet = await new SignJWT({ sub: "spiffe://x/y", nbf: nowS + 60, exp: nowS + 600 })
+        .setProtectedHeader({ alg: "ES256" })
+        .sign(a.privateKey);
+      expect(await verifyToken(notYet, a.publicKey), "signature only").to.equal(true);
+      expect(await verifyToken(notYet, a.publicKey, { now: clock.now() }), "not valid before nbf").to.equal(false);
+      expect(await verifyToken(notYet, a.publicKey, { now: clock.now() + 61_000 })).to.equal(true);
     });
   });
 

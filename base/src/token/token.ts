@@ -3,8 +3,8 @@
  * `exp`), so upstream NSM peers and their policies accept ours and the other way round
  * (docs/wire-compatibility.md#token-format).
  */
-import { type KeyObject, X509Certificate } from "node:crypto";
-import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { createHash, type KeyObject, X509Certificate } from "node:crypto";
+import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, SignJWT } from "jose";
 import { type Clock, realClock } from "../clock/index.js";
 import { certificateNotAfter, type Identity, type PeerInfo, spiffeIdOf } from "../identity/index.js";
 import { Code, fail, StatusError } from "../status/index.js";
@@ -135,19 +135,62 @@ export interface VerifyTokenOptions {
 }
 
 /**
+ * Signatures already checked, per (public key, token). Every hop verifies every earlier segment's token on each
+ * Request and refresh, so the same few tokens are verified again and again; a valid signature stays valid, so
+ * one check is enough (only successes are kept; the claims are still checked against `now` on every call).
+ */
+const verifiedSignatures = new Map<string, true>();
+const VERIFY_CACHE_MAX = 4096;
+const verifyCounts = { cryptoChecks: 0, cacheHits: 0 };
+
+/** How many signature checks ran the crypto and how many a cached success answered (for metrics and tests). */
+export function tokenVerifyStats(): { cryptoChecks: number; cacheHits: number } {
+  return { ...verifyCounts };
+}
+const keyIds = new WeakMap<KeyObject, string>();
+
+/** A stable id of a public key (a certificate's `publicKey` is a new object on every read). */
+function keyId(key: KeyObject): string {
+  let id = keyIds.get(key);
+  if (id === undefined) {
+    id = createHash("sha256")
+      .update(key.export({ type: "spki", format: "der" }))
+      .digest("base64");
+    keyIds.set(key, id);
+  }
+  return id;
+}
+
+/**
  * True when `token` is an ES256 JWT signed by `key` (or the certificate's key). By default only the
- * signature is checked (as upstream's `io.jwt.verify_es256`); with `now` the `exp` claim is checked too.
+ * signature is checked (as upstream's `io.jwt.verify_es256`); with `now` the `exp` (and `nbf`) claims are checked
+ * too, as a JWT verification at that time would.
  */
 export async function verifyToken(token: string, key: KeyObject | X509Certificate, opts: VerifyTokenOptions = {}): Promise<boolean> {
   const publicKey = key instanceof X509Certificate ? key.publicKey : key;
-  try {
-    if (opts.now === undefined) {
+  const cacheKey = `${keyId(publicKey)} ${token}`;
+  if (verifiedSignatures.has(cacheKey)) verifyCounts.cacheHits++;
+  else {
+    verifyCounts.cryptoChecks++;
+    try {
       await compactVerify(token, publicKey, { algorithms: ["ES256"] });
-    } else {
-      await jwtVerify(token, publicKey, { algorithms: ["ES256"], currentDate: new Date(opts.now) });
+    } catch {
+      return false;
     }
-    return true;
+    if (verifiedSignatures.size >= VERIFY_CACHE_MAX) {
+      const oldest = verifiedSignatures.keys().next();
+      if (!oldest.done) verifiedSignatures.delete(oldest.value);
+    }
+    verifiedSignatures.set(cacheKey, true);
+  }
+  if (opts.now === undefined) return true;
+  let claims: TokenClaims;
+  try {
+    claims = decodeToken(token);
   } catch {
     return false;
   }
+  const nowS = Math.floor(new Date(opts.now).getTime() / 1000);
+  if (claims.exp !== undefined && claims.exp <= nowS) return false;
+  return !(claims.nbf !== undefined && claims.nbf > nowS);
 }

@@ -52,6 +52,7 @@ export const SERVED_SERVICES: Readonly<Record<string, readonly string[]>> = {
   forwarder: ["networkservice.NetworkService", "connection.MonitorConnection"],
   endpoint: ["networkservice.NetworkService", "connection.MonitorConnection"],
   nsc: [],
+  "nse-vl3": ["networkservice.NetworkService", "connection.MonitorConnection"],
 };
 
 /** Containers that are not nsm-ts programs (left to their own images' documentation). */

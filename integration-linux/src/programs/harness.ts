@@ -18,8 +18,8 @@ export { freePort };
 /** The repository root (integration-linux/dist/programs → ../../..). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
-/** The five programs this harness can start, each a workspace folder with `bin/<name>.js`. */
-export const PROGRAMS = ["cmd-registry", "cmd-nsmgr", "cmd-forwarder", "cmd-endpoint", "cmd-nsc"] as const;
+/** The programs this harness can start, each a workspace folder with `bin/<name>.js`. */
+export const PROGRAMS = ["cmd-registry", "cmd-nsmgr", "cmd-forwarder", "cmd-endpoint", "cmd-nsc", "cmd-nse-vl3"] as const;
 /** One of `PROGRAMS`. */
 export type ProgramName = (typeof PROGRAMS)[number];
 

@@ -72,6 +72,7 @@ export * as expire from "./common/expire/index.js";
 export * as grpcmetadata from "./common/grpcmetadata/index.js";
 export * as heal from "./common/heal/index.js";
 export * as localbypass from "./common/localbypass/index.js";
+export * as querycache from "./common/querycache/index.js";
 export * as refresh from "./common/refresh/index.js";
 export * as retry from "./common/retry/index.js";
 export * as setpayload from "./common/setpayload/index.js";

@@ -1,6 +1,6 @@
 /**
  * "Heal that holds on", on the sandbox with a MockClock: the endpoint crashes and a replacement under the same name
- * starts 10 s, 60 s or 10 min later; the client closes during the heal; the
+ * starts 10 s, 60 s or 10 min later; the registry is down during the heal too; the client closes during the heal; the
  * backoff between attempts. Time moves only at heal's own timers (read from the client's heal state); every wait
  * is for a heal state change, never a sleep.
  */
@@ -114,6 +114,57 @@ describe("sandbox: heal holds on (mock clock)", function () {
       await nsc.close(again);
     });
   }
+
+  it("heals to a differently named replacement, reselecting right after the first failed re-request once the dead endpoint is unregistered", async () => {
+    const { sb, clock, nse1, states, nsc, conn } = await setup();
+    const killedAt = clock.now();
+    const failed = states.next((s) => s.state === "HEALING" && s.nextAttemptAtMs !== undefined);
+    await nse1.kill();
+    const first = await failed;
+    expect(first.reselect, "the first attempt re-requests the same endpoint").to.equal(false);
+    // The dead endpoint's registration goes (a drained pod unregisters; a crashed one expires), a new one comes.
+    await nse1.unregister();
+    const counter = newCounter("nse-2");
+    await sb.addEndpoint(0, { name: "nse-2", services: ["ns-1"], additional: [counter] });
+    const s = await drive(clock, states, first);
+    expect(s.state).to.equal("CONNECTED");
+    const reselects = states.all.filter((x) => x.state === "HEALING" && x.reselect);
+    expect(reselects[0]?.attempt, "the second attempt already reselects").to.equal(2);
+    expect(clock.now() - killedAt, "not the fixed 5 s of re-requests").to.be.below(2_000);
+    expect(counter.uniqueRequests, "healed onto nse-2").to.equal(1);
+    await nsc.close(conn);
+    expect(counter.uniqueCloses, "the client's Close reaches the healed connection").to.equal(1);
+  });
+
+  it("keeps trying while the registry is down too, and heals once registry and endpoint are back", async () => {
+    const { sb, clock, nse1, states, nsc, conn } = await setup();
+    const killedAt = clock.now();
+    const failed = states.next((s) => s.state === "HEALING" && s.nextAttemptAtMs !== undefined);
+    await nse1.kill();
+    await sb.registry.kill();
+    // 30 s with neither registry nor endpoint: every attempt fails, none ends the heal.
+    let s = await drive(clock, states, await failed, killedAt + 30_000);
+    expect(s.state, "still healing with the registry down").to.equal("HEALING");
+    const attemptsWhileDown = s.attempt;
+    expect(attemptsWhileDown, "attempts went on while the registry was down").to.be.at.least(8);
+    expect(s.lastError, "the failed attempt's reason").to.be.a("string");
+    // The registry comes back empty; the replacement registers 10 s later. The attempt due before then finds no
+    // endpoint and waits in discovery (a registry watch) until one registers.
+    await clock.set(killedAt + 30_000);
+    await sb.registry.restart();
+    // The nsmgr's channel may sit in its reconnect backoff (real time): wait for it before the mock clock moves on.
+    await sb.nodes[0]?.nsmgr.instance.registryReady(Date.now() + 10_000);
+    expect(s.nextAttemptAtMs, "an attempt is due before the replacement starts").to.be.below(killedAt + 40_000);
+    const outcome = states.next(waiting);
+    await clock.set(killedAt + 40_000);
+    await sb.addEndpoint(0, { name: "nse-1", services: ["ns-1"] });
+    s = await drive(clock, states, await outcome);
+    expect(s.state).to.equal("CONNECTED");
+    expect(clock.now() - (killedAt + 40_000), "healed at the next capped attempt").to.be.at.most(6_000);
+    const again = await nsc.request({ connection: conn });
+    expect(again.networkServiceEndpointName).to.equal("nse-1");
+    await nsc.close(again);
+  });
 
   it("the client facade's status() goes CONNECTED → HEALING (attempt n) → CONNECTED, and forgets a closed connection", async () => {
     const { sb, clock, nse1, states, nsc, conn } = await setup();

@@ -143,7 +143,7 @@ export function client(opts: ClientOptions): NsmClient {
   const retryOpts = optionsOf(opts.retry);
   const refreshOpts = optionsOf(opts.refresh);
   const healOpts = optionsOf(opts.heal);
-  const healer = healOpts ? heal.newClient({ ...healOpts, pool, tokenGenerator: opts.tokenGenerator }) : undefined;
+  const healer = healOpts ? heal.newClient({ clock, log, ...healOpts, pool, tokenGenerator: opts.tokenGenerator }) : undefined;
   const connector = connect.newClient({ tokenGenerator: opts.tokenGenerator, pool });
 
   const elements: NetworkServiceElement[] = [];

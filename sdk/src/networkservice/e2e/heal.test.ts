@@ -5,8 +5,10 @@
  * clock (heal time is measured), counting its timers so the test can check that none are left.
  */
 
-import { State } from "@nsm-ts/api/networkservice";
+import { create } from "@bufbuild/protobuf";
+import { MonitorScopeSelectorSchema, State } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
+import { CallContext } from "@nsm-ts/base/context";
 import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
 import { devIdentity, type Identity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
@@ -62,6 +64,14 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
       return p;
     }
 
+    /** Resolves once `p`'s monitor holds a connection whose first segment is the client's `connId`. */
+    async function heldBy(p: Process, connId: string, signal: AbortSignal): Promise<void> {
+      const selector = create(MonitorScopeSelectorSchema, { pathSegments: [{ id: connId }] });
+      for await (const ev of p.ep.monitor.monitorConnections(CallContext.create({ signal }), selector)) {
+        if (Object.keys(ev.connections).length > 0) return;
+      }
+    }
+
     beforeEach(() => {
       transport = makeTransport();
       clientClock = new CountingClock();
@@ -103,10 +113,16 @@ for (const makeTransport of [tcpTransport, unixTransport]) {
       const b = process();
       const healed = b.tracker.next("request");
       const rewatched = b.probe.next();
+      const stop = new AbortController();
+      const served = heldBy(b, conn.id, stop.signal);
       await b.server.listen(url);
       const tListening = performance.now();
       await healed;
       const tHealed = performance.now();
+      // The heal's Request is done once B's monitor holds the connection; B is watched again (the client's shared
+      // stream reopened at B, or a new one after the heal).
+      await served;
+      stop.abort();
       await rewatched;
 
       expect(b.counter.requests).to.equal(1);

@@ -30,6 +30,8 @@ export interface NsmgrRegistryOptions {
   clientInfo?: clientinfo.ClientInfoOptions;
   /** Longest registration lifetime without a refresh; default 60 000 ms (`NSM_EXPIRE_PERIOD`). */
   expirePeriodMs?: number;
+  /** Elements in front of the upstream registry on the `local` (forwarder discovery) path, e.g. a `querycache`. */
+  localCache?: RegistryElement<NetworkServiceEndpoint>[];
 }
 
 /** The handlers of an nsmgr's registry proxy. */
@@ -87,6 +89,7 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
       filter((e) => e.url !== opts.nsmgrUrl),
       lb,
       filter((e) => e.url === opts.nsmgrUrl),
+      ...(opts.localCache ?? []),
       upstreamNse,
     ),
   );

@@ -7,14 +7,19 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { FORWARDER_NETWORK_SERVICE, Label } from "@nsm-ts/api/constants";
-import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
+import {
+  type NetworkService,
+  type NetworkServiceEndpoint,
+  NetworkServiceEndpointSchema,
+  NetworkServiceLabelsSchema,
+} from "@nsm-ts/api/registry";
 import type { Clock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
 import { type Channel, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { createRegistryClient } from "../../../registry/chains/index.js";
 import * as regconnect from "../../../registry/common/connect/index.js";
-import { registryHandler } from "../../../registry/core/index.js";
+import { registryChain, registryHandler } from "../../../registry/core/index.js";
 import * as discover from "../../common/discover/index.js";
 import * as mechanisms from "../../common/mechanisms/index.js";
 import * as mechanismtranslation from "../../common/mechanismtranslation/index.js";
@@ -24,7 +29,7 @@ import { chain, passThrough } from "../../core/chain.js";
 import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { newFailover } from "../hop/failover.js";
-import { type HopOptions, hopDialOptions, hopParts } from "../hop/parts.js";
+import { type HopOptions, hopDialOptions, hopParts, hopQueryCache } from "../hop/parts.js";
 
 /** Options of `createForwarder`. */
 export interface ForwarderOptions extends HopOptions {
@@ -73,9 +78,20 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   const service = opts.forwarderServiceName ?? FORWARDER_NETWORK_SERVICE;
   const nsmgr: Channel = dial(opts.nsmgrUrl, hopDialOptions(opts.dialOptions));
   const gen = opts.tokenGenerator;
+  // Discovery (two Finds per Request) is answered from watch-fed caches: no registry round trip on the hot path.
   const registries = {
-    nse: registryHandler(regconnect.newClient("nse", nsmgr, { tokenGenerator: gen })),
-    ns: registryHandler(regconnect.newClient("ns", nsmgr, { tokenGenerator: gen })),
+    nse: registryHandler(
+      registryChain<NetworkServiceEndpoint>(
+        ...hopQueryCache<NetworkServiceEndpoint>(opts, lifetime.signal),
+        regconnect.newClient("nse", nsmgr, { tokenGenerator: gen }),
+      ),
+    ),
+    ns: registryHandler(
+      registryChain<NetworkService>(
+        ...hopQueryCache<NetworkService>(opts, lifetime.signal),
+        regconnect.newClient("ns", nsmgr, { tokenGenerator: gen }),
+      ),
+    ),
   };
   const registration = createRegistryClient("nse", nsmgr, { tokenGenerator: gen, signal: lifetime.signal, heal: true });
   const entry = create(NetworkServiceEndpointSchema, {

@@ -145,7 +145,7 @@ describe("hop parts (nsmgr and forwarder)", () => {
           conn,
         ),
       );
-      return { server, ours, nh, conn, h };
+      return { server, theirs, ours, nh, conn, h };
     }
     /** Resolves with the first UPDATE that `m` publishes after subscribing. */
     async function nextUpdate(m: monitor.ConnectionMonitor, signal: AbortSignal): Promise<Connection | undefined> {
@@ -171,6 +171,26 @@ describe("hop parts (nsmgr and forwarder)", () => {
       nh.dispose();
       conn.dispose();
       expect(c.id).to.equal("c1");
+    });
+
+    it("passes a next hop's REFRESH_REQUESTED on to our connection and keeps watching", async () => {
+      const { server, theirs: next, ours, nh, conn, h } = await setup(true);
+      const ctx = CallContext.create();
+      const c = await h.request(ctx, req());
+      // The watch subscribes after the Request returned.
+      while (next.subscribers === 0) await new Promise<void>((r) => setImmediate(r));
+      const ac = new AbortController();
+      const update = nextUpdate(ours, ac.signal);
+      const nextId = next.connections()[0]?.id ?? "";
+      expect(next.setState(nextId, State.REFRESH_REQUESTED)).to.equal(true);
+      const ev = await update;
+      ac.abort();
+      expect(ev?.state).to.equal(State.REFRESH_REQUESTED);
+      expect(nh.size(), "still watching").to.equal(1);
+      await h.close(ctx, c);
+      nh.dispose();
+      conn.dispose();
+      await server.close();
     });
 
     it("our own Close ends the watch before it reaches the next hop", async () => {

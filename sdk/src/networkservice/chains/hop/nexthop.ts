@@ -1,22 +1,25 @@
 /**
  * nexthop monitor (client part of nsmgr/forwarder chains): after a successful Request it watches the next hop's
- * MonitorConnections stream for the next hop's segment of the connection, and when that stream breaks (the next
- * hop died or restarted), reports the connection DELETEd, or reports it DOWN, it publishes DOWN for our own
- * connection in our ConnectionMonitor. That is how a dead NSE or forwarder reaches the client's heal: each hop
- * turns the loss of its next hop into a DOWN event for its previous hop. Close stops the watch first (our own
- * Close must not look like a failure); a next hop without MonitorConnections is left unwatched.
+ * MonitorConnections stream for our own segment of the connection (on one stream per next hop shared by every
+ * watch, as heal does), and when that stream breaks (the next hop died or restarted), reports the connection
+ * DELETEd or DOWN, or does not know it, it publishes DOWN for our own connection in our ConnectionMonitor. That
+ * is how a dead NSE or forwarder reaches the client's heal: each hop turns the loss of its next hop into a DOWN
+ * event for its previous hop. Close stops the watch first (our own Close must not look like a failure); a next hop
+ * without MonitorConnections is left unwatched. A next hop that asks for a refresh (REFRESH_REQUESTED: a vL3
+ * endpoint with a new prefix or a lower MTU) is passed on to the previous hop as REFRESH_REQUESTED, and the watch
+ * goes on: the client's heal re-requests along the same path.
  * Reads: `clienturl.urlKey`. Writes: client metadata (the running watch).
  * Place in the client part, before `connect`, after `trimpath` client.
  */
 import { create } from "@bufbuild/protobuf";
-import { ConnectionEventType, MonitorConnection, MonitorScopeSelectorSchema, PathSegmentSchema, State } from "@nsm-ts/api/networkservice";
+import { MonitorScopeSelectorSchema, PathSegmentSchema, State } from "@nsm-ts/api/networkservice";
 import { MetaKey } from "@nsm-ts/base/context";
 import { ChannelPool } from "@nsm-ts/base/dialer";
-import { createClient } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
-import { Code, isStatusError } from "@nsm-ts/base/status";
-import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
+import type { TokenGenerator } from "@nsm-ts/base/token";
 import { clientUrlOf } from "../../common/clienturl/index.js";
+import { grpcMonitorSource, type MonitorSource } from "../../common/heal/index.js";
+import { watchStream } from "../../common/heal/monitor.js";
 import type { ConnectionMonitor } from "../../common/monitor/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
@@ -35,6 +38,8 @@ export interface NextHopMonitorOptions {
   pool?: ChannelPool;
   /** Per-RPC token for the MonitorConnections call. */
   tokenGenerator?: TokenGenerator;
+  /** Replaces the next hop's monitor streams (tests); default gRPC on `pool`, one shared stream per next hop. */
+  monitorSource?: MonitorSource;
 }
 
 /** The next-hop monitor element plus a way to end every watch (owner shutdown). */
@@ -45,53 +50,43 @@ export interface NextHopMonitor extends NetworkServiceElement {
   size(): number;
 }
 
+const WHY: Record<string, string> = {
+  down: "the next hop does not know the connection, reports it DOWN or closed it",
+  lost: "the monitor stream of the next hop broke",
+};
+
 /** Creates the next-hop monitor publishing into `monitor`. */
 export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonitorOptions = {}): NextHopMonitor {
   const pool = opts.pool ?? new ChannelPool();
   const ownPool = opts.pool === undefined;
+  // The watches of one next hop share one stream (heal's shared source): a burst of Closes resets one stream,
+  // not one per connection, and stays under the peer's HTTP/2 rapid-reset guard.
+  const source = opts.monitorSource ?? grpcMonitorSource(pool, opts.tokenGenerator);
   const watches = new Set<Watch>();
   let disposed = false;
 
-  const start = (ownId: string, url: string, nextId: string, log: Logger): Watch => {
+  const start = (ownId: string, ownSeg: { name: string; id: string }, url: string, nextId: string, log: Logger): Watch => {
     const w: Watch = { url, nextId, ac: new AbortController() };
     watches.add(w);
-    const down = (why: string, err?: unknown): void => {
-      if (w.ac.signal.aborted) return;
-      w.ac.abort();
-      log.info({ connId: ownId, nextHop: url, err }, `nexthop: ${why}; publishing DOWN`);
-      monitor.setState(ownId, State.DOWN);
-    };
-    const ch = pool.acquire(url);
+    // Our own segment, which the next hop's copy of the connection carries.
+    const selector = create(MonitorScopeSelectorSchema, { pathSegments: [create(PathSegmentSchema, ownSeg)] });
     void (async () => {
       try {
-        const metadata = opts.tokenGenerator ? tokenMetadata(await opts.tokenGenerator()) : undefined;
-        const selector = create(MonitorScopeSelectorSchema, { pathSegments: [create(PathSegmentSchema, { id: nextId })] });
-        const stream = createClient(MonitorConnection, ch).monitorConnections(selector, {
-          signal: w.ac.signal,
-          ...(metadata ? { metadata } : {}),
+        const why = await watchStream(source, url, selector, w.ac.signal, log, ownId, () => {
+          log.info({ connId: ownId, nextHop: url }, "nexthop: the next hop asks for a refresh; passing it on");
+          monitor.setState(ownId, State.REFRESH_REQUESTED);
         });
-        for await (const ev of stream) {
-          const c = ev.connections[nextId];
-          if (ev.type === ConnectionEventType.INITIAL_STATE_TRANSFER) {
-            if (!c) return down("the next hop does not know the connection");
-            if (c.state === State.DOWN) return down("the next hop reports the connection DOWN");
-            continue;
-          }
-          if (!c) continue;
-          if (ev.type === ConnectionEventType.DELETE) return down("the next hop closed the connection");
-          if (c.state === State.DOWN) return down("the next hop reports the connection DOWN");
-        }
-        down("the next hop ended the monitor stream");
-      } catch (err) {
+        if (w.ac.signal.aborted || why === "stopped") return;
         // A next hop without MonitorConnections (some third-party endpoints) cannot be watched: that is no failure.
-        if (isStatusError(err, Code.Unimplemented)) {
+        if (why === "unsupported") {
           log.debug({ connId: ownId, nextHop: url }, "nexthop: the next hop does not serve MonitorConnections; not watching");
           return;
         }
-        down("the monitor stream of the next hop broke", err);
+        w.ac.abort();
+        log.info({ connId: ownId, nextHop: url }, `nexthop: ${WHY[why] ?? why}; publishing DOWN`);
+        monitor.setState(ownId, State.DOWN);
       } finally {
         watches.delete(w);
-        pool.release(url);
       }
     })();
     return w;
@@ -119,11 +114,14 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
       const url = clientUrlOf(ctx)?.href;
       // The segment after ours is the next hop's, whatever index the response carries.
       const nextSeg = out.path?.pathSegments[ownIndex + 1];
+      const ownSeg = out.path?.pathSegments[ownIndex];
       const prev = ctx.metadata.client.get(watchKey);
       if (prev && prev.url === url && prev.nextId === nextSeg?.id && !prev.ac.signal.aborted) return out;
       stop(prev);
       ctx.metadata.client.delete(watchKey);
-      if (!disposed && url && nextSeg?.id) ctx.metadata.client.set(watchKey, start(ownId, url, nextSeg.id, ctx.log));
+      if (!disposed && url && nextSeg?.id && ownSeg?.id) {
+        ctx.metadata.client.set(watchKey, start(ownId, { name: ownSeg.name, id: ownSeg.id }, url, nextSeg.id, ctx.log));
+      }
       return out;
     },
     async close(ctx, conn, next) {

@@ -6,9 +6,14 @@
  * next-hop monitor → updatetoken client → authorize client → connect.
  */
 
+import type { Clock } from "@nsm-ts/base/clock";
 import { ChannelPool } from "@nsm-ts/base/dialer";
 import type { DialOptions } from "@nsm-ts/base/grpc";
+import type { Logger } from "@nsm-ts/base/log";
 import type { TokenGenerator } from "@nsm-ts/base/token";
+import type { QueryCacheOptions } from "../../../registry/common/querycache/index.js";
+import * as querycache from "../../../registry/common/querycache/index.js";
+import type { RegistryElement, RegistryEntry } from "../../../registry/core/index.js";
 import * as authorize from "../../common/authorize/index.js";
 import * as begin from "../../common/begin/index.js";
 import * as connect from "../../common/connect/index.js";
@@ -38,6 +43,11 @@ export interface HopOptions {
   dialOptions?: DialOptions;
   /** Timeout of a call to the next hop when the incoming call has no deadline; default 15 000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * Discovery Finds answered from watch-fed caches (registry `querycache`) instead of a registry round trip per
+   * Request; `false` turns the caches off. Default on, with the element's defaults.
+   */
+  queryCache?: false | Pick<QueryCacheOptions, "expireTimeoutMs" | "maxQueries">;
 }
 
 /** What `hopParts` builds. */
@@ -61,6 +71,21 @@ export function hopDialOptions(opts: DialOptions | undefined): DialOptions {
     ...opts,
     grpcOptions: { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000, ...opts?.grpcOptions },
   };
+}
+
+/** The hop's discovery cache element bound to its lifetime, as a list to spread into a chain (empty when off). */
+export function hopQueryCache<T extends RegistryEntry>(
+  opts: HopOptions & { clock?: Clock; log?: Logger },
+  signal: AbortSignal,
+): RegistryElement<T>[] {
+  if (opts.queryCache === false) return [];
+  const cache = querycache.newClient<T>({
+    ...opts.queryCache,
+    signal,
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+  });
+  return [cache];
 }
 
 /** Builds the head and tail of a forwarding hop. */

@@ -6,6 +6,7 @@
  * expire; see `createNsmgrRegistry`).
  */
 
+import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { type Channel, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
 import { serveRegistry } from "../../../registry/grpc/index.js";
@@ -17,7 +18,7 @@ import { chain } from "../../core/chain.js";
 import { type ServeOptions, serveNetworkService } from "../../core/serve.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { newFailover } from "../hop/failover.js";
-import { type HopOptions, hopDialOptions, hopParts } from "../hop/parts.js";
+import { type HopOptions, hopDialOptions, hopParts, hopQueryCache } from "../hop/parts.js";
 
 /** Options of `createNsmgr`. */
 export interface NsmgrOptions extends HopOptions {
@@ -50,6 +51,12 @@ export interface Nsmgr {
   readonly registry: NsmgrRegistry;
   /** Adds NetworkService, MonitorConnection and both registry services to `server` (the gRPC services, not a registration). */
   serve(server: NsmServer, opts?: ServeOptions): void;
+  /**
+   * Resolves once the channel to the registry is connected (connecting if idle, waiting through failed attempts
+   * and the reconnect backoff); `DeadlineExceeded` at `deadline`. For readiness checks, and for waiting out a
+   * registry restart.
+   */
+  registryReady(deadline: Date | number, signal?: AbortSignal): Promise<void>;
   /** Stops background work (next-hop watches, file watch) and closes every channel it opened. */
   close(): void;
 }
@@ -65,6 +72,8 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
     tokenGenerator: opts.tokenGenerator,
     ...(opts.clientInfo === undefined ? {} : { clientInfo: opts.clientInfo }),
     ...(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
+    // Forwarder selection reads the registry on every Request: from a watch-fed cache instead.
+    localCache: hopQueryCache<NetworkServiceEndpoint>(opts, lifetime.signal),
   });
   const middle: NetworkServiceElement[] = [
     clientinfo.newServer(opts.clientInfo ?? {}),
@@ -85,6 +94,7 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
       serveNetworkService(server, element, parts.monitorServer, serveOpts);
       serveRegistry(server, { ns: registry.ns, nse: registry.nse }, serveOpts);
     },
+    registryReady: (deadline, signal) => registryChannel.ready(deadline, signal, { waitForReady: true }),
     close() {
       lifetime.abort();
       parts.dispose();

@@ -63,7 +63,7 @@ describe("authorize monitor server", () => {
     expect(Object.fromEntries(map)).to.deep.equal({ [ALICE]: ["a-1", "a-2"], [BOB]: ["b-1"] });
   });
 
-  it("lets the owner watch, refuses others, peers without a SPIFFE ID and empty selectors", async () => {
+  it("lets the owner watch, refuses others, peers without a SPIFFE ID and id-less selectors of peers owning nothing", async () => {
     const srv = authorize.newMonitorServer(monitor);
     const ac = new AbortController();
     const own = await firstEvent(
@@ -76,7 +76,7 @@ describe("authorize monitor server", () => {
     for (const [peer, sel] of [
       [{ spiffeId: BOB }, selector("a-1")],
       [{ address: "127.0.0.1:1" }, selector("a-1")],
-      [{ spiffeId: ALICE }, selector()],
+      [{ spiffeId: "spiffe://test.nsm-ts/carol" }, selector()],
     ] as const) {
       const err = await firstEvent(srv.monitorConnections(ctxAs(peer), sel)).then(
         () => undefined,
@@ -85,6 +85,18 @@ describe("authorize monitor server", () => {
       expect(err).to.be.instanceOf(StatusError);
       expect((err as StatusError).code).to.equal(Code.PermissionDenied);
       expect((err as StatusError).message).to.match(/^authorize-monitor: policy service_connection denied/);
+    }
+  });
+
+  it("admits a selector naming no id (empty, or a name only: heal's shared stream) as the owner's own connections", async () => {
+    const srv = authorize.newMonitorServer(monitor);
+    for (const sel of [selector(), create(MonitorScopeSelectorSchema, { pathSegments: [{ name: "nsc" }] })]) {
+      const ac = new AbortController();
+      const ev = await firstEvent(srv.monitorConnections(CallContext.create({ peer: { spiffeId: ALICE }, signal: ac.signal }), sel));
+      ac.abort();
+      expect(ev.type).to.equal(ConnectionEventType.INITIAL_STATE_TRANSFER);
+      // Bob's connection also carries the segment name "nsc", but the filter leaves Alice her own only.
+      expect(Object.keys(ev.connections).sort()).to.deep.equal(["a-1-here", "a-2-here"]);
     }
   });
 

@@ -8,7 +8,10 @@
  * Beyond upstream's rule, which admits a stream when the selector names one own connection, every event is
  * filtered: a watcher receives only connections whose path, up to this hop, carries its identity (the `sub`
  * of a segment's token), so no selector shows it another workload's connections or their tokens
- * (docs/wire-compatibility.md#monitor-selector). Calls without a peer (in-process, not from the network) are
+ * (docs/wire-compatibility.md#monitor-selector). Because of that filter, a selector that names no connection id
+ * (heal's shared stream selects by our segment's name only; `cmd-nsc watch connections` selects everything) is
+ * admitted as naming the watcher's own connections here, where upstream refuses it; a watcher that owns none is
+ * still refused. Calls without a peer (in-process, not from the network) are
  * not checked, as on the NetworkService side.
  *
  * Reads: `ctx.peer.spiffeId`, the selector's path segment ids, the held connections. Placement: wraps the
@@ -91,9 +94,13 @@ export function newMonitorServer(inner: ConnectionSource, opts: MonitorAuthorize
     monitorConnections(ctx, selector: MonitorScopeSelector): AsyncIterable<ConnectionEvent> {
       return (async function* () {
         if (ctx.peer) {
+          const owners = spiffeIdConnectionMap(inner.connections());
+          const named = selector.pathSegments.map((s) => s.id).filter((id) => id !== "");
           const input: MonitorPolicyInput = {
-            spiffeIdConnectionMap: spiffeIdConnectionMap(inner.connections()),
-            selectorConnectionIds: selector.pathSegments.map((s) => s.id).filter((id) => id !== ""),
+            spiffeIdConnectionMap: owners,
+            // A selector that names no id (heal's shared stream, an operator's watch) asks for the watcher's own
+            // connections; every event below is filtered to those, so it counts as naming them.
+            selectorConnectionIds: named.length > 0 ? named : (owners.get(ctx.peer.spiffeId ?? "") ?? []),
             serviceSpiffeId: ctx.peer.spiffeId ?? "",
           };
           await enforce(policies, input, ELEMENT);

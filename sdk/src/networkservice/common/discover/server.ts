@@ -2,8 +2,9 @@
  * discover: finds the endpoints that may serve a Request and hands them to the elements after it (usually
  * `roundrobin`) as `candidatesKey`. A new connection gets the network service's endpoints filtered by its
  * matches (source selector against the connection labels, destination selectors against endpoint labels,
- * `{{.label}}` templates, fallthrough); a request naming an endpoint gets that endpoint. When nothing is
- * registered yet, it watches the registry until something appears or the request deadline passes.
+ * `{{.label}}` templates, fallthrough); a request naming an endpoint gets that endpoint, or NotFound at once when
+ * it is not registered. When the service or its endpoints are not registered yet, it watches the registry until
+ * something appears or the request deadline passes.
  *
  * Reads: `connection.network_service`, `.payload`, `.labels`, `.network_service_endpoint_name`.
  * Writes: context value `candidatesKey`; `connection.payload` (from the service, when empty); server
@@ -80,14 +81,11 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
           conn.networkServiceEndpointName = "";
           ctx.metadata.server.delete(discoveredKey);
         } else {
+          // As upstream: a named endpoint that is not registered is NotFound at once, not awaited. A client healing
+          // towards a dead endpoint then learns it is gone in one round trip and reselects.
           const nse =
-            (await findUntil(
-              registries.nse,
-              ctx,
-              create(NetworkServiceEndpointSchema, { name: named }),
-              (list) => live(ctx, list).find((e) => e.name === named),
-              waitBudgetMs(ctx, fallbackMs),
-            )) ?? fail(Code.NotFound, `discover: network service endpoint "${named}" (network_service_endpoint_name) is not found`);
+            (await lookup(ctx, named)) ??
+            fail(Code.NotFound, `discover: network service endpoint "${named}" (network_service_endpoint_name) is not found`);
           return next.request(ctx.with(candidatesKey, { endpoints: [nse] }), req);
         }
       }

@@ -7,14 +7,23 @@ import type { Logger } from "@nsm-ts/base/log";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import { matchesSelector } from "../monitor/index.js";
+import { type MonitorMuxOptions, sharedMonitorSource } from "./mux.js";
 
 const ELEMENT = "heal";
 
 /** Opens the MonitorConnections stream of the next hop at `url`; ends when `signal` aborts. */
 export type MonitorSource = (url: string, selector: MonitorScopeSelector, signal: AbortSignal) => AsyncIterable<ConnectionEvent>;
 
-/** The default source: MonitorConnections over gRPC on a channel of `pool`. */
-export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator): MonitorSource {
+/**
+ * The default source: MonitorConnections over gRPC on a channel of `pool`, the watches of one next hop sharing
+ * one stream (`mux.ts`; `opts` tunes it).
+ */
+export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator, opts: MonitorMuxOptions = {}): MonitorSource {
+  return sharedMonitorSource(rawGrpcMonitorSource(pool, tokenGenerator), opts);
+}
+
+/** One MonitorConnections stream over gRPC per call, on a channel of `pool`. */
+export function rawGrpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator): MonitorSource {
   return async function* (url, selector, signal) {
     const channel = pool.acquire(url);
     try {
@@ -32,7 +41,8 @@ export type StreamTrigger = "down" | "lost" | "stopped" | "unsupported";
 
 /**
  * Reads the stream of `source` at `url` for `selector` until our connection is reported DOWN, REFRESH_REQUESTED or
- * deleted, is missing from (or down in) the initial state transfer, or the stream ends; `signal` stops it.
+ * deleted, is missing from (or down in) the initial state transfer, or the stream ends; `signal` stops it. With
+ * `onRefreshRequested`, a later REFRESH_REQUESTED is handed to it and the watch goes on (a hop passes it back).
  */
 export async function watchStream(
   source: MonitorSource,
@@ -41,6 +51,7 @@ export async function watchStream(
   signal: AbortSignal,
   log: Logger,
   connId: string,
+  onRefreshRequested?: () => void,
 ): Promise<StreamTrigger> {
   let first = true;
   try {
@@ -53,8 +64,11 @@ export async function watchStream(
         if (first && (mine.length === 0 || unwell)) return "down";
       } else if (ev.type === ConnectionEventType.DELETE) {
         if (mine.length > 0) return "down";
-      } else if (unwell) {
+      } else if (mine.some((c) => c.state === State.DOWN)) {
         return "down";
+      } else if (unwell) {
+        if (!onRefreshRequested) return "down";
+        onRefreshRequested();
       }
       first = false;
     }

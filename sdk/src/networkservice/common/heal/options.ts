@@ -1,5 +1,7 @@
 /** heal: the element's options, their defaults, and the capped, jittered exponential backoff between attempts. */
+import type { Clock } from "@nsm-ts/base/clock";
 import type { ChannelPool } from "@nsm-ts/base/dialer";
+import type { Logger } from "@nsm-ts/base/log";
 import type { TokenGenerator } from "@nsm-ts/base/token";
 import type { LivenessCheck } from "./liveness.js";
 import { type EndpointLookup, grpcEndpointLookup } from "./lookup.js";
@@ -12,6 +14,10 @@ export interface HealOptions {
   pool?: ChannelPool;
   /** Sends our token (`nsm-client-token`) on the monitor stream; default none. */
   tokenGenerator?: TokenGenerator;
+  /** Clock of the shared monitor streams' timers (join grace, reopen timeout); default the real clock. */
+  clock?: Clock;
+  /** Logger of the shared monitor streams (per-connection lines go to the chain's logger); default silent. */
+  log?: Logger;
   /** Replaces the gRPC monitor stream (tests, or a next hop in the same process). */
   monitorSource?: MonitorSource;
   /** Data-path liveness check; default none (only the control plane is watched). */
@@ -80,7 +86,12 @@ export interface ResolvedHealOptions {
 export function resolveOptions(opts: HealOptions, ownPool: ChannelPool | undefined): ResolvedHealOptions {
   const pool = opts.pool ?? ownPool;
   return {
-    monitorSource: opts.monitorSource ?? grpcMonitorSource((opts.pool ?? ownPool) as ChannelPool, opts.tokenGenerator),
+    monitorSource:
+      opts.monitorSource ??
+      grpcMonitorSource(pool as ChannelPool, opts.tokenGenerator, {
+        ...(opts.clock ? { clock: opts.clock } : {}),
+        ...(opts.log ? { log: opts.log } : {}),
+      }),
     livenessCheck: opts.livenessCheck,
     livenessCheckIntervalMs: opts.livenessCheckIntervalMs ?? 200,
     livenessCheckTimeoutMs: opts.livenessCheckTimeoutMs ?? 1000,

@@ -24,7 +24,10 @@ import { matchesSelector } from "./selector.js";
 
 /** Options of a ConnectionMonitor. */
 export interface ConnectionMonitorOptions {
-  /** Events buffered per subscriber before it is ended with ResourceExhausted; default 256. */
+  /**
+   * Events buffered per subscriber before it is ended with ResourceExhausted; default 4 096. A client's heal
+   * watches share one stream per next hop, so a burst of a thousand Requests or Closes is a thousand events on it.
+   */
   bufferSize?: number;
 }
 
@@ -63,7 +66,7 @@ export class ConnectionMonitor implements MonitorConnectionServer {
   private readonly limit: number;
 
   constructor(opts: ConnectionMonitorOptions = {}) {
-    this.limit = opts.bufferSize ?? 256;
+    this.limit = opts.bufferSize ?? 4096;
     if (!Number.isInteger(this.limit) || this.limit < 1)
       throw new RangeError(`monitor: bufferSize must be a positive integer, got ${this.limit}`);
   }

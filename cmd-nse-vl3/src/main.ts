@@ -1,0 +1,13 @@
+/** cmd-nse-vl3 entry point: the process (env, argv, signals, exit) is handed to the shared runMain. */
+import { runMain } from "@nsm-ts/base/config";
+import { config } from "./config.js";
+import { run } from "./run.js";
+
+await runMain("cmd-nse-vl3", config, run, {
+  argv: process.argv.slice(2),
+  env: process.env,
+  exit: (code) => process.exit(code),
+  stdout: process.stdout,
+  stderr: process.stderr,
+  signals: process,
+});

@@ -1,0 +1,207 @@
+/**
+ * cmd-nse-vl3's wiring: identity → IP forwarding on in its netns → a prefix from the prefix server
+ * (NSM_PREFIX_SERVER_URL, held for the life of the stream) → the standard endpoint chain with vl3mtu, the vL3
+ * IPAM, the member hook and the mechanisms → listen → register (and its service) at NSM_CONNECT_TO → health
+ * SERVING → the peer mesh (a client connection to every other vL3 endpoint of the service whose name sorts before
+ * ours, followed through a registry watch) → wait for the abort signal → close the peers, unregister, drain, give
+ * the prefix back.
+ */
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { MechanismType, Payload } from "@nsm-ts/api/constants";
+import { State } from "@nsm-ts/api/networkservice";
+import {
+  type NetworkServiceEndpoint,
+  NetworkServiceEndpointSchema,
+  NetworkServiceLabelsSchema,
+  NetworkServiceSchema,
+} from "@nsm-ts/api/registry";
+import type { RunContext } from "@nsm-ts/base/config";
+import { CallContext } from "@nsm-ts/base/context";
+import { createServer, dial } from "@nsm-ts/base/grpc";
+import { startObservability } from "@nsm-ts/base/metrics";
+import { programIdentity } from "@nsm-ts/base/program";
+import { Code, isStatusError } from "@nsm-ts/base/status";
+import { client, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough, vl3mtu } from "@nsm-ts/sdk/networkservice";
+import { createRegistryClient } from "@nsm-ts/sdk/registry";
+import { kernel, netnsInodeUrl } from "@nsm-ts/sdk-linux";
+import type { Config } from "./config.js";
+import { enableForwarding } from "./forwarding.js";
+import { memberLog, peerMembers } from "./members.js";
+
+/** Extensions of the program that are not configuration (a library embedding it, the DNS server of members). */
+export interface RunOptions {
+  /**
+   * Told of every member that joins, is refreshed or leaves, with its name, labels and vL3 addresses: clients
+   * and the peer endpoints that connect to us (endpoint side), and the peer endpoints we connect to (`peer: true`,
+   * `connId` of our connection, the peer's own address). The hook for a server of member names
+   * (`<client name>.<service>.`) that fans out to its peers. Default: log only.
+   */
+  members?: ipam.vl3.Vl3MemberListener;
+  /**
+   * Elements of the endpoint chain after the vL3 IPAM and the member hook, before the mechanisms (e.g. one that
+   * writes `dns_context` pointing clients at the endpoint's own address `vl3.selfIp`). Default none.
+   */
+  additional?: (vl3: { ipam: ipam.vl3.Vl3Ipam; networkService: string }) => NetworkServiceElement[];
+}
+
+/** Runs cmd-nse-vl3 until `ctx.signal` aborts, then leaves the vL3 network and stops serving. */
+export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): Promise<void> {
+  const log = ctx.log;
+  const service = cfg.serviceNames[0] ?? "vL3";
+  const id = await programIdentity("cmd-nse-vl3", cfg, log);
+  const lifetime = new AbortController();
+  const stop = AbortSignal.any([ctx.signal, lifetime.signal]);
+  let tempDir: string | undefined;
+  const obs = await startObservability(cfg, { program: "cmd-nse-vl3", log });
+  const server = createServer({
+    ...id.serverOptions,
+    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    log,
+    interceptors: obs.serverInterceptors,
+  });
+  server.health.set("", "NOT_SERVING");
+  const restoreForwarding = enableForwarding(log);
+  const dialOpts = { ...id.dialOptions, interceptors: obs.clientInterceptors };
+  const registryChannel = dial(cfg.connectTo, dialOpts);
+  const prefixChannel = dial(cfg.prefixServerUrl, dialOpts);
+  const retry = { intervalMs: 250 };
+  const nseClient = createRegistryClient("nse", registryChannel, {
+    tokenGenerator: id.tokenGenerator,
+    signal: lifetime.signal,
+    heal: true,
+    retry,
+  });
+  const nsClient = createRegistryClient("ns", registryChannel, {
+    tokenGenerator: id.tokenGenerator,
+    signal: lifetime.signal,
+    heal: true,
+    retry,
+  });
+  const regCtx = (): CallContext => CallContext.create({ log, signal: stop });
+
+  const v = ipam.vl3.createVl3Ipam();
+  const prefixes = ipam.vl3.startPrefixClient(prefixChannel, v, {
+    signal: lifetime.signal,
+    log,
+    describe: `NSM_PREFIX_SERVER_URL=${cfg.prefixServerUrl}`,
+  });
+  const mtu = vl3mtu.createVl3MtuState();
+  let registered: NetworkServiceEndpoint | undefined;
+  let peers: ipam.vl3.Vl3Peers | undefined;
+  const peerClient = client({
+    name: cfg.name,
+    connectTo: cfg.connectTo,
+    tokenGenerator: id.tokenGenerator,
+    insecure: id.insecure,
+    ...(id.dialOptions.tls ? { tls: id.dialOptions.tls } : {}),
+    requestTimeoutMs: cfg.requestTimeout,
+    interceptors: obs.clientInterceptors,
+    additional: [vl3mtu.newClient(mtu), ipam.vl3.newClient(v), mechanisms.kernel.newClient()],
+    // KERNEL first (a kernel forwarder puts the peer link into our netns); NOOP for a forwarder without a data plane.
+    mechanismPreferences: [mechanisms.kernel.mechanism({ netnsUrl: netnsInodeUrl() }), mechanisms.noop.mechanism()],
+    log,
+  });
+  try {
+    const prefix = await Promise.race([prefixes.ready, once(stop, "abort").then(() => undefined)]);
+    if (prefix === undefined) return;
+    const members = opts.members ?? memberLog(log);
+    const ep = endpoint({
+      name: cfg.name,
+      tokenGenerator: id.tokenGenerator,
+      insecure: id.insecure,
+      log,
+      additional: [
+        vl3mtu.newServer(mtu),
+        ipam.vl3.newServer(v, cfg.vl3Prefix === undefined ? {} : { globalPrefix: cfg.vl3Prefix }),
+        ipam.vl3.newMemberServer(members),
+        ...(opts.additional?.({ ipam: v, networkService: service }) ?? []),
+        // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
+        mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
+      ],
+    });
+    ep.serve(server);
+    const held = ep.monitor;
+    obs.metrics?.countConnections(() => held.size);
+    // A smaller MTU somewhere in the network (a VXLAN leg): the clients refresh and get it too.
+    mtu.onLowered((ids, value) => {
+      log.info({ mtu: value, connections: ids.length }, "vL3 MTU lowered; asking the clients to refresh");
+      for (const connId of ids) held.setState(connId, State.REFRESH_REQUESTED);
+    });
+    // A new prefix (the prefix server lost ours): the clients refresh and get addresses of the new one.
+    v.subscribe(() => {
+      log.info({ prefix: v.prefix }, "vL3 prefix changed; asking the clients to refresh");
+      for (const c of held.connections()) held.setState(c.id, State.REFRESH_REQUESTED);
+    });
+
+    let listenUrl = cfg.listenOn;
+    if (listenUrl === undefined) {
+      tempDir = mkdtempSync(join(tmpdir(), "nsm-vl3-"));
+      listenUrl = `unix://${join(tempDir, "endpoint.sock")}`;
+    }
+    const url = await server.listen(listenUrl);
+    if (cfg.registerService) {
+      for (const name of cfg.serviceNames) {
+        try {
+          await nsClient.register(regCtx(), create(NetworkServiceSchema, { name, payload: Payload.IP }));
+        } catch (err) {
+          // The first vL3 endpoint of the service registered it and owns it; it exists, which is all we need.
+          if (!isStatusError(err) || err.code !== Code.PermissionDenied) throw err;
+          log.info({ networkService: name }, "network service already registered by another endpoint");
+        }
+      }
+    }
+    const entry = create(NetworkServiceEndpointSchema, {
+      name: cfg.name,
+      url,
+      networkServiceNames: cfg.serviceNames,
+      networkServiceLabels: Object.fromEntries(
+        cfg.serviceNames.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...cfg.labels } })]),
+      ),
+    });
+    registered = await nseClient.register(regCtx(), entry);
+    server.health.set("", "SERVING");
+    peers = ipam.vl3.createVl3Peers({
+      name: cfg.name,
+      networkService: service,
+      registry: nseClient,
+      client: peerClient,
+      labels: cfg.requestLabels,
+      log,
+      onPeer: peerMembers(members, log),
+    });
+    log.info(
+      { url, registry: cfg.connectTo, service, prefix, address: v.selfAddress, vl3Prefix: cfg.vl3Prefix ?? v.defaultGlobalPrefix() },
+      "cmd-nse-vl3 serving",
+    );
+    if (!stop.aborted) await once(stop, "abort");
+    log.info("cmd-nse-vl3 shutting down");
+  } catch (err) {
+    // A start interrupted by SIGTERM is a normal shutdown, whatever error the interrupted call reported.
+    if (!ctx.signal.aborted) throw err;
+  } finally {
+    server.health.set("", "NOT_SERVING");
+    // Leave the network first: the peers' routes to us go with the connections.
+    await peers?.close();
+    await peerClient.dispose();
+    if (registered && cfg.unregisterItself) {
+      try {
+        await nseClient.unregister(CallContext.create({ log, deadline: Date.now() + 1000 }), registered);
+        log.info({ name: registered.name }, "unregistered");
+      } catch (err) {
+        log.warn({ err }, "unregister failed; the registration expires on its own");
+      }
+    }
+    lifetime.abort();
+    await prefixes.close();
+    await server.close();
+    registryChannel.close();
+    prefixChannel.close();
+    restoreForwarding();
+    await obs.close();
+    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+  }
+}

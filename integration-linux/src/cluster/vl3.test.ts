@@ -1,0 +1,209 @@
+/**
+ * Issue 14 acceptance, vL3 across two nodes: node netns 1 and 2 joined by a veth underlay (198.51.100.1/24 ↔
+ * .2/24), each running cmd-nsmgr and a KERNEL cmd-forwarder; cmd-registry in node 1 serves the prefix pool
+ * 169.254.0.0/16 (/24 each). One cmd-nse-vl3 per node, each in its own pod netns; three client pods (two on node 1,
+ * one on node 2) join the vL3 network with cmd-nsc. Every client pings every other by its vL3 address (across the
+ * VXLAN leg between the endpoints for the pairs on different nodes); after the clients and endpoints stop, no link,
+ * route or rule of ours is left, and the namespaces go with the fixture.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCommand } from "@nsm-ts/sdk-linux";
+import { expect } from "chai";
+import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
+import type { Program } from "../programs/harness.js";
+import { bare, ip, links, Processes, pingFrom, waitUntil } from "./cluster.js";
+
+const SERVICE = "vl3-it";
+const POOL = "169.254.0.0/16";
+const ROLES = ["n1", "n2", "e1", "e2", "c1", "c2", "c3"] as const;
+type Role = (typeof ROLES)[number];
+/** Start-up allowance per program: seven node processes start at once on a shared 2-core machine. */
+const START_MS = 90_000;
+
+/** `ip -j <what> show` in `ns` as parsed JSON (routes, rules), or [] when empty. */
+async function ipJson(ns: string, ...what: string[]): Promise<Array<Record<string, unknown>>> {
+  const r = await runCommand(["ip", "-n", ns, "-j", ...what, "show"]);
+  if (r.code !== 0) throw new Error(`ip -n ${ns} ${what.join(" ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout || "[]") as Array<Record<string, unknown>>;
+}
+
+describe("cluster: a vL3 network over two nodes, KERNEL data plane, real programs", function () {
+  this.timeout(240_000);
+  let fx: KernelFixture;
+  let procs: Processes;
+  let dir: string;
+  const ns = {} as Record<Role, string>;
+
+  before(async function () {
+    await skipUnlessKernel(this);
+  });
+
+  beforeEach(async () => {
+    fx = new KernelFixture();
+    procs = new Processes();
+    dir = mkdtempSync(join(tmpdir(), "nsm-vl3-"));
+    for (const role of ROLES) {
+      await fx.netns(role);
+      ns[role] = fx.names.at(-1) ?? "";
+      await ip("-n", ns[role], "link", "set", "lo", "up");
+    }
+    await ip("-n", ns.n1, "link", "add", "underlay", "type", "veth", "peer", "name", "underlay", "netns", ns.n2);
+    for (const [n, addr] of [
+      [ns.n1, "198.51.100.1/24"],
+      [ns.n2, "198.51.100.2/24"],
+    ] as const) {
+      await ip("-n", n, "addr", "add", addr, "dev", "underlay");
+      await ip("-n", n, "link", "set", "underlay", "up");
+    }
+  });
+
+  afterEach(async () => {
+    await procs?.killAll();
+    await fx?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("3 clients on 2 nodes ping each other by vL3 address; nothing of ours is left after Close and shutdown", async () => {
+    const sock = (name: string): string => `unix://${join(dir, `${name}.sock`)}`;
+    const registryUrl = "tcp://198.51.100.1:5002";
+    const startNode = (n: 1 | 2): Promise<unknown> => {
+      const where = n === 1 ? ns.n1 : ns.n2;
+      const tunnelIp = `198.51.100.${n}`;
+      return Promise.all([
+        procs.start(
+          "cmd-nsmgr",
+          {
+            NSM_NAME: `nsmgr-${n}`,
+            NODE_NAME: `node-${n}`,
+            NSM_LISTEN_ON: `${sock(`nsm-${n}`)},tcp://${tunnelIp}:5001`,
+            NSM_REGISTRY_URL: registryUrl,
+          },
+          "cmd-nsmgr serving",
+          `nsmgr-${n}`,
+          where,
+          START_MS,
+        ),
+        procs.start(
+          "cmd-forwarder",
+          {
+            NSM_NAME: `forwarder-${n}`,
+            NSM_CONNECT_TO: sock(`nsm-${n}`),
+            NSM_LISTEN_ON: sock(`forwarder-${n}`),
+            NSM_FORWARDER_MECHANISM: "KERNEL",
+            NSM_TUNNEL_IP: tunnelIp,
+          },
+          "cmd-forwarder serving",
+          `forwarder-${n}`,
+          where,
+          START_MS,
+        ),
+      ]);
+    };
+    // The registry serves the prefix pool on tcp (the nsmgrs) and on a unix socket (the endpoints' pods have no
+    // route to the underlay).
+    await Promise.all([
+      procs.start(
+        "cmd-registry",
+        {
+          NSM_NAME: "registry",
+          NSM_LISTEN_ON: `${registryUrl},${sock("registry")}`,
+          NSM_IPAM_PREFIX_POOL: POOL,
+          NSM_IPAM_PREFIX_LENGTH: "24",
+        },
+        "cmd-registry serving",
+        "registry",
+        ns.n1,
+        START_MS,
+      ),
+      startNode(1),
+      startNode(2),
+    ]);
+    const endpoint = (n: 1 | 2): Promise<Program> =>
+      procs.start(
+        "cmd-nse-vl3",
+        {
+          NSM_NAME: `vl3-${n}`,
+          NSM_CONNECT_TO: sock(`nsm-${n}`),
+          NSM_LISTEN_ON: sock(`vl3-${n}`),
+          NSM_SERVICE_NAMES: SERVICE,
+          NSM_PREFIX_SERVER_URL: sock("registry"),
+          NSM_VL3_PREFIX: POOL,
+        },
+        "cmd-nse-vl3 serving",
+        `vl3-${n}`,
+        n === 1 ? ns.e1 : ns.e2,
+        START_MS,
+      );
+    const readForwarding = async (): Promise<string> =>
+      (await runCommand(["ip", "netns", "exec", ns.e1, "cat", "/proc/sys/net/ipv4/ip_forward"])).stdout.trim();
+    const forwardingBefore = await readForwarding();
+    const [e1, e2] = await Promise.all([endpoint(1), endpoint(2)]);
+    // vl3-2 sorts after vl3-1, so it connects to vl3-1 (across the nodes).
+    const peer = await e2.waitFor("vl3: connected to peer", (r) => r.peer === "vl3-1", 60_000);
+    expect(peer.connId).to.be.a("string");
+    expect(await readForwarding(), "IP forwarding on in the endpoint's netns").to.equal("1");
+
+    const clients: Array<{ role: Role; node: 1 | 2 }> = [
+      { role: "c1", node: 1 },
+      { role: "c2", node: 1 },
+      { role: "c3", node: 2 },
+    ];
+    const nscs = clients.map(({ role, node }) =>
+      procs.spawn(
+        "cmd-nsc",
+        {
+          NSM_NAME: `nsc-${role}`,
+          NSM_CONNECT_TO: sock(`nsm-${node}`),
+          NSM_NETWORK_SERVICES: `kernel://${SERVICE}/nsm-1`,
+          NODE_NAME: `node-${node}`,
+        },
+        `nsc-${role}`,
+        ns[role],
+      ),
+    );
+    const addrs: string[] = [];
+    for (const nsc of nscs) {
+      const conn = (await nsc.waitFor("connected", () => true, 60_000)).connection as {
+        srcIpAddrs: string[];
+        path: Array<{ name: string }>;
+      };
+      addrs.push(bare(conn.srcIpAddrs[0] ?? ""));
+    }
+    expect(new Set(addrs).size, addrs.join(" ")).to.equal(3);
+    for (const a of addrs) expect(a).to.match(/^169\.254\.\d+\.\d+$/);
+
+    const diagnose = async (err: Error): Promise<never> => {
+      const state = await Promise.all(
+        ROLES.map(
+          async (r) => `--- ${r}: ${JSON.stringify((await ipJson(ns[r], "route")).map((x) => `${x.dst} ${x.gateway ?? ""} ${x.dev}`))}`,
+        ),
+      );
+      throw new Error(`${err.message}\n${state.join("\n")}\n${procs.all.map((p) => `--- ${p.name}\n${p.output()}`).join("\n")}`);
+    };
+    for (const [i, { role }] of clients.entries()) {
+      for (const [j, dst] of addrs.entries()) {
+        if (i === j) continue;
+        await waitUntil(`${role} pings ${dst}`, async () => ((await pingFrom(ns[role], dst)) ? true : undefined), 30_000).catch(diagnose);
+      }
+    }
+
+    // Close: the clients leave, then the endpoints (closing their peer connection, giving their prefixes back).
+    for (const nsc of nscs) expect((await nsc.stop("SIGTERM")).code, nsc.output()).to.equal(0);
+    for (const e of [e2, e1]) expect((await e.stop("SIGTERM")).code, e.output()).to.equal(0);
+    const pods: Role[] = ["e1", "e2", "c1", "c2", "c3"];
+    const clean = async (): Promise<true | undefined> => {
+      for (const r of pods) if ((await links(ns[r])).length > 0 || (await ipJson(ns[r], "route")).length > 0) return undefined;
+      for (const n of [ns.n1, ns.n2]) if ((await links(n)).some((l) => l.ifname !== "underlay")) return undefined;
+      return true;
+    };
+    await waitUntil("no link or route of ours left in the pods and nodes", clean, 20_000).catch(diagnose);
+    for (const r of ROLES) {
+      const rules = (await ipJson(ns[r], "rule")).map((x) => x.table);
+      expect(rules, `rules in ${r}`).to.deep.equal(["local", "main", "default"]);
+    }
+    expect(await readForwarding(), "IP forwarding put back").to.equal(forwardingBefore);
+    // The namespaces go in afterEach: the fixture's cleanup fails the test if any of them is left.
+  });
+});
