@@ -67,6 +67,9 @@ USER node
 ENTRYPOINT ["node", "cmd-endpoint/bin/cmd-endpoint.js"]
 
 FROM runtime AS cmd-nsc
+# Runs as node. To apply DNS configs (NSM_LOCAL_DNS_SERVER_ENABLED, the default) the container must bind port 53
+# and rewrite /etc/resolv.conf: run it as root (`runAsUser: 0`), as upstream's cmd-nsc; as node, the forwarder
+# logs one warning when a DNS config arrives and the connections carry on without it.
 USER node
 ENTRYPOINT ["node", "cmd-nsc/bin/cmd-nsc.js"]
 
