@@ -172,4 +172,27 @@ describe("dnscontext/vl3dns", () => {
     await h.close(ctx(), conn);
     expect([peersA.configs(), peersB.configs()]).to.deep.equal([[], []]);
   });
+
+  it("member names from vL3 member reports: clients named by template, refresh renames, leave removes; peers become servers", async () => {
+    const records = new MemoryRecords();
+    const names = vl3dns.newMemberNames(records, { nameTemplates: ["{{name}}.{{networkService}}.", "{{labels.podName}}.pods"] });
+    const member = {
+      connId: "c1",
+      name: "nsc-1",
+      networkService: "my-vl3",
+      labels: { podName: "pod-1" },
+      addresses: ["169.254.60.2"],
+      peer: false,
+    };
+    await names.join(member);
+    await names.join({ connId: "p1", name: "nse-b", networkService: "my-vl3", labels: {}, addresses: ["169.254.61.0"], peer: true });
+    expect(records.names().sort()).to.deep.equal(["nsc-1.my-vl3", "pod-1.pods"]);
+    expect(names.peers()).to.deep.equal([{ host: "169.254.61.0", port: 53 }]);
+    await names.join({ ...member, labels: { podName: "pod-2" }, addresses: ["169.254.60.3"] });
+    expect(records.names().sort()).to.deep.equal(["nsc-1.my-vl3", "pod-2.pods"]);
+    expect(records.get("nsc-1.my-vl3")).to.deep.equal(["169.254.60.3"]);
+    await names.leave(member);
+    await names.leave({ connId: "p1", name: "nse-b", networkService: "my-vl3", labels: {}, addresses: [], peer: true });
+    expect([records.names(), names.peers()]).to.deep.equal([[], []]);
+  });
 });
