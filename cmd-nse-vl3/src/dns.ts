@@ -17,6 +17,7 @@ import {
 } from "@nsm-ts/sdk/dns";
 import { dnscontext, type ipam, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { runCommand } from "@nsm-ts/sdk-linux";
+import { memberLog } from "./members.js";
 
 /** What `run` needs of the member-name server. */
 export interface MemberDns {
@@ -43,6 +44,7 @@ export function createMemberDns(opts: MemberDnsOptions): MemberDns {
   const { log, port } = opts;
   const records = new MemoryRecords();
   const names = dnscontext.vl3dns.newMemberNames(records, { nameTemplates: opts.nameTemplates, dnsPort: port });
+  const logged = memberLog(log);
   let server: MemberDnsServer | undefined;
   let serving: string | undefined; // the ip the server listens on
   let onLoopback: string | undefined; // the address we put on lo
@@ -97,13 +99,13 @@ export function createMemberDns(opts: MemberDnsOptions): MemberDns {
 
   return {
     members: {
-      join: (m) => {
+      join: async (m) => {
+        await logged.join(m);
         names.join(m);
-        log.info({ connId: m.connId, member: m.name, addresses: m.addresses, peer: m.peer }, "vL3 member joined");
       },
-      leave: (m) => {
+      leave: async (m) => {
+        await logged.leave(m);
         names.leave(m);
-        log.info({ connId: m.connId, member: m.name, addresses: m.addresses, peer: m.peer }, "vL3 member left");
       },
     },
     elements: ({ networkService }) => [
