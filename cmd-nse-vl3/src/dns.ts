@@ -27,6 +27,8 @@ export interface MemberDns {
   elements(vl3: { ipam: ipam.vl3.Vl3Ipam; networkService: string }): NetworkServiceElement[];
   /** Listens on the own address of `v` (once its prefix is known) and follows prefix resets. */
   start(v: ipam.vl3.Vl3Ipam): Promise<void>;
+  /** Resolves when the server has followed the last prefix reset (moved, or given up with a warning). */
+  settled(): Promise<void>;
   /** Stops serving and takes our loopback address off. */
   close(): Promise<void>;
 }
@@ -126,6 +128,7 @@ export function createMemberDns(opts: MemberDnsOptions): MemberDns {
         });
       });
     },
+    settled: () => moving,
     async close() {
       unsubscribe?.();
       await moving;
