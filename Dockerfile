@@ -67,12 +67,20 @@ USER node
 ENTRYPOINT ["node", "cmd-endpoint/bin/cmd-endpoint.js"]
 
 FROM runtime AS cmd-nsc
+# Runs as node. To apply DNS configs (NSM_LOCAL_DNS_SERVER_ENABLED, the default) the container must bind port 53
+# and rewrite /etc/resolv.conf: run it as root (`runAsUser: 0`), as upstream's cmd-nsc; as node, the forwarder
+# logs one warning when a DNS config arrives and the connections carry on without it.
 USER node
 ENTRYPOINT ["node", "cmd-nsc/bin/cmd-nsc.js"]
 
 FROM runtime AS cmd-nse-vl3
 # Routes between its clients and its peers: the pod needs net.ipv4.ip_forward=1 (a pod-level sysctl, see
-# deployments/examples/vl3/), which it cannot set itself as node.
+# deployments/examples/vl3/), which it cannot set itself as node. Its member-name server (NSM_DNS_ENABLED) binds
+# port 53 on the endpoint's own vL3 address and puts that address on lo with iproute2: run it as root with
+# NET_ADMIN and NET_BIND_SERVICE (the example does); as node it logs one warning and serves without names.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 \
+ && rm -rf /var/lib/apt/lists/*
 USER node
 ENTRYPOINT ["node", "cmd-nse-vl3/bin/cmd-nse-vl3.js"]
 

@@ -41,6 +41,8 @@ describe(`${program} config`, () => {
       NSM_PAYLOAD: "ip",
       NSM_IPAM_POLICY: "STRICT",
       NSM_IDLE_TIMEOUT: "1h",
+      NSM_DNS_CONFIGS:
+        '[{"dns_server_ips": ["169.254.0.53", "[fd00::53]:5353"], "search_domains": ["my-svc"]}, {"dnsServerIps": ["198.51.100.53"]}]',
     });
     expect(cfg).to.deep.include({
       serviceNames: ["a", "b"],
@@ -52,6 +54,10 @@ describe(`${program} config`, () => {
       payload: "IP",
       ipamPolicy: "strict",
       idleTimeout: 3_600_000,
+      dnsConfigs: [
+        { dnsServerIps: ["169.254.0.53", "[fd00::53]:5353"], searchDomains: ["my-svc"] },
+        { dnsServerIps: ["198.51.100.53"], searchDomains: [] },
+      ],
     });
   });
 
@@ -66,6 +72,7 @@ describe(`${program} config`, () => {
       NSM_REGISTER_SERVICE: "maybe",
       NSM_PAYLOAD: "L2",
       NSM_IDLE_TIMEOUT: "1d",
+      NSM_DNS_CONFIGS: '[{"dns_server_ips": ["dns.example"]}]',
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ NSM_SERVICE_NAMES: "s", [name]: value }), name).to.throw(new RegExp(`^${name}: `));

@@ -1,6 +1,7 @@
 /**
- * cmd-endpoint's environment table: upstream's names and defaults (cmd-nse-icmp-responder), plus the
- * option to take addresses from the resource manager (NSM_IPAM_URL + NSM_SUBNET) instead of a local CIDR.
+ * cmd-endpoint's environment table: upstream's names and defaults (cmd-nse-icmp-responder, NSM_DNS_CONFIGS
+ * included), plus the option to take addresses from the resource manager (NSM_IPAM_URL + NSM_SUBNET) instead of a
+ * local CIDR.
  */
 import { hostname } from "node:os";
 import { Payload } from "@nsm-ts/api/constants";
@@ -22,6 +23,38 @@ import {
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
+import { parseServerAddress } from "@nsm-ts/sdk/dns";
+
+/** A DNS config as NSM_DNS_CONFIGS gives it (upstream's JSON field names; camelCase accepted too). */
+export interface DnsConfigValue {
+  dnsServerIps: string[];
+  searchDomains: string[];
+}
+
+/** NSM_DNS_CONFIGS: a JSON array of DNS configs, each server an IP or ip:port. */
+function dnsConfigs(raw: string): DnsConfigValue[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new Error(`invalid JSON ${JSON.stringify(raw)}: expected [{"dns_server_ips": [...], "search_domains": [...]}]`);
+  }
+  if (!Array.isArray(v)) throw new Error("expected a JSON array of DNS configs");
+  const strings = (x: unknown, what: string): string[] => {
+    if (x === undefined) return [];
+    if (!Array.isArray(x) || x.some((e) => typeof e !== "string")) throw new Error(`${what} must be an array of strings`);
+    return x as string[];
+  };
+  return v.map((c: unknown, i) => {
+    if (typeof c !== "object" || c === null) throw new Error(`config ${i} must be an object`);
+    const o = c as Record<string, unknown>;
+    const dnsServerIps = strings(o.dns_server_ips ?? o.dnsServerIps, `config ${i}: dns_server_ips`);
+    const bad = dnsServerIps.find((s) => parseServerAddress(s) === undefined);
+    if (bad !== undefined) throw new Error(`config ${i}: ${JSON.stringify(bad)} is not an IP or ip:port`);
+    if (dnsServerIps.length === 0) throw new Error(`config ${i}: dns_server_ips is empty`);
+    return { dnsServerIps, searchDomains: strings(o.search_domains ?? o.searchDomains, `config ${i}: search_domains`) };
+  });
+}
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
@@ -85,6 +118,13 @@ export const config = defineConfig(
       description: "Payload of the registered services: ETHERNET (upstream's default for this endpoint) or IP",
       default: Payload.ETHERNET,
       parse: oneOf([Payload.ETHERNET, Payload.IP]),
+    },
+    dnsConfigs: {
+      name: "NSM_DNS_CONFIGS",
+      description:
+        'DNS configs handed to every client, JSON: [{"dns_server_ips": ["ip" or "ip:port", ...], "search_domains": ["domain", ...]}, ...]',
+      default: "[]",
+      parse: dnsConfigs,
     },
     idleTimeout: {
       name: "NSM_IDLE_TIMEOUT",

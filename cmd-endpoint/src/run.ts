@@ -27,7 +27,7 @@ import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { programIdentity } from "@nsm-ts/base/program";
 import { Code, isStatusError } from "@nsm-ts/base/status";
-import { endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
+import { dnscontext, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
@@ -149,6 +149,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
         mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
         connectionLog(log, idle.count),
+        ...(cfg.dnsConfigs.length > 0 ? [dnscontext.newServer(cfg.dnsConfigs)] : []),
       ],
     });
     ep.serve(server);

@@ -22,6 +22,19 @@ describe(`${program} config`, () => {
     });
     expect(cfg.networkServices).to.deep.equal([{ mechanism: "KERNEL", networkService: "icmp-responder", labels: {} }]);
     expect(cfg.name).to.match(/^nsc-.+/);
+    expect(cfg).to.deep.include({
+      localDnsServerEnabled: true,
+      localDnsServerAddress: "127.0.0.1:53",
+      resolvConfPath: "/etc/resolv.conf",
+      dnsQueryTimeout: 5000,
+    });
+    // The resolver asks port 53 only: another port could never be pointed at.
+    expect(() => config.parse({ NSM_NETWORK_SERVICES: "svc", NSM_LOCAL_DNS_SERVER_ADDRESS: "127.0.0.53:5353" })).to.throw(
+      /^NSM_LOCAL_DNS_SERVER_ADDRESS: .*loopback ip:53/,
+    );
+    expect(config.parse({ NSM_NETWORK_SERVICES: "svc", NSM_LOCAL_DNS_SERVER_ADDRESS: "[::1]:53" }).localDnsServerAddress).to.equal(
+      "[::1]:53",
+    );
     expect(() => config.parse({})).to.throw(/^NSM_NETWORK_SERVICES: is required/);
   });
 
@@ -47,6 +60,9 @@ describe(`${program} config`, () => {
       NSM_LABELS: "nokey",
       NSM_REQUEST_TIMEOUT: "15",
       NSM_DIAL_TIMEOUT: "5 s",
+      NSM_LOCAL_DNS_SERVER_ENABLED: "maybe",
+      NSM_LOCAL_DNS_SERVER_ADDRESS: "198.51.100.1:53",
+      NSM_DNS_QUERY_TIMEOUT: "5",
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ NSM_NETWORK_SERVICES: "svc", [name]: value }), name).to.throw(new RegExp(`^${name}: `));

@@ -7,6 +7,7 @@
 import { hostname } from "node:os";
 import {
   atLeastOne,
+  bool,
   ConfigError,
   type ConfigValues,
   commonVars,
@@ -19,7 +20,11 @@ import {
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
+import { parseServerAddress } from "@nsm-ts/sdk/dns";
 import { DEFAULT_STATE_DIR } from "./state.js";
+
+/** 127.0.0.0/8 or ::1: the forwarder serves this netns only. */
+const isLoopback = (ip: string): boolean => /^127\./.test(ip) || ip === "::1";
 
 /** Mechanisms this client can request: KERNEL (an interface in our netns) and NOOP (control plane only). */
 export const SUPPORTED_MECHANISMS = ["KERNEL", "NOOP"] as const;
@@ -84,10 +89,44 @@ export const config = defineConfig(
       parse: str,
     },
     stateDir: stateDirVar,
+    localDnsServerEnabled: {
+      name: "NSM_LOCAL_DNS_SERVER_ENABLED",
+      description:
+        "Run the local DNS forwarder once a connection carries DNS configs (dns_context): it routes by search domain, fans out, and falls back to the original nameservers",
+      default: "true",
+      parse: bool,
+    },
+    localDnsServerAddress: {
+      name: "NSM_LOCAL_DNS_SERVER_ADDRESS",
+      description:
+        "Where the forwarder listens, ip:53 on a loopback address of this netns (UDP and TCP); the resolver config names this IP",
+      default: "127.0.0.1:53",
+      parse: str,
+    },
+    resolvConfPath: {
+      name: "NSM_RESOLV_CONF_PATH",
+      description:
+        "Resolver config pointed at the forwarder while it runs, and restored on exit; its nameservers are the forwarder's fallback",
+      default: "/etc/resolv.conf",
+      parse: nonEmpty,
+    },
+    dnsQueryTimeout: {
+      name: "NSM_DNS_QUERY_TIMEOUT",
+      description: "Time the forwarder gives one query (all its servers and the fallback) before answering SERVFAIL",
+      default: "5s",
+      parse: duration,
+    },
   },
   {
     validate(cfg) {
       validateCommon(cfg);
+      const dns = parseServerAddress(cfg.localDnsServerAddress);
+      if (!dns || !isLoopback(dns.host) || dns.port !== 53) {
+        throw new ConfigError(
+          "NSM_LOCAL_DNS_SERVER_ADDRESS",
+          `${JSON.stringify(cfg.localDnsServerAddress)} must be a loopback ip:53 (a resolver config names a nameserver by IP, always on port 53)`,
+        );
+      }
       for (const u of cfg.networkServices) {
         if (!(SUPPORTED_MECHANISMS as readonly string[]).includes(u.mechanism)) {
           throw new ConfigError(

@@ -3,7 +3,8 @@
  * one Request per NSM_NETWORK_SERVICES entry → log each connection (`connected`, then `connection refreshed` on
  * every refresh or heal) and publish it with its heal state in the state file (`<NSM_STATE_DIR>/<NSM_NAME>.json`,
  * rewritten on every change, read by `cmd-nsc list connections`) → wait for the abort signal → close every
- * connection and remove the state file.
+ * connection and remove the state file. When a connection carries DNS configs, the local DNS forwarder serves
+ * them and the resolver config points at it until exit (`dns.ts`).
  */
 import { once } from "node:events";
 import { MechanismType } from "@nsm-ts/api/constants";
@@ -15,6 +16,7 @@ import { programIdentity } from "@nsm-ts/base/program";
 import { client, clientinfo, type heal, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
+import { startClientDns } from "./dns.js";
 import { type ClientState, removeState, writeState } from "./state.js";
 import { type ConnectionSummary, summarize } from "./summary.js";
 
@@ -51,6 +53,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
   const id = await programIdentity("cmd-nsc", cfg, log, { signal: ctx.signal });
   const obs = await startObservability(cfg, { program: "cmd-nsc", log });
+  // Nothing runs and nothing is written before a connection brings a DNS config.
+  const dns = await startClientDns(cfg, log, obs.metrics?.registry);
   const established = new Set<string>();
   // The connections as last returned (first Request, refresh, heal), for the state file.
   const summaries = new Map<string, ConnectionSummary>();
@@ -92,7 +96,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     interceptors: obs.clientInterceptors,
     ...(obs.tracing ? { tracer: obs.tracing.tracer } : {}),
     heal: healOpts,
-    additional: [refreshLog(log, established, onRefreshed)],
+    additional: [refreshLog(log, established, onRefreshed), ...(dns ? [dns.element] : [])],
     log,
   });
   const info: clientinfo.ClientInfoOptions = {
@@ -125,6 +129,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     published = false;
     removeState(cfg.stateDir, cfg.name);
     for (const connId of established) log.info({ connId }, "connection closed");
+    await dns?.close();
     await obs.close();
   }
 }

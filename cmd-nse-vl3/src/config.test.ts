@@ -26,6 +26,9 @@ describe(`${program} config`, () => {
       registerService: true,
       unregisterItself: true,
       requestTimeout: 15_000,
+      dnsEnabled: true,
+      dnsTemplates: ["{{name}}.{{networkService}}."],
+      dnsPort: 53,
       maxTokenLifetime: 600_000,
       logLevel: "info",
     });
@@ -42,6 +45,9 @@ describe(`${program} config`, () => {
       NSM_VL3_PREFIX: "169.240.0.0/12",
       NSM_REGISTER_SERVICE: "false",
       NSM_UNREGISTER_ITSELF: "false",
+      NSM_DNS_ENABLED: "false",
+      NSM_DNS_TEMPLATES: '{{ index .Labels "podName" }}.{{ .NetworkService }}.,{{name}}.vl3.',
+      NSM_DNS_PORT: "5353",
     });
     expect(cfg).to.deep.include({
       name: "vl3-node-1",
@@ -52,6 +58,9 @@ describe(`${program} config`, () => {
       vl3Prefix: "169.240.0.0/12",
       registerService: false,
       unregisterItself: false,
+      dnsEnabled: false,
+      dnsTemplates: ['{{ index .Labels "podName" }}.{{ .NetworkService }}.', "{{name}}.vl3."],
+      dnsPort: 5353,
     });
     const bad: Record<string, string> = {
       NSM_PREFIX_SERVER_URL: "registry:5002",
@@ -60,6 +69,8 @@ describe(`${program} config`, () => {
       NSM_REQUEST_LABELS: ":x",
       NSM_UNREGISTER_ITSELF: "maybe",
       NSM_REQUEST_TIMEOUT: "1d",
+      NSM_DNS_TEMPLATES: "{{nme}}.vl3.",
+      NSM_DNS_PORT: "0",
     };
     for (const [name, value] of Object.entries(bad)) expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));
   });

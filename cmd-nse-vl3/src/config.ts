@@ -1,8 +1,17 @@
 /**
  * cmd-nse-vl3's environment table: upstream's names and defaults (cmd-nse-vl3-vpp) where upstream has the
  * variable, plus NSM_VL3_PREFIX (the whole vL3 range routed through the endpoint, which upstream derives as the
- * prefix widened to /16) and NSM_LISTEN_ON as cmd-endpoint has it.
+ * prefix widened to /16) and NSM_LISTEN_ON as cmd-endpoint has it; the member-name server's NSM_DNS_ENABLED
+ * and NSM_DNS_PORT are ours (upstream always serves on port 53), NSM_DNS_TEMPLATES is upstream's.
  */
+
+/** Name templates: a comma-separated list, each compiled now so a typo stops the start naming the variable. */
+function templates(raw: string): string[] {
+  const items = atLeastOne(list)(raw);
+  for (const t of items) dnscontext.vl3dns.compileNameTemplate(t);
+  return items;
+}
+
 import { hostname } from "node:os";
 import {
   atLeastOne,
@@ -12,12 +21,14 @@ import {
   commonVars,
   defineConfig,
   duration,
+  int,
   labels,
   list,
   serverVars,
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
+import { dnscontext } from "@nsm-ts/sdk/networkservice";
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
@@ -83,6 +94,25 @@ export const config = defineConfig(
       description: "Timeout of each Request to a peer vL3 endpoint (Go duration)",
       default: "15s",
       parse: duration,
+    },
+    dnsEnabled: {
+      name: "NSM_DNS_ENABLED",
+      description: "Serve the members' names (NSM_DNS_TEMPLATES) on the endpoint's own vL3 address and give clients that server",
+      default: "true",
+      parse: bool,
+    },
+    dnsTemplates: {
+      name: "NSM_DNS_TEMPLATES",
+      description:
+        "Names of each client, comma separated; placeholders {{name}}, {{networkService}}, {{labels.KEY}} (or upstream's spelling)",
+      default: dnscontext.vl3dns.DEFAULT_NAME_TEMPLATE,
+      parse: templates,
+    },
+    dnsPort: {
+      name: "NSM_DNS_PORT",
+      description: "Port of the member-name server; the same on every vL3 endpoint of the network (they ask each other on it)",
+      default: "53",
+      parse: int({ min: 1, max: 65535 }),
     },
   },
   { validate: validateCommon },

@@ -3,8 +3,8 @@
  * (NSM_PREFIX_SERVER_URL, held for the life of the stream) → the standard endpoint chain with vl3mtu, the vL3
  * IPAM, the member hook and the mechanisms → listen → register (and its service) at NSM_CONNECT_TO → health
  * SERVING → the peer mesh (a client connection to every other vL3 endpoint of the service whose name sorts before
- * ours, followed through a registry watch) → wait for the abort signal → close the peers, unregister, drain, give
- * the prefix back.
+ * ours, followed through a registry watch) → wait for the abort signal → close the peers, unregister, stop the
+ * member-name server (NSM_DNS_ENABLED, started once the prefix is known), drain, give the prefix back.
  */
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -29,6 +29,7 @@ import { client, endpoint, ipam, mechanisms, type NetworkServiceElement, passThr
 import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { kernel, netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
+import { createMemberDns } from "./dns.js";
 import { enableForwarding } from "./forwarding.js";
 import { memberLog, peerMembers } from "./members.js";
 
@@ -92,6 +93,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   const mtu = vl3mtu.createVl3MtuState();
   let registered: NetworkServiceEndpoint | undefined;
   let peers: ipam.vl3.Vl3Peers | undefined;
+  let dnsClose = async (): Promise<void> => undefined;
   const peerClient = client({
     name: cfg.name,
     connectTo: cfg.connectTo,
@@ -108,7 +110,21 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   try {
     const prefix = await Promise.race([prefixes.ready, once(stop, "abort").then(() => undefined)]);
     if (prefix === undefined) return;
-    const members = opts.members ?? memberLog(log);
+    // Our member-name server unless the embedder brings its own member listener.
+    const dns =
+      opts.members === undefined && cfg.dnsEnabled
+        ? createMemberDns({
+            nameTemplates: cfg.dnsTemplates,
+            port: cfg.dnsPort,
+            log,
+            ...(obs.metrics ? { registry: obs.metrics.registry } : {}),
+          })
+        : undefined;
+    dnsClose = async () => {
+      await dns?.close();
+    };
+    await dns?.start(v);
+    const members = opts.members ?? dns?.members ?? memberLog(log);
     const ep = endpoint({
       name: cfg.name,
       tokenGenerator: id.tokenGenerator,
@@ -118,6 +134,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
         vl3mtu.newServer(mtu),
         ipam.vl3.newServer(v, cfg.vl3Prefix === undefined ? {} : { globalPrefix: cfg.vl3Prefix }),
         ipam.vl3.newMemberServer(members),
+        ...(dns?.elements({ ipam: v, networkService: service }) ?? []),
         ...(opts.additional?.({ ipam: v, networkService: service }) ?? []),
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.
         mechanisms.newServer({ [MechanismType.KERNEL]: kernel.newServer(), [MechanismType.NOOP]: passThrough }),
@@ -196,6 +213,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
       }
     }
     lifetime.abort();
+    await dnsClose();
     await prefixes.close();
     await server.close();
     registryChannel.close();

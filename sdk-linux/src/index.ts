@@ -13,6 +13,10 @@
 
 export { createNamedNetns, currentNetns, deleteNamedNetns, Netns, type NetnsTools, netnsInodeUrl, openNetns } from "./netns.js";
 
+// The local DNS forwarder's resolver config: take it over, restore it (and recover it after a crash).
+
+export { isMountPoint, RESOLV_CONF_MARKER, ResolvConfOwner } from "./dns/resolvconf.js";
+
 // KERNEL mechanism for endpoints (`kernel.newServer`), VXLAN mechanism helpers (builder, VNI allocation).
 
 export * as kernel from "./mechanisms/kernel/index.js";

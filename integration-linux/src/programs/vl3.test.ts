@@ -31,6 +31,8 @@ describe("programs: cmd-nse-vl3 (NOOP data plane)", function () {
           NSM_SERVICE_NAMES: SERVICE,
           NSM_PREFIX_SERVER_URL: registryUrl,
           NSM_VL3_PREFIX: "169.254.0.0/16",
+          // Names are vl3-dns.test.ts's: here the own address is not local and would go on this netns's loopback.
+          NSM_DNS_ENABLED: "false",
         },
         `vl3-${n}`,
       );

@@ -66,4 +66,5 @@ export * as updatepath from "./common/updatepath/index.js";
 export * as updatetoken from "./common/updatetoken/index.js";
 export * as validate from "./common/validate/index.js";
 export * as vl3mtu from "./common/vl3mtu/index.js";
+export * as dnscontext from "./connectioncontext/dnscontext/index.js";
 export * as ipam from "./ipam/index.js";
