@@ -13,12 +13,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Connection } from "@nsm-ts/api/networkservice";
-import {
-  type NetworkServiceEndpoint,
-  NetworkServiceEndpointSchema,
-  NetworkServiceLabelsSchema,
-  NetworkServiceSchema,
-} from "@nsm-ts/api/registry";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
@@ -26,9 +21,8 @@ import type { Logger } from "@nsm-ts/base/log";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { programIdentity } from "@nsm-ts/base/program";
-import { Code, isStatusError } from "@nsm-ts/base/status";
 import { dnscontext, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
-import { createRegistryClient } from "@nsm-ts/sdk/registry";
+import { createRegistryClient, ensureNetworkServices } from "@nsm-ts/sdk/registry";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 
@@ -163,18 +157,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     }
     const url = await server.listen(listenUrl);
 
-    if (cfg.registerService) {
-      for (const name of cfg.serviceNames) {
-        try {
-          await nsClient.register(regCtx(), create(NetworkServiceSchema, { name, payload: cfg.payload }));
-        } catch (err) {
-          // Another endpoint of the same service registered it first and owns it; the service exists, which is all
-          // this endpoint needs.
-          if (!isStatusError(err) || err.code !== Code.PermissionDenied) throw err;
-          log.info({ networkService: name, reason: err.message }, "network service already registered by another endpoint");
-        }
-      }
-    }
+    if (cfg.registerService) await ensureNetworkServices(nsClient, regCtx, cfg.serviceNames, cfg.payload, log);
     const entry = create(NetworkServiceEndpointSchema, {
       name: cfg.name,
       url,

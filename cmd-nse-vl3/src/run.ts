@@ -13,20 +13,14 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { MechanismType, Payload } from "@nsm-ts/api/constants";
 import { State } from "@nsm-ts/api/networkservice";
-import {
-  type NetworkServiceEndpoint,
-  NetworkServiceEndpointSchema,
-  NetworkServiceLabelsSchema,
-  NetworkServiceSchema,
-} from "@nsm-ts/api/registry";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
-import { Code, isStatusError } from "@nsm-ts/base/status";
 import { client, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough, vl3mtu } from "@nsm-ts/sdk/networkservice";
-import { createRegistryClient } from "@nsm-ts/sdk/registry";
+import { createRegistryClient, ensureNetworkServices } from "@nsm-ts/sdk/registry";
 import { kernel, netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 import { createMemberDns } from "./dns.js";
@@ -160,17 +154,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
       listenUrl = `unix://${join(tempDir, "endpoint.sock")}`;
     }
     const url = await server.listen(listenUrl);
-    if (cfg.registerService) {
-      for (const name of cfg.serviceNames) {
-        try {
-          await nsClient.register(regCtx(), create(NetworkServiceSchema, { name, payload: Payload.IP }));
-        } catch (err) {
-          // The first vL3 endpoint of the service registered it and owns it; it exists, which is all we need.
-          if (!isStatusError(err) || err.code !== Code.PermissionDenied) throw err;
-          log.info({ networkService: name }, "network service already registered by another endpoint");
-        }
-      }
-    }
+    if (cfg.registerService) await ensureNetworkServices(nsClient, regCtx, cfg.serviceNames, Payload.IP, log);
     const entry = create(NetworkServiceEndpointSchema, {
       name: cfg.name,
       url,

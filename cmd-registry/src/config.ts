@@ -9,38 +9,22 @@ import {
   commonVars,
   defineConfig,
   duration,
-  hostPort,
   int,
   list,
+  type StoreConfig,
   serverVars,
   spiffePatterns,
+  storeUrl,
   urlList,
   validateCommon,
 } from "@nsm-ts/base/config";
 import { isSpiffeId } from "@nsm-ts/base/identity";
 
-/** Where registrations live: this process's memory, or an etcd cluster shared by all replicas. */
-export type RegistryStore = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
+/** Where registrations live: memory (one process) or an etcd cluster shared by every replica. */
+export type RegistryStore = StoreConfig;
 
 /** Parses `memory` or `etcd://host:port[,host:port…]`. */
-export function parseRegistryStore(raw: string): RegistryStore {
-  const v = raw.trim();
-  if (v.toLowerCase() === "memory") return { kind: "memory" };
-  const expected = "expected memory or etcd://host:port[,host:port]";
-  if (!v.startsWith("etcd://")) throw new Error(`invalid store ${JSON.stringify(raw)}: ${expected}`);
-  const endpoints = v
-    .slice("etcd://".length)
-    .split(",")
-    .map((s) => s.trim());
-  for (const e of endpoints) {
-    try {
-      hostPort(e);
-    } catch {
-      throw new Error(`invalid etcd endpoint ${JSON.stringify(e)} in ${JSON.stringify(raw)}: ${expected}`);
-    }
-  }
-  return { kind: "etcd", endpoints };
-}
+export const parseRegistryStore: (raw: string) => RegistryStore = storeUrl;
 
 /** Parses a comma list of SPIFFE IDs (`spiffe://trust-domain/path`). */
 export function parseSpiffeIds(raw: string): string[] {

@@ -10,36 +10,20 @@ import {
   commonVars,
   defineConfig,
   duration,
-  hostPort,
   nonEmpty,
+  type StoreConfig,
   serverVars,
+  storeUrl,
   url,
   urlList,
   validateCommon,
 } from "@nsm-ts/base/config";
 
 /** Where intents live: memory (one process) or an etcd cluster shared by every replica. */
-export type IntentsStoreConfig = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
+export type IntentsStoreConfig = StoreConfig;
 
 /** Parses `memory` or `etcd://host:port[,host:port…]`. */
-export function parseIntentsStore(raw: string): IntentsStoreConfig {
-  const v = raw.trim();
-  if (v.toLowerCase() === "memory") return { kind: "memory" };
-  const expected = "expected memory or etcd://host:port[,host:port]";
-  if (!v.startsWith("etcd://")) throw new Error(`invalid store ${JSON.stringify(raw)}: ${expected}`);
-  const endpoints = v
-    .slice("etcd://".length)
-    .split(",")
-    .map((s) => s.trim());
-  for (const e of endpoints) {
-    try {
-      hostPort(e);
-    } catch {
-      throw new Error(`invalid etcd endpoint ${JSON.stringify(e)} in ${JSON.stringify(raw)}: ${expected}`);
-    }
-  }
-  return { kind: "etcd", endpoints };
-}
+export const parseIntentsStore: (raw: string) => IntentsStoreConfig = storeUrl;
 
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(

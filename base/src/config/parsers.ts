@@ -291,3 +291,26 @@ export function atLeastOne<T>(parse: Parser<T[]>): Parser<T[]> {
 
 /** A SPIFFE Workload API address (`unix:///path` or `unix:/path`), returned as the `unix:///path` URL to dial. */
 export const workloadApiAddress: Parser<string> = (raw) => parseWorkloadApiAddress(raw);
+
+/** Where a program keeps its records: this process's memory, or an etcd cluster shared by every replica. */
+export type StoreConfig = { kind: "memory" } | { kind: "etcd"; endpoints: string[] };
+
+/** Parses `memory` or `etcd://host:port[,host:port…]` (the registry's and the traffic controller's store). */
+export const storeUrl: Parser<StoreConfig> = (raw) => {
+  const v = raw.trim();
+  if (v.toLowerCase() === "memory") return { kind: "memory" };
+  const expected = "expected memory or etcd://host:port[,host:port]";
+  if (!v.startsWith("etcd://")) throw new Error(`invalid store ${JSON.stringify(raw)}: ${expected}`);
+  const endpoints = v
+    .slice("etcd://".length)
+    .split(",")
+    .map((s) => s.trim());
+  for (const e of endpoints) {
+    try {
+      hostPort(e);
+    } catch {
+      throw new Error(`invalid etcd endpoint ${JSON.stringify(e)} in ${JSON.stringify(raw)}: ${expected}`);
+    }
+  }
+  return { kind: "etcd", endpoints };
+};

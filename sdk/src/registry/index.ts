@@ -11,6 +11,7 @@ export {
   createRegistrar,
   createRegistryClient,
   createRegistryServer,
+  ensureNetworkServices,
   type NsmgrRegistry,
   type NsmgrRegistryOptions,
   type Registrar,

@@ -3,13 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
-import { createServer, type NsmServer } from "@nsm-ts/base/grpc";
+import { CallContext } from "@nsm-ts/base/context";
+import { createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { ephemeralIdentity } from "@nsm-ts/base/identity";
+import { silentLogger } from "@nsm-ts/base/log";
 import { createTokenGenerator, type TokenGenerator } from "@nsm-ts/base/token";
 import { expect } from "chai";
 import { serveRegistry } from "../grpc/index.js";
 import { createMemoryStore, type RegistryStore } from "../store/index.js";
-import { createRegistrar, type Registrar } from "./registrar.js";
+import { createRegistryClient } from "./client.js";
+import { createRegistrar, ensureNetworkServices, type Registrar } from "./registrar.js";
 import { createRegistryServer } from "./server.js";
 
 /** The first event of `store` about `name` that is not a deletion (waits for it). */
@@ -55,6 +58,30 @@ describe("registry createRegistrar", function () {
     await registrar?.close();
     await stopRegistry();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("ensureNetworkServices: a service another endpoint owns is no error; the first owner keeps it", async () => {
+    const ch = dial(url);
+    try {
+      const client = async (who: string) =>
+        createRegistryClient("ns", ch, {
+          tokenGenerator: createTokenGenerator(await ephemeralIdentity(`spiffe://test.com/${who}`), { maxTokenLifetimeMs: 600_000 }),
+        });
+      const ctx = () => CallContext.create({ deadline: Date.now() + 5_000 });
+      const first = await client("nse-a");
+      const second = await client("nse-b");
+      await ensureNetworkServices(first, ctx, ["svc-1", "svc-2"], "IP", silentLogger);
+      await ensureNetworkServices(second, ctx, ["svc-1"], "ETHERNET", silentLogger);
+      const stored = await arrival(stores.ns, create(NetworkServiceSchema, { name: "svc-1" }), "svc-1");
+      expect(stored.payload, "the first registrant's service stands").to.equal("IP");
+      const bad = await ensureNetworkServices(second, ctx, [""], "IP", silentLogger).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(bad, "other errors are thrown").to.be.instanceOf(Error);
+    } finally {
+      ch.close();
+    }
   });
 
   it("registers, finds and unregisters a service and an endpoint without a hand-built context", async () => {

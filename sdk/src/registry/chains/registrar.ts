@@ -10,6 +10,7 @@ import type { Clock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
 import { type Channel, dial } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
+import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { TokenGenerator } from "@nsm-ts/base/token";
 import type * as retry from "../common/retry/index.js";
 import type { FindResult, RegistryHandler } from "../core/index.js";
@@ -95,4 +96,26 @@ export function createRegistrar(target: string | Channel, opts: RegistrarOptions
       if (owned) channel.close();
     },
   };
+}
+
+/**
+ * Registers each network service of `names` (with `payload`) through `client`, for an endpoint that serves them.
+ * A service owned by someone else (PermissionDenied: another endpoint of the service registered it first) is no
+ * error — it exists, which is all the endpoint needs; anything else is thrown.
+ */
+export async function ensureNetworkServices(
+  client: RegistryHandler<NetworkService>,
+  ctx: () => CallContext,
+  names: readonly string[],
+  payload: string,
+  log: Logger,
+): Promise<void> {
+  for (const name of names) {
+    try {
+      await client.register(ctx(), create(NetworkServiceSchema, { name, payload }));
+    } catch (err) {
+      if (!isStatusError(err, Code.PermissionDenied)) throw err;
+      log.info({ networkService: name, reason: err.message }, "network service already registered by another endpoint");
+    }
+  }
 }
