@@ -32,6 +32,14 @@ const HEAL_TIMEOUT_MS = 90_000 + N * 120;
  * a leak of per-connection state would grow without bound and is caught by the exact counts below.
  */
 const RSS_LIMIT = 2;
+/**
+ * The nsmgr and the forwarder run with their V8 old space capped at this many MiB. Without a cap V8 collects
+ * lazily, so "heap used" after a burst of 1,000 heals is mostly garbage (67 → 187 MiB seen on an idle machine) and
+ * RSS says little; under the cap the garbage is collected, and per-connection state that leaked would exhaust it
+ * and crash the program (which fails the test). The steady state with 1,000 connections uses about 70 MiB.
+ */
+const HEAP_CAP_MIB = 192;
+const CAPPED = { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MIB}` };
 const SERVICE = "svc-chaos";
 const METRICS = { NSM_METRICS_LISTEN_ON: "tcp://127.0.0.1:0" };
 
@@ -116,6 +124,7 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
           NODE_NAME: "node-1",
           NSM_LISTEN_ON: `${nsmgrSocket},tcp://127.0.0.1:${await freePort()}`,
           NSM_REGISTRY_URL: registryUrl,
+          ...CAPPED,
         },
         "cmd-nsmgr serving",
       ),
@@ -128,6 +137,7 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
           NSM_CONNECT_TO: nsmgrSocket,
           NSM_LISTEN_ON: set.socket("forwarder.sock"),
           NSM_FORWARDER_MECHANISM: "NOOP",
+          ...CAPPED,
         },
         "cmd-forwarder serving",
       ),
