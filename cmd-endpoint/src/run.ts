@@ -7,22 +7,18 @@
  */
 
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Connection } from "@nsm-ts/api/networkservice";
-import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
+import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
-import { programIdentity } from "@nsm-ts/base/program";
+import { listenTarget, programIdentity } from "@nsm-ts/base/program";
 import { dnscontext, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough } from "@nsm-ts/sdk/networkservice";
-import { createRegistryClient, ensureNetworkServices } from "@nsm-ts/sdk/registry";
+import { createRegistryClient, endpointEntry, ensureNetworkServices } from "@nsm-ts/sdk/registry";
 import { kernel } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 
@@ -94,7 +90,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const id = await programIdentity("cmd-endpoint", cfg, log, { signal: ctx.signal });
   const idle = idleTimer(cfg.idleTimeout, log);
   const lifetime = new AbortController();
-  let tempDir: string | undefined;
+  let removeListenDir: () => void = () => undefined;
   const obs = await startObservability(cfg, { program: "cmd-endpoint", log });
   const server = createServer({
     ...id.serverOptions,
@@ -150,22 +146,12 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     const held = ep.monitor;
     obs.metrics?.countConnections(() => held.size);
 
-    let listenUrl = cfg.listenOn;
-    if (listenUrl === undefined) {
-      tempDir = mkdtempSync(join(tmpdir(), "nsm-endpoint-"));
-      listenUrl = `unix://${join(tempDir, "endpoint.sock")}`;
-    }
-    const url = await server.listen(listenUrl);
+    const listen = listenTarget(cfg.listenOn, "nsm-endpoint-", "endpoint.sock");
+    removeListenDir = listen.cleanup;
+    const url = await server.listen(listen.url);
 
     if (cfg.registerService) await ensureNetworkServices(nsClient, regCtx, cfg.serviceNames, cfg.payload, log);
-    const entry = create(NetworkServiceEndpointSchema, {
-      name: cfg.name,
-      url,
-      networkServiceNames: cfg.serviceNames,
-      networkServiceLabels: Object.fromEntries(
-        cfg.serviceNames.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...cfg.labels } })]),
-      ),
-    });
+    const entry = endpointEntry(cfg.name, url, cfg.serviceNames, cfg.labels);
     registered = await nseClient.register(regCtx(), entry);
     server.health.set("", "SERVING");
     log.info(
@@ -205,6 +191,6 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     registryChannel.close();
     ipamChannel?.close();
     await obs.close();
-    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+    removeListenDir();
   }
 }

@@ -5,14 +5,11 @@
  * wait for the abort signal → unregister, drain, clean up.
  */
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { RunContext } from "@nsm-ts/base/config";
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
-import { programIdentity } from "@nsm-ts/base/program";
+import { listenTarget, programIdentity } from "@nsm-ts/base/program";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
 import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
@@ -81,16 +78,13 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     interceptors: obs.serverInterceptors,
   });
   server.health.set("", "NOT_SERVING");
-  let tempDir: string | undefined;
+  let removeListenDir: () => void = () => undefined;
   let forwarder: ReturnType<typeof createForwarder> | undefined;
   let registered = false;
   try {
-    let listenUrl = cfg.listenOn;
-    if (listenUrl === undefined) {
-      tempDir = mkdtempSync(join(tmpdir(), "nsm-forwarder-"));
-      listenUrl = `unix://${join(tempDir, "forwarder.sock")}`;
-    }
-    const url = await server.listen(listenUrl);
+    const listen = listenTarget(cfg.listenOn, "nsm-forwarder-", "forwarder.sock");
+    removeListenDir = listen.cleanup;
+    const url = await server.listen(listen.url);
     forwarder = createForwarder({
       name: cfg.name,
       url,
@@ -144,6 +138,6 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     }
     await server.close();
     await obs.close();
-    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+    removeListenDir();
   }
 }

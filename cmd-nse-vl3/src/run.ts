@@ -7,20 +7,16 @@
  * member-name server (NSM_DNS_ENABLED, started once the prefix is known), drain, give the prefix back.
  */
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
 import { MechanismType, Payload } from "@nsm-ts/api/constants";
 import { State } from "@nsm-ts/api/networkservice";
-import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
+import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
-import { programIdentity } from "@nsm-ts/base/program";
+import { listenTarget, programIdentity } from "@nsm-ts/base/program";
 import { client, endpoint, ipam, mechanisms, type NetworkServiceElement, passThrough, vl3mtu } from "@nsm-ts/sdk/networkservice";
-import { createRegistryClient, ensureNetworkServices } from "@nsm-ts/sdk/registry";
+import { createRegistryClient, endpointEntry, ensureNetworkServices } from "@nsm-ts/sdk/registry";
 import { kernel, netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 import { createMemberDns } from "./dns.js";
@@ -50,7 +46,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   const id = await programIdentity("cmd-nse-vl3", cfg, log, { signal: ctx.signal });
   const lifetime = new AbortController();
   const stop = AbortSignal.any([ctx.signal, lifetime.signal]);
-  let tempDir: string | undefined;
+  let removeListenDir: () => void = () => undefined;
   const obs = await startObservability(cfg, { program: "cmd-nse-vl3", log });
   const server = createServer({
     ...id.serverOptions,
@@ -148,21 +144,11 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
       for (const c of held.connections()) held.setState(c.id, State.REFRESH_REQUESTED);
     });
 
-    let listenUrl = cfg.listenOn;
-    if (listenUrl === undefined) {
-      tempDir = mkdtempSync(join(tmpdir(), "nsm-vl3-"));
-      listenUrl = `unix://${join(tempDir, "endpoint.sock")}`;
-    }
-    const url = await server.listen(listenUrl);
+    const listen = listenTarget(cfg.listenOn, "nsm-vl3-", "endpoint.sock");
+    removeListenDir = listen.cleanup;
+    const url = await server.listen(listen.url);
     if (cfg.registerService) await ensureNetworkServices(nsClient, regCtx, cfg.serviceNames, Payload.IP, log);
-    const entry = create(NetworkServiceEndpointSchema, {
-      name: cfg.name,
-      url,
-      networkServiceNames: cfg.serviceNames,
-      networkServiceLabels: Object.fromEntries(
-        cfg.serviceNames.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...cfg.labels } })]),
-      ),
-    });
+    const entry = endpointEntry(cfg.name, url, cfg.serviceNames, cfg.labels);
     registered = await nseClient.register(regCtx(), entry);
     server.health.set("", "SERVING");
     peers = ipam.vl3.createVl3Peers({
@@ -204,6 +190,6 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
     prefixChannel.close();
     restoreForwarding();
     await obs.close();
-    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+    removeListenDir();
   }
 }

@@ -5,6 +5,9 @@
  * generator, server TLS, dial TLS).
  */
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Clock } from "../clock/index.js";
 import type { DialOptions, ServerOptions } from "../grpc/index.js";
 import { devIdentity, type Identity, loadIdentity } from "../identity/index.js";
@@ -98,4 +101,22 @@ export async function programIdentity(
     serverOptions: tls === undefined ? {} : { tls },
     dialOptions: { ...(tls === undefined ? {} : { tls }), grpcOptions: FAST_RECONNECT },
   };
+}
+
+/** Where a program serves: its NSM_LISTEN_ON, or a unix socket in a private temporary folder. */
+export interface ListenTarget {
+  /** The URL to listen on. */
+  url: string;
+  /** Removes the temporary folder, if one was made (call at exit; idempotent). */
+  cleanup(): void;
+}
+
+/**
+ * `listenOn` when set; otherwise `unix://<new temp folder>/<socketName>`, so a program started without
+ * NSM_LISTEN_ON still serves (a local run, a test) and leaves nothing behind once `cleanup` ran.
+ */
+export function listenTarget(listenOn: string | undefined, tempPrefix: string, socketName: string): ListenTarget {
+  if (listenOn !== undefined) return { url: listenOn, cleanup: () => undefined };
+  const dir = mkdtempSync(join(tmpdir(), tempPrefix));
+  return { url: `unix://${join(dir, socketName)}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

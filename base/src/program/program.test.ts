@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 /**
  * programIdentity's choice of identity source (SPIFFE_ENDPOINT_SOCKET, then NSM_TLS_* files, then the dev mode) and
  * the lifetime of the Workload API stream it opens.
@@ -7,7 +8,7 @@ import { TestPki } from "@nsm-ts/testing/pki";
 import { TestWorkloadApi } from "@nsm-ts/testing/spiffe";
 import { expect } from "chai";
 import { createLogger, type Logger } from "../log/index.js";
-import { programIdentity } from "./index.js";
+import { listenTarget, programIdentity } from "./index.js";
 
 describe("programIdentity: identity sources", function () {
   this.timeout(20_000);
@@ -68,5 +69,20 @@ describe("programIdentity: identity sources", function () {
     const dev = await programIdentity("cmd-x", { name: "x", maxTokenLifetime: 60_000 }, log);
     expect(dev.insecure).to.equal(true);
     expect(lines.join("")).to.contain("insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE");
+  });
+});
+
+describe("listenTarget", () => {
+  it("uses NSM_LISTEN_ON when set, else a socket in a temporary folder that cleanup removes", () => {
+    const given = listenTarget("tcp://127.0.0.1:5001", "nsm-x-", "x.sock");
+    expect(given.url).to.equal("tcp://127.0.0.1:5001");
+    given.cleanup();
+    const temp = listenTarget(undefined, "nsm-x-", "x.sock");
+    expect(temp.url).to.match(/^unix:\/\/.*nsm-x-[^/]+\/x\.sock$/);
+    const dir = temp.url.slice("unix://".length, -"/x.sock".length);
+    expect(existsSync(dir)).to.equal(true);
+    temp.cleanup();
+    temp.cleanup();
+    expect(existsSync(dir)).to.equal(false);
   });
 });

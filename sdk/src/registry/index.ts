@@ -11,6 +11,7 @@ export {
   createRegistrar,
   createRegistryClient,
   createRegistryServer,
+  endpointEntry,
   ensureNetworkServices,
   type NsmgrRegistry,
   type NsmgrRegistryOptions,

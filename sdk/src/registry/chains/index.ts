@@ -2,5 +2,5 @@
 
 export { createRegistryClient, type RegistryClientOptions } from "./client.js";
 export { createNsmgrRegistry, type NsmgrRegistry, type NsmgrRegistryOptions } from "./nsmgr.js";
-export { createRegistrar, ensureNetworkServices, type Registrar, type RegistrarOptions } from "./registrar.js";
+export { createRegistrar, endpointEntry, ensureNetworkServices, type Registrar, type RegistrarOptions } from "./registrar.js";
 export { createRegistryServer, type RegistryServer, type RegistryServerOptions } from "./server.js";

@@ -5,7 +5,13 @@
  * Every call gets a fresh context with the per-call timeout; the registrations live until `unregister…` or `close`.
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { type NetworkService, type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import {
+  type NetworkService,
+  type NetworkServiceEndpoint,
+  NetworkServiceEndpointSchema,
+  NetworkServiceLabelsSchema,
+  NetworkServiceSchema,
+} from "@nsm-ts/api/registry";
 import type { Clock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
 import { type Channel, dial } from "@nsm-ts/base/grpc";
@@ -118,4 +124,19 @@ export async function ensureNetworkServices(
       log.info({ networkService: name, reason: err.message }, "network service already registered by another endpoint");
     }
   }
+}
+
+/** The registration of endpoint `name` at `url` serving `services`, each with the same `labels`. */
+export function endpointEntry(
+  name: string,
+  url: string,
+  services: readonly string[],
+  labels: Readonly<Record<string, string>>,
+): NetworkServiceEndpoint {
+  return create(NetworkServiceEndpointSchema, {
+    name,
+    url,
+    networkServiceNames: [...services],
+    networkServiceLabels: Object.fromEntries(services.map((s) => [s, create(NetworkServiceLabelsSchema, { labels: { ...labels } })])),
+  });
 }
