@@ -561,7 +561,9 @@ export const LocalRedirectEventSchema: GenMessage<LocalRedirectEvent> = /*@__PUR
   messageDesc(file_nsmts_services_v1_services, 17);
 
 /**
- * A frontend as a data plane programs it: one per (ServiceIP, service port).
+ * A frontend as a data plane programs it: one per (ServiceIP, service port). A service without ports is an
+ * address-only service: one frontend per ServiceIP with port 0 and protocol UNSPECIFIED (every port and protocol,
+ * only the address is translated), and its backends have port 0 too.
  *
  * @generated from message nsmts.services.v1.ResolvedFrontend
  */
@@ -574,11 +576,15 @@ export type ResolvedFrontend = Message<"nsmts.services.v1.ResolvedFrontend"> & {
   address: string;
 
   /**
+   * 0: every port (address-only service).
+   *
    * @generated from field: uint32 port = 2;
    */
   port: number;
 
   /**
+   * UNSPECIFIED here: every protocol (address-only service).
+   *
    * @generated from field: nsmts.services.v1.Protocol protocol = 3;
    */
   protocol: Protocol;
