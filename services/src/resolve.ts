@@ -140,6 +140,8 @@ export function resolveService(name: string, rows: ServiceRows, node: string, re
   ).map((p) =>
     create(ServicePortSchema, { name: p.name, port: p.port, protocol: p.protocol === Protocol.UNSPECIFIED ? Protocol.TCP : p.protocol }),
   );
+  // A service without ports is an address-only service: one pseudo port 0 (every port, every protocol).
+  const served = ports.length > 0 ? ports : [create(ServicePortSchema, { name: "", port: 0, protocol: Protocol.UNSPECIFIED })];
   let instances = mergeBackends(rows.backends);
   let localRedirect = false;
   if (rows.redirect !== undefined && node !== "") {
@@ -151,9 +153,9 @@ export function resolveService(name: string, rows: ServiceRows, node: string, re
     }
   }
   const backends: ResolvedBackend[] = [];
-  for (const sp of ports) {
+  for (const sp of served) {
     for (const b of instances) {
-      const port = backendPortFor(b, sp, ports);
+      const port = sp.port === 0 ? 0 : backendPortFor(b, sp, ports);
       if (port === undefined) continue;
       backends.push(
         create(ResolvedBackendSchema, {
@@ -176,7 +178,7 @@ export function resolveService(name: string, rows: ServiceRows, node: string, re
   const frontends = [...rows.frontends]
     .sort((a, b) => a.policy - b.policy)
     .flatMap((f) =>
-      ports.map((sp) =>
+      served.map((sp) =>
         create(ResolvedFrontendSchema, { address: f.address, port: sp.port, protocol: sp.protocol, policy: f.policy, portName: sp.name }),
       ),
     );
