@@ -87,7 +87,15 @@ async function main(): Promise<void> {
     };
     const id = await devIdentity("bench-nsc");
     const tokenGenerator = createTokenGenerator(id, { maxTokenLifetimeMs: lifetimeMs });
-    const nsc = client({ name: "bench-nsc", connectTo: node, tokenGenerator, insecure: true, heal: false, retry: false, additional: [counter] });
+    const nsc = client({
+      name: "bench-nsc",
+      connectTo: node,
+      tokenGenerator,
+      insecure: true,
+      heal: false,
+      retry: false,
+      additional: [counter],
+    });
     const req = (): NetworkServiceRequest =>
       create(NetworkServiceRequestSchema, { connection: { networkService: "scale" }, mechanismPreferences: [mechanisms.noop.mechanism()] });
     for (let i = 0; i < 20; i++) await nsc.close(await nsc.request(req()));
@@ -115,7 +123,8 @@ async function main(): Promise<void> {
       const setupS = (performance.now() - t0) / 1000;
       const opened = results.filter((r): r is Connection => !(r instanceof Error));
       failed += results.length - opened.length;
-      if (opened.length < results.length) phase(`${results.length - opened.length} Requests failed: ${String(results.find((r) => r instanceof Error))}`);
+      if (opened.length < results.length)
+        phase(`${results.length - opened.length} Requests failed: ${String(results.find((r) => r instanceof Error))}`);
       conns.push(...opened);
       phase(`${conns.length} connections open; measuring ${periodMs} ms`);
       const r0 = requests;
