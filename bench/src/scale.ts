@@ -22,7 +22,7 @@ import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
-import { cpuMs, program, rssBytes, stopAll } from "./programs/procs.js";
+import { cpuMs, program, rssBytes, scrape, stopAll } from "./programs/procs.js";
 
 const MB = 1024 * 1024;
 
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
   try {
     const registryUrl = `tcp://127.0.0.1:${await freePort()}`;
     const node = sock("nsm.sock");
+    const metricsPort = { nsmgr: await freePort(), forwarder: await freePort() };
     const common = { NSM_MAX_TOKEN_LIFETIME: lifetime };
     await program("cmd-registry", { ...common, NSM_LISTEN_ON: registryUrl });
     const nsmgr = await program("cmd-nsmgr", {
@@ -58,12 +59,14 @@ async function main(): Promise<void> {
       NODE_NAME: "node-1",
       NSM_LISTEN_ON: `${node},tcp://127.0.0.1:${await freePort()}`,
       NSM_REGISTRY_URL: registryUrl,
+      NSM_METRICS_LISTEN_ON: `tcp://127.0.0.1:${metricsPort.nsmgr}`,
     });
     const forwarder = await program("cmd-forwarder", {
       ...common,
       NSM_NAME: "forwarder-1",
       NSM_CONNECT_TO: node,
       NSM_LISTEN_ON: sock("forwarder.sock"),
+      NSM_METRICS_LISTEN_ON: `tcp://127.0.0.1:${metricsPort.forwarder}`,
     });
     const endpoint = await program("cmd-endpoint", {
       ...common,
@@ -108,6 +111,17 @@ async function main(): Promise<void> {
     await sleep(idleWindowMs);
     const idlePct = ((both() - c0) / idleWindowMs) * 100;
     const rss0 = rss();
+    // Heap in use and live clock timers of both (their metrics): heap is less noisy than RSS, and timers per
+    // connection show whether timers pile up.
+    const gauges = async (): Promise<{ heap: number; timers: number }> => {
+      const [a, b] = await Promise.all([
+        scrape(`http://127.0.0.1:${metricsPort.nsmgr}/metrics`),
+        scrape(`http://127.0.0.1:${metricsPort.forwarder}/metrics`),
+      ]);
+      const sum = (k: string): number => (a.get(k) ?? 0) + (b.get(k) ?? 0);
+      return { heap: sum("nsm_nodejs_heap_size_used_bytes"), timers: sum("nsm_clock_timers_pending") };
+    };
+    const g0 = await gauges();
 
     const conns: Connection[] = [];
     let failed = 0;
@@ -136,9 +150,12 @@ async function main(): Promise<void> {
       const cpu = both() - cpu0;
       const refreshes = requests - r0;
       const m = rss();
+      const g = await gauges();
+      const heapKb = ((g.heap - g0.heap) / conns.length / 1024).toFixed(1);
+      const timers = ((g.timers - g0.timers) / conns.length).toFixed(2);
       const perConnKb = ((m.nsmgr + m.forwarder - rss0.nsmgr - rss0.forwarder) / conns.length / 1024).toFixed(1);
       rows.push(
-        `| ${conns.length} | ${Math.round(opened.length / setupS)} /s | ${(m.nsmgr / MB).toFixed(0)} / ${(m.forwarder / MB).toFixed(0)} MB | ${perConnKb} kB | ${((cpu / wallMs) * 100).toFixed(2)} % | ${(((cpuMs(pids.endpoint) - ep0) / wallMs) * 100).toFixed(2)} % | ${refreshes} | ${refreshes > 0 ? Math.round((cpu * 1000) / refreshes) : "—"} µs |`,
+        `| ${conns.length} | ${Math.round(opened.length / setupS)} /s | ${(m.nsmgr / MB).toFixed(0)} / ${(m.forwarder / MB).toFixed(0)} MB | ${perConnKb} kB | ${heapKb} kB | ${timers} | ${((cpu / wallMs) * 100).toFixed(2)} % | ${(((cpuMs(pids.endpoint) - ep0) / wallMs) * 100).toFixed(2)} % | ${refreshes} | ${refreshes > 0 ? Math.round((cpu * 1000) / refreshes) : "—"} µs |`,
       );
     }
     const tc = performance.now();
@@ -152,8 +169,8 @@ async function main(): Promise<void> {
           .join(" ")}; token lifetime ${lifetime}, measured over ${periodMs} ms per step (one refresh period)`,
         `baseline: nsmgr + forwarder idle, no connections: ${idlePct.toFixed(2)} % of one core; RSS ${(rss0.nsmgr / MB).toFixed(0)} / ${(rss0.forwarder / MB).toFixed(0)} MB`,
         "",
-        "| live connections | setup rate (32 in flight) | RSS nsmgr / forwarder | RSS per connection (both, over baseline) | nsmgr + forwarder CPU (% of one core, target ≤ 10 %) | endpoint CPU | refreshes in the period | CPU per refresh (nsmgr + forwarder) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| live connections | setup rate (32 in flight) | RSS nsmgr / forwarder | RSS per connection (both, over baseline) | heap used per connection | clock timers per connection | nsmgr + forwarder CPU (% of one core, target ≤ 10 %) | endpoint CPU | refreshes in the period | CPU per refresh (nsmgr + forwarder) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         ...rows,
         "",
         `close all ${conns.length}: ${Math.round(closeRate)} /s (32 in flight); Requests that failed while opening: ${failed}`,
