@@ -20,10 +20,14 @@ import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
-import { cpuMs, program, stop, stopAll } from "./programs/procs.js";
-import { breakdown, CATEGORIES, type Category, type CpuProfile, loadProfile } from "./programs/profile.js";
+import { cpuMs } from "./lib/proc-stats.js";
+import { program as start, stop, stopAll } from "./lib/procs.js";
+import { breakdown, CATEGORIES, type Category, type CpuProfile, loadProfile } from "./lib/profile.js";
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** Starts program `name` with `env` (and node options) and waits for its "<name> serving" log line. */
+const program = (name: string, env: Record<string, string>, nodeArgs: string[] = []) => start(name, env, `"${name} serving"`, { nodeArgs });
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 2000);

@@ -22,9 +22,13 @@ import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
-import { cpuMs, program, rssBytes, scrape, stopAll } from "./programs/procs.js";
+import { cpuMs, rssBytes, scrape } from "./lib/proc-stats.js";
+import { program as start, stopAll } from "./lib/procs.js";
 
 const MB = 1024 * 1024;
+
+/** Starts program `name` with `env` (and node options) and waits for its "<name> serving" log line. */
+const program = (name: string, env: Record<string, string>, nodeArgs: string[] = []) => start(name, env, `"${name} serving"`, { nodeArgs });
 
 /** Runs `fn` over `items` with `inFlight` at a time. */
 async function pool<T, R>(items: readonly T[], inFlight: number, fn: (t: T) => Promise<R>): Promise<R[]> {
