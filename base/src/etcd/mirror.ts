@@ -12,8 +12,11 @@ import type { EtcdStoreBase, EtcdWatch } from "./store.js";
 /** Where a mirror's keys go: each loaded key, then every change; `error` means the watch broke for good. */
 export interface MirrorFeed {
   load(kv: IKeyValue): void;
-  /** When given, takes each loaded page whole instead of `load` per key (e.g. to index a page in one transaction). */
-  loadPage?(kvs: readonly IKeyValue[]): void;
+  /**
+   * When given, takes each loaded page whole instead of `load` per key (e.g. to index a page in one transaction);
+   * it may return a promise (to decode in slices), which the load waits for before the next page.
+   */
+  loadPage?(kvs: readonly IKeyValue[]): void | Promise<void>;
   put(kv: IKeyValue): void;
   delete(kv: IKeyValue): void;
   error(err: Error): void;
@@ -54,7 +57,7 @@ export class EtcdMirror {
         // A failure of the prefetched page surfaces on the next await; never as an unhandled rejection meanwhile.
         next.catch(() => undefined);
         revision ??= page.revision;
-        if (this.feed.loadPage) this.feed.loadPage(page.kvs);
+        if (this.feed.loadPage) await this.feed.loadPage(page.kvs);
         else for (const kv of page.kvs) this.feed.load(kv);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }

@@ -61,6 +61,9 @@ export type EtcdStoreOptions = EtcdClientOptions & {
 /** Entries read per range request by default: keeps each response far below gRPC's 4 MiB default message limit. */
 const PAGE_SIZE = 1000;
 
+/** Entries decoded between two event-loop turns while loading the mirror. */
+const DECODE_SLICE = 250;
+
 /** Creates an etcd-backed store of network services (`"ns"`) or endpoints (`"nse"`). */
 export function createEtcdStore<K extends RegistryKind>(kind: K, opts: EtcdStoreOptions): RegistryStore<RegistryEntryOf[K]> {
   return new EtcdStore(kindSpec(kind), opts);
@@ -205,7 +208,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     const m: Mirror<T> = {
       index,
       feed: new EtcdMirror(this.etcd, this.etcd.prefix, {
-        load: (kv) => this.loadPage(index, [kv]),
+        load: (kv) => void this.loadPage(index, [kv]),
         loadPage: (kvs) => this.loadPage(index, kvs),
         put: (kv) => {
           const entry = this.decode(kv.value, kv.key.toString());
@@ -231,16 +234,21 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     return m;
   }
 
-  /** Decodes and indexes one loaded page in one transaction, and takes over the expiries its entries carry. */
-  private loadPage(index: EntryIndex<T>, kvs: readonly IKeyValue[]): void {
+  /**
+   * Decodes one loaded page in slices of `DECODE_SLICE` entries with an event-loop turn between them (so a large load
+   * never holds up other calls for long), then indexes it in one transaction and takes over the expiries it carries.
+   */
+  private async loadPage(index: EntryIndex<T>, kvs: readonly IKeyValue[]): Promise<void> {
     const items: Array<{ entry: T; revision: string }> = [];
-    for (const kv of kvs) {
-      const entry = this.decode(kv.value, kv.key.toString());
-      if (entry === undefined) continue;
-      items.push({ entry, revision: kv.mod_revision });
-      this.adopt(entry, kv.mod_revision);
+    for (let i = 0; i < kvs.length; i += DECODE_SLICE) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const kv of kvs.slice(i, i + DECODE_SLICE)) {
+        const entry = this.decode(kv.value, kv.key.toString());
+        if (entry !== undefined) items.push({ entry, revision: kv.mod_revision });
+      }
     }
     index.load(items);
+    for (const { entry, revision } of items) this.adopt(entry, revision);
   }
 
   /**
