@@ -8,7 +8,7 @@ import { type Clock, realClock } from "@nsm-ts/base/clock";
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { type CommandRunner, runCommand } from "./exec.js";
-import { IpSession } from "./ip-session.js";
+import { IpSession, NOT_INSTALLED } from "./ip-session.js";
 import type { Netns, NetnsTools } from "./netns.js";
 
 /**
@@ -172,6 +172,7 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
       if (!r.ok) r = { ...r, index: r.index + done };
     }
     log?.debug({ argv, lines: lines.length, ms: performance.now() - t0, ok: r.ok }, "kernel: ip session");
+    if (!r.ok && r.stderr.startsWith(NOT_INSTALLED)) throw new StatusError(Code.FailedPrecondition, r.stderr);
     if (!r.ok) throw failure(netns, lines[r.index], r.stderr, argv);
   }
 

@@ -34,6 +34,9 @@ export interface IpSessionOptions {
 
 const FAILED = /^Command failed -:(\d+)$/;
 
+/** Prefix of the exit text when the tool itself is missing (the executor turns it into FailedPrecondition). */
+export const NOT_INSTALLED = "exec: ";
+
 /** One `ip -force -batch -` process in one namespace (internal to the executor). */
 export class IpSession {
   readonly #child: ChildProcess;
@@ -65,7 +68,7 @@ export class IpSession {
     this.#child.stderr?.on("data", (chunk: string) => this.#onStderr(chunk));
     this.#child.stdin?.on("error", () => undefined); // the process may exit first; its exit is reported below
     this.#child.on("error", (e: NodeJS.ErrnoException) =>
-      this.#gone(e.code === "ENOENT" ? `${file} not found (install iproute2/util-linux)` : e.message),
+      this.#gone(e.code === "ENOENT" ? `${NOT_INSTALLED}${file} not found (install iproute2/util-linux)` : e.message),
     );
     this.#child.on("close", () => this.#gone(""));
     this.#setRef(false);
