@@ -18,13 +18,16 @@ export interface StartOptions {
   netns?: string;
   /** Called with every stdout line (pino JSON for the programs). */
   onLine?: (line: string) => void;
+  /** Options for node itself, before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 /** Spawns `node <args>` and resolves once a stdout line contains `ready` (a log msg or a relay's "ready"). */
 export function startProcess(args: string[], env: Record<string, string>, ready: string, opts: StartOptions = {}): Promise<ChildProcess> {
   const base: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(base)) if (k.startsWith("NSM_")) delete base[k];
-  const cmd = opts.netns === undefined ? [process.execPath, ...args] : ["ip", "netns", "exec", opts.netns, process.execPath, ...args];
+  const node = [process.execPath, ...(opts.nodeArgs ?? []), ...args];
+  const cmd = opts.netns === undefined ? node : ["ip", "netns", "exec", opts.netns, ...node];
   const child = spawn(cmd[0] as string, cmd.slice(1), {
     env: { ...base, NSM_LOG_LEVEL: "WARN", ...env },
     stdio: ["ignore", "pipe", "pipe"],
