@@ -37,6 +37,13 @@ export function parseSpiffeIds(raw: string): string[] {
 /** Parses a comma list of SPIFFE ID patterns, where `*` matches any run of characters (`spiffe://td/nsmgr-*`). */
 export const parseSpiffePatterns = spiffePatterns;
 
+/** A `tcp://host:port` listen URL. */
+function connectUrl(raw: string): string {
+  const [u] = urlList(raw);
+  if (u === undefined || !u.startsWith("tcp://")) throw new Error(`expected tcp://host:port or off, got ${JSON.stringify(raw)}`);
+  return u;
+}
+
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
   {
@@ -77,6 +84,14 @@ export const config = defineConfig(
         "SPIFFE ID patterns (comma separated, * = any characters) of the peers that may register on behalf of others (multi-hop registry paths); unset: IDs whose last path segment starts with nsmgr",
       defaultLabel: "nsmgr rule",
       parse: parseSpiffePatterns,
+    },
+    connectListenOn: {
+      name: "NSM_CONNECT_LISTEN_ON",
+      description:
+        "tcp://host:port to serve the resource managers with the Connect protocol too (JSON over HTTP, curl-friendly; no TLS: " +
+        "with TLS configured it serves reads and watches only); off = not served",
+      default: "off",
+      parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : connectUrl(raw)),
     },
     resourcesAdmins: {
       name: "NSM_RESOURCES_ADMINS",

@@ -1,16 +1,18 @@
 /**
  * cmd-registry's wiring: an identity (SPIFFE Workload API, certificate files, or the insecure dev mode with a warning), the stores the
  * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
- * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts.
+ * on every listen URL (health SERVING for each), the resource managers (also over Connect HTTP when
+ * `NSM_CONNECT_LISTEN_ON` is set), and a graceful shutdown when `ctx.signal` aborts.
  */
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
+import { type ConnectListener, createConnectHandler, listenConnect } from "@nsm-ts/base/connect";
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
-import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
+import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers, resourceConnectRoutes } from "@nsm-ts/resources";
 import {
   authorize,
   createEtcdStore,
@@ -64,6 +66,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
+  let connect: ConnectListener | undefined;
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -75,7 +78,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
     const collecting = startServiceCollector(stores.ns, stores.nse, { periodMs: cfg.expirePeriod, log: ctx.log, signal: ctx.signal });
-    registerResourceManagers(server, {
+    const resources = registerResourceManagers(server, {
       store: resourceStore,
       log: ctx.log,
       admins: cfg.resourcesAdmins ?? [],
@@ -83,9 +86,15 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
+    if (cfg.connectListenOn !== undefined) {
+      // Plain HTTP carries no identity: with TLS configured, Connect callers may read and watch but not write.
+      const routes = resourceConnectRoutes(resources, { anonymousWrites: serverOptions.tls === undefined });
+      connect = await listenConnect(cfg.connectListenOn, createConnectHandler(routes, { log: ctx.log, what: "cmd-registry" }));
+    }
     ctx.log.info(
       {
         urls,
+        connectUrl: connect?.url,
         store: cfg.registryStore,
         expirePeriodMs: cfg.expirePeriod,
         spiffeId: identity.spiffeId,
@@ -98,6 +107,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ctx.log.info("cmd-registry shutting down");
     await collecting;
   } finally {
+    await connect?.close();
     await server.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }

@@ -37,7 +37,13 @@ export {
 } from "./managers.js";
 export { createMemoryResourceStore, type MemoryResourceStore, type MemoryResourceStoreOptions } from "./memory-store.js";
 export { createPrefixPool, type PrefixLease, PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
-export { type RegisteredResourceManagers, type RegisterResourceManagersOptions, registerResourceManagers } from "./serve.js";
+export {
+  type RegisteredResourceManagers,
+  type RegisterResourceManagersOptions,
+  type ResourceConnectOptions,
+  registerResourceManagers,
+  resourceConnectRoutes,
+} from "./serve.js";
 export {
   checkCreator,
   checksRevision,

@@ -5,7 +5,6 @@
  */
 import { create, type Message } from "@bufbuild/protobuf";
 import { WatchEventType, type WatchRequest } from "@nsm-ts/api/resources";
-import type { ServerCallContext } from "@nsm-ts/base/grpc";
 import { schemaOf } from "./codec.js";
 import { ipIdParts } from "./managers/fields.js";
 import type { ResourceKind, ResourceStore, StoredRecord } from "./store.js";
@@ -36,9 +35,9 @@ export function watchHandler<T extends Message>(
   store: ResourceStore,
   kind: ResourceKind,
   bufferSize: number | undefined,
-): (req: WatchRequest, sctx: ServerCallContext) => AsyncIterable<WatchEventOf<T>> {
-  return async function* (req, sctx) {
-    for await (const ev of store.watch(kind, { fromRevision: req.fromRevision, signal: sctx.signal, bufferSize })) {
+): (req: WatchRequest, ctx: { readonly signal: AbortSignal }) => AsyncIterable<WatchEventOf<T>> {
+  return async function* (req, ctx) {
+    for await (const ev of store.watch(kind, { fromRevision: req.fromRevision, signal: ctx.signal, bufferSize })) {
       if (ev.type === "synced") yield { type: WatchEventType.SYNCED, revision: ev.revision };
       else if (ev.type === "put") yield { type: WatchEventType.PUT, object: messageOf<T>(ev.record), revision: ev.revision };
       else {

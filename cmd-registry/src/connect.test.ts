@@ -1,0 +1,50 @@
+/**
+ * cmd-registry's Connect listener as a user meets it: the process started with NSM_CONNECT_LISTEN_ON, driven by
+ * the real curl with the JSON of the README's examples.
+ */
+import { type CurlStream, curlAvailable, curlJson, curlStream } from "@nsm-ts/testing/curl";
+import { expect } from "chai";
+import { freePort, running, startRegistry, stopAll } from "./process.fixture.js";
+
+describe("cmd-registry: resource managers as JSON over HTTP (curl)", function () {
+  this.timeout(30_000);
+  const streams: CurlStream[] = [];
+  before(function () {
+    const c = curlAvailable();
+    if (!c.available) {
+      console.warn(`    skipping the curl cases: ${c.reason}`);
+      this.skip();
+    }
+  });
+  afterEach(async () => {
+    for (const s of streams.splice(0)) await s.close();
+    await stopAll();
+    expect(running()).to.equal(0);
+  });
+
+  it("serves the README's curl examples on NSM_CONNECT_LISTEN_ON and streams a watch", async () => {
+    const port = await freePort();
+    const reg = await startRegistry({ NSM_CONNECT_LISTEN_ON: `tcp://127.0.0.1:${port}` });
+    expect(reg.output()).to.include(`"connectUrl":"http://127.0.0.1:${port}"`);
+    const api = `http://127.0.0.1:${port}/nsmts.resources.v1.`;
+    const watch = curlStream(`${api}PortManager/WatchPorts`, {});
+    streams.push(watch);
+    // An empty store: revision 0, which JSON leaves out as the default.
+    expect(await watch.next()).to.deep.equal({ type: "WATCH_EVENT_TYPE_SYNCED" });
+
+    expect((await curlJson(`${api}NetworkManager/CreateNetwork`, { id: "net1", cidr: "198.51.100.0/24" })).status).to.equal(200);
+    const subnet = await curlJson(`${api}SubnetManager/CreateSubnet`, { id: "sub1", networkId: "net1", cidr: "198.51.100.0/26" });
+    expect(subnet.body).to.include({ gatewayIp: "198.51.100.1" });
+    const port1 = await curlJson(`${api}PortManager/CreatePort`, { id: "port1", networkId: "net1", owner: "nse-a" });
+    expect(port1.body.fixedIps).to.deep.equal([{ subnetId: "sub1", ipAddress: "198.51.100.2" }]);
+    const ev = await watch.next();
+    expect(ev).to.include({ type: "WATCH_EVENT_TYPE_PUT" });
+    expect(ev.object).to.include({ id: "port1", owner: "nse-a" });
+
+    const missing = await curlJson(`${api}PortManager/GetPort`, { id: "port2" });
+    expect([missing.status, missing.body.code]).to.deep.equal([404, "not_found"]);
+    const del = await curlJson(`${api}PortManager/DeletePort`, { id: "port1" });
+    expect([del.status, del.body]).to.deep.equal([200, {}]);
+    expect(await watch.next()).to.include({ type: "WATCH_EVENT_TYPE_DELETE" });
+  });
+});
