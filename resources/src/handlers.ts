@@ -5,12 +5,16 @@
  */
 import type { DescMethodServerStreaming, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type {
+  DnsRecord,
+  DnsRecordManager,
   IpAddress,
   IpAddressManager,
   MacAddress,
   MacAddressManager,
   Network,
   NetworkManager,
+  Node,
+  NodeManager,
   Port,
   PortManager,
   RouteTable,
@@ -19,6 +23,8 @@ import type {
   SecurityGroupManager,
   Subnet,
   SubnetManager,
+  VirtualIp,
+  VirtualIpManager,
 } from "@nsm-ts/api/resources";
 import type { ResourceManagers } from "./managers.js";
 import { watchHandler } from "./serve-watch.js";
@@ -119,5 +125,34 @@ export function resourceHandlers<C extends ResourceCallContext>(m: ResourceManag
     bulkDeleteRouteTables: (r, c) => thenOk(m.delete("routetable", r.refs, callerOf(c))),
     watchRouteTables: watchHandler<RouteTable>(m.store, "routetable", watchBufferSize),
   };
-  return { networks, subnets, ips, macs, ports, securityGroups, routeTables };
+  const vips: HandlersOf<typeof VirtualIpManager, C> = {
+    createVirtualIp: (r, c) => m.virtualIps.create(r, callerOf(c)),
+    getVirtualIp: (r) => m.get<VirtualIp>("vip", r),
+    updateVirtualIp: (r, c) => m.virtualIps.update(r, callerOf(c)),
+    deleteVirtualIp: (r, c) => thenOk(m.delete("vip", [r], callerOf(c))),
+    listVirtualIps: (r) => m.list<VirtualIp>("vip", r),
+    bulkCreateVirtualIps: async (r, c) => ({ items: await m.virtualIps.bulkCreate(r.items, callerOf(c)) }),
+    bulkDeleteVirtualIps: (r, c) => thenOk(m.delete("vip", r.refs, callerOf(c))),
+    watchVirtualIps: watchHandler<VirtualIp>(m.store, "vip", watchBufferSize),
+  };
+  const dns: HandlersOf<typeof DnsRecordManager, C> = {
+    createDnsRecord: (r, c) => m.dnsRecords.create(r, callerOf(c)),
+    getDnsRecord: (r) => m.get<DnsRecord>("dns", r),
+    updateDnsRecord: (r, c) => m.dnsRecords.update(r, callerOf(c)),
+    deleteDnsRecord: (r, c) => thenOk(m.delete("dns", [r], callerOf(c))),
+    listDnsRecords: (r) => m.list<DnsRecord>("dns", r),
+    bulkCreateDnsRecords: async (r, c) => ({ items: await m.dnsRecords.bulkCreate(r.items, callerOf(c)) }),
+    bulkDeleteDnsRecords: (r, c) => thenOk(m.delete("dns", r.refs, callerOf(c))),
+    watchDnsRecords: watchHandler<DnsRecord>(m.store, "dns", watchBufferSize),
+  };
+  const nodes: HandlersOf<typeof NodeManager, C> = {
+    createNode: (r, c) => m.nodes.create(r, callerOf(c)),
+    getNode: (r) => m.get<Node>("node", r),
+    updateNode: (r, c) => m.nodes.update(r, callerOf(c)),
+    deleteNode: (r, c) => thenOk(m.delete("node", [r], callerOf(c))),
+    listNodes: (r) => m.list<Node>("node", r),
+    heartbeat: (r, c) => m.nodes.heartbeat(r, callerOf(c)),
+    watchNodes: watchHandler<Node>(m.store, "node", watchBufferSize),
+  };
+  return { networks, subnets, ips, macs, ports, securityGroups, routeTables, vips, dns, nodes };
 }

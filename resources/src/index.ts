@@ -20,12 +20,16 @@ export {
 } from "./address.js";
 export { KeyedMutex, MacAllocator, SubnetAllocator } from "./allocator.js";
 export { type AllocationStrategy, DENSE_LIMIT, RangeBitmap, randomBelow } from "./bitmap.js";
+export { type DnsRecordSink, type FollowDnsRecordsOptions, followDnsRecords } from "./dns-feed.js";
 export {
   createEtcdResourceStore,
   DEFAULT_RESOURCE_PREFIX,
   type EtcdResourceStore,
   type EtcdResourceStoreOptions,
 } from "./etcd-store.js";
+export { canonicalDnsName, DEFAULT_DNS_TTL_SECONDS, DnsRecords } from "./managers/dns.js";
+export { DEFAULT_HEARTBEAT_TIMEOUT_MS, Nodes } from "./managers/nodes.js";
+export { VirtualIps } from "./managers/vips.js";
 export {
   createResourceManagers,
   DEFAULT_MAC_OUI,

@@ -8,13 +8,16 @@
  */
 import { IPAM } from "@nsm-ts/api/ipam";
 import {
+  DnsRecordManager,
   IpAddressManager,
   MacAddressManager,
   NetworkManager,
+  NodeManager,
   PortManager,
   RouteTableManager,
   SecurityGroupManager,
   SubnetManager,
+  VirtualIpManager,
 } from "@nsm-ts/api/resources";
 import type { Clock } from "@nsm-ts/base/clock";
 import { type ConnectRoute, connectRoute } from "@nsm-ts/base/connect";
@@ -31,8 +34,12 @@ import type { ResourceStore, WriteCaller } from "./store.js";
 export interface RegisterResourceManagersOptions {
   /** Where records live (`createMemoryResourceStore()` or `createEtcdResourceStore(...)`). */
   store: ResourceStore;
-  /** Time source; reserved for time-based policies (the managers have none yet); default the real clock. */
+  /** Time source of node heartbeats and the health sweep; default the real clock. */
   clock?: Clock;
+  /** Time without a heartbeat after which a node goes out of service; default 30 s. */
+  heartbeatTimeoutMs?: number;
+  /** When given, nodes whose heartbeats stopped are swept out of service (every third of the timeout) until it aborts. */
+  signal?: AbortSignal;
   /** Logger of rollbacks and prefix streams; default silent. */
   log?: Logger;
   /** OUI of random MACs; default `fa:16:3e`. */
@@ -69,7 +76,13 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
       peer.spiffeId ?? fail(Code.PermissionDenied, "resources: policy record_creator denied: the peer certificate names no SPIFFE ID");
     return { spiffeId, admin: admins.has(spiffeId) };
   };
-  const m = new ResourceManagers({ store: opts.store, log, ...(opts.macOui === undefined ? {} : { macOui: opts.macOui }) });
+  const m = new ResourceManagers({
+    store: opts.store,
+    log,
+    ...(opts.macOui === undefined ? {} : { macOui: opts.macOui }),
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: opts.heartbeatTimeoutMs }),
+  });
   const h = resourceHandlers(m, callerOf, opts.watchBufferSize);
   server.addService(NetworkManager, h.networks);
   server.addService(SubnetManager, h.subnets);
@@ -78,6 +91,10 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
   server.addService(PortManager, h.ports);
   server.addService(SecurityGroupManager, h.securityGroups);
   server.addService(RouteTableManager, h.routeTables);
+  server.addService(VirtualIpManager, h.vips);
+  server.addService(DnsRecordManager, h.dns);
+  server.addService(NodeManager, h.nodes);
+  if (opts.signal !== undefined) m.nodes.startHealth(opts.signal);
 
   let pool: PrefixPool | undefined;
   if (opts.prefixPool !== undefined) {
@@ -119,5 +136,8 @@ export function resourceConnectRoutes(registered: RegisteredResourceManagers, op
     connectRoute(PortManager, h.ports),
     connectRoute(SecurityGroupManager, h.securityGroups),
     connectRoute(RouteTableManager, h.routeTables),
+    connectRoute(VirtualIpManager, h.vips),
+    connectRoute(DnsRecordManager, h.dns),
+    connectRoute(NodeManager, h.nodes),
   ];
 }

@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Code as ConnectCode, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { NsmServer } from "../grpc/server.js";
 import { parseUrl } from "../grpc/url.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, toStatusError } from "../status/index.js";
@@ -27,6 +28,23 @@ export interface ConnectRoute {
 /** Pairs a service with its handlers (the handlers' context type is checked by the gRPC registration). */
 export function connectRoute<S extends DescService>(service: S, impl: object): ConnectRoute {
   return { service, impl: impl as Record<string, Fn> };
+}
+
+/**
+ * A view of `server` whose `addService` also appends the service to `routes`, so a `registerXxx(server, …)` function
+ * is reachable over Connect with one line: `registerXxx(withConnectRoutes(server, routes), …)`. Only for handlers
+ * that read nothing of their call context but `signal` (Connect's context has no gRPC peer or metadata).
+ */
+export function withConnectRoutes(server: NsmServer, routes: ConnectRoute[]): NsmServer {
+  return {
+    addService(service, impl) {
+      server.addService(service, impl);
+      routes.push(connectRoute(service, impl));
+    },
+    listen: (url) => server.listen(url),
+    health: server.health,
+    close: (o) => server.close(o),
+  };
 }
 
 /** A status error as Connect reports it; a non-status throw becomes Internal and is logged. */
