@@ -62,6 +62,12 @@ describe(`${program} config`, () => {
     expect(() => config.parse({ NSM_CONNECT_LISTEN_ON: "unix:///tmp/x.sock" })).to.throw(/^NSM_CONNECT_LISTEN_ON: /);
   });
 
+  it("NSM_RESOURCES_DNS_LISTEN_ON off and NSM_NODE_HEARTBEAT_TIMEOUT 30s by default", () => {
+    expect(config.parse({})).to.deep.include({ resourcesDnsListenOn: undefined, nodeHeartbeatTimeout: 30_000 });
+    const cfg = config.parse({ NSM_RESOURCES_DNS_LISTEN_ON: "[::1]:5353", NSM_NODE_HEARTBEAT_TIMEOUT: "1m" });
+    expect(cfg).to.deep.include({ resourcesDnsListenOn: "[::1]:5353", nodeHeartbeatTimeout: 60_000 });
+  });
+
   it("names the variable of each bad value", () => {
     const bad: Record<string, string> = {
       NSM_LISTEN_ON: "http://x:1",
@@ -74,6 +80,8 @@ describe(`${program} config`, () => {
       NSM_REGISTRARS: "nsmgr-*",
       NSM_RESOURCES_ADMINS: "spiffe://td/ops,admin",
       NSM_CONNECT_LISTEN_ON: "5003",
+      NSM_RESOURCES_DNS_LISTEN_ON: "localhost:53",
+      NSM_NODE_HEARTBEAT_TIMEOUT: "soon",
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));

@@ -44,6 +44,13 @@ function connectUrl(raw: string): string {
   return u;
 }
 
+/** An `ip:port` (`[ipv6]:port`) listen address. */
+function hostPort(raw: string): string {
+  const v = raw.trim();
+  if (!/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/.test(v)) throw new Error(`expected ip:port or off, got ${JSON.stringify(raw)}`);
+  return v;
+}
+
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
   {
@@ -92,6 +99,18 @@ export const config = defineConfig(
         "with TLS configured it serves reads and watches only); off = not served",
       default: "off",
       parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : connectUrl(raw)),
+    },
+    nodeHeartbeatTimeout: {
+      name: "NSM_NODE_HEARTBEAT_TIMEOUT",
+      description: "Time without a heartbeat after which a node (nsmts.resources.v1.NodeManager) goes out of service",
+      default: "30s",
+      parse: duration,
+    },
+    resourcesDnsListenOn: {
+      name: "NSM_RESOURCES_DNS_LISTEN_ON",
+      description: "ip:port to answer the DNS records (nsmts.resources.v1.DnsRecordManager) on, UDP and TCP; off = not served",
+      default: "off",
+      parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : hostPort(raw)),
     },
     resourcesAdmins: {
       name: "NSM_RESOURCES_ADMINS",

@@ -2,7 +2,7 @@
  * cmd-registry's wiring: an identity (SPIFFE Workload API, certificate files, or the insecure dev mode with a warning), the stores the
  * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
  * on every listen URL (health SERVING for each), the resource managers (also over Connect HTTP when
- * `NSM_CONNECT_LISTEN_ON` is set), and a graceful shutdown when `ctx.signal` aborts.
+ * `NSM_CONNECT_LISTEN_ON` is set; their DNS records on `NSM_RESOURCES_DNS_LISTEN_ON`), and a graceful shutdown when `ctx.signal` aborts.
  */
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
@@ -12,7 +12,14 @@ import { type ConnectListener, createConnectHandler, listenConnect } from "@nsm-
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
-import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers, resourceConnectRoutes } from "@nsm-ts/resources";
+import {
+  createEtcdResourceStore,
+  createMemoryResourceStore,
+  followDnsRecords,
+  registerResourceManagers,
+  resourceConnectRoutes,
+} from "@nsm-ts/resources";
+import { createMemberDnsServer, type MemberDnsServer, MemoryRecords } from "@nsm-ts/sdk/dns";
 import {
   authorize,
   createEtcdStore,
@@ -67,6 +74,10 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     interceptors: obs.serverInterceptors,
   });
   let connect: ConnectListener | undefined;
+  let dns: MemberDnsServer | undefined;
+  let dnsAddress: string | undefined;
+  let feeding: Promise<void> = Promise.resolve();
+  const stopFeed = new AbortController();
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -82,6 +93,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       store: resourceStore,
       log: ctx.log,
       admins: cfg.resourcesAdmins ?? [],
+      heartbeatTimeoutMs: cfg.nodeHeartbeatTimeout,
+      signal: ctx.signal,
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
     });
     const urls: string[] = [];
@@ -91,10 +104,19 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       const routes = resourceConnectRoutes(resources, { anonymousWrites: serverOptions.tls === undefined });
       connect = await listenConnect(cfg.connectListenOn, createConnectHandler(routes, { log: ctx.log, what: "cmd-registry" }));
     }
+    if (cfg.resourcesDnsListenOn !== undefined) {
+      // The DNS records of the resource managers, answered by the same member-name server a vL3 endpoint runs.
+      const records = new MemoryRecords();
+      dns = createMemberDnsServer(records, { log: ctx.log });
+      const at = await dns.listen(cfg.resourcesDnsListenOn);
+      dnsAddress = `${at.host}:${at.port}`;
+      feeding = followDnsRecords(resourceStore, records, { signal: AbortSignal.any([ctx.signal, stopFeed.signal]), log: ctx.log });
+    }
     ctx.log.info(
       {
         urls,
         connectUrl: connect?.url,
+        dnsAddress,
         store: cfg.registryStore,
         expirePeriodMs: cfg.expirePeriod,
         spiffeId: identity.spiffeId,
@@ -108,6 +130,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     await collecting;
   } finally {
     await connect?.close();
+    stopFeed.abort();
+    await dns?.close();
+    await feeding;
     await server.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }
