@@ -40,6 +40,7 @@ export {
   type ResourceManagersOptions,
 } from "./managers.js";
 export { createMemoryResourceStore, type MemoryResourceStore, type MemoryResourceStoreOptions } from "./memory-store.js";
+export { type NodeHeartbeatsOptions, type NodeInfo, runNodeHeartbeats } from "./node-heartbeats.js";
 export { createPrefixPool, type PrefixLease, PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
 export {
   type RegisteredResourceManagers,
