@@ -1238,7 +1238,8 @@ export enum WatchEventType {
   PUT = 1,
 
   /**
-   * The object was deleted; `object` is its last state (etcd: its last state, or its id alone when etcd no longer has it).
+   * The object was deleted; `object` is its last state with the delete's revision (its id alone when etcd no longer
+   * has the previous value).
    *
    * @generated from enum value: WATCH_EVENT_TYPE_DELETE = 2;
    */
