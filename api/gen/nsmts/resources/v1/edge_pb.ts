@@ -107,7 +107,8 @@ export type DnsRecord = Message<"nsmts.resources.v1.DnsRecord"> & {
   addresses: string[];
 
   /**
-   * TTL of answers; default 60.
+   * TTL of answers for DNS servers that keep one per record; default 60, at most 86400. (cmd-registry's server
+   * answers every record with its fixed 60 s.)
    *
    * @generated from field: uint32 ttl_seconds = 5;
    */
