@@ -15,6 +15,7 @@ import {
   serverVars,
   spiffePatterns,
   storeUrl,
+  url,
   urlList,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -95,7 +96,7 @@ export const config = defineConfig(
     connectListenOn: {
       name: "NSM_CONNECT_LISTEN_ON",
       description:
-        "tcp://host:port to serve the resource managers with the Connect protocol too (JSON over HTTP, curl-friendly; no TLS: " +
+        "tcp://host:port to serve the resource managers and the services API with the Connect protocol too (JSON over HTTP, curl-friendly; no TLS: " +
         "with TLS configured it serves reads and watches only); off = not served",
       default: "off",
       parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : connectUrl(raw)),
@@ -111,6 +112,40 @@ export const config = defineConfig(
       description: "ip:port to answer the DNS records (nsmts.resources.v1.DnsRecordManager) on, UDP and TCP; off = not served",
       default: "off",
       parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : hostPort(raw)),
+    },
+    servicesRoundRobinRange: {
+      name: "NSM_SERVICES_ROUND_ROBIN_RANGE",
+      description:
+        "CIDR the ServiceIPs of round-robin frontends are allocated from, e.g. 169.254.200.0/24 (unset: frontends must name their address)",
+      parse: cidr,
+    },
+    servicesClosestRange: {
+      name: "NSM_SERVICES_CLOSEST_RANGE",
+      description: "CIDR the ServiceIPs of closest-instance frontends are allocated from (unset: frontends must name their address)",
+      parse: cidr,
+    },
+    servicesConsistentHashRange: {
+      name: "NSM_SERVICES_CONSISTENT_HASH_RANGE",
+      description:
+        "CIDR the ServiceIPs of consistent-hash (session affinity) frontends are allocated from (unset: frontends must name their address)",
+      parse: cidr,
+    },
+    servicesInstanceRange: {
+      name: "NSM_SERVICES_INSTANCE_RANGE",
+      description: "CIDR each service instance (backend address) gets a stable instance IP from (unset: no instance IPs)",
+      parse: cidr,
+    },
+    servicesRemoteRegistryUrl: {
+      name: "NSM_SERVICES_REMOTE_REGISTRY_URL",
+      description:
+        "Another cluster's registry (tcp://host:port) whose NSEs become lower-priority service backends (source remote); unset: none",
+      parse: url,
+    },
+    servicesRemoteRetry: {
+      name: "NSM_SERVICES_REMOTE_RETRY",
+      description: "Pause before reopening a failed watch of NSM_SERVICES_REMOTE_REGISTRY_URL (its backends are dropped meanwhile)",
+      default: "1s",
+      parse: duration,
     },
     resourcesAdmins: {
       name: "NSM_RESOURCES_ADMINS",

@@ -48,6 +48,15 @@ describe("cmd-registry: resource managers as JSON over HTTP (curl)", function ()
     const del = await curlJson(`${api}PortManager/DeletePort`, { id: "port1" });
     expect([del.status, del.body]).to.deep.equal([200, {}]);
     expect(await watch.next()).to.include({ type: "WATCH_EVENT_TYPE_DELETE" });
+
+    // The services API is on the same listener.
+    const svc = `http://127.0.0.1:${port}/nsmts.services.v1.ServiceManager/`;
+    const created = await curlJson(`${svc}CreateService`, { name: "web", labels: { app: "web" } });
+    expect([created.status, created.body.name]).to.deep.equal([200, "web"]);
+    const got = await curlJson(`${svc}GetService`, { service: "web" });
+    expect(got.body).to.deep.include({ name: "web", labels: { app: "web" } });
+    const none = await curlJson(`${svc}GetService`, { service: "nope" });
+    expect(none.body.code).to.equal("not_found");
   });
 
   it("answers the DNS records of ports on NSM_RESOURCES_DNS_LISTEN_ON; nodes heartbeat in over JSON", async () => {

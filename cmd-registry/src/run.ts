@@ -8,8 +8,15 @@ import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
-import { type ConnectListener, createConnectHandler, listenConnect } from "@nsm-ts/base/connect";
-import { createServer } from "@nsm-ts/base/grpc";
+import {
+  type ConnectListener,
+  type ConnectRoute,
+  createConnectHandler,
+  listenConnect,
+  readOnlyRoute,
+  withConnectRoutes,
+} from "@nsm-ts/base/connect";
+import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import {
@@ -31,6 +38,7 @@ import {
   startServiceCollector,
 } from "@nsm-ts/sdk/registry";
 import type { Config } from "./config.js";
+import { startServices } from "./services.js";
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
   if (cfg.registryStore.kind === "etcd") {
@@ -45,7 +53,7 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  const { identity, tokenGenerator, serverOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
+  const { identity, tokenGenerator, serverOptions, dialOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
     devWarning:
       "insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
       "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
@@ -73,6 +81,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
+  let services: Awaited<ReturnType<typeof startServices>> | undefined;
   let connect: ConnectListener | undefined;
   let dns: MemberDnsServer | undefined;
   let dnsAddress: string | undefined;
@@ -97,11 +106,23 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       signal: ctx.signal,
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
     });
+    // The services API is registered through a view that also collects its handlers for the Connect listener.
+    const serviceRoutes: ConnectRoute[] = [];
+    services = await startServices(withConnectRoutes(server, serviceRoutes), cfg, {
+      managers: resources.managers,
+      nseStore: stores.nse,
+      log: ctx.log,
+      dial: (url) => dial(url, dialOptions),
+    });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
     if (cfg.connectListenOn !== undefined) {
       // Plain HTTP carries no identity: with TLS configured, Connect callers may read and watch but not write.
-      const routes = resourceConnectRoutes(resources, { anonymousWrites: serverOptions.tls === undefined });
+      const anonymousWrites = serverOptions.tls === undefined;
+      const routes = [
+        ...resourceConnectRoutes(resources, { anonymousWrites }),
+        ...(anonymousWrites ? serviceRoutes : serviceRoutes.map((r) => readOnlyRoute(r, "cmd-registry"))),
+      ];
       connect = await listenConnect(cfg.connectListenOn, createConnectHandler(routes, { log: ctx.log, what: "cmd-registry" }));
     }
     if (cfg.resourcesDnsListenOn !== undefined) {
@@ -133,6 +154,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     stopFeed.abort();
     await dns?.close();
     await feeding;
+    // The sources stop before the stores they follow close.
+    await services?.stop();
     await server.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }

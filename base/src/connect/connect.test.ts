@@ -3,7 +3,7 @@ import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } f
 import { expect } from "chai";
 import type { NsmServer } from "../grpc/index.js";
 import { Code, fail } from "../status/index.js";
-import { type ConnectRoute, createConnectHandler, listenConnect, withConnectRoutes } from "./index.js";
+import { type ConnectRoute, createConnectHandler, listenConnect, readOnlyRoute, withConnectRoutes } from "./index.js";
 
 describe("base/connect", () => {
   it("withConnectRoutes: a service added to the gRPC server is served over Connect too, status codes kept", async () => {
@@ -39,5 +39,19 @@ describe("base/connect", () => {
     } finally {
       await http.close();
     }
+  });
+
+  it("readOnlyRoute keeps get, list and watch methods and refuses the others with PermissionDenied", async () => {
+    const calls: string[] = [];
+    const route: ConnectRoute = {
+      service: Health,
+      impl: { check: () => calls.push("check"), watch: () => calls.push("watch") },
+    };
+    const ro = readOnlyRoute(route, "test");
+    (ro.impl.watch as () => void)();
+    expect(calls).to.deep.equal(["watch"]);
+    expect(() => (ro.impl.check as () => void)()).to.throw(
+      /^test: grpc\.health\.v1\.Health\/check: a Connect \(HTTP\) call has no identity/,
+    );
   });
 });

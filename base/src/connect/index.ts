@@ -14,7 +14,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { NsmServer } from "../grpc/server.js";
 import { parseUrl } from "../grpc/url.js";
 import { type Logger, silentLogger } from "../log/index.js";
-import { Code, toStatusError } from "../status/index.js";
+import { Code, fail, toStatusError } from "../status/index.js";
 
 /** A handler as Connect and our gRPC layer both call it: the request and a context with at least `signal`. */
 type Fn = (req: never, ctx: never) => unknown;
@@ -45,6 +45,24 @@ export function withConnectRoutes(server: NsmServer, routes: ConnectRoute[]): Ns
     health: server.health,
     close: (o) => server.close(o),
   };
+}
+
+/**
+ * `route` with its reading methods only (names starting with get, list or watch); every other method fails with
+ * PermissionDenied. For services whose writes need an identity that plain HTTP does not carry.
+ */
+export function readOnlyRoute(route: ConnectRoute, what: string): ConnectRoute {
+  const impl: Record<string, Fn> = {};
+  for (const [name, fn] of Object.entries(route.impl)) {
+    impl[name] = /^(get|list|watch)/.test(name)
+      ? fn
+      : ((() =>
+          fail(
+            Code.PermissionDenied,
+            `${what}: ${route.service.typeName}/${name}: a Connect (HTTP) call has no identity; write over gRPC with mTLS`,
+          )) as Fn);
+  }
+  return { service: route.service, impl };
 }
 
 /** A status error as Connect reports it; a non-status throw becomes Internal and is logged. */
