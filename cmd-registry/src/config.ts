@@ -38,6 +38,20 @@ export function parseSpiffeIds(raw: string): string[] {
 /** Parses a comma list of SPIFFE ID patterns, where `*` matches any run of characters (`spiffe://td/nsmgr-*`). */
 export const parseSpiffePatterns = spiffePatterns;
 
+/** A `tcp://host:port` listen URL. */
+function connectUrl(raw: string): string {
+  const [u] = urlList(raw);
+  if (u === undefined || !u.startsWith("tcp://")) throw new Error(`expected tcp://host:port or off, got ${JSON.stringify(raw)}`);
+  return u;
+}
+
+/** An `ip:port` (`[ipv6]:port`) listen address. */
+function hostPort(raw: string): string {
+  const v = raw.trim();
+  if (!/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/.test(v)) throw new Error(`expected ip:port or off, got ${JSON.stringify(raw)}`);
+  return v;
+}
+
 /** The table; `config.names()` is what manifests may set. */
 export const config = defineConfig(
   {
@@ -78,6 +92,26 @@ export const config = defineConfig(
         "SPIFFE ID patterns (comma separated, * = any characters) of the peers that may register on behalf of others (multi-hop registry paths); unset: IDs whose last path segment starts with nsmgr",
       defaultLabel: "nsmgr rule",
       parse: parseSpiffePatterns,
+    },
+    connectListenOn: {
+      name: "NSM_CONNECT_LISTEN_ON",
+      description:
+        "tcp://host:port to serve the resource managers and the services API with the Connect protocol too (JSON over HTTP, curl-friendly; no TLS: " +
+        "with TLS configured it serves reads and watches only); off = not served",
+      default: "off",
+      parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : connectUrl(raw)),
+    },
+    nodeHeartbeatTimeout: {
+      name: "NSM_NODE_HEARTBEAT_TIMEOUT",
+      description: "Time without a heartbeat after which a node (nsmts.resources.v1.NodeManager) goes out of service",
+      default: "30s",
+      parse: duration,
+    },
+    resourcesDnsListenOn: {
+      name: "NSM_RESOURCES_DNS_LISTEN_ON",
+      description: "ip:port to answer the DNS records (nsmts.resources.v1.DnsRecordManager) on, UDP and TCP; off = not served",
+      default: "off",
+      parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : hostPort(raw)),
     },
     servicesRoundRobinRange: {
       name: "NSM_SERVICES_ROUND_ROBIN_RANGE",

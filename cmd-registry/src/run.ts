@@ -1,16 +1,32 @@
 /**
  * cmd-registry's wiring: an identity (SPIFFE Workload API, certificate files, or the insecure dev mode with a warning), the stores the
  * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
- * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts.
+ * on every listen URL (health SERVING for each), the resource managers (also over Connect HTTP when
+ * `NSM_CONNECT_LISTEN_ON` is set; their DNS records on `NSM_RESOURCES_DNS_LISTEN_ON`), and a graceful shutdown when `ctx.signal` aborts.
  */
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
+import {
+  type ConnectListener,
+  type ConnectRoute,
+  createConnectHandler,
+  listenConnect,
+  readOnlyRoute,
+  withConnectRoutes,
+} from "@nsm-ts/base/connect";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
-import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
+import {
+  createEtcdResourceStore,
+  createMemoryResourceStore,
+  followDnsRecords,
+  registerResourceManagers,
+  resourceConnectRoutes,
+} from "@nsm-ts/resources";
+import { createMemberDnsServer, type MemberDnsServer, MemoryRecords } from "@nsm-ts/sdk/dns";
 import {
   authorize,
   createEtcdStore,
@@ -66,6 +82,11 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     interceptors: obs.serverInterceptors,
   });
   let services: Awaited<ReturnType<typeof startServices>> | undefined;
+  let connect: ConnectListener | undefined;
+  let dns: MemberDnsServer | undefined;
+  let dnsAddress: string | undefined;
+  let feeding: Promise<void> = Promise.resolve();
+  const stopFeed = new AbortController();
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -77,23 +98,46 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
     const collecting = startServiceCollector(stores.ns, stores.nse, { periodMs: cfg.expirePeriod, log: ctx.log, signal: ctx.signal });
-    const { managers } = registerResourceManagers(server, {
+    const resources = registerResourceManagers(server, {
       store: resourceStore,
       log: ctx.log,
       admins: cfg.resourcesAdmins ?? [],
+      heartbeatTimeoutMs: cfg.nodeHeartbeatTimeout,
+      signal: ctx.signal,
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
     });
-    services = await startServices(server, cfg, {
-      managers,
+    // The services API is registered through a view that also collects its handlers for the Connect listener.
+    const serviceRoutes: ConnectRoute[] = [];
+    services = await startServices(withConnectRoutes(server, serviceRoutes), cfg, {
+      managers: resources.managers,
       nseStore: stores.nse,
       log: ctx.log,
       dial: (url) => dial(url, dialOptions),
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
+    if (cfg.connectListenOn !== undefined) {
+      // Plain HTTP carries no identity: with TLS configured, Connect callers may read and watch but not write.
+      const anonymousWrites = serverOptions.tls === undefined;
+      const routes = [
+        ...resourceConnectRoutes(resources, { anonymousWrites }),
+        ...(anonymousWrites ? serviceRoutes : serviceRoutes.map((r) => readOnlyRoute(r, "cmd-registry"))),
+      ];
+      connect = await listenConnect(cfg.connectListenOn, createConnectHandler(routes, { log: ctx.log, what: "cmd-registry" }));
+    }
+    if (cfg.resourcesDnsListenOn !== undefined) {
+      // The DNS records of the resource managers, answered by the same member-name server a vL3 endpoint runs.
+      const records = new MemoryRecords();
+      dns = createMemberDnsServer(records, { log: ctx.log });
+      const at = await dns.listen(cfg.resourcesDnsListenOn);
+      dnsAddress = `${at.host}:${at.port}`;
+      feeding = followDnsRecords(resourceStore, records, { signal: AbortSignal.any([ctx.signal, stopFeed.signal]), log: ctx.log });
+    }
     ctx.log.info(
       {
         urls,
+        connectUrl: connect?.url,
+        dnsAddress,
         store: cfg.registryStore,
         expirePeriodMs: cfg.expirePeriod,
         spiffeId: identity.spiffeId,
@@ -106,6 +150,10 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ctx.log.info("cmd-registry shutting down");
     await collecting;
   } finally {
+    await connect?.close();
+    stopFeed.abort();
+    await dns?.close();
+    await feeding;
     // The sources stop before the stores they follow close.
     await services?.stop();
     await server.close();
