@@ -155,6 +155,52 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     }
   });
 
+  it("FloatingInterdomain_FourClusters: endpoints of two clusters in one floating registry, reached from a third", async () => {
+    const c1 = await domain("cluster1");
+    const c2 = await domain("cluster2");
+    const c3 = await domain("cluster3");
+    await domain("floating.domain", 0, true);
+    for (const [c, i] of [
+      [c2, 1],
+      [c3, 2],
+    ] as const) {
+      await c.registry.ns.register(
+        ctx(),
+        create(NetworkServiceSchema, { name: `my-service-interdomain-${i}@floating.domain`, payload: "ETHERNET" }),
+      );
+      await c.addEndpoint(0, { name: `final-endpoint-${i}@floating.domain`, services: [`my-service-interdomain-${i}`] });
+    }
+    const nsc = c1.addClient(0);
+    for (const i of [1, 2]) {
+      const conn = await nsc.request(request(`my-service-interdomain-${i}@floating.domain`));
+      expect(conn.path?.pathSegments).to.have.length(8);
+      expect(conn.path?.pathSegments[4]?.name).to.equal(`nsmgr-proxy.cluster${i + 1}`);
+      expect(conn.path?.pathSegments[7]?.name).to.equal(`final-endpoint-${i}@floating.domain`);
+      const again = await nsc.request({ connection: conn });
+      expect(again.path?.pathSegments).to.have.length(8);
+      await nsc.close(again);
+    }
+  });
+
+  it("Interdomain_PassThroughUsecase: 5 clusters, each endpoint passing to the previous cluster, 8×4+4 path segments", async () => {
+    const n = 5;
+    const clusters: Sandbox[] = [];
+    const counter = newCounter("endpoint-0");
+    for (let i = 0; i < n; i++) {
+      const c = await domain(`cluster${i}`);
+      clusters.push(c);
+      const additional = i === 0 ? [counter] : c.passthrough(0, `endpoint-${i}`, `my-service-remote-${i - 1}@cluster${i - 1}`);
+      await c.addEndpoint(0, { name: `endpoint-${i}`, services: [`my-service-remote-${i}`], additional });
+    }
+    const nsc = (clusters[n - 1] as Sandbox).addClient(0);
+    const conn = await nsc.request(request(`my-service-remote-${n - 1}`));
+    expect(conn.path?.pathSegments).to.have.length(8 * (n - 1) + 4);
+    expect(conn.path?.pathSegments.at(-1)?.name).to.equal("endpoint-0");
+    expect(counter.requests).to.equal(1);
+    await nsc.close(conn);
+    expect(counter.closes).to.equal(1);
+  });
+
   it("floating NS registration: ns@floating.domain is stored in the floating registry under its own name", async () => {
     const c2 = await domain("cluster2");
     const floating = await domain("floating.domain", 0, true);

@@ -75,14 +75,24 @@ export function unlessRouted(discovery: NetworkServiceElement): NetworkServiceEl
 }
 
 /**
- * Refuses a Request or Close that already passed through the hop named `name` (its segment at or before the
- * path's current index): a loop of proxies (a domain's DNS pointing back at a proxy on the way). Place first.
+ * How far back a proxy looks for itself. Proxies forward only to proxies or into their own domain, so a cycle of
+ * proxies shows this proxy among the last few segments; a legitimate second pass (a passthrough endpoint asking
+ * another domain again) has at least an nsmgr, a forwarder, the endpoint and its client in between.
+ */
+const LOOP_WINDOW = 4;
+
+/**
+ * Refuses a Request or Close that just passed through the hop named `name` (its segment among the last
+ * `LOOP_WINDOW` up to the path's current index): a loop of proxies (a domain's DNS pointing back at a proxy on
+ * the way). Place first.
  */
 export function newLoopGuard(name: string): NetworkServiceElement {
   const check = (conn: Connection): void => {
     const path = conn.path;
     if (!path) return;
-    const seen = path.pathSegments.slice(0, path.index + 1).findIndex((s) => s.name === name);
+    const from = Math.max(0, path.index + 1 - LOOP_WINDOW);
+    const at = path.pathSegments.slice(from, path.index + 1).findIndex((s) => s.name === name);
+    const seen = at < 0 ? -1 : from + at;
     if (seen >= 0)
       fail(
         Code.FailedPrecondition,
