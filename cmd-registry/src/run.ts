@@ -1,13 +1,14 @@
 /**
  * cmd-registry's wiring: an identity (SPIFFE Workload API, certificate files, or the insecure dev mode with a warning), the stores the
  * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
- * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts.
+ * on every listen URL (health SERVING for each), and a graceful shutdown when `ctx.signal` aborts. Interdomain names
+ * go to `NSM_PROXY_REGISTRY_URL`; `NSM_REGISTRY_MODE=proxy-dns` runs the registry proxy instead (`proxydns.ts`).
  */
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
-import { createServer } from "@nsm-ts/base/grpc";
+import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
@@ -22,6 +23,7 @@ import {
   startServiceCollector,
 } from "@nsm-ts/sdk/registry";
 import type { Config } from "./config.js";
+import { runProxyDns } from "./proxydns.js";
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
   if (cfg.registryStore.kind === "etcd") {
@@ -36,7 +38,8 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  const { identity, tokenGenerator, serverOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
+  if (cfg.mode === "proxy-dns") return runProxyDns(cfg, ctx);
+  const { identity, tokenGenerator, serverOptions, dialOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
     devWarning:
       "insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
       "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
@@ -64,6 +67,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
+  // Interdomain names leave for this domain's nsmgr-proxy (NSM_PROXY_REGISTRY_URL).
+  const proxyRegistry =
+    cfg.proxyRegistryUrl === undefined ? undefined : dial(cfg.proxyRegistryUrl, { ...dialOptions, interceptors: obs.clientInterceptors });
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -71,6 +77,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       nseStore: stores.nse,
       expirePeriodMs: cfg.expirePeriod,
       ...(cfg.registrars === undefined ? {} : { registrars: authorize.registrarPatterns(cfg.registrars) }),
+      ...(proxyRegistry === undefined ? {} : { proxyRegistry }),
     });
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
@@ -91,6 +98,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         spiffeId: identity.spiffeId,
         registrars: cfg.registrars ?? "nsmgr rule",
         resourcesAdmins: cfg.resourcesAdmins ?? [],
+        proxyRegistry: cfg.proxyRegistryUrl ?? "none",
       },
       "cmd-registry serving",
     );
@@ -99,6 +107,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     await collecting;
   } finally {
     await server.close();
+    proxyRegistry?.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }
 }
