@@ -7,6 +7,9 @@
 // Start here: the registrar for endpoint authors, the client and server chains, the nsmgr's registry proxy.
 
 export {
+  type BackendEvent,
+  type BackendSource,
+  createFederatedSource,
   createNsmgrRegistry,
   createRegistrar,
   createRegistryClient,
@@ -14,6 +17,8 @@ export {
   createRegistryServer,
   endpointEntry,
   ensureNetworkServices,
+  FEDERATED_PRIORITY,
+  type FederatedSourceOptions,
   type NsmgrRegistry,
   type NsmgrRegistryOptions,
   newInterdomainSwitch,

@@ -10,6 +10,7 @@ import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/
 import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { createFederatedSource, FEDERATED_PRIORITY } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
 import { createDomainsDns, type DomainsDns } from "../dns/index.js";
 import { newCounter } from "../elements/count/index.js";
@@ -227,6 +228,25 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     expect(found).to.deep.equal([{ name: "x@domain2", url: c1.edge?.nsmgrProxy.url }]);
     expect(await findCount(c1.registry.nse, "x")).to.equal(1);
     expect(await findCount(c2.registry.nse, "x")).to.equal(1);
+  });
+
+  it("federated service: another domain's backends arrive as a lower-priority source, and leave", async () => {
+    const c1 = await domain("cluster1");
+    const c2 = await domain("cluster2");
+    const nse = await c2.addEndpoint(0, { name: "backend-b", services: ["web"] });
+    const source = createFederatedSource(c1.registry.nse, "cluster2");
+    const lifetime = new AbortController();
+    const c = CallContext.create({ signal: lifetime.signal });
+    const events: { name: string; domain: string; priority: number; deleted: boolean; url: string }[] = [];
+    for await (const ev of source.watch(c, "web")) {
+      events.push({ name: ev.name, domain: ev.domain, priority: ev.priority, deleted: ev.deleted, url: ev.endpoint.url });
+      if (events.length === 1) await nse.unregister();
+      if (ev.deleted) break;
+    }
+    lifetime.abort();
+    expect(events[0]).to.deep.equal({ name: "backend-b", domain: "cluster2", priority: FEDERATED_PRIORITY, deleted: false, url: c1.edge?.nsmgrProxy.url });
+    expect(events.at(-1)).to.include({ name: "backend-b", deleted: true });
+    expect(FEDERATED_PRIORITY).to.be.greaterThan(0);
   });
 
   it("unknown domain: NotFound naming it", async () => {

@@ -6,3 +6,10 @@ export { createNsmgrRegistry, type NsmgrRegistry, type NsmgrRegistryOptions } fr
 export { createRegistryProxyDns, type RegistryProxyDns, type RegistryProxyDnsOptions } from "./proxydns.js";
 export { createRegistrar, endpointEntry, ensureNetworkServices, type Registrar, type RegistrarOptions } from "./registrar.js";
 export { createRegistryServer, type RegistryServer, type RegistryServerOptions } from "./server.js";
+export {
+  type BackendEvent,
+  type BackendSource,
+  createFederatedSource,
+  FEDERATED_PRIORITY,
+  type FederatedSourceOptions,
+} from "./federated.js";
