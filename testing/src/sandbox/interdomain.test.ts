@@ -244,7 +244,13 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
       if (ev.deleted) break;
     }
     lifetime.abort();
-    expect(events[0]).to.deep.equal({ name: "backend-b", domain: "cluster2", priority: FEDERATED_PRIORITY, deleted: false, url: c1.edge?.nsmgrProxy.url });
+    expect(events[0]).to.deep.equal({
+      name: "backend-b",
+      domain: "cluster2",
+      priority: FEDERATED_PRIORITY,
+      deleted: false,
+      url: c1.edge?.nsmgrProxy.url,
+    });
     expect(events.at(-1)).to.include({ name: "backend-b", deleted: true });
     expect(FEDERATED_PRIORITY).to.be.greaterThan(0);
   });
