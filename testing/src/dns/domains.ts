@@ -21,8 +21,8 @@ export interface DomainsDns {
   close(): Promise<void>;
 }
 
-/** Starts a domains server on 127.0.0.1. */
-export async function createDomainsDns(): Promise<DomainsDns> {
+/** Starts a domains server on `listen` (`ip:port`; default 127.0.0.1 on a free port). */
+export async function createDomainsDns(listen = "127.0.0.1:0"): Promise<DomainsDns> {
   const table = new Map<string, { host: string; port: number }>();
   const hung = new Set<string>();
   const asked = new Map<string, number>();
@@ -52,7 +52,7 @@ export async function createDomainsDns(): Promise<DomainsDns> {
   };
   const nxdomain: DnsHandler = { name: "nxdomain", serve: async (req) => replyTo(req.query, Rcode.NXDOMAIN) };
   const server = createDnsServer(dnsChain(handler, nxdomain), { tcp: false });
-  const a = await server.listen("127.0.0.1:0");
+  const a = await server.listen(listen);
   return {
     at: `${a.host}:${a.port}`,
     set(name, url) {

@@ -1,7 +1,7 @@
 /**
  * Interdomain names: `name@domain` names something registered in another domain (a cluster's registry found
  * through DNS, or a floating registry). Everything before the first `@` is the name there, everything after it the
- * domain (docs/wire-compatibility.md#interdomain).
+ * domain (docs/wire-compatibility.md#interdomain-names).
  */
 
 /** True when `name` carries a domain (`svc@cluster-b.example`). */
