@@ -93,6 +93,33 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     expect(counter.closes).to.equal(1);
   });
 
+  it("heal across domains: the endpoint in cluster2 dies and restarts, the client's connection comes back", async () => {
+    const c1 = await domain("cluster1");
+    const c2 = await domain("cluster2");
+    const counter = newCounter("nse");
+    const nse = await c2.addEndpoint(0, { name: "final-endpoint", services: ["svc"], additional: [counter] });
+    let healed: (() => void) | undefined;
+    const watch: NetworkServiceElement = {
+      name: "healed",
+      async request(ctx, req, next) {
+        const out = await next.request(ctx, req);
+        healed?.();
+        return out;
+      },
+      close: (ctx, conn, next) => next.close(ctx, conn),
+    };
+    const nsc = c1.addClient(0, { additional: [watch] });
+    const conn = await nsc.request(request("svc@cluster2"));
+    expect(conn.path?.pathSegments).to.have.length(8);
+    const back = new Promise<void>((resolve) => {
+      healed = resolve;
+    });
+    await nse.restart();
+    await back;
+    expect(counter.requests, "the restarted endpoint was asked again").to.be.at.least(2);
+    await nsc.close(conn);
+  });
+
   it("Interdomain_TwoNodesNSEs: two services of a two-node cluster, each 8 segments and refreshable", async () => {
     const c1 = await domain("cluster1");
     const c2 = await domain("cluster2", 2);
