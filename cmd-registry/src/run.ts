@@ -24,6 +24,7 @@ import {
 } from "@nsm-ts/sdk/registry";
 import type { Config } from "./config.js";
 import { runProxyDns } from "./proxydns.js";
+import { startServices } from "./services.js";
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
   if (cfg.registryStore.kind === "etcd") {
@@ -70,6 +71,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   // Interdomain names leave for this domain's nsmgr-proxy (NSM_PROXY_REGISTRY_URL).
   const proxyRegistry =
     cfg.proxyRegistryUrl === undefined ? undefined : dial(cfg.proxyRegistryUrl, { ...dialOptions, interceptors: obs.clientInterceptors });
+  let services: Awaited<ReturnType<typeof startServices>> | undefined;
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -82,11 +84,17 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
     const collecting = startServiceCollector(stores.ns, stores.nse, { periodMs: cfg.expirePeriod, log: ctx.log, signal: ctx.signal });
-    registerResourceManagers(server, {
+    const { managers } = registerResourceManagers(server, {
       store: resourceStore,
       log: ctx.log,
       admins: cfg.resourcesAdmins ?? [],
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
+    });
+    services = await startServices(server, cfg, {
+      managers,
+      nseStore: stores.nse,
+      log: ctx.log,
+      dial: (url) => dial(url, dialOptions),
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
@@ -106,6 +114,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     ctx.log.info("cmd-registry shutting down");
     await collecting;
   } finally {
+    // The sources stop before the stores they follow close.
+    await services?.stop();
     await server.close();
     proxyRegistry?.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
