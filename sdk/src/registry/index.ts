@@ -15,6 +15,8 @@ export {
   createRegistryClient,
   createRegistryProxyDns,
   createRegistryServer,
+  type DomainNseEvent,
+  domainFind,
   endpointEntry,
   ensureNetworkServices,
   FEDERATED_PRIORITY,

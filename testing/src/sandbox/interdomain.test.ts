@@ -10,7 +10,7 @@ import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/
 import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
-import { createFederatedSource, FEDERATED_PRIORITY } from "@nsm-ts/sdk/registry";
+import { createFederatedSource, domainFind, FEDERATED_PRIORITY } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
 import { createDomainsDns, type DomainsDns } from "../dns/index.js";
 import { newCounter } from "../elements/count/index.js";
@@ -280,6 +280,27 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     });
     expect(events.at(-1)).to.include({ name: "backend-b", deleted: true });
     expect(FEDERATED_PRIORITY).to.be.greaterThan(0);
+  });
+
+  it("domainFind: every endpoint of another domain, then its changes (the service model's remote source)", async () => {
+    const c1 = await domain("cluster1");
+    const c2 = await domain("cluster2");
+    await c2.addEndpoint(0, { name: "b-1", services: ["web"] });
+    const find = domainFind(c1.registry.nse, "cluster2", (signal) => CallContext.create({ signal }));
+    const listed: string[] = [];
+    for await (const ev of find(new AbortController().signal, false)) listed.push(ev.entry.name);
+    // The other domain's own forwarder is an endpoint there too.
+    expect(listed).to.include.members(["b-1@cluster2"]);
+    expect(listed.every((n) => n.endsWith("@cluster2"))).to.equal(true);
+    const lifetime = new AbortController();
+    const seen: string[] = [];
+    for await (const ev of find(lifetime.signal, true)) {
+      seen.push(`${ev.deleted ? "-" : "+"}${ev.entry.name}`);
+      if (ev.entry.name === "b-1@cluster2" && !ev.deleted) await c2.addEndpoint(0, { name: "b-2", services: ["web"] });
+      if (ev.entry.name === "b-2@cluster2") break;
+    }
+    lifetime.abort();
+    expect(seen).to.include.members(["+b-1@cluster2", "+b-2@cluster2"]);
   });
 
   it("unknown domain: NotFound naming it", async () => {

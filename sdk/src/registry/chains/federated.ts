@@ -58,3 +58,28 @@ export function createFederatedSource(registry: NseHandler, domain: string, opts
     },
   };
 }
+
+/** One registration change of another domain, in the shape the service model's registry sources read. */
+export interface DomainNseEvent {
+  readonly entry: NetworkServiceEndpoint;
+  readonly deleted: boolean;
+}
+
+/**
+ * Every endpoint of `domain`, through this domain's registry (a Find whose template is named `@domain`: the
+ * registry proxy sends the other domain an empty template): the current ones, then with `watch` every change until
+ * `signal` aborts. Names come back as `nse@domain`, URLs as this domain's nsmgr-proxy. This is the `find` of the
+ * service model's lower-priority "remote" source (`startRegistrySource`), routed through the interdomain path
+ * instead of a direct connection to the other cluster's registry.
+ */
+export function domainFind(
+  registry: NseHandler,
+  domain: string,
+  ctxOf: (signal: AbortSignal) => CallContext,
+): (signal: AbortSignal, watch: boolean) => AsyncIterable<DomainNseEvent> {
+  if (domain === "" || domain.includes("@")) throw new Error(`federated: invalid domain "${domain}"`);
+  return async function* (signal, watch) {
+    const template = create(NetworkServiceEndpointSchema, { name: `@${domain}` });
+    for await (const r of registry.find(ctxOf(signal), { template, watch })) yield { entry: r.entry, deleted: r.deleted };
+  };
+}

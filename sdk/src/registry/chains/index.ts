@@ -5,6 +5,8 @@ export {
   type BackendEvent,
   type BackendSource,
   createFederatedSource,
+  type DomainNseEvent,
+  domainFind,
   FEDERATED_PRIORITY,
   type FederatedSourceOptions,
 } from "./federated.js";
