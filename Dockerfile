@@ -1,6 +1,6 @@
 # The container image of any of the programs; the build argument PROGRAM picks which. Build from the repository root:
 #   docker build --build-arg PROGRAM=cmd-nsmgr -t nsm-ts/cmd-nsmgr .
-# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3, cmd-traffic-controller. The build takes the whole
+# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-nsmgr-proxy, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3, cmd-traffic-controller. The build takes the whole
 # repository as context (.dockerignore leaves out what a build makes again) and never lists the workspaces: npm
 # and scripts/docker-image.js read them from package.json. What differs between the programs (user, ports,
 # packages, entrypoint) is in the stage named after each, at the end.
@@ -50,6 +50,12 @@ RUN mkdir -p /var/lib/networkservicemesh && chown node:node /var/lib/networkserv
 USER node
 EXPOSE 5001
 ENTRYPOINT ["node", "cmd-nsmgr/bin/cmd-nsmgr.js"]
+
+FROM runtime AS cmd-nsmgr-proxy
+# A domain's edge for interdomain connections and registrations; reached by the other domains on tcp 5004.
+USER node
+EXPOSE 5004
+ENTRYPOINT ["node", "cmd-nsmgr-proxy/bin/cmd-nsmgr-proxy.js"]
 
 FROM runtime AS cmd-forwarder
 # The KERNEL backend creates veth/VXLAN devices and enters other pods' network namespaces, so this image

@@ -68,6 +68,23 @@ describe(`${program} config`, () => {
     expect(cfg).to.deep.include({ resourcesDnsListenOn: "[::1]:5353", nodeHeartbeatTimeout: 60_000 });
   });
 
+  it("interdomain: NSM_PROXY_REGISTRY_URL, NSM_REGISTRY_MODE=proxy-dns with NSM_DNS_SERVERS", async () => {
+    const d = config.parse({});
+    expect(d).to.deep.include({ mode: "registry", proxyRegistryUrl: undefined, dnsServers: undefined, dnsQueryTimeout: 2000 });
+    const cfg = config.parse({
+      NSM_REGISTRY_MODE: "proxy-dns",
+      NSM_PROXY_REGISTRY_URL: "tcp://127.0.0.1:5004",
+      NSM_DNS_SERVERS: "127.0.0.1:5353, [fd00::53]:53, 198.51.100.53",
+    });
+    expect(cfg).to.deep.include({ mode: "proxy-dns", proxyRegistryUrl: "tcp://127.0.0.1:5004" });
+    expect(cfg.dnsServers).to.deep.equal(["127.0.0.1:5353", "[fd00::53]:53", "198.51.100.53"]);
+    const { dnsServersOf } = await import("./proxydns.js");
+    expect(dnsServersOf(cfg)).to.deep.equal(cfg.dnsServers);
+    expect(() => dnsServersOf({ dnsServers: undefined }, "/nonexistent/resolv.conf")).to.throw(/NSM_DNS_SERVERS is unset/);
+    expect(() => config.parse({ NSM_DNS_SERVERS: "dns.example" })).to.throw(/^NSM_DNS_SERVERS: invalid DNS server "dns.example"/);
+    expect(() => config.parse({ NSM_REGISTRY_MODE: "mirror" })).to.throw(/^NSM_REGISTRY_MODE: /);
+  });
+
   it("names the variable of each bad value", () => {
     const bad: Record<string, string> = {
       NSM_LISTEN_ON: "http://x:1",

@@ -11,6 +11,7 @@ import {
   duration,
   int,
   list,
+  oneOf,
   type StoreConfig,
   serverVars,
   spiffePatterns,
@@ -20,6 +21,7 @@ import {
   validateCommon,
 } from "@nsm-ts/base/config";
 import { isSpiffeId } from "@nsm-ts/base/identity";
+import { parseServerAddress } from "@nsm-ts/sdk/dns";
 
 /** Where registrations live: memory (one process) or an etcd cluster shared by every replica. */
 export type RegistryStore = StoreConfig;
@@ -33,6 +35,16 @@ export function parseSpiffeIds(raw: string): string[] {
   for (const id of ids)
     if (!isSpiffeId(id)) throw new Error(`invalid SPIFFE ID ${JSON.stringify(id)}: expected spiffe://trust-domain/path`);
   return ids;
+}
+
+/** Parses a comma list of DNS servers (`ip`, `ip:port`, `[ipv6]:port`). */
+export function dnsServerList(raw: string): string[] {
+  const servers = list(raw);
+  for (const s of servers)
+    if (parseServerAddress(s) === undefined)
+      throw new Error(`invalid DNS server ${JSON.stringify(s)}: expected ip, ip:port or [ipv6]:port`);
+  if (servers.length === 0) throw new Error("expected at least one DNS server");
+  return servers;
 }
 
 /** Parses a comma list of SPIFFE ID patterns, where `*` matches any run of characters (`spiffe://td/nsmgr-*`). */
@@ -112,6 +124,31 @@ export const config = defineConfig(
       description: "ip:port to answer the DNS records (nsmts.resources.v1.DnsRecordManager) on, UDP and TCP; off = not served",
       default: "off",
       parse: (raw: string): string | undefined => (raw.trim() === "off" ? undefined : hostPort(raw)),
+    },
+    mode: {
+      name: "NSM_REGISTRY_MODE",
+      description:
+        "registry (stores entries) or proxy-dns (the registry proxy of interdomain names: stores nothing, sends name@domain to the registry that DNS names for the domain)",
+      default: "registry",
+      parse: oneOf(["registry", "proxy-dns"] as const),
+    },
+    proxyRegistryUrl: {
+      name: "NSM_PROXY_REGISTRY_URL",
+      description:
+        "Where interdomain names (name@domain) go instead of the stores: this domain's nsmgr-proxy (unset: such names are refused with FailedPrecondition)",
+      parse: url,
+    },
+    dnsServers: {
+      name: "NSM_DNS_SERVERS",
+      description:
+        "proxy-dns mode: DNS servers to resolve domains with (ip or ip:port, comma separated); unset: the nameservers of /etc/resolv.conf",
+      parse: dnsServerList,
+    },
+    dnsQueryTimeout: {
+      name: "NSM_DNS_QUERY_TIMEOUT",
+      description: "proxy-dns mode: time one DNS query may take before the next server is asked (never past the call's deadline)",
+      default: "2s",
+      parse: duration,
     },
     servicesRoundRobinRange: {
       name: "NSM_SERVICES_ROUND_ROBIN_RANGE",

@@ -2,7 +2,9 @@
  * cmd-registry's wiring: an identity (SPIFFE Workload API, certificate files, or the insecure dev mode with a warning), the stores the
  * configuration selects (memory, or etcd shared by replicas), the registry server chains, both registry services
  * on every listen URL (health SERVING for each), the resource managers (also over Connect HTTP when
- * `NSM_CONNECT_LISTEN_ON` is set; their DNS records on `NSM_RESOURCES_DNS_LISTEN_ON`), and a graceful shutdown when `ctx.signal` aborts.
+ * `NSM_CONNECT_LISTEN_ON` is set; their DNS records on `NSM_RESOURCES_DNS_LISTEN_ON`), and a graceful shutdown when
+ * `ctx.signal` aborts. Interdomain names go to `NSM_PROXY_REGISTRY_URL`; `NSM_REGISTRY_MODE=proxy-dns` runs the
+ * registry proxy instead (`proxydns.ts`).
  */
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
@@ -38,6 +40,7 @@ import {
   startServiceCollector,
 } from "@nsm-ts/sdk/registry";
 import type { Config } from "./config.js";
+import { runProxyDns } from "./proxydns.js";
 import { startServices } from "./services.js";
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
@@ -53,6 +56,7 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
+  if (cfg.mode === "proxy-dns") return runProxyDns(cfg, ctx);
   const { identity, tokenGenerator, serverOptions, dialOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
     devWarning:
       "insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
@@ -81,6 +85,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
+  // Interdomain names leave for this domain's nsmgr-proxy (NSM_PROXY_REGISTRY_URL).
+  const proxyRegistry =
+    cfg.proxyRegistryUrl === undefined ? undefined : dial(cfg.proxyRegistryUrl, { ...dialOptions, interceptors: obs.clientInterceptors });
   let services: Awaited<ReturnType<typeof startServices>> | undefined;
   let connect: ConnectListener | undefined;
   let dns: MemberDnsServer | undefined;
@@ -94,6 +101,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       nseStore: stores.nse,
       expirePeriodMs: cfg.expirePeriod,
       ...(cfg.registrars === undefined ? {} : { registrars: authorize.registrarPatterns(cfg.registrars) }),
+      ...(proxyRegistry === undefined ? {} : { proxyRegistry }),
     });
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
@@ -143,6 +151,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         spiffeId: identity.spiffeId,
         registrars: cfg.registrars ?? "nsmgr rule",
         resourcesAdmins: cfg.resourcesAdmins ?? [],
+        proxyRegistry: cfg.proxyRegistryUrl ?? "none",
       },
       "cmd-registry serving",
     );
@@ -157,6 +166,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     // The sources stop before the stores they follow close.
     await services?.stop();
     await server.close();
+    proxyRegistry?.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }
 }
