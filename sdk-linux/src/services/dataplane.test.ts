@@ -146,6 +146,26 @@ describe("services: data plane reconciler", () => {
     expect(dp.statuses()).to.deep.equal([]);
   });
 
+  it("attaches client namespaces to the node's services, counted, and follows service changes into them", async () => {
+    dp = createServiceDataplane({ signal: ac.signal, exec: nft, clock, refreshIntervalMs: 0, where: here });
+    await dp.waitReconciled(await dp.upsert(view("web")));
+    await dp.waitReconciled(await dp.attach(c1));
+    await dp.waitReconciled(await dp.attach(c1)); // a second connection of the same client
+    expect(nft.names(c1.url)).to.deep.equal([serviceTableName("web")]);
+    await dp.waitReconciled(await dp.upsert(view("db")));
+    await dp.waitReconciled(await dp.attach(c2));
+    expect(nft.names(c2.url)).to.deep.equal([serviceTableName("db"), serviceTableName("web")].sort());
+    expect(nft.names(c1.url)).to.deep.equal([serviceTableName("db"), serviceTableName("web")].sort());
+    await dp.waitReconciled(await dp.detach(c1));
+    expect(nft.names(c1.url)).to.have.length(2);
+    await dp.waitReconciled(await dp.detach(c1));
+    expect(nft.names(c1.url)).to.deep.equal([]);
+    await dp.waitReconciled(await dp.remove("web"));
+    expect(nft.names(c2.url)).to.deep.equal([serviceTableName("db")]);
+    await dp.waitReconciled(await dp.attach(c1));
+    expect(nft.names(c1.url)).to.deep.equal([serviceTableName("db")]);
+  });
+
   it("a namespace that vanished counts as cleaned up", async () => {
     await dp.waitReconciled(await dp.setNamespace(c1, here, [view("web")]));
     nft.gone.add(c1.url);

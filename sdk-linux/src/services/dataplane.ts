@@ -51,6 +51,8 @@ export interface ServiceDataplaneOptions {
   readonly refreshIntervalMs?: number;
   /** Delete tables of ours that no object wants this often (after `synced()`); default 60 000. */
   readonly pruneIntervalMs?: number;
+  /** This node (for `closest`) when namespaces are attached with `attach`; default node and zone empty. */
+  readonly where?: Locality;
 }
 
 /** The data plane of services on one node. */
@@ -60,10 +62,20 @@ export interface ServiceDataplane {
    * revision to pass to `waitReconciled`.
    */
   setNamespace(netns: Netns, where: Locality, views: readonly ServiceView[]): Promise<number>;
-  /** Creates or replaces one service in every namespace it is programmed in, or in `netns` only. */
+  /**
+   * Creates or replaces one service: without `netns`, in every attached namespace and wherever it is already
+   * programmed (and in namespaces attached later); with `netns`, there only.
+   */
   upsert(view: ServiceView, netns?: Netns, where?: Locality): Promise<number>;
   /** Removes one service from every namespace. */
   remove(service: string): Promise<number>;
+  /**
+   * Programs every known service (those given to `upsert` without a namespace) into `netns`, a client namespace
+   * this node serves; counted, so two connections of one client namespace attach it twice.
+   */
+  attach(netns: Netns): Promise<number>;
+  /** Undoes one `attach`; the last one removes every service table from the namespace. */
+  detach(netns: Netns): Promise<number>;
   /** Removes every service table from a namespace (the client's connection closed). */
   removeNamespace(netns: Netns): Promise<number>;
   /** Marks the first full listing of services as read: from now on, pruning may delete what nobody wants. */
@@ -112,6 +124,10 @@ export function createServiceDataplane(opts: ServiceDataplaneOptions): ServiceDa
     },
   });
   const markSynced = table.registerInitializer("views");
+  const here = opts.where ?? { node: "", zone: "" };
+  /** The node-wide services (by name) and the attached namespaces with their attach counts. */
+  const views = new Map<string, ServiceView>();
+  const attached = new Map<string, { netns: Netns; refs: number }>();
   /** Every namespace we put a table into, for pruning; forgotten once its last object is gone and pruned. */
   const touched = new Map<string, Netns>();
 
@@ -168,6 +184,13 @@ export function createServiceDataplane(opts: ServiceDataplaneOptions): ServiceDa
     table.insert(txn, { key: keyOf(netns, view.name), nsKey: nsKeyOf(netns), netns, where, view, status: pendingStatus() });
   };
 
+  const removeNamespace = (netns: Netns): Promise<number> =>
+    db.update(table, (txn) => {
+      attached.delete(nsKeyOf(netns));
+      for (const r of table.list(txn, "byNs", nsKeyOf(netns))) table.delete(txn, r);
+      return db.revision();
+    });
+
   return {
     setNamespace(netns, where, views) {
       return db.update(table, (txn) => {
@@ -188,23 +211,45 @@ export function createServiceDataplane(opts: ServiceDataplaneOptions): ServiceDa
           const old = table.get(txn, keyOf(netns, view.name));
           put(txn, netns, where ?? old?.where ?? { node: "", zone: "" }, view);
         } else {
-          for (const r of table.list(txn, "byService", view.name)) put(txn, r.netns, r.where, view);
+          views.set(view.name, view);
+          const done = new Set<string>();
+          for (const r of table.list(txn, "byService", view.name)) {
+            put(txn, r.netns, r.where, view);
+            done.add(r.nsKey);
+          }
+          for (const [k, a] of attached) if (!done.has(k)) put(txn, a.netns, here, view);
         }
         return db.revision();
       });
     },
+    attach(netns) {
+      const k = nsKeyOf(netns);
+      const a = attached.get(k);
+      if (a !== undefined) {
+        a.refs++;
+        return Promise.resolve(db.revision());
+      }
+      attached.set(k, { netns, refs: 1 });
+      return db.update(table, (txn) => {
+        for (const v of views.values()) if (table.get(txn, keyOf(netns, v.name))?.view !== v) put(txn, netns, here, v);
+        return db.revision();
+      });
+    },
+    detach(netns) {
+      const k = nsKeyOf(netns);
+      const a = attached.get(k);
+      if (a !== undefined && --a.refs > 0) return Promise.resolve(db.revision());
+      attached.delete(k);
+      return removeNamespace(netns);
+    },
     remove(service) {
+      views.delete(service);
       return db.update(table, (txn) => {
         for (const r of table.list(txn, "byService", service)) table.delete(txn, r);
         return db.revision();
       });
     },
-    removeNamespace(netns) {
-      return db.update(table, (txn) => {
-        for (const r of table.list(txn, "byNs", nsKeyOf(netns))) table.delete(txn, r);
-        return db.revision();
-      });
-    },
+    removeNamespace,
     synced: markSynced,
     statuses: () => [...table.all(db.readTxn())].map(toStatus),
     serviceStatus(service) {

@@ -113,6 +113,20 @@ describe("services: rendering", () => {
     expect(t?.chains[2]?.rules).to.deep.equal(["meta l4proto tcp dnat ip to 198.51.100.11:8080"]);
   });
 
+  it("address-only services translate the address of every packet and keep the port", () => {
+    const f = fe("203.0.113.5", "round-robin", { port: 0, protocol: "any", portName: "" });
+    const bs = [
+      be("a", "198.51.100.11", "n", "z", { port: 0, protocol: "any", portName: "" }),
+      be("b", "198.51.100.12", "n", "z", { port: 0, protocol: "any", portName: "" }),
+    ];
+    const t = renderServiceTable(view([f], bs), { node: "n", zone: "z" });
+    expect(t?.chains[0]?.rules).to.deep.equal(["ip daddr 203.0.113.5 jump pick_0"]);
+    expect(t?.chains[1]?.rules).to.deep.equal(["dnat ip to numgen inc mod 2 map { 0 : 198.51.100.11, 1 : 198.51.100.12 }"]);
+    expect(pickRule(view([]), { ...f, policy: "consistent-hash" }, bs)).to.match(/^dnat ip to jhash ip saddr \. ip daddr mod 31 seed/);
+    expect(pickRule(view([]), f, [])).to.equal("reject");
+    expect(() => renderServiceTable(view([{ ...f, protocol: "tcp" }], bs), { node: "n", zone: "z" })).to.throw("frontends[0].port");
+  });
+
   it("frontends with the same policy and backend set share one chain; no frontend means no table", () => {
     const t = renderServiceTable(view([fe("203.0.113.1", "round-robin"), fe("203.0.113.9", "round-robin")]), { node: "n", zone: "z" });
     expect(t?.chains).to.have.length(2);

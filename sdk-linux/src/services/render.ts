@@ -74,20 +74,24 @@ export function roundRobinSlots(weights: readonly number[]): number[] {
   return turns.map(([, i]) => i);
 }
 
-const l4 = (p: ServiceFrontend["protocol"]): string => p;
+/** An address-only frontend (port 0, protocol `any`) translates the address of every packet and keeps the port. */
+const addressOnly = (fe: ServiceFrontend): boolean => fe.protocol === "any" || fe.port === 0;
 
-function target(b: ServiceBackend): string {
-  return `${b.address} . ${b.port}`;
+/** The protocol match that lets a rule touch ports; empty for address-only frontends. */
+const l4 = (fe: ServiceFrontend): string => (addressOnly(fe) ? "" : `meta l4proto ${fe.protocol} `);
+
+function target(fe: ServiceFrontend, b: ServiceBackend): string {
+  return addressOnly(fe) ? b.address : `${b.address} . ${b.port}`;
 }
 
 function dnatOne(fe: ServiceFrontend, b: ServiceBackend): string {
   const fam = isIPv6(fe.address) ? "ip6" : "ip";
   const addr = fam === "ip6" ? `[${b.address}]` : b.address;
-  return `meta l4proto ${l4(fe.protocol)} dnat ${fam} to ${addr}:${b.port}`;
+  return addressOnly(fe) ? `dnat ${fam} to ${b.address}` : `${l4(fe)}dnat ${fam} to ${addr}:${b.port}`;
 }
 
-function mapOf(slots: readonly number[], chosen: readonly ServiceBackend[]): string {
-  return slots.map((i, slot) => `${slot} : ${target(chosen[i] as ServiceBackend)}`).join(", ");
+function mapOf(fe: ServiceFrontend, slots: readonly number[], chosen: readonly ServiceBackend[]): string {
+  return slots.map((i, slot) => `${slot} : ${target(fe, chosen[i] as ServiceBackend)}`).join(", ");
 }
 
 /** A fixed seed per service, so the hash of a flow (and so its slot) survives re-rendering. */
@@ -97,9 +101,8 @@ function seedOf(service: string): string {
 
 /** The rule that picks a backend for one frontend among `chosen`. */
 export function pickRule(view: ServiceView, fe: ServiceFrontend, chosen: readonly ServiceBackend[]): string {
-  const proto = l4(fe.protocol);
   // No backend: refuse at once rather than let the client wait for a ServiceIP that answers nobody.
-  if (chosen.length === 0) return proto === "tcp" ? "meta l4proto tcp reject with tcp reset" : `meta l4proto ${proto} reject`;
+  if (chosen.length === 0) return fe.protocol === "tcp" && !addressOnly(fe) ? "meta l4proto tcp reject with tcp reset" : `${l4(fe)}reject`;
   if (chosen.length === 1) return dnatOne(fe, chosen[0] as ServiceBackend);
   const fam = isIPv6(fe.address) ? "ip6" : "ip";
   if (fe.policy === "consistent-hash") {
@@ -110,25 +113,30 @@ export function pickRule(view: ServiceView, fe: ServiceFrontend, chosen: readonl
       chosen.map((b) => b.weight),
     );
     const affinity = (view.sessionAffinitySeconds ?? 0) > 0;
-    const key = affinity ? `${fam} saddr` : `${fam} saddr . ${fam} daddr . meta l4proto . th sport . th dport`;
-    return `meta l4proto ${proto} dnat ${fam} to jhash ${key} mod ${size} seed ${seedOf(view.name)} map { ${mapOf(table, chosen)} }`;
+    // Ports exist only with a protocol match; an address-only service hashes the addresses.
+    const key = affinity
+      ? `${fam} saddr`
+      : addressOnly(fe)
+        ? `${fam} saddr . ${fam} daddr`
+        : `${fam} saddr . ${fam} daddr . meta l4proto . th sport . th dport`;
+    return `${l4(fe)}dnat ${fam} to jhash ${key} mod ${size} seed ${seedOf(view.name)} map { ${mapOf(fe, table, chosen)} }`;
   }
   const slots = roundRobinSlots(chosen.map((b) => b.weight));
-  return `meta l4proto ${proto} dnat ${fam} to numgen inc mod ${slots.length} map { ${mapOf(slots, chosen)} }`;
+  return `${l4(fe)}dnat ${fam} to numgen inc mod ${slots.length} map { ${mapOf(fe, slots, chosen)} }`;
 }
 
 function validate(view: ServiceView): void {
   for (const [i, fe] of view.frontends.entries()) {
     if (!isIPv4(fe.address) && !isIPv6(fe.address))
       fail(Code.InvalidArgument, `services: ${view.name}: frontends[${i}].address ${JSON.stringify(fe.address)} is not an IP address`);
-    if (!Number.isInteger(fe.port) || fe.port < 1 || fe.port > 65535)
-      fail(Code.InvalidArgument, `services: ${view.name}: frontends[${i}].port ${fe.port} is not in 1..65535`);
+    if (!Number.isInteger(fe.port) || fe.port < 0 || fe.port > 65535 || (fe.port === 0) !== (fe.protocol === "any"))
+      fail(Code.InvalidArgument, `services: ${view.name}: frontends[${i}].port ${fe.port} is not in 1..65535 (or 0 with protocol any)`);
   }
   for (const [i, b] of view.backends.entries()) {
     if (!isIPv4(b.address) && !isIPv6(b.address))
       fail(Code.InvalidArgument, `services: ${view.name}: backends[${i}].address ${JSON.stringify(b.address)} is not an IP address`);
-    if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535)
-      fail(Code.InvalidArgument, `services: ${view.name}: backends[${i}].port ${b.port} is not in 1..65535`);
+    if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535 || (b.port === 0 && b.protocol !== "any"))
+      fail(Code.InvalidArgument, `services: ${view.name}: backends[${i}].port ${b.port} is not in 1..65535 (or 0 with protocol any)`);
   }
 }
 
@@ -169,7 +177,7 @@ export function renderServiceTable(view: ServiceView, where: Locality): NftTable
   for (const fe of view.frontends) {
     const chosen = selectBackends(fe, view.backends, where);
     // Same rule text ⇔ same chain: the key is what the rule depends on.
-    const key = `${fe.policy}|${fe.protocol}|${isIPv6(fe.address) ? 6 : 4}|${chosen.map((b) => `${target(b)}*${b.weight}`).join(",")}`;
+    const key = `${fe.policy}|${fe.protocol}|${isIPv6(fe.address) ? 6 : 4}|${chosen.map((b) => `${target(fe, b)}*${b.weight}`).join(",")}`;
     const rule = memoPick(`${view.name}|${view.sessionAffinitySeconds ?? 0}|${key}`, () => pickRule(view, fe, chosen));
     let chain = chainOf.get(key);
     if (chain === undefined) {
@@ -178,7 +186,7 @@ export function renderServiceTable(view: ServiceView, where: Locality): NftTable
       chains.push({ name: chain, rules: [rule] });
     }
     const fam = isIPv6(fe.address) ? "ip6" : "ip";
-    dispatch.push(`${fam} daddr ${fe.address} meta l4proto ${l4(fe.protocol)} th dport ${fe.port} jump ${chain}`);
+    dispatch.push(`${fam} daddr ${fe.address} ${addressOnly(fe) ? "" : `${l4(fe)}th dport ${fe.port} `}jump ${chain}`);
   }
   const table: NftTable | undefined =
     dispatch.length === 0

@@ -5,8 +5,8 @@
  * depend on the API's generated code.
  */
 
-/** Transport protocol of a frontend or backend port. */
-export type ServiceProtocol = "tcp" | "udp" | "sctp";
+/** Transport protocol of a frontend or backend port; `any` for an address-only service (every port and protocol). */
+export type ServiceProtocol = "tcp" | "udp" | "sctp" | "any";
 
 /** How a frontend picks a backend for a new flow. */
 export type BalancingPolicy = "round-robin" | "closest" | "consistent-hash";
@@ -18,6 +18,7 @@ export type BackendHealth = "healthy" | "unhealthy" | "draining";
 export interface ServiceFrontend {
   /** The ServiceIP (IPv4 or IPv6). */
   readonly address: string;
+  /** 1..65535, or 0 with protocol `any`: an address-only service (only the address is translated). */
   readonly port: number;
   readonly protocol: ServiceProtocol;
   readonly policy: BalancingPolicy;
@@ -30,6 +31,7 @@ export interface ServiceBackend {
   /** Unique within the service (for messages). */
   readonly name: string;
   readonly address: string;
+  /** 0 for an address-only service. */
   readonly port: number;
   readonly protocol: ServiceProtocol;
   readonly portName: string;
