@@ -8,3 +8,4 @@ export { createServiceDataplane, type ServiceDataplane, type ServiceDataplaneOpt
 export { maglevSize, maglevTable, nextPrime } from "./maglev.js";
 export { pickRule, renderServiceTable, roundRobinSlots, SERVICE_TABLE_PREFIX, selectBackends, serviceTableName } from "./render.js";
 export type { BackendHealth, BalancingPolicy, Locality, ServiceBackend, ServiceFrontend, ServiceProtocol, ServiceView } from "./view.js";
+export { withServices } from "./element.js";
