@@ -88,6 +88,8 @@ export interface ServiceDataplane {
   watchStatus(signal: AbortSignal): AsyncIterable<ServiceRulesStatus>;
   /** Resolves once everything up to `revision` is applied (rejects on stop or `signal`). */
   waitReconciled(revision: number, signal?: AbortSignal): Promise<void>;
+  /** Namespaces this data plane has put tables into and not yet seen cleaned (for a last cleanup at shutdown). */
+  namespaces(): Netns[];
   /** Resolves once the reconciler stopped. */
   readonly stopped: Promise<void>;
 }
@@ -261,6 +263,7 @@ export function createServiceDataplane(opts: ServiceDataplaneOptions): ServiceDa
       for await (const c of it) if (!c.deleted) yield toStatus(c.object);
     },
     waitReconciled: (revision, signal) => reconciler.waitReconciled(revision, signal),
+    namespaces: () => [...touched.values()],
     stopped: reconciler.stopped,
   };
 }

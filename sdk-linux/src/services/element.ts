@@ -40,7 +40,9 @@ export function withServices(elements: mechanisms.MechanismElements, dp: Service
         const ns = ctx.metadata.server.get(attachedKey);
         ctx.metadata.server.delete(attachedKey);
         if (ns !== undefined)
-          await dp.detach(ns).catch((err: unknown) => ctx.log.warn({ err, connId: conn.id }, "services: detaching the client namespace failed"));
+          await dp
+            .detach(ns)
+            .catch((err: unknown) => ctx.log.warn({ err, connId: conn.id }, "services: detaching the client namespace failed"));
       }
     },
   };

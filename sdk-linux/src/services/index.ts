@@ -5,7 +5,7 @@
  */
 
 export { createServiceDataplane, type ServiceDataplane, type ServiceDataplaneOptions, type ServiceRulesStatus } from "./dataplane.js";
+export { withServices } from "./element.js";
 export { maglevSize, maglevTable, nextPrime } from "./maglev.js";
 export { pickRule, renderServiceTable, roundRobinSlots, SERVICE_TABLE_PREFIX, selectBackends, serviceTableName } from "./render.js";
 export type { BackendHealth, BalancingPolicy, Locality, ServiceBackend, ServiceFrontend, ServiceProtocol, ServiceView } from "./view.js";
-export { withServices } from "./element.js";
