@@ -52,6 +52,8 @@ export async function* watchResolved(model: ServiceModel, q: ResolvedQuery, sign
   const node = q.node ?? "";
   const shown = new Set<string>();
   let after = 0;
+  // Whether the next batch is a full listing that ends with `synced`.
+  let listing = !q.skipExisting;
   if (q.skipExisting) {
     const txn = model.readTxn();
     after = epochs.revision(txn);
@@ -72,6 +74,7 @@ export async function* watchResolved(model: ServiceModel, q: ResolvedQuery, sign
         yield deleted(n, String(epochs.revision(txn)));
       }
       after = 0;
+      listing = true;
       continue;
     }
     for (const c of batch.changes) {
@@ -84,7 +87,8 @@ export async function* watchResolved(model: ServiceModel, q: ResolvedQuery, sign
         yield deleted(c.key, String(c.revision));
       }
     }
-    if (after === 0 && !q.skipExisting) yield create(ResolvedServiceEventSchema, { synced: true });
+    if (listing) yield create(ResolvedServiceEventSchema, { synced: true });
+    listing = false;
     after = batch.revision;
     if (!(await until(batch.watch, signal))) return;
   }
