@@ -65,6 +65,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
+  let services: Awaited<ReturnType<typeof startServices>> | undefined;
   try {
     const chains = createRegistryServer({
       tokenGenerator,
@@ -82,7 +83,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       admins: cfg.resourcesAdmins ?? [],
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
     });
-    const services = await startServices(server, cfg, {
+    services = await startServices(server, cfg, {
       managers,
       nseStore: stores.nse,
       log: ctx.log,
@@ -104,8 +105,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
     ctx.log.info("cmd-registry shutting down");
     await collecting;
-    await services.stop();
   } finally {
+    // The sources stop before the stores they follow close.
+    await services?.stop();
     await server.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);
   }

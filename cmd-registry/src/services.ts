@@ -57,7 +57,16 @@ export async function startServices(
   let channel: Channel | undefined;
   if (cfg.servicesRemoteRegistryUrl !== undefined) {
     channel = deps.dial(cfg.servicesRemoteRegistryUrl);
-    sources.push(startRegistrySource({ model, source: "remote", find: remoteFind(channel), log, retryMs: cfg.servicesRemoteRetry }));
+    sources.push(
+      startRegistrySource({
+        model,
+        source: "remote",
+        find: remoteFind(channel),
+        log,
+        retryMs: cfg.servicesRemoteRetry,
+        dropOnFailure: true,
+      }),
+    );
   }
   log.info(
     {

@@ -38,6 +38,11 @@ describe("services gRPC API", () => {
     const s = await c.services.createService({ name: "web", ports: [{ port: 80 }] });
     expect(s.source).to.equal("api");
     expect(s.ports[0]?.protocol).to.equal(Protocol.TCP);
+    const outside = await expectStatus(
+      c.frontends.createFrontend({ service: "web", policy: BalancingPolicy.ROUND_ROBIN, address: "169.254.1.1" }),
+      Code.InvalidArgument,
+    );
+    expect(outside.message).to.contain("address");
     const f = await c.frontends.createFrontend({ service: "web", policy: BalancingPolicy.ROUND_ROBIN });
     expect(f.address).to.match(/^169\.254\.200\.\d+$/);
     const err = await expectStatus(c.frontends.createFrontend({ service: "web", policy: BalancingPolicy.CLOSEST }), Code.InvalidArgument);

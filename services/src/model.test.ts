@@ -175,4 +175,14 @@ describe("services model", () => {
     );
     expect(resolved(m, "web")?.frontends).to.have.length(2);
   });
+
+  it("resolves a service without ports as address-only: port 0, every protocol", async () => {
+    const m = new ServiceModel();
+    await m.writeService(svc({ name: "l3" }), "create");
+    await m.createFrontend(fe({ service: "l3", policy: BalancingPolicy.CLOSEST, address: "169.254.201.7" }));
+    await m.writeBackend(be({ service: "l3", address: "169.254.1.1", ports: [{ name: "", port: 8080 }] }), "create");
+    const r = resolved(m, "l3");
+    expect(r?.frontends.map((f) => [f.address, f.port, f.protocol])).to.deep.equal([["169.254.201.7", 0, Protocol.UNSPECIFIED]]);
+    expect(r?.backends.map((b) => [b.address, b.port])).to.deep.equal([["169.254.1.1", 0]]);
+  });
 });

@@ -290,8 +290,8 @@ export class ServiceModel {
     for (const b of backends) await this.writeBackend(create(BackendSchema, { ...b, source: src, name }), "put");
     const gone = await this.write((txn, touched) => {
       const out: Backend[] = [];
-      for (const r of this.tables.backends.list(txn, "bySource", src)) {
-        if (r.name !== name || keep.has(backendKey(r.service, r.source, r.name))) continue;
+      for (const r of this.tables.backends.list(txn, "byOwner", `${src}/${name}`)) {
+        if (keep.has(backendKey(r.service, r.source, r.name))) continue;
         this.tables.backends.delete(txn, r);
         touched.add(r.service);
         out.push(r);

@@ -26,7 +26,7 @@ export interface ServiceTables {
   readonly db: Db;
   readonly services: Table<Service, "bySource">;
   readonly frontends: Table<Frontend, "byAddress">;
-  readonly backends: Table<Backend, "bySource">;
+  readonly backends: Table<Backend, "bySource" | "byOwner">;
   readonly redirects: Table<LocalRedirect>;
   readonly statuses: Table<ReconcileStatus, "byService">;
   readonly epochs: Table<Epoch>;
@@ -49,7 +49,11 @@ export function createServiceTables(db: Db = createDb()): ServiceTables {
     backends: db.createTable({
       name: "backends",
       primaryKey: (b: Backend) => backendKey(b.service, b.source, b.name),
-      indexes: { bySource: { kind: "multi", keys: (b: Backend) => [b.source] } },
+      indexes: {
+        bySource: { kind: "multi", keys: (b: Backend) => [b.source] },
+        // A source's rows under one backend name across services (an NSE's rows), for `setSourceBackends`.
+        byOwner: { kind: "multi", keys: (b: Backend) => [`${b.source}/${b.name}`] },
+      },
     }),
     redirects: db.createTable({ name: "local-redirects", primaryKey: (r: LocalRedirect) => r.service }),
     statuses: db.createTable({

@@ -6,6 +6,7 @@ import { createMemoryStore, type RegistryStore } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
 import { resolved, svc, waitResolved } from "../model.fixture.js";
 import { ServiceModel } from "../model.js";
+import { watchResolved } from "../watch.js";
 import { remoteFind, storeFind } from "./find.js";
 import { backendsOf as nseBackends, parsePorts } from "./labels.js";
 import { startRegistrySource } from "./registry.js";
@@ -75,6 +76,46 @@ describe("services registry source", () => {
     }
   });
 
+  it("resyncs after a lost stream without flapping: sweeps what vanished meanwhile, keeps the rest", async () => {
+    store = createMemoryStore("nse", { clock });
+    const model = new ServiceModel({ clock });
+    let breaker = new AbortController();
+    const inner = storeFind(store);
+    const find = (signal: AbortSignal, watch: boolean) => {
+      if (!watch) return inner(signal, false);
+      breaker = new AbortController();
+      return inner(AbortSignal.any([signal, breaker.signal]), true);
+    };
+    const src = startRegistrySource({ model, source: "registry", find, clock, retryMs: 1000 });
+    const ac = new AbortController();
+    try {
+      await store.put(nse("a", "169.254.30.1", { "nsmts.io/ports": "80" }));
+      await store.put(nse("b", "169.254.30.2", { "nsmts.io/ports": "80" }));
+      await waitResolved(model, "web", (e) => (e.service?.backends.length ?? 0) === 2);
+      // Every event from here on must still have "a": a resync must not drop and re-add it.
+      const flapped: string[] = [];
+      const watching = (async () => {
+        for await (const ev of watchResolved(model, { service: "web", skipExisting: true }, ac.signal)) {
+          if (ev.deleted || !ev.service?.backends.some((b) => b.name === "a"))
+            flapped.push(JSON.stringify(ev.service?.backends.map((b) => b.name)));
+        }
+      })();
+      breaker.abort();
+      await clock.untilPending(1); // the source waits retryMs before reopening
+      await store.delete("b");
+      await store.put(nse("c", "169.254.30.3", { "nsmts.io/ports": "80" }));
+      const synced = waitResolved(model, "web", (e) => (e.service?.backends.map((b) => b.name).sort() ?? []).join() === "a,c");
+      await clock.advance(1000);
+      await synced;
+      ac.abort();
+      await watching;
+      expect(flapped).to.deep.equal([]);
+    } finally {
+      ac.abort();
+      await src.stop();
+    }
+  });
+
   it("keeps malformed registrations out and says why", () => {
     expect(() => nseBackends(nse("x", "not-an-ip"), "registry")).to.throw(/network_service_labels\[web\]\.nsmts\.io\/address/);
     expect(() => parsePorts("http=80,dns=x/udp")).to.throw(/nsmts\.io\/ports\[1\]/);
@@ -101,7 +142,7 @@ describe("services registry source", () => {
     const channel = dial(await server.listen("tcp://127.0.0.1:0"));
     const model = new ServiceModel({ clock });
     const local = startRegistrySource({ model, source: "registry", find: storeFind(store), clock });
-    const far = startRegistrySource({ model, source: "remote", find: remoteFind(channel), clock });
+    const far = startRegistrySource({ model, source: "remote", find: remoteFind(channel), clock, dropOnFailure: true });
     try {
       await remote.put(nse("far-1", "169.254.20.1", { "nsmts.io/ports": "9090", "topology.kubernetes.io/zone": "far" }));
       await waitResolved(model, "web", (e) => (e.service?.backends.length ?? 0) === 1);

@@ -5,8 +5,11 @@
  * them when a monitor reports the NSE DOWN, until it registers again.
  *
  * The same code follows this process's own store (source "registry") and another cluster's registry over gRPC
- * (source "remote", lower priority). When the followed stream fails, the source's rows are dropped (their
- * instances are unreachable as far as we know) and the stream is reopened after `retryMs`.
+ * (source "remote", lower priority). Each (re)connection opens the watch first, then lists the registry once and
+ * drops the NSEs it knew that the listing lacks (deleted while it was not watching); the watch then replays the
+ * current NSEs and every later change, so nothing flaps on a resync (e.g. after the store cut off a watcher that fell
+ * behind). With `dropOnFailure` (the remote source) a failed stream drops the source's rows at once: the other
+ * cluster is unreachable as far as we know.
  */
 import { create } from "@bufbuild/protobuf";
 import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
@@ -29,8 +32,10 @@ export interface RegistrySourceOptions {
   readonly model: ServiceModel;
   /** "registry" (this cluster) or "remote" (another one). */
   readonly source: SourceName;
-  /** Opens the followed stream: the current NSEs, then every change, until `signal` aborts. */
-  readonly find: (signal: AbortSignal) => AsyncIterable<NseEvent>;
+  /** Opens the followed stream: the current NSEs, then with `watch` every change until `signal` aborts. */
+  readonly find: (signal: AbortSignal, watch: boolean) => AsyncIterable<NseEvent>;
+  /** Drop the source's rows as soon as the stream fails (default false: keep them until the next listing). */
+  readonly dropOnFailure?: boolean;
   /** Pause before reopening a failed stream; default 1000 ms. */
   readonly retryMs?: number;
   readonly clock?: Clock;
@@ -55,6 +60,8 @@ export function startRegistrySource(opts: RegistrySourceOptions): RegistrySource
   const ac = new AbortController();
   /** Per NSE the backends it describes (only NSEs that describe some). */
   const nses = new Map<string, NseBackend[]>();
+  /** Per service the NSEs that describe it. */
+  const members = new Map<string, Set<string>>();
   let tail: Promise<void> = Promise.resolve();
   const serial = (fn: () => Promise<void>): Promise<void> => {
     tail = tail
@@ -68,14 +75,15 @@ export function startRegistrySource(opts: RegistrySourceOptions): RegistrySource
     for (const service of services) {
       const ports = new Map<string, ServicePort>();
       let any = false;
-      for (const list of nses.values()) {
-        for (const b of list) {
+      for (const nseName of members.get(service) ?? []) {
+        for (const b of nses.get(nseName) ?? []) {
           if (b.backend.service !== service) continue;
           any = true;
           for (const p of b.ports) if (!ports.has(`${p.name}/${p.port}/${p.protocol}`)) ports.set(`${p.name}/${p.port}/${p.protocol}`, p);
         }
       }
       if (!any) {
+        members.delete(service);
         const txn = model.readTxn();
         if (model.tables.services.get(txn, `${service}/${source}`) !== undefined) await model.removeSource(source, service);
         continue;
@@ -101,6 +109,12 @@ export function startRegistrySource(opts: RegistrySourceOptions): RegistrySource
       }
       if (now.length > 0) nses.set(name, now);
       else nses.delete(name);
+      for (const svc of before) members.get(svc)?.delete(name);
+      for (const b of now) {
+        const set = members.get(b.backend.service) ?? new Set<string>();
+        set.add(name);
+        members.set(b.backend.service, set);
+      }
       await model.setSourceBackends(
         source,
         name,
@@ -111,20 +125,37 @@ export function startRegistrySource(opts: RegistrySourceOptions): RegistrySource
       log.debug({ nse: name, source, deleted: ev.deleted, services: [...before] }, "services: NSE applied");
     });
 
+  /** One connection: watch opened first, then a listing to sweep what vanished, then the watch's events. */
+  const follow = async (signal: AbortSignal): Promise<void> => {
+    const watch = opts.find(signal, true)[Symbol.asyncIterator]();
+    const first = watch.next();
+    const listed = new Set<string>();
+    for await (const ev of opts.find(signal, false)) if (!ev.deleted) listed.add(ev.entry.name);
+    const gone = [...nses.keys()].filter((n) => !listed.has(n));
+    for (const name of gone) void apply({ entry: create(NetworkServiceEndpointSchema, { name }), deleted: true });
+    if (gone.length > 0) log.info({ source, gone: gone.length }, "services: dropped NSEs that vanished while not watching");
+    for (let r = await first; !r.done; r = await watch.next()) void apply(r.value);
+  };
+
   const run = async (): Promise<void> => {
     while (!ac.signal.aborted) {
       try {
-        for await (const ev of opts.find(ac.signal)) void apply(ev);
+        await follow(ac.signal);
         if (ac.signal.aborted) return;
         log.warn({ source }, "services: registry stream ended; reopening");
       } catch (err) {
         if (ac.signal.aborted) return;
-        log.warn({ source, err: toStatusError(err).message }, "services: registry stream failed; dropping the source's rows and reopening");
+        log.warn(
+          { source, err: toStatusError(err).message, dropRows: opts.dropOnFailure ?? false },
+          "services: registry stream failed; reopening",
+        );
       }
-      await serial(async () => {
-        nses.clear();
-        await model.removeSource(source);
-      });
+      if (opts.dropOnFailure) {
+        await serial(async () => {
+          nses.clear();
+          await model.removeSource(source);
+        });
+      }
       try {
         await clock.sleep(opts.retryMs ?? 1000, ac.signal);
       } catch {
