@@ -20,11 +20,12 @@ const net = require("node:net");
 net.createServer((s) => { s.on("error", () => {}); s.end("x\\n"); }).listen(8080, process.argv[1], () => process.stdout.write("ready\\n"));
 `;
 
-// Times each connection from connect() to the end of the server's reply, in the client's own process.
+// Times each connection from connect() to the end of the server's reply, in the client's own process; the two
+// targets alternate connection by connection, so load from elsewhere and JIT warm-up hit both alike.
 const clientJs = `
 const net = require("node:net");
-const [host, port, n] = process.argv.slice(1);
-function one() {
+const [a, pa, b, pb, n] = process.argv.slice(1);
+function one(host, port) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const s = net.connect({ host, port: Number(port) });
@@ -34,9 +35,16 @@ function one() {
   });
 }
 (async () => {
-  const out = [];
-  for (let i = 0; i < 50; i++) await one();
-  for (let i = 0; i < Number(n); i++) out.push(await one());
+  const out = [[], []];
+  for (let i = 0; i < 50; i++) { await one(a, pa); await one(b, pb); }
+  for (let i = 0; i < Number(n); i++) {
+    const first = i % 2;
+    const t = [0, 0];
+    t[first] = await (first === 0 ? one(a, pa) : one(b, pb));
+    t[1 - first] = await (first === 0 ? one(b, pb) : one(a, pa));
+    out[0].push(t[0]);
+    out[1].push(t[1]);
+  }
   process.stdout.write(JSON.stringify(out));
 })();
 `;
@@ -46,10 +54,12 @@ function pct(sorted: readonly number[], p: number): number {
   return sorted[i] ?? Number.NaN;
 }
 
-async function connections(ns: Netns, host: string, port: number, n: number): Promise<number[]> {
-  const r = await runCommand(ns.execArgv([process.execPath, "-e", clientJs, host, String(port), String(n)]));
+/** Per-connection times to (a, pa) and (b, pb), alternating, each sorted. */
+async function connections(ns: Netns, a: string, pa: number, b: string, pb: number, n: number): Promise<[number[], number[]]> {
+  const r = await runCommand(ns.execArgv([process.execPath, "-e", clientJs, a, String(pa), b, String(pb), String(n)]));
   if (r.code !== 0) throw new Error(`bench: client failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as number[]).sort((a, b) => a - b);
+  const [x, y] = JSON.parse(r.stdout) as [number[], number[]];
+  return [x.sort((p, q) => p - q), y.sort((p, q) => p - q)];
 }
 
 const backend = (i: number, port = 8080): services.ServiceBackend => ({
@@ -126,16 +136,7 @@ export async function runServicesBench(conns: number, backends: number, changes:
     // (1) Connection setup: the same server, through the ServiceIP and directly.
     const real: services.ServiceBackend = { ...backend(0), address: SERVER_IP };
     await dp.waitReconciled(await dp.setNamespace(client, where, [view("c", [real])]));
-    // Alternating rounds, so that load from other processes hits both series alike.
-    const direct: number[] = [];
-    const viaService: number[] = [];
-    const per = Math.max(1, Math.ceil(conns / 4));
-    for (let round = 0; round < 4; round++) {
-      direct.push(...(await connections(client, SERVER_IP, 8080, per)));
-      viaService.push(...(await connections(client, SERVICE_IP, 80, per)));
-    }
-    direct.sort((a, b) => a - b);
-    viaService.sort((a, b) => a - b);
+    const [direct, viaService] = await connections(client, SERVER_IP, 8080, SERVICE_IP, 80, conns);
     const d50 = pct(direct, 50);
     const s50 = pct(viaService, 50);
     rows.push({
