@@ -28,8 +28,8 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
   if (cfg.registryStore.kind === "etcd") {
     const endpoints = cfg.registryStore.endpoints;
     return {
-      ns: createEtcdStore("ns", { endpoints, log: ctx.log }),
-      nse: createEtcdStore("nse", { endpoints, log: ctx.log }),
+      ns: createEtcdStore("ns", { endpoints, log: ctx.log, loadAtStart: true }),
+      nse: createEtcdStore("nse", { endpoints, log: ctx.log, loadAtStart: true }),
     };
   }
   return { ns: createMemoryStore("ns"), nse: createMemoryStore("nse") };
