@@ -38,6 +38,23 @@ describe(`${program} config`, () => {
     expect(() => config.parse({})).to.throw(/^NSM_NETWORK_SERVICES: is required/);
   });
 
+  it("backend role: off by default, needs NSM_SERVICES_URL, names the variable of a bad value", () => {
+    expect(config.parse({ NSM_NETWORK_SERVICES: "svc" })).to.deep.include({
+      serviceBackends: [],
+      servicesUrl: undefined,
+      probeInterval: 1000,
+      probeTimeout: 1000,
+      probeFailures: 3,
+    });
+    const on = { NSM_NETWORK_SERVICES: "svc", NSM_SERVICE_BACKENDS: "web:8080/tcp" };
+    expect(() => config.parse(on)).to.throw(/^NSM_SERVICES_URL: is required when NSM_SERVICE_BACKENDS/);
+    expect(config.parse({ ...on, NSM_SERVICES_URL: "tcp://127.0.0.1:5002" }).serviceBackends).to.deep.equal([
+      { service: "web", port: 8080 },
+    ]);
+    expect(() => config.parse({ ...on, NSM_SERVICE_BACKENDS: "web:8080/udp" })).to.throw(/^NSM_SERVICE_BACKENDS: .*only tcp/);
+    expect(() => config.parse({ ...on, NSM_SERVICE_PROBE_FAILURES: "0" })).to.throw(/^NSM_SERVICE_PROBE_FAILURES: /);
+  });
+
   it("reads given values", () => {
     const cfg = config.parse({
       NSM_NETWORK_SERVICES: "kernel://icmp-responder/nsm-1?app=web, noop://other@remote.example",

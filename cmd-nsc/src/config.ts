@@ -13,6 +13,7 @@ import {
   commonVars,
   defineConfig,
   duration,
+  int,
   labels,
   networkServiceUrls,
   nonEmpty,
@@ -21,6 +22,7 @@ import {
   validateCommon,
 } from "@nsm-ts/base/config";
 import { parseServerAddress } from "@nsm-ts/sdk/dns";
+import { parseServiceBackends } from "./backends.js";
 import { DEFAULT_STATE_DIR } from "./state.js";
 
 /** 127.0.0.0/8 or ::1: the forwarder serves this netns only. */
@@ -89,6 +91,43 @@ export const config = defineConfig(
       parse: str,
     },
     stateDir: stateDirVar,
+    serviceBackends: {
+      name: "NSM_SERVICE_BACKENDS",
+      description:
+        "Backend role, comma separated <service>:<port>[/tcp]: once connected, register this pod (its first vL3 source address, backend name NSM_NAME, source api) as a backend of each service through NSM_SERVICES_URL, probe the port with a TCP connect and write its health on change; deleted on exit. Empty = off",
+      default: "",
+      parse: parseServiceBackends,
+    },
+    servicesUrl: {
+      name: "NSM_SERVICES_URL",
+      description: "The services API (cmd-registry) the backend role writes to; required with NSM_SERVICE_BACKENDS",
+      parse: url,
+    },
+    zone: {
+      name: "NSM_ZONE",
+      description: "This node's zone, the zone of the backends this pod registers (for closest ServiceIPs)",
+      default: "",
+      parse: str,
+    },
+    probeInterval: {
+      name: "NSM_SERVICE_PROBE_INTERVAL",
+      description: "Backend role: time between two probes of each port (the first probe runs as soon as the address is known)",
+      default: "1s",
+      parse: duration,
+    },
+    probeTimeout: {
+      name: "NSM_SERVICE_PROBE_TIMEOUT",
+      description: "Backend role: how long one probe (TCP connect) may take before it counts as failed",
+      default: "1s",
+      parse: duration,
+    },
+    probeFailures: {
+      name: "NSM_SERVICE_PROBE_FAILURES",
+      description:
+        "Backend role: consecutive failed probes before the backend is written UNHEALTHY (one success makes it HEALTHY again); worst-case detection ≈ failures × interval + timeout",
+      default: "3",
+      parse: int({ min: 1, max: 100 }),
+    },
     localDnsServerEnabled: {
       name: "NSM_LOCAL_DNS_SERVER_ENABLED",
       description:
@@ -126,6 +165,9 @@ export const config = defineConfig(
           "NSM_LOCAL_DNS_SERVER_ADDRESS",
           `${JSON.stringify(cfg.localDnsServerAddress)} must be a loopback ip:53 (a resolver config names a nameserver by IP, always on port 53)`,
         );
+      }
+      if (cfg.serviceBackends.length > 0 && cfg.servicesUrl === undefined) {
+        throw new ConfigError("NSM_SERVICES_URL", "is required when NSM_SERVICE_BACKENDS is set (the backends are written through it)");
       }
       for (const u of cfg.networkServices) {
         if (!(SUPPORTED_MECHANISMS as readonly string[]).includes(u.mechanism)) {

@@ -3,18 +3,22 @@
  * one Request per NSM_NETWORK_SERVICES entry → log each connection (`connected`, then `connection refreshed` on
  * every refresh or heal) and publish it with its heal state in the state file (`<NSM_STATE_DIR>/<NSM_NAME>.json`,
  * rewritten on every change, read by `cmd-nsc list connections`) → wait for the abort signal → close every
- * connection and remove the state file. When a connection carries DNS configs, the local DNS forwarder serves
+ * connection and remove the state file. With NSM_SERVICE_BACKENDS the pod is also a service backend: its first
+ * connection's source address is registered and probed (`backends.ts`), and the rows are deleted on exit. When a connection carries DNS configs, the local DNS forwarder serves
  * them and the resolver config points at it until exit (`dns.ts`).
  */
 import { once } from "node:events";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Mechanism } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceRequestUrl, RunContext } from "@nsm-ts/base/config";
+import { dial } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import { client, clientinfo, type heal, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { netnsInodeUrl } from "@nsm-ts/sdk-linux";
+import { servicesClient } from "@nsm-ts/services";
+import { type BackendRole, startBackendRole } from "./backends.js";
 import type { Config } from "./config.js";
 import { startClientDns } from "./dns.js";
 import { type ClientState, removeState, writeState } from "./state.js";
@@ -78,9 +82,30 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       published = false;
     }
   };
+  // The backend role follows the first connection: a heal that brings a new address rewrites the backends.
+  let backendConnId: string | undefined;
+  const channel = cfg.serviceBackends.length > 0 && cfg.servicesUrl ? dial(cfg.servicesUrl, id.dialOptions) : undefined;
+  const backends: BackendRole | undefined = channel
+    ? startBackendRole({
+        api: servicesClient(channel).backends,
+        backends: cfg.serviceBackends,
+        name: cfg.name,
+        ...(cfg.nodeName ? { node: cfg.nodeName } : {}),
+        zone: cfg.zone,
+        intervalMs: cfg.probeInterval,
+        timeoutMs: cfg.probeTimeout,
+        failures: cfg.probeFailures,
+        log,
+      })
+    : undefined;
   const onRefreshed = (c: ConnectionSummary): void => {
     summaries.set(c.id, c);
     publish();
+    const src = c.srcIpAddrs[0];
+    if (backends && src && (backendConnId ?? c.id) === c.id) {
+      backendConnId = c.id;
+      backends.setAddress(src.replace(/\/\d+$/, ""));
+    }
   };
   const healOpts = {
     onStatus: publish,
@@ -124,6 +149,9 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     // A Request interrupted by SIGTERM is a normal shutdown, whatever status the cancelled call reported.
     if (!ctx.signal.aborted) throw err;
   } finally {
+    // The backends go first: no new flow should reach this pod while its connections close.
+    await backends?.close();
+    channel?.close();
     // dispose closes every open connection along its path (best effort) and ends refresh and heal.
     await nsc.dispose();
     published = false;

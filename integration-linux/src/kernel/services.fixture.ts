@@ -70,3 +70,88 @@ export function tally(rs: readonly Reached[]): Record<string, number> {
   for (const r of rs) out[r.who] = (out[r.who] ?? 0) + 1;
   return out;
 }
+
+const loopJs = `
+const net = require("node:net");
+const [host, port, gapMs, timeoutMs] = process.argv.slice(1);
+function one() {
+  return new Promise((resolve) => {
+    const at = Date.now();
+    const s = net.connect({ host, port: Number(port) });
+    let data = "";
+    const done = (who) => { s.destroy(); resolve({ who, ms: Date.now() - at, at }); };
+    s.setTimeout(Number(timeoutMs), () => done("timeout"));
+    s.on("data", (b) => { data += b; });
+    s.on("end", () => done(data.trim() || "empty"));
+    s.on("error", (e) => done(e.code || "error"));
+  });
+}
+(async () => {
+  for (;;) {
+    process.stdout.write(JSON.stringify(await one()) + "\\n");
+    await new Promise((r) => setTimeout(r, Number(gapMs)));
+  }
+})();
+`;
+
+/** A connection of `startConnectLoop`, with the wall-clock time it was opened (`Date.now()`). */
+export interface TimedReach extends Reached {
+  readonly at: number;
+}
+
+/** A running connect loop: every connection so far, a wait on them, and stop. */
+export interface ConnectLoop {
+  readonly results: readonly TimedReach[];
+  /** Resolves once `pred` holds for the results (checked on each new one); rejects after `timeoutMs`. */
+  until(pred: (rs: readonly TimedReach[]) => boolean, timeoutMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Opens a new connection from `ns` to host:port every `gapMs` after the previous one ended, in one long-lived
+ * process, so the time of each connection is known to the millisecond (no process start in the measurement).
+ */
+export async function startConnectLoop(ns: Netns, host: string, port: number, gapMs: number, timeoutMs: number): Promise<ConnectLoop> {
+  const [file, ...args] = ns.execArgv([process.execPath, "-e", loopJs, host, String(port), String(gapMs), String(timeoutMs)]);
+  const child = spawn(file as string, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const results: TimedReach[] = [];
+  const waiters = new Set<() => void>();
+  let buf = "";
+  child.stdout?.on("data", (b: Buffer) => {
+    buf += b.toString();
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      results.push(JSON.parse(buf.slice(0, i)) as TimedReach);
+      buf = buf.slice(i + 1);
+    }
+    for (const w of [...waiters]) w();
+  });
+  const exited = once(child, "exit");
+  return {
+    results,
+    until(pred, ms) {
+      return new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (!pred(results)) return;
+          cleanup();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`connect loop: condition not met after ${ms} ms (${results.length} connections)`));
+        }, ms);
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await exited;
+      }
+    },
+  };
+}

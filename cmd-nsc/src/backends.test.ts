@@ -1,0 +1,119 @@
+import { once } from "node:events";
+import { type AddressInfo, createServer as createTcpServer, type Server } from "node:net";
+import { BackendHealth } from "@nsm-ts/api/services";
+import { MockClock } from "@nsm-ts/base/clock";
+import { type Channel, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { registerServices, ServiceModel, servicesClient } from "@nsm-ts/services";
+import { expect } from "chai";
+import { parseServiceBackends, startBackendRole } from "./backends.js";
+
+describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
+  it("parses <service>:<port>[/tcp] lists and names what is wrong", () => {
+    expect(parseServiceBackends("web:8080, dns:5353/tcp")).to.deep.equal([
+      { service: "web", port: 8080 },
+      { service: "dns", port: 5353 },
+    ]);
+    expect(parseServiceBackends("")).to.deep.equal([]);
+    expect(() => parseServiceBackends("web")).to.throw(/<service>:<port>/);
+    expect(() => parseServiceBackends("web:0")).to.throw(/1\.\.65535/);
+    expect(() => parseServiceBackends("dns:53/udp")).to.throw(/only tcp/);
+    expect(() => parseServiceBackends("web:1,web:2")).to.throw(/twice/);
+  });
+
+  describe("against a services API served in-process", () => {
+    let server: NsmServer;
+    let channel: Channel;
+    let tcp: Server | undefined;
+
+    const listen = async (port = 0): Promise<number> => {
+      tcp = createTcpServer((s) => s.end());
+      tcp.listen(port, "127.0.0.1");
+      await once(tcp, "listening");
+      return (tcp.address() as AddressInfo).port;
+    };
+    const closeTcp = async (): Promise<void> => {
+      const t = tcp;
+      tcp = undefined;
+      if (t) await new Promise<void>((r) => t.close(() => r()));
+    };
+
+    beforeEach(async () => {
+      server = createServer();
+      registerServices(server, new ServiceModel());
+      channel = dial(await server.listen("tcp://127.0.0.1:0"));
+    });
+    afterEach(async () => {
+      await closeTcp();
+      channel.close();
+      await server.close({ graceMs: 0 });
+    });
+
+    it("registers on the address, goes UNHEALTHY after the failure threshold and HEALTHY again, follows a new address, deletes on close", async () => {
+      const api = servicesClient(channel).backends;
+      const port = await listen();
+      const clock = new MockClock();
+      const rounds: Array<() => void> = [];
+      const nextRound = (): Promise<void> => new Promise<void>((r) => rounds.push(r));
+      const role = startBackendRole({
+        api,
+        backends: [{ service: "web", port }],
+        name: "nsc-b1",
+        node: "node-1",
+        zone: "zone-a",
+        intervalMs: 200,
+        timeoutMs: 100,
+        failures: 2,
+        clock,
+        onRound: () => {
+          for (const r of rounds.splice(0)) r();
+        },
+      });
+      const get = () => api.getBackend({ service: "web", source: "api", name: "nsc-b1" });
+      const tick = async (): Promise<void> => {
+        const done = nextRound();
+        await clock.advance(200);
+        await done;
+      };
+      try {
+        // A row left by an earlier run of this sidecar (SIGKILLed with its pod): nothing happens before the
+        // address is known, then it is replaced.
+        await api.createBackend({ service: "web", name: "nsc-b1", address: "127.0.0.9", health: BackendHealth.HEALTHY });
+        expect((await api.listBackends({ service: "web" })).items.map((x) => x.address)).to.deep.equal(["127.0.0.9"]);
+        const done = nextRound();
+        role.setAddress("127.0.0.1");
+        await done;
+        expect((await api.listBackends({ service: "web" })).items).to.have.length(1);
+        let b = await get();
+        expect([b.address, b.node, b.zone, b.health, b.ports[0]?.port]).to.deep.equal([
+          "127.0.0.1",
+          "node-1",
+          "zone-a",
+          BackendHealth.HEALTHY,
+          port,
+        ]);
+
+        await closeTcp();
+        await tick();
+        expect((await get()).health, "one failure is below the threshold").to.equal(BackendHealth.HEALTHY);
+        await tick();
+        expect((await get()).health, "two failures").to.equal(BackendHealth.UNHEALTHY);
+
+        await listen(port);
+        await tick();
+        expect((await get()).health).to.equal(BackendHealth.HEALTHY);
+
+        // A heal with a new address rewrites the row on the next probe (127.0.0.2: nothing listens there).
+        role.setAddress("127.0.0.2");
+        await tick();
+        b = await get();
+        expect([b.address, b.health]).to.deep.equal(["127.0.0.2", BackendHealth.HEALTHY]);
+        await tick();
+        expect((await get()).health).to.equal(BackendHealth.UNHEALTHY);
+      } finally {
+        await role.close();
+      }
+      expect((await api.listBackends({ service: "web" })).items).to.deep.equal([]);
+      expect(clock.pending()).to.equal(0);
+    });
+  });
+});
