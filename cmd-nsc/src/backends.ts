@@ -76,6 +76,8 @@ export interface BackendRoleOptions {
   readonly failures: number;
   readonly clock?: Clock;
   readonly log?: Logger;
+  /** Deadline of each API call; default 5000 ms. */
+  readonly callTimeoutMs?: number;
   /** Called after each probe round (tests wait on it). */
   readonly onRound?: () => void;
   /** Default: a TCP connect on `clock`. */
@@ -112,6 +114,8 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
   let timer: Timer | undefined;
   let closed = false;
   let round: Promise<void> = Promise.resolve();
+  // A registry that does not answer must neither stall the probes nor hold up the exit.
+  const call = { timeoutMs: opts.callTimeoutMs ?? 5000 };
 
   const row = (e: Entry, addr: string): BackendInit => ({
     service: e.spec.service,
@@ -126,7 +130,7 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
 
   const remove = async (service: string): Promise<void> => {
     try {
-      await opts.api.deleteBackend({ service, source: "api", name: opts.name });
+      await opts.api.deleteBackend({ service, source: "api", name: opts.name }, call);
     } catch (err) {
       if (!isStatusError(err, Code.NotFound)) throw err;
     }
@@ -136,7 +140,7 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
   const put = async (e: Entry, b: BackendInit, addr: string): Promise<void> => {
     if (e.row === addr) {
       try {
-        await opts.api.updateBackend(b);
+        await opts.api.updateBackend(b, call);
         return;
       } catch (err) {
         // The registry lost its API rows (restart): create it again.
@@ -147,12 +151,12 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
     }
     e.row = undefined;
     try {
-      await opts.api.createBackend(b);
+      await opts.api.createBackend(b, call);
     } catch (err) {
       // A row of this name from an earlier run of this sidecar (killed before it could delete it): replace it.
       if (!isStatusError(err, Code.AlreadyExists)) throw err;
       await remove(e.spec.service);
-      await opts.api.createBackend(b);
+      await opts.api.createBackend(b, call);
     }
     e.row = addr;
   };

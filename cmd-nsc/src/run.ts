@@ -144,6 +144,12 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       log.info({ connId: conn.id, connection }, "connected");
       onRefreshed(connection);
     }
+    if (backends && backendConnId === undefined) {
+      log.warn(
+        { services: cfg.serviceBackends.map((b) => b.service) },
+        "NSM_SERVICE_BACKENDS: no connection has a source address; not a service backend until one brings it",
+      );
+    }
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
   } catch (err) {
     // A Request interrupted by SIGTERM is a normal shutdown, whatever status the cancelled call reported.
