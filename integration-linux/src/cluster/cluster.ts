@@ -103,3 +103,67 @@ export async function ip(...args: string[]): Promise<void> {
   const r = await runCommand(["ip", ...args]);
   if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.trim()}`);
 }
+
+/** Joins node namespaces `n1` and `n2` with a veth named `underlay` each side, 198.51.100.1/24 ↔ 198.51.100.2/24. */
+export async function underlay(n1: string, n2: string): Promise<void> {
+  await ip("-n", n1, "link", "add", "underlay", "type", "veth", "peer", "name", "underlay", "netns", n2);
+  for (const [n, addr] of [
+    [n1, "198.51.100.1/24"],
+    [n2, "198.51.100.2/24"],
+  ] as const) {
+    await ip("-n", n, "addr", "add", addr, "dev", "underlay");
+    await ip("-n", n, "link", "set", "underlay", "up");
+  }
+}
+
+/** Where {@link startKernelNode} starts node `n`'s programs. */
+export interface KernelNode {
+  n: 1 | 2;
+  /** The node's named netns (its underlay address is 198.51.100.<n>). */
+  netns: string;
+  /** `unix://…` URL of a socket named `name` in the test's temporary directory. */
+  sock: (name: string) => string;
+  registryUrl: string;
+  /** Extra variables for the forwarder (e.g. the services data plane's). */
+  forwarderEnv?: Record<string, string>;
+  startMs: number;
+}
+
+/**
+ * Starts node `n`: cmd-nsmgr (`nsmgr-<n>`, on socket `nsm-<n>` and tcp 198.51.100.<n>:5001) and a KERNEL
+ * cmd-forwarder (`forwarder-<n>`) whose tunnel IP is the node's underlay address.
+ */
+export async function startKernelNode(procs: Processes, node: KernelNode): Promise<void> {
+  const { n, netns, sock, registryUrl, startMs } = node;
+  const tunnelIp = `198.51.100.${n}`;
+  await Promise.all([
+    procs.start(
+      "cmd-nsmgr",
+      {
+        NSM_NAME: `nsmgr-${n}`,
+        NODE_NAME: `node-${n}`,
+        NSM_LISTEN_ON: `${sock(`nsm-${n}`)},tcp://${tunnelIp}:5001`,
+        NSM_REGISTRY_URL: registryUrl,
+      },
+      "cmd-nsmgr serving",
+      `nsmgr-${n}`,
+      netns,
+      startMs,
+    ),
+    procs.start(
+      "cmd-forwarder",
+      {
+        NSM_NAME: `forwarder-${n}`,
+        NSM_CONNECT_TO: sock(`nsm-${n}`),
+        NSM_LISTEN_ON: sock(`forwarder-${n}`),
+        NSM_FORWARDER_MECHANISM: "KERNEL",
+        NSM_TUNNEL_IP: tunnelIp,
+        ...node.forwarderEnv,
+      },
+      "cmd-forwarder serving",
+      `forwarder-${n}`,
+      netns,
+      startMs,
+    ),
+  ]);
+}

@@ -18,7 +18,7 @@ import { servicesClient } from "@nsm-ts/services";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import { connectMany, startConnectLoop, startNameServer, type TimedReach, tally } from "../kernel/services.fixture.js";
-import { bare, ip, Processes, waitUntil } from "./cluster.js";
+import { bare, ip, Processes, startKernelNode, underlay, waitUntil } from "./cluster.js";
 
 const SERVICE = "vl3-svc";
 const ROLES = ["n1", "n2", "e1", "e2", "c1", "b1", "b2"] as const;
@@ -51,14 +51,7 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
       ns[role] = fx.names.at(-1) ?? "";
       await ip("-n", ns[role], "link", "set", "lo", "up");
     }
-    await ip("-n", ns.n1, "link", "add", "underlay", "type", "veth", "peer", "name", "underlay", "netns", ns.n2);
-    for (const [n, addr] of [
-      [ns.n1, "198.51.100.1/24"],
-      [ns.n2, "198.51.100.2/24"],
-    ] as const) {
-      await ip("-n", n, "addr", "add", addr, "dev", "underlay");
-      await ip("-n", n, "link", "set", "underlay", "up");
-    }
+    await underlay(ns.n1, ns.n2);
   });
 
   afterEach(async () => {
@@ -72,42 +65,15 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
   it("round robin reaches both nodes, closest stays on node 1, SIGKILL fails over within 1 s, local redirect, nothing left", async () => {
     const sock = (name: string): string => `unix://${join(dir, `${name}.sock`)}`;
     const registryUrl = "tcp://198.51.100.1:5002";
-    const node = (n: 1 | 2): Promise<unknown> => {
-      const where = n === 1 ? ns.n1 : ns.n2;
-      const tunnelIp = `198.51.100.${n}`;
-      return Promise.all([
-        procs.start(
-          "cmd-nsmgr",
-          {
-            NSM_NAME: `nsmgr-${n}`,
-            NODE_NAME: `node-${n}`,
-            NSM_LISTEN_ON: `${sock(`nsm-${n}`)},tcp://${tunnelIp}:5001`,
-            NSM_REGISTRY_URL: registryUrl,
-          },
-          "cmd-nsmgr serving",
-          `nsmgr-${n}`,
-          where,
-          START_MS,
-        ),
-        procs.start(
-          "cmd-forwarder",
-          {
-            NSM_NAME: `forwarder-${n}`,
-            NSM_CONNECT_TO: sock(`nsm-${n}`),
-            NSM_LISTEN_ON: sock(`forwarder-${n}`),
-            NSM_FORWARDER_MECHANISM: "KERNEL",
-            NSM_TUNNEL_IP: tunnelIp,
-            NSM_SERVICES_URL: registryUrl,
-            NODE_NAME: `node-${n}`,
-            NSM_ZONE: "zone-a",
-          },
-          "cmd-forwarder serving",
-          `forwarder-${n}`,
-          where,
-          START_MS,
-        ),
-      ]);
-    };
+    const node = (n: 1 | 2): Promise<void> =>
+      startKernelNode(procs, {
+        n,
+        netns: n === 1 ? ns.n1 : ns.n2,
+        sock,
+        registryUrl,
+        startMs: START_MS,
+        forwarderEnv: { NSM_SERVICES_URL: registryUrl, NODE_NAME: `node-${n}`, NSM_ZONE: "zone-a" },
+      });
     await Promise.all([
       procs.start(
         "cmd-registry",

@@ -15,7 +15,7 @@ import { runCommand } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import type { Program } from "../programs/harness.js";
-import { bare, ip, links, Processes, pingFrom, waitUntil } from "./cluster.js";
+import { bare, ip, links, Processes, pingFrom, startKernelNode, underlay, waitUntil } from "./cluster.js";
 
 const SERVICE = "vl3-it";
 const POOL = "169.254.0.0/16";
@@ -59,14 +59,7 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
       ns[role] = fx.names.at(-1) ?? "";
       await ip("-n", ns[role], "link", "set", "lo", "up");
     }
-    await ip("-n", ns.n1, "link", "add", "underlay", "type", "veth", "peer", "name", "underlay", "netns", ns.n2);
-    for (const [n, addr] of [
-      [ns.n1, "198.51.100.1/24"],
-      [ns.n2, "198.51.100.2/24"],
-    ] as const) {
-      await ip("-n", n, "addr", "add", addr, "dev", "underlay");
-      await ip("-n", n, "link", "set", "underlay", "up");
-    }
+    await underlay(ns.n1, ns.n2);
   });
 
   afterEach(async () => {
@@ -80,39 +73,8 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
   it("3 clients on 2 nodes ping each other by vL3 address; nothing of ours is left after Close and shutdown", async () => {
     const sock = (name: string): string => `unix://${join(dir, `${name}.sock`)}`;
     const registryUrl = "tcp://198.51.100.1:5002";
-    const startNode = (n: 1 | 2): Promise<unknown> => {
-      const where = n === 1 ? ns.n1 : ns.n2;
-      const tunnelIp = `198.51.100.${n}`;
-      return Promise.all([
-        procs.start(
-          "cmd-nsmgr",
-          {
-            NSM_NAME: `nsmgr-${n}`,
-            NODE_NAME: `node-${n}`,
-            NSM_LISTEN_ON: `${sock(`nsm-${n}`)},tcp://${tunnelIp}:5001`,
-            NSM_REGISTRY_URL: registryUrl,
-          },
-          "cmd-nsmgr serving",
-          `nsmgr-${n}`,
-          where,
-          START_MS,
-        ),
-        procs.start(
-          "cmd-forwarder",
-          {
-            NSM_NAME: `forwarder-${n}`,
-            NSM_CONNECT_TO: sock(`nsm-${n}`),
-            NSM_LISTEN_ON: sock(`forwarder-${n}`),
-            NSM_FORWARDER_MECHANISM: "KERNEL",
-            NSM_TUNNEL_IP: tunnelIp,
-          },
-          "cmd-forwarder serving",
-          `forwarder-${n}`,
-          where,
-          START_MS,
-        ),
-      ]);
-    };
+    const startNode = (n: 1 | 2): Promise<void> =>
+      startKernelNode(procs, { n, netns: n === 1 ? ns.n1 : ns.n2, sock, registryUrl, startMs: START_MS });
     // The registry serves the prefix pool on tcp (the nsmgrs) and on a unix socket (the endpoints' pods have no
     // route to the underlay).
     await Promise.all([
