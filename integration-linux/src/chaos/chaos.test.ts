@@ -7,7 +7,8 @@
  * counted by the nsmgr, the forwarder and the endpoint). At the end nothing has leaked: every hop holds exactly
  * the live connections, the registry exactly the forwarder and the endpoint, the real clock's pending timers
  * (`nsm_clock_timers_pending`) are back at their pre-fault level, no program exited unasked, and the nsmgr's and
- * the forwarder's RSS stay below `RSS_LIMIT` times the pre-fault steady state; after Close of every connection all counts
+ * the forwarder's RSS stay below `RSS_LIMIT` times the pre-fault steady state, and the registry outage healed at most
+ * `REGISTRY_HEALS_MAX` connections; after Close of every connection all counts
  * are zero and the timers back at their level before the first connection. Results: docs/reliability.md#chaos.
  */
 import { expect } from "chai";
@@ -39,6 +40,12 @@ const RSS_LIMIT = 2;
  * and crash the program (which fails the test). The steady state with 1,000 connections uses about 70 MiB.
  */
 const HEAP_CAP_MIB = 192;
+/**
+ * Client heals the registry fault may start at most. The registry is not on the data path: refreshes keep their
+ * forwarder and endpoint while it cannot answer (807 of 1,000 connections healed before they did), so only
+ * stragglers of the previous fault may heal here.
+ */
+const REGISTRY_HEALS_MAX = Math.ceil(N / 50);
 const CAPPED = { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MIB}` };
 const SERVICE = "svc-chaos";
 const METRICS = { NSM_METRICS_LISTEN_ON: "tcp://127.0.0.1:0" };
@@ -236,6 +243,8 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
         `      SIGKILL ${role}: ${N}/${N} healed ${r.healedMs} ms after the kill, restarted at ${r.restartedMs} ms (${r.healsStarted} client heals, max attempt ${r.maxAttempt})`,
       );
     }
+    const outage = results.find((r) => r.killed === "registry");
+    expect(outage?.healsStarted, "client heals during the registry outage (needless: no hop died)").to.be.at.most(REGISTRY_HEALS_MAX);
 
     // Settle: the restarted programs' first refreshes and watch replacements are done once the timers stop moving
     // and every connection is still (or again: a registry outage closes some late, see the docs) healed.
