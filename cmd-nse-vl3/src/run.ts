@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { MechanismType, Payload } from "@nsm-ts/api/constants";
 import { State } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
@@ -50,7 +50,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   const obs = await startObservability(cfg, { program: "cmd-nse-vl3", log });
   const server = createServer({
     ...id.serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log,
     interceptors: obs.serverInterceptors,
   });

@@ -6,7 +6,7 @@
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
@@ -60,7 +60,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   );
   const server = createServer({
     ...serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });
