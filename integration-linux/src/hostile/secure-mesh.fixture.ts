@@ -191,7 +191,7 @@ export function rawSession(target: string, caFile: string, leaf?: TestLeaf): htt
 }
 
 /** The nsmgr's receive timeout (`NSM_RECEIVE_TIMEOUT`) in the secure mesh: what ends a stalled call without a deadline. */
-export const STALLED_RECEIVE_TIMEOUT_MS = 3_000;
+export const STALLED_RECEIVE_TIMEOUT_MS = 8_000;
 
 /**
  * A slow call: a gRPC request whose body never completes (`sent` of the 5-byte frame header only), with a
