@@ -1,6 +1,6 @@
 # The container image of any of the programs; the build argument PROGRAM picks which. Build from the repository root:
 #   docker build --build-arg PROGRAM=cmd-nsmgr -t nsm-ts/cmd-nsmgr .
-# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3, cmd-traffic-controller. The build takes the whole
+# PROGRAM is one of cmd-registry, cmd-nsmgr, cmd-nsmgr-proxy, cmd-forwarder, cmd-endpoint, cmd-nsc, cmd-nse-vl3, cmd-traffic-controller. The build takes the whole
 # repository as context (.dockerignore leaves out what a build makes again) and never lists the workspaces: npm
 # and scripts/docker-image.js read them from package.json. What differs between the programs (user, ports,
 # packages, entrypoint) is in the stage named after each, at the end.
@@ -51,14 +51,21 @@ USER node
 EXPOSE 5001
 ENTRYPOINT ["node", "cmd-nsmgr/bin/cmd-nsmgr.js"]
 
+FROM runtime AS cmd-nsmgr-proxy
+# A domain's edge for interdomain connections and registrations; reached by the other domains on tcp 5004.
+USER node
+EXPOSE 5004
+ENTRYPOINT ["node", "cmd-nsmgr-proxy/bin/cmd-nsmgr-proxy.js"]
+
 FROM runtime AS cmd-forwarder
 # The KERNEL backend creates veth/VXLAN devices and enters other pods' network namespaces, so this image
 # runs as root and the pod needs: securityContext.capabilities.add [NET_ADMIN, SYS_ADMIN] (or privileged),
 # hostPID: true (to open /proc/<pid>/ns/net of client and endpoint pods), and the nsm socket hostPath
 # /var/lib/networkservicemesh. With NSM_FORWARDER_MECHANISM=NOOP (the default) none of that is needed and the
-# container may run with `--user node`. iproute2 is there for the kernel data plane and for debugging.
+# container may run with `--user node`. iproute2 is there for the kernel data plane and for debugging, nftables
+# for the ServiceIP rules it puts into its clients' namespaces (NSM_SERVICES_URL).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 \
+ && apt-get install -y --no-install-recommends iproute2 nftables \
  && rm -rf /var/lib/apt/lists/*
 ENTRYPOINT ["node", "cmd-forwarder/bin/cmd-forwarder.js"]
 

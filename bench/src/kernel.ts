@@ -3,7 +3,9 @@
  * (veth pair made in the forwarder's netns with ownership aliases, both ends moved and renamed into the
  * client and endpoint namespaces, then address, up and route in each), delivered per-command (one `ip`
  * process per change) versus batched (one `ip -batch -` per namespace), with namespaces addressed by name
- * (`ip -n`) and by path (`nsenter --net=`, as pods are reached through `/proc/<pid>/ns/net`).
+ * (`ip -n`) and by path (`nsenter --net=`, as pods are reached through `/proc/<pid>/ns/net`); and the direct pair
+ * the forwarder builds (made in the client netns with its peer straight in the endpoint netns) by a process per
+ * commit versus a long-lived `ip -force -batch -` per namespace (`persistent`).
  * Run as root: `node bench/dist/kernel.js [iterations]`. Skips with a one-line reason otherwise.
  */
 import { randomBytes } from "node:crypto";
@@ -73,7 +75,7 @@ async function setupCrossConnect(ip: IpExecutor, ns: Spaces, i: number, parallel
     const lines = c.size + e.size;
     await c.commit();
     await e.commit();
-    return ip.mode === "per-command" ? lines : 2;
+    return ip.mode === "per-command" ? lines : ip.mode === "persistent" ? 0 : 2;
   }
   const f = new Batch(ip, ns.fwd)
     .addVeth({
@@ -100,6 +102,7 @@ async function setupCrossConnect(ip: IpExecutor, ns: Spaces, i: number, parallel
     await c.commit();
     await e.commit();
   }
+  if (ip.mode === "persistent") return 0;
   return ip.mode === "per-command" ? lines.reduce((a, b) => a + b, 0) : lines.filter((n) => n > 0).length;
 }
 
@@ -112,6 +115,21 @@ async function measure(
   direct = false,
 ): Promise<KernelBenchRow> {
   const ip = createIpExecutor({ mode });
+  try {
+    return await runSeries(name, ip, parallel, ns, iterations, direct);
+  } finally {
+    ip.close?.();
+  }
+}
+
+async function runSeries(
+  name: string,
+  ip: IpExecutor,
+  parallel: boolean,
+  ns: Spaces,
+  iterations: number,
+  direct: boolean,
+): Promise<KernelBenchRow> {
   const setup: number[] = [];
   const teardown: number[] = [];
   let processes = 0;
@@ -146,15 +164,37 @@ async function measure(
 }
 
 /** Wall time of `n` cross-connects set up (and then torn down) at the same time, as under a burst of requests. */
-async function measureConcurrent(name: string, mode: IpMode, ns: Spaces, n: number, rounds: number): Promise<KernelBenchRow> {
+async function measureConcurrent(
+  name: string,
+  mode: IpMode,
+  ns: Spaces,
+  n: number,
+  rounds: number,
+  direct = false,
+): Promise<KernelBenchRow> {
   const ip = createIpExecutor({ mode });
+  try {
+    return await runConcurrent(name, ip, ns, n, rounds, direct);
+  } finally {
+    ip.close?.();
+  }
+}
+
+async function runConcurrent(
+  name: string,
+  ip: IpExecutor,
+  ns: Spaces,
+  n: number,
+  rounds: number,
+  direct: boolean,
+): Promise<KernelBenchRow> {
   const setup: number[] = [];
   const teardown: number[] = [];
   let processes = 0;
   for (let i = -1; i < rounds; i++) {
     const slots = Array.from({ length: n }, (_, k) => k);
     const t0 = performance.now();
-    const counts = await Promise.all(slots.map((k) => setupCrossConnect(ip, ns, i, false, false, k)));
+    const counts = await Promise.all(slots.map((k) => setupCrossConnect(ip, ns, i, false, direct, k)));
     const t1 = performance.now();
     await Promise.all(slots.map((k) => new Batch(ip, ns.client).deleteLink(`nsm-${k}`).commit()));
     const t2 = performance.now();
@@ -214,10 +254,16 @@ export async function runKernelBench(iterations = 30): Promise<KernelBenchRow[]>
     rows.push(await measure("per-command, netns by path (nsenter)", "per-command", false, byPath, iterations));
     rows.push(await measure("batched, netns by path (nsenter)", "batch", false, byPath, iterations));
     rows.push(await measure("batched + client/endpoint in parallel, by path", "batch", true, byPath, iterations));
+    // What the forwarder builds for a local connection: the pair made in the client netns with its peer directly in
+    // the endpoint netns (no moves), delivered by a process per commit or by one long-lived `ip -batch` per netns.
     rows.push(await measure("batched, pair created client→endpoint directly, by path", "batch", false, byPath, iterations, true));
+    rows.push(await measure("persistent ip -batch per netns, direct pair, by path", "persistent", false, byPath, iterations, true));
+    rows.push(await measure("batched, direct pair, by path (again, for drift)", "batch", false, byPath, iterations, true));
     const rounds = Math.max(3, Math.round(iterations / 3));
     rows.push(await measureConcurrent("10 at once (wall time), per-command, by path", "per-command", byPath, 10, rounds));
     rows.push(await measureConcurrent("10 at once (wall time), batched, by path", "batch", byPath, 10, rounds));
+    rows.push(await measureConcurrent("10 at once (wall time), batched, direct pair, by path", "batch", byPath, 10, rounds, true));
+    rows.push(await measureConcurrent("10 at once (wall time), persistent, direct pair, by path", "persistent", byPath, 10, rounds, true));
   } finally {
     process.removeListener("SIGINT", onSignal);
     for (const n of names) await deleteNamedNetns(n);

@@ -7,7 +7,7 @@
  * Run: `npx tsc -b bench && node bench/dist/mesh.js [requests]` (default 200 per series). The client is the SDK's
  * standard `client()` in this process, connected to node 1's nsmgr socket.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -20,8 +20,7 @@ import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
-
-const repoRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
+import { ms, program, startProcess, stats, stop, stopAll } from "./lib/procs.js";
 
 // ---- relay mode: one raw gRPC hop (`node mesh.js relay <listenUrl> [nextUrl]`) ----------------------------------
 
@@ -38,58 +37,6 @@ async function relay(listenUrl: string, nextUrl: string | undefined): Promise<vo
   await server.close();
   process.exit(0);
 }
-
-// ---- processes ---------------------------------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-
-/** Spawns `node <args>` and resolves once a stdout line contains `ready` (a log msg or the relay's "ready"). */
-function startProcess(args: string[], env: Record<string, string>, ready: string): Promise<ChildProcess> {
-  const base: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(base)) if (k.startsWith("NSM_")) delete base[k];
-  const child = spawn(process.execPath, args, { env: { ...base, NSM_LOG_LEVEL: "WARN", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  let out = "";
-  return new Promise((resolve, reject) => {
-    child.stdout?.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      if (out.includes(ready)) resolve(child);
-    });
-    child.stderr?.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited ${code}: ${out.slice(-2000)}`)));
-  });
-}
-
-function program(name: string, env: Record<string, string>, ready: string): Promise<ChildProcess> {
-  // INFO would cost every hop a log line per request; the ready message is logged at info, so wait for it there.
-  return startProcess([join(repoRoot, name, "bin", `${name}.js`)], { NSM_LOG_LEVEL: "INFO", ...env }, ready);
-}
-
-async function stop(c: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const exited = once(c, "exit");
-  c.kill(signal);
-  await exited;
-}
-
-// ---- measurement -------------------------------------------------------------------------------------------------
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-interface Stats {
-  p50: number;
-  p99: number;
-}
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  return { p50: pct(s, 50), p99: pct(s, 99) };
-}
-
-const ms = (v: number): string => `${v.toFixed(2)} ms`;
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 200);
@@ -243,7 +190,7 @@ async function main(): Promise<void> {
       ].join("\n"),
     );
   } finally {
-    await Promise.all([...children].map((c) => stop(c, "SIGKILL")));
+    await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }

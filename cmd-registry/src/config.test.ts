@@ -56,6 +56,35 @@ describe(`${program} config`, () => {
     ).to.deep.equal(["spiffe://td/ops", "spiffe://td/ns/nsm-system/sa/ipam-admin"]);
   });
 
+  it("NSM_CONNECT_LISTEN_ON: off by default, a tcp URL when set", () => {
+    expect(config.parse({}).connectListenOn).to.equal(undefined);
+    expect(config.parse({ NSM_CONNECT_LISTEN_ON: "tcp://127.0.0.1:5003" }).connectListenOn).to.equal("tcp://127.0.0.1:5003");
+    expect(() => config.parse({ NSM_CONNECT_LISTEN_ON: "unix:///tmp/x.sock" })).to.throw(/^NSM_CONNECT_LISTEN_ON: /);
+  });
+
+  it("NSM_RESOURCES_DNS_LISTEN_ON off and NSM_NODE_HEARTBEAT_TIMEOUT 30s by default", () => {
+    expect(config.parse({})).to.deep.include({ resourcesDnsListenOn: undefined, nodeHeartbeatTimeout: 30_000 });
+    const cfg = config.parse({ NSM_RESOURCES_DNS_LISTEN_ON: "[::1]:5353", NSM_NODE_HEARTBEAT_TIMEOUT: "1m" });
+    expect(cfg).to.deep.include({ resourcesDnsListenOn: "[::1]:5353", nodeHeartbeatTimeout: 60_000 });
+  });
+
+  it("interdomain: NSM_PROXY_REGISTRY_URL, NSM_REGISTRY_MODE=proxy-dns with NSM_DNS_SERVERS", async () => {
+    const d = config.parse({});
+    expect(d).to.deep.include({ mode: "registry", proxyRegistryUrl: undefined, dnsServers: undefined, dnsQueryTimeout: 2000 });
+    const cfg = config.parse({
+      NSM_REGISTRY_MODE: "proxy-dns",
+      NSM_PROXY_REGISTRY_URL: "tcp://127.0.0.1:5004",
+      NSM_DNS_SERVERS: "127.0.0.1:5353, [fd00::53]:53, 198.51.100.53",
+    });
+    expect(cfg).to.deep.include({ mode: "proxy-dns", proxyRegistryUrl: "tcp://127.0.0.1:5004" });
+    expect(cfg.dnsServers).to.deep.equal(["127.0.0.1:5353", "[fd00::53]:53", "198.51.100.53"]);
+    const { dnsServersOf } = await import("./proxydns.js");
+    expect(dnsServersOf(cfg)).to.deep.equal(cfg.dnsServers);
+    expect(() => dnsServersOf({ dnsServers: undefined }, "/nonexistent/resolv.conf")).to.throw(/NSM_DNS_SERVERS is unset/);
+    expect(() => config.parse({ NSM_DNS_SERVERS: "dns.example" })).to.throw(/^NSM_DNS_SERVERS: invalid DNS server "dns.example"/);
+    expect(() => config.parse({ NSM_REGISTRY_MODE: "mirror" })).to.throw(/^NSM_REGISTRY_MODE: /);
+  });
+
   it("names the variable of each bad value", () => {
     const bad: Record<string, string> = {
       NSM_LISTEN_ON: "http://x:1",
@@ -67,6 +96,9 @@ describe(`${program} config`, () => {
       NSM_METRICS_LISTEN_ON: "9090",
       NSM_REGISTRARS: "nsmgr-*",
       NSM_RESOURCES_ADMINS: "spiffe://td/ops,admin",
+      NSM_CONNECT_LISTEN_ON: "5003",
+      NSM_RESOURCES_DNS_LISTEN_ON: "localhost:53",
+      NSM_NODE_HEARTBEAT_TIMEOUT: "soon",
     };
     for (const [name, value] of Object.entries(bad)) {
       expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));

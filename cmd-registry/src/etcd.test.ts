@@ -1,8 +1,8 @@
 /**
  * Two cmd-registry processes on one etcd (NSM_REGISTRY_STORE=etcd://…): each sees the other's registrations and
  * watch events, killing and restarting one loses nothing, and an entry whose owner stops refreshing disappears at
- * its expiration from both (etcd's lease deletes it even though neither replica acts). Skipped, with the reason,
- * when the etcd binary is missing.
+ * its expiration from both (a replica deletes it at that time; etcd's shared lease is the safety net when none
+ * runs). Skipped, with the reason, when the etcd binary is missing.
  */
 import * as grpc from "@grpc/grpc-js";
 import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";

@@ -20,12 +20,16 @@ export {
 } from "./address.js";
 export { KeyedMutex, MacAllocator, SubnetAllocator } from "./allocator.js";
 export { type AllocationStrategy, DENSE_LIMIT, RangeBitmap, randomBelow } from "./bitmap.js";
+export { type DnsRecordSink, type FollowDnsRecordsOptions, followDnsRecords } from "./dns-feed.js";
 export {
   createEtcdResourceStore,
   DEFAULT_RESOURCE_PREFIX,
   type EtcdResourceStore,
   type EtcdResourceStoreOptions,
 } from "./etcd-store.js";
+export { canonicalDnsName, DEFAULT_DNS_TTL_SECONDS, DnsRecords } from "./managers/dns.js";
+export { DEFAULT_HEARTBEAT_TIMEOUT_MS, Nodes } from "./managers/nodes.js";
+export { VirtualIps } from "./managers/vips.js";
 export {
   createResourceManagers,
   DEFAULT_MAC_OUI,
@@ -36,8 +40,15 @@ export {
   type ResourceManagersOptions,
 } from "./managers.js";
 export { createMemoryResourceStore, type MemoryResourceStore, type MemoryResourceStoreOptions } from "./memory-store.js";
+export { type NodeHeartbeatsOptions, type NodeInfo, runNodeHeartbeats } from "./node-heartbeats.js";
 export { createPrefixPool, type PrefixLease, PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
-export { type RegisteredResourceManagers, type RegisterResourceManagersOptions, registerResourceManagers } from "./serve.js";
+export {
+  type RegisteredResourceManagers,
+  type RegisterResourceManagersOptions,
+  type ResourceConnectOptions,
+  registerResourceManagers,
+  resourceConnectRoutes,
+} from "./serve.js";
 export {
   checkCreator,
   checksRevision,
@@ -49,5 +60,8 @@ export {
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
+  type StoreWatchEvent,
+  type StoreWatchOptions,
   type WriteCaller,
 } from "./store.js";
+export { DEFAULT_WATCH_BUFFER } from "./watch.js";

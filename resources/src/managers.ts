@@ -1,6 +1,6 @@
 /**
  * The resource managers (after Alcor): networks, subnets, IP and MAC addresses, ports, security groups and
- * route tables over one `ResourceStore`. Every write is a store commit with compare-on-revision; deletes of
+ * route tables, virtual IPs, DNS records and nodes over one `ResourceStore`. Every write is a store commit with compare-on-revision; deletes of
  * referenced records fail with FailedPrecondition; addresses come from per-subnet and per-OUI bitmaps; a port
  * is created in steps (addresses, MAC, record), each undone in reverse order when a later one fails. Each kind
  * lives in its own module under `managers/`; this class is the one surface that serves them all. Every write
@@ -24,17 +24,21 @@ import type {
   SecurityGroup,
   Subnet,
 } from "@nsm-ts/api/resources";
+import { type Clock, realClock } from "@nsm-ts/base/clock";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { requireOui } from "./address.js";
+import { DnsRecords } from "./managers/dns.js";
 import { ChangeFeeds } from "./managers/feed.js";
 import { need } from "./managers/fields.js";
 import { IpAddresses } from "./managers/ips.js";
 import { listPage } from "./managers/listing.js";
 import { MacAddresses } from "./managers/macs.js";
 import { Networks, Subnets } from "./managers/networks.js";
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS, Nodes } from "./managers/nodes.js";
 import { RouteTables, SecurityGroups } from "./managers/policies.js";
 import { Ports } from "./managers/ports.js";
 import { Records, type WithRevision } from "./managers/records.js";
+import { VirtualIps } from "./managers/vips.js";
 import { createMemoryResourceStore } from "./memory-store.js";
 import type { ResourceKind, ResourceStore, StoreOp, WriteCaller } from "./store.js";
 
@@ -52,6 +56,10 @@ export interface ResourceManagersOptions {
   macOui?: string;
   /** Where rollbacks that fail are logged; default silent. */
   log?: Logger;
+  /** Time source of node heartbeats; default the real clock. */
+  clock?: Clock;
+  /** Time without a heartbeat after which a node goes out of service; default 30 s. */
+  heartbeatTimeoutMs?: number;
 }
 
 /** The managers; `registerResourceManagers` serves them over gRPC, tests and programs may call them directly. */
@@ -66,6 +74,12 @@ export class ResourceManagers {
   private readonly ports: Ports;
   private readonly securityGroups: SecurityGroups;
   private readonly routeTables: RouteTables;
+  /** Virtual (public) IPs bound to ports. */
+  readonly virtualIps: VirtualIps;
+  /** DNS records of ports and addresses. */
+  readonly dnsRecords: DnsRecords;
+  /** Nodes, their heartbeats and service state. */
+  readonly nodes: Nodes;
 
   constructor(opts: ResourceManagersOptions = {}) {
     this.store = opts.store ?? createMemoryResourceStore();
@@ -80,6 +94,9 @@ export class ResourceManagers {
     this.ports = new Ports(this.records, this.ips, this.macs, log);
     this.securityGroups = new SecurityGroups(this.records);
     this.routeTables = new RouteTables(this.records);
+    this.virtualIps = new VirtualIps(this.records, this.ips, log);
+    this.dnsRecords = new DnsRecords(this.records);
+    this.nodes = new Nodes(this.records, opts.clock ?? realClock, log, opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS);
   }
 
   /** Allocations a shared store refused because another writer held the address; each cost one retry. */
@@ -220,6 +237,7 @@ export class ResourceManagers {
   /** Deletes records of a kind, all or none (ports also release their addresses and MACs). */
   async delete(kind: ResourceKind, refs: readonly ResourceRef[], caller?: WriteCaller): Promise<void> {
     if (kind === "port") return this.ports.delete(refs, caller);
+    if (kind === "vip") return this.virtualIps.delete(refs, caller);
     const ops: StoreOp[] = refs.map((r, i) => ({
       type: "delete",
       kind,

@@ -8,26 +8,24 @@
  */
 import { IPAM } from "@nsm-ts/api/ipam";
 import {
-  type IpAddress,
+  DnsRecordManager,
   IpAddressManager,
-  type MacAddress,
   MacAddressManager,
-  type Network,
   NetworkManager,
-  type Port,
+  NodeManager,
   PortManager,
-  type RouteTable,
   RouteTableManager,
-  type SecurityGroup,
   SecurityGroupManager,
-  type Subnet,
   SubnetManager,
+  VirtualIpManager,
 } from "@nsm-ts/api/resources";
 import type { Clock } from "@nsm-ts/base/clock";
+import { type ConnectRoute, connectRoute } from "@nsm-ts/base/connect";
 import { contextFromCall } from "@nsm-ts/base/context";
 import type { NsmServer, ServerCallContext } from "@nsm-ts/base/grpc";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { Code, fail } from "@nsm-ts/base/status";
+import { resourceHandlers } from "./handlers.js";
 import { ResourceManagers } from "./managers.js";
 import { createPrefixPool, type PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
 import type { ResourceStore, WriteCaller } from "./store.js";
@@ -36,8 +34,12 @@ import type { ResourceStore, WriteCaller } from "./store.js";
 export interface RegisterResourceManagersOptions {
   /** Where records live (`createMemoryResourceStore()` or `createEtcdResourceStore(...)`). */
   store: ResourceStore;
-  /** Time source; reserved for time-based policies (the managers have none yet); default the real clock. */
+  /** Time source of node heartbeats and the health sweep; default the real clock. */
   clock?: Clock;
+  /** Time without a heartbeat after which a node goes out of service; default 30 s. */
+  heartbeatTimeoutMs?: number;
+  /** When given, nodes whose heartbeats stopped are swept out of service (every third of the timeout) until it aborts. */
+  signal?: AbortSignal;
   /** Logger of rollbacks and prefix streams; default silent. */
   log?: Logger;
   /** OUI of random MACs; default `fa:16:3e`. */
@@ -49,12 +51,16 @@ export interface RegisterResourceManagersOptions {
    * default none (`NSM_RESOURCES_ADMINS` in cmd-registry).
    */
   admins?: readonly string[];
+  /** Live events buffered per Watch call before a slow reader is ended with ResourceExhausted; default 256. */
+  watchBufferSize?: number;
 }
 
 /** What `registerResourceManagers` set up, for callers that also use the managers in-process. */
 export interface RegisteredResourceManagers {
   readonly managers: ResourceManagers;
   readonly prefixPool: PrefixPool | undefined;
+  /** The Watch calls' buffer size, for the Connect routes of the same managers. */
+  readonly watchBufferSize?: number | undefined;
 }
 
 /** Serves every resource manager (and ManagePrefixes when a prefix pool is given) on `server`. */
@@ -70,76 +76,25 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
       peer.spiffeId ?? fail(Code.PermissionDenied, "resources: policy record_creator denied: the peer certificate names no SPIFFE ID");
     return { spiffeId, admin: admins.has(spiffeId) };
   };
-  const m = new ResourceManagers({ store: opts.store, log, ...(opts.macOui === undefined ? {} : { macOui: opts.macOui }) });
-  // Deletes and releases answer an empty message once the store has committed.
-  const thenOk = async (done: Promise<unknown>): Promise<Record<string, never>> => {
-    await done;
-    return {};
-  };
-
-  server.addService(NetworkManager, {
-    createNetwork: (r, c) => m.createNetwork(r, callerOf(c)),
-    getNetwork: (r) => m.get<Network>("network", r),
-    updateNetwork: (r, c) => m.updateNetwork(r, callerOf(c)),
-    deleteNetwork: (r, c) => thenOk(m.delete("network", [r], callerOf(c))),
-    listNetworks: (r) => m.list<Network>("network", r),
-    bulkCreateNetworks: async (r, c) => ({ items: await m.bulkCreateNetworks(r.items, callerOf(c)) }),
-    bulkDeleteNetworks: (r, c) => thenOk(m.delete("network", r.refs, callerOf(c))),
+  const m = new ResourceManagers({
+    store: opts.store,
+    log,
+    ...(opts.macOui === undefined ? {} : { macOui: opts.macOui }),
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: opts.heartbeatTimeoutMs }),
   });
-  server.addService(SubnetManager, {
-    createSubnet: (r, c) => m.createSubnet(r, callerOf(c)),
-    getSubnet: (r) => m.get<Subnet>("subnet", r),
-    updateSubnet: (r, c) => m.updateSubnet(r, callerOf(c)),
-    deleteSubnet: (r, c) => thenOk(m.delete("subnet", [r], callerOf(c))),
-    listSubnets: (r) => m.list<Subnet>("subnet", r),
-    bulkCreateSubnets: async (r, c) => ({ items: await m.bulkCreateSubnets(r.items, callerOf(c)) }),
-    bulkDeleteSubnets: (r, c) => thenOk(m.delete("subnet", r.refs, callerOf(c))),
-  });
-  server.addService(IpAddressManager, {
-    allocateIpAddress: (r, c) => m.allocateIpAddress(r, callerOf(c)),
-    getIpAddress: (r) => m.getIpAddress(r),
-    updateIpAddress: (r, c) => m.updateIpAddress(r, callerOf(c)),
-    releaseIpAddress: (r, c) => thenOk(m.releaseIpAddress(r, callerOf(c))),
-    listIpAddresses: (r) => m.list<IpAddress>("ip", r),
-    bulkAllocateIpAddresses: async (r, c) => ({ items: await m.bulkAllocateIpAddresses(r, callerOf(c)) }),
-    bulkReleaseIpAddresses: (r, c) => thenOk(m.bulkReleaseIpAddresses(r.refs, callerOf(c))),
-  });
-  server.addService(MacAddressManager, {
-    allocateMacAddress: (r, c) => m.allocateMacAddress(r, callerOf(c)),
-    getMacAddress: (r) => m.getMacAddress(r),
-    updateMacAddress: (r, c) => m.updateMacAddress(r, callerOf(c)),
-    releaseMacAddress: (r, c) => thenOk(m.releaseMacAddress(r, callerOf(c))),
-    listMacAddresses: (r) => m.list<MacAddress>("mac", r),
-    bulkAllocateMacAddresses: async (r, c) => ({ items: await m.bulkAllocateMacAddresses(r, callerOf(c)) }),
-    bulkReleaseMacAddresses: (r, c) => thenOk(m.bulkReleaseMacAddresses(r.refs, callerOf(c))),
-  });
-  server.addService(PortManager, {
-    createPort: (r, c) => m.createPort(r, "", callerOf(c)),
-    getPort: (r) => m.get<Port>("port", r),
-    updatePort: (r, c) => m.updatePort(r, callerOf(c)),
-    deletePort: (r, c) => thenOk(m.delete("port", [r], callerOf(c))),
-    listPorts: (r) => m.list<Port>("port", r),
-    bulkCreatePorts: async (r, c) => ({ items: await m.bulkCreatePorts(r.items, callerOf(c)) }),
-    bulkDeletePorts: (r, c) => thenOk(m.delete("port", r.refs, callerOf(c))),
-  });
-  server.addService(SecurityGroupManager, {
-    createSecurityGroup: (r, c) => m.createSecurityGroup(r, callerOf(c)),
-    getSecurityGroup: (r) => m.get<SecurityGroup>("securitygroup", r),
-    updateSecurityGroup: (r, c) => m.updateSecurityGroup(r, callerOf(c)),
-    deleteSecurityGroup: (r, c) => thenOk(m.delete("securitygroup", [r], callerOf(c))),
-    listSecurityGroups: (r) => m.list<SecurityGroup>("securitygroup", r),
-    bulkCreateSecurityGroups: async (r, c) => ({ items: await m.bulkCreateSecurityGroups(r.items, callerOf(c)) }),
-    bulkDeleteSecurityGroups: (r, c) => thenOk(m.delete("securitygroup", r.refs, callerOf(c))),
-  });
-  server.addService(RouteTableManager, {
-    createRouteTable: (r, c) => m.createRouteTable(r, callerOf(c)),
-    getRouteTable: (r) => m.get<RouteTable>("routetable", r),
-    updateRouteTable: (r, c) => m.updateRouteTable(r, callerOf(c)),
-    deleteRouteTable: (r, c) => thenOk(m.delete("routetable", [r], callerOf(c))),
-    listRouteTables: (r) => m.list<RouteTable>("routetable", r),
-    bulkCreateRouteTables: async (r, c) => ({ items: await m.bulkCreateRouteTables(r.items, callerOf(c)) }),
-    bulkDeleteRouteTables: (r, c) => thenOk(m.delete("routetable", r.refs, callerOf(c))),
-  });
+  const h = resourceHandlers(m, callerOf, opts.watchBufferSize);
+  server.addService(NetworkManager, h.networks);
+  server.addService(SubnetManager, h.subnets);
+  server.addService(IpAddressManager, h.ips);
+  server.addService(MacAddressManager, h.macs);
+  server.addService(PortManager, h.ports);
+  server.addService(SecurityGroupManager, h.securityGroups);
+  server.addService(RouteTableManager, h.routeTables);
+  server.addService(VirtualIpManager, h.vips);
+  server.addService(DnsRecordManager, h.dns);
+  server.addService(NodeManager, h.nodes);
+  if (opts.signal !== undefined) m.nodes.startHealth(opts.signal);
 
   let pool: PrefixPool | undefined;
   if (opts.prefixPool !== undefined) {
@@ -147,5 +102,42 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     pool = p;
     server.addService(IPAM, { managePrefixes: (reqs) => p.serve(reqs) });
   }
-  return { managers: m, prefixPool: pool };
+  return { managers: m, prefixPool: pool, watchBufferSize: opts.watchBufferSize };
+}
+
+/** Options of `resourceConnectRoutes`. */
+export interface ResourceConnectOptions {
+  /**
+   * False (the default when the gRPC side has certificates): Connect calls carry no identity, so writes fail with
+   * PermissionDenied and only reads and watches are served. True: writes are made without an identity, as in the
+   * insecure dev mode (records get no creator and anyone may change records without one).
+   */
+  anonymousWrites: boolean;
+}
+
+/**
+ * The same managers as Connect routes (`createConnectHandler` of `@nsm-ts/base/connect`), for JSON over HTTP:
+ * `curl -H 'content-type: application/json' -d '{"id":"n1"}' http://host:port/nsmts.resources.v1.NetworkManager/CreateNetwork`.
+ */
+export function resourceConnectRoutes(registered: RegisteredResourceManagers, opts: ResourceConnectOptions): ConnectRoute[] {
+  const callerOf = (): WriteCaller | undefined => {
+    if (opts.anonymousWrites) return undefined;
+    return fail(
+      Code.PermissionDenied,
+      "resources: policy record_creator denied: a Connect (HTTP) call has no identity; write over gRPC with mTLS",
+    );
+  };
+  const h = resourceHandlers(registered.managers, callerOf, registered.watchBufferSize);
+  return [
+    connectRoute(NetworkManager, h.networks),
+    connectRoute(SubnetManager, h.subnets),
+    connectRoute(IpAddressManager, h.ips),
+    connectRoute(MacAddressManager, h.macs),
+    connectRoute(PortManager, h.ports),
+    connectRoute(SecurityGroupManager, h.securityGroups),
+    connectRoute(RouteTableManager, h.routeTables),
+    connectRoute(VirtualIpManager, h.vips),
+    connectRoute(DnsRecordManager, h.dns),
+    connectRoute(NodeManager, h.nodes),
+  ];
 }

@@ -1,15 +1,21 @@
 /**
  * The one place that decides how changes reach the kernel: all `ip` lines for one namespace in a single
- * `ip -batch -` process (default), or one `ip` process per line (kept for comparison and debugging; see
- * bench/RESULTS.md "Kernel operations"). Callers only see `IpExecutor`.
+ * `ip -batch -` process (default), one `ip` process per line (kept for comparison and debugging; see
+ * bench/RESULTS.md "Kernel operations"), or a long-lived `ip -force -batch -` per namespace fed line by line
+ * (`persistent`, ip-session.ts: no process start per commit). Callers only see `IpExecutor`.
  */
+import { type Clock, realClock } from "@nsm-ts/base/clock";
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { type CommandRunner, runCommand } from "./exec.js";
+import { IpSession, NOT_INSTALLED } from "./ip-session.js";
 import type { Netns, NetnsTools } from "./netns.js";
 
-/** `batch`: one process per namespace per commit; `per-command`: one process per change. */
-export type IpMode = "batch" | "per-command";
+/**
+ * `batch`: one process per namespace per commit; `per-command`: one process per change; `persistent`: one
+ * long-lived `ip -force -batch -` per namespace, ended after `idleMs` without work (queries still start a process).
+ */
+export type IpMode = "batch" | "per-command" | "persistent";
 
 /** One `ip` command (without the leading `ip`) and what it does, for error messages. */
 export interface IpLine {
@@ -27,6 +33,8 @@ export interface IpExecutor {
   apply(netns: Netns, lines: readonly IpLine[]): Promise<void>;
   /** Runs one read-only `ip` command and returns stdout. */
   query(netns: Netns, args: readonly string[], what: string): Promise<string>;
+  /** Ends long-lived processes (`persistent`); later calls start new ones. A no-op for the other modes. */
+  close?(): void;
 }
 
 /** Options of `createIpExecutor`. */
@@ -41,6 +49,13 @@ export interface IpExecutorOptions {
   log?: Logger;
   /** Kill an `ip` process that has not finished after this long; default 15000 (a wedged rtnl lock must not hang a forwarder forever). */
   timeoutMs?: number;
+  /**
+   * `persistent` only: end a namespace's process after this long without changes; default 2000 ms. The process
+   * keeps its namespace alive, so a deleted pod's netns lingers at most this long after the last change.
+   */
+  idleMs?: number;
+  /** `persistent` only: the clock of idle and line timeouts; default the real clock. */
+  clock?: Clock;
 }
 
 /** The kernel reply classified into a status code and a readable reason. */
@@ -116,10 +131,60 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     if (r.code !== 0) throw failure(netns, line, r.stderr, argv);
   }
 
+  const sessions = new Map<string, IpSession>();
+  const idleMs = opts.idleMs ?? 2000;
+  const clock = opts.clock ?? realClock;
+
+  function sessionFor(netns: Netns, fresh: boolean): IpSession {
+    // Keyed by the namespace's identity: two handles of one netns share a process.
+    const key = `${netns.dev}:${netns.inode}`;
+    const have = sessions.get(key);
+    if (have !== undefined && !have.exited && !fresh) return have;
+    have?.close();
+    const s: IpSession = new IpSession(netns, {
+      tools,
+      clock,
+      idleMs,
+      timeoutMs,
+      onExit: () => {
+        if (sessions.get(key) === s) sessions.delete(key);
+      },
+    });
+    sessions.set(key, s);
+    return s;
+  }
+
+  async function applyPersistent(netns: Netns, lines: readonly IpLine[]): Promise<void> {
+    const t0 = performance.now();
+    const argv = netns.ipArgv(["-force", "-batch", "-"], tools);
+    const run = (s: IpSession, from: number) =>
+      s.run(lines.slice(from).map((l) => l.args.join(" "))).catch((err: unknown) => {
+        if (!(err instanceof StatusError)) throw err;
+        throw new StatusError(err.code, `kernel: batch of ${lines.length} changes in ${netns}: ${err.message}`, { cause: err });
+      });
+    let r = await run(sessionFor(netns, false), 0);
+    // iproute2 caches name → ifindex for the life of the process and never learns that a link was deleted and its
+    // name reused (by us, by the kernel deleting a veth peer, by the pod): a line naming such a link fails with
+    // "no such device". It had no effect, so it and the rest of the commit are retried once in a fresh process.
+    if (!r.ok && /Cannot find device|No such device|does not exist/i.test(r.stderr)) {
+      const done = r.index;
+      r = await run(sessionFor(netns, true), done);
+      if (!r.ok) r = { ...r, index: r.index + done };
+    }
+    log?.debug({ argv, lines: lines.length, ms: performance.now() - t0, ok: r.ok }, "kernel: ip session");
+    if (!r.ok && r.stderr.startsWith(NOT_INSTALLED)) throw new StatusError(Code.FailedPrecondition, r.stderr);
+    if (!r.ok) throw failure(netns, lines[r.index], r.stderr, argv);
+  }
+
   return {
     mode,
+    close() {
+      for (const s of sessions.values()) s.close();
+      sessions.clear();
+    },
     async apply(netns, lines) {
       if (lines.length === 0) return;
+      if (mode === "persistent") return applyPersistent(netns, lines);
       if (mode === "per-command" || lines.length === 1) {
         for (const line of lines) await runOne(netns, line);
         return;

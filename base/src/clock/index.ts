@@ -174,3 +174,5 @@ export class MockClock implements Clock {
 async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
 }
+
+export { DeadlineQueue } from "./deadlines.js";

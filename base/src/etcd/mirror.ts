@@ -12,6 +12,11 @@ import type { EtcdStoreBase, EtcdWatch } from "./store.js";
 /** Where a mirror's keys go: each loaded key, then every change; `error` means the watch broke for good. */
 export interface MirrorFeed {
   load(kv: IKeyValue): void;
+  /**
+   * When given, takes each loaded page whole instead of `load` per key (e.g. to index a page in one transaction);
+   * it may return a promise (to decode in slices), which the load waits for before the next page.
+   */
+  loadPage?(kvs: readonly IKeyValue[]): void | Promise<void>;
   put(kv: IKeyValue): void;
   delete(kv: IKeyValue): void;
   error(err: Error): void;
@@ -34,12 +39,30 @@ export class EtcdMirror {
     return this.appliedRevision;
   }
 
-  /** Loads the prefix (`pageSize` keys per request) and starts the watch. */
+  /**
+   * Loads the prefix (`pageSize` keys per request) and starts the watch. The next page is requested before the
+   * current one is handed to the feed, so etcd's time and ours overlap, and the event loop gets a turn after every
+   * page: a large load never holds up the process's other calls for longer than one page takes to decode.
+   */
   async start(pageSize: number): Promise<void> {
     let revision: string | undefined;
-    for await (const page of this.store.range("load", Buffer.from(this.prefix), prefixEnd(this.prefix), { pageSize, oneRevision: true })) {
-      revision ??= page.revision;
-      for (const kv of page.kvs) this.feed.load(kv);
+    const pages = this.store.range("load", Buffer.from(this.prefix), prefixEnd(this.prefix), { pageSize, oneRevision: true });
+    try {
+      let next = pages.next();
+      for (;;) {
+        const r = await next;
+        if (r.done) break;
+        const page = r.value;
+        next = pages.next();
+        // A failure of the prefetched page surfaces on the next await; never as an unhandled rejection meanwhile.
+        next.catch(() => undefined);
+        revision ??= page.revision;
+        if (this.feed.loadPage) await this.feed.loadPage(page.kvs);
+        else for (const kv of page.kvs) this.feed.load(kv);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      await pages.return(undefined);
     }
     this.appliedRevision = BigInt(revision ?? "0");
     // No previous values on the watch: a delete's previous value is the mirror's own copy.

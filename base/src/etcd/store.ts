@@ -26,7 +26,8 @@ export type EtcdStoreBaseOptions = EtcdClientOptions & {
 /** What a watch reports; `error` means the watch is broken (etcd3 retries transient faults by itself). */
 export interface WatchHandlers {
   put(kv: IKeyValue): void;
-  delete(kv: IKeyValue): void;
+  /** `prev`: the key's last value, when the watch asked for it (`prevKv`) and etcd still has it. */
+  delete(kv: IKeyValue, prev?: IKeyValue): void;
   error(err: Error): void;
 }
 
@@ -52,6 +53,8 @@ export class EtcdStoreBase {
   private readonly describe: (op: string) => string;
   private readonly closedMessage: string;
   private readonly watches = new Map<Watcher, EtcdWatch>();
+  /** Watches etcd cancelled itself: asking to cancel them again would wait for an answer that never comes. */
+  private readonly cancelledByServer = new WeakSet<Watcher>();
   private isClosed = false;
 
   constructor(opts: EtcdStoreBaseOptions) {
@@ -108,18 +111,40 @@ export class EtcdStoreBase {
   }
 
   /**
-   * Watches every key under `prefix` (from `startRevision` when given, else from now) until stopped or the
+   * Watches every key under `prefix` (from `startRevision` when given, else from now; with `prevKv` deletes carry
+   * the last value) until stopped or the
    * store closes. A watch that opens after `close` began is cancelled and fails with `Unavailable`.
    */
-  async watch(prefix: string, on: WatchHandlers, opts: { startRevision?: string; op?: string } = {}): Promise<EtcdWatch> {
+  async watch(prefix: string, on: WatchHandlers, opts: { startRevision?: string; op?: string; prevKv?: boolean } = {}): Promise<EtcdWatch> {
     const builder = this.client.watch().prefix(prefix);
     if (opts.startRevision !== undefined) builder.startRevision(opts.startRevision);
-    const w = await this.call(opts.op ?? "watch", () => builder.create());
+    if (opts.prevKv === true) builder.withPreviousKV();
+    // Handlers go on before the watch connects: etcd may cancel a watch right after creating it (a compacted start
+    // revision), and an error emitted before they were attached would be lost, leaving a dead watch.
+    const w = builder.watcher();
+    let connected = false;
+    const ready = new Promise<void>((resolve, reject) => {
+      w.once("connected", () => {
+        connected = true;
+        resolve();
+      });
+      w.on("error", (err: Error) => {
+        // etcd3 emits an error when etcd cancelled the watch: it is gone on the server, so stop must not cancel it.
+        this.cancelledByServer.add(w);
+        if (connected) on.error(err);
+        else reject(err);
+      });
+    });
+    w.on("put", (kv: IKeyValue) => on.put(kv));
+    w.on("delete", (kv: IKeyValue, prev?: IKeyValue) => on.delete(kv, prev));
     const handle: EtcdWatch = { stop: () => this.stopWatch(w) };
     this.watches.set(w, handle);
-    w.on("put", (kv: IKeyValue) => on.put(kv));
-    w.on("delete", (kv: IKeyValue) => on.delete(kv));
-    w.on("error", (err: Error) => on.error(err));
+    try {
+      await this.call(opts.op ?? "watch", () => ready);
+    } catch (err) {
+      await handle.stop();
+      throw err;
+    }
     if (this.isClosed) {
       await handle.stop();
       this.checkOpen();
@@ -159,6 +184,7 @@ export class EtcdStoreBase {
     // A late error from a cancelled watch must neither crash the process nor reach the store.
     w.removeAllListeners();
     w.on("error", () => undefined);
+    if (this.cancelledByServer.has(w)) return;
     await w.cancel().catch((err: unknown) => this.log.debug({ err }, `${this.describe("watch cancel")} failed`));
   }
 }

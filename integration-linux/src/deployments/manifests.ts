@@ -49,6 +49,12 @@ export const SERVED_SERVICES: Readonly<Record<string, readonly string[]>> = {
     "registry.NetworkServiceRegistry",
     "registry.NetworkServiceEndpointRegistry",
   ],
+  "nsmgr-proxy": [
+    "networkservice.NetworkService",
+    "connection.MonitorConnection",
+    "registry.NetworkServiceRegistry",
+    "registry.NetworkServiceEndpointRegistry",
+  ],
   forwarder: ["networkservice.NetworkService", "connection.MonitorConnection"],
   endpoint: ["networkservice.NetworkService", "connection.MonitorConnection"],
   nsc: [],

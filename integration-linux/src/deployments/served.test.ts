@@ -21,16 +21,28 @@ describe("deployments: probed services are served by the programs", function () 
     set = s;
   });
 
-  it("registry, nsmgr, forwarder, endpoint and traffic controller answer health checks as the table says", async () => {
+  it("registry, nsmgr, nsmgr-proxy, forwarder, endpoint and traffic controller answer health checks as the table says", async () => {
     const { url: registryUrl } = await startRegistry(set);
     const node = await startNode(set, 1, registryUrl);
     await startEndpoint(set, "nse-h", node.socket, "health-ns");
     const tcUrl = `tcp://127.0.0.1:${await freePort()}`;
     await set.start("cmd-traffic-controller", { NSM_LISTEN_ON: tcUrl, NSM_HTTP_LISTEN_ON: "off" }, "cmd-traffic-controller serving");
+    const npUrl = `tcp://127.0.0.1:${await freePort()}`;
+    await set.start(
+      "cmd-nsmgr-proxy",
+      {
+        NSM_LISTEN_ON: npUrl,
+        NSM_REGISTRY_URL: registryUrl,
+        NSM_REGISTRY_PROXY_URL: registryUrl,
+        NSM_MAP_IP_FILE_PATH: "/nonexistent/map-ip.yaml",
+      },
+      "cmd-nsmgr-proxy serving",
+    );
     const urls: Record<string, string> = {
       "traffic-controller": tcUrl,
       registry: registryUrl,
       nsmgr: node.tcpUrl,
+      "nsmgr-proxy": npUrl,
       forwarder: set.socket("forwarder-1.sock"),
       endpoint: set.socket("nse-h.sock"),
     };

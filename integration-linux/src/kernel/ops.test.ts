@@ -50,13 +50,16 @@ describe("kernel: sdk-linux operations in real namespaces", function () {
   beforeEach(() => {
     fx = new KernelFixture();
   });
+  const execs: IpExecutor[] = [];
   afterEach(async () => {
+    for (const e of execs.splice(0)) e.close?.();
     await fx.cleanup();
   });
 
-  for (const mode of ["batch", "per-command"] as IpMode[]) {
+  for (const mode of ["batch", "per-command", "persistent"] as IpMode[]) {
     it(`connects two namespaces with a veth pair and pings across (${mode})`, async () => {
       const ip = createIpExecutor({ mode });
+      execs.push(ip);
       const a = await fx.netns("a");
       const b = await fx.netns("b");
       await vethPair(ip, a, b, ["169.254.0.1/30", "169.254.0.2/30"], ["fd00:5::1/64", "fd00:5::2/64"]);

@@ -22,6 +22,7 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", ".."
 export const PROGRAMS = [
   "cmd-registry",
   "cmd-nsmgr",
+  "cmd-nsmgr-proxy",
   "cmd-forwarder",
   "cmd-endpoint",
   "cmd-nsc",

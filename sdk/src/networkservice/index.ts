@@ -12,6 +12,7 @@ export {
   client,
   createForwarder,
   createNsmgr,
+  createNsmgrProxy,
   type Endpoint,
   type EndpointOptions,
   endpoint,
@@ -21,6 +22,8 @@ export {
   type NsmClient,
   type Nsmgr,
   type NsmgrOptions,
+  type NsmgrProxy,
+  type NsmgrProxyOptions,
   newServerView,
 } from "./chains/index.js";
 
@@ -53,6 +56,7 @@ export * as discoverforwarder from "./common/discoverforwarder/index.js";
 export * as excludedprefixes from "./common/excludedprefixes/index.js";
 export * as filtermechanisms from "./common/filtermechanisms/index.js";
 export * as heal from "./common/heal/index.js";
+export * as interdomainbypass from "./common/interdomainbypass/index.js";
 export * as mechanisms from "./common/mechanisms/index.js";
 export * as mechanismtranslation from "./common/mechanismtranslation/index.js";
 export * as metadata from "./common/metadata/index.js";

@@ -53,3 +53,5 @@ export async function silentServer(cleanup: Cleanup): Promise<{ sock: Socket; at
   });
   return { sock, at: `127.0.0.1:${sock.address().port}`, received: () => n };
 }
+
+export { createDomainsDns, type DomainsDns } from "./domains.js";

@@ -7,6 +7,7 @@
  */
 import { rmSync } from "node:fs";
 import { createClients } from "./client.js";
+import { createDomainParts, domainUrls, publish } from "./domain.js";
 import { createEndpoint } from "./endpoint.js";
 import { createEnv } from "./env.js";
 import { createForwarderPart, createNode } from "./node.js";
@@ -17,7 +18,15 @@ import type { Sandbox, SandboxNode } from "./types.js";
 /** Creates and starts a sandbox (see the header comment). */
 export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const env = createEnv(opts);
-  const { registry, close: closeRegistry } = await createRegistry(env);
+  const d = opts.domain;
+  if (d && opts.transport === "unix") throw new Error("sandbox: an interdomain sandbox needs the tcp transport (DNS publishes ip:port)");
+  const urls = d && !d.floating ? await domainUrls(env) : undefined;
+  const { registry, close: closeRegistry } = await createRegistry(
+    env,
+    d === undefined ? undefined : urls === undefined ? {} : { proxyRegistryUrl: urls.nsmgrProxy },
+  );
+  const edge = d && urls ? await createDomainParts(env, d, urls, registry.url) : undefined;
+  if (d) publish(d, registry.url, urls);
   const nodes: SandboxNode[] = [];
   for (let i = 0; i < (opts.nodes ?? 1); i++) nodes.push(await createNode(env, i, registry.url));
   const nodeOf = (n: number | SandboxNode): SandboxNode => {
@@ -29,6 +38,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
 
   return {
     registry,
+    domain: d?.name,
+    edge,
     nodes,
     clock: env.clock,
     addEndpoint: (n, eo) => createEndpoint(env, nodeOf(n), eo),

@@ -2,5 +2,5 @@
 
 export { createSandbox } from "./builder.js";
 export { leftovers, resourceSnapshot } from "./leak-check.js";
-export type { SandboxClientOptions, SandboxEndpointOptions, SandboxInterceptors, SandboxOptions } from "./options.js";
-export type { Sandbox, SandboxEndpoint, SandboxForwarder, SandboxNode, SandboxPart, SandboxRegistry } from "./types.js";
+export type { SandboxClientOptions, SandboxDomainOptions, SandboxEndpointOptions, SandboxInterceptors, SandboxOptions } from "./options.js";
+export type { Sandbox, SandboxDomainParts, SandboxEndpoint, SandboxForwarder, SandboxNode, SandboxPart, SandboxRegistry } from "./types.js";

@@ -23,6 +23,25 @@ export interface SandboxOptions {
    * client names): servers get `server`, the part's dialers and channel pools `client`. Default none.
    */
   interceptors?: (part: string) => SandboxInterceptors;
+  /**
+   * Makes the sandbox one domain of an interdomain test (TCP transport only): its registry forwards `name@domain`
+   * names to an nsmgr-proxy, which forwards them to a registry proxy resolving domains through `dns`; the
+   * registry and the nsmgr-proxy are published in `dns` under `registry.nsm-system.<name>` and
+   * `nsmgr-proxy.nsm-system.<name>`. Default none (a single-domain sandbox).
+   */
+  domain?: SandboxDomainOptions;
+}
+
+/** Options of an interdomain sandbox. */
+export interface SandboxDomainOptions {
+  /** The domain (`cluster-b.example`). */
+  name: string;
+  /** The DNS every domain of the test publishes in and resolves through (`createDomainsDns()`). */
+  dns: { readonly at: string; set(name: string, url: string): void };
+  /** A floating registry: only the registry, published in `dns`, no nsmgr-proxy nor registry proxy. Default false. */
+  floating?: boolean;
+  /** Internal ↔ external address map of the nsmgr-proxy (swapip); default none. */
+  ipMap?: () => Readonly<Record<string, string>>;
 }
 
 /** Interceptors of one sandbox part. */

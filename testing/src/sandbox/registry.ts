@@ -1,8 +1,11 @@
 /** The sandbox's registry: in-memory stores behind the real registry chain, restartable on the same URL. */
 import { type Channel, dial, type NsmServer } from "@nsm-ts/base/grpc";
-import { createMemoryStore, createRegistryClient, createRegistryServer, serveRegistry } from "@nsm-ts/sdk/registry";
+import { authorize, createMemoryStore, createRegistryClient, createRegistryServer, serveRegistry } from "@nsm-ts/sdk/registry";
 import { killServer, type SandboxEnv } from "./env.js";
 import type { SandboxRegistry } from "./types.js";
+
+/** A restarted nsmgr-proxy must be reached again at once. */
+const FAST_RECONNECT = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 };
 
 /** The registry part and how the builder ends it for good. */
 export interface RegistryPart {
@@ -12,8 +15,10 @@ export interface RegistryPart {
 }
 
 /** Starts the registry and dials it for the part's own `nse` handler. */
-export async function createRegistry(env: SandboxEnv): Promise<RegistryPart> {
+export async function createRegistry(env: SandboxEnv, interdomain?: { proxyRegistryUrl?: string }): Promise<RegistryPart> {
   const url = await env.urlFor("registry");
+  const proxyChannel: Channel | undefined =
+    interdomain?.proxyRegistryUrl === undefined ? undefined : dial(interdomain.proxyRegistryUrl, { grpcOptions: FAST_RECONNECT });
   let server: NsmServer | undefined;
   let stores: { close(): Promise<void> }[] = [];
   const start = async (): Promise<void> => {
@@ -25,6 +30,9 @@ export async function createRegistry(env: SandboxEnv): Promise<RegistryPart> {
       nsStore,
       nseStore,
       ...(env.expirePeriodMs === undefined ? {} : { expirePeriodMs: env.expirePeriodMs }),
+      // Across domains registrations arrive through the registry proxies of other domains.
+      ...(interdomain === undefined ? {} : { registrars: (id: string) => authorize.isNsmgrId(id) || /\/registry-proxy/.test(id) }),
+      ...(proxyChannel === undefined ? {} : { proxyRegistry: proxyChannel }),
     });
     const s = env.serverOf("registry");
     serveRegistry(s, chains, env.serveOpts);
@@ -41,6 +49,7 @@ export async function createRegistry(env: SandboxEnv): Promise<RegistryPart> {
   await start();
   const channel: Channel = dial(url);
   const nse = createRegistryClient("nse", channel, { tokenGenerator: env.tokenGenerator("sandbox") });
+  const ns = createRegistryClient("ns", channel, { tokenGenerator: env.tokenGenerator("sandbox") });
   return {
     registry: {
       url,
@@ -48,6 +57,7 @@ export async function createRegistry(env: SandboxEnv): Promise<RegistryPart> {
         return server !== undefined;
       },
       nse,
+      ns,
       kill,
       async restart() {
         await kill();
@@ -56,6 +66,7 @@ export async function createRegistry(env: SandboxEnv): Promise<RegistryPart> {
     },
     async close() {
       channel.close();
+      proxyChannel?.close();
       await kill();
     },
   };

@@ -2,8 +2,8 @@
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import type { Clock } from "@nsm-ts/base/clock";
 import type { TokenGenerator } from "@nsm-ts/base/token";
-import type { Endpoint, Forwarder, NetworkServiceElement, NsmClient, Nsmgr } from "@nsm-ts/sdk/networkservice";
-import type { NseHandler } from "@nsm-ts/sdk/registry";
+import type { Endpoint, Forwarder, NetworkServiceElement, NsmClient, Nsmgr, NsmgrProxy } from "@nsm-ts/sdk/networkservice";
+import type { NseHandler, NsHandler } from "@nsm-ts/sdk/registry";
 import type { SandboxClientOptions, SandboxEndpointOptions } from "./options.js";
 
 /** A part of the sandbox that can be killed (abruptly: no unregistering, no closing) and restarted. */
@@ -22,6 +22,16 @@ export interface SandboxPart {
 export interface SandboxRegistry extends SandboxPart {
   /** Endpoint registry handler talking to this registry over gRPC (for assertions such as Find). */
   readonly nse: NseHandler;
+  /** Network service registry handler talking to this registry over gRPC (registers as `sandbox`). */
+  readonly ns: NsHandler;
+}
+
+/** The interdomain parts of a sandbox made with `domain` (absent for a floating registry). */
+export interface SandboxDomainParts {
+  /** The domain's nsmgr-proxy (its name is `nsmgr-proxy.<domain>`). */
+  readonly nsmgrProxy: SandboxPart & { readonly name: string; readonly instance: NsmgrProxy };
+  /** The registry proxy resolving other domains through DNS. */
+  readonly registryProxy: SandboxPart;
 }
 
 /** One node: an nsmgr and a forwarder. */
@@ -56,6 +66,10 @@ export interface SandboxEndpoint extends SandboxPart {
 /** A running sandbox. */
 export interface Sandbox {
   readonly registry: SandboxRegistry;
+  /** The domain name (`SandboxOptions.domain.name`), or undefined. */
+  readonly domain: string | undefined;
+  /** The nsmgr-proxy and registry proxy of an interdomain (non-floating) sandbox. */
+  readonly edge: SandboxDomainParts | undefined;
   readonly nodes: readonly SandboxNode[];
   /** The clock every part uses. */
   readonly clock: Clock;

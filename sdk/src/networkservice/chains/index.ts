@@ -12,3 +12,4 @@ export {
   newServerView,
 } from "./hop/index.js";
 export { createNsmgr, type Nsmgr, type NsmgrOptions } from "./nsmgr/index.js";
+export { createNsmgrProxy, type NsmgrProxy, type NsmgrProxyOptions } from "./nsmgrproxy/index.js";

@@ -61,6 +61,14 @@ export class EntryIndex<T extends RegistryEntry> {
     if (publish) this.publish({ entry, deleted: false, revision });
   }
 
+  /** Stores a batch of entries (owned by the index from now on) in one transaction, telling no watcher: a mirror's load. */
+  load(items: ReadonlyArray<{ entry: T; revision: string }>): void {
+    if (items.length === 0) return;
+    const txn = this.db.writeTxn(this.table);
+    for (const { entry, revision } of items) this.table.insert(txn, { entry, revision, keys: [...this.spec.indexKeys(entry)] });
+    txn.commit();
+  }
+
   /** Removes `name` and tells matching watchers (with the removed entry and the revision of the removal). */
   delete(name: string, revision: string): Indexed<T> | undefined {
     const txn = this.db.writeTxn(this.table);

@@ -18,6 +18,8 @@ export interface KindSpec<T extends RegistryEntry> {
   indexKeys(entry: T): Set<string>;
   /** Index keys every match of `template` must carry; empty when the template does not narrow the search. */
   requiredKeys(template: T): string[];
+  /** The expiry an entry carries itself (epoch ms), if its kind has one: what a mirror expires loaded entries at. */
+  expiresAtMs(entry: T): number | undefined;
 }
 
 const nsSpec: KindSpec<RegistryEntryOf["ns"]> = {
@@ -27,6 +29,7 @@ const nsSpec: KindSpec<RegistryEntryOf["ns"]> = {
   // Network services are looked up by name (the primary key); payload and matches queries are rare and scan.
   indexKeys: () => new Set(),
   requiredKeys: () => [],
+  expiresAtMs: () => undefined,
 };
 
 const nseSpec: KindSpec<RegistryEntryOf["nse"]> = {
@@ -47,6 +50,12 @@ const nseSpec: KindSpec<RegistryEntryOf["nse"]> = {
       for (const [k, v] of Object.entries(l.labels)) keys.push(labelKey(svc, k, v));
     }
     return keys;
+  },
+  expiresAtMs(entry) {
+    const t = entry.expirationTime;
+    if (t === undefined) return undefined;
+    const ms = Number(t.seconds) * 1000 + Math.floor(t.nanos / 1_000_000);
+    return Number.isFinite(ms) ? ms : undefined;
   },
 };
 

@@ -1,6 +1,5 @@
 /** What only the etcd registry store does: replicas sharing one etcd, an etcd restart, leases. */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import { Etcd3 } from "@nsm-ts/base/etcd";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { EtcdInstance } from "@nsm-ts/testing/etcd";
 import {
@@ -116,35 +115,6 @@ describe("registry/store: etcd", function () {
       );
       expect(isStatusError(err, Code.Aborted), String(err)).to.equal(true);
       expect((await b.get("x"))?.networkServiceNames).to.deep.equal(["vl3"]);
-    });
-
-    it("a refresh moves the entry to a new lease and revokes the old one", async () => {
-      const p = prefix();
-      const client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
-      const a = createEtcdStore("nse", { client, prefix: p });
-      opened.push(a);
-      try {
-        await a.put(nse("x", ["icmp"]), { expiresAtMs: Date.now() + 60_000 });
-        const before = await client.kv.range({ key: Buffer.from(`${p}nse/x`) });
-        const lease1 = before.kvs[0]?.lease ?? "0";
-        expect(lease1).to.not.equal("0");
-        await a.put(nse("x", ["icmp"]), { expiresAtMs: Date.now() + 60_000 });
-        const after = await client.kv.range({ key: Buffer.from(`${p}nse/x`) });
-        const lease2 = after.kvs[0]?.lease ?? "0";
-        expect(lease2).to.not.equal(lease1);
-        // Old leases are revoked best effort, asynchronously: wait until etcd reports each one gone.
-        const revoked = async (id: string): Promise<void> => {
-          while (Number((await client.leaseClient.leaseTimeToLive({ ID: id })).TTL) !== -1) {
-            await new Promise<void>((r) => setImmediate(r));
-          }
-        };
-        await revoked(lease1);
-        await a.delete("x");
-        await revoked(lease2);
-      } finally {
-        await a.close();
-        client.close();
-      }
     });
   });
 });

@@ -13,10 +13,11 @@ import {
   NetworkServiceRegistry,
 } from "@nsm-ts/api/registry";
 import type { CallContext } from "@nsm-ts/base/context";
-import { traceMetadata } from "@nsm-ts/base/context";
+import { ContextKey, traceMetadata } from "@nsm-ts/base/context";
 import { type CallOptions, type Channel, type Client, createClient, type DialOptions, dial } from "@nsm-ts/base/grpc";
 import type { PeerInfo } from "@nsm-ts/base/identity";
 import { spiffeIdOf } from "@nsm-ts/base/identity";
+import { Code, fail } from "@nsm-ts/base/status";
 import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { FindResult, RegistryElement } from "../../core/index.js";
 import type { RegistryEntryOf, RegistryKind } from "../../store/index.js";
@@ -108,10 +109,25 @@ function clientOf<S extends typeof NetworkServiceRegistry | typeof NetworkServic
   return c;
 }
 
+/**
+ * The registry a call goes to, for chains whose next registry is chosen per call (dnsresolve sets it, a client
+ * built with `newClient(kind, fromContext(pool))` dials it).
+ */
+export const urlKey = new ContextKey<string>("registry.clienturl");
+
+/** A channel chooser for `newClient`: the channel of the URL in `urlKey`; `Internal` when no element set one. */
+export function fromContext(pool: ChannelPool): (ctx: CallContext) => Channel {
+  return (ctx) => {
+    const url = urlKey.get(ctx);
+    if (url === undefined) return fail(Code.Internal, "connect: no registry URL in the context (place dnsresolve before connect)");
+    return pool.get(url);
+  };
+}
+
 /** Creates the terminal client element for registry `kind` on `channel` (or a function choosing one per call). */
 export function newClient<K extends RegistryKind>(
   kind: K,
-  channel: Channel | (() => Channel),
+  channel: Channel | ((ctx: CallContext) => Channel),
   opts: ConnectOptions = {},
 ): RegistryElement<RegistryEntryOf[K]> {
   const pick = typeof channel === "function" ? channel : () => channel;
@@ -119,11 +135,11 @@ export function newClient<K extends RegistryKind>(
     const el: RegistryElement<NetworkService> = {
       name: "connect",
       async register(ctx, entry) {
-        const ch = pick();
+        const ch = pick(ctx);
         return clientOf(NetworkServiceRegistry, ch).register(entry, await callOptions(ctx, opts, true, ch));
       },
       async *find(ctx, query): AsyncIterable<FindResult<NetworkService>> {
-        const ch = pick();
+        const ch = pick(ctx);
         const stream = clientOf(NetworkServiceRegistry, ch).find(
           { networkService: query.template, watch: query.watch },
           await callOptions(ctx, opts, false, ch),
@@ -131,7 +147,7 @@ export function newClient<K extends RegistryKind>(
         for await (const r of stream) if (r.networkService) yield { entry: r.networkService, deleted: r.deleted };
       },
       async unregister(ctx, entry) {
-        const ch = pick();
+        const ch = pick(ctx);
         await clientOf(NetworkServiceRegistry, ch).unregister(entry, await callOptions(ctx, opts, true, ch));
       },
     };
@@ -140,11 +156,11 @@ export function newClient<K extends RegistryKind>(
   const el: RegistryElement<NetworkServiceEndpoint> = {
     name: "connect",
     async register(ctx, entry) {
-      const ch = pick();
+      const ch = pick(ctx);
       return clientOf(NetworkServiceEndpointRegistry, ch).register(entry, await callOptions(ctx, opts, true, ch));
     },
     async *find(ctx, query): AsyncIterable<FindResult<NetworkServiceEndpoint>> {
-      const ch = pick();
+      const ch = pick(ctx);
       const stream = clientOf(NetworkServiceEndpointRegistry, ch).find(
         { networkServiceEndpoint: query.template, watch: query.watch },
         await callOptions(ctx, opts, false, ch),
@@ -152,7 +168,7 @@ export function newClient<K extends RegistryKind>(
       for await (const r of stream) if (r.networkServiceEndpoint) yield { entry: r.networkServiceEndpoint, deleted: r.deleted };
     },
     async unregister(ctx, entry) {
-      const ch = pick();
+      const ch = pick(ctx);
       await clientOf(NetworkServiceEndpointRegistry, ch).unregister(entry, await callOptions(ctx, opts, true, ch));
     },
   };

@@ -1,2 +1,2 @@
 /** connect (registry): call a remote registry over gRPC; channels pooled per URL. */
-export { type ChannelPool, type ConnectOptions, createChannelPool, newClient } from "./connect.js";
+export { type ChannelPool, type ConnectOptions, createChannelPool, fromContext, newClient, urlKey } from "./connect.js";

@@ -10,6 +10,7 @@
  * forwarder) must already get the real URL from that very event. A failed Register restores the previous record.
  */
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
+import { isInterdomain } from "../dnsresolve/names.js";
 import { cloneEntry, isEndpoint } from "../entry.js";
 
 /** Creates the server element for an nsmgr reachable at `nsmgrUrl`. */
@@ -37,7 +38,10 @@ export function newServer<T extends RegistryEntry>(nsmgrUrl: string): RegistryEl
     },
     async *find(ctx, query, next) {
       for await (const r of next.find(ctx, query)) {
-        const url = isEndpoint(r.entry) && r.entry.url === nsmgrUrl ? real.get(r.entry.name) : undefined;
+        // An interdomain name (a local endpoint registered in a floating registry) comes back with the URL of
+        // this domain's nsmgr-proxy, not ours; the endpoint is still ours to reach directly.
+        const ours = isEndpoint(r.entry) && (r.entry.url === nsmgrUrl || isInterdomain(r.entry.name));
+        const url = ours ? real.get(r.entry.name) : undefined;
         yield url === undefined ? r : { entry: withUrl(r.entry, url), deleted: r.deleted };
       }
     },

@@ -1,0 +1,195 @@
+/**
+ * A long-lived `ip -force -batch -` per namespace: changes are written to its stdin instead of starting a process
+ * per commit. `ip` reports nothing on stdout for a change and, with `-force`, goes on after a failed line, writing
+ * the error and `Command failed -:<line>` to stderr (unbuffered, in order). So after each line we write a sync line
+ * that always fails without touching the kernel (an unknown object): when its `Command failed` arrives, every line
+ * before it is done, and a `Command failed` for our line carries that line's error. Lines go one at a time, each
+ * waiting for its sync, so a commit still stops at its first failed line as with a process per commit.
+ *
+ * A process inside a namespace keeps the namespace alive; the session ends after `idleMs` without work, so a pod's
+ * netns is held at most that long after its last change.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import type { Clock, Timer } from "@nsm-ts/base/clock";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import type { Netns, NetnsTools } from "./netns.js";
+
+/** How a line ended: undefined = done, else the stderr `ip` wrote for it. */
+type LineResult = string | undefined;
+
+/** The outcome of `IpSession.run`: every line done, or the index of the failed line and its stderr. */
+export type SessionResult = { ok: true } | { ok: false; index: number; stderr: string };
+
+/** Options of `IpSession`. */
+export interface IpSessionOptions {
+  tools: NetnsTools;
+  clock: Clock;
+  /** End the process after this long without work. */
+  idleMs: number;
+  /** Kill the process when one line takes longer than this. */
+  timeoutMs: number;
+  /** Called once the process is gone (exited, killed or idle): the owner forgets the session. */
+  onExit: () => void;
+}
+
+const FAILED = /^Command failed -:(\d+)$/;
+
+/** Prefix of the exit text when the tool itself is missing (the executor turns it into FailedPrecondition). */
+export const NOT_INSTALLED = "exec: ";
+
+/** One `ip -force -batch -` process in one namespace (internal to the executor). */
+export class IpSession {
+  readonly #child: ChildProcess;
+  readonly #opts: IpSessionOptions;
+  /** Lines written so far: `ip` numbers them from 1. */
+  #written = 0;
+  /** stderr text since the last `Command failed` line. */
+  #pendingText: string[] = [];
+  #partial = "";
+  /** Failed line numbers with their stderr, until their sync arrives. */
+  readonly #failed = new Map<number, string>();
+  #waiter: { sync: number; done: (r: LineResult) => void } | undefined;
+  /** Commits queued behind the running one. */
+  #tail: Promise<unknown> = Promise.resolve();
+  #busy = 0;
+  #idle: Timer | undefined;
+  #exited = false;
+  #closing = false;
+  #exitText = "";
+
+  constructor(
+    readonly netns: Netns,
+    opts: IpSessionOptions,
+  ) {
+    this.#opts = opts;
+    const [file, ...args] = netns.ipArgv(["-force", "-batch", "-"], opts.tools);
+    this.#child = spawn(file as string, args, { stdio: ["pipe", "ignore", "pipe"] });
+    this.#child.stderr?.setEncoding("utf8");
+    this.#child.stderr?.on("data", (chunk: string) => this.#onStderr(chunk));
+    this.#child.stdin?.on("error", () => undefined); // the process may exit first; its exit is reported below
+    this.#child.on("error", (e: NodeJS.ErrnoException) =>
+      this.#gone(e.code === "ENOENT" ? `${NOT_INSTALLED}${file} not found (install iproute2/util-linux)` : e.message),
+    );
+    this.#child.on("close", () => this.#gone(""));
+    this.#setRef(false);
+  }
+
+  /** True once the process is gone or ending; a new session is needed. */
+  get exited(): boolean {
+    return this.#exited || this.#closing;
+  }
+
+  /** Runs `lines` in order, one at a time, stopping at the first that fails. Commits on one session never overlap. */
+  run(lines: readonly string[]): Promise<SessionResult> {
+    const p = this.#tail.then(() => this.#runNow(lines));
+    this.#tail = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Ends the process (its stdin is closed; `ip` exits at EOF). */
+  close(): void {
+    this.#idle?.stop();
+    this.#idle = undefined;
+    this.#closing = true;
+    if (!this.#exited) this.#child.stdin?.end();
+  }
+
+  async #runNow(lines: readonly string[]): Promise<SessionResult> {
+    this.#busy++;
+    this.#idle?.stop();
+    this.#idle = undefined;
+    this.#setRef(true);
+    try {
+      for (const [index, line] of lines.entries()) {
+        const err = await this.#runLine(line);
+        if (err !== undefined) return { ok: false, index, stderr: err };
+      }
+      return { ok: true };
+    } finally {
+      if (--this.#busy === 0 && !this.#exited) {
+        this.#setRef(false);
+        this.#idle = this.#opts.clock.setTimer(this.#opts.idleMs, () => {
+          this.#idle = undefined;
+          if (this.#busy === 0) this.close();
+        });
+      }
+    }
+  }
+
+  #runLine(line: string): Promise<LineResult> {
+    if (this.exited) return Promise.reject(this.#exitError());
+    const lineNo = ++this.#written;
+    const sync = ++this.#written;
+    return new Promise<LineResult>((resolve, reject) => {
+      const timer = this.#opts.clock.setTimer(this.#opts.timeoutMs, () => {
+        this.#waiter = undefined;
+        this.#child.kill("SIGKILL");
+        reject(new StatusError(Code.DeadlineExceeded, `ip did not finish a line within ${this.#opts.timeoutMs} ms`));
+      });
+      this.#waiter = {
+        sync,
+        done: (r) => {
+          timer.stop();
+          resolve(r ?? this.#failed.get(lineNo));
+          this.#failed.delete(lineNo);
+        },
+      };
+      this.#child.stdin?.write(`${line}\nnsm-sync-${sync}\n`);
+    });
+  }
+
+  #onStderr(chunk: string): void {
+    const parts = (this.#partial + chunk).split("\n");
+    this.#partial = parts.pop() ?? "";
+    for (const text of parts) {
+      const m = FAILED.exec(text);
+      if (m === null) {
+        this.#exitText = text;
+        this.#pendingText.push(text);
+        continue;
+      }
+      const n = Number(m[1]);
+      const w = this.#waiter;
+      if (w !== undefined && n === w.sync) {
+        this.#pendingText = [];
+        this.#waiter = undefined;
+        w.done(undefined);
+      } else {
+        this.#failed.set(n, `${this.#pendingText.join("\n")}\nCommand failed -:${n}`);
+        this.#pendingText = [];
+      }
+    }
+  }
+
+  #exitError(): StatusError {
+    return new StatusError(Code.Unavailable, `ip -batch session in ${this.netns} ended${this.#exitText ? `: ${this.#exitText}` : ""}`);
+  }
+
+  /**
+   * The process is gone: the line in flight fails with what it said last (e.g. nsenter's missing namespace), even
+   * if the kernel took it just before: without its sync nobody can tell, and a retry finds its own leftover.
+   */
+  #gone(text: string): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    if (text) this.#exitText = text;
+    else if (this.#partial) this.#exitText = this.#partial;
+    this.#idle?.stop();
+    this.#idle = undefined;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.done(this.#exitText || "ip -batch session ended unexpectedly");
+    this.#opts.onExit();
+  }
+
+  /** A session with no work must not keep the program alive. */
+  #setRef(on: boolean): void {
+    for (const s of [this.#child.stdin, this.#child.stderr]) {
+      const sock = s as unknown as { ref?: () => void; unref?: () => void } | null;
+      if (on) sock?.ref?.();
+      else sock?.unref?.();
+    }
+    if (on) this.#child.ref();
+    else this.#child.unref();
+  }
+}
