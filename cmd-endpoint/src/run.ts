@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { MechanismType } from "@nsm-ts/api/constants";
 import type { Connection } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
@@ -94,7 +94,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const obs = await startObservability(cfg, { program: "cmd-endpoint", log });
   const server = createServer({
     ...id.serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log,
     interceptors: obs.serverInterceptors,
   });

@@ -5,7 +5,7 @@
  * wait for the abort signal → unregister, drain, clean up.
  */
 import { once } from "node:events";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
@@ -91,7 +91,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);
   const server = createServer({
     ...id.serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log,
     interceptors: obs.serverInterceptors,
   });

@@ -21,7 +21,7 @@ describe(`${program} config`, () => {
       serviceNames: ["vL3"],
       labels: {},
       requestLabels: {},
-      prefixServerUrl: "tcp://registry.nsm-system:5002",
+      prefixServerUrls: ["tcp://registry.nsm-system:5002"],
       vl3Prefix: undefined,
       registerService: true,
       unregisterItself: true,
@@ -41,7 +41,7 @@ describe(`${program} config`, () => {
       NSM_SERVICE_NAMES: "my-vl3",
       NSM_LABELS: "app:vl3",
       NSM_REQUEST_LABELS: "from:node-1",
-      NSM_PREFIX_SERVER_URL: "tcp://198.51.100.1:5002",
+      NSM_PREFIX_SERVER_URL: "tcp://198.51.100.1:5002, tcp://198.51.100.2:5002",
       NSM_VL3_PREFIX: "169.240.0.0/12",
       NSM_REGISTER_SERVICE: "false",
       NSM_UNREGISTER_ITSELF: "false",
@@ -54,7 +54,7 @@ describe(`${program} config`, () => {
       serviceNames: ["my-vl3"],
       labels: { app: "vl3" },
       requestLabels: { from: "node-1" },
-      prefixServerUrl: "tcp://198.51.100.1:5002",
+      prefixServerUrls: ["tcp://198.51.100.1:5002", "tcp://198.51.100.2:5002"],
       vl3Prefix: "169.240.0.0/12",
       registerService: false,
       unregisterItself: false,
@@ -73,6 +73,11 @@ describe(`${program} config`, () => {
       NSM_DNS_PORT: "0",
     };
     for (const [name, value] of Object.entries(bad)) expect(() => config.parse({ [name]: value }), name).to.throw(new RegExp(`^${name}: `));
+    // A list names the bad entry, and an empty one is no list.
+    expect(() => config.parse({ NSM_PREFIX_SERVER_URL: "tcp://198.51.100.1:5002,registry:5002" })).to.throw(
+      /^NSM_PREFIX_SERVER_URL: invalid URL "registry:5002"/,
+    );
+    expect(() => config.parse({ NSM_PREFIX_SERVER_URL: " , " })).to.throw(/^NSM_PREFIX_SERVER_URL: must list at least one value/);
   });
 
   describeProgramProcess({

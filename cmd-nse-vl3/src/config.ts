@@ -64,12 +64,12 @@ export const config = defineConfig(
       default: "",
       parse: labels,
     },
-    prefixServerUrl: {
+    prefixServerUrls: {
       name: "NSM_PREFIX_SERVER_URL",
       description:
-        "The prefix server (ipam.IPAM/ManagePrefixes; cmd-registry with NSM_IPAM_PREFIX_POOL) this endpoint takes its prefix from",
+        "The prefix servers (ipam.IPAM/ManagePrefixes; cmd-registry with NSM_IPAM_PREFIX_POOL) this endpoint takes its prefix from, comma separated: the first is used, the next ones in order when it fails",
       default: "tcp://registry.nsm-system:5002",
-      parse: url,
+      parse: atLeastOne((raw) => list(raw).map((u) => url(u))),
     },
     vl3Prefix: {
       name: "NSM_VL3_PREFIX",

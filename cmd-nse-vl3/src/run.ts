@@ -1,6 +1,6 @@
 /**
  * cmd-nse-vl3's wiring: identity → IP forwarding on in its netns → a prefix from the prefix server
- * (NSM_PREFIX_SERVER_URL, held for the life of the stream) → the standard endpoint chain with vl3mtu, the vL3
+ * (NSM_PREFIX_SERVER_URL, the first of its list that answers, held for the life of the stream) → the standard endpoint chain with vl3mtu, the vL3
  * IPAM, the member hook and the mechanisms → listen → register (and its service) at NSM_CONNECT_TO → health
  * SERVING → the peer mesh (a client connection to every other vL3 endpoint of the service whose name sorts before
  * ours, followed through a registry watch) → wait for the abort signal → close the peers, unregister, stop the
@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { MechanismType, Payload } from "@nsm-ts/api/constants";
 import { State } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { CallContext } from "@nsm-ts/base/context";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
@@ -50,7 +50,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   const obs = await startObservability(cfg, { program: "cmd-nse-vl3", log });
   const server = createServer({
     ...id.serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log,
     interceptors: obs.serverInterceptors,
   });
@@ -58,7 +58,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   const restoreForwarding = enableForwarding(log);
   const dialOpts = { ...id.dialOptions, interceptors: obs.clientInterceptors };
   const registryChannel = dial(cfg.connectTo, dialOpts);
-  const prefixChannel = dial(cfg.prefixServerUrl, dialOpts);
+  const prefixChannels = cfg.prefixServerUrls.map((u) => dial(u, dialOpts));
   const retry = { intervalMs: 250 };
   const nseClient = createRegistryClient("nse", registryChannel, {
     tokenGenerator: id.tokenGenerator,
@@ -75,10 +75,10 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
   const regCtx = (): CallContext => CallContext.create({ log, signal: stop });
 
   const v = ipam.vl3.createVl3Ipam();
-  const prefixes = ipam.vl3.startPrefixClient(prefixChannel, v, {
+  const prefixes = ipam.vl3.startPrefixClient(prefixChannels, v, {
     signal: lifetime.signal,
     log,
-    describe: `NSM_PREFIX_SERVER_URL=${cfg.prefixServerUrl}`,
+    describe: cfg.prefixServerUrls.map((u) => `NSM_PREFIX_SERVER_URL=${u}`),
   });
   const mtu = vl3mtu.createVl3MtuState();
   let registered: NetworkServiceEndpoint | undefined;
@@ -187,7 +187,7 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
     await prefixes.close();
     await server.close();
     registryChannel.close();
-    prefixChannel.close();
+    for (const ch of prefixChannels) ch.close();
     restoreForwarding();
     await obs.close();
     removeListenDir();

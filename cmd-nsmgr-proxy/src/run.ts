@@ -5,7 +5,7 @@
  */
 import { once } from "node:events";
 import { networkInterfaces } from "node:os";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { createServer, parseUrl } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
@@ -39,7 +39,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const obs = await startObservability(cfg, { program: "cmd-nsmgr-proxy", log });
   const server = createServer({
     ...id.serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log,
     interceptors: obs.serverInterceptors,
   });

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { dirname } from "node:path";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { createServer, parseUrl } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
@@ -46,7 +46,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const obs = await startObservability(cfg, { program: "cmd-nsmgr", log });
   const server = createServer({
     ...id.serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log,
     interceptors: obs.serverInterceptors,
   });

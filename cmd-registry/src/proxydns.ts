@@ -5,7 +5,7 @@
  */
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { createServer } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
@@ -42,7 +42,7 @@ export async function runProxyDns(cfg: Config, ctx: RunContext): Promise<void> {
   });
   const server = createServer({
     ...serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });

@@ -9,7 +9,7 @@
 import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import {
   type ConnectListener,
   type ConnectRoute,
@@ -81,7 +81,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   );
   const server = createServer({
     ...serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Cluster } from "@nsm-ts/api/intents";
 import { realClock } from "@nsm-ts/base/clock";
-import type { RunContext } from "@nsm-ts/base/config";
+import { type RunContext, serverLimits } from "@nsm-ts/base/config";
 import { createServer, parseUrl } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
@@ -71,7 +71,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   );
   const server = createServer({
     ...serverOptions,
-    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    ...serverLimits(cfg),
     log: ctx.log,
     interceptors: obs.serverInterceptors,
   });

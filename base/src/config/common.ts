@@ -3,7 +3,7 @@
  * five programs' tables agree and a manifest can set them the same way everywhere.
  */
 
-import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
+import { DEFAULT_CALL_DEADLINE_MS, DEFAULT_MAX_RECV_MESSAGE_BYTES, DEFAULT_RECEIVE_TIMEOUT_MS } from "../limits/index.js";
 import { bool, duration, hostPort, int, logLevel, nonEmpty, spiffePatterns, str, url, workloadApiAddress } from "./parsers.js";
 import { allOrNone, ConfigError } from "./schema.js";
 
@@ -93,7 +93,8 @@ export function commonVars(opts: CommonVarsOptions) {
 
 /**
  * The table entries of a program that serves gRPC: `NSM_MAX_RECV_MESSAGE_BYTES`, the largest message its server
- * accepts (pass it to `createServer` as `maxRecvMessageBytes`).
+ * accepts, `NSM_RECEIVE_TIMEOUT` and `NSM_DEFAULT_CALL_DEADLINE`, the limits on stalled calls (pass them to
+ * `createServer` as `maxRecvMessageBytes`, `receiveTimeoutMs` and `defaultDeadlineMs`; `serverLimits` does).
  */
 export function serverVars() {
   return {
@@ -103,7 +104,28 @@ export function serverVars() {
       default: String(DEFAULT_MAX_RECV_MESSAGE_BYTES),
       parse: int({ min: 64 * 1024, max: 1024 * 1024 * 1024 }),
     },
+    receiveTimeoutMs: {
+      name: "NSM_RECEIVE_TIMEOUT",
+      description: "Longest a call may take to send its request message; a stalled one gets DEADLINE_EXCEEDED (0 = no limit)",
+      default: `${DEFAULT_RECEIVE_TIMEOUT_MS / 1000}s`,
+      parse: duration,
+    },
+    defaultDeadlineMs: {
+      name: "NSM_DEFAULT_CALL_DEADLINE",
+      description: "Deadline of a unary call that carries none (streams are exempt): then DEADLINE_EXCEEDED (0 = none)",
+      default: `${DEFAULT_CALL_DEADLINE_MS / 60_000}m`,
+      parse: duration,
+    },
   } as const;
+}
+
+/** The `createServer` options of `serverVars`' settings. */
+export function serverLimits(cfg: { maxRecvMessageBytes: number; receiveTimeoutMs: number; defaultDeadlineMs: number }): {
+  maxRecvMessageBytes: number;
+  receiveTimeoutMs: number;
+  defaultDeadlineMs: number;
+} {
+  return { maxRecvMessageBytes: cfg.maxRecvMessageBytes, receiveTimeoutMs: cfg.receiveTimeoutMs, defaultDeadlineMs: cfg.defaultDeadlineMs };
 }
 
 /**

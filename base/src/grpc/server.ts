@@ -6,10 +6,10 @@
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { DEFAULT_MAX_RECV_MESSAGE_BYTES } from "../limits/index.js";
+import { DEFAULT_CALL_DEADLINE_MS, DEFAULT_MAX_RECV_MESSAGE_BYTES, DEFAULT_RECEIVE_TIMEOUT_MS } from "../limits/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
-import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError } from "../status/index.js";
+import { armDefaultDeadline, receiveTimeout } from "./call-limits.js";
 import { compose } from "./compose.js";
 import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
@@ -17,6 +17,7 @@ import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
 import { goawayOnRotation } from "./rotation.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
+import { drained, pumpResponses, ready, requestQueue, undecodableError } from "./server-io.js";
 import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
 
@@ -36,7 +37,18 @@ export interface ServerOptions {
    * handler runs. Default `DEFAULT_MAX_RECV_MESSAGE_BYTES` (4 MiB; docs/wire-compatibility.md#limits).
    */
   maxRecvMessageBytes?: number;
-  /** Raw grpc-js server options (keepalive, …); they win over `maxRecvMessageBytes`. */
+  /**
+   * How long a unary or server-streaming call may take to deliver its request message; a caller that stalls is
+   * answered `DeadlineExceeded`. Default `DEFAULT_RECEIVE_TIMEOUT_MS` (30 s); 0 = no limit.
+   */
+  receiveTimeoutMs?: number;
+  /**
+   * The deadline of a unary or client-streaming call that carries none, counted from its start: then the handler's
+   * signal aborts and the caller is answered `DeadlineExceeded`. Response streams are exempt. Default
+   * `DEFAULT_CALL_DEADLINE_MS` (60 s); 0 = none.
+   */
+  defaultDeadlineMs?: number;
+  /** Raw grpc-js server options (keepalive, …); they win over `maxRecvMessageBytes` (their interceptors run after ours). */
   grpcOptions?: grpc.ServerOptions;
 }
 
@@ -62,7 +74,9 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxRecvMessageBytes ?? DEFAULT_MAX_RECV_MESSAGE_BYTES,
     ...opts.grpcOptions,
+    interceptors: [receiveTimeout(opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS), ...(opts.grpcOptions?.interceptors ?? [])],
   });
+  const defaultDeadlineMs = opts.defaultDeadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
   const active = new Set<CallContext>();
   const health = new HealthState();
   const unixPaths: string[] = [];
@@ -88,7 +102,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
         throw new StatusError(Code.InvalidArgument, `grpc: ${service.typeName} implementation lacks ${method.localName}`);
       }
       const fn = compose(interceptors, innerHandler(method, h as UserHandler, log));
-      handlers[method.localName] = grpcHandler(method, fn, active, log, () => closing);
+      handlers[method.localName] = grpcHandler(method, fn, active, log, () => closing, defaultDeadlineMs);
     }
     server.addService(def, handlers);
   };
@@ -192,54 +206,7 @@ function innerHandler(method: DescMethod, h: UserHandler, log: Logger): ServerHa
   }
 }
 
-/**
- * Sends every response of a handler's iterable. When the call is cancelled the iterator's `return()` is
- * called right away (an async generator runs its `finally` at its next `yield`).
- */
-async function pumpResponses(iterable: AsyncIterable<Message>, call: ServerCall, output: DescMethod["output"]): Promise<void> {
-  const it = iterable[Symbol.asyncIterator]();
-  let finished = false;
-  const stop = (): void => {
-    if (finished) return;
-    finished = true;
-    Promise.resolve()
-      .then(() => it.return?.())
-      .catch(() => undefined);
-  };
-  const signal = call.ctx.signal;
-  signal.addEventListener("abort", stop);
-  try {
-    for (;;) {
-      const r = await it.next();
-      if (r.done) {
-        finished = true;
-        return;
-      }
-      if (signal.aborted) return;
-      const sent = call.send(create(output, r.value));
-      if (sent !== ready) await sent;
-    }
-  } catch (err) {
-    finished = true;
-    throw err;
-  } finally {
-    signal.removeEventListener("abort", stop);
-    if (!finished) {
-      finished = true;
-      await it.return?.();
-    }
-  }
-}
-
-/** What `send` returns when the transport took the message at once; lets the pump skip an await. */
-const ready: Promise<void> = Promise.resolve();
-
 const noSend = (): Promise<void> => Promise.reject(new StatusError(Code.Internal, "grpc: this method does not stream responses"));
-
-/** The InvalidArgument a request body that did not decode answers (see `Undecodable`). */
-function undecodableError(u: Undecodable, path: string): StatusError {
-  return new StatusError(Code.InvalidArgument, `${path}: the request body is not a valid ${u.typeName}: ${u.reason}`);
-}
 
 /** Runs a handler function; a synchronous throw (say, in an interceptor) becomes a rejection, never a crash. */
 function run(fn: ServerHandlerFn, call: ServerCall): Promise<Message | undefined> {
@@ -252,51 +219,6 @@ function run(fn: ServerHandlerFn, call: ServerCall): Promise<Message | undefined
   }
 }
 
-/** Resolves when `stream` drains, or rejects when the call is cancelled first. */
-function drained(stream: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = (): void => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    };
-    const onAbort = (): void => {
-      stream.removeListener("drain", onDrain);
-      reject(signal.reason);
-    };
-    stream.once("drain", onDrain);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/** Feeds an incoming request stream into an async queue, pausing the transport while the queue is full. */
-function requestQueue(
-  call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
-  ctx: CallContext,
-): AsyncQueue<Message> {
-  let paused = false;
-  const q = new AsyncQueue<Message>({
-    onSpace: () => {
-      if (paused) {
-        paused = false;
-        call.resume();
-      }
-    },
-  });
-  call.on("data", (m: Message | Undecodable) => {
-    if (m instanceof Undecodable) {
-      q.end(undecodableError(m, ctx.method));
-      return;
-    }
-    if (!q.push(m) && !paused) {
-      paused = true;
-      call.pause();
-    }
-  });
-  call.on("end", () => q.end());
-  ctx.signal.addEventListener("abort", () => q.end(ctx.signal.reason), { once: true });
-  return q;
-}
-
 /** Adapts a composed handler function to the grpc-js handler of the method's kind. */
 function grpcHandler(
   method: DescMethod,
@@ -304,6 +226,7 @@ function grpcHandler(
   active: Set<CallContext>,
   log: Logger,
   closing: () => boolean,
+  defaultDeadlineMs: number,
 ): grpc.UntypedHandleCall {
   const path = methodPath(method);
   const kind = method.methodKind;
@@ -339,13 +262,32 @@ function grpcHandler(
         requests: kind === "client_streaming" ? requestQueue(gcall as grpc.ServerReadableStream<Message, Message>, ctx) : undefined,
         send: noSend,
       };
+      let settled = false;
+      const disarm =
+        ctx.deadline === undefined
+          ? armDefaultDeadline(defaultDeadlineMs, () => {
+              const err = new StatusError(
+                Code.DeadlineExceeded,
+                `${path}: no answer within ${defaultDeadlineMs} ms, the server's deadline for calls that carry none`,
+              );
+              ctx.abort(err);
+              settled = true;
+              end();
+              ctx.flushHeaders();
+              cb(toStatusObject(err));
+            })
+          : () => {};
       run(fn, call).then(
         (res) => {
+          disarm();
+          if (settled) return;
           end();
           ctx.flushHeaders();
           cb(null, res ?? create(method.output));
         },
         (err: unknown) => {
+          disarm();
+          if (settled) return;
           end();
           ctx.flushHeaders();
           cb(toStatusObject(err instanceof StatusError ? err : asStatus(err, call, log)));

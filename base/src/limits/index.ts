@@ -10,6 +10,13 @@ import { Code, fail } from "../status/index.js";
 
 /** Largest gRPC message a server accepts unless configured otherwise (`NSM_MAX_RECV_MESSAGE_BYTES`): 4 MiB. */
 export const DEFAULT_MAX_RECV_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * How long a server waits for the request message of a unary or server-streaming call before it answers
+ * `DeadlineExceeded` (`NSM_RECEIVE_TIMEOUT`): 30 s.
+ */
+export const DEFAULT_RECEIVE_TIMEOUT_MS = 30_000;
+/** The deadline a server gives unary calls that carry none (`NSM_DEFAULT_CALL_DEADLINE`): 60 s. */
+export const DEFAULT_CALL_DEADLINE_MS = 60_000;
 /** Most path segments of a connection (a local connection has 4, a remote one 6). */
 export const MAX_PATH_SEGMENTS = 64;
 /** Most entries of one label map (connection labels, mechanism parameters, segment metrics, selectors, NSE labels). */

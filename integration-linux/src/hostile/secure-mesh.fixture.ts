@@ -77,6 +77,8 @@ export async function startSecureMesh(set: ProgramSet, service: string): Promise
           NODE_NAME: "node-1",
           NSM_LISTEN_ON: `${nsmgrSocket},${nsmgrTcp}`,
           NSM_REGISTRY_URL: registryUrl,
+          // Short, so the stalled calls without a deadline end within the barrage (default 30 s).
+          NSM_RECEIVE_TIMEOUT: `${STALLED_RECEIVE_TIMEOUT_MS}ms`,
           ...tlsVars(pki, leaves.nsmgr),
         },
         "cmd-nsmgr serving",
@@ -187,6 +189,9 @@ export function rawSession(target: string, caFile: string, leaf?: TestLeaf): htt
   session.on("error", () => undefined);
   return session;
 }
+
+/** The nsmgr's receive timeout (`NSM_RECEIVE_TIMEOUT`) in the secure mesh: what ends a stalled call without a deadline. */
+export const STALLED_RECEIVE_TIMEOUT_MS = 8_000;
 
 /**
  * A slow call: a gRPC request whose body never completes (`sent` of the 5-byte frame header only), with a

@@ -22,7 +22,15 @@ import { createRegistryClient } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
 import { type Program, type ProgramSet, useProgramSet } from "../programs/harness.js";
 import { bounded, ChurningClient, codeName, cpuSeconds, grpc, rawCallStatus, rssMiB, Tally } from "./hostile.fixture.js";
-import { mtls, noClientCert, rawSession, type SecureMesh, stalledCall, startSecureMesh } from "./secure-mesh.fixture.js";
+import {
+  mtls,
+  noClientCert,
+  rawSession,
+  type SecureMesh,
+  STALLED_RECEIVE_TIMEOUT_MS,
+  stalledCall,
+  startSecureMesh,
+} from "./secure-mesh.fixture.js";
 import { barragePlan } from "./secure-plan.fixture.js";
 import { arsenal, type Caller, DENIAL_NAMES, EXPECTED, M, type Shot } from "./secure-shots.fixture.js";
 
@@ -168,14 +176,16 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
       }),
     );
 
-    // Stalled calls without any deadline: nothing in the server ends them (docs/reliability.md); counted, not failed.
+    // Stalled calls without any deadline: the nsmgr's receive timeout (NSM_RECEIVE_TIMEOUT) ends them.
     let heldForever = 0;
-    for (let i = 0; i < STALLED_FOREVER; i++) {
-      const s = rawSession(m.nsmgrSocket, caFile, m.leaves.mallory);
-      sessions.push(s);
-      heldForever++;
-      void stalledCall(s, M.request, undefined, Buffer.from([0, 0, 0, 1])).then(() => heldForever--);
-    }
+    const stalledForever = Promise.all(
+      Array.from({ length: STALLED_FOREVER }, () => {
+        const s = rawSession(m.nsmgrSocket, caFile, m.leaves.mallory);
+        sessions.push(s);
+        heldForever++;
+        return stalledCall(s, M.request, undefined, Buffer.from([0, 0, 0, 1])).finally(() => heldForever--);
+      }),
+    );
 
     const canary = { ok: 0, failed: [] as string[] };
     let barrageDone = false;
@@ -215,6 +225,8 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
     for (const code of await stalled)
       tally.add("stalled-call", code === String(S.DEADLINE_EXCEEDED) ? S.DEADLINE_EXCEEDED : S.UNKNOWN, code);
     const stillHeld = heldForever;
+    for (const code of await stalledForever)
+      tally.add("stalled-no-deadline", code === String(S.DEADLINE_EXCEEDED) ? S.DEADLINE_EXCEEDED : S.UNKNOWN, code);
     const idleOpen = sessions.slice(0, IDLE).filter((s) => !s.closed && !s.destroyed).length;
     barrageDone = true;
     await canaryLoop;
@@ -235,7 +247,9 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
       console.log(`      ${line}${ms === undefined ? "" : ` (mean ${(ms / tally.calls(kind)).toFixed(0)} ms)`}`);
     }
     console.log(`      idle mTLS connections: ${IDLE} held, ${idleOpen} still open after the barrage`);
-    console.log(`      stalled calls without a deadline: ${STALLED_FOREVER} sent, ${stillHeld} still held by the nsmgr after the barrage`);
+    console.log(
+      `      stalled calls without a deadline: ${STALLED_FOREVER} sent, ${stillHeld} still held by the nsmgr after the barrage, all ended after ${STALLED_RECEIVE_TIMEOUT_MS} ms (receive timeout)`,
+    );
     console.log(`      canary: ${canary.ok} re-requests ok, ${canary.failed.length} failed`);
     for (const [i, p] of programs.entries()) {
       console.log(`      ${p.name}: RSS ${rssBefore[i]?.toFixed(0)} → ${rssAfter[i]?.toFixed(0)} MiB, CPU ${cpu[i]?.toFixed(1)} s`);
@@ -261,6 +275,9 @@ describe("hostile input, certificate mode: mallory's calls are refused, alice's 
 
     expect(unexpected).to.deep.equal([]);
     expect(tally.codes("stalled-call")).to.deep.equal(["DEADLINE_EXCEEDED"]);
+    expect(tally.codes("stalled-no-deadline"), "stalled calls without a deadline end (receive timeout)").to.deep.equal([
+      "DEADLINE_EXCEEDED",
+    ]);
     for (const [kind, re] of Object.entries(DENIAL_NAMES)) {
       expect(tally.calls(kind), kind).to.be.greaterThan(0);
       expect(tally.samples.get(`${kind} PERMISSION_DENIED`), kind).to.match(re);

@@ -4,12 +4,15 @@
  * a fresh choice: the nsmgr retries with `state = RESELECT_REQUESTED` (discoverforwarder drops its sticky
  * forwarder and tries the others, the one on the path first); the forwarder retries with the endpoint name
  * cleared when it chose that endpoint itself (roundrobin then tries every candidate). An endpoint the client
- * named is never replaced. Reads/writes: server metadata. Place before discoverforwarder / discover.
+ * named is never replaced. A failure of the registry (`discover.isRegistryFailure`, here or at a later hop) is not a
+ * dead next hop and is not retried: a reselect could only close a working connection. Reads/writes: server
+ * metadata. Place before discoverforwarder / discover.
  */
 import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
 import { MetaKey } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
+import { isRegistryFailure } from "../../common/discover/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
@@ -35,7 +38,7 @@ export function newFailover(mode: FailoverMode): NetworkServiceElement {
         return out;
       } catch (err) {
         const eligible = established && mode === "nsmgr" ? true : established && md.get(chosenKey) === true;
-        if (!eligible || ctx.signal.aborted || !isStatusError(err, Code.Unavailable)) throw err;
+        if (!eligible || ctx.signal.aborted || !isStatusError(err, Code.Unavailable) || isRegistryFailure(err)) throw err;
         const rc = connectionOf(retry);
         if (mode === "nsmgr") rc.state = State.RESELECT_REQUESTED;
         else rc.networkServiceEndpointName = "";

@@ -19,6 +19,7 @@ import { expect } from "chai";
 import * as begin from "../../common/begin/index.js";
 import * as clienturl from "../../common/clienturl/index.js";
 import * as connect from "../../common/connect/index.js";
+import { isRegistryFailure, registryFailure } from "../../common/discover/index.js";
 import * as metadata from "../../common/metadata/index.js";
 import * as monitor from "../../common/monitor/index.js";
 import * as updatepath from "../../common/updatepath/index.js";
@@ -118,6 +119,83 @@ describe("hop parts (nsmgr and forwarder)", () => {
       (err: unknown) => expect((err as StatusError).code).to.equal(Code.Unavailable),
     );
     expect(named.seen).to.have.length(2);
+  });
+
+  it("failover: a registry failure (marked, also when it crossed a gRPC hop) is not taken for a dead next hop", async () => {
+    // The next hop over gRPC fails its refresh because its registry cannot answer; connect hands the mark back.
+    let registryDown = false;
+    const server = createServer();
+    serveNetworkService(
+      server,
+      chain(updatepath.newServer("fwd"), {
+        name: "discover-stand-in",
+        request: async (_ctx, r) => {
+          if (registryDown) throw registryFailure("discover", "the look-up", new StatusError(Code.Unavailable, "registry gone"));
+          return r.connection as Connection;
+        },
+        close: async () => undefined,
+      }),
+    );
+    const url = await server.listen("tcp://127.0.0.1:0");
+    const conn = connect.newClient();
+    const seen: State[] = [];
+    const h = handler(
+      chain(
+        updatepath.newServer("nsmgr"),
+        begin.newServer(),
+        metadata.newServer(),
+        newFailover("nsmgr"),
+        {
+          name: "states",
+          request: (ctx, r, next) => {
+            seen.push(r.connection?.state ?? State.UP);
+            return next.request(ctx, r);
+          },
+          close: (ctx, c, next) => next.close(ctx, c),
+        },
+        clienturl.newClient(url),
+        conn,
+      ),
+    );
+    try {
+      const ctx = CallContext.create();
+      const c = await h.request(ctx, req());
+      registryDown = true;
+      const err = await h.request(ctx, create(NetworkServiceRequestSchema, { connection: c })).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isRegistryFailure(err), String(err)).to.equal(true);
+      expect((err as StatusError).code).to.equal(Code.Unavailable);
+      expect((err as StatusError).message).to.match(/registry/);
+      expect(seen, "no retry with RESELECT_REQUESTED").to.deep.equal([State.UP, State.UP]);
+    } finally {
+      conn.dispose();
+      await server.close({ graceMs: 0 });
+    }
+  });
+
+  it("failover (forwarder): a registry failure is not retried without the endpoint name", async () => {
+    let registryDown = false;
+    const seen: string[] = [];
+    const pick: NetworkServiceElement = {
+      name: "pick",
+      request: async (_ctx, r) => {
+        const c = r.connection as Connection;
+        seen.push(c.networkServiceEndpointName);
+        if (registryDown) throw registryFailure("discover", "the look-up", new StatusError(Code.Unavailable, "registry gone"));
+        c.networkServiceEndpointName ||= "nse-1";
+        return c;
+      },
+      close: async () => undefined,
+    };
+    const h = handler(chain(updatepath.newServer("fwd"), begin.newServer(), metadata.newServer(), newFailover("forwarder"), pick));
+    const ctx = CallContext.create();
+    const conn = await h.request(ctx, req());
+    registryDown = true;
+    const err = await h.request(ctx, create(NetworkServiceRequestSchema, { connection: conn })).catch((e: unknown) => e);
+    expect(isRegistryFailure(err)).to.equal(true);
+    expect(seen).to.deep.equal(["", "nse-1"]);
   });
 
   describe("nexthop monitor", () => {

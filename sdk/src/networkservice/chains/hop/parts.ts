@@ -63,7 +63,7 @@ export interface HopParts {
   head: NetworkServiceElement[];
   tail: NetworkServiceElement[];
   nexthop: NextHopMonitor;
-  /** Stops next-hop watches and closes every channel. */
+  /** Stops next-hop watches and every connection's timers, and closes every channel. */
   dispose(): void;
 }
 
@@ -95,6 +95,8 @@ export function hopQueryCache<T extends RegistryEntry>(
 
 /** Builds the head and tail of a forwarding hop. */
 export function hopParts(opts: HopOptions): HopParts {
+  // Ends every connection's background work (expiry timers) once the hop is disposed.
+  const lifetime = new AbortController();
   const connections = new monitor.ConnectionMonitor();
   const pool = new ChannelPool(hopDialOptions(opts.dialOptions));
   const insecure = opts.insecure ?? false;
@@ -113,7 +115,7 @@ export function hopParts(opts: HopOptions): HopParts {
     head: [
       validate.newServer(),
       updatepath.newServer(opts.name),
-      begin.newServer(),
+      begin.newServer({ signal: lifetime.signal }),
       metadata.newServer(),
       updatetoken.newServer(gen),
       authorize.newServer({ insecure, ...(opts.trustedHops === undefined ? {} : { trustedHops: opts.trustedHops }) }),
@@ -123,6 +125,7 @@ export function hopParts(opts: HopOptions): HopParts {
     ],
     tail: [newServerView(), trimpath.newClient(), nexthop, updatetoken.newClient(gen), authorize.newClient({ insecure }), conn],
     dispose() {
+      lifetime.abort();
       nexthop.dispose();
       pool.closeAll();
     },

@@ -70,6 +70,11 @@ export function eventFactoryOf(ctx: CallContext, element: string): EventFactory 
 export interface BeginOptions {
   /** Deadline given to background events when the original request had none; default 15 000 ms. */
   eventTimeoutMs?: number;
+  /**
+   * The owner's lifetime: when it aborts, every connection is forgotten without a Close and its lifetime signal
+   * aborts, so the background work bound to it (timeout, refresh) stops and nothing of a disposed chain stays.
+   */
+  signal?: AbortSignal;
 }
 
 /** Pause before the one retry of a Close that failed transiently, in ms. */
@@ -176,7 +181,11 @@ class Begin {
   constructor(
     readonly side: "server" | "client",
     private readonly opts: BeginOptions,
-  ) {}
+  ) {
+    opts.signal?.addEventListener("abort", () => {
+      for (const st of [...this.states.values()]) st.finish();
+    });
+  }
 
   current(id: string): ConnState | undefined {
     return this.states.get(id);

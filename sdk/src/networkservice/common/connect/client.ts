@@ -26,6 +26,7 @@ import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { serverPeerKey } from "../authorize/index.js";
 import { clientUrlOf } from "../clienturl/index.js";
+import { registryFailureMetadata } from "../discover/index.js";
 
 const urlMeta = new MetaKey<string>("connect.url");
 
@@ -92,7 +93,10 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
         return conn;
       } catch (err) {
         pool.release(url);
-        throw err instanceof StatusError ? new StatusError(err.code, `connect: ${url}: ${err.message}`, { cause: err }) : err;
+        // The registry-failure mark travels back with the next hop's error, so this hop does not blame the next hop.
+        throw err instanceof StatusError
+          ? new StatusError(err.code, `connect: ${url}: ${err.message}`, { cause: err, metadata: registryFailureMetadata(err) })
+          : err;
       }
     },
     async close(ctx, conn: Connection) {

@@ -10,11 +10,27 @@ type ConnInit = MessageInitShape<typeof ConnectionSchema>;
 
 import { Payload } from "@nsm-ts/api/constants";
 import { MockClock } from "@nsm-ts/base/clock";
-import { Code, isStatusError } from "@nsm-ts/base/status";
+import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
+import type { FindResult, RegistryEntry, RegistryHandler } from "@nsm-ts/sdk/registry";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { chain, handler } from "../../core/index.js";
-import { type Candidates, candidatesKey, isExpired, newServer, processLabel } from "./index.js";
+import { type Candidates, candidatesKey, isExpired, isRegistryFailure, newServer, processLabel } from "./index.js";
+
+/** `h`, except that every Find fails with Unavailable while `isDown()` (a registry outage). */
+function outage<T extends RegistryEntry>(h: RegistryHandler<T>, isDown: () => boolean): RegistryHandler<T> {
+  return {
+    register: (c, e) => h.register(c, e),
+    unregister: (c, e) => h.unregister(c, e),
+    find(c, q) {
+      if (!isDown()) return h.find(c, q);
+      return (async function* (): AsyncIterable<FindResult<T>> {
+        yield* [];
+        throw new StatusError(Code.Unavailable, "No connection established: connect ECONNREFUSED");
+      })();
+    },
+  };
+}
 
 const NS = "secure-intranet-connectivity";
 /** Settles a call at once (so a rejection is never unhandled) to the error it threw, or undefined. */
@@ -248,6 +264,44 @@ describe("discover", () => {
     await nseReg.unregister(CallContext.create(), endpoints()[0] as NetworkServiceEndpoint);
     const healed = await s.request(c, request({}, { networkServiceEndpointName: "nse-firewall" }));
     expect(healed.networkServiceEndpointName).to.equal("nse-some-middle-app");
+  });
+
+  it("registry down: a refresh keeps the endpoint it discovered and Close reaches it; new Requests fail naming the registry", async () => {
+    await setup(endpoints());
+    let down = false;
+    const s = handler(
+      chain(
+        newServer({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) }),
+        newCheck({
+          beforeRequest: (c, r) => {
+            const cands = candidatesKey.get(c);
+            seen.push(cands ?? { endpoints: [] });
+            if (r.connection && !r.connection.networkServiceEndpointName)
+              r.connection.networkServiceEndpointName = cands?.endpoints[0]?.name ?? "";
+          },
+          beforeClose: (c) => {
+            closes.push(candidatesKey.get(c));
+          },
+        }),
+      ),
+    );
+    const c = ctx();
+    const first = await s.request(c, request({}));
+    down = true;
+    const refreshed = await s.request(c, request({}, { networkServiceEndpointName: first.networkServiceEndpointName }));
+    expect(refreshed.networkServiceEndpointName).to.equal("nse-firewall");
+    expect(
+      seen[1]?.endpoints.map((e) => [e.name, e.url]),
+      "the endpoint as last registered",
+    ).to.deep.equal([["nse-firewall", endpoints()[0]?.url]]);
+    for (const r of [request({}), request({}, { networkServiceEndpointName: "nse-vpn-gateway" })]) {
+      const err = await outcome(s.request(ctx(), r));
+      expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
+      expect(isRegistryFailure(err)).to.equal(true);
+      expect((err as Error).message).to.match(/^discover: the registry cannot answer the look-up of /);
+    }
+    await s.close(c, refreshed);
+    expect(names(closes[0])).to.deep.equal(["nse-firewall"]);
   });
 
   it("isExpired takes an endpoint whose expiration is not a valid Timestamp for expired, without throwing", () => {

@@ -5,7 +5,7 @@
  */
 
 import type { CallContext } from "@nsm-ts/base/context";
-import { Code, fail, StatusError } from "@nsm-ts/base/status";
+import { Code, fail, isRetryable, StatusError, toStatusError } from "@nsm-ts/base/status";
 import type { FindResult, RegistryEntry, RegistryHandler } from "../../../registry/core/index.js";
 
 /** Reads every result of a (non-watch) Find, dropping deletions. */
@@ -80,6 +80,50 @@ export function callerGone(ctx: CallContext, element: string, cause?: unknown): 
   return new StatusError(Code.DeadlineExceeded, `${element}: the caller's deadline passed`, cause === undefined ? {} : { cause });
 }
 
+/**
+ * Trailer that marks a status as the registry's failure, not the next hop's: a hop whose discovery could not ask the
+ * registry sends it with its status, `connect` hands it back with the next hop's error, and failover does not take
+ * such an error for a dead forwarder or endpoint (docs/wire-compatibility.md#registry-failure-trailer).
+ */
+export const REGISTRY_FAILURE_TRAILER = "nsmts-failed-at";
+const REGISTRY = "registry";
+
+/** True when `err` says the registry could not answer (here or at a later hop), not that a next hop failed. */
+export function isRegistryFailure(err: unknown): boolean {
+  return err instanceof StatusError && err.metadata[REGISTRY_FAILURE_TRAILER] === REGISTRY;
+}
+
+/** The metadata that marks a registry failure (empty for any other error), for an error wrapping `err`. */
+export function registryFailureMetadata(err: unknown): Record<string, string> {
+  return isRegistryFailure(err) ? { [REGISTRY_FAILURE_TRAILER]: REGISTRY } : {};
+}
+
+/**
+ * The error of a registry look-up that failed: `Unavailable` (the refusal's own code when the registry refused the
+ * call) with a message naming the registry and what was looked up, marked with `REGISTRY_FAILURE_TRAILER`.
+ */
+export function registryFailure(element: string, what: string, err: unknown): StatusError {
+  if (isRegistryFailure(err)) return err as StatusError;
+  const code = isRetryable(err) ? Code.Unavailable : toStatusError(err).code;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new StatusError(code, `${element}: the registry cannot answer ${what}: ${msg}`, {
+    cause: err,
+    metadata: { [REGISTRY_FAILURE_TRAILER]: REGISTRY },
+  });
+}
+
+/**
+ * Runs a registry look-up; its failure becomes the caller's end when the caller is gone (`callerGone`), else a
+ * `registryFailure`.
+ */
+export async function askRegistry<R>(ctx: CallContext, element: string, what: string, lookup: () => Promise<R>): Promise<R> {
+  try {
+    return await lookup();
+  } catch (err) {
+    throw callerGone(ctx, element, err) ?? registryFailure(element, what, err);
+  }
+}
+
 /** Codes that say the request itself was refused, not that the candidate is unwell. */
 const REFUSALS = new Set<Code>([Code.PermissionDenied, Code.Unauthenticated, Code.InvalidArgument, Code.FailedPrecondition]);
 
@@ -92,5 +136,7 @@ export function allCandidatesFailed(message: string, causes: readonly unknown[],
   const codes = new Set(causes.map((c) => (c instanceof StatusError ? c.code : Code.Unknown)));
   const [only] = codes;
   const code = codes.size === 1 && only !== undefined && REFUSALS.has(only) ? only : Code.Unavailable;
-  return new StatusError(code, message, { cause: new AggregateError([...causes], `${element}: candidate failures`) });
+  // Every candidate failed because the registry could not answer further on: still the registry's failure.
+  const metadata = causes.length > 0 && causes.every(isRegistryFailure) ? registryFailureMetadata(causes[0]) : {};
+  return new StatusError(code, message, { cause: new AggregateError([...causes], `${element}: candidate failures`), metadata });
 }

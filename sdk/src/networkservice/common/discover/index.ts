@@ -1,6 +1,17 @@
 /** discover element (server): NSE candidates from the registry by the network service's matches. */
 
-export { allCandidatesFailed, callerGone, collect, findUntil, waitBudgetMs } from "./find.js";
+export {
+  allCandidatesFailed,
+  askRegistry,
+  callerGone,
+  collect,
+  findUntil,
+  isRegistryFailure,
+  REGISTRY_FAILURE_TRAILER,
+  registryFailure,
+  registryFailureMetadata,
+  waitBudgetMs,
+} from "./find.js";
 export { isExpired, isSubset, matchEndpoints, processLabel } from "./match.js";
 export {
   type Candidates,

@@ -4,7 +4,9 @@
  * matches (source selector against the connection labels, destination selectors against endpoint labels,
  * `{{.label}}` templates, fallthrough); a request naming an endpoint gets that endpoint, or NotFound at once when
  * it is not registered. When the service or its endpoints are not registered yet, it watches the registry until
- * something appears or the request deadline passes.
+ * something appears or the request deadline passes. While the registry cannot answer, a refresh keeps the endpoint
+ * it discovered before (the registry is not on the data path); a Request that needs the registry fails with
+ * `Unavailable` naming it (marked `REGISTRY_FAILURE_TRAILER`).
  *
  * Reads: `connection.network_service`, `.payload`, `.labels`, `.network_service_endpoint_name`.
  * Writes: context value `candidatesKey`; `connection.payload` (from the service, when empty); server
@@ -21,7 +23,7 @@ import { Code, fail } from "@nsm-ts/base/status";
 import type { NseHandler, NsHandler } from "../../../registry/core/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
-import { collect, findUntil, waitBudgetMs } from "./find.js";
+import { askRegistry, collect, findUntil, isRegistryFailure, waitBudgetMs } from "./find.js";
 import { isExpired, matchEndpoints } from "./match.js";
 
 /** The endpoints discover found for a Request, in registry order, and the network service they serve. */
@@ -54,7 +56,8 @@ export interface DiscoverOptions {
   waitWithoutDeadlineMs?: number;
 }
 
-const discoveredKey = new MetaKey<string>("discover.endpoint");
+/** The endpoint discover chose for a connection, kept for refreshes while the registry cannot answer. */
+const discoveredKey = new MetaKey<NetworkServiceEndpoint>("discover.endpoint");
 
 /** Creates the discover server element. */
 export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions = {}): NetworkServiceElement {
@@ -73,10 +76,25 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
       const conn = connectionOf(req);
       const named = conn.networkServiceEndpointName;
       if (named) {
-        if (ctx.metadata.server.get(discoveredKey) === named) {
+        const known = ctx.metadata.server.get(discoveredKey);
+        const what = `the look-up of network service endpoint "${named}"`;
+        if (known?.name === named) {
           // A refresh of an endpoint we discovered: keep it while it is registered, else discover anew.
-          const nse = await lookup(ctx, named);
-          if (nse) return next.request(ctx.with(candidatesKey, { endpoints: [nse] }), req);
+          let nse: NetworkServiceEndpoint | undefined;
+          try {
+            nse = await askRegistry(ctx, "discover", what, () => lookup(ctx, named));
+          } catch (err) {
+            if (!isRegistryFailure(err)) throw err;
+            ctx.log.warn(
+              { connId: conn.id, nse: named, err },
+              "discover: the registry cannot answer, keeping the endpoint the connection uses",
+            );
+            return next.request(ctx.with(candidatesKey, { endpoints: [known] }), req);
+          }
+          if (nse) {
+            ctx.metadata.server.set(discoveredKey, nse);
+            return next.request(ctx.with(candidatesKey, { endpoints: [nse] }), req);
+          }
           ctx.log.info({ connId: conn.id, nse: named }, "discover: the selected endpoint is no longer registered, selecting another");
           conn.networkServiceEndpointName = "";
           ctx.metadata.server.delete(discoveredKey);
@@ -84,7 +102,7 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
           // As upstream: a named endpoint that is not registered is NotFound at once, not awaited. A client healing
           // towards a dead endpoint then learns it is gone in one round trip and reselects.
           const nse =
-            (await lookup(ctx, named)) ??
+            (await askRegistry(ctx, "discover", what, () => lookup(ctx, named))) ??
             fail(Code.NotFound, `discover: network service endpoint "${named}" (network_service_endpoint_name) is not found`);
           return next.request(ctx.with(candidatesKey, { endpoints: [nse] }), req);
         }
@@ -92,25 +110,29 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
 
       const service = conn.networkService || fail(Code.InvalidArgument, "discover: connection.network_service must not be empty");
       const ns =
-        (await findUntil(
-          registries.ns,
-          ctx,
-          create(NetworkServiceSchema, { name: service, payload: conn.payload }),
-          (list) => list.find((s) => s.name === service),
-          waitBudgetMs(ctx, fallbackMs),
+        (await askRegistry(ctx, "discover", `the look-up of network service "${service}"`, () =>
+          findUntil(
+            registries.ns,
+            ctx,
+            create(NetworkServiceSchema, { name: service, payload: conn.payload }),
+            (list) => list.find((s) => s.name === service),
+            waitBudgetMs(ctx, fallbackMs),
+          ),
         )) ?? fail(Code.NotFound, `discover: network service "${service}" (network_service) is not found`);
       if (!conn.payload) conn.payload = ns.payload;
 
       const endpoints =
-        (await findUntil(
-          registries.nse,
-          ctx,
-          create(NetworkServiceEndpointSchema, { networkServiceNames: [service] }),
-          (list) => {
-            const found = matchEndpoints(conn.labels, ns, live(ctx, list));
-            return found.length > 0 ? found : undefined;
-          },
-          waitBudgetMs(ctx, fallbackMs),
+        (await askRegistry(ctx, "discover", `the look-up of the endpoints of network service "${service}"`, () =>
+          findUntil(
+            registries.nse,
+            ctx,
+            create(NetworkServiceEndpointSchema, { networkServiceNames: [service] }),
+            (list) => {
+              const found = matchEndpoints(conn.labels, ns, live(ctx, list));
+              return found.length > 0 ? found : undefined;
+            },
+            waitBudgetMs(ctx, fallbackMs),
+          ),
         )) ??
         fail(
           Code.NotFound,
@@ -118,7 +140,8 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
         );
 
       const out = await next.request(ctx.with(candidatesKey, { networkService: ns, endpoints }), req);
-      if (out.networkServiceEndpointName) ctx.metadata.server.set(discoveredKey, out.networkServiceEndpointName);
+      const chosen = endpoints.find((e) => e.name === out.networkServiceEndpointName);
+      if (chosen) ctx.metadata.server.set(discoveredKey, chosen);
       return out;
     },
 
@@ -131,6 +154,9 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
           if (nse) c = ctx.with(candidatesKey, { endpoints: [nse] });
           else ctx.log.info({ connId: conn.id, nse: named }, "discover: no endpoint on close, closing without a next hop");
         } catch (err) {
+          // Without the registry the Close still reaches the endpoint the connection uses.
+          const known = ctx.metadata.server.get(discoveredKey);
+          if (known?.name === named) c = ctx.with(candidatesKey, { endpoints: [known] });
           ctx.log.warn({ connId: conn.id, nse: named, err }, "discover: endpoint look-up on close failed");
         }
       }

@@ -3,11 +3,13 @@ import { type Connection, NetworkServiceRequestSchema, State } from "@nsm-ts/api
 import { MockClock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
+import type { FindResult, RegistryEntry, RegistryHandler } from "@nsm-ts/sdk/registry";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
 import { chain, handler } from "../../core/index.js";
 import { urlKey } from "../clienturl/index.js";
+import { isRegistryFailure } from "../discover/index.js";
 import { newServer } from "./index.js";
 
 const fwd = (i: number, labels: Record<string, string>) =>
@@ -17,6 +19,21 @@ const fwd = (i: number, labels: Record<string, string>) =>
     networkServiceNames: ["forwarder"],
     networkServiceLabels: { forwarder: { labels } },
   });
+
+/** `h`, except that every Find fails with Unavailable while `isDown()` (a registry outage). */
+function outage<T extends RegistryEntry>(h: RegistryHandler<T>, isDown: () => boolean): RegistryHandler<T> {
+  return {
+    register: (c, e) => h.register(c, e),
+    unregister: (c, e) => h.unregister(c, e),
+    find(c, q) {
+      if (!isDown()) return h.find(c, q);
+      return (async function* (): AsyncIterable<FindResult<T>> {
+        yield* [];
+        throw new StatusError(Code.Unavailable, "No connection established: connect ECONNREFUSED");
+      })();
+    },
+  };
+}
 
 describe("discoverforwarder", () => {
   let clock: MockClock;
@@ -96,6 +113,37 @@ describe("discoverforwarder", () => {
     await nseReg.unregister(CallContext.create(), fwd(1, {}));
     await s.request(c, req());
     expect(calls).to.deep.equal(["/tmp/fwd-1.sock", "/tmp/fwd-2.sock"]);
+  });
+
+  it("registry down: a refresh keeps the chosen forwarder and Close reaches it; a new Request fails naming the registry", async () => {
+    let down = false;
+    const s = handler(
+      chain(
+        newServer({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) }),
+        newCheck({
+          beforeRequest: (c) => {
+            calls.push(urlKey.get(c)?.pathname ?? "none");
+          },
+          beforeClose: (c) => {
+            calls.push(`close ${urlKey.get(c)?.pathname ?? "none"}`);
+          },
+        }),
+      ),
+    );
+    const c = ctx();
+    await s.request(c, req());
+    down = true;
+    await s.request(c, req());
+    await s.request(c, req());
+    const err = await s.request(ctx(), req({})).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
+    expect(isRegistryFailure(err), "marked as the registry's failure").to.equal(true);
+    expect((err as Error).message).to.match(/^discoverforwarder: the registry cannot answer the look-up of network service "ns-1": /);
+    await s.close(c, req().connection as Connection);
+    expect(calls).to.deep.equal(["/tmp/fwd-1.sock", "/tmp/fwd-1.sock", "/tmp/fwd-1.sock", "close /tmp/fwd-1.sock"]);
   });
 
   it("selects forwarders by the Match metadata labels instead of p2p", async () => {

@@ -3,10 +3,12 @@
  * endpoints registered for the forwarder service (`forwarder` by default) whose labels match: the
  * metadata labels of the network service's first Match that fits the connection labels, else `p2p=true`.
  * The choice sticks to the connection across refreshes (server metadata) and is dropped on
- * RESELECT_REQUESTED or once that forwarder is no longer registered. Within one request, a failing
- * candidate is skipped for the next one; the forwarder already on the connection's path is tried first. When the
- * caller's deadline passes (or it cancels) the Request ends with `DeadlineExceeded` (or `Canceled`) and the
- * forwarder tried last is not counted as failed.
+ * RESELECT_REQUESTED or once that forwarder is no longer registered. While the registry cannot answer, a refresh
+ * keeps the chosen forwarder at the URL it last had (the registry is not on the data path); a Request that has to
+ * choose fails with `Unavailable` naming the registry (marked `REGISTRY_FAILURE_TRAILER`). Within one request, a
+ * failing candidate is skipped for the next one; the forwarder already on the connection's path is tried first.
+ * When the caller's deadline passes (or it cancels) the Request ends with `DeadlineExceeded` (or `Canceled`) and
+ * the forwarder tried last is not counted as failed.
  *
  * Reads: `connection.labels`, `.network_service`, `.state`, `.path`. Writes: context value
  * `clienturl.urlKey`, server metadata. Place after `metadata`, before the client part that dials the forwarder.
@@ -23,11 +25,13 @@ import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";
 import {
   allCandidatesFailed,
+  askRegistry,
   callerGone,
   collect,
   type DiscoverRegistries,
   findUntil,
   isExpired,
+  isRegistryFailure,
   isSubset,
   waitBudgetMs,
 } from "../discover/index.js";
@@ -42,7 +46,13 @@ export interface DiscoverForwarderOptions {
   waitWithoutDeadlineMs?: number;
 }
 
-const chosenKey = new MetaKey<string>("discoverforwarder.name");
+/** The forwarder a connection uses: its name, and its URL for when the registry cannot be asked. */
+interface Chosen {
+  name: string;
+  url: string;
+}
+
+const chosenKey = new MetaKey<Chosen>("discoverforwarder.chosen");
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -96,17 +106,34 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
       }
       const sticky = md.get(chosenKey);
       if (sticky) {
-        const f = await lookup(ctx, sticky);
-        if (f) return next.request(ctx.with(urlKey, urlOf(f)), req);
+        let f: NetworkServiceEndpoint | undefined;
+        try {
+          f = await askRegistry(ctx, "discoverforwarder", `the look-up of forwarder "${sticky.name}"`, () => lookup(ctx, sticky.name));
+        } catch (err) {
+          if (!isRegistryFailure(err)) throw err;
+          // The registry is not on the data path: its outage must not move a working connection.
+          ctx.log.warn(
+            { connId: conn.id, forwarder: sticky.name, err },
+            "discoverforwarder: the registry cannot answer, keeping the forwarder the connection uses",
+          );
+          return next.request(ctx.with(urlKey, new URL(sticky.url)), req);
+        }
+        if (f) {
+          const url = urlOf(f);
+          if (f.url !== sticky.url) md.set(chosenKey, { name: f.name, url: f.url });
+          return next.request(ctx.with(urlKey, url), req);
+        }
         ctx.log.info(
-          { connId: conn.id, forwarder: sticky },
+          { connId: conn.id, forwarder: sticky.name },
           "discoverforwarder: the chosen forwarder is no longer registered, choosing another",
         );
         md.delete(chosenKey);
       }
 
       const nsList = conn.networkService
-        ? await collect(registries.ns.find(ctx, { template: create(NetworkServiceSchema, { name: conn.networkService }), watch: false }))
+        ? await askRegistry(ctx, "discoverforwarder", `the look-up of network service "${conn.networkService}"`, () =>
+            collect(registries.ns.find(ctx, { template: create(NetworkServiceSchema, { name: conn.networkService }), watch: false })),
+          )
         : [];
       const want = forwarderLabels(
         conn.labels,
@@ -114,15 +141,17 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
         fallback,
       );
       const candidates =
-        (await findUntil(
-          registries.nse,
-          ctx,
-          create(NetworkServiceEndpointSchema, { networkServiceNames: [service] }),
-          (list) => {
-            const ok = list.filter((f) => usable(ctx, f) && isSubset(f.networkServiceLabels[service]?.labels ?? {}, want, conn.labels));
-            return ok.length > 0 ? ok : undefined;
-          },
-          waitBudgetMs(ctx, fallbackMs),
+        (await askRegistry(ctx, "discoverforwarder", `the look-up of the forwarders of network service "${service}"`, () =>
+          findUntil(
+            registries.nse,
+            ctx,
+            create(NetworkServiceEndpointSchema, { networkServiceNames: [service] }),
+            (list) => {
+              const ok = list.filter((f) => usable(ctx, f) && isSubset(f.networkServiceLabels[service]?.labels ?? {}, want, conn.labels));
+              return ok.length > 0 ? ok : undefined;
+            },
+            waitBudgetMs(ctx, fallbackMs),
+          ),
         )) ??
         fail(
           Code.NotFound,
@@ -141,7 +170,7 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
         const attempt = clone(NetworkServiceRequestSchema, req);
         try {
           const out = await next.request(ctx.with(urlKey, urlOf(f)), attempt);
-          md.set(chosenKey, f.name);
+          md.set(chosenKey, { name: f.name, url: f.url });
           return out;
         } catch (err) {
           // The caller ran out of time (or left): its own end, not this forwarder's failure.
@@ -161,7 +190,8 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
 
     async close(ctx, conn, next) {
       const md = ctx.metadata.server;
-      const name = md.get(chosenKey) ?? pathNext(conn);
+      const chosen = md.get(chosenKey);
+      const name = chosen?.name ?? pathNext(conn);
       let c = ctx;
       if (name) {
         try {
@@ -169,6 +199,8 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
           if (f) c = ctx.with(urlKey, urlOf(f));
           else ctx.log.info({ connId: conn.id, forwarder: name }, "discoverforwarder: forwarder not registered on close");
         } catch (err) {
+          // Without the registry the Close still reaches the forwarder the connection uses.
+          if (chosen) c = ctx.with(urlKey, new URL(chosen.url));
           ctx.log.warn({ connId: conn.id, forwarder: name, err }, "discoverforwarder: forwarder look-up on close failed");
         }
       }

@@ -66,6 +66,29 @@ describe("timeout server", () => {
     expect(counter.closes).to.equal(1);
   });
 
+  it("a disposed chain (begin's lifetime aborted) keeps no expiry timer and no connection, and closes nothing", async () => {
+    const lifetime = new AbortController();
+    const b = begin.newServer({ signal: lifetime.signal });
+    const h = handler(chain(updatepath.newServer(SERVER), b, metadata.newServer(), timeout.newServer(), counter));
+    const conns: Connection[] = [];
+    for (const id of ["conn-1", "conn-2", "conn-3"]) {
+      const req = firstRequest();
+      const c = req.connection as Connection;
+      c.id = id;
+      const seg = c.path?.pathSegments[0];
+      if (seg) seg.id = id;
+      conns.push(await h.request(ctx(), req));
+    }
+    // Refreshes re-arm the timer: one timer (and one lifetime hook) per connection, not one per refresh.
+    const again = await h.request(ctx(), refreshOf(conns[0] as Connection));
+    await h.request(ctx(), refreshOf(again));
+    expect([clock.pending(), b.size()]).to.deep.equal([3, 3]);
+    lifetime.abort();
+    expect([clock.pending(), b.size()], "timers, connections").to.deep.equal([0, 0]);
+    await clock.advance(TOKEN_TIMEOUT_MS);
+    expect(counter.closes, "no Close from a disposed chain").to.equal(0);
+  });
+
   it("request: closes earlier by the incoming call's request timeout", async () => {
     const h = server();
     await h.request(ctx(10_000), firstRequest());

@@ -26,6 +26,8 @@ interface Armed {
   timer: Timer;
   /** Aborted when this timer is replaced or stopped, so a close it already queued is skipped. */
   cancel: AbortController;
+  /** Unhooks the timer from the connection's lifetime signal. */
+  ended: () => void;
 }
 
 const armedKey = new MetaKey<Armed>("timeout.armed");
@@ -58,6 +60,7 @@ function disarm(ctx: CallContext): void {
   if (old) {
     old.timer.stop();
     old.cancel.abort();
+    old.ended();
   }
 }
 
@@ -82,7 +85,13 @@ export function newServer(opts: TimeoutOptions = {}): NetworkServiceServer {
           log.warn({ connId: id, err }, `${ELEMENT}: close of the expired connection failed`);
         });
       });
-      ctx.metadata.server.set(armedKey, { timer, cancel });
+      // A connection that ends otherwise (its chain disposed: begin's lifetime) takes its timer with it.
+      const stop = (): void => {
+        timer.stop();
+      };
+      factory.signal.addEventListener("abort", stop, { once: true });
+      const ended = (): void => factory.signal.removeEventListener("abort", stop);
+      ctx.metadata.server.set(armedKey, { timer, cancel, ended });
       return conn;
     },
     async close(ctx, conn, next) {
