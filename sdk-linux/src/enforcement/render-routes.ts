@@ -241,8 +241,8 @@ export function ruleKey(r: WantedRule): string {
 
 /** `ip route replace` arguments (without `ip`) for a wanted route. */
 export function routeArgs(r: WantedRoute): string[] {
+  // No family flag: the destination tells it, and `ip -batch` lines cannot carry one.
   return [
-    ...(r.family === 6 ? ["-6"] : []),
     "route",
     "replace",
     r.dst,

@@ -1,0 +1,363 @@
+/**
+ * Keeps every attached connection's security groups, route table and policy routes applied in its client netns.
+ * Desired state is a statedb table (one row per connection, with the records it was rendered from as indexed
+ * dependencies); the statedb reconciler applies rows to the kernel with retries. A change feed from the resource
+ * managers (`ResourceView.watch`) re-renders exactly the rows that depend on the changed record, so a group change
+ * reaches every affected interface without polling.
+ */
+import type { Port } from "@nsm-ts/api/resources";
+import { type Clock, realClock } from "@nsm-ts/base/clock";
+import { type Logger, silentLogger } from "@nsm-ts/base/log";
+import { Code, StatusError } from "@nsm-ts/base/status";
+import { createDb, type Table } from "@nsm-ts/statedb";
+import { createReconciler, pendingStatus, type Reconciler, type Status } from "@nsm-ts/statedb/reconciler";
+import { type CommandRunner, runCommand } from "../exec.js";
+import { createIpExecutor, type IpExecutor } from "../executor.js";
+import { type Netns, openNetns } from "../netns.js";
+import { applyEnforcement, type EnforcementState, removeEnforcement } from "./apply.js";
+import { type PolicyInput, renderRouting } from "./render-routes.js";
+import { renderSecurityGroups, type SgGroup } from "./render-sg.js";
+import type { ResourceChange, ResourceView } from "./view.js";
+
+/** A connection to enforce on: where its client interface is and which port its addresses came from. */
+export interface Attachment {
+  readonly connectionId: string;
+  /** The client's netns (the KERNEL mechanism's netns URL). */
+  readonly netnsUrl: string;
+  /** The connection's interface in that netns. */
+  readonly ifName: string;
+  /** The port in the resource managers (`extra_context["nsmts.resources/port"]`). */
+  readonly portId: string;
+  /** Endpoint-side addresses (`dst_ip_addrs`), the default next hop of route-table routes. */
+  readonly peer: readonly string[];
+  /** `ip_context.policies`. */
+  readonly policies: readonly PolicyInput[];
+}
+
+interface Deps {
+  readonly groups: readonly string[];
+  readonly ports: readonly string[];
+  readonly subnets: readonly string[];
+  readonly routeTables: readonly string[];
+}
+
+interface Row extends Attachment {
+  readonly state: EnforcementState;
+  /** The rendered state as text: an unchanged render writes nothing. */
+  readonly fingerprint: string;
+  readonly deps: Deps;
+  readonly status: Status;
+}
+
+type Index = "byGroup" | "byPort" | "bySubnet" | "byRouteTable";
+
+/** Options of `createEnforcer`. */
+export interface EnforcerOptions {
+  /** Owner in table names, comments and policy-table ids (the forwarder's name). */
+  readonly owner: string;
+  readonly view: ResourceView;
+  /** Stops the change feed and the reconciler; attached state stays in the kernel (a restart re-attaches). */
+  readonly signal: AbortSignal;
+  readonly exec?: IpExecutor;
+  /** Runs `nft`; default spawning it. */
+  readonly run?: CommandRunner;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** How long attach waits for the rules to be applied before failing the request; default 10 000 ms. */
+  readonly applyTimeoutMs?: number;
+  /** Wait before re-opening a failed change feed; default 500 ms. */
+  readonly watchRetryMs?: number;
+}
+
+/** A running enforcer. */
+export interface Enforcer {
+  /** Resolves once the change feed is established (attach waits for it too). */
+  readonly ready: Promise<void>;
+  /** Renders and applies the connection's enforcement; resolves when it is in the kernel. Idempotent (refresh). */
+  attach(a: Attachment, signal?: AbortSignal): Promise<void>;
+  /**
+   * Removes the connection's enforcement. Without a row (a restarted forwarder) `where` names the netns and
+   * interface, and removal works from the derived names alone.
+   */
+  detach(connectionId: string, where?: { netnsUrl: string; ifName: string }, signal?: AbortSignal): Promise<void>;
+  /** Ids of the connections attached now. */
+  attached(): string[];
+  /** Resolves when everything written so far is applied (for tests and benchmarks). */
+  settled(signal?: AbortSignal): Promise<void>;
+  /** Resolves once feed and reconciler have stopped after `signal` aborted. */
+  readonly stopped: Promise<void>;
+}
+
+/** Per-pass memo of record reads, so re-rendering many rows that share a group reads the group once. */
+class ReadCache {
+  readonly #m = new Map<string, Promise<unknown>>();
+  constructor(
+    readonly view: ResourceView,
+    readonly signal: AbortSignal,
+  ) {}
+  #get<T>(key: string, f: () => Promise<T>): Promise<T> {
+    let p = this.#m.get(key) as Promise<T> | undefined;
+    if (p === undefined) {
+      p = f();
+      this.#m.set(key, p);
+    }
+    return p;
+  }
+  port = (id: string) => this.#get(`p/${id}`, () => this.view.getPort(id, this.signal));
+  group = (id: string) => this.#get(`g/${id}`, () => this.view.getSecurityGroup(id, this.signal));
+  members = (id: string) => this.#get(`m/${id}`, () => this.view.portsInGroup(id, this.signal));
+  subnet = (id: string) => this.#get(`s/${id}`, () => this.view.getSubnet(id, this.signal));
+  routeTable = (id: string) => this.#get(`r/${id}`, () => this.view.getRouteTable(id, this.signal));
+}
+
+function addressesOf(p: Port): string[] {
+  return p.fixedIps.map((f) => f.ipAddress).filter((a) => a !== "");
+}
+
+/** Creates the enforcer and starts its change feed and reconciler. */
+export function createEnforcer(opts: EnforcerOptions): Enforcer {
+  const { owner, view, signal } = opts;
+  const log = opts.log ?? silentLogger;
+  const clock = opts.clock ?? realClock;
+  const exec = opts.exec ?? createIpExecutor();
+  const run = opts.run ?? runCommand;
+  const applyTimeoutMs = opts.applyTimeoutMs ?? 10_000;
+  const db = createDb();
+  const table: Table<Row, Index> = db.createTable<Row, Index>({
+    name: "enforcement",
+    primaryKey: (r) => r.connectionId,
+    indexes: {
+      byGroup: { kind: "multi", keys: (r) => [...r.deps.groups] },
+      byPort: { kind: "multi", keys: (r) => [...r.deps.ports] },
+      bySubnet: { kind: "multi", keys: (r) => [...r.deps.subnets] },
+      byRouteTable: { kind: "multi", keys: (r) => [...r.deps.routeTables] },
+    },
+  });
+  const netnsByConn = new Map<string, Promise<Netns>>();
+  const netnsOf = (r: Attachment): Promise<Netns> => {
+    let p = netnsByConn.get(r.connectionId);
+    if (p === undefined) {
+      p = openNetns(r.netnsUrl);
+      p.catch(() => netnsByConn.delete(r.connectionId));
+      netnsByConn.set(r.connectionId, p);
+    }
+    return p;
+  };
+
+  const reconciler: Reconciler<Row> = createReconciler<Row, Index>({
+    table,
+    getStatus: (r) => r.status,
+    setStatus: (r, status) => ({ ...r, status }),
+    ops: {
+      update: async (r) =>
+        applyEnforcement(exec, run, await netnsOf(r), { owner, connectionId: r.connectionId, ifName: r.ifName }, r.state),
+      delete: async (r) => {
+        try {
+          const ns = await netnsOf(r).catch((err: unknown) => {
+            if (err instanceof StatusError && err.code === Code.NotFound) return undefined; // the pod is gone, and its rules with it
+            throw err;
+          });
+          if (ns !== undefined) await removeEnforcement(exec, run, ns, { owner, connectionId: r.connectionId, ifName: r.ifName });
+        } finally {
+          netnsByConn.delete(r.connectionId);
+        }
+      },
+    },
+    signal,
+    clock,
+    log,
+    retry: { minMs: 50, maxMs: 5_000 },
+  });
+
+  /** Renders one attachment against the records as they are now. */
+  async function render(a: Attachment, cache: ReadCache): Promise<Omit<Row, "status">> {
+    const port = await cache.port(a.portId);
+    const groupIds = port?.securityGroupIds ?? [];
+    const groups: SgGroup[] = [];
+    for (const id of groupIds) {
+      const g = await cache.group(id);
+      // A group the port names but the store lacks adds no rule: what is not allowed stays dropped.
+      if (g === undefined) log.warn({ connId: a.connectionId, port: a.portId, securityGroup: id }, "enforcement: security group not found");
+      else groups.push(g);
+    }
+    const remote = [...new Set(groups.flatMap((g) => g.rules.map((r) => r.remoteGroupId)).filter((id) => id !== ""))];
+    const members = new Map<string, string[]>();
+    const memberPorts = new Set<string>();
+    for (const id of remote) {
+      const ports = await cache.members(id);
+      members.set(id, ports.flatMap(addressesOf));
+      for (const p of ports) memberPorts.add(p.id);
+    }
+    const subnetId = port?.fixedIps[0]?.subnetId ?? "";
+    const subnet = subnetId === "" ? undefined : await cache.subnet(subnetId);
+    const rtId = subnet?.routeTableId ?? "";
+    const rt = rtId === "" ? undefined : await cache.routeTable(rtId);
+    if (port === undefined) log.warn({ connId: a.connectionId, port: a.portId }, "enforcement: port not found; nothing to enforce");
+    const sg = groupIds.length > 0 ? renderSecurityGroups(owner, a.connectionId, { ifName: a.ifName, groups, members }) : undefined;
+    const routing = renderRouting(owner, a.connectionId, {
+      ifName: a.ifName,
+      peer: a.peer,
+      tableRoutes: rt?.routes ?? [],
+      policies: a.policies,
+    });
+    const skipped = [...(sg?.skipped ?? []), ...routing.skipped];
+    if (skipped.length > 0) log.warn({ connId: a.connectionId, port: a.portId, skipped }, "enforcement: entries left out");
+    const state: EnforcementState = { nftScript: sg?.script, routing };
+    return {
+      ...a,
+      state,
+      fingerprint: JSON.stringify([state.nftScript ?? "", routing.routes, routing.rules]),
+      deps: {
+        groups: [...new Set([...groupIds, ...remote])],
+        ports: [...new Set([a.portId, ...memberPorts])],
+        subnets: subnetId === "" ? [] : [subnetId],
+        routeTables: rtId === "" ? [] : [rtId],
+      },
+    };
+  }
+
+  /** Writes renders whose result differs from the row's. */
+  async function write(rows: ReadonlyArray<Omit<Row, "status">>, onlyExisting: boolean): Promise<void> {
+    return db.update(table, (txn) => {
+      for (const r of rows) {
+        const cur = table.get(txn, r.connectionId);
+        if (onlyExisting && cur === undefined) continue; // detached meanwhile
+        if (cur !== undefined && cur.fingerprint === r.fingerprint && cur.netnsUrl === r.netnsUrl && cur.ifName === r.ifName) {
+          continue;
+        }
+        table.insert(txn, { ...r, status: pendingStatus() });
+      }
+    });
+  }
+
+  // Changes arrive one by one; a pass handles everything that arrived while the previous one ran.
+  let pending: ResourceChange[] = [];
+  let passRunning = false;
+  let changeSeq = 0;
+  let resyncAll = false;
+
+  async function pass(): Promise<void> {
+    if (passRunning) return;
+    passRunning = true;
+    try {
+      while ((pending.length > 0 || resyncAll) && !signal.aborted) {
+        const batch = pending;
+        const all = resyncAll;
+        pending = [];
+        resyncAll = false;
+        const cache = new ReadCache(view, signal);
+        const txn = db.readTxn();
+        const affected = new Map<string, Row>();
+        const add = (rows: Iterable<Row>): void => {
+          for (const r of rows) affected.set(r.connectionId, r);
+        };
+        if (all) add(table.all(txn));
+        for (const c of batch) {
+          if (c.kind === "securitygroup") add(table.list(txn, "byGroup", c.id));
+          else if (c.kind === "subnet") add(table.list(txn, "bySubnet", c.id));
+          else if (c.kind === "routetable") add(table.list(txn, "byRouteTable", c.id));
+          else {
+            add(table.list(txn, "byPort", c.id));
+            // A port that joined a group changes the rules of everyone naming that group.
+            const p = await cache.port(c.id).catch(() => undefined);
+            for (const g of p?.securityGroupIds ?? []) add(table.list(txn, "byGroup", g));
+          }
+        }
+        if (affected.size === 0) continue;
+        const rendered = await Promise.all(
+          [...affected.values()].map((r) =>
+            render(r, cache).catch((err: unknown) => {
+              log.warn({ err, connId: r.connectionId }, "enforcement: re-render failed; keeping the rules in place");
+              return undefined;
+            }),
+          ),
+        );
+        await write(
+          rendered.filter((r) => r !== undefined),
+          true,
+        );
+      }
+    } finally {
+      passRunning = false;
+    }
+  }
+
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    signal.addEventListener("abort", () => reject(new StatusError(Code.Canceled, "enforcement: stopped")), { once: true });
+  });
+  ready.catch(() => undefined);
+
+  const feed = (async () => {
+    let first = true;
+    while (!signal.aborted) {
+      try {
+        const w = view.watch(signal);
+        await w.ready;
+        if (!first) {
+          // Changes made while the feed was down are unknown: look at everything again.
+          resyncAll = true;
+          void pass();
+        }
+        first = false;
+        markReady();
+        for await (const c of w.changes) {
+          changeSeq++;
+          pending.push(c);
+          void pass().catch((err: unknown) => log.warn({ err }, "enforcement: change pass failed"));
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        log.warn({ err }, "enforcement: the resource change feed failed; reopening it");
+      }
+      await clock.sleep(opts.watchRetryMs ?? 500, signal).catch(() => undefined);
+    }
+  })();
+
+  /** Waits for one connection's row only: another connection failing to apply must not hold this one. */
+  async function waitApplied(row: Omit<Row, "status">, outer?: AbortSignal): Promise<void> {
+    const connectionId = row.connectionId;
+    const timeout = AbortSignal.timeout(applyTimeoutMs);
+    try {
+      await reconciler.waitReconciled([row as Row], AbortSignal.any([timeout, ...(outer ? [outer] : [])]));
+    } catch (err) {
+      const st = table.get(db.readTxn(), connectionId)?.status;
+      if (st?.kind === "error")
+        throw new StatusError(Code.FailedPrecondition, `enforcement: connection ${connectionId}: ${st.message ?? "apply failed"}`);
+      if (timeout.aborted)
+        throw new StatusError(
+          Code.DeadlineExceeded,
+          `enforcement: connection ${connectionId}: rules not applied within ${applyTimeoutMs} ms`,
+        );
+      throw err;
+    }
+  }
+
+  return {
+    ready,
+    async attach(a, outer) {
+      await ready;
+      for (;;) {
+        const seq = changeSeq;
+        const row = await render(a, new ReadCache(view, signal));
+        await write([row], false);
+        await waitApplied(row, outer);
+        // A change that arrived while we rendered found no row to update: render again with it.
+        if (seq === changeSeq) return;
+      }
+    },
+    async detach(connectionId, where, outer) {
+      const had = await db.update(table, (txn) => table.deleteKey(txn, connectionId));
+      if (had !== undefined) {
+        await reconciler.waitReconciled([had], AbortSignal.any([AbortSignal.timeout(applyTimeoutMs), ...(outer ? [outer] : [])]));
+      } else if (where !== undefined) {
+        const ns = await openNetns(where.netnsUrl).catch(() => undefined);
+        if (ns !== undefined) await removeEnforcement(exec, run, ns, { owner, connectionId, ifName: where.ifName });
+      }
+    },
+    attached: () => [...table.all(db.readTxn())].map((r) => r.connectionId),
+    settled: (outer) => reconciler.waitReconciled(db.revision(), outer),
+    stopped: Promise.all([feed, reconciler.stopped]).then(() => undefined),
+  };
+}
