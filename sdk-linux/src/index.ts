@@ -56,6 +56,10 @@ export {
 export { NETNS_RUN_DIR, type NetnsKind, type NetnsLocation, parseNetnsUrl, validateNetnsName } from "./netns.js";
 export { VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6, vxlanMtu } from "./validate.js";
 
+// nftables: whole tables of ours applied atomically in a namespace, listed, and removed as leftovers.
+
+export * as nft from "./nft/index.js";
+
 // Internal: exported for sibling workspaces only.
 
 /** @internal The default process runner; integration-linux and bench run `ping` and `ip -V` with it. */

@@ -27,7 +27,8 @@ export interface LeftoverReport {
   readonly removed: ReadonlyArray<{ readonly netns: string; readonly name: string }>;
 }
 
-async function visibleNamespaces(): Promise<string[]> {
+/** Every namespace this process can see, once each: its own, the named ones, those of all processes. */
+export async function visibleNamespaces(): Promise<string[]> {
   const urls = [(await currentNetns()).url];
   const seen = new Set<string>();
   for (const path of await netnsCandidatePaths()) {
