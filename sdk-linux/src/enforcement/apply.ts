@@ -6,9 +6,10 @@
  * and the policy table range are all derived from owner and connection id.
  */
 import { Code, StatusError } from "@nsm-ts/base/status";
-import type { CommandRunner } from "../exec.js";
-import { classifyIpError, type IpExecutor, type IpLine } from "../executor.js";
+import type { IpExecutor, IpLine } from "../executor.js";
 import type { Netns } from "../netns.js";
+import type { NftExecutor } from "../nft/executor.js";
+import type { NftTable } from "../nft/table.js";
 import {
   ENFORCE_PROTO,
   isPolicyTableOf,
@@ -20,7 +21,7 @@ import {
   ruleKey,
   type WantedRule,
 } from "./render-routes.js";
-import { removeTableScript, sgTableName } from "./render-sg.js";
+import { sgTableRef } from "./render-sg.js";
 
 /** Who a connection's enforcement belongs to. */
 export interface EnforcementOwner {
@@ -32,8 +33,8 @@ export interface EnforcementOwner {
 
 /** What one connection should have in its client netns. */
 export interface EnforcementState {
-  /** The nft script of the security groups (`renderSecurityGroups`), or undefined for none (table removed). */
-  readonly nftScript: string | undefined;
+  /** The security groups' table (`renderSecurityGroups`), or undefined for none (table removed). */
+  readonly nft: NftTable | undefined;
   readonly routing: RoutingPlan;
 }
 
@@ -45,15 +46,6 @@ function parseList(out: string, what: string): Json[] {
     return Array.isArray(v) ? (v.filter((x) => typeof x === "object" && x !== null) as Json[]) : [];
   } catch (err) {
     throw new StatusError(Code.Internal, `enforcement: ${what}: ip printed JSON that does not parse`, { cause: err });
-  }
-}
-
-/** Runs an nft script in `netns`; errors become status errors naming the netns. */
-export async function runNft(run: CommandRunner, netns: Netns, script: string, what: string): Promise<void> {
-  const r = await run(netns.execArgv(["nft", "-f", "-"]), { stdin: script, signal: AbortSignal.timeout(15_000) });
-  if (r.code !== 0) {
-    const c = classifyIpError(r.stderr, netns);
-    throw new StatusError(c.code, `enforcement: ${what} in ${netns}: ${c.reason}`);
   }
 }
 
@@ -127,13 +119,13 @@ async function applyRules(exec: IpExecutor, netns: Netns, lines: IpLine[]): Prom
  */
 export async function applyEnforcement(
   exec: IpExecutor,
-  run: CommandRunner,
+  nft: NftExecutor,
   netns: Netns,
   who: EnforcementOwner,
   state: EnforcementState,
 ): Promise<void> {
-  const table = sgTableName(who.owner, who.connectionId);
-  await runNft(run, netns, state.nftScript ?? removeTableScript(table), state.nftScript ? "security groups" : "remove security groups");
+  if (state.nft !== undefined) await nft.apply(netns, state.nft);
+  else await nft.delete(netns, sgTableRef(who.owner, who.connectionId));
   const base = policyTableBase(who.owner, who.connectionId);
   const [routes, rules] = await Promise.all([listOurRoutes(exec, netns, who.ifName), listOurRules(exec, netns, base)]);
   const wantedRoutes = new Map(state.routing.routes.map((r) => [routeKey(r), r]));
@@ -157,10 +149,10 @@ export async function applyEnforcement(
  * Removes the connection's enforcement from `netns`: its table, its rules, and (while the interface still exists)
  * its routes. A netns or interface that is gone counts as removed.
  */
-export async function removeEnforcement(exec: IpExecutor, run: CommandRunner, netns: Netns, who: EnforcementOwner): Promise<void> {
+export async function removeEnforcement(exec: IpExecutor, nft: NftExecutor, netns: Netns, who: EnforcementOwner): Promise<void> {
   const gone = (err: unknown): boolean => err instanceof StatusError && err.code === Code.NotFound;
   try {
-    await runNft(run, netns, removeTableScript(sgTableName(who.owner, who.connectionId)), "remove security groups");
+    await nft.delete(netns, sgTableRef(who.owner, who.connectionId));
     const rules = await listOurRules(exec, netns, policyTableBase(who.owner, who.connectionId));
     await applyRules(
       exec,

@@ -11,9 +11,9 @@ import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { createDb, type Table } from "@nsm-ts/statedb";
 import { createReconciler, pendingStatus, type Reconciler, type Status } from "@nsm-ts/statedb/reconciler";
-import { type CommandRunner, runCommand } from "../exec.js";
 import { createIpExecutor, type IpExecutor } from "../executor.js";
 import { type Netns, openNetns } from "../netns.js";
+import { createNftExecutor, type NftExecutor } from "../nft/executor.js";
 import { applyEnforcement, type EnforcementState, removeEnforcement } from "./apply.js";
 import { type PolicyInput, renderRouting } from "./render-routes.js";
 import { renderSecurityGroups, type SgGroup } from "./render-sg.js";
@@ -59,8 +59,8 @@ export interface EnforcerOptions {
   /** Stops the change feed and the reconciler; attached state stays in the kernel (a restart re-attaches). */
   readonly signal: AbortSignal;
   readonly exec?: IpExecutor;
-  /** Runs `nft`; default spawning it. */
-  readonly run?: CommandRunner;
+  /** Runs `nft`; default a new executor. */
+  readonly nft?: NftExecutor;
   readonly clock?: Clock;
   readonly log?: Logger;
   /** How long attach waits for the rules to be applied before failing the request; default 10 000 ms. */
@@ -120,7 +120,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
   const log = opts.log ?? silentLogger;
   const clock = opts.clock ?? realClock;
   const exec = opts.exec ?? createIpExecutor();
-  const run = opts.run ?? runCommand;
+  const nft = opts.nft ?? createNftExecutor();
   const applyTimeoutMs = opts.applyTimeoutMs ?? 10_000;
   const db = createDb();
   const table: Table<Row, Index> = db.createTable<Row, Index>({
@@ -150,14 +150,14 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
     setStatus: (r, status) => ({ ...r, status }),
     ops: {
       update: async (r) =>
-        applyEnforcement(exec, run, await netnsOf(r), { owner, connectionId: r.connectionId, ifName: r.ifName }, r.state),
+        applyEnforcement(exec, nft, await netnsOf(r), { owner, connectionId: r.connectionId, ifName: r.ifName }, r.state),
       delete: async (r) => {
         try {
           const ns = await netnsOf(r).catch((err: unknown) => {
             if (err instanceof StatusError && err.code === Code.NotFound) return undefined; // the pod is gone, and its rules with it
             throw err;
           });
-          if (ns !== undefined) await removeEnforcement(exec, run, ns, { owner, connectionId: r.connectionId, ifName: r.ifName });
+          if (ns !== undefined) await removeEnforcement(exec, nft, ns, { owner, connectionId: r.connectionId, ifName: r.ifName });
         } finally {
           netnsByConn.delete(r.connectionId);
         }
@@ -202,11 +202,11 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
     });
     const skipped = [...(sg?.skipped ?? []), ...routing.skipped];
     if (skipped.length > 0) log.warn({ connId: a.connectionId, port: a.portId, skipped }, "enforcement: entries left out");
-    const state: EnforcementState = { nftScript: sg?.script, routing };
+    const state: EnforcementState = { nft: sg?.table, routing };
     return {
       ...a,
       state,
-      fingerprint: JSON.stringify([state.nftScript ?? "", routing.routes, routing.rules]),
+      fingerprint: JSON.stringify([state.nft ?? null, routing.routes, routing.rules]),
       deps: {
         groups: [...new Set([...groupIds, ...remote])],
         ports: [...new Set([a.portId, ...memberPorts])],
@@ -353,7 +353,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         await reconciler.waitReconciled([had], AbortSignal.any([AbortSignal.timeout(applyTimeoutMs), ...(outer ? [outer] : [])]));
       } else if (where !== undefined) {
         const ns = await openNetns(where.netnsUrl).catch(() => undefined);
-        if (ns !== undefined) await removeEnforcement(exec, run, ns, { owner, connectionId, ifName: where.ifName });
+        if (ns !== undefined) await removeEnforcement(exec, nft, ns, { owner, connectionId, ifName: where.ifName });
       }
     },
     attached: () => [...table.all(db.readTxn())].map((r) => r.connectionId),

@@ -3,13 +3,14 @@
  * (OpenStack semantics: a port's groups are a union of allow rules; a direction without any rule drops
  * everything but established and related traffic) is unit-tested without a kernel.
  *
- * The table hooks prerouting (ingress: packets arriving on the interface) and postrouting (egress: packets
+ * The table (applied by the nft layer, `../nft`) hooks prerouting (ingress: packets arriving on the interface) and postrouting (egress: packets
  * leaving through it) in the client's netns, so forwarded and local traffic are treated alike, and only the
  * connection's interface is matched: other interfaces of the pod are untouched.
  */
 import { createHash } from "node:crypto";
 import { type Cidr, formatCidr, parseCidr } from "@nsm-ts/base/netaddr";
 import { validateIfName } from "../names.js";
+import { NFT_TABLE_PREFIX, type NftTable, type NftTableRef } from "../nft/table.js";
 
 /** A security group rule, structurally the `nsmts.resources.v1.SecurityGroupRule` fields used here. */
 export interface SgRule {
@@ -43,17 +44,8 @@ export interface SgInput {
   readonly members: ReadonlyMap<string, readonly string[]>;
 }
 
-/** The rendered table: its name and the script that replaces it atomically. */
-export interface SgTable {
-  readonly name: string;
-  /** `nft -f` input: creates the table if absent, deletes it and re-creates it with every rule, in one transaction. */
-  readonly script: string;
-  /** Number of rules rendered from group rules (for logs and tests). */
-  readonly ruleCount: number;
-}
-
-/** Prefix of every table nsm-ts creates for security groups (family `inet`). */
-export const SG_TABLE_PREFIX = "nsmts_sg_";
+/** Prefix of every table nsm-ts creates for security groups (family `inet`); under the nft layer's `nsmts_`. */
+export const SG_TABLE_PREFIX = `${NFT_TABLE_PREFIX}sg_`;
 
 /** The table name of a connection: a hash of owner and connection id, so teardown without state finds it. */
 export function sgTableName(owner: string, connectionId: string): string {
@@ -79,10 +71,6 @@ function protocolNumber(p: string): number | undefined {
   if (named !== undefined) return named;
   if (/^\d{1,3}$/.test(s) && Number(s) <= 255) return Number(s);
   throw new Error(`protocol ${JSON.stringify(p)} is neither tcp, udp, icmp, icmpv6 nor a number 0..255`);
-}
-
-function quote(s: string): string {
-  return `"${s.replace(/["\\]/g, "")}"`;
 }
 
 function addrSet(fam: Family, cidrs: readonly Cidr[]): string {
@@ -137,17 +125,23 @@ function ruleMatch(r: SgRule, fam: Family, members: ReadonlyMap<string, readonly
   return parts.join(" ");
 }
 
-/** Problems found while rendering (a rule that cannot be expressed is left out and reported here). */
-export interface SgRenderResult extends SgTable {
+/** The rendered table, and what could not be expressed. */
+export interface SgRenderResult {
+  /** The table to apply with the nft layer (`NftExecutor.apply` replaces it atomically). */
+  readonly table: NftTable;
+  /** Number of rules rendered from group rules (for logs and tests). */
+  readonly ruleCount: number;
+  /** Rules left out because they cannot be expressed, each naming the group and rule. */
   readonly skipped: readonly string[];
 }
 
-/**
- * Renders the table of one connection. `owner` and `connectionId` name it (see `sgTableName`) and go into its
- * comment, so `nft list ruleset` says whose it is.
- */
+/** The table reference of a connection, for deletion without state. */
+export function sgTableRef(owner: string, connectionId: string): NftTableRef {
+  return { family: "inet", name: sgTableName(owner, connectionId) };
+}
+
+/** Renders the table of one connection (named by `sgTableName`). */
 export function renderSecurityGroups(owner: string, connectionId: string, input: SgInput): SgRenderResult {
-  const name = sgTableName(owner, connectionId);
   const ingress: string[] = [];
   const egress: string[] = [];
   const skipped: string[] = [];
@@ -169,42 +163,26 @@ export function renderSecurityGroups(owner: string, connectionId: string, input:
       }
     });
   }
-  const dedupe = (l: string[]): string[] => [...new Set(l)];
-  const ifq = quote(validateIfName(input.ifName, "enforcement interface name"));
-  const chain = (n: string, rules: string[], nd: string): string =>
-    [
-      `  chain ${n} {`,
-      "    ct state established,related accept",
-      "    ct state invalid drop",
-      // Without neighbour discovery IPv6 does not work at all; OpenStack allows it on every port too.
-      `    icmpv6 type { ${nd} } accept`,
-      ...dedupe(rules).map((r) => `    ${r}`),
-      "    drop",
-      "  }",
-    ].join("\n");
-  const script = [
-    `table inet ${name} {`,
-    "}",
-    `delete table inet ${name}`,
-    `table inet ${name} {`,
-    `  comment ${quote(`nsm-ts:${owner}:${connectionId}:sg`)}`,
-    "  chain ingress {",
-    "    type filter hook prerouting priority filter; policy accept;",
-    `    iifname ${ifq} jump sg_ingress`,
-    "  }",
-    "  chain egress {",
-    "    type filter hook postrouting priority filter; policy accept;",
-    `    oifname ${ifq} jump sg_egress`,
-    "  }",
-    chain("sg_ingress", ingress, "nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, nd-redirect"),
-    chain("sg_egress", egress, "nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit"),
-    "}",
-    "",
-  ].join("\n");
-  return { name, script, ruleCount: dedupe(ingress).length + dedupe(egress).length, skipped };
-}
-
-/** The script that removes a connection's table (`nft -f`): harmless when it is already gone. */
-export function removeTableScript(name: string): string {
-  return `table inet ${name} {\n}\ndelete table inet ${name}\n`;
+  const ifq = JSON.stringify(validateIfName(input.ifName, "enforcement interface name"));
+  const body = (rules: string[], nd: string): string[] => [
+    "ct state established,related accept",
+    "ct state invalid drop",
+    // Without neighbour discovery IPv6 does not work at all; OpenStack allows it on every port too.
+    `icmpv6 type { ${nd} } accept`,
+    ...new Set(rules),
+    "drop",
+  ];
+  const inRules = body(ingress, "nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, nd-redirect");
+  const outRules = body(egress, "nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit");
+  const table: NftTable = {
+    family: "inet",
+    name: sgTableName(owner, connectionId),
+    chains: [
+      { name: "sg_in_hook", hook: { type: "filter", hook: "prerouting", priority: "filter" }, rules: [`iifname ${ifq} jump sg_ingress`] },
+      { name: "sg_out_hook", hook: { type: "filter", hook: "postrouting", priority: "filter" }, rules: [`oifname ${ifq} jump sg_egress`] },
+      { name: "sg_ingress", rules: inRules },
+      { name: "sg_egress", rules: outRules },
+    ],
+  };
+  return { table, ruleCount: inRules.length + outRules.length - 8, skipped };
 }

@@ -9,7 +9,7 @@ import {
   ruleArgs,
   ruleKey,
 } from "./render-routes.js";
-import { renderSecurityGroups, type SgRule, sgTableName } from "./render-sg.js";
+import { renderSecurityGroups, type SgRenderResult, type SgRule, sgTableName } from "./render-sg.js";
 
 const rule = (r: Partial<SgRule>): SgRule => ({
   direction: "ingress",
@@ -22,16 +22,9 @@ const rule = (r: Partial<SgRule>): SgRule => ({
   ...r,
 });
 
-/** The rule lines of one chain of a rendered script. */
-function chainLines(script: string, chain: string): string[] {
-  const start = script.indexOf(`chain ${chain} {`);
-  const end = script.indexOf("\n  }", start);
-  return script
-    .slice(start, end)
-    .split("\n")
-    .slice(1)
-    .map((l) => l.trim())
-    .filter((l) => l !== "");
+/** The rules of one chain of a rendered table. */
+function chainLines(t: SgRenderResult, chain: string): readonly string[] {
+  return t.table.chains.find((c) => c.name === chain)?.rules ?? [];
 }
 
 describe("enforcement: security groups → nftables", () => {
@@ -49,22 +42,26 @@ describe("enforcement: security groups → nftables", () => {
       ],
       members: new Map([["clients", ["198.51.100.5", "198.51.100.4/32", "fd00::5"]]]),
     });
-    expect(t.name)
+    expect(t.table.family).to.equal("inet");
+    expect(t.table.name)
       .to.equal(sgTableName("fwd-1", "c1"))
       .and.match(/^nsmts_sg_[0-9a-f]{20}$/);
     expect(t.skipped).to.deep.equal([]);
-    expect(chainLines(t.script, "sg_ingress")).to.deep.equal([
+    expect(chainLines(t, "sg_ingress")).to.deep.equal([
       "ct state established,related accept",
       "ct state invalid drop",
       "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, nd-redirect } accept",
       "meta nfproto ipv4 ip saddr { 198.51.100.4, 198.51.100.5 } tcp dport 8080 accept",
       "drop",
     ]);
-    expect(chainLines(t.script, "sg_egress")).to.include.members(["meta nfproto ipv4 accept", "meta nfproto ipv6 accept", "drop"]);
-    expect(t.script).to.include('iifname "nsm-1" jump sg_ingress').and.include('oifname "nsm-1" jump sg_egress');
-    expect(t.script).to.include('comment "nsm-ts:fwd-1:c1:sg"');
-    // Replaced atomically: create if absent, delete, re-create in the same nft transaction.
-    expect(t.script.split("\n").slice(0, 3)).to.deep.equal([`table inet ${t.name} {`, "}", `delete table inet ${t.name}`]);
+    expect(chainLines(t, "sg_egress")).to.include.members(["meta nfproto ipv4 accept", "meta nfproto ipv6 accept", "drop"]);
+    expect(t.table.chains.map((c) => [c.name, c.hook?.hook, c.rules[0]])).to.deep.equal([
+      ["sg_in_hook", "prerouting", 'iifname "nsm-1" jump sg_ingress'],
+      ["sg_out_hook", "postrouting", 'oifname "nsm-1" jump sg_egress'],
+      ["sg_ingress", undefined, "ct state established,related accept"],
+      ["sg_egress", undefined, "ct state established,related accept"],
+    ]);
+    expect(t.ruleCount).to.equal(3);
   });
 
   it("renders prefixes, ranges, ICMP type/code and protocol numbers; icmp in an IPv6 rule is ICMPv6", () => {
@@ -84,7 +81,7 @@ describe("enforcement: security groups → nftables", () => {
       ],
       members: new Map(),
     });
-    expect(chainLines(t.script, "sg_ingress").slice(3, -1)).to.deep.equal([
+    expect(chainLines(t, "sg_ingress").slice(3, -1)).to.deep.equal([
       "meta nfproto ipv4 ip saddr 203.0.113.0/24 udp dport 5000-5010 accept",
       "meta nfproto ipv4 meta l4proto icmp icmp type 8 accept",
       "meta nfproto ipv6 ip6 saddr fd00::/8 meta l4proto ipv6-icmp accept",
@@ -112,7 +109,7 @@ describe("enforcement: security groups → nftables", () => {
       members: new Map([["empty", []]]),
     });
     expect(t.ruleCount).to.equal(0);
-    expect(chainLines(t.script, "sg_ingress").at(-1)).to.equal("drop");
+    expect(chainLines(t, "sg_ingress").at(-1)).to.equal("drop");
     expect(t.skipped).to.have.length(3);
     expect(t.skipped[0]).to.match(/^security group "g" rules\[2\]: protocol "bogus"/);
     expect(t.skipped[1]).to.match(/rules\[3\]: direction "sideways"/);

@@ -76,6 +76,9 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
       ["c1", ["198.51.100.2", "198.51.100.3"]],
       ["c2", ["198.51.100.4", "198.51.100.5"]],
     ]);
+    // The port id travels with the connection, so a kernel forwarder can enforce the port's security groups.
+    expect(c1.context?.extraContext[resourceipam.PORT_CONTEXT_KEY]).to.equal(ports[0]?.id);
+    expect(c2.context?.extraContext[resourceipam.PORT_CONTEXT_KEY]).to.equal(ports[1]?.id);
   });
 
   it("gives two racing first requests of one connection the same single port", async () => {

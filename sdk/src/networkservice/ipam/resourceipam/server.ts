@@ -8,13 +8,14 @@
  * Request that created it fails.
  *
  * Writes: `context.ip_context.{src,dst}_ip_addrs`, `src_routes` (route to dst), `dst_routes` (route to src);
- * server metadata (the port). Place after `metadata` (and after `excludedprefixes`). A pair overlapping the
+ * `context.extra_context["nsmts.resources/port"]` (the port id, so a kernel forwarder can enforce the port's
+ * security groups and its subnet's route table on the connection); server metadata (the port). Place after `metadata` (and after `excludedprefixes`). A pair overlapping the
  * request's `ip_context.excluded_prefixes` is not handed out: when the exclusions touch the subnet, the element
  * lists the subnet's taken addresses and asks for two specific free ones outside them; a held pair that has
  * become excluded is replaced on refresh.
  */
 import { create } from "@bufbuild/protobuf";
-import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
+import { type ConnectionContext, ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
 import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey } from "@nsm-ts/base/context";
@@ -23,6 +24,9 @@ import { type Cidr, cidrLast, cidrOverlaps, formatIp, parseCidr, parseIp } from 
 import { Code, fail, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
+
+/** Key in `connection.context.extra_context` naming the connection's port in the resource manager. */
+export const PORT_CONTEXT_KEY = "nsmts.resources/port";
 
 /** Options of `newServer`. */
 export interface ResourceIpamOptions {
@@ -60,14 +64,16 @@ function addRoute(routes: IPContext["srcRoutes"], prefix: string): void {
   if (!routes.some((r) => r.prefix === prefix)) routes.push(create(RouteSchema, { prefix }));
 }
 
-function apply(ip: IPContext, h: Held): void {
+function apply(cc: ConnectionContext, ip: IPContext, h: Held): void {
+  cc.extraContext[PORT_CONTEXT_KEY] = h.portId;
   addUnique(ip.srcIpAddrs, h.src);
   addUnique(ip.dstIpAddrs, h.dst);
   addRoute(ip.srcRoutes, h.dst);
   addRoute(ip.dstRoutes, h.src);
 }
 
-function remove(ip: IPContext, h: Held): void {
+function remove(cc: ConnectionContext, ip: IPContext, h: Held): void {
+  if (cc.extraContext[PORT_CONTEXT_KEY] === h.portId) delete cc.extraContext[PORT_CONTEXT_KEY];
   ip.srcIpAddrs = ip.srcIpAddrs.filter((a) => a !== h.src);
   ip.dstIpAddrs = ip.dstIpAddrs.filter((a) => a !== h.dst);
   ip.srcRoutes = ip.srcRoutes.filter((r) => r.prefix !== h.dst);
@@ -257,7 +263,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       let held = md.get(heldKey);
       if (held !== undefined && isExcluded(held, ex)) {
         ctx.log.info({ connId: conn.id, port: held.portId }, "resourceipam: addresses now excluded, allocating new ones");
-        remove(ip, held);
+        remove(conn.context, ip, held);
         md.delete(heldKey);
         await deletePort(ctx, held.portId);
         held = undefined;
@@ -272,7 +278,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
               { connId: conn.id, port: port.id },
               "resourceipam: the connection's port has excluded addresses, allocating new ones",
             );
-            remove(ip, found);
+            remove(conn.context, ip, found);
             await deletePort(ctx, port.id);
             port = undefined;
           } else {
@@ -291,13 +297,13 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
         }
         md.set(heldKey, held);
       }
-      apply(ip, held);
+      apply(conn.context, ip, held);
       try {
         return await next.request(ctx, req);
       } catch (err) {
         if (created) {
           md.delete(heldKey);
-          remove(ip, held);
+          remove(conn.context, ip, held);
           await deletePort(ctx, held.portId).catch((e: unknown) =>
             ctx.log.warn({ err: e, connId: conn.id, port: held?.portId }, "resourceipam: could not delete the port of a failed request"),
           );
