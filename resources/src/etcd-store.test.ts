@@ -132,6 +132,7 @@ describe("resources: etcd store (two replicas on one etcd)", function () {
       list: (k, o) => inner.list(k, o),
       commit: (ops) => inner.commit(ops),
       close: () => inner.close(),
+      watch: (k, o) => inner.watch(k, o),
       watchKind: (kind, onChange) =>
         inner.watchKind(kind, (id, deleted) => {
           onChange(id, deleted);

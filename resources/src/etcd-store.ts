@@ -19,7 +19,7 @@ import {
   prefixEnd,
 } from "@nsm-ts/base/etcd";
 import type { Logger } from "@nsm-ts/base/log";
-import { Code, fail } from "@nsm-ts/base/status";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import { schemaOf } from "./codec.js";
 import {
   checkCreator,
@@ -32,7 +32,10 @@ import {
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
+  type StoreWatchEvent,
+  type StoreWatchOptions,
 } from "./store.js";
+import { drain, parseFromRevision, WatchQueues } from "./watch.js";
 
 /** Default key prefix of the etcd resource store. */
 export const DEFAULT_RESOURCE_PREFIX = "/nsm-ts/resources/";
@@ -180,8 +183,93 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
     return res.succeeded ? { ok: true, revision: res.header.revision } : { ok: false, created };
   };
 
+  const watches = new WatchQueues();
+  /**
+   * A watch: the current records read page by page at one revision (at the reader's pace), then an etcd watch
+   * from the next revision (etcd replays what happened in between) pumped into the bounded buffer.
+   */
+  async function* watch(kind: ResourceKind, wo: StoreWatchOptions): AsyncGenerator<StoreWatchEvent, void, undefined> {
+    etcd.checkOpen();
+    let from = parseFromRevision(wo.fromRevision);
+    const base = kindPrefix(kind);
+    const idOf = (kv: IKeyValue): string => decodeURIComponent(kv.key.toString().slice(base.length));
+    if (from === 0n) {
+      let at = "0";
+      for await (const page of etcd.range("watch list", Buffer.from(base), prefixEnd(base), { pageSize: PAGE, oneRevision: true })) {
+        at = page.revision;
+        for (const kv of page.kvs) {
+          const record = decode(kind, idOf(kv), kv.value, kv.mod_revision);
+          if (record !== undefined) yield { type: "put", record, revision: record.revision };
+        }
+        if (wo.signal.aborted) return;
+      }
+      from = BigInt(at);
+      yield { type: "synced", revision: at };
+    }
+    const compacted = (): StatusError =>
+      new StatusError(
+        Code.OutOfRange,
+        `resources: from_revision: the changes after revision ${from} were compacted; watch from revision 0`,
+      );
+    if (from > 0n) {
+      // A read at the start revision fails exactly when the changes after it were compacted. (An etcd watch from a
+      // compacted revision would be cancelled right after it is created, before its handlers are attached.)
+      await etcd
+        .call("watch", () => client.kv.range({ key: Buffer.from(base), limit: 1, revision: String(from) }))
+        .catch((err: unknown) => {
+          throw err instanceof Error && /compacted/i.test(err.message) ? compacted() : err;
+        });
+    }
+    const q = watches.create(kind, wo.bufferSize);
+    let w: { stop(): Promise<void> } | undefined;
+    let overflowed = false;
+    const push = (ev: StoreWatchEvent): void => {
+      if (!q.push(ev) && !overflowed) {
+        overflowed = true;
+        void w?.stop();
+      }
+    };
+    try {
+      w = await etcd
+        .watch(
+          base,
+          {
+            put: (kv) => {
+              const record = decode(kind, idOf(kv), kv.value, kv.mod_revision);
+              if (record !== undefined) push({ type: "put", record, revision: kv.mod_revision });
+            },
+            delete: (kv, prev) => {
+              const id = idOf(kv);
+              const record = prev === undefined ? undefined : decode(kind, id, prev.value, kv.mod_revision);
+              push({ type: "delete", kind, id, record, revision: kv.mod_revision });
+            },
+            error: (err) =>
+              q.end(
+                /compact/i.test(err.message)
+                  ? new StatusError(
+                      Code.OutOfRange,
+                      `resources: from_revision: the changes after revision ${from} were compacted; watch from revision 0`,
+                    )
+                  : new StatusError(Code.Unavailable, `resources: etcd watch of ${kind} failed: ${err.message}`, { cause: err }),
+              ),
+          },
+          { startRevision: String(from + 1n), prevKv: true, op: "watch" },
+        )
+        .catch((err: unknown) => {
+          // etcd refuses a watch from a compacted revision when it creates it.
+          throw err instanceof Error && /compact/i.test(err.message) ? compacted() : err;
+        });
+      if (overflowed) void w.stop();
+      yield* drain(q, wo.signal);
+    } finally {
+      watches.release(q);
+      await w?.stop();
+    }
+  }
+
   return {
     exclusive: false,
+    watch,
     async watchKind(kind, onChange) {
       const base = kindPrefix(kind);
       const idOf = (kv: IKeyValue): string => decodeURIComponent(kv.key.toString().slice(base.length));
@@ -220,7 +308,7 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
         if (i >= RETRIES) fail(Code.Aborted, "resources: commit kept racing with concurrent writers; retry");
       }
     },
-    close: () => etcd.close(),
+    close: () => etcd.close(async () => watches.closeAll("etcd store")),
   };
 }
 

@@ -49,5 +49,8 @@ export {
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
+  type StoreWatchEvent,
+  type StoreWatchOptions,
   type WriteCaller,
 } from "./store.js";
+export { DEFAULT_WATCH_BUFFER } from "./watch.js";

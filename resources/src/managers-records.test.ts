@@ -122,6 +122,7 @@ describe("resources: managers on the memory store", () => {
       get: (k, id) => store.get(k, id),
       list: (k, o) => store.list(k, o),
       close: () => store.close(),
+      watch: (k, o) => store.watch(k, o),
       commit: (ops) =>
         ops.some((o) => o.kind === "port") ? Promise.reject(new StatusError(Code.Unavailable, "injected")) : store.commit(ops),
     };

@@ -5,8 +5,8 @@
  * its creator's SPIFFE ID beside the message (`creator`), checked by the owner rule inside the same transaction.
  */
 import type { Message } from "@bufbuild/protobuf";
-import { Code, fail } from "@nsm-ts/base/status";
-import { createDb, type Db, type Table, type WriteTxn } from "@nsm-ts/statedb";
+import { Code, fail, StatusError } from "@nsm-ts/base/status";
+import { type Change, createDb, type Db, ResyncRequiredError, type Table, type WriteTxn } from "@nsm-ts/statedb";
 import {
   checkCreator,
   checkCurrent,
@@ -19,7 +19,10 @@ import {
   type StoredRecord,
   type StoreListOptions,
   type StoreOp,
+  type StoreWatchEvent,
+  type StoreWatchOptions,
 } from "./store.js";
+import { drain, parseFromRevision, WatchQueues } from "./watch.js";
 
 interface Row {
   readonly key: string;
@@ -80,8 +83,73 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
     return creator;
   };
 
+  const watches = new WatchQueues();
+  const toEvent = (c: Change<Row>): StoreWatchEvent => {
+    const record = toRecord(c.object, c.revision);
+    const revision = String(c.revision);
+    return c.deleted ? { type: "delete", kind: c.object.kind, id: c.object.id, record, revision } : { type: "put", record, revision };
+  };
+
+  /**
+   * A watch: the current records from one snapshot (at the reader's pace), then the table's change stream
+   * (statedb keeps the tombstones a running stream has not passed) pumped into the bounded buffer.
+   */
+  async function* watch(kind: ResourceKind, wo: StoreWatchOptions): AsyncGenerator<StoreWatchEvent, void, undefined> {
+    open();
+    const requested = parseFromRevision(wo.fromRevision);
+    if (requested > BigInt(Number.MAX_SAFE_INTEGER))
+      fail(Code.OutOfRange, `resources: from_revision: ${requested} is beyond the store's revision`);
+    const prefix = recordKey(kind, "");
+    const txn = db.readTxn();
+    let from = Number(requested);
+    const current: StoredRecord[] = [];
+    if (from === 0) {
+      table.scan(txn, { prefix }, (e) => {
+        current.push(toRecord(e.object, e.revision));
+        return true;
+      });
+      from = table.revision(txn);
+    }
+    const q = watches.create(kind, wo.bufferSize);
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    wo.signal.addEventListener("abort", onAbort);
+    const pump = async (): Promise<void> => {
+      try {
+        for await (const c of table.changes(from, stop.signal)) {
+          if (c.object.kind !== kind) continue;
+          if (!q.push(toEvent(c))) return stop.abort();
+        }
+        q.end();
+      } catch (err) {
+        q.end(
+          err instanceof ResyncRequiredError
+            ? new StatusError(
+                Code.OutOfRange,
+                `resources: from_revision: the changes after revision ${from} are gone; watch from revision 0`,
+              )
+            : err,
+        );
+      }
+    };
+    void pump();
+    try {
+      for (const record of current) {
+        if (wo.signal.aborted) return;
+        yield { type: "put", record, revision: record.revision };
+      }
+      if (requested === 0n) yield { type: "synced", revision: String(from) };
+      yield* drain(q, wo.signal);
+    } finally {
+      stop.abort();
+      wo.signal.removeEventListener("abort", onAbort);
+      watches.release(q);
+    }
+  }
+
   return {
     exclusive: true,
+    watch,
     db,
     table,
     async get(kind, id) {
@@ -140,6 +208,7 @@ export function createMemoryResourceStore(opts: MemoryResourceStoreOptions = {})
     },
     async close() {
       closed = true;
+      watches.closeAll("memory store");
     },
   };
 }

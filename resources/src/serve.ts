@@ -30,6 +30,7 @@ import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { Code, fail } from "@nsm-ts/base/status";
 import { ResourceManagers } from "./managers.js";
 import { createPrefixPool, type PrefixPool, type PrefixPoolOptions } from "./prefix-pool.js";
+import { watchHandler } from "./serve-watch.js";
 import type { ResourceStore, WriteCaller } from "./store.js";
 
 /** Options of `registerResourceManagers`. */
@@ -49,6 +50,8 @@ export interface RegisterResourceManagersOptions {
    * default none (`NSM_RESOURCES_ADMINS` in cmd-registry).
    */
   admins?: readonly string[];
+  /** Live events buffered per Watch call before a slow reader is ended with ResourceExhausted; default 256. */
+  watchBufferSize?: number;
 }
 
 /** What `registerResourceManagers` set up, for callers that also use the managers in-process. */
@@ -85,6 +88,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listNetworks: (r) => m.list<Network>("network", r),
     bulkCreateNetworks: async (r, c) => ({ items: await m.bulkCreateNetworks(r.items, callerOf(c)) }),
     bulkDeleteNetworks: (r, c) => thenOk(m.delete("network", r.refs, callerOf(c))),
+    watchNetworks: watchHandler<Network>(opts.store, "network", opts.watchBufferSize),
   });
   server.addService(SubnetManager, {
     createSubnet: (r, c) => m.createSubnet(r, callerOf(c)),
@@ -94,6 +98,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listSubnets: (r) => m.list<Subnet>("subnet", r),
     bulkCreateSubnets: async (r, c) => ({ items: await m.bulkCreateSubnets(r.items, callerOf(c)) }),
     bulkDeleteSubnets: (r, c) => thenOk(m.delete("subnet", r.refs, callerOf(c))),
+    watchSubnets: watchHandler<Subnet>(opts.store, "subnet", opts.watchBufferSize),
   });
   server.addService(IpAddressManager, {
     allocateIpAddress: (r, c) => m.allocateIpAddress(r, callerOf(c)),
@@ -103,6 +108,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listIpAddresses: (r) => m.list<IpAddress>("ip", r),
     bulkAllocateIpAddresses: async (r, c) => ({ items: await m.bulkAllocateIpAddresses(r, callerOf(c)) }),
     bulkReleaseIpAddresses: (r, c) => thenOk(m.bulkReleaseIpAddresses(r.refs, callerOf(c))),
+    watchIpAddresses: watchHandler<IpAddress>(opts.store, "ip", opts.watchBufferSize),
   });
   server.addService(MacAddressManager, {
     allocateMacAddress: (r, c) => m.allocateMacAddress(r, callerOf(c)),
@@ -112,6 +118,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listMacAddresses: (r) => m.list<MacAddress>("mac", r),
     bulkAllocateMacAddresses: async (r, c) => ({ items: await m.bulkAllocateMacAddresses(r, callerOf(c)) }),
     bulkReleaseMacAddresses: (r, c) => thenOk(m.bulkReleaseMacAddresses(r.refs, callerOf(c))),
+    watchMacAddresses: watchHandler<MacAddress>(opts.store, "mac", opts.watchBufferSize),
   });
   server.addService(PortManager, {
     createPort: (r, c) => m.createPort(r, "", callerOf(c)),
@@ -121,6 +128,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listPorts: (r) => m.list<Port>("port", r),
     bulkCreatePorts: async (r, c) => ({ items: await m.bulkCreatePorts(r.items, callerOf(c)) }),
     bulkDeletePorts: (r, c) => thenOk(m.delete("port", r.refs, callerOf(c))),
+    watchPorts: watchHandler<Port>(opts.store, "port", opts.watchBufferSize),
   });
   server.addService(SecurityGroupManager, {
     createSecurityGroup: (r, c) => m.createSecurityGroup(r, callerOf(c)),
@@ -130,6 +138,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listSecurityGroups: (r) => m.list<SecurityGroup>("securitygroup", r),
     bulkCreateSecurityGroups: async (r, c) => ({ items: await m.bulkCreateSecurityGroups(r.items, callerOf(c)) }),
     bulkDeleteSecurityGroups: (r, c) => thenOk(m.delete("securitygroup", r.refs, callerOf(c))),
+    watchSecurityGroups: watchHandler<SecurityGroup>(opts.store, "securitygroup", opts.watchBufferSize),
   });
   server.addService(RouteTableManager, {
     createRouteTable: (r, c) => m.createRouteTable(r, callerOf(c)),
@@ -139,6 +148,7 @@ export function registerResourceManagers(server: NsmServer, opts: RegisterResour
     listRouteTables: (r) => m.list<RouteTable>("routetable", r),
     bulkCreateRouteTables: async (r, c) => ({ items: await m.bulkCreateRouteTables(r.items, callerOf(c)) }),
     bulkDeleteRouteTables: (r, c) => thenOk(m.delete("routetable", r.refs, callerOf(c))),
+    watchRouteTables: watchHandler<RouteTable>(opts.store, "routetable", opts.watchBufferSize),
   });
 
   let pool: PrefixPool | undefined;

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
 import { Code, fail } from "@nsm-ts/base/status";
 
 /** The kinds of record. */
-export type ResourceKind = "network" | "subnet" | "ip" | "mac" | "port" | "securitygroup" | "routetable";
+export type ResourceKind = "network" | "subnet" | "ip" | "mac" | "port" | "securitygroup" | "routetable" | "vip" | "dns" | "node";
 
 /** A reference to another record (`kind` + `id`), e.g. a subnet's network. */
 export interface RecordRef {
@@ -88,6 +88,32 @@ export interface StoreListOptions {
   filter?: (r: StoredRecord) => boolean;
 }
 
+/**
+ * One event of a store watch: a record written (`put`, also the current records of a watch from revision 0), a
+ * record deleted (`record`: its last state, with the delete's revision, when the store still has it), or the end
+ * of the initial listing (`synced`, watches from revision 0 only). `revision` is the store revision to resume after.
+ */
+export type StoreWatchEvent =
+  | { readonly type: "put"; readonly record: StoredRecord; readonly revision: string }
+  | {
+      readonly type: "delete";
+      readonly kind: ResourceKind;
+      readonly id: string;
+      readonly record?: StoredRecord | undefined;
+      readonly revision: string;
+    }
+  | { readonly type: "synced"; readonly revision: string };
+
+/** Options of `ResourceStore.watch`. */
+export interface StoreWatchOptions {
+  /** "0" or undefined: the current records, `synced`, then the changes; else the changes after this revision. */
+  fromRevision?: string | undefined;
+  /** Ends the watch (normally) when aborted. */
+  signal: AbortSignal;
+  /** Live events buffered before a slow watcher is ended with ResourceExhausted; default `DEFAULT_WATCH_BUFFER`. */
+  bufferSize?: number | undefined;
+}
+
 /** Where the managers keep their records. */
 export interface ResourceStore {
   /**
@@ -116,6 +142,13 @@ export interface ResourceStore {
    * message naming the record. Creates store `caller.spiffeId` as the creator; updates keep the stored creator.
    */
   commit(ops: readonly StoreOp[]): Promise<string[]>;
+  /**
+   * Every change of the records of `kind` (see `StoreWatchEvent`) until `signal` aborts. Fails with InvalidArgument
+   * for a malformed revision, OutOfRange when the changes after `fromRevision` are gone (watch from 0), and
+   * ResourceExhausted, after the buffered events, when the watcher fell `bufferSize` events behind. Open watches
+   * end with Unavailable when the store closes.
+   */
+  watch(kind: ResourceKind, opts: StoreWatchOptions): AsyncIterable<StoreWatchEvent>;
   /** Releases the store's resources; later calls fail with Unavailable. */
   close(): Promise<void>;
 }

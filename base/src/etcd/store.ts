@@ -26,7 +26,8 @@ export type EtcdStoreBaseOptions = EtcdClientOptions & {
 /** What a watch reports; `error` means the watch is broken (etcd3 retries transient faults by itself). */
 export interface WatchHandlers {
   put(kv: IKeyValue): void;
-  delete(kv: IKeyValue): void;
+  /** `prev`: the key's last value, when the watch asked for it (`prevKv`) and etcd still has it. */
+  delete(kv: IKeyValue, prev?: IKeyValue): void;
   error(err: Error): void;
 }
 
@@ -108,17 +109,19 @@ export class EtcdStoreBase {
   }
 
   /**
-   * Watches every key under `prefix` (from `startRevision` when given, else from now) until stopped or the
+   * Watches every key under `prefix` (from `startRevision` when given, else from now; with `prevKv` deletes carry
+   * the last value) until stopped or the
    * store closes. A watch that opens after `close` began is cancelled and fails with `Unavailable`.
    */
-  async watch(prefix: string, on: WatchHandlers, opts: { startRevision?: string; op?: string } = {}): Promise<EtcdWatch> {
+  async watch(prefix: string, on: WatchHandlers, opts: { startRevision?: string; op?: string; prevKv?: boolean } = {}): Promise<EtcdWatch> {
     const builder = this.client.watch().prefix(prefix);
     if (opts.startRevision !== undefined) builder.startRevision(opts.startRevision);
+    if (opts.prevKv === true) builder.withPreviousKV();
     const w = await this.call(opts.op ?? "watch", () => builder.create());
     const handle: EtcdWatch = { stop: () => this.stopWatch(w) };
     this.watches.set(w, handle);
     w.on("put", (kv: IKeyValue) => on.put(kv));
-    w.on("delete", (kv: IKeyValue) => on.delete(kv));
+    w.on("delete", (kv: IKeyValue, prev?: IKeyValue) => on.delete(kv, prev));
     w.on("error", (err: Error) => on.error(err));
     if (this.isClosed) {
       await handle.stop();

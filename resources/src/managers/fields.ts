@@ -11,6 +11,12 @@ export const need = (value: string, field: string): string => value || fail(Code
 /** The record id of an IP address: its subnet, then the canonical address. */
 export const ipId = (subnetId: string, address: string): string => `${subnetId}/${address}`;
 
+/** The subnet and address of an IP record id (the address never contains a slash). */
+export function ipIdParts(id: string): { subnetId: string; address: string } {
+  const at = id.lastIndexOf("/");
+  return { subnetId: id.slice(0, at), address: id.slice(at + 1) };
+}
+
 /** InvalidArgument unless a bulk allocation's `count` is 1..MAX_BULK. */
 export function requireCount(count: number): void {
   if (count < 1 || count > MAX_BULK) fail(Code.InvalidArgument, `resources: count: must be 1..${MAX_BULK}, got ${count}`);

@@ -1,14 +1,17 @@
 /** Paged lists of any kind in id order, filtered by the request fields that apply to the kind. */
 import type { Message } from "@bufbuild/protobuf";
 import {
+  type DnsRecord,
   type IpAddress,
   IpState,
   type ListRequest,
   type MacAddress,
   type Network,
+  type Node,
   type Port,
   type RouteTable,
   type Subnet,
+  type VirtualIp,
 } from "@nsm-ts/api/resources";
 import { Code, fail } from "@nsm-ts/base/status";
 import type { ResourceKind, ResourceStore } from "../store.js";
@@ -74,5 +77,13 @@ function listFilter(kind: ResourceKind, req: ListRequest): (v: Message) => boole
           (req.subnetId === "" || p.fixedIps.some((f) => f.subnetId === req.subnetId))
         );
       };
+    case "vip":
+      return (v) => {
+        const x = v as VirtualIp;
+        return eq(req.subnetId, x.subnetId) && eq(req.owner, x.owner) && eq(req.name, x.name);
+      };
+    case "dns":
+    case "node":
+      return (v) => eq(req.name, (v as DnsRecord | Node).name);
   }
 }

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nsmts/resources/v1/resources.proto.
  */
 export const file_nsmts_resources_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("CiJuc210cy9yZXNvdXJjZXMvdjEvcmVzb3VyY2VzLnByb3RvEhJuc210cy5yZXNvdXJjZXMudjEiRwoHTmV0d29yaxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGNpZHIYAyABKAkSFAoIcmV2aXNpb24YBCABKARCAjABIiwKDkFsbG9jYXRpb25Qb29sEg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCSLYAQoGU3VibmV0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKbmV0d29ya19pZBgDIAEoCRIMCgRjaWRyGAQgASgJEhIKCmdhdGV3YXlfaXAYBSABKAkSPAoQYWxsb2NhdGlvbl9wb29scxgGIAMoCzIiLm5zbXRzLnJlc291cmNlcy52MS5BbGxvY2F0aW9uUG9vbBISCgppcF92ZXJzaW9uGAcgASgNEhYKDnJvdXRlX3RhYmxlX2lkGAggASgJEhQKCHJldmlzaW9uGAkgASgEQgIwASKAAQoJSXBBZGRyZXNzEhEKCXN1Ym5ldF9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEioKBXN0YXRlGAMgASgOMhsubnNtdHMucmVzb3VyY2VzLnYxLklwU3RhdGUSDQoFb3duZXIYBCABKAkSFAoIcmV2aXNpb24YBSABKARCAjABIkgKDElwQWRkcmVzc1JlZhIRCglzdWJuZXRfaWQYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIUCghyZXZpc2lvbhgDIAEoBEICMAEieQoYQWxsb2NhdGVJcEFkZHJlc3NSZXF1ZXN0EhEKCXN1Ym5ldF9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEg0KBW93bmVyGAMgASgJEioKBXN0YXRlGAQgASgOMhsubnNtdHMucmVzb3VyY2VzLnYxLklwU3RhdGUiUQoeQnVsa0FsbG9jYXRlSXBBZGRyZXNzZXNSZXF1ZXN0EhEKCXN1Ym5ldF9pZBgBIAEoCRINCgVjb3VudBgCIAEoDRINCgVvd25lchgDIAEoCSJWCg1JcEFkZHJlc3NMaXN0EiwKBWl0ZW1zGAEgAygLMh0ubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTwodQnVsa1JlbGVhc2VJcEFkZHJlc3Nlc1JlcXVlc3QSLgoEcmVmcxgBIAMoCzIgLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3NSZWYiQgoKTWFjQWRkcmVzcxIPCgdhZGRyZXNzGAEgASgJEg0KBW93bmVyGAIgASgJEhQKCHJldmlzaW9uGAMgASgEQgIwASI2Cg1NYWNBZGRyZXNzUmVmEg8KB2FkZHJlc3MYASABKAkSFAoIcmV2aXNpb24YAiABKARCAjABIkgKGUFsbG9jYXRlTWFjQWRkcmVzc1JlcXVlc3QSDwoHYWRkcmVzcxgBIAEoCRILCgNvdWkYAiABKAkSDQoFb3duZXIYAyABKAkiTAofQnVsa0FsbG9jYXRlTWFjQWRkcmVzc2VzUmVxdWVzdBINCgVjb3VudBgBIAEoDRILCgNvdWkYAiABKAkSDQoFb3duZXIYAyABKAkiWAoOTWFjQWRkcmVzc0xpc3QSLQoFaXRlbXMYASADKAsyHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUQoeQnVsa1JlbGVhc2VNYWNBZGRyZXNzZXNSZXF1ZXN0Ei8KBHJlZnMYASADKAsyIS5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzc1JlZiIwCgdGaXhlZElwEhEKCXN1Ym5ldF9pZBgBIAEoCRISCgppcF9hZGRyZXNzGAIgASgJIroBCgRQb3J0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKbmV0d29ya19pZBgDIAEoCRIuCglmaXhlZF9pcHMYBCADKAsyGy5uc210cy5yZXNvdXJjZXMudjEuRml4ZWRJcBITCgttYWNfYWRkcmVzcxgFIAEoCRINCgVvd25lchgGIAEoCRIaChJzZWN1cml0eV9ncm91cF9pZHMYByADKAkSFAoIcmV2aXNpb24YCCABKARCAjABIrsBChFTZWN1cml0eUdyb3VwUnVsZRIKCgJpZBgBIAEoCRIRCglkaXJlY3Rpb24YAiABKAkSEgoKZXRoZXJfdHlwZRgDIAEoCRIQCghwcm90b2NvbBgEIAEoCRIWCg5wb3J0X3JhbmdlX21pbhgFIAEoDRIWCg5wb3J0X3JhbmdlX21heBgGIAEoDRIYChByZW1vdGVfaXBfcHJlZml4GAcgASgJEhcKD3JlbW90ZV9ncm91cF9pZBgIIAEoCSJ1Cg1TZWN1cml0eUdyb3VwEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSNAoFcnVsZXMYAyADKAsyJS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cFJ1bGUSFAoIcmV2aXNpb24YBCABKARCAjABIkAKBVJvdXRlEhMKC2Rlc3RpbmF0aW9uGAEgASgJEhAKCG5leHRfaG9wGAIgASgJEhAKCHByaW9yaXR5GAMgASgNInsKClJvdXRlVGFibGUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEikKBnJvdXRlcxgEIAMoCzIZLm5zbXRzLnJlc291cmNlcy52MS5Sb3V0ZRIUCghyZXZpc2lvbhgFIAEoBEICMAEiLwoLUmVzb3VyY2VSZWYSCgoCaWQYASABKAkSFAoIcmV2aXNpb24YAiABKARCAjABIkIKEUJ1bGtEZWxldGVSZXF1ZXN0Ei0KBHJlZnMYASADKAsyHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYiEAoORGVsZXRlUmVzcG9uc2UipAEKC0xpc3RSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhIKCm5ldHdvcmtfaWQYAyABKAkSEQoJc3VibmV0X2lkGAQgASgJEg0KBW93bmVyGAUgASgJEioKBXN0YXRlGAYgASgOMhsubnNtdHMucmVzb3VyY2VzLnYxLklwU3RhdGUSDAoEbmFtZRgHIAEoCSJSCgtOZXR3b3JrTGlzdBIqCgVpdGVtcxgBIAMoCzIbLm5zbXRzLnJlc291cmNlcy52MS5OZXR3b3JrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJQCgpTdWJuZXRMaXN0EikKBWl0ZW1zGAEgAygLMhoubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoIUG9ydExpc3QSJwoFaXRlbXMYASADKAsyGC5uc210cy5yZXNvdXJjZXMudjEuUG9ydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoRU2VjdXJpdHlHcm91cExpc3QSMAoFaXRlbXMYASADKAsyIS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWAoOUm91dGVUYWJsZUxpc3QSLQoFaXRlbXMYASADKAsyHi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqTwoHSXBTdGF0ZRIYChRJUF9TVEFURV9VTlNQRUNJRklFRBAAEhMKD0lQX1NUQVRFX0FDVElWRRABEhUKEUlQX1NUQVRFX0lOQUNUSVZFEAIy0wQKDk5ldHdvcmtNYW5hZ2VyEkkKDUNyZWF0ZU5ldHdvcmsSGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxobLm5zbXRzLnJlc291cmNlcy52MS5OZXR3b3JrEkoKCkdldE5ldHdvcmsSHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYaGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxJJCg1VcGRhdGVOZXR3b3JrEhsubnNtdHMucmVzb3VyY2VzLnYxLk5ldHdvcmsaGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxJUCg1EZWxldGVOZXR3b3JrEh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElAKDExpc3ROZXR3b3JrcxIfLm5zbXRzLnJlc291cmNlcy52MS5MaXN0UmVxdWVzdBofLm5zbXRzLnJlc291cmNlcy52MS5OZXR3b3JrTGlzdBJWChJCdWxrQ3JlYXRlTmV0d29ya3MSHy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29ya0xpc3QaHy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29ya0xpc3QSXwoSQnVsa0RlbGV0ZU5ldHdvcmtzEiUubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtEZWxldGVSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlMsMECg1TdWJuZXRNYW5hZ2VyEkYKDENyZWF0ZVN1Ym5ldBIaLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXQaGi5uc210cy5yZXNvdXJjZXMudjEuU3VibmV0EkgKCUdldFN1Ym5ldBIfLm5zbXRzLnJlc291cmNlcy52MS5SZXNvdXJjZVJlZhoaLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXQSRgoMVXBkYXRlU3VibmV0EhoubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldBoaLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXQSUwoMRGVsZXRlU3VibmV0Eh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlEk4KC0xpc3RTdWJuZXRzEh8ubnNtdHMucmVzb3VyY2VzLnYxLkxpc3RSZXF1ZXN0Gh4ubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldExpc3QSUwoRQnVsa0NyZWF0ZVN1Ym5ldHMSHi5uc210cy5yZXNvdXJjZXMudjEuU3VibmV0TGlzdBoeLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXRMaXN0El4KEUJ1bGtEZWxldGVTdWJuZXRzEiUubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtEZWxldGVSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlMqoFChBJcEFkZHJlc3NNYW5hZ2VyEmAKEUFsbG9jYXRlSXBBZGRyZXNzEiwubnNtdHMucmVzb3VyY2VzLnYxLkFsbG9jYXRlSXBBZGRyZXNzUmVxdWVzdBodLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3MSTwoMR2V0SXBBZGRyZXNzEiAubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzc1JlZhodLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3MSTwoPVXBkYXRlSXBBZGRyZXNzEh0ubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzcxodLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3MSWAoQUmVsZWFzZUlwQWRkcmVzcxIgLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3NSZWYaIi5uc210cy5yZXNvdXJjZXMudjEuRGVsZXRlUmVzcG9uc2USVQoPTGlzdElwQWRkcmVzc2VzEh8ubnNtdHMucmVzb3VyY2VzLnYxLkxpc3RSZXF1ZXN0GiEubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzc0xpc3QScAoXQnVsa0FsbG9jYXRlSXBBZGRyZXNzZXMSMi5uc210cy5yZXNvdXJjZXMudjEuQnVsa0FsbG9jYXRlSXBBZGRyZXNzZXNSZXF1ZXN0GiEubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzc0xpc3QSbwoWQnVsa1JlbGVhc2VJcEFkZHJlc3NlcxIxLm5zbXRzLnJlc291cmNlcy52MS5CdWxrUmVsZWFzZUlwQWRkcmVzc2VzUmVxdWVzdBoiLm5zbXRzLnJlc291cmNlcy52MS5EZWxldGVSZXNwb25zZTK9BQoRTWFjQWRkcmVzc01hbmFnZXISYwoSQWxsb2NhdGVNYWNBZGRyZXNzEi0ubnNtdHMucmVzb3VyY2VzLnYxLkFsbG9jYXRlTWFjQWRkcmVzc1JlcXVlc3QaHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxJSCg1HZXRNYWNBZGRyZXNzEiEubnNtdHMucmVzb3VyY2VzLnYxLk1hY0FkZHJlc3NSZWYaHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxJSChBVcGRhdGVNYWNBZGRyZXNzEh4ubnNtdHMucmVzb3VyY2VzLnYxLk1hY0FkZHJlc3MaHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxJaChFSZWxlYXNlTWFjQWRkcmVzcxIhLm5zbXRzLnJlc291cmNlcy52MS5NYWNBZGRyZXNzUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElcKEExpc3RNYWNBZGRyZXNzZXMSHy5uc210cy5yZXNvdXJjZXMudjEuTGlzdFJlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzc0xpc3QScwoYQnVsa0FsbG9jYXRlTWFjQWRkcmVzc2VzEjMubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtBbGxvY2F0ZU1hY0FkZHJlc3Nlc1JlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzc0xpc3QScQoXQnVsa1JlbGVhc2VNYWNBZGRyZXNzZXMSMi5uc210cy5yZXNvdXJjZXMudjEuQnVsa1JlbGVhc2VNYWNBZGRyZXNzZXNSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlMqMECgtQb3J0TWFuYWdlchJACgpDcmVhdGVQb3J0EhgubnNtdHMucmVzb3VyY2VzLnYxLlBvcnQaGC5uc210cy5yZXNvdXJjZXMudjEuUG9ydBJECgdHZXRQb3J0Eh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGhgubnNtdHMucmVzb3VyY2VzLnYxLlBvcnQSQAoKVXBkYXRlUG9ydBIYLm5zbXRzLnJlc291cmNlcy52MS5Qb3J0GhgubnNtdHMucmVzb3VyY2VzLnYxLlBvcnQSUQoKRGVsZXRlUG9ydBIfLm5zbXRzLnJlc291cmNlcy52MS5SZXNvdXJjZVJlZhoiLm5zbXRzLnJlc291cmNlcy52MS5EZWxldGVSZXNwb25zZRJKCglMaXN0UG9ydHMSHy5uc210cy5yZXNvdXJjZXMudjEuTGlzdFJlcXVlc3QaHC5uc210cy5yZXNvdXJjZXMudjEuUG9ydExpc3QSTQoPQnVsa0NyZWF0ZVBvcnRzEhwubnNtdHMucmVzb3VyY2VzLnYxLlBvcnRMaXN0GhwubnNtdHMucmVzb3VyY2VzLnYxLlBvcnRMaXN0ElwKD0J1bGtEZWxldGVQb3J0cxIlLm5zbXRzLnJlc291cmNlcy52MS5CdWxrRGVsZXRlUmVxdWVzdBoiLm5zbXRzLnJlc291cmNlcy52MS5EZWxldGVSZXNwb25zZTKzBQoUU2VjdXJpdHlHcm91cE1hbmFnZXISWwoTQ3JlYXRlU2VjdXJpdHlHcm91cBIhLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwGiEubnNtdHMucmVzb3VyY2VzLnYxLlNlY3VyaXR5R3JvdXASVgoQR2V0U2VjdXJpdHlHcm91cBIfLm5zbXRzLnJlc291cmNlcy52MS5SZXNvdXJjZVJlZhohLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwElsKE1VwZGF0ZVNlY3VyaXR5R3JvdXASIS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cBohLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwEloKE0RlbGV0ZVNlY3VyaXR5R3JvdXASHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYaIi5uc210cy5yZXNvdXJjZXMudjEuRGVsZXRlUmVzcG9uc2USXAoSTGlzdFNlY3VyaXR5R3JvdXBzEh8ubnNtdHMucmVzb3VyY2VzLnYxLkxpc3RSZXF1ZXN0GiUubnNtdHMucmVzb3VyY2VzLnYxLlNlY3VyaXR5R3JvdXBMaXN0EmgKGEJ1bGtDcmVhdGVTZWN1cml0eUdyb3VwcxIlLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwTGlzdBolLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwTGlzdBJlChhCdWxrRGVsZXRlU2VjdXJpdHlHcm91cHMSJS5uc210cy5yZXNvdXJjZXMudjEuQnVsa0RlbGV0ZVJlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuRGVsZXRlUmVzcG9uc2UygwUKEVJvdXRlVGFibGVNYW5hZ2VyElIKEENyZWF0ZVJvdXRlVGFibGUSHi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZRoeLm5zbXRzLnJlc291cmNlcy52MS5Sb3V0ZVRhYmxlElAKDUdldFJvdXRlVGFibGUSHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYaHi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZRJSChBVcGRhdGVSb3V0ZVRhYmxlEh4ubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGUaHi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZRJXChBEZWxldGVSb3V0ZVRhYmxlEh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElYKD0xpc3RSb3V0ZVRhYmxlcxIfLm5zbXRzLnJlc291cmNlcy52MS5MaXN0UmVxdWVzdBoiLm5zbXRzLnJlc291cmNlcy52MS5Sb3V0ZVRhYmxlTGlzdBJfChVCdWxrQ3JlYXRlUm91dGVUYWJsZXMSIi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZUxpc3QaIi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZUxpc3QSYgoVQnVsa0RlbGV0ZVJvdXRlVGFibGVzEiUubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtEZWxldGVSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiJuc210cy9yZXNvdXJjZXMvdjEvcmVzb3VyY2VzLnByb3RvEhJuc210cy5yZXNvdXJjZXMudjEiRwoHTmV0d29yaxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGNpZHIYAyABKAkSFAoIcmV2aXNpb24YBCABKARCAjABIiwKDkFsbG9jYXRpb25Qb29sEg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCSLYAQoGU3VibmV0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKbmV0d29ya19pZBgDIAEoCRIMCgRjaWRyGAQgASgJEhIKCmdhdGV3YXlfaXAYBSABKAkSPAoQYWxsb2NhdGlvbl9wb29scxgGIAMoCzIiLm5zbXRzLnJlc291cmNlcy52MS5BbGxvY2F0aW9uUG9vbBISCgppcF92ZXJzaW9uGAcgASgNEhYKDnJvdXRlX3RhYmxlX2lkGAggASgJEhQKCHJldmlzaW9uGAkgASgEQgIwASKAAQoJSXBBZGRyZXNzEhEKCXN1Ym5ldF9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEioKBXN0YXRlGAMgASgOMhsubnNtdHMucmVzb3VyY2VzLnYxLklwU3RhdGUSDQoFb3duZXIYBCABKAkSFAoIcmV2aXNpb24YBSABKARCAjABIkgKDElwQWRkcmVzc1JlZhIRCglzdWJuZXRfaWQYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIUCghyZXZpc2lvbhgDIAEoBEICMAEieQoYQWxsb2NhdGVJcEFkZHJlc3NSZXF1ZXN0EhEKCXN1Ym5ldF9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEg0KBW93bmVyGAMgASgJEioKBXN0YXRlGAQgASgOMhsubnNtdHMucmVzb3VyY2VzLnYxLklwU3RhdGUiUQoeQnVsa0FsbG9jYXRlSXBBZGRyZXNzZXNSZXF1ZXN0EhEKCXN1Ym5ldF9pZBgBIAEoCRINCgVjb3VudBgCIAEoDRINCgVvd25lchgDIAEoCSJWCg1JcEFkZHJlc3NMaXN0EiwKBWl0ZW1zGAEgAygLMh0ubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTwodQnVsa1JlbGVhc2VJcEFkZHJlc3Nlc1JlcXVlc3QSLgoEcmVmcxgBIAMoCzIgLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3NSZWYiQgoKTWFjQWRkcmVzcxIPCgdhZGRyZXNzGAEgASgJEg0KBW93bmVyGAIgASgJEhQKCHJldmlzaW9uGAMgASgEQgIwASI2Cg1NYWNBZGRyZXNzUmVmEg8KB2FkZHJlc3MYASABKAkSFAoIcmV2aXNpb24YAiABKARCAjABIkgKGUFsbG9jYXRlTWFjQWRkcmVzc1JlcXVlc3QSDwoHYWRkcmVzcxgBIAEoCRILCgNvdWkYAiABKAkSDQoFb3duZXIYAyABKAkiTAofQnVsa0FsbG9jYXRlTWFjQWRkcmVzc2VzUmVxdWVzdBINCgVjb3VudBgBIAEoDRILCgNvdWkYAiABKAkSDQoFb3duZXIYAyABKAkiWAoOTWFjQWRkcmVzc0xpc3QSLQoFaXRlbXMYASADKAsyHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUQoeQnVsa1JlbGVhc2VNYWNBZGRyZXNzZXNSZXF1ZXN0Ei8KBHJlZnMYASADKAsyIS5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzc1JlZiIwCgdGaXhlZElwEhEKCXN1Ym5ldF9pZBgBIAEoCRISCgppcF9hZGRyZXNzGAIgASgJIroBCgRQb3J0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKbmV0d29ya19pZBgDIAEoCRIuCglmaXhlZF9pcHMYBCADKAsyGy5uc210cy5yZXNvdXJjZXMudjEuRml4ZWRJcBITCgttYWNfYWRkcmVzcxgFIAEoCRINCgVvd25lchgGIAEoCRIaChJzZWN1cml0eV9ncm91cF9pZHMYByADKAkSFAoIcmV2aXNpb24YCCABKARCAjABIrsBChFTZWN1cml0eUdyb3VwUnVsZRIKCgJpZBgBIAEoCRIRCglkaXJlY3Rpb24YAiABKAkSEgoKZXRoZXJfdHlwZRgDIAEoCRIQCghwcm90b2NvbBgEIAEoCRIWCg5wb3J0X3JhbmdlX21pbhgFIAEoDRIWCg5wb3J0X3JhbmdlX21heBgGIAEoDRIYChByZW1vdGVfaXBfcHJlZml4GAcgASgJEhcKD3JlbW90ZV9ncm91cF9pZBgIIAEoCSJ1Cg1TZWN1cml0eUdyb3VwEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSNAoFcnVsZXMYAyADKAsyJS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cFJ1bGUSFAoIcmV2aXNpb24YBCABKARCAjABIkAKBVJvdXRlEhMKC2Rlc3RpbmF0aW9uGAEgASgJEhAKCG5leHRfaG9wGAIgASgJEhAKCHByaW9yaXR5GAMgASgNInsKClJvdXRlVGFibGUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEikKBnJvdXRlcxgEIAMoCzIZLm5zbXRzLnJlc291cmNlcy52MS5Sb3V0ZRIUCghyZXZpc2lvbhgFIAEoBEICMAEiLwoLUmVzb3VyY2VSZWYSCgoCaWQYASABKAkSFAoIcmV2aXNpb24YAiABKARCAjABIkIKEUJ1bGtEZWxldGVSZXF1ZXN0Ei0KBHJlZnMYASADKAsyHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYiEAoORGVsZXRlUmVzcG9uc2UipAEKC0xpc3RSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhIKCm5ldHdvcmtfaWQYAyABKAkSEQoJc3VibmV0X2lkGAQgASgJEg0KBW93bmVyGAUgASgJEioKBXN0YXRlGAYgASgOMhsubnNtdHMucmVzb3VyY2VzLnYxLklwU3RhdGUSDAoEbmFtZRgHIAEoCSJSCgtOZXR3b3JrTGlzdBIqCgVpdGVtcxgBIAMoCzIbLm5zbXRzLnJlc291cmNlcy52MS5OZXR3b3JrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJQCgpTdWJuZXRMaXN0EikKBWl0ZW1zGAEgAygLMhoubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoIUG9ydExpc3QSJwoFaXRlbXMYASADKAsyGC5uc210cy5yZXNvdXJjZXMudjEuUG9ydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoRU2VjdXJpdHlHcm91cExpc3QSMAoFaXRlbXMYASADKAsyIS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWAoOUm91dGVUYWJsZUxpc3QSLQoFaXRlbXMYASADKAsyHi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoMV2F0Y2hSZXF1ZXN0EhkKDWZyb21fcmV2aXNpb24YASABKARCAjABIoMBCgxOZXR3b3JrRXZlbnQSMAoEdHlwZRgBIAEoDjIiLm5zbXRzLnJlc291cmNlcy52MS5XYXRjaEV2ZW50VHlwZRIrCgZvYmplY3QYAiABKAsyGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxIUCghyZXZpc2lvbhgDIAEoBEICMAEigQEKC1N1Ym5ldEV2ZW50EjAKBHR5cGUYASABKA4yIi5uc210cy5yZXNvdXJjZXMudjEuV2F0Y2hFdmVudFR5cGUSKgoGb2JqZWN0GAIgASgLMhoubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldBIUCghyZXZpc2lvbhgDIAEoBEICMAEihwEKDklwQWRkcmVzc0V2ZW50EjAKBHR5cGUYASABKA4yIi5uc210cy5yZXNvdXJjZXMudjEuV2F0Y2hFdmVudFR5cGUSLQoGb2JqZWN0GAIgASgLMh0ubnNtdHMucmVzb3VyY2VzLnYxLklwQWRkcmVzcxIUCghyZXZpc2lvbhgDIAEoBEICMAEiiQEKD01hY0FkZHJlc3NFdmVudBIwCgR0eXBlGAEgASgOMiIubnNtdHMucmVzb3VyY2VzLnYxLldhdGNoRXZlbnRUeXBlEi4KBm9iamVjdBgCIAEoCzIeLm5zbXRzLnJlc291cmNlcy52MS5NYWNBZGRyZXNzEhQKCHJldmlzaW9uGAMgASgEQgIwASJ9CglQb3J0RXZlbnQSMAoEdHlwZRgBIAEoDjIiLm5zbXRzLnJlc291cmNlcy52MS5XYXRjaEV2ZW50VHlwZRIoCgZvYmplY3QYAiABKAsyGC5uc210cy5yZXNvdXJjZXMudjEuUG9ydBIUCghyZXZpc2lvbhgDIAEoBEICMAEijwEKElNlY3VyaXR5R3JvdXBFdmVudBIwCgR0eXBlGAEgASgOMiIubnNtdHMucmVzb3VyY2VzLnYxLldhdGNoRXZlbnRUeXBlEjEKBm9iamVjdBgCIAEoCzIhLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwEhQKCHJldmlzaW9uGAMgASgEQgIwASKJAQoPUm91dGVUYWJsZUV2ZW50EjAKBHR5cGUYASABKA4yIi5uc210cy5yZXNvdXJjZXMudjEuV2F0Y2hFdmVudFR5cGUSLgoGb2JqZWN0GAIgASgLMh4ubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGUSFAoIcmV2aXNpb24YAyABKARCAjABKk8KB0lwU3RhdGUSGAoUSVBfU1RBVEVfVU5TUEVDSUZJRUQQABITCg9JUF9TVEFURV9BQ1RJVkUQARIVChFJUF9TVEFURV9JTkFDVElWRRACKoYBCg5XYXRjaEV2ZW50VHlwZRIgChxXQVRDSF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGAoUV0FUQ0hfRVZFTlRfVFlQRV9QVVQQARIbChdXQVRDSF9FVkVOVF9UWVBFX0RFTEVURRACEhsKF1dBVENIX0VWRU5UX1RZUEVfU1lOQ0VEEAMyqgUKDk5ldHdvcmtNYW5hZ2VyEkkKDUNyZWF0ZU5ldHdvcmsSGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxobLm5zbXRzLnJlc291cmNlcy52MS5OZXR3b3JrEkoKCkdldE5ldHdvcmsSHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYaGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxJJCg1VcGRhdGVOZXR3b3JrEhsubnNtdHMucmVzb3VyY2VzLnYxLk5ldHdvcmsaGy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29yaxJUCg1EZWxldGVOZXR3b3JrEh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElAKDExpc3ROZXR3b3JrcxIfLm5zbXRzLnJlc291cmNlcy52MS5MaXN0UmVxdWVzdBofLm5zbXRzLnJlc291cmNlcy52MS5OZXR3b3JrTGlzdBJWChJCdWxrQ3JlYXRlTmV0d29ya3MSHy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29ya0xpc3QaHy5uc210cy5yZXNvdXJjZXMudjEuTmV0d29ya0xpc3QSXwoSQnVsa0RlbGV0ZU5ldHdvcmtzEiUubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtEZWxldGVSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElUKDVdhdGNoTmV0d29ya3MSIC5uc210cy5yZXNvdXJjZXMudjEuV2F0Y2hSZXF1ZXN0GiAubnNtdHMucmVzb3VyY2VzLnYxLk5ldHdvcmtFdmVudDABMpgFCg1TdWJuZXRNYW5hZ2VyEkYKDENyZWF0ZVN1Ym5ldBIaLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXQaGi5uc210cy5yZXNvdXJjZXMudjEuU3VibmV0EkgKCUdldFN1Ym5ldBIfLm5zbXRzLnJlc291cmNlcy52MS5SZXNvdXJjZVJlZhoaLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXQSRgoMVXBkYXRlU3VibmV0EhoubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldBoaLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXQSUwoMRGVsZXRlU3VibmV0Eh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlEk4KC0xpc3RTdWJuZXRzEh8ubnNtdHMucmVzb3VyY2VzLnYxLkxpc3RSZXF1ZXN0Gh4ubnNtdHMucmVzb3VyY2VzLnYxLlN1Ym5ldExpc3QSUwoRQnVsa0NyZWF0ZVN1Ym5ldHMSHi5uc210cy5yZXNvdXJjZXMudjEuU3VibmV0TGlzdBoeLm5zbXRzLnJlc291cmNlcy52MS5TdWJuZXRMaXN0El4KEUJ1bGtEZWxldGVTdWJuZXRzEiUubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtEZWxldGVSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElMKDFdhdGNoU3VibmV0cxIgLm5zbXRzLnJlc291cmNlcy52MS5XYXRjaFJlcXVlc3QaHy5uc210cy5yZXNvdXJjZXMudjEuU3VibmV0RXZlbnQwATKGBgoQSXBBZGRyZXNzTWFuYWdlchJgChFBbGxvY2F0ZUlwQWRkcmVzcxIsLm5zbXRzLnJlc291cmNlcy52MS5BbGxvY2F0ZUlwQWRkcmVzc1JlcXVlc3QaHS5uc210cy5yZXNvdXJjZXMudjEuSXBBZGRyZXNzEk8KDEdldElwQWRkcmVzcxIgLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3NSZWYaHS5uc210cy5yZXNvdXJjZXMudjEuSXBBZGRyZXNzEk8KD1VwZGF0ZUlwQWRkcmVzcxIdLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3MaHS5uc210cy5yZXNvdXJjZXMudjEuSXBBZGRyZXNzElgKEFJlbGVhc2VJcEFkZHJlc3MSIC5uc210cy5yZXNvdXJjZXMudjEuSXBBZGRyZXNzUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElUKD0xpc3RJcEFkZHJlc3NlcxIfLm5zbXRzLnJlc291cmNlcy52MS5MaXN0UmVxdWVzdBohLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3NMaXN0EnAKF0J1bGtBbGxvY2F0ZUlwQWRkcmVzc2VzEjIubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtBbGxvY2F0ZUlwQWRkcmVzc2VzUmVxdWVzdBohLm5zbXRzLnJlc291cmNlcy52MS5JcEFkZHJlc3NMaXN0Em8KFkJ1bGtSZWxlYXNlSXBBZGRyZXNzZXMSMS5uc210cy5yZXNvdXJjZXMudjEuQnVsa1JlbGVhc2VJcEFkZHJlc3Nlc1JlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuRGVsZXRlUmVzcG9uc2USWgoQV2F0Y2hJcEFkZHJlc3NlcxIgLm5zbXRzLnJlc291cmNlcy52MS5XYXRjaFJlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuSXBBZGRyZXNzRXZlbnQwATKbBgoRTWFjQWRkcmVzc01hbmFnZXISYwoSQWxsb2NhdGVNYWNBZGRyZXNzEi0ubnNtdHMucmVzb3VyY2VzLnYxLkFsbG9jYXRlTWFjQWRkcmVzc1JlcXVlc3QaHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxJSCg1HZXRNYWNBZGRyZXNzEiEubnNtdHMucmVzb3VyY2VzLnYxLk1hY0FkZHJlc3NSZWYaHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxJSChBVcGRhdGVNYWNBZGRyZXNzEh4ubnNtdHMucmVzb3VyY2VzLnYxLk1hY0FkZHJlc3MaHi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzcxJaChFSZWxlYXNlTWFjQWRkcmVzcxIhLm5zbXRzLnJlc291cmNlcy52MS5NYWNBZGRyZXNzUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElcKEExpc3RNYWNBZGRyZXNzZXMSHy5uc210cy5yZXNvdXJjZXMudjEuTGlzdFJlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzc0xpc3QScwoYQnVsa0FsbG9jYXRlTWFjQWRkcmVzc2VzEjMubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtBbGxvY2F0ZU1hY0FkZHJlc3Nlc1JlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuTWFjQWRkcmVzc0xpc3QScQoXQnVsa1JlbGVhc2VNYWNBZGRyZXNzZXMSMi5uc210cy5yZXNvdXJjZXMudjEuQnVsa1JlbGVhc2VNYWNBZGRyZXNzZXNSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElwKEVdhdGNoTWFjQWRkcmVzc2VzEiAubnNtdHMucmVzb3VyY2VzLnYxLldhdGNoUmVxdWVzdBojLm5zbXRzLnJlc291cmNlcy52MS5NYWNBZGRyZXNzRXZlbnQwATL0BAoLUG9ydE1hbmFnZXISQAoKQ3JlYXRlUG9ydBIYLm5zbXRzLnJlc291cmNlcy52MS5Qb3J0GhgubnNtdHMucmVzb3VyY2VzLnYxLlBvcnQSRAoHR2V0UG9ydBIfLm5zbXRzLnJlc291cmNlcy52MS5SZXNvdXJjZVJlZhoYLm5zbXRzLnJlc291cmNlcy52MS5Qb3J0EkAKClVwZGF0ZVBvcnQSGC5uc210cy5yZXNvdXJjZXMudjEuUG9ydBoYLm5zbXRzLnJlc291cmNlcy52MS5Qb3J0ElEKCkRlbGV0ZVBvcnQSHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYaIi5uc210cy5yZXNvdXJjZXMudjEuRGVsZXRlUmVzcG9uc2USSgoJTGlzdFBvcnRzEh8ubnNtdHMucmVzb3VyY2VzLnYxLkxpc3RSZXF1ZXN0GhwubnNtdHMucmVzb3VyY2VzLnYxLlBvcnRMaXN0Ek0KD0J1bGtDcmVhdGVQb3J0cxIcLm5zbXRzLnJlc291cmNlcy52MS5Qb3J0TGlzdBocLm5zbXRzLnJlc291cmNlcy52MS5Qb3J0TGlzdBJcCg9CdWxrRGVsZXRlUG9ydHMSJS5uc210cy5yZXNvdXJjZXMudjEuQnVsa0RlbGV0ZVJlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuRGVsZXRlUmVzcG9uc2USTwoKV2F0Y2hQb3J0cxIgLm5zbXRzLnJlc291cmNlcy52MS5XYXRjaFJlcXVlc3QaHS5uc210cy5yZXNvdXJjZXMudjEuUG9ydEV2ZW50MAEylgYKFFNlY3VyaXR5R3JvdXBNYW5hZ2VyElsKE0NyZWF0ZVNlY3VyaXR5R3JvdXASIS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cBohLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwElYKEEdldFNlY3VyaXR5R3JvdXASHy5uc210cy5yZXNvdXJjZXMudjEuUmVzb3VyY2VSZWYaIS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cBJbChNVcGRhdGVTZWN1cml0eUdyb3VwEiEubnNtdHMucmVzb3VyY2VzLnYxLlNlY3VyaXR5R3JvdXAaIS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cBJaChNEZWxldGVTZWN1cml0eUdyb3VwEh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlElwKEkxpc3RTZWN1cml0eUdyb3VwcxIfLm5zbXRzLnJlc291cmNlcy52MS5MaXN0UmVxdWVzdBolLm5zbXRzLnJlc291cmNlcy52MS5TZWN1cml0eUdyb3VwTGlzdBJoChhCdWxrQ3JlYXRlU2VjdXJpdHlHcm91cHMSJS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cExpc3QaJS5uc210cy5yZXNvdXJjZXMudjEuU2VjdXJpdHlHcm91cExpc3QSZQoYQnVsa0RlbGV0ZVNlY3VyaXR5R3JvdXBzEiUubnNtdHMucmVzb3VyY2VzLnYxLkJ1bGtEZWxldGVSZXF1ZXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLkRlbGV0ZVJlc3BvbnNlEmEKE1dhdGNoU2VjdXJpdHlHcm91cHMSIC5uc210cy5yZXNvdXJjZXMudjEuV2F0Y2hSZXF1ZXN0GiYubnNtdHMucmVzb3VyY2VzLnYxLlNlY3VyaXR5R3JvdXBFdmVudDABMuAFChFSb3V0ZVRhYmxlTWFuYWdlchJSChBDcmVhdGVSb3V0ZVRhYmxlEh4ubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGUaHi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZRJQCg1HZXRSb3V0ZVRhYmxlEh8ubnNtdHMucmVzb3VyY2VzLnYxLlJlc291cmNlUmVmGh4ubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGUSUgoQVXBkYXRlUm91dGVUYWJsZRIeLm5zbXRzLnJlc291cmNlcy52MS5Sb3V0ZVRhYmxlGh4ubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGUSVwoQRGVsZXRlUm91dGVUYWJsZRIfLm5zbXRzLnJlc291cmNlcy52MS5SZXNvdXJjZVJlZhoiLm5zbXRzLnJlc291cmNlcy52MS5EZWxldGVSZXNwb25zZRJWCg9MaXN0Um91dGVUYWJsZXMSHy5uc210cy5yZXNvdXJjZXMudjEuTGlzdFJlcXVlc3QaIi5uc210cy5yZXNvdXJjZXMudjEuUm91dGVUYWJsZUxpc3QSXwoVQnVsa0NyZWF0ZVJvdXRlVGFibGVzEiIubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGVMaXN0GiIubnNtdHMucmVzb3VyY2VzLnYxLlJvdXRlVGFibGVMaXN0EmIKFUJ1bGtEZWxldGVSb3V0ZVRhYmxlcxIlLm5zbXRzLnJlc291cmNlcy52MS5CdWxrRGVsZXRlUmVxdWVzdBoiLm5zbXRzLnJlc291cmNlcy52MS5EZWxldGVSZXNwb25zZRJbChBXYXRjaFJvdXRlVGFibGVzEiAubnNtdHMucmVzb3VyY2VzLnYxLldhdGNoUmVxdWVzdBojLm5zbXRzLnJlc291cmNlcy52MS5Sb3V0ZVRhYmxlRXZlbnQwAWIGcHJvdG8z");
 
 /**
  * A layer-3 network: an address space that subnets carve up.
@@ -964,6 +964,234 @@ export const RouteTableListSchema: GenMessage<RouteTableList> = /*@__PURE__*/
   messageDesc(file_nsmts_resources_v1_resources, 29);
 
 /**
+ * Where a watch starts.
+ *
+ * @generated from message nsmts.resources.v1.WatchRequest
+ */
+export type WatchRequest = Message<"nsmts.resources.v1.WatchRequest"> & {
+  /**
+   * 0: every current object first (PUT events in id order), then one SYNCED event, then every later change.
+   * N > 0: the changes after store revision N (the revision of the last event seen, to resume), no SYNCED event.
+   * OUT_OF_RANGE when the store no longer holds the changes after N (etcd compaction, the memory store's
+   * tombstone limit): watch from 0 again. A watcher that lets its buffer of unsent events fill (a slow reader)
+   * is ended with RESOURCE_EXHAUSTED after the buffered events; resume from the last revision it saw.
+   *
+   * @generated from field: uint64 from_revision = 1 [jstype = JS_STRING];
+   */
+  fromRevision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 30);
+
+/**
+ * A change of a Network; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.NetworkEvent
+ */
+export type NetworkEvent = Message<"nsmts.resources.v1.NetworkEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.Network object = 2;
+   */
+  object?: Network | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.NetworkEvent.
+ * Use `create(NetworkEventSchema)` to create a new message.
+ */
+export const NetworkEventSchema: GenMessage<NetworkEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 31);
+
+/**
+ * A change of a Subnet; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.SubnetEvent
+ */
+export type SubnetEvent = Message<"nsmts.resources.v1.SubnetEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.Subnet object = 2;
+   */
+  object?: Subnet | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.SubnetEvent.
+ * Use `create(SubnetEventSchema)` to create a new message.
+ */
+export const SubnetEventSchema: GenMessage<SubnetEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 32);
+
+/**
+ * A change of a IpAddress; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.IpAddressEvent
+ */
+export type IpAddressEvent = Message<"nsmts.resources.v1.IpAddressEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.IpAddress object = 2;
+   */
+  object?: IpAddress | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.IpAddressEvent.
+ * Use `create(IpAddressEventSchema)` to create a new message.
+ */
+export const IpAddressEventSchema: GenMessage<IpAddressEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 33);
+
+/**
+ * A change of a MacAddress; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.MacAddressEvent
+ */
+export type MacAddressEvent = Message<"nsmts.resources.v1.MacAddressEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.MacAddress object = 2;
+   */
+  object?: MacAddress | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.MacAddressEvent.
+ * Use `create(MacAddressEventSchema)` to create a new message.
+ */
+export const MacAddressEventSchema: GenMessage<MacAddressEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 34);
+
+/**
+ * A change of a Port; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.PortEvent
+ */
+export type PortEvent = Message<"nsmts.resources.v1.PortEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.Port object = 2;
+   */
+  object?: Port | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.PortEvent.
+ * Use `create(PortEventSchema)` to create a new message.
+ */
+export const PortEventSchema: GenMessage<PortEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 35);
+
+/**
+ * A change of a SecurityGroup; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.SecurityGroupEvent
+ */
+export type SecurityGroupEvent = Message<"nsmts.resources.v1.SecurityGroupEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.SecurityGroup object = 2;
+   */
+  object?: SecurityGroup | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.SecurityGroupEvent.
+ * Use `create(SecurityGroupEventSchema)` to create a new message.
+ */
+export const SecurityGroupEventSchema: GenMessage<SecurityGroupEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 36);
+
+/**
+ * A change of a RouteTable; `revision` is the store revision of the change (resume from it).
+ *
+ * @generated from message nsmts.resources.v1.RouteTableEvent
+ */
+export type RouteTableEvent = Message<"nsmts.resources.v1.RouteTableEvent"> & {
+  /**
+   * @generated from field: nsmts.resources.v1.WatchEventType type = 1;
+   */
+  type: WatchEventType;
+
+  /**
+   * @generated from field: nsmts.resources.v1.RouteTable object = 2;
+   */
+  object?: RouteTable | undefined;
+
+  /**
+   * @generated from field: uint64 revision = 3 [jstype = JS_STRING];
+   */
+  revision: string;
+};
+
+/**
+ * Describes the message nsmts.resources.v1.RouteTableEvent.
+ * Use `create(RouteTableEventSchema)` to create a new message.
+ */
+export const RouteTableEventSchema: GenMessage<RouteTableEvent> = /*@__PURE__*/
+  messageDesc(file_nsmts_resources_v1_resources, 37);
+
+/**
  * State of an allocated address.
  *
  * @generated from enum nsmts.resources.v1.IpState
@@ -990,6 +1218,45 @@ export enum IpState {
  */
 export const IpStateSchema: GenEnum<IpState> = /*@__PURE__*/
   enumDesc(file_nsmts_resources_v1_resources, 0);
+
+/**
+ * What a watch event reports.
+ *
+ * @generated from enum nsmts.resources.v1.WatchEventType
+ */
+export enum WatchEventType {
+  /**
+   * @generated from enum value: WATCH_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The object was created or changed (or is current, before SYNCED); `object` is its new state.
+   *
+   * @generated from enum value: WATCH_EVENT_TYPE_PUT = 1;
+   */
+  PUT = 1,
+
+  /**
+   * The object was deleted; `object` is its last state (etcd: its last state, or its id alone when etcd no longer has it).
+   *
+   * @generated from enum value: WATCH_EVENT_TYPE_DELETE = 2;
+   */
+  DELETE = 2,
+
+  /**
+   * The initial listing of a watch from revision 0 is complete; no object.
+   *
+   * @generated from enum value: WATCH_EVENT_TYPE_SYNCED = 3;
+   */
+  SYNCED = 3,
+}
+
+/**
+ * Describes the enum nsmts.resources.v1.WatchEventType.
+ */
+export const WatchEventTypeSchema: GenEnum<WatchEventType> = /*@__PURE__*/
+  enumDesc(file_nsmts_resources_v1_resources, 1);
 
 /**
  * Networks.
@@ -1052,6 +1319,16 @@ export const NetworkManager: GenService<{
     methodKind: "unary";
     input: typeof BulkDeleteRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.NetworkManager.WatchNetworks
+   */
+  watchNetworks: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof NetworkEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 0);
@@ -1117,6 +1394,16 @@ export const SubnetManager: GenService<{
     methodKind: "unary";
     input: typeof BulkDeleteRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.SubnetManager.WatchSubnets
+   */
+  watchSubnets: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof SubnetEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 1);
@@ -1185,6 +1472,16 @@ export const IpAddressManager: GenService<{
     input: typeof BulkReleaseIpAddressesRequestSchema;
     output: typeof DeleteResponseSchema;
   },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.IpAddressManager.WatchIpAddresses
+   */
+  watchIpAddresses: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof IpAddressEventSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 2);
 
@@ -1251,6 +1548,16 @@ export const MacAddressManager: GenService<{
     methodKind: "unary";
     input: typeof BulkReleaseMacAddressesRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.MacAddressManager.WatchMacAddresses
+   */
+  watchMacAddresses: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof MacAddressEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 3);
@@ -1319,6 +1626,16 @@ export const PortManager: GenService<{
     input: typeof BulkDeleteRequestSchema;
     output: typeof DeleteResponseSchema;
   },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.PortManager.WatchPorts
+   */
+  watchPorts: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof PortEventSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 4);
 
@@ -1384,6 +1701,16 @@ export const SecurityGroupManager: GenService<{
     input: typeof BulkDeleteRequestSchema;
     output: typeof DeleteResponseSchema;
   },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.SecurityGroupManager.WatchSecurityGroups
+   */
+  watchSecurityGroups: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof SecurityGroupEventSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 5);
 
@@ -1448,6 +1775,16 @@ export const RouteTableManager: GenService<{
     methodKind: "unary";
     input: typeof BulkDeleteRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * Every later change (after the current objects, from revision 0), resumable from a revision; see WatchRequest.
+   *
+   * @generated from rpc nsmts.resources.v1.RouteTableManager.WatchRouteTables
+   */
+  watchRouteTables: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof RouteTableEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nsmts_resources_v1_resources, 6);
