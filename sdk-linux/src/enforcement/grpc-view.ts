@@ -22,7 +22,7 @@ export interface GrpcResourceViewOptions {
 }
 
 /** Creates the view. */
-export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewOptions): ResourceView {
+export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewOptions = {}): ResourceView {
   const ports = createClient(PortManager, channel);
   const groups = createClient(SecurityGroupManager, channel);
   const subnets = createClient(SubnetManager, channel);

@@ -15,7 +15,14 @@
  * become excluded is replaced on refresh.
  */
 import { create } from "@bufbuild/protobuf";
-import { type ConnectionContext, ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
+import {
+  type Connection,
+  type ConnectionContext,
+  ConnectionContextSchema,
+  type IPContext,
+  IPContextSchema,
+  RouteSchema,
+} from "@nsm-ts/api/networkservice";
 import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey } from "@nsm-ts/base/context";
@@ -43,6 +50,11 @@ export interface ResourceIpamOptions {
   portIdPrefix?: string;
   /** Deadline of each call to the manager when the request has none shorter; default 10 s. */
   callTimeoutMs?: number;
+  /**
+   * Security groups of the ports created (a list, or chosen per connection, e.g. from its labels); default none.
+   * A kernel forwarder with an enforcer applies them to the client's interface.
+   */
+  securityGroups?: readonly string[] | ((conn: Connection) => readonly string[]);
 }
 
 /** The pair a connection holds, as written into its IP context. */
@@ -211,7 +223,10 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
     return taken;
   }
 
-  async function createPort(ctx: CallContext, connId: string, ex: readonly Cidr[]): Promise<Port> {
+  async function createPort(ctx: CallContext, conn: Connection, ex: readonly Cidr[]): Promise<Port> {
+    const connId = conn.id;
+    const sg = opts.securityGroups;
+    const securityGroupIds = [...(typeof sg === "function" ? sg(conn) : (sg ?? []))];
     const s = await theSubnet(ctx);
     const relevant = ex.filter((e) => cidrOverlaps(e, fromManager(parseCidr(s.cidr, lenient), s.cidr)));
     // Specific addresses lose a race against another allocator now and then: a few attempts, each re-reading.
@@ -229,7 +244,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       }
       try {
         return await call(`create port for connection "${connId}" in subnet "${s.id}"`, () =>
-          ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps }, callOpts(ctx)),
+          ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps, securityGroupIds }, callOpts(ctx)),
         );
       } catch (err) {
         if (!isStatusError(err, Code.AlreadyExists)) throw err;
@@ -286,7 +301,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
           }
         }
         if (port === undefined) {
-          port = await createPort(ctx, conn.id, ex);
+          port = await createPort(ctx, conn, ex);
           created = true;
         }
         try {
