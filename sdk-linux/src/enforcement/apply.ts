@@ -115,7 +115,8 @@ async function applyRules(exec: IpExecutor, netns: Netns, lines: IpLine[]): Prom
 
 /**
  * Makes `netns` hold `state` for the connection: table replaced (or removed), stale routes and rules deleted,
- * missing ones added. Idempotent; the interface must exist (routes need it).
+ * missing ones added. Idempotent; the interface must exist (routes need it). `parts` limits the work to what
+ * changed (a group change needs one nft process, not the route and rule listings).
  */
 export async function applyEnforcement(
   exec: IpExecutor,
@@ -123,9 +124,13 @@ export async function applyEnforcement(
   netns: Netns,
   who: EnforcementOwner,
   state: EnforcementState,
+  parts: { readonly nft: boolean; readonly routing: boolean } = { nft: true, routing: true },
 ): Promise<void> {
-  if (state.nft !== undefined) await nft.apply(netns, state.nft);
-  else await nft.delete(netns, sgTableRef(who.owner, who.connectionId));
+  if (parts.nft) {
+    if (state.nft !== undefined) await nft.apply(netns, state.nft);
+    else await nft.delete(netns, sgTableRef(who.owner, who.connectionId));
+  }
+  if (!parts.routing) return;
   const base = policyTableBase(who.owner, who.connectionId);
   const [routes, rules] = await Promise.all([listOurRoutes(exec, netns, who.ifName), listOurRules(exec, netns, base)]);
   const wantedRoutes = new Map(state.routing.routes.map((r) => [routeKey(r), r]));

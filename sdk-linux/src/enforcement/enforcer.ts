@@ -144,13 +144,27 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
     return p;
   };
 
+  // What was last applied per connection, so a change re-applies only the part that differs. Cleared by attach
+  // (a refresh re-applies everything, repairing what someone else changed) and by removal.
+  const applied = new Map<string, { nft: string; routing: string }>();
+  const partsOf = (r: Row) => ({ nft: JSON.stringify(r.state.nft ?? null), routing: JSON.stringify(r.state.routing) });
+
   const reconciler: Reconciler<Row> = createReconciler<Row, Index>({
     table,
     getStatus: (r) => r.status,
     setStatus: (r, status) => ({ ...r, status }),
     ops: {
-      update: async (r) =>
-        applyEnforcement(exec, nft, await netnsOf(r), { owner, connectionId: r.connectionId, ifName: r.ifName }, r.state),
+      update: async (r) => {
+        const want = partsOf(r);
+        const last = applied.get(r.connectionId);
+        applied.delete(r.connectionId);
+        const who = { owner, connectionId: r.connectionId, ifName: r.ifName };
+        await applyEnforcement(exec, nft, await netnsOf(r), who, r.state, {
+          nft: last?.nft !== want.nft,
+          routing: last?.routing !== want.routing,
+        });
+        applied.set(r.connectionId, want);
+      },
       delete: async (r) => {
         try {
           const ns = await netnsOf(r).catch((err: unknown) => {
@@ -160,6 +174,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
           if (ns !== undefined) await removeEnforcement(exec, nft, ns, { owner, connectionId: r.connectionId, ifName: r.ifName });
         } finally {
           netnsByConn.delete(r.connectionId);
+          applied.delete(r.connectionId);
         }
       },
     },
@@ -216,13 +231,16 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
     };
   }
 
-  /** Writes renders whose result differs from the row's. */
-  async function write(rows: ReadonlyArray<Omit<Row, "status">>, onlyExisting: boolean): Promise<void> {
+  /** Writes renders whose result differs from the row's (re-render), or every one (attach: re-apply all). */
+  async function write(rows: ReadonlyArray<Omit<Row, "status">>, fromAttach: boolean): Promise<void> {
     return db.update(table, (txn) => {
       for (const r of rows) {
         const cur = table.get(txn, r.connectionId);
-        if (onlyExisting && cur === undefined) continue; // detached meanwhile
-        if (cur !== undefined && cur.fingerprint === r.fingerprint && cur.netnsUrl === r.netnsUrl && cur.ifName === r.ifName) {
+        if (!fromAttach && cur === undefined) continue; // detached meanwhile
+        if (fromAttach) {
+          applied.delete(r.connectionId);
+          if (cur !== undefined && (cur.netnsUrl !== r.netnsUrl || cur.ifName !== r.ifName)) netnsByConn.delete(r.connectionId);
+        } else if (cur !== undefined && cur.fingerprint === r.fingerprint) {
           continue;
         }
         table.insert(txn, { ...r, status: pendingStatus() });
@@ -274,7 +292,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         );
         await write(
           rendered.filter((r) => r !== undefined),
-          true,
+          false,
         );
       }
     } finally {
@@ -341,7 +359,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
       for (;;) {
         const seq = changeSeq;
         const row = await render(a, new ReadCache(view, signal));
-        await write([row], false);
+        await write([row], true);
         await waitApplied(row, outer);
         // A change that arrived while we rendered found no row to update: render again with it.
         if (seq === changeSeq) return;

@@ -1,11 +1,22 @@
 /**
  * A `ResourceView` over the resource managers' gRPC API (`nsmts.resources.v1`, served by cmd-registry). Reads are
- * the Get/List RPCs; the change feed is four Watch streams (ports, security groups, subnets, route tables) from
- * revision 0: the current objects before SYNCED are skipped (the enforcer reads what it needs), every later
- * change is reported. A stream that ends or fails ends the feed, and the enforcer reopens it and re-renders
+ * served from a local mirror of the four Watch streams (ports, security groups, subnets, route tables, each from
+ * revision 0: every current object, SYNCED, then every change), so re-rendering a thousand connections after a
+ * change costs no call; before the streams synced (or after they failed) reads go to the Get/List RPCs. Every
+ * change after SYNCED is reported. A stream that ends or fails ends the feed, and the enforcer reopens it and re-renders
  * everything, so no change is lost across a registry restart.
  */
-import { PortManager, RouteTableManager, SecurityGroupManager, SubnetManager, WatchEventType } from "@nsm-ts/api/resources";
+import {
+  type Port,
+  PortManager,
+  type RouteTable,
+  RouteTableManager,
+  type SecurityGroup,
+  SecurityGroupManager,
+  type Subnet,
+  SubnetManager,
+  WatchEventType,
+} from "@nsm-ts/api/resources";
 import { type CallOptions, type Channel, createClient } from "@nsm-ts/base/grpc";
 import { AsyncQueue } from "@nsm-ts/base/queue";
 import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
@@ -40,12 +51,46 @@ export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewO
     }
   }
 
+  /** What the synced watch holds: every port, group, subnet and route table, and the ports of each group. */
+  interface Mirror {
+    readonly port: Map<string, Port>;
+    readonly securitygroup: Map<string, SecurityGroup>;
+    readonly subnet: Map<string, Subnet>;
+    readonly routetable: Map<string, RouteTable>;
+    readonly members: Map<string, Set<string>>;
+  }
+  let mirror: Mirror | undefined;
+
+  function put(m: Mirror, kind: WatchedKind, obj: { id: string }, deleted: boolean): void {
+    if (kind === "port") {
+      for (const g of m.port.get(obj.id)?.securityGroupIds ?? []) m.members.get(g)?.delete(obj.id);
+      if (!deleted) {
+        for (const g of (obj as Port).securityGroupIds) {
+          let set = m.members.get(g);
+          if (set === undefined) m.members.set(g, (set = new Set()));
+          set.add(obj.id);
+        }
+      }
+    }
+    const map = m[kind] as Map<string, unknown>;
+    if (deleted) map.delete(obj.id);
+    else map.set(obj.id, obj);
+  }
+
   return {
-    getPort: (id, signal) => get(`get port "${id}"`, () => ports.getPort({ id }, co(signal))),
-    getSecurityGroup: (id, signal) => get(`get security group "${id}"`, () => groups.getSecurityGroup({ id }, co(signal))),
-    getSubnet: (id, signal) => get(`get subnet "${id}"`, () => subnets.getSubnet({ id }, co(signal))),
-    getRouteTable: (id, signal) => get(`get route table "${id}"`, () => tables.getRouteTable({ id }, co(signal))),
+    // While a watch is synced, reads come from its mirror (no call per record); otherwise from the Get/List RPCs.
+    getPort: async (id, signal) => (mirror ? mirror.port.get(id) : get(`get port "${id}"`, () => ports.getPort({ id }, co(signal)))),
+    getSecurityGroup: async (id, signal) =>
+      mirror ? mirror.securitygroup.get(id) : get(`get security group "${id}"`, () => groups.getSecurityGroup({ id }, co(signal))),
+    getSubnet: async (id, signal) =>
+      mirror ? mirror.subnet.get(id) : get(`get subnet "${id}"`, () => subnets.getSubnet({ id }, co(signal))),
+    getRouteTable: async (id, signal) =>
+      mirror ? mirror.routetable.get(id) : get(`get route table "${id}"`, () => tables.getRouteTable({ id }, co(signal))),
     async portsInGroup(securityGroupId, signal) {
+      if (mirror) {
+        const m = mirror;
+        return [...(m.members.get(securityGroupId) ?? [])].map((id) => m.port.get(id)).filter((p): p is Port => p !== undefined);
+      }
       // ListPorts has no security-group filter: read every page and keep the members.
       const out = [];
       let pageToken = "";
@@ -71,6 +116,7 @@ export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewO
         const both = AbortSignal.any([signal, stop.signal]);
         // Unbounded on purpose: the enforcer reads promptly, and a full buffer would stall the streams.
         const q = new AsyncQueue<ResourceChange>({ capacity: Number.MAX_SAFE_INTEGER, onReturn: () => stop.abort() });
+        const next: Mirror = { port: new Map(), securitygroup: new Map(), subnet: new Map(), routetable: new Map(), members: new Map() };
         let synced = 0;
         let markReady: () => void = () => undefined;
         let markFailed: (err: unknown) => void = () => undefined;
@@ -80,19 +126,23 @@ export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewO
         });
         ready.catch(() => undefined);
         const end = (err: unknown): void => {
+          if (mirror === next) mirror = undefined; // stale from now on: read through the RPCs until a new watch syncs
           stop.abort();
           markFailed(err);
           q.end(err);
         };
         for (const [kind, open] of streams) {
           void (async () => {
-            let isSynced = false;
             for await (const ev of open(both)) {
               if (ev.type === WatchEventType.SYNCED) {
-                isSynced = true;
-                if (++synced === streams.length) markReady();
-              } else if (isSynced && ev.object !== undefined) {
-                q.push({ kind, id: ev.object.id });
+                if (++synced === streams.length) {
+                  mirror = next;
+                  markReady();
+                }
+              } else if (ev.object !== undefined) {
+                // The mirror changes before the enforcer hears of it, so its re-render reads the new state.
+                put(next, kind, ev.object, ev.type === WatchEventType.DELETE);
+                if (synced === streams.length) q.push({ kind, id: ev.object.id });
               }
             }
             end(new StatusError(Code.Unavailable, `enforcement: the ${kind} watch at ${describe} ended`));
