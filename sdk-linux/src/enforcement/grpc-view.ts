@@ -66,8 +66,8 @@ export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewO
       for (const g of m.port.get(obj.id)?.securityGroupIds ?? []) m.members.get(g)?.delete(obj.id);
       if (!deleted) {
         for (const g of (obj as Port).securityGroupIds) {
-          let set = m.members.get(g);
-          if (set === undefined) m.members.set(g, (set = new Set()));
+          const set = m.members.get(g) ?? new Set<string>();
+          m.members.set(g, set);
           set.add(obj.id);
         }
       }
