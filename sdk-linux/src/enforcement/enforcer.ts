@@ -5,7 +5,6 @@
  * managers (`ResourceView.watch`) re-renders exactly the rows that depend on the changed record, so a group change
  * reaches every affected interface without polling.
  */
-import type { Port } from "@nsm-ts/api/resources";
 import { type Clock, realClock } from "@nsm-ts/base/clock";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { Code, StatusError } from "@nsm-ts/base/status";
@@ -14,38 +13,13 @@ import { createReconciler, pendingStatus, type Reconciler, type Status } from "@
 import { createIpExecutor, type IpExecutor } from "../executor.js";
 import { type Netns, openNetns } from "../netns.js";
 import { createNftExecutor, type NftExecutor } from "../nft/executor.js";
-import { applyEnforcement, type EnforcementState, removeEnforcement } from "./apply.js";
-import { type PolicyInput, renderRouting } from "./render-routes.js";
-import { renderSecurityGroups, type SgGroup } from "./render-sg.js";
+import { applyEnforcement, removeEnforcement } from "./apply.js";
+import { type Attachment, ReadCache, type Rendered, renderAttachment } from "./resolve.js";
 import type { ResourceChange, ResourceView } from "./view.js";
 
-/** A connection to enforce on: where its client interface is and which port its addresses came from. */
-export interface Attachment {
-  readonly connectionId: string;
-  /** The client's netns (the KERNEL mechanism's netns URL). */
-  readonly netnsUrl: string;
-  /** The connection's interface in that netns. */
-  readonly ifName: string;
-  /** The port in the resource managers (`extra_context["nsmts.resources/port"]`). */
-  readonly portId: string;
-  /** Endpoint-side addresses (`dst_ip_addrs`), the default next hop of route-table routes. */
-  readonly peer: readonly string[];
-  /** `ip_context.policies`. */
-  readonly policies: readonly PolicyInput[];
-}
+export type { Attachment } from "./resolve.js";
 
-interface Deps {
-  readonly groups: readonly string[];
-  readonly ports: readonly string[];
-  readonly subnets: readonly string[];
-  readonly routeTables: readonly string[];
-}
-
-interface Row extends Attachment {
-  readonly state: EnforcementState;
-  /** The rendered state as text: an unchanged render writes nothing. */
-  readonly fingerprint: string;
-  readonly deps: Deps;
+interface Row extends Rendered {
   readonly status: Status;
 }
 
@@ -86,32 +60,6 @@ export interface Enforcer {
   settled(signal?: AbortSignal): Promise<void>;
   /** Resolves once feed and reconciler have stopped after `signal` aborted. */
   readonly stopped: Promise<void>;
-}
-
-/** Per-pass memo of record reads, so re-rendering many rows that share a group reads the group once. */
-class ReadCache {
-  readonly #m = new Map<string, Promise<unknown>>();
-  constructor(
-    readonly view: ResourceView,
-    readonly signal: AbortSignal,
-  ) {}
-  #get<T>(key: string, f: () => Promise<T>): Promise<T> {
-    let p = this.#m.get(key) as Promise<T> | undefined;
-    if (p === undefined) {
-      p = f();
-      this.#m.set(key, p);
-    }
-    return p;
-  }
-  port = (id: string) => this.#get(`p/${id}`, () => this.view.getPort(id, this.signal));
-  group = (id: string) => this.#get(`g/${id}`, () => this.view.getSecurityGroup(id, this.signal));
-  members = (id: string) => this.#get(`m/${id}`, () => this.view.portsInGroup(id, this.signal));
-  subnet = (id: string) => this.#get(`s/${id}`, () => this.view.getSubnet(id, this.signal));
-  routeTable = (id: string) => this.#get(`r/${id}`, () => this.view.getRouteTable(id, this.signal));
-}
-
-function addressesOf(p: Port): string[] {
-  return p.fixedIps.map((f) => f.ipAddress).filter((a) => a !== "");
 }
 
 /** Creates the enforcer and starts its change feed and reconciler. */
@@ -184,55 +132,8 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
     retry: { minMs: 50, maxMs: 5_000 },
   });
 
-  /** Renders one attachment against the records as they are now. */
-  async function render(a: Attachment, cache: ReadCache): Promise<Omit<Row, "status">> {
-    const port = await cache.port(a.portId);
-    const groupIds = port?.securityGroupIds ?? [];
-    const groups: SgGroup[] = [];
-    for (const id of groupIds) {
-      const g = await cache.group(id);
-      // A group the port names but the store lacks adds no rule: what is not allowed stays dropped.
-      if (g === undefined) log.warn({ connId: a.connectionId, port: a.portId, securityGroup: id }, "enforcement: security group not found");
-      else groups.push(g);
-    }
-    const remote = [...new Set(groups.flatMap((g) => g.rules.map((r) => r.remoteGroupId)).filter((id) => id !== ""))];
-    const members = new Map<string, string[]>();
-    const memberPorts = new Set<string>();
-    for (const id of remote) {
-      const ports = await cache.members(id);
-      members.set(id, ports.flatMap(addressesOf));
-      for (const p of ports) memberPorts.add(p.id);
-    }
-    const subnetId = port?.fixedIps[0]?.subnetId ?? "";
-    const subnet = subnetId === "" ? undefined : await cache.subnet(subnetId);
-    const rtId = subnet?.routeTableId ?? "";
-    const rt = rtId === "" ? undefined : await cache.routeTable(rtId);
-    if (port === undefined) log.warn({ connId: a.connectionId, port: a.portId }, "enforcement: port not found; nothing to enforce");
-    const sg = groupIds.length > 0 ? renderSecurityGroups(owner, a.connectionId, { ifName: a.ifName, groups, members }) : undefined;
-    const routing = renderRouting(owner, a.connectionId, {
-      ifName: a.ifName,
-      peer: a.peer,
-      tableRoutes: rt?.routes ?? [],
-      policies: a.policies,
-    });
-    const skipped = [...(sg?.skipped ?? []), ...routing.skipped];
-    if (skipped.length > 0) log.warn({ connId: a.connectionId, port: a.portId, skipped }, "enforcement: entries left out");
-    const state: EnforcementState = { nft: sg?.table, routing };
-    return {
-      ...a,
-      state,
-      fingerprint: JSON.stringify([state.nft ?? null, routing.routes, routing.rules]),
-      deps: {
-        groups: [...new Set([...groupIds, ...remote])],
-        ports: [...new Set([a.portId, ...memberPorts])],
-        subnets: subnetId === "" ? [] : [subnetId],
-        routeTables: rtId === "" ? [] : [rtId],
-      },
-    };
-  }
-
   /** Writes renders whose result differs from the row's (re-render), or every one (attach: re-apply all). */
-  async function write(rows: ReadonlyArray<Omit<Row, "status">>, fromAttach: boolean): Promise<void> {
+  async function write(rows: readonly Rendered[], fromAttach: boolean): Promise<void> {
     return db.update(table, (txn) => {
       for (const r of rows) {
         const cur = table.get(txn, r.connectionId);
@@ -284,7 +185,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         if (affected.size === 0) continue;
         const rendered = await Promise.all(
           [...affected.values()].map((r) =>
-            render(r, cache).catch((err: unknown) => {
+            renderAttachment(owner, r, cache, log).catch((err: unknown) => {
               log.warn({ err, connId: r.connectionId }, "enforcement: re-render failed; keeping the rules in place");
               return undefined;
             }),
@@ -334,7 +235,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
   })();
 
   /** Waits for one connection's row only: another connection failing to apply must not hold this one. */
-  async function waitApplied(row: Omit<Row, "status">, outer?: AbortSignal): Promise<void> {
+  async function waitApplied(row: Rendered, outer?: AbortSignal): Promise<void> {
     const connectionId = row.connectionId;
     const timeout = AbortSignal.timeout(applyTimeoutMs);
     try {
@@ -358,7 +259,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
       await ready;
       for (;;) {
         const seq = changeSeq;
-        const row = await render(a, new ReadCache(view, signal));
+        const row = await renderAttachment(owner, a, new ReadCache(view, signal), log);
         await write([row], true);
         await waitApplied(row, outer);
         // A change that arrived while we rendered found no row to update: render again with it.
