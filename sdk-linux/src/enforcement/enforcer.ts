@@ -5,6 +5,7 @@
  * managers (`ResourceView.watch`) re-renders exactly the rows that depend on the changed record, so a group change
  * reaches every affected interface without polling.
  */
+import { setMaxListeners } from "node:events";
 import { type Clock, realClock } from "@nsm-ts/base/clock";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { Code, StatusError } from "@nsm-ts/base/status";
@@ -39,6 +40,11 @@ export interface EnforcerOptions {
   readonly log?: Logger;
   /** How long attach waits for the rules to be applied before failing the request; default 10 000 ms. */
   readonly applyTimeoutMs?: number;
+  /**
+   * Connections applied at the same time (one reconciler each over a share of the connections, by hash of the
+   * id); default 4. Each apply is an nft process in another netns, so they overlap well.
+   */
+  readonly applyConcurrency?: number;
   /** Wait before re-opening a failed change feed; default 500 ms. */
   readonly watchRetryMs?: number;
 }
@@ -64,23 +70,39 @@ export interface Enforcer {
 
 /** Creates the enforcer and starts its change feed and reconciler. */
 export function createEnforcer(opts: EnforcerOptions): Enforcer {
-  const { owner, view, signal } = opts;
+  const { owner, view } = opts;
+  // One listener on the caller's signal; the feed, the shards' reconcilers and the waits listen on ours.
+  const life = new AbortController();
+  setMaxListeners(0, life.signal);
+  const signal = life.signal;
+  if (opts.signal.aborted) life.abort();
+  else opts.signal.addEventListener("abort", () => life.abort(), { once: true });
   const log = opts.log ?? silentLogger;
   const clock = opts.clock ?? realClock;
   const exec = opts.exec ?? createIpExecutor();
   const nft = opts.nft ?? createNftExecutor();
   const applyTimeoutMs = opts.applyTimeoutMs ?? 10_000;
   const db = createDb();
-  const table: Table<Row, Index> = db.createTable<Row, Index>({
-    name: "enforcement",
-    primaryKey: (r) => r.connectionId,
-    indexes: {
-      byGroup: { kind: "multi", keys: (r) => [...r.deps.groups] },
-      byPort: { kind: "multi", keys: (r) => [...r.deps.ports] },
-      bySubnet: { kind: "multi", keys: (r) => [...r.deps.subnets] },
-      byRouteTable: { kind: "multi", keys: (r) => [...r.deps.routeTables] },
-    },
-  });
+  // The statedb reconciler applies one object at a time: shards run several side by side.
+  const shards = Math.max(1, Math.floor(opts.applyConcurrency ?? 4));
+  const tables: Table<Row, Index>[] = Array.from({ length: shards }, (_, i) =>
+    db.createTable<Row, Index>({
+      name: `enforcement-${i}`,
+      primaryKey: (r) => r.connectionId,
+      indexes: {
+        byGroup: { kind: "multi", keys: (r) => [...r.deps.groups] },
+        byPort: { kind: "multi", keys: (r) => [...r.deps.ports] },
+        bySubnet: { kind: "multi", keys: (r) => [...r.deps.subnets] },
+        byRouteTable: { kind: "multi", keys: (r) => [...r.deps.routeTables] },
+      },
+    }),
+  );
+  const shardOf = (id: string): number => {
+    let h = 0;
+    for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) >>> 0;
+    return h % shards;
+  };
+  const tableOf = (id: string): Table<Row, Index> => tables[shardOf(id)] as Table<Row, Index>;
   const netnsByConn = new Map<string, Promise<Netns>>();
   const netnsOf = (r: Attachment): Promise<Netns> => {
     let p = netnsByConn.get(r.connectionId);
@@ -97,45 +119,49 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
   const applied = new Map<string, { nft: string; routing: string }>();
   const partsOf = (r: Row) => ({ nft: JSON.stringify(r.state.nft ?? null), routing: JSON.stringify(r.state.routing) });
 
-  const reconciler: Reconciler<Row> = createReconciler<Row, Index>({
-    table,
-    getStatus: (r) => r.status,
-    setStatus: (r, status) => ({ ...r, status }),
-    ops: {
-      update: async (r) => {
-        const want = partsOf(r);
-        const last = applied.get(r.connectionId);
-        applied.delete(r.connectionId);
-        const who = { owner, connectionId: r.connectionId, ifName: r.ifName };
-        await applyEnforcement(exec, nft, await netnsOf(r), who, r.state, {
-          nft: last?.nft !== want.nft,
-          routing: last?.routing !== want.routing,
-        });
-        applied.set(r.connectionId, want);
-      },
-      delete: async (r) => {
-        try {
-          const ns = await netnsOf(r).catch((err: unknown) => {
-            if (err instanceof StatusError && err.code === Code.NotFound) return undefined; // the pod is gone, and its rules with it
-            throw err;
-          });
-          if (ns !== undefined) await removeEnforcement(exec, nft, ns, { owner, connectionId: r.connectionId, ifName: r.ifName });
-        } finally {
-          netnsByConn.delete(r.connectionId);
+  const reconcilers: Reconciler<Row>[] = tables.map((table) =>
+    createReconciler<Row, Index>({
+      table,
+      getStatus: (r) => r.status,
+      setStatus: (r, status) => ({ ...r, status }),
+      ops: {
+        update: async (r) => {
+          const want = partsOf(r);
+          const last = applied.get(r.connectionId);
           applied.delete(r.connectionId);
-        }
+          const who = { owner, connectionId: r.connectionId, ifName: r.ifName };
+          await applyEnforcement(exec, nft, await netnsOf(r), who, r.state, {
+            nft: last?.nft !== want.nft,
+            routing: last?.routing !== want.routing,
+          });
+          applied.set(r.connectionId, want);
+        },
+        delete: async (r) => {
+          try {
+            const ns = await netnsOf(r).catch((err: unknown) => {
+              if (err instanceof StatusError && err.code === Code.NotFound) return undefined; // the pod is gone, and its rules with it
+              throw err;
+            });
+            if (ns !== undefined) await removeEnforcement(exec, nft, ns, { owner, connectionId: r.connectionId, ifName: r.ifName });
+          } finally {
+            netnsByConn.delete(r.connectionId);
+            applied.delete(r.connectionId);
+          }
+        },
       },
-    },
-    signal,
-    clock,
-    log,
-    retry: { minMs: 50, maxMs: 5_000 },
-  });
+      signal,
+      clock,
+      log,
+      retry: { minMs: 50, maxMs: 5_000 },
+    }),
+  );
+  const reconcilerOf = (id: string): Reconciler<Row> => reconcilers[shardOf(id)] as Reconciler<Row>;
 
   /** Writes renders whose result differs from the row's (re-render), or every one (attach: re-apply all). */
   async function write(rows: readonly Rendered[], fromAttach: boolean): Promise<void> {
-    return db.update(table, (txn) => {
+    return db.update(tables, (txn) => {
       for (const r of rows) {
+        const table = tableOf(r.connectionId);
         const cur = table.get(txn, r.connectionId);
         if (!fromAttach && cur === undefined) continue; // detached meanwhile
         if (fromAttach) {
@@ -170,16 +196,19 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         const add = (rows: Iterable<Row>): void => {
           for (const r of rows) affected.set(r.connectionId, r);
         };
-        if (all) add(table.all(txn));
+        const list = (index: Index, key: string): void => {
+          for (const t of tables) add(t.list(txn, index, key));
+        };
+        if (all) for (const t of tables) add(t.all(txn));
         for (const c of batch) {
-          if (c.kind === "securitygroup") add(table.list(txn, "byGroup", c.id));
-          else if (c.kind === "subnet") add(table.list(txn, "bySubnet", c.id));
-          else if (c.kind === "routetable") add(table.list(txn, "byRouteTable", c.id));
+          if (c.kind === "securitygroup") list("byGroup", c.id);
+          else if (c.kind === "subnet") list("bySubnet", c.id);
+          else if (c.kind === "routetable") list("byRouteTable", c.id);
           else {
-            add(table.list(txn, "byPort", c.id));
+            list("byPort", c.id);
             // A port that joined a group changes the rules of everyone naming that group.
             const p = await cache.port(c.id).catch(() => undefined);
-            for (const g of p?.securityGroupIds ?? []) add(table.list(txn, "byGroup", g));
+            for (const g of p?.securityGroupIds ?? []) list("byGroup", g);
           }
         }
         if (affected.size === 0) continue;
@@ -239,9 +268,9 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
     const connectionId = row.connectionId;
     const timeout = AbortSignal.timeout(applyTimeoutMs);
     try {
-      await reconciler.waitReconciled([row as Row], AbortSignal.any([timeout, ...(outer ? [outer] : [])]));
+      await reconcilerOf(connectionId).waitReconciled([row as Row], AbortSignal.any([timeout, ...(outer ? [outer] : [])]));
     } catch (err) {
-      const st = table.get(db.readTxn(), connectionId)?.status;
+      const st = tableOf(connectionId).get(db.readTxn(), connectionId)?.status;
       if (st?.kind === "error")
         throw new StatusError(Code.FailedPrecondition, `enforcement: connection ${connectionId}: ${st.message ?? "apply failed"}`);
       if (timeout.aborted)
@@ -267,16 +296,26 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
       }
     },
     async detach(connectionId, where, outer) {
+      const table = tableOf(connectionId);
       const had = await db.update(table, (txn) => table.deleteKey(txn, connectionId));
       if (had !== undefined) {
-        await reconciler.waitReconciled([had], AbortSignal.any([AbortSignal.timeout(applyTimeoutMs), ...(outer ? [outer] : [])]));
+        await reconcilerOf(connectionId).waitReconciled(
+          [had],
+          AbortSignal.any([AbortSignal.timeout(applyTimeoutMs), ...(outer ? [outer] : [])]),
+        );
       } else if (where !== undefined) {
         const ns = await openNetns(where.netnsUrl).catch(() => undefined);
         if (ns !== undefined) await removeEnforcement(exec, nft, ns, { owner, connectionId, ifName: where.ifName });
       }
     },
-    attached: () => [...table.all(db.readTxn())].map((r) => r.connectionId),
-    settled: (outer) => reconciler.waitReconciled(db.revision(), outer),
-    stopped: Promise.all([feed, reconciler.stopped]).then(() => undefined),
+    attached: () => {
+      const txn = db.readTxn();
+      return tables.flatMap((t) => [...t.all(txn)].map((r) => r.connectionId));
+    },
+    settled: async (outer) => {
+      const rev = db.revision();
+      await Promise.all(reconcilers.map((r) => r.waitReconciled(rev, outer)));
+    },
+    stopped: Promise.all([feed, ...reconcilers.map((r) => r.stopped)]).then(() => undefined),
   };
 }
