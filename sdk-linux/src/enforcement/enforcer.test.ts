@@ -176,6 +176,28 @@ describe("enforcement: the enforcer keeps rules in step with the resource record
     expect(kernel.deleted).to.have.length(2);
   });
 
+  it("applies policy routes of a connection without a port: a table of its own and a rule, no security-group table", async () => {
+    const before = kernel.applied.length;
+    await enforcer.attach({
+      connectionId: "c2",
+      netnsUrl,
+      ifName: "nsm-2",
+      portId: "",
+      peer: ["198.51.100.8/32"],
+      policies: [
+        { from: "198.51.100.9/32", proto: "udp", dstPort: "53", srcPort: "", routes: [{ prefix: "203.0.113.0/24", nextHop: "" }] },
+      ],
+    });
+    const lines = kernel.lines.map((l) => l.args.join(" "));
+    expect(lines.some((l) => /^rule add pref 20000 from 198\.51\.100\.9\/32 ipproto udp dport 53 table \d+ protocol 78$/.test(l))).to.equal(
+      true,
+    );
+    expect(
+      lines.some((l) => /^route replace 203\.0\.113\.0\/24 via 198\.51\.100\.8 dev nsm-2 metric 0 table \d+ proto 78 onlink$/.test(l)),
+    ).to.equal(true);
+    expect(kernel.applied.length).to.equal(before);
+  });
+
   it("re-renders everything after the change feed was reopened", async () => {
     view.groups.set(
       "web",

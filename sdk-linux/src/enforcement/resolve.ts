@@ -17,7 +17,7 @@ export interface Attachment {
   readonly netnsUrl: string;
   /** The connection's interface in that netns. */
   readonly ifName: string;
-  /** The port in the resource managers (`extra_context["nsmts.resources/port"]`). */
+  /** The port in the resource managers (`extra_context["nsmts.resources/port"]`); empty for policy routes only. */
   readonly portId: string;
   /** Endpoint-side addresses (`dst_ip_addrs`), the default next hop of route-table routes. */
   readonly peer: readonly string[];
@@ -69,7 +69,7 @@ function addressesOf(p: Port): string[] {
 
 /** Renders one attachment against the records as they are now (read through `cache`). */
 export async function renderAttachment(owner: string, a: Attachment, cache: ReadCache, log: Logger): Promise<Rendered> {
-  const port = await cache.port(a.portId);
+  const port = a.portId === "" ? undefined : await cache.port(a.portId);
   const groupIds = port?.securityGroupIds ?? [];
   const groups: SgGroup[] = [];
   for (const id of groupIds) {
@@ -90,7 +90,8 @@ export async function renderAttachment(owner: string, a: Attachment, cache: Read
   const subnet = subnetId === "" ? undefined : await cache.subnet(subnetId);
   const rtId = subnet?.routeTableId ?? "";
   const rt = rtId === "" ? undefined : await cache.routeTable(rtId);
-  if (port === undefined) log.warn({ connId: a.connectionId, port: a.portId }, "enforcement: port not found; nothing to enforce");
+  if (port === undefined && a.portId !== "")
+    log.warn({ connId: a.connectionId, port: a.portId }, "enforcement: port not found; nothing to enforce");
   const sg = groupIds.length > 0 ? renderSecurityGroups(owner, a.connectionId, { ifName: a.ifName, groups, members }) : undefined;
   const routing = renderRouting(owner, a.connectionId, {
     ifName: a.ifName,

@@ -126,17 +126,17 @@ function clampMtu(conn: Connection, mtu: number): void {
 }
 
 /**
- * Attaches the connection to the enforcer when its context names a port, detaches it when the port went away
- * (a changed IPAM), so the client interface carries the port's rules from the first Request on.
+ * Attaches the connection to the enforcer when its context names a port or has policy routes, detaches it when
+ * both went away, so the client interface carries its rules from the first Request on.
  */
 async function enforce(enforcer: Enforcer, signal: AbortSignal, id: string, leg: Leg & { type: "KERNEL" }, out: Connection, st: XState) {
   const portId = out.context?.extraContext[ipam.resourceipam.PORT_CONTEXT_KEY] ?? "";
-  if (portId === "") {
+  const ip = out.context?.ipContext;
+  if (portId === "" && (ip?.policies.length ?? 0) === 0) {
     if (st.enforced !== undefined) await enforcer.detach(id, st.enforced, signal);
     st.enforced = undefined;
     return;
   }
-  const ip = out.context?.ipContext;
   st.enforced = { netnsUrl: leg.netnsUrl, ifName: leg.ifName };
   await enforcer.attach(
     { connectionId: id, netnsUrl: leg.netnsUrl, ifName: leg.ifName, portId, peer: ip?.dstIpAddrs ?? [], policies: ip?.policies ?? [] },
