@@ -1,6 +1,6 @@
 // The layering of nsm-ts (docs/architecture.md draws it). `npm run lint` checks it, and a test
 // (examples/src/layering.test.ts) proves each rule fails on a planted violation.
-const product = "^(api|base|statedb|resources|sdk|sdk-linux|cmd-[a-z0-9-]+)/src/";
+const product = "^(api|base|statedb|resources|services|sdk|sdk-linux|cmd-[a-z0-9-]+)/src/";
 // Tests, and the fixtures beside them in private packages (`*.fixture.ts`), may use test support.
 const testFile = "\\.(test|fixture)\\.ts$";
 
@@ -26,14 +26,14 @@ module.exports = {
       comment: "The ground floor (@nsm-ts/base) imports neither wing nor anything built on it.",
       severity: "error",
       from: { path: "^base/src/", pathNot: testFile },
-      to: { path: "^(statedb|resources|sdk|sdk-linux|testing|cmd-[a-z0-9-]+)/" },
+      to: { path: "^(statedb|resources|services|sdk|sdk-linux|testing|cmd-[a-z0-9-]+)/" },
     },
     {
       name: "statedb-on-base-only",
       comment: "The database builds on the ground floor only.",
       severity: "error",
       from: { path: "^statedb/src/", pathNot: testFile },
-      to: { path: "^(api|resources|sdk|sdk-linux|testing|cmd-[a-z0-9-]+)/" },
+      to: { path: "^(api|resources|services|sdk|sdk-linux|testing|cmd-[a-z0-9-]+)/" },
     },
     {
       name: "product-not-test-support",
@@ -46,15 +46,22 @@ module.exports = {
       name: "sdk-not-sdk-linux",
       comment: "The platform-independent SDK never imports the Linux data plane.",
       severity: "error",
-      from: { path: "^(base|statedb|resources|sdk)/src/" },
+      from: { path: "^(base|statedb|resources|services|sdk)/src/" },
       to: { path: "^sdk-linux/" },
     },
     {
       name: "libraries-not-programs",
       comment: "Libraries never import a program.",
       severity: "error",
-      from: { path: "^(api|base|statedb|resources|sdk|sdk-linux|testing)/src/" },
+      from: { path: "^(api|base|statedb|resources|services|sdk|sdk-linux|testing)/src/" },
       to: { path: "^cmd-[a-z0-9-]+/" },
+    },
+    {
+      name: "services-not-networkservice",
+      comment: "The services model builds on statedb, resources and the registry wing, never on the networkservice wing.",
+      severity: "error",
+      from: { path: "^services/src/" },
+      to: { path: "^sdk/(src|dist)/networkservice/" },
     },
   ],
   options: {

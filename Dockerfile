@@ -56,9 +56,10 @@ FROM runtime AS cmd-forwarder
 # runs as root and the pod needs: securityContext.capabilities.add [NET_ADMIN, SYS_ADMIN] (or privileged),
 # hostPID: true (to open /proc/<pid>/ns/net of client and endpoint pods), and the nsm socket hostPath
 # /var/lib/networkservicemesh. With NSM_FORWARDER_MECHANISM=NOOP (the default) none of that is needed and the
-# container may run with `--user node`. iproute2 is there for the kernel data plane and for debugging.
+# container may run with `--user node`. iproute2 is there for the kernel data plane and for debugging, nftables
+# for the ServiceIP rules it puts into its clients' namespaces (NSM_SERVICES_URL).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 \
+ && apt-get install -y --no-install-recommends iproute2 nftables \
  && rm -rf /var/lib/apt/lists/*
 ENTRYPOINT ["node", "cmd-forwarder/bin/cmd-forwarder.js"]
 

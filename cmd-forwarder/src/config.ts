@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { FORWARDER_NETWORK_SERVICE } from "@nsm-ts/api/constants";
 import {
+  ConfigError,
   type ConfigValues,
   commonVars,
   defineConfig,
@@ -15,6 +16,7 @@ import {
   nonEmpty,
   oneOf,
   serverVars,
+  str,
   trustedHopsVars,
   url,
   validateCommon,
@@ -82,8 +84,36 @@ export const config = defineConfig(
       default: "750ms",
       parse: duration,
     },
+    servicesUrl: {
+      name: "NSM_SERVICES_URL",
+      description:
+        "KERNEL: the services API (cmd-registry) whose resolved services this forwarder puts into its clients' namespaces as ServiceIP rules (nftables); unset = no ServiceIPs",
+      parse: url,
+    },
+    nodeName: {
+      name: "NODE_NAME",
+      description: "This node's name: which backends are local for closest ServiceIPs and local redirects",
+      default: hostname(),
+      defaultLabel: "<hostname>",
+      parse: nonEmpty,
+    },
+    zone: {
+      name: "NSM_ZONE",
+      description: "This node's zone, for closest ServiceIPs (same node, then same zone, then any)",
+      default: "",
+      parse: str,
+    },
   },
-  { validate: validateCommon },
+  {
+    validate: (v) => {
+      validateCommon(v);
+      if (v.servicesUrl !== undefined && v.forwarderMechanism !== "KERNEL")
+        throw new ConfigError(
+          "NSM_SERVICES_URL",
+          "needs NSM_FORWARDER_MECHANISM=KERNEL (ServiceIP rules live in the clients' kernel namespaces)",
+        );
+    },
+  },
 );
 
 /** cmd-forwarder's parsed configuration. */

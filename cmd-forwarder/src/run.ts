@@ -11,8 +11,9 @@ import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { listenTarget, programIdentity } from "@nsm-ts/base/program";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
-import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder } from "@nsm-ts/sdk-linux";
+import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder, services } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
+import { type ForwarderServices, startServices } from "./services.js";
 
 /**
  * The data-plane elements of NSM_FORWARDER_MECHANISM. KERNEL checks the privileges first (failing the start with
@@ -66,8 +67,25 @@ async function dataPlaneOf(
 /** Runs cmd-forwarder until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  const { xconnects, stopSweep, ...dataPlane } = await dataPlaneOf(cfg, ctx);
+  const { xconnects, stopSweep, ...kernelPlane } = await dataPlaneOf(cfg, ctx);
   const id = await programIdentity("cmd-forwarder", cfg, log, { signal: ctx.signal });
+  // ServiceIPs: the KERNEL element attaches each client's namespace to the services this node follows.
+  const svcStop = new AbortController(); // stopped in `finally`, also when the start fails
+  const svc: ForwarderServices | undefined =
+    cfg.servicesUrl === undefined || kernelPlane.mechanisms === undefined
+      ? undefined
+      : startServices({
+          url: cfg.servicesUrl,
+          node: cfg.nodeName,
+          zone: cfg.zone,
+          dialOptions: id.dialOptions,
+          log,
+          signal: svcStop.signal,
+        });
+  const dataPlane =
+    svc === undefined || kernelPlane.mechanisms === undefined
+      ? kernelPlane
+      : { ...kernelPlane, mechanisms: services.withServices(kernelPlane.mechanisms, svc.dataplane) };
   const obs = await startObservability(cfg, { program: "cmd-forwarder", log });
   if (xconnects)
     obs.metrics?.gauge("nsm_dataplane_interfaces", "Kernel cross-connects (interface sets) programmed now", () => xconnects.size);
@@ -114,6 +132,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         url,
         nsmgr: cfg.connectTo,
         mechanism: cfg.forwarderMechanism,
+        ...(cfg.servicesUrl === undefined ? {} : { services: cfg.servicesUrl, node: cfg.nodeName, zone: cfg.zone }),
         networkService: cfg.networkServiceName,
         labels: cfg.labels,
         registeredAs: entry.name,
@@ -137,6 +156,8 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       }
     }
     await server.close();
+    svcStop.abort();
+    await svc?.stopped;
     await obs.close();
     removeListenDir();
   }

@@ -30,8 +30,8 @@ describe("cmd-nsc CLI", () => {
   it("rejects bad command lines with the reason", () => {
     const cases: [string[], RegExp][] = [
       [["get", "nse"], /unknown command "get"/],
-      [["list"], /list: expected ns, nse or connections, got ""/],
-      [["watch", "pods"], /watch: expected ns, nse or connections, got "pods"/],
+      [["list"], /list: expected ns, nse, connections or services, got ""/],
+      [["watch", "pods"], /watch: expected ns, nse, connections or services, got "pods"/],
       [["list", "connections", "--nsmgr", "tcp://a:1"], /list connections reads --state-dir/],
       [["watch", "connections", "--state-dir", "/tmp"], /--state-dir applies to list connections only/],
       [["list", "nse", "--state-dir", "/tmp"], /--state-dir applies to list connections only/],

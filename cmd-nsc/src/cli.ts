@@ -1,6 +1,7 @@
 /**
  * cmd-nsc's operator CLI: `list ns|nse`, `watch ns|nse` (through a registry's Find, with watch),
- * `list connections` (the connections of the cmd-nsc clients running on this machine, CONNECTED or HEALING, from
+ * `list services` / `watch services` (the services API of a registry: frontends, backends with source and health,
+ * reconcile status per node), `list connections` (the connections of the cmd-nsc clients running on this machine, CONNECTED or HEALING, from
  * their state files) and `watch connections` (through an nsmgr's MonitorConnections stream), printed as a
  * kubectl-like table or as JSON (`-o json`: one object for `list`, one line per event for `watch`).
  */
@@ -23,9 +24,13 @@ import { programIdentity } from "@nsm-ts/base/program";
 import { tokenMetadata } from "@nsm-ts/base/token";
 import { createRegistryClient, type RegistryEntry } from "@nsm-ts/sdk/registry";
 import type { CliConfig } from "./cli-config.js";
+import { runServicesCli } from "./cli-services.js";
 import { type ClientState, readStates, stateText } from "./state.js";
 import { summarize } from "./summary.js";
+import { type CliOutput, formatTable, RowPrinter } from "./table.js";
 import { watchConnectionEvents } from "./watch-connections.js";
+
+export { type CliOutput, formatTable, RowPrinter } from "./table.js";
 
 /** The subcommands. */
 export const CLI_COMMANDS = ["list", "watch"] as const;
@@ -33,7 +38,7 @@ export const CLI_COMMANDS = ["list", "watch"] as const;
 /** A parsed command line. */
 export interface CliCommand {
   verb: "list" | "watch";
-  resource: "ns" | "nse" | "connections";
+  resource: "ns" | "nse" | "connections" | "services";
   output: "table" | "json";
   /** --registry (ns, nse). */
   registry?: string;
@@ -49,6 +54,8 @@ export const CLI_USAGE = `Usage:
   cmd-nsc watch ns|nse [--registry URL] [-o table|json]
   cmd-nsc list connections [--state-dir DIR] [-o table|json]
   cmd-nsc watch connections [--nsmgr URL] [-o table|json]
+  cmd-nsc list services [--registry URL] [-o table|json]
+  cmd-nsc watch services [--registry URL] [-o table|json]
   cmd-nsc                 (no arguments: client mode, see cmd-nsc --help)
 
 URLs are tcp://host:port or unix:///path; defaults come from the variables below.
@@ -64,6 +71,9 @@ const RESOURCE_ALIASES: Readonly<Record<string, CliCommand["resource"]>> = {
   conn: "connections",
   connection: "connections",
   connections: "connections",
+  svc: "services",
+  service: "services",
+  services: "services",
 };
 
 function isUrl(v: string): boolean {
@@ -76,7 +86,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (verb !== "list" && verb !== "watch") throw new Error(`unknown command ${JSON.stringify(verb)}: expected list or watch`);
   const resource = rawResource === undefined ? undefined : RESOURCE_ALIASES[rawResource.toLowerCase()];
   if (resource === undefined) {
-    throw new Error(`${verb}: expected ns, nse or connections, got ${JSON.stringify(rawResource ?? "")}`);
+    throw new Error(`${verb}: expected ns, nse, connections or services, got ${JSON.stringify(rawResource ?? "")}`);
   }
   const cmd: CliCommand = { verb, resource, output: "table" };
   for (let i = 0; i < rest.length; i++) {
@@ -122,45 +132,6 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     }
   }
   return cmd;
-}
-
-/** Renders rows under a header with columns padded to their widest cell, three spaces apart (as kubectl). */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("   ")
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
-}
-
-/**
- * Prints watch rows as they come: the header once, and columns as wide as the widest cell so far (rows stay
- * aligned until a longer value shows up, as kubectl's watch output does).
- */
-export class RowPrinter {
-  private widths: number[];
-  private headerDone = false;
-  constructor(
-    private readonly header: readonly string[],
-    private readonly out: CliOutput,
-  ) {
-    this.widths = header.map((h) => h.length);
-  }
-
-  /** Writes one row (and the header before the first). */
-  row(cells: readonly string[]): void {
-    this.widths = this.widths.map((w, i) => Math.max(w, (cells[i] ?? "").length));
-    const line = (cs: readonly string[]): string =>
-      cs
-        .map((c, i) => (i === cs.length - 1 ? c : c.padEnd(this.widths[i] ?? 0)))
-        .join("   ")
-        .trimEnd();
-    if (!this.headerDone) this.out.write(`${line(this.header)}\n`);
-    this.headerDone = true;
-    this.out.write(`${line(cells)}\n`);
-  }
 }
 
 function labelsText(labels: Readonly<Record<string, string>>): string {
@@ -248,11 +219,6 @@ function listClientConnections(cmd: CliCommand, cfg: CliConfig, out: CliOutput):
   out.write(rows.length === 0 ? "No resources found.\n" : formatTable(CLIENT_CONNECTION_HEADER, rows));
 }
 
-/** Where the CLI writes its results. */
-export interface CliOutput {
-  write(s: string): unknown;
-}
-
 /** Runs one CLI command until it is done (list) or `ctx.signal` aborts (watch). */
 export async function runCli(cmd: CliCommand, cfg: CliConfig, ctx: RunContext, out: CliOutput): Promise<void> {
   if (cmd.verb === "list" && cmd.resource === "connections") return listClientConnections(cmd, cfg, out);
@@ -261,6 +227,7 @@ export async function runCli(cmd: CliCommand, cfg: CliConfig, ctx: RunContext, o
   const url = cmd.registry ?? cfg.registryUrl;
   const channel = dial(url, id.dialOptions);
   try {
+    if (cmd.resource === "services") return await runServicesCli(cmd, cfg, ctx, out, channel);
     const watch = cmd.verb === "watch";
     const callCtx = CallContext.create({
       log: ctx.log,

@@ -15,6 +15,7 @@ import {
   serverVars,
   spiffePatterns,
   storeUrl,
+  url,
   urlList,
   validateCommon,
 } from "@nsm-ts/base/config";
@@ -77,6 +78,40 @@ export const config = defineConfig(
         "SPIFFE ID patterns (comma separated, * = any characters) of the peers that may register on behalf of others (multi-hop registry paths); unset: IDs whose last path segment starts with nsmgr",
       defaultLabel: "nsmgr rule",
       parse: parseSpiffePatterns,
+    },
+    servicesRoundRobinRange: {
+      name: "NSM_SERVICES_ROUND_ROBIN_RANGE",
+      description:
+        "CIDR the ServiceIPs of round-robin frontends are allocated from, e.g. 169.254.200.0/24 (unset: frontends must name their address)",
+      parse: cidr,
+    },
+    servicesClosestRange: {
+      name: "NSM_SERVICES_CLOSEST_RANGE",
+      description: "CIDR the ServiceIPs of closest-instance frontends are allocated from (unset: frontends must name their address)",
+      parse: cidr,
+    },
+    servicesConsistentHashRange: {
+      name: "NSM_SERVICES_CONSISTENT_HASH_RANGE",
+      description:
+        "CIDR the ServiceIPs of consistent-hash (session affinity) frontends are allocated from (unset: frontends must name their address)",
+      parse: cidr,
+    },
+    servicesInstanceRange: {
+      name: "NSM_SERVICES_INSTANCE_RANGE",
+      description: "CIDR each service instance (backend address) gets a stable instance IP from (unset: no instance IPs)",
+      parse: cidr,
+    },
+    servicesRemoteRegistryUrl: {
+      name: "NSM_SERVICES_REMOTE_REGISTRY_URL",
+      description:
+        "Another cluster's registry (tcp://host:port) whose NSEs become lower-priority service backends (source remote); unset: none",
+      parse: url,
+    },
+    servicesRemoteRetry: {
+      name: "NSM_SERVICES_REMOTE_RETRY",
+      description: "Pause before reopening a failed watch of NSM_SERVICES_REMOTE_REGISTRY_URL (its backends are dropped meanwhile)",
+      default: "1s",
+      parse: duration,
     },
     resourcesAdmins: {
       name: "NSM_RESOURCES_ADMINS",

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import type { RunContext } from "@nsm-ts/base/config";
-import { createServer } from "@nsm-ts/base/grpc";
+import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { programIdentity } from "@nsm-ts/base/program";
 import { createEtcdResourceStore, createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
@@ -22,6 +22,7 @@ import {
   startServiceCollector,
 } from "@nsm-ts/sdk/registry";
 import type { Config } from "./config.js";
+import { startServices } from "./services.js";
 
 function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEntryOf["ns"]>; nse: RegistryStore<RegistryEntryOf["nse"]> } {
   if (cfg.registryStore.kind === "etcd") {
@@ -36,7 +37,7 @@ function storesOf(cfg: Config, ctx: RunContext): { ns: RegistryStore<RegistryEnt
 
 /** Runs cmd-registry until `ctx.signal` aborts, then stops serving and closes the stores. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
-  const { identity, tokenGenerator, serverOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
+  const { identity, tokenGenerator, serverOptions, dialOptions } = await programIdentity("cmd-registry", cfg, ctx.log, {
     devWarning:
       "insecure dev mode: SPIFFE_ENDPOINT_SOCKET and NSM_TLS_CERT_FILE/NSM_TLS_KEY_FILE/NSM_TLS_CA_FILE are unset, so the registry serves without TLS " +
       "and trusts the identities in callers' tokens without verifying them; never run it like this in production",
@@ -75,11 +76,17 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     serveRegistry(server, chains, { log: ctx.log });
     // Services no endpoint lists any more are collected (upstream keeps them forever; see the README).
     const collecting = startServiceCollector(stores.ns, stores.nse, { periodMs: cfg.expirePeriod, log: ctx.log, signal: ctx.signal });
-    registerResourceManagers(server, {
+    const { managers } = registerResourceManagers(server, {
       store: resourceStore,
       log: ctx.log,
       admins: cfg.resourcesAdmins ?? [],
       ...(cfg.ipamPrefixPool === undefined ? {} : { prefixPool: { prefix: cfg.ipamPrefixPool, prefixLength: cfg.ipamPrefixLength } }),
+    });
+    const services = await startServices(server, cfg, {
+      managers,
+      nseStore: stores.nse,
+      log: ctx.log,
+      dial: (url) => dial(url, dialOptions),
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));
@@ -97,6 +104,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
     if (!ctx.signal.aborted) await once(ctx.signal, "abort");
     ctx.log.info("cmd-registry shutting down");
     await collecting;
+    await services.stop();
   } finally {
     await server.close();
     await Promise.allSettled([stores.ns.close(), stores.nse.close(), resourceStore.close(), obs.close()]);

@@ -30,7 +30,7 @@ function sourceOf(pkg: string, target: string): string {
 }
 
 /** The packages users install (the others are private: programs, tests, examples, benchmarks, test support). */
-const PUBLISHED = ["api", "base", "statedb", "resources", "sdk", "sdk-linux"];
+const PUBLISHED = ["api", "base", "statedb", "resources", "services", "sdk", "sdk-linux"];
 
 /** Export paths whose module only re-exports another documented entry point. */
 const REEXPORTS: Record<string, string> = { "api/src/index.ts": "api/src/constants.ts" };

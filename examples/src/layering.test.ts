@@ -28,7 +28,7 @@ describe("layering (dependency-cruiser)", function () {
   this.timeout(60_000);
 
   it("the repository's sources pass every rule", () => {
-    const dirs = ["api", "base", "statedb", "resources", "sdk", "sdk-linux", "testing", "cmd-registry", "cmd-nsmgr"];
+    const dirs = ["api", "base", "statedb", "resources", "services", "sdk", "sdk-linux", "testing", "cmd-registry", "cmd-nsmgr"];
     const all = [...dirs, "cmd-forwarder", "cmd-endpoint", "cmd-nsc", "cmd-traffic-controller", "integration-linux", "examples", "bench"];
     const r = cruise(
       repo,
@@ -96,6 +96,10 @@ describe("layering (dependency-cruiser)", function () {
         { "sdk/src/networkservice/g.ts": 'import "../../../sdk-linux/src/l.js";\n', "sdk-linux/src/l.ts": "export {};\n" },
       ],
       ["libraries-not-programs", { "sdk-linux/src/l.ts": 'import "../../cmd-nsc/src/p.js";\n', "cmd-nsc/src/p.ts": "export {};\n" }],
+      [
+        "services-not-networkservice",
+        { "services/src/m.ts": 'import "../../sdk/src/networkservice/n.js";\n', "sdk/src/networkservice/n.ts": "export {};\n" },
+      ],
     ];
     for (const [rule, files] of cases) {
       it(`${rule}`, () => {
@@ -121,7 +125,7 @@ describe("layering (dependency-cruiser)", function () {
         (f) =>
           f !== "" &&
           !f.startsWith("api/gen/") &&
-          !/^api\/src\/(networkservice|registry|ipam|resources|intents|health|spiffe)\.ts$/.test(f),
+          !/^api\/src\/(networkservice|registry|ipam|resources|intents|services|health|spiffe)\.ts$/.test(f),
       );
     expect(files.length).to.be.greaterThan(100);
     const wildcard = files.filter((f) => /^export \* from /m.test(readFileSync(join(repo, f), "utf8")));

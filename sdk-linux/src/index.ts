@@ -64,6 +64,10 @@ export * as nft from "./nft/index.js";
 
 export * as enforcement from "./enforcement/index.js";
 
+// Services: ServiceIP load balancing rendered into one nftables table per (client namespace, service), reconciled.
+
+export * as services from "./services/index.js";
+
 // Internal: exported for sibling workspaces only.
 
 /** @internal The default process runner; integration-linux and bench run `ping` and `ip -V` with it. */

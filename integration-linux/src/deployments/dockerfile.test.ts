@@ -313,7 +313,7 @@ describe("deployments: the Dockerfile", () => {
           expect(text)
             .to.match(/NET_ADMIN/)
             .and.to.match(/hostPID/);
-          expect(runs(stage(program))).to.match(/apt-get install -y --no-install-recommends iproute2/);
+          expect(runs(stage(program))).to.match(/apt-get install -y --no-install-recommends iproute2 nftables/);
         } else {
           expect(user).to.equal("node");
         }

@@ -1,0 +1,265 @@
+/**
+ * Issue 15 acceptance, services over two nodes with real programs: node netns 1 and 2 joined by a veth underlay,
+ * each with cmd-nsmgr and a KERNEL cmd-forwarder that follows the services API (NSM_SERVICES_URL); cmd-registry
+ * serves the vL3 prefix pool and the services API with a ServiceIP range per policy. One cmd-nse-vl3 per node;
+ * three pods join the vL3 network with cmd-nsc: the client (node 1) and a backend on each node, each backend
+ * running a small TCP server that answers its own name. The service's backends are the two servers' vL3
+ * addresses (API source); the forwarders put the ServiceIP rules into every client namespace they serve.
+ */
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BackendHealth, BalancingPolicy, ReconcileState } from "@nsm-ts/api/services";
+import { dial } from "@nsm-ts/base/grpc";
+import { nft, openNetns } from "@nsm-ts/sdk-linux";
+import { servicesClient } from "@nsm-ts/services";
+import { expect } from "chai";
+import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
+import { connectMany, startNameServer, tally } from "../kernel/services.fixture.js";
+import { bare, ip, Processes, waitUntil } from "./cluster.js";
+
+const SERVICE = "vl3-svc";
+const ROLES = ["n1", "n2", "e1", "e2", "c1", "b1", "b2"] as const;
+type Role = (typeof ROLES)[number];
+const START_MS = 90_000;
+
+describe("cluster: services over two nodes (ServiceIPs as nftables rules in the client pods), real programs", function () {
+  this.timeout(300_000);
+  let fx: KernelFixture;
+  let procs: Processes;
+  let dir: string;
+  let servers: ChildProcess[] = [];
+  const ns = {} as Record<Role, string>;
+
+  before(async function () {
+    await skipUnlessKernel(this);
+    const { runCommand } = await import("@nsm-ts/sdk-linux");
+    if ((await runCommand(["nft", "--version"]).catch(() => undefined))?.code !== 0) {
+      process.stderr.write("      skipping services cluster test: nft is not installed (apt-get install nftables)\n");
+      this.skip();
+    }
+  });
+
+  beforeEach(async () => {
+    fx = new KernelFixture();
+    procs = new Processes();
+    dir = mkdtempSync(join(tmpdir(), "nsm-svc-"));
+    for (const role of ROLES) {
+      await fx.netns(role);
+      ns[role] = fx.names.at(-1) ?? "";
+      await ip("-n", ns[role], "link", "set", "lo", "up");
+    }
+    await ip("-n", ns.n1, "link", "add", "underlay", "type", "veth", "peer", "name", "underlay", "netns", ns.n2);
+    for (const [n, addr] of [
+      [ns.n1, "198.51.100.1/24"],
+      [ns.n2, "198.51.100.2/24"],
+    ] as const) {
+      await ip("-n", n, "addr", "add", addr, "dev", "underlay");
+      await ip("-n", n, "link", "set", "underlay", "up");
+    }
+  });
+
+  afterEach(async () => {
+    for (const s of servers) if (s.exitCode === null && s.signalCode === null) s.kill("SIGKILL");
+    servers = [];
+    await procs?.killAll();
+    await fx?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("round robin reaches both nodes, closest stays on node 1, SIGKILL fails over within 1 s, local redirect, nothing left", async () => {
+    const sock = (name: string): string => `unix://${join(dir, `${name}.sock`)}`;
+    const registryUrl = "tcp://198.51.100.1:5002";
+    const node = (n: 1 | 2): Promise<unknown> => {
+      const where = n === 1 ? ns.n1 : ns.n2;
+      const tunnelIp = `198.51.100.${n}`;
+      return Promise.all([
+        procs.start(
+          "cmd-nsmgr",
+          {
+            NSM_NAME: `nsmgr-${n}`,
+            NODE_NAME: `node-${n}`,
+            NSM_LISTEN_ON: `${sock(`nsm-${n}`)},tcp://${tunnelIp}:5001`,
+            NSM_REGISTRY_URL: registryUrl,
+          },
+          "cmd-nsmgr serving",
+          `nsmgr-${n}`,
+          where,
+          START_MS,
+        ),
+        procs.start(
+          "cmd-forwarder",
+          {
+            NSM_NAME: `forwarder-${n}`,
+            NSM_CONNECT_TO: sock(`nsm-${n}`),
+            NSM_LISTEN_ON: sock(`forwarder-${n}`),
+            NSM_FORWARDER_MECHANISM: "KERNEL",
+            NSM_TUNNEL_IP: tunnelIp,
+            NSM_SERVICES_URL: registryUrl,
+            NODE_NAME: `node-${n}`,
+            NSM_ZONE: "zone-a",
+          },
+          "cmd-forwarder serving",
+          `forwarder-${n}`,
+          where,
+          START_MS,
+        ),
+      ]);
+    };
+    await Promise.all([
+      procs.start(
+        "cmd-registry",
+        {
+          NSM_NAME: "registry",
+          NSM_LISTEN_ON: `${registryUrl},${sock("registry")}`,
+          // Member prefixes from the lower half; ServiceIPs from 169.254.250.0/24, inside the routed vL3 prefix.
+          NSM_IPAM_PREFIX_POOL: "169.254.0.0/17",
+          NSM_IPAM_PREFIX_LENGTH: "24",
+          NSM_SERVICES_ROUND_ROBIN_RANGE: "169.254.250.0/26",
+          NSM_SERVICES_CLOSEST_RANGE: "169.254.250.64/26",
+          NSM_SERVICES_CONSISTENT_HASH_RANGE: "169.254.250.128/26",
+        },
+        "cmd-registry serving",
+        "registry",
+        ns.n1,
+        START_MS,
+      ),
+      node(1),
+      node(2),
+    ]);
+    await Promise.all(
+      ([1, 2] as const).map((n) =>
+        procs.start(
+          "cmd-nse-vl3",
+          {
+            NSM_NAME: `vl3-${n}`,
+            NSM_CONNECT_TO: sock(`nsm-${n}`),
+            NSM_LISTEN_ON: sock(`vl3-${n}`),
+            NSM_SERVICE_NAMES: SERVICE,
+            NSM_PREFIX_SERVER_URL: sock("registry"),
+            NSM_VL3_PREFIX: "169.254.0.0/16",
+          },
+          "cmd-nse-vl3 serving",
+          `vl3-${n}`,
+          n === 1 ? ns.e1 : ns.e2,
+          START_MS,
+        ),
+      ),
+    );
+    const pods: Array<{ role: Role; node: 1 | 2 }> = [
+      { role: "c1", node: 1 },
+      { role: "b1", node: 1 },
+      { role: "b2", node: 2 },
+    ];
+    const nscs = pods.map(({ role, node: n }) =>
+      procs.spawn(
+        "cmd-nsc",
+        {
+          NSM_NAME: `nsc-${role}`,
+          NSM_CONNECT_TO: sock(`nsm-${n}`),
+          NSM_NETWORK_SERVICES: `kernel://${SERVICE}/nsm-1`,
+          NODE_NAME: `node-${n}`,
+        },
+        `nsc-${role}`,
+        ns[role],
+      ),
+    );
+    const addr: Partial<Record<Role, string>> = {};
+    for (const [i, nsc] of nscs.entries()) {
+      const conn = (await nsc.waitFor("connected", () => true, 60_000)).connection as { srcIpAddrs: string[] };
+      addr[(pods[i] as { role: Role }).role] = bare(conn.srcIpAddrs[0] ?? "");
+    }
+    const [client, b1, b2] = await Promise.all([openNetns(ns.c1), openNetns(ns.b1), openNetns(ns.b2)]);
+    servers = [await startNameServer(b1, "backend-1", addr.b1 ?? "", 8080), await startNameServer(b2, "backend-2", addr.b2 ?? "", 8080)];
+
+    const channel = dial(sock("registry"));
+    try {
+      const api = servicesClient(channel);
+      await api.services.createService({ name: "names", ports: [{ port: 80 }] });
+      const fe = async (policy: BalancingPolicy): Promise<string> =>
+        (await api.frontends.createFrontend({ service: "names", policy })).address;
+      const rrIp = await fe(BalancingPolicy.ROUND_ROBIN);
+      const closestIp = await fe(BalancingPolicy.CLOSEST);
+      const hashIp = await fe(BalancingPolicy.CONSISTENT_HASH);
+      for (const [name, a, n] of [
+        ["backend-1", addr.b1, "node-1"],
+        ["backend-2", addr.b2, "node-2"],
+      ] as const) {
+        await api.backends.createBackend({ service: "names", name, address: a ?? "", ports: [{ port: 8080 }], node: n, zone: "zone-a" });
+      }
+      const reconciledOn = (nodes: string[]) => async (): Promise<true | undefined> => {
+        const items = (await api.dataPlane.listReconcileStatus({ service: "names" })).items;
+        const revision = (await api.dataPlane.listResolvedServices({ node: "node-1", service: "names" })).items[0]?.revision;
+        const ok = nodes.every((n) => items.some((s) => s.node === n && s.state === ReconcileState.RECONCILED && s.revision === revision));
+        return ok ? true : undefined;
+      };
+      await waitUntil("both nodes report the service reconciled", reconciledOn(["node-1", "node-2"]), 30_000);
+      // The first connections wait for the rules in the client's namespace (its forwarder's report says so).
+      await waitUntil("the client reaches a backend through the ServiceIP", async () => {
+        const r = await connectMany(client, rrIp, 80, 1, 1000);
+        return r[0]?.who.startsWith("backend-") ? true : undefined;
+      });
+
+      const rr = tally(await connectMany(client, rrIp, 80, 100));
+      expect(rr["backend-1"], JSON.stringify(rr)).to.be.at.least(30);
+      expect(rr["backend-2"], JSON.stringify(rr)).to.be.at.least(30);
+      expect(tally(await connectMany(client, closestIp, 80, 20))).to.deep.equal({ "backend-1": 20 });
+      const hashed = tally(await connectMany(client, hashIp, 80, 20));
+      expect((hashed["backend-1"] ?? 0) + (hashed["backend-2"] ?? 0), JSON.stringify(hashed)).to.equal(20);
+
+      // Local redirect: node 1 gets its local instance only while the override exists.
+      await api.localRedirects.createLocalRedirect({ service: "names" });
+      await waitUntil("node 1 reconciled the local redirect", reconciledOn(["node-1"]), 30_000);
+      expect(tally(await connectMany(client, rrIp, 80, 20))).to.deep.equal({ "backend-1": 20 });
+      await api.localRedirects.deleteLocalRedirect({ service: "names" });
+      await waitUntil("node 1 reconciled the removal", reconciledOn(["node-1"]), 30_000);
+      const back = tally(await connectMany(client, rrIp, 80, 20));
+      expect(back, JSON.stringify(back)).to.deep.equal({ "backend-1": 10, "backend-2": 10 });
+
+      // SIGKILL of backend 2's server; its health goes down through the API (the role of whatever watches the
+      // pod), and every new connection must reach the survivor within 1 s of the kill.
+      const t0 = performance.now();
+      (servers[1] as ChildProcess).kill("SIGKILL");
+      await api.backends.updateBackend({
+        service: "names",
+        source: "api",
+        name: "backend-2",
+        address: addr.b2 ?? "",
+        ports: [{ port: 8080 }],
+        node: "node-2",
+        zone: "zone-a",
+        health: BackendHealth.UNHEALTHY,
+      });
+      let firstGood: number | undefined;
+      for (;;) {
+        const batchAt = performance.now() - t0;
+        const r = await connectMany(client, rrIp, 80, 10, 500);
+        if (r.every((x) => x.who === "backend-1")) {
+          firstGood = batchAt;
+          break;
+        }
+        if (performance.now() - t0 > 5000) throw new Error(`still not failed over after 5 s: ${JSON.stringify(tally(r))}`);
+      }
+      expect(firstGood, `survivor only after ${firstGood?.toFixed(0)} ms`).to.be.below(1000);
+      expect(tally(await connectMany(client, rrIp, 80, 30))).to.deep.equal({ "backend-1": 30 });
+      process.stderr.write(`      SIGKILL → every new connection on the survivor after ${firstGood?.toFixed(0)} ms\n`);
+    } finally {
+      channel.close();
+    }
+
+    // Teardown: pods close (their forwarders detach them), then everything stops; no table of ours remains.
+    for (const nsc of nscs) expect((await nsc.stop("SIGTERM")).code, nsc.output()).to.equal(0);
+    const inPods = ["c1", "b1", "b2"].map((r) => `/run/netns/${ns[r as Role]}`);
+    let left: nft.NftTableIn[] = [];
+    await waitUntil("no service table left in the pods after they closed", async () => {
+      left = await nft.findNftLeftovers({ namespaces: inPods });
+      return left.length === 0 ? true : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(left)}\n${procs.all.map((p) => `--- ${p.name}\n${p.output()}`).join("\n")}`);
+    });
+    // The endpoints' peer connection is a KERNEL client too; then the forwarders clean up whatever is left.
+    for (const p of [...procs.all].reverse()) await p.stop("SIGTERM");
+    expect(await nft.findNftLeftovers({ namespaces: ROLES.map((r) => `/run/netns/${ns[r]}`) })).to.deep.equal([]);
+  });
+});
