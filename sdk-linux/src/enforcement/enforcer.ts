@@ -285,7 +285,22 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
   return {
     ready,
     async attach(a, outer) {
-      await ready;
+      // Without the change feed a later change would be missed: no rules rather than rules that go stale.
+      const deadline = AbortSignal.any([AbortSignal.timeout(applyTimeoutMs), ...(outer ? [outer] : [])]);
+      await Promise.race([
+        ready,
+        new Promise<never>((_, reject) => {
+          const fail = (): void =>
+            reject(
+              new StatusError(
+                Code.Unavailable,
+                `enforcement: connection ${a.connectionId}: the resource managers' change feed is not established (port "${a.portId}")`,
+              ),
+            );
+          if (deadline.aborted) fail();
+          else deadline.addEventListener("abort", fail, { once: true });
+        }),
+      ]);
       for (;;) {
         const seq = changeSeq;
         const row = await renderAttachment(owner, a, new ReadCache(view, signal), log);
