@@ -246,7 +246,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         if (!first) {
           // Changes made while the feed was down are unknown: look at everything again.
           resyncAll = true;
-          void pass();
+          void pass().catch((err: unknown) => log.warn({ err }, "enforcement: change pass failed"));
         }
         first = false;
         markReady();
