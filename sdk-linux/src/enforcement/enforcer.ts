@@ -157,6 +157,8 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
   );
   const reconcilerOf = (id: string): Reconciler<Row> => reconcilers[shardOf(id)] as Reconciler<Row>;
 
+  const attachmentOf = (r: Attachment): string => JSON.stringify([r.netnsUrl, r.ifName, r.portId, r.peer, r.policies]);
+
   /** Writes renders whose result differs from the row's (re-render), or every one (attach: re-apply all). */
   async function write(rows: readonly Rendered[], fromAttach: boolean): Promise<void> {
     return db.update(tables, (txn) => {
@@ -167,7 +169,8 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         if (fromAttach) {
           applied.delete(r.connectionId);
           if (cur !== undefined && (cur.netnsUrl !== r.netnsUrl || cur.ifName !== r.ifName)) netnsByConn.delete(r.connectionId);
-        } else if (cur !== undefined && cur.fingerprint === r.fingerprint) {
+        } else if (cur === undefined || cur.fingerprint === r.fingerprint || attachmentOf(cur) !== attachmentOf(r)) {
+          // Unchanged, or attached again meanwhile (that attach rendered newer inputs): leave it.
           continue;
         }
         table.insert(txn, { ...r, status: pendingStatus() });
