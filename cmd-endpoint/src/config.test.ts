@@ -81,6 +81,14 @@ describe(`${program} config`, () => {
       /^NSM_SUBNET: NSM_IPAM_URL and NSM_SUBNET must be set together/,
     );
     expect(() => config.parse({ NSM_SERVICE_NAMES: "s", NSM_SUBNET: "x" })).to.throw(/^NSM_IPAM_URL: /);
+    expect(() => config.parse({ NSM_SERVICE_NAMES: "s", NSM_SECURITY_GROUPS: "web" })).to.throw(/^NSM_SECURITY_GROUPS: needs NSM_IPAM_URL/);
+    const sg = config.parse({
+      NSM_SERVICE_NAMES: "s",
+      NSM_IPAM_URL: "tcp://127.0.0.1:5002",
+      NSM_SUBNET: "x",
+      NSM_SECURITY_GROUPS: "web, db",
+    });
+    expect(sg.securityGroups).to.deep.equal(["web", "db"]);
   });
 
   it("the built program without NSM_SERVICE_NAMES prints one line and exits 2", () => {

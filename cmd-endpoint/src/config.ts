@@ -107,6 +107,13 @@ export const config = defineConfig(
       description: "Subnet id in the resource manager at NSM_IPAM_URL to allocate addresses from",
       parse: nonEmpty,
     },
+    securityGroups: {
+      name: "NSM_SECURITY_GROUPS",
+      description:
+        "Comma-separated security group ids given to every port created at NSM_IPAM_URL; a forwarder with NSM_RESOURCES_URL enforces them on the client's interface",
+      default: "",
+      parse: list,
+    },
     registerService: {
       name: "NSM_REGISTER_SERVICE",
       description: "Also register the network services (not only the endpoint) at start",
@@ -140,6 +147,8 @@ export const config = defineConfig(
         const missing = cfg.ipamUrl === undefined ? "NSM_IPAM_URL" : "NSM_SUBNET";
         throw new ConfigError(missing, "NSM_IPAM_URL and NSM_SUBNET must be set together or not at all");
       }
+      if (cfg.securityGroups.length > 0 && cfg.ipamUrl === undefined)
+        throw new ConfigError("NSM_SECURITY_GROUPS", "needs NSM_IPAM_URL and NSM_SUBNET (security groups belong to ports)");
     },
   },
 );

@@ -134,6 +134,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
               channel: ipamChannel,
               subnetId: cfg.subnet,
               describe: `NSM_IPAM_URL=${cfg.ipamUrl} (NSM_SUBNET=${cfg.subnet})`,
+              securityGroups: cfg.securityGroups,
             })
           : ipam.point2pointipam.newServer(ipam.createAddressPool(cfg.cidrPrefix)),
         // The data plane belongs to the forwarder: for KERNEL we only name our netns and the interface, NOOP has none.

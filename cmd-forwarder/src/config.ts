@@ -90,6 +90,12 @@ export const config = defineConfig(
         "KERNEL: the services API (cmd-registry) whose resolved services this forwarder puts into its clients' namespaces as ServiceIP rules (nftables); unset = no ServiceIPs",
       parse: url,
     },
+    resourcesUrl: {
+      name: "NSM_RESOURCES_URL",
+      description:
+        "KERNEL: the resource managers (cmd-registry) whose ports' security groups, route tables and policy routes this forwarder enforces on its clients' interfaces (nftables, routes, ip rules); unset = not enforced (policy routes neither)",
+      parse: url,
+    },
     nodeName: {
       name: "NODE_NAME",
       description: "This node's name: which backends are local for closest ServiceIPs and local redirects",
@@ -111,6 +117,11 @@ export const config = defineConfig(
         throw new ConfigError(
           "NSM_SERVICES_URL",
           "needs NSM_FORWARDER_MECHANISM=KERNEL (ServiceIP rules live in the clients' kernel namespaces)",
+        );
+      if (v.resourcesUrl !== undefined && v.forwarderMechanism !== "KERNEL")
+        throw new ConfigError(
+          "NSM_RESOURCES_URL",
+          "needs NSM_FORWARDER_MECHANISM=KERNEL (the rules live in the clients' kernel namespaces)",
         );
     },
   },

@@ -6,12 +6,12 @@
  */
 import { once } from "node:events";
 import { type RunContext, serverLimits } from "@nsm-ts/base/config";
-import { createServer } from "@nsm-ts/base/grpc";
+import { createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { listenTarget, programIdentity } from "@nsm-ts/base/program";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
-import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder, services } from "@nsm-ts/sdk-linux";
+import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder, enforcement, services } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
 import { type ForwarderServices, startServices } from "./services.js";
 
@@ -24,6 +24,7 @@ import { type ForwarderServices, startServices } from "./services.js";
 async function dataPlaneOf(
   cfg: Config,
   ctx: RunContext,
+  enforcer: enforcement.Enforcer | undefined,
 ): Promise<Pick<ForwarderOptions, "mechanisms" | "clientMechanisms"> & { xconnects?: ReadonlySet<string>; stopSweep?: () => void }> {
   if (cfg.forwarderMechanism === "NOOP") return {};
   try {
@@ -36,6 +37,7 @@ async function dataPlaneOf(
     ...(cfg.tunnelIp === undefined ? {} : { tunnelIp: cfg.tunnelIp }),
     vxlanPort: cfg.vxlanPort,
     log: ctx.log,
+    ...(enforcer === undefined ? {} : { enforcer }),
   });
   if (cfg.tunnelIp === undefined) ctx.log.warn("NSM_TUNNEL_IP is unset: KERNEL serves local connections only (no VXLAN to other nodes)");
   const planes = { mechanisms: kernel.mechanisms, clientMechanisms: kernel.clientMechanisms, xconnects: kernel.xconnects };
@@ -67,8 +69,33 @@ async function dataPlaneOf(
 /** Runs cmd-forwarder until `ctx.signal` aborts, then unregisters and stops serving. */
 export async function run(cfg: Config, ctx: RunContext): Promise<void> {
   const log = ctx.log;
-  const { xconnects, stopSweep, ...kernelPlane } = await dataPlaneOf(cfg, ctx);
   const id = await programIdentity("cmd-forwarder", cfg, log, { signal: ctx.signal });
+  // NSM_RESOURCES_URL: ports' security groups, route tables and policy routes on the clients' interfaces.
+  const enfStop = new AbortController(); // stopped in `finally`, also when the start fails
+  const resourcesChannel =
+    cfg.resourcesUrl === undefined || cfg.forwarderMechanism !== "KERNEL" ? undefined : dial(cfg.resourcesUrl, id.dialOptions);
+  const enforcer =
+    resourcesChannel === undefined
+      ? undefined
+      : enforcement.createEnforcer({
+          owner: cfg.name,
+          view: enforcement.createGrpcResourceView(resourcesChannel, { describe: `NSM_RESOURCES_URL=${cfg.resourcesUrl}` }),
+          signal: enfStop.signal,
+          log,
+        });
+  const stopEnforcer = async (): Promise<void> => {
+    enfStop.abort();
+    await enforcer?.stopped;
+    resourcesChannel?.close();
+  };
+  let planes: Awaited<ReturnType<typeof dataPlaneOf>>;
+  try {
+    planes = await dataPlaneOf(cfg, ctx, enforcer);
+  } catch (err) {
+    await stopEnforcer();
+    throw err;
+  }
+  const { xconnects, stopSweep, ...kernelPlane } = planes;
   // ServiceIPs: the KERNEL element attaches each client's namespace to the services this node follows.
   const svcStop = new AbortController(); // stopped in `finally`, also when the start fails
   const svc: ForwarderServices | undefined =
@@ -133,6 +160,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         nsmgr: cfg.connectTo,
         mechanism: cfg.forwarderMechanism,
         ...(cfg.servicesUrl === undefined ? {} : { services: cfg.servicesUrl, node: cfg.nodeName, zone: cfg.zone }),
+        ...(cfg.resourcesUrl === undefined ? {} : { resources: cfg.resourcesUrl }),
         networkService: cfg.networkServiceName,
         labels: cfg.labels,
         registeredAs: entry.name,
@@ -156,6 +184,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       }
     }
     await server.close();
+    await stopEnforcer();
     svcStop.abort();
     await svc?.stopped;
     await obs.close();

@@ -60,6 +60,10 @@ export { VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6, vxlanMtu } from "./validate.js";
 
 export * as nft from "./nft/index.js";
 
+// Enforcement on connections: security groups, route tables and policy routes of a connection's port.
+
+export * as enforcement from "./enforcement/index.js";
+
 // Services: ServiceIP load balancing rendered into one nftables table per (client namespace, service), reconciled.
 
 export * as services from "./services/index.js";

@@ -22,7 +22,8 @@ import { MetaKey } from "@nsm-ts/base/context";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { generateLinuxInterfaceName } from "@nsm-ts/base/nanoid";
 import { Code, fail, toStatusError } from "@nsm-ts/base/status";
-import { clienturl, connectionOf, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { clienturl, connectionOf, ipam, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import type { Enforcer } from "../../enforcement/enforcer.js";
 import { createIpExecutor, type IpExecutorOptions } from "../../executor.js";
 import { validateIfName } from "../../names.js";
 import { currentNetns, type Netns, openNetns } from "../../netns.js";
@@ -50,6 +51,11 @@ export interface KernelForwarderOptions {
   ip?: IpExecutorOptions;
   /** Logger for cleanup anomalies; default silent (per-call logs go to `ctx.log`). */
   log?: Logger;
+  /**
+   * Enforces the security groups, route table and policy routes of connections whose context names a port
+   * (`extra_context["nsmts.resources/port"]`) on their client interface (see `../../enforcement`).
+   */
+  enforcer?: Enforcer;
 }
 
 /** The pieces a forwarder chain plugs in (`createForwarder({ mechanisms, clientMechanisms })`). */
@@ -74,6 +80,8 @@ interface XState {
   vni?: number;
   /** Name generated for a KERNEL mechanism that came without one. */
   generatedName?: string;
+  /** The client interface the enforcer holds rules for. */
+  enforced?: { netnsUrl: string; ifName: string };
 }
 
 const stateKey = new MetaKey<XState>("sdk-linux.kernel-forwarder");
@@ -115,6 +123,25 @@ function metricOf(leg: Leg, applied: Applied): string {
 function clampMtu(conn: Connection, mtu: number): void {
   conn.context ??= create(ConnectionContextSchema);
   if (conn.context.MTU === 0 || conn.context.MTU > mtu) conn.context.MTU = mtu;
+}
+
+/**
+ * Attaches the connection to the enforcer when its context names a port or has policy routes, detaches it when
+ * both went away, so the client interface carries its rules from the first Request on.
+ */
+async function enforce(enforcer: Enforcer, signal: AbortSignal, id: string, leg: Leg & { type: "KERNEL" }, out: Connection, st: XState) {
+  const portId = out.context?.extraContext[ipam.resourceipam.PORT_CONTEXT_KEY] ?? "";
+  const ip = out.context?.ipContext;
+  if (portId === "" && (ip?.policies.length ?? 0) === 0) {
+    if (st.enforced !== undefined) await enforcer.detach(id, st.enforced, signal);
+    st.enforced = undefined;
+    return;
+  }
+  st.enforced = { netnsUrl: leg.netnsUrl, ifName: leg.ifName };
+  await enforcer.attach(
+    { connectionId: id, netnsUrl: leg.netnsUrl, ifName: leg.ifName, portId, peer: ip?.dstIpAddrs ?? [], policies: ip?.policies ?? [] },
+    signal,
+  );
 }
 
 /** Builds the kernel forwarder's mechanism elements (see the header comment). */
@@ -233,6 +260,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         const ctxMtu = out.context?.MTU || undefined;
         st.applied = await dp.program({ connectionId: id, server: leg, client: cl, context: out.context, mtu: ctxMtu }, st.applied);
         xconnects.add(id);
+        if (opts.enforcer !== undefined && leg.type === "KERNEL") await enforce(opts.enforcer, ctx.signal, id, leg, out, st);
         setMetric(out, MetricsKey.SERVER_INTERFACE, metricOf(leg, st.applied));
         setMetric(out, MetricsKey.CLIENT_INTERFACE, metricOf(cl, st.applied));
         return out;
@@ -245,6 +273,12 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
             .close(ctx, out)
             .catch((ce: unknown) => ctx.log.warn({ err: ce, connId: id }, "kernel xconnect: closing the next hop after a failure failed"));
           releaseVni(st);
+          if (st.applied !== undefined) {
+            // Programmed, but enforcing failed: an interface without its rules must not stay.
+            await dp
+              .remove(id, st.applied.netnsUrls)
+              .catch((re: unknown) => ctx.log.warn({ err: re, connId: id }, "kernel xconnect: removing the links after a failure failed"));
+          }
           st.applied = undefined;
           xconnects.delete(id);
         }
@@ -258,6 +292,21 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
         await next.close(ctx, conn);
       } catch (err) {
         failure = err;
+      }
+      try {
+        if (opts.enforcer !== undefined) {
+          const m = conn.mechanism;
+          // Without state (a restarted forwarder) the rules may be there all the same: remove by derived names.
+          const where =
+            st !== undefined
+              ? st.enforced
+              : mechanisms.kernel.isKernel(m) && mechanisms.kernel.interfaceNameOf(m) !== ""
+                ? { netnsUrl: mechanisms.kernel.netnsUrlOf(m), ifName: mechanisms.kernel.interfaceNameOf(m) }
+                : undefined;
+          if (where !== undefined) await opts.enforcer.detach(conn.id, where);
+        }
+      } catch (err) {
+        failure ??= err;
       }
       try {
         // Without state (a restarted forwarder) the own netns may hold VXLAN leftovers, and the pod netns is

@@ -1,2 +1,2 @@
 /** resourceipam: point-to-point addresses for each connection taken from a subnet of the resource manager. */
-export { newServer, type ResourceIpamOptions } from "./server.js";
+export { newServer, PORT_CONTEXT_KEY, type ResourceIpamOptions } from "./server.js";

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { type Connection, ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { IpAddressManager, NetworkSchema, PortManager, SubnetSchema } from "@nsm-ts/api/resources";
+import { IpAddressManager, NetworkSchema, PortManager, SecurityGroupSchema, SubnetSchema } from "@nsm-ts/api/resources";
 import { CallContext } from "@nsm-ts/base/context";
 import { type Channel, createClient, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { Code, isStatusError } from "@nsm-ts/base/status";
-import { createMemoryResourceStore, registerResourceManagers } from "@nsm-ts/resources";
+import { createMemoryResourceStore, type ResourceManagers, registerResourceManagers } from "@nsm-ts/resources";
 import { newErrorElement } from "@nsm-ts/testing/elements";
 import { expect } from "chai";
 import { chain, handler } from "../../core/index.js";
@@ -33,11 +33,12 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
   let server: NsmServer;
   let channel: Channel;
   let url: string;
+  let managers: ResourceManagers;
   const channels: Channel[] = [];
 
   beforeEach(async () => {
     server = createServer();
-    const { managers } = registerResourceManagers(server, { store: createMemoryResourceStore() });
+    ({ managers } = registerResourceManagers(server, { store: createMemoryResourceStore() }));
     // 198.51.100.0/29: .0 network, .1 gateway, .7 broadcast are reserved → .2–.6 free, room for two pairs.
     await managers.createNetwork(create(NetworkSchema, { id: "n1", cidr: "198.51.100.0/24" }));
     await managers.createSubnet(create(SubnetSchema, { id: "s1", networkId: "n1", cidr: "198.51.100.0/29" }));
@@ -76,6 +77,18 @@ describe("resourceipam (addresses from the resource manager over gRPC)", functio
       ["c1", ["198.51.100.2", "198.51.100.3"]],
       ["c2", ["198.51.100.4", "198.51.100.5"]],
     ]);
+    // The port id travels with the connection, so a kernel forwarder can enforce the port's security groups.
+    expect(c1.context?.extraContext[resourceipam.PORT_CONTEXT_KEY]).to.equal(ports[0]?.id);
+    expect(c2.context?.extraContext[resourceipam.PORT_CONTEXT_KEY]).to.equal(ports[1]?.id);
+  });
+
+  it("creates ports with the security groups chosen for the connection (a kernel forwarder enforces them)", async () => {
+    await managers.createSecurityGroup(create(SecurityGroupSchema, { id: "web" }));
+    const h = handler(resourceipam.newServer({ channel, subnetId: "s1", securityGroups: (conn) => [conn.labels.group ?? "none"] }));
+    const req = request("c1");
+    if (req.connection) req.connection.labels = { group: "web" };
+    await h.request(CallContext.create(), req);
+    expect((await listPorts()).map((p) => p.securityGroupIds)).to.deep.equal([["web"]]);
   });
 
   it("gives two racing first requests of one connection the same single port", async () => {

@@ -8,13 +8,21 @@
  * Request that created it fails.
  *
  * Writes: `context.ip_context.{src,dst}_ip_addrs`, `src_routes` (route to dst), `dst_routes` (route to src);
- * server metadata (the port). Place after `metadata` (and after `excludedprefixes`). A pair overlapping the
+ * `context.extra_context["nsmts.resources/port"]` (the port id, so a kernel forwarder can enforce the port's
+ * security groups and its subnet's route table on the connection); server metadata (the port). Place after `metadata` (and after `excludedprefixes`). A pair overlapping the
  * request's `ip_context.excluded_prefixes` is not handed out: when the exclusions touch the subnet, the element
  * lists the subnet's taken addresses and asks for two specific free ones outside them; a held pair that has
  * become excluded is replaced on refresh.
  */
 import { create } from "@bufbuild/protobuf";
-import { ConnectionContextSchema, type IPContext, IPContextSchema, RouteSchema } from "@nsm-ts/api/networkservice";
+import {
+  type Connection,
+  type ConnectionContext,
+  ConnectionContextSchema,
+  type IPContext,
+  IPContextSchema,
+  RouteSchema,
+} from "@nsm-ts/api/networkservice";
 import { IpAddressManager, type Port, PortManager, type Subnet, SubnetManager } from "@nsm-ts/api/resources";
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey } from "@nsm-ts/base/context";
@@ -23,6 +31,9 @@ import { type Cidr, cidrLast, cidrOverlaps, formatIp, parseCidr, parseIp } from 
 import { Code, fail, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
+
+/** Key in `connection.context.extra_context` naming the connection's port in the resource manager. */
+export const PORT_CONTEXT_KEY = "nsmts.resources/port";
 
 /** Options of `newServer`. */
 export interface ResourceIpamOptions {
@@ -39,6 +50,11 @@ export interface ResourceIpamOptions {
   portIdPrefix?: string;
   /** Deadline of each call to the manager when the request has none shorter; default 10 s. */
   callTimeoutMs?: number;
+  /**
+   * Security groups of the ports created (a list, or chosen per connection, e.g. from its labels); default none.
+   * A kernel forwarder with an enforcer applies them to the client's interface.
+   */
+  securityGroups?: readonly string[] | ((conn: Connection) => readonly string[]);
 }
 
 /** The pair a connection holds, as written into its IP context. */
@@ -60,14 +76,16 @@ function addRoute(routes: IPContext["srcRoutes"], prefix: string): void {
   if (!routes.some((r) => r.prefix === prefix)) routes.push(create(RouteSchema, { prefix }));
 }
 
-function apply(ip: IPContext, h: Held): void {
+function apply(cc: ConnectionContext, ip: IPContext, h: Held): void {
+  cc.extraContext[PORT_CONTEXT_KEY] = h.portId;
   addUnique(ip.srcIpAddrs, h.src);
   addUnique(ip.dstIpAddrs, h.dst);
   addRoute(ip.srcRoutes, h.dst);
   addRoute(ip.dstRoutes, h.src);
 }
 
-function remove(ip: IPContext, h: Held): void {
+function remove(cc: ConnectionContext, ip: IPContext, h: Held): void {
+  if (cc.extraContext[PORT_CONTEXT_KEY] === h.portId) delete cc.extraContext[PORT_CONTEXT_KEY];
   ip.srcIpAddrs = ip.srcIpAddrs.filter((a) => a !== h.src);
   ip.dstIpAddrs = ip.dstIpAddrs.filter((a) => a !== h.dst);
   ip.srcRoutes = ip.srcRoutes.filter((r) => r.prefix !== h.dst);
@@ -205,7 +223,10 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
     return taken;
   }
 
-  async function createPort(ctx: CallContext, connId: string, ex: readonly Cidr[]): Promise<Port> {
+  async function createPort(ctx: CallContext, conn: Connection, ex: readonly Cidr[]): Promise<Port> {
+    const connId = conn.id;
+    const sg = opts.securityGroups;
+    const securityGroupIds = [...(typeof sg === "function" ? sg(conn) : (sg ?? []))];
     const s = await theSubnet(ctx);
     const relevant = ex.filter((e) => cidrOverlaps(e, fromManager(parseCidr(s.cidr, lenient), s.cidr)));
     // Specific addresses lose a race against another allocator now and then: a few attempts, each re-reading.
@@ -223,7 +244,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       }
       try {
         return await call(`create port for connection "${connId}" in subnet "${s.id}"`, () =>
-          ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps }, callOpts(ctx)),
+          ports.createPort({ id: prefix + connId, networkId: s.networkId, owner: connId, fixedIps, securityGroupIds }, callOpts(ctx)),
         );
       } catch (err) {
         if (!isStatusError(err, Code.AlreadyExists)) throw err;
@@ -257,7 +278,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
       let held = md.get(heldKey);
       if (held !== undefined && isExcluded(held, ex)) {
         ctx.log.info({ connId: conn.id, port: held.portId }, "resourceipam: addresses now excluded, allocating new ones");
-        remove(ip, held);
+        remove(conn.context, ip, held);
         md.delete(heldKey);
         await deletePort(ctx, held.portId);
         held = undefined;
@@ -272,7 +293,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
               { connId: conn.id, port: port.id },
               "resourceipam: the connection's port has excluded addresses, allocating new ones",
             );
-            remove(ip, found);
+            remove(conn.context, ip, found);
             await deletePort(ctx, port.id);
             port = undefined;
           } else {
@@ -280,7 +301,7 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
           }
         }
         if (port === undefined) {
-          port = await createPort(ctx, conn.id, ex);
+          port = await createPort(ctx, conn, ex);
           created = true;
         }
         try {
@@ -291,13 +312,13 @@ export function newServer(opts: ResourceIpamOptions): NetworkServiceElement {
         }
         md.set(heldKey, held);
       }
-      apply(ip, held);
+      apply(conn.context, ip, held);
       try {
         return await next.request(ctx, req);
       } catch (err) {
         if (created) {
           md.delete(heldKey);
-          remove(ip, held);
+          remove(conn.context, ip, held);
           await deletePort(ctx, held.portId).catch((e: unknown) =>
             ctx.log.warn({ err: e, connId: conn.id, port: held?.portId }, "resourceipam: could not delete the port of a failed request"),
           );
