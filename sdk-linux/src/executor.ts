@@ -140,7 +140,8 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     const key = `${netns.dev}:${netns.inode}`;
     const have = sessions.get(key);
     if (have !== undefined && !have.exited && !fresh) return have;
-    have?.close();
+    // A fresh session replaces the old one without closing it: other commits may be queued on it (concurrent
+    // commits in one namespace), and they must run, not fail; it ends by itself once idle.
     const s: IpSession = new IpSession(netns, {
       tools,
       clock,

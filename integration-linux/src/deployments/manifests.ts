@@ -63,7 +63,7 @@ export const SERVED_SERVICES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Containers that are not nsm-ts programs (left to their own images' documentation). */
-export const EXTERNAL_CONTAINERS: ReadonlySet<string> = new Set(["etcd"]);
+export const EXTERNAL_CONTAINERS: ReadonlySet<string> = new Set(["etcd", "names-server", "shell", "curl"]);
 
 /** Sample values for downward-API fields, so values such as `tcp://$(POD_IP):5003` can be parsed. */
 const FIELD_SAMPLES: Record<string, string> = {
@@ -264,7 +264,7 @@ export function checkWorkloads(
   return problems;
 }
 
-/** Services: each selects a workload in the same files whose containers expose every targetPort. */
+/** Services: each selects workloads in the same files whose containers, together, expose every targetPort. */
 export function checkServices(files: readonly ManifestFile[]): string[] {
   const problems: string[] = [];
   const docs = files.flatMap((f) => f.docs.map((d) => ({ path: f.path, doc: d })));
@@ -280,13 +280,13 @@ export function checkServices(files: readonly ManifestFile[]): string[] {
       problems.push(`${path}: Service/${svc} selects no workload`);
       continue;
     }
+    // Over every selected workload together: an overlay's patch may add the container port its Service patch adds.
+    const exposed = matches.flatMap(({ doc: w }) => containersOf(w).containers.flatMap((c) => objs(c.ports)));
+    const names = [...new Set(matches.map(({ doc: w }) => String(at(w, "metadata", "name"))))].join(", ");
     for (const port of objs(at(doc, "spec", "ports"))) {
       const target = port.targetPort ?? port.port;
-      for (const { doc: w } of matches) {
-        const exposed = containersOf(w).containers.flatMap((c) => objs(c.ports));
-        if (!exposed.some((p) => p.containerPort === target || p.name === target)) {
-          problems.push(`${path}: Service/${svc} targetPort ${String(target)} is no containerPort of ${String(at(w, "metadata", "name"))}`);
-        }
+      if (!exposed.some((p) => p.containerPort === target || p.name === target)) {
+        problems.push(`${path}: Service/${svc} targetPort ${String(target)} is no containerPort of ${names}`);
       }
     }
   }
