@@ -5,11 +5,13 @@
  * wait for the abort signal → unregister, drain, clean up.
  */
 import { once } from "node:events";
+import { NodeManager } from "@nsm-ts/api/resources";
 import { type RunContext, serverLimits } from "@nsm-ts/base/config";
-import { createServer, dial } from "@nsm-ts/base/grpc";
+import { createClient, createServer, dial } from "@nsm-ts/base/grpc";
 import { startObservability } from "@nsm-ts/base/metrics";
 import { spiffeIdMatcher } from "@nsm-ts/base/policy";
 import { listenTarget, programIdentity } from "@nsm-ts/base/program";
+import { runNodeHeartbeats } from "@nsm-ts/resources";
 import { createForwarder, type ForwarderOptions } from "@nsm-ts/sdk/networkservice";
 import { adoptOrRemoveLeftovers, checkKernelCapable, createKernelForwarder, enforcement, services } from "@nsm-ts/sdk-linux";
 import type { Config } from "./config.js";
@@ -83,9 +85,23 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
           signal: enfStop.signal,
           log,
         });
+  // The same resource managers learn this node (name, tunnel IP, zone) and its heartbeats: the node manager takes a
+  // node whose forwarder stopped beating out of service.
+  const beating =
+    resourcesChannel === undefined
+      ? undefined
+      : runNodeHeartbeats(
+          createClient(NodeManager, resourcesChannel),
+          {
+            id: cfg.nodeName,
+            ...(cfg.tunnelIp === undefined ? {} : { tunnelIp: cfg.tunnelIp }),
+            labels: cfg.zone === "" ? {} : { "topology.kubernetes.io/zone": cfg.zone },
+          },
+          { signal: enfStop.signal, log },
+        );
   const stopEnforcer = async (): Promise<void> => {
     enfStop.abort();
-    await enforcer?.stopped;
+    await Promise.all([enforcer?.stopped, beating]);
     resourcesChannel?.close();
   };
   let planes: Awaited<ReturnType<typeof dataPlaneOf>>;

@@ -11,8 +11,9 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NodeManager, NodeState } from "@nsm-ts/api/resources";
 import { BackendHealth, BalancingPolicy, ReconcileState } from "@nsm-ts/api/services";
-import { dial } from "@nsm-ts/base/grpc";
+import { createClient, dial } from "@nsm-ts/base/grpc";
 import { nft, openNetns } from "@nsm-ts/sdk-linux";
 import { servicesClient } from "@nsm-ts/services";
 import { expect } from "chai";
@@ -72,7 +73,7 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
         sock,
         registryUrl,
         startMs: START_MS,
-        forwarderEnv: { NSM_SERVICES_URL: registryUrl, NODE_NAME: `node-${n}`, NSM_ZONE: "zone-a" },
+        forwarderEnv: { NSM_SERVICES_URL: registryUrl, NSM_RESOURCES_URL: registryUrl, NODE_NAME: `node-${n}`, NSM_ZONE: "zone-a" },
       });
     await Promise.all([
       procs.start(
@@ -154,6 +155,16 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
     const channel = dial(sock("registry"));
     try {
       const api = servicesClient(channel);
+      // The forwarders also follow the resource managers (NSM_RESOURCES_URL): each registers its node and beats.
+      const nodes = createClient(NodeManager, channel);
+      const inService = await waitUntil("both forwarders registered their node, in service", async () => {
+        const items = (await nodes.listNodes({})).items.filter((x) => x.state === NodeState.IN_SERVICE);
+        return items.length === 2 ? items : undefined;
+      });
+      expect(inService.map((x) => [x.id, x.tunnelIp, x.labels["topology.kubernetes.io/zone"]]).sort()).to.deep.equal([
+        ["node-1", "198.51.100.1", "zone-a"],
+        ["node-2", "198.51.100.2", "zone-a"],
+      ]);
       await api.services.createService({ name: "names", ports: [{ port: 80 }] });
       const fe = async (policy: BalancingPolicy): Promise<string> =>
         (await api.frontends.createFrontend({ service: "names", policy })).address;
