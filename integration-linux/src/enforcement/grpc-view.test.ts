@@ -52,7 +52,8 @@ describe("enforcement: the gRPC resource view (Watch RPCs and their mirror)", fu
     const p1 = await view.getPort("p1", stop.signal);
     if (p1 === undefined) throw new Error("p1 is not in the mirror");
     await managers.updatePort(create(PortSchema, { ...p1, securityGroupIds: ["g2"], revision: "" }));
-    expect((await changes.next()).value).to.deep.equal({ kind: "port", id: "p1" });
+    // The change names the groups the port was in and is in now: both groups' members changed.
+    expect((await changes.next()).value).to.deep.equal({ kind: "port", id: "p1", groups: ["g1", "g2"] });
     expect(await view.portsInGroup("g1", stop.signal)).to.deep.equal([]);
     expect((await view.portsInGroup("g2", stop.signal)).map((p) => p.id)).to.deep.equal(["p1"]);
   });

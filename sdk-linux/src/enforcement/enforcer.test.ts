@@ -141,7 +141,7 @@ describe("enforcement: the enforcer keeps rules in step with the resource record
     await kernel.until(() => kernel.lastRules("sg_ingress").includes("meta nfproto ipv4 ip saddr 198.51.100.5 tcp dport 22 accept"));
 
     view.ports.set("p3", port("p3", "198.51.100.7", ["clients"])); // joins the remote group
-    view.change({ kind: "port", id: "p3" });
+    view.change({ kind: "port", id: "p3", groups: ["clients"] });
     await kernel.until(() =>
       kernel.lastRules("sg_ingress").includes("meta nfproto ipv4 ip saddr { 198.51.100.5, 198.51.100.7 } tcp dport 22 accept"),
     );
@@ -151,11 +151,27 @@ describe("enforcement: the enforcer keeps rules in step with the resource record
     await kernel.until(() => kernel.lines.some((l) => l.args.join(" ").startsWith("route replace 203.0.113.64/26 via 198.51.100.2")));
   });
 
+  it("re-applies when a member leaves the remote group or changes its address", async () => {
+    view.ports.set("p2", port("p2", "198.51.100.5", ["web"])); // leaves "clients": the group is empty now
+    view.change({ kind: "port", id: "p2", groups: ["clients", "web"] });
+    await kernel.until(() => !kernel.lastRules("sg_ingress").some((r) => r.includes("tcp dport 8080")));
+
+    view.ports.set("p3", port("p3", "198.51.100.7", ["clients"]));
+    view.change({ kind: "port", id: "p3", groups: ["clients"] });
+    await kernel.until(() => kernel.lastRules("sg_ingress").includes("meta nfproto ipv4 ip saddr 198.51.100.7 tcp dport 8080 accept"));
+    // A view that cannot tell the groups (no `groups`): every connection is rendered again.
+    view.ports.set("p3", port("p3", "198.51.100.9", ["clients"]));
+    view.change({ kind: "port", id: "p3" });
+    await kernel.until(() => kernel.lastRules("sg_ingress").includes("meta nfproto ipv4 ip saddr 198.51.100.9 tcp dport 8080 accept"));
+  });
+
   it("ignores changes nothing depends on", async () => {
     const before = kernel.applied.length;
     view.groups.set("other", create(SecurityGroupSchema, { id: "other" }));
     view.change({ kind: "securitygroup", id: "other" });
     view.change({ kind: "subnet", id: "s2" });
+    view.ports.set("p9", port("p9", "198.51.100.9", ["other"]));
+    view.change({ kind: "port", id: "p9", groups: ["other"] });
     view.groups.set(
       "web",
       create(SecurityGroupSchema, {

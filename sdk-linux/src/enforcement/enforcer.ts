@@ -15,7 +15,7 @@ import { createIpExecutor, type IpExecutor } from "../executor.js";
 import { type Netns, openNetns } from "../netns.js";
 import { createNftExecutor, type NftExecutor } from "../nft/executor.js";
 import { applyEnforcement, removeEnforcement } from "./apply.js";
-import { type Attachment, ReadCache, type Rendered, renderAttachment } from "./resolve.js";
+import { type Attachment, ReadCache, type Rendered, renderAttachment, type StateText } from "./resolve.js";
 import type { ResourceChange, ResourceView } from "./view.js";
 
 export type { Attachment } from "./resolve.js";
@@ -116,8 +116,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
 
   // What was last applied per connection, so a change re-applies only the part that differs. Cleared by attach
   // (a refresh re-applies everything, repairing what someone else changed) and by removal.
-  const applied = new Map<string, { nft: string; routing: string }>();
-  const partsOf = (r: Row) => ({ nft: JSON.stringify(r.state.nft ?? null), routing: JSON.stringify(r.state.routing) });
+  const applied = new Map<string, StateText>();
 
   const reconcilers: Reconciler<Row>[] = tables.map((table) =>
     createReconciler<Row, Index>({
@@ -126,7 +125,7 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
       setStatus: (r, status) => ({ ...r, status }),
       ops: {
         update: async (r) => {
-          const want = partsOf(r);
+          const want = r.parts;
           const last = applied.get(r.connectionId);
           applied.delete(r.connectionId);
           const who = { owner, connectionId: r.connectionId, ifName: r.ifName };
@@ -169,7 +168,11 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
         if (fromAttach) {
           applied.delete(r.connectionId);
           if (cur !== undefined && (cur.netnsUrl !== r.netnsUrl || cur.ifName !== r.ifName)) netnsByConn.delete(r.connectionId);
-        } else if (cur === undefined || cur.fingerprint === r.fingerprint || attachmentOf(cur) !== attachmentOf(r)) {
+        } else if (
+          cur === undefined ||
+          (cur.parts.nft === r.parts.nft && cur.parts.routing === r.parts.routing) ||
+          attachmentOf(cur) !== attachmentOf(r)
+        ) {
           // Unchanged, or attached again meanwhile (that attach rendered newer inputs): leave it.
           continue;
         }
@@ -207,11 +210,13 @@ export function createEnforcer(opts: EnforcerOptions): Enforcer {
           if (c.kind === "securitygroup") list("byGroup", c.id);
           else if (c.kind === "subnet") list("bySubnet", c.id);
           else if (c.kind === "routetable") list("byRouteTable", c.id);
-          else {
+          else if (c.groups === undefined) {
+            // Which groups the port left is unknown: any connection may have listed it as a member.
+            for (const t of tables) add(t.all(txn));
+          } else {
             list("byPort", c.id);
-            // A port that joined a group changes the rules of everyone naming that group.
-            const p = await cache.port(c.id).catch(() => undefined);
-            for (const g of p?.securityGroupIds ?? []) list("byGroup", g);
+            // A port that joined, left or changed in a group changes the rules of everyone naming that group.
+            for (const g of c.groups) list("byGroup", g);
           }
         }
         if (affected.size === 0) continue;

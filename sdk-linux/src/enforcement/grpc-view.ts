@@ -61,20 +61,24 @@ export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewO
   }
   let mirror: Mirror | undefined;
 
-  function put(m: Mirror, kind: WatchedKind, obj: { id: string }, deleted: boolean): void {
+  /** Applies one event to the mirror; for a port returns the groups it was in before and is in after. */
+  function put(m: Mirror, kind: WatchedKind, obj: { id: string }, deleted: boolean): string[] | undefined {
+    let touched: string[] | undefined;
     if (kind === "port") {
-      for (const g of m.port.get(obj.id)?.securityGroupIds ?? []) m.members.get(g)?.delete(obj.id);
-      if (!deleted) {
-        for (const g of (obj as Port).securityGroupIds) {
-          const set = m.members.get(g) ?? new Set<string>();
-          m.members.set(g, set);
-          set.add(obj.id);
-        }
+      const before = m.port.get(obj.id)?.securityGroupIds ?? [];
+      for (const g of before) m.members.get(g)?.delete(obj.id);
+      const after = deleted ? [] : (obj as Port).securityGroupIds;
+      for (const g of after) {
+        const set = m.members.get(g) ?? new Set<string>();
+        m.members.set(g, set);
+        set.add(obj.id);
       }
+      touched = [...new Set([...before, ...after])];
     }
     const map = m[kind] as Map<string, unknown>;
     if (deleted) map.delete(obj.id);
     else map.set(obj.id, obj);
+    return touched;
   }
 
   return {
@@ -141,8 +145,9 @@ export function createGrpcResourceView(channel: Channel, opts: GrpcResourceViewO
                 }
               } else if (ev.object !== undefined) {
                 // The mirror changes before the enforcer hears of it, so its re-render reads the new state.
-                put(next, kind, ev.object, ev.type === WatchEventType.DELETE);
-                if (synced === streams.length) q.push({ kind, id: ev.object.id });
+                const touched = put(next, kind, ev.object, ev.type === WatchEventType.DELETE);
+                const id = ev.object.id;
+                if (synced === streams.length) q.push(touched === undefined ? { kind, id } : { kind, id, groups: touched });
               }
             }
             end(new StatusError(Code.Unavailable, `enforcement: the ${kind} watch at ${describe} ended`));

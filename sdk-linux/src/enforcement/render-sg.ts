@@ -81,6 +81,27 @@ function addrSet(fam: Family, cidrs: readonly Cidr[]): string {
   return uniq.length === 1 ? (uniq[0] as string) : `{ ${uniq.join(", ")} }`;
 }
 
+/**
+ * The nft set of a remote group's members in one family (undefined: none), memoized per members array: the
+ * enforcer hands every connection of a pass the same array, so a group of a thousand ports is parsed, sorted
+ * and joined once per pass rather than once per connection.
+ */
+const memberSets = new WeakMap<readonly string[], Map<Family, string | undefined>>();
+function memberSet(members: readonly string[], fam: Family): string | undefined {
+  let byFam = memberSets.get(members);
+  if (byFam === undefined) {
+    byFam = new Map();
+    memberSets.set(members, byFam);
+  }
+  if (byFam.has(fam)) return byFam.get(fam);
+  const cidrs = members.map((a) => parseCidr(a, { bare: true })).filter((c): c is Cidr => c !== undefined && c.family === fam);
+  const set = cidrs.length === 0 ? undefined : addrSet(fam, cidrs);
+  byFam.set(fam, set);
+  return set;
+}
+
+const NO_MEMBERS: readonly string[] = [];
+
 /** The match of one rule for one family, or undefined when the rule cannot match anything in that family. */
 function ruleMatch(r: SgRule, fam: Family, members: ReadonlyMap<string, readonly string[]>): string | undefined {
   const dir = r.direction.toLowerCase() === "egress" ? "daddr" : "saddr";
@@ -93,11 +114,9 @@ function ruleMatch(r: SgRule, fam: Family, members: ReadonlyMap<string, readonly
     if (c.len > 0) parts.push(`${l3} ${dir} ${addrSet(fam, [c])}`);
   }
   if (r.remoteGroupId !== "") {
-    const cidrs = (members.get(r.remoteGroupId) ?? [])
-      .map((a) => parseCidr(a, { bare: true }))
-      .filter((c): c is Cidr => c !== undefined && c.family === fam);
-    if (cidrs.length === 0) return undefined; // an empty group admits nobody
-    parts.push(`${l3} ${dir} ${addrSet(fam, cidrs)}`);
+    const set = memberSet(members.get(r.remoteGroupId) ?? NO_MEMBERS, fam);
+    if (set === undefined) return undefined; // an empty group admits nobody
+    parts.push(`${l3} ${dir} ${set}`);
   }
   let proto = protocolNumber(r.protocol);
   if (proto === 1 && fam === 6) proto = 58; // "icmp" in an IPv6 rule means ICMPv6, as OpenStack reads it

@@ -25,19 +25,33 @@ export interface Attachment {
   readonly policies: readonly PolicyInput[];
 }
 
-/** The records a rendering read: a change of any of them renders it again. */
+/**
+ * The records a rendering read: a change of any of them renders it again. Member ports of a remote group are
+ * covered by that group (a port change names the groups it was and is in), not listed one by one: a row naming
+ * a group of a thousand ports stays one index entry.
+ */
 export interface Deps {
   readonly groups: readonly string[];
+  /** The connection's own port. */
   readonly ports: readonly string[];
   readonly subnets: readonly string[];
   readonly routeTables: readonly string[];
 }
 
+/** Text of the two parts of a rendered state, compared to tell what changed. */
+export interface StateText {
+  readonly nft: string;
+  readonly routing: string;
+}
+
 /** An attachment with its rendered state and dependencies. */
 export interface Rendered extends Attachment {
   readonly state: EnforcementState;
-  /** The rendered state as text: an unchanged render writes nothing. */
-  readonly fingerprint: string;
+  /**
+   * The rendered state as text, once per render: an unchanged render writes nothing, and the reconciler applies
+   * only the part that differs from what it applied last.
+   */
+  readonly parts: StateText;
   readonly deps: Deps;
 }
 
@@ -59,6 +73,8 @@ export class ReadCache {
   port = (id: string) => this.#get(`p/${id}`, () => this.view.getPort(id, this.signal));
   group = (id: string) => this.#get(`g/${id}`, () => this.view.getSecurityGroup(id, this.signal));
   members = (id: string) => this.#get(`m/${id}`, () => this.view.portsInGroup(id, this.signal));
+  /** The members' addresses, one array per group and pass: every row shares it (and its rendered nft set). */
+  memberAddresses = (id: string) => this.#get(`a/${id}`, async () => (await this.members(id)).flatMap(addressesOf));
   subnet = (id: string) => this.#get(`s/${id}`, () => this.view.getSubnet(id, this.signal));
   routeTable = (id: string) => this.#get(`r/${id}`, () => this.view.getRouteTable(id, this.signal));
 }
@@ -79,13 +95,8 @@ export async function renderAttachment(owner: string, a: Attachment, cache: Read
     else groups.push(g);
   }
   const remote = [...new Set(groups.flatMap((g) => g.rules.map((r) => r.remoteGroupId)).filter((id) => id !== ""))];
-  const members = new Map<string, string[]>();
-  const memberPorts = new Set<string>();
-  for (const id of remote) {
-    const ports = await cache.members(id);
-    members.set(id, ports.flatMap(addressesOf));
-    for (const p of ports) memberPorts.add(p.id);
-  }
+  const members = new Map<string, readonly string[]>();
+  for (const id of remote) members.set(id, await cache.memberAddresses(id));
   const subnetId = port?.fixedIps[0]?.subnetId ?? "";
   const subnet = subnetId === "" ? undefined : await cache.subnet(subnetId);
   const rtId = subnet?.routeTableId ?? "";
@@ -105,10 +116,10 @@ export async function renderAttachment(owner: string, a: Attachment, cache: Read
   return {
     ...a,
     state,
-    fingerprint: JSON.stringify([state.nft ?? null, routing.routes, routing.rules]),
+    parts: { nft: JSON.stringify(state.nft ?? null), routing: JSON.stringify([routing.routes, routing.rules]) },
     deps: {
       groups: [...new Set([...groupIds, ...remote])],
-      ports: [...new Set([a.portId, ...memberPorts])],
+      ports: a.portId === "" ? [] : [a.portId],
       subnets: subnetId === "" ? [] : [subnetId],
       routeTables: rtId === "" ? [] : [rtId],
     },

@@ -12,6 +12,12 @@ export type WatchedKind = "port" | "securitygroup" | "subnet" | "routetable";
 export interface ResourceChange {
   readonly kind: WatchedKind;
   readonly id: string;
+  /**
+   * For a port: the security groups it was in before the change and is in after it, so the enforcer re-renders
+   * exactly the connections naming one of them (a port leaving a group changes that group's members too).
+   * Without it, a port change re-renders every connection.
+   */
+  readonly groups?: readonly string[];
 }
 
 /** Read access to the resource managers, plus their change feed. Every method resolves `undefined` for a missing record. */
