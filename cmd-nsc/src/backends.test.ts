@@ -3,9 +3,11 @@ import { type AddressInfo, createServer as createTcpServer, type Server } from "
 import { BackendHealth } from "@nsm-ts/api/services";
 import { MockClock } from "@nsm-ts/base/clock";
 import { type Channel, createServer, dial, type NsmServer } from "@nsm-ts/base/grpc";
+import { Code } from "@nsm-ts/base/status";
 import { registerServices, ServiceModel, servicesClient } from "@nsm-ts/services";
+import { expectStatus } from "@nsm-ts/testing/grpc";
 import { expect } from "chai";
-import { parseServiceBackends, startBackendRole } from "./backends.js";
+import { leaseSecondsOf, parseServiceBackends, startBackendRole } from "./backends.js";
 
 describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
   it("parses <service>:<port>[/tcp] lists and names what is wrong", () => {
@@ -20,10 +22,20 @@ describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
     expect(() => parseServiceBackends("web:1,web:2")).to.throw(/twice/);
   });
 
+  it("leases for 3 probe rounds (interval + timeout), at least 5 s, or NSM_SERVICE_LEASE", () => {
+    expect(leaseSecondsOf(undefined, 1000, 1000)).to.equal(6);
+    expect(leaseSecondsOf(undefined, 100, 100)).to.equal(5);
+    expect(leaseSecondsOf(undefined, 2000, 500)).to.equal(8);
+    expect(leaseSecondsOf(3000, 100, 100)).to.equal(3);
+  });
+
   describe("against a services API served in-process", () => {
     let server: NsmServer;
     let channel: Channel;
     let tcp: Server | undefined;
+    let model: ServiceModel;
+    /** The registry's clock: it moves with the sidecar's, except while the sidecar is "dead". */
+    let registryClock: MockClock;
 
     const listen = async (port = 0): Promise<number> => {
       tcp = createTcpServer((s) => s.end());
@@ -39,13 +51,17 @@ describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
 
     beforeEach(async () => {
       server = createServer();
-      registerServices(server, new ServiceModel());
+      registryClock = new MockClock();
+      model = new ServiceModel({ clock: registryClock });
+      registerServices(server, model);
       channel = dial(await server.listen("tcp://127.0.0.1:0"));
     });
     afterEach(async () => {
       await closeTcp();
       channel.close();
       await server.close({ graceMs: 0 });
+      model.close();
+      expect(registryClock.pending()).to.equal(0);
     });
 
     it("registers on the address, goes UNHEALTHY after the failure threshold and HEALTHY again, follows a new address, deletes on close", async () => {
@@ -113,6 +129,62 @@ describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
         await role.close();
       }
       expect((await api.listBackends({ service: "web" })).items).to.deep.equal([]);
+      expect(clock.pending()).to.equal(0);
+    });
+
+    it("renews the lease with each probe without a new revision, recreates a row that expired, and its rows go when the sidecar dies", async () => {
+      const api = servicesClient(channel).backends;
+      const port = await listen();
+      const clock = new MockClock();
+      const rounds: Array<() => void> = [];
+      const nextRound = (): Promise<void> => new Promise<void>((r) => rounds.push(r));
+      const role = startBackendRole({
+        api,
+        backends: [{ service: "web", port }],
+        name: "nsc-b2",
+        intervalMs: 200,
+        timeoutMs: 100,
+        failures: 2,
+        leaseSeconds: 1,
+        clock,
+        onRound: () => {
+          for (const r of rounds.splice(0)) r();
+        },
+      });
+      const get = () => api.getBackend({ service: "web", source: "api", name: "nsc-b2" });
+      const tick = async (): Promise<void> => {
+        const done = nextRound();
+        await registryClock.advance(200);
+        await clock.advance(200);
+        await done;
+      };
+      try {
+        const done = nextRound();
+        role.setAddress("127.0.0.1");
+        await done;
+        const first = await get();
+        expect([first.leaseSeconds, first.health]).to.deep.equal([1, BackendHealth.HEALTHY]);
+        const revision = model.tables.db.revision();
+        // 2 s of probes, twice the lease: the row stays, and nothing was written.
+        for (let i = 0; i < 10; i++) await tick();
+        expect((await get()).revision).to.equal(first.revision);
+        expect(model.tables.db.revision(), "renewals write nothing (no revision for the data planes)").to.equal(revision);
+
+        // The lease ran out while the registry could not be reached: the next renewal finds no row and creates it.
+        await registryClock.advance(1000);
+        await expectStatus(get(), Code.NotFound);
+        await tick();
+        expect((await get()).address).to.equal("127.0.0.1");
+
+        // The sidecar is SIGKILLed with its pod: its clock stops (no probe, no renewal, no delete), the
+        // registry's goes on, and the row goes once the lease runs out.
+        await registryClock.advance(999);
+        expect((await get()).address).to.equal("127.0.0.1");
+        await registryClock.advance(1);
+        await expectStatus(get(), Code.NotFound);
+      } finally {
+        await role.close();
+      }
       expect(clock.pending()).to.equal(0);
     });
   });

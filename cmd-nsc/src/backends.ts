@@ -6,7 +6,9 @@
  * after one success (a new registration starts UNHEALTHY, like a pod that is not ready yet). A new address
  * (heal) rewrites the rows; `close` (SIGTERM) deletes them. Only changes are written (a write bumps the
  * service's revision, which every data plane reconciles); a write that fails (registry unreachable) is retried on
- * the next probe tick, and an update that finds no row (registry restarted) creates it.
+ * the next probe tick, and an update that finds no row (registry restarted) creates it. The rows carry a lease
+ * that every probe round renews (RenewBackend: no revision, nothing to reconcile), so the rows of a sidecar
+ * SIGKILLed with its pod go once it runs out; a renewal that finds no row (expired, registry restarted) creates it.
  */
 import { connect } from "node:net";
 import { BackendHealth, type BackendManager } from "@nsm-ts/api/services";
@@ -14,6 +16,17 @@ import { type Clock, realClock, type Timer } from "@nsm-ts/base/clock";
 import type { Client } from "@nsm-ts/base/grpc";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { Code, isStatusError } from "@nsm-ts/base/status";
+
+/** Longest NSM_SERVICE_LEASE (the services API's bound on `lease_seconds`). */
+export const MAX_LEASE_MS = 86_400_000;
+
+/**
+ * The lease in whole seconds: `leaseMs` when set, else 3 × a probe round's worst time (interval + timeout, the
+ * time between two renewals), at least 5 s: two renewals may be lost before a live pod's rows go.
+ */
+export function leaseSecondsOf(leaseMs: number | undefined, intervalMs: number, timeoutMs: number): number {
+  return Math.ceil((leaseMs ?? Math.max(3 * (intervalMs + timeoutMs), 5000)) / 1000);
+}
 
 /** One `<service>:<port>[/tcp]` entry of NSM_SERVICE_BACKENDS. */
 export interface BackendSpec {
@@ -74,6 +87,8 @@ export interface BackendRoleOptions {
   readonly timeoutMs: number;
   /** Consecutive failed probes before UNHEALTHY. */
   readonly failures: number;
+  /** Lease of the rows, renewed every probe round (`leaseSecondsOf`); 0 or unset: no lease. */
+  readonly leaseSeconds?: number;
   readonly clock?: Clock;
   readonly log?: Logger;
   /** Deadline of each API call; default 5000 ms. */
@@ -116,6 +131,9 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
   let round: Promise<void> = Promise.resolve();
   // A registry that does not answer must neither stall the probes nor hold up the exit.
   const call = { timeoutMs: opts.callTimeoutMs ?? 5000 };
+  const lease = opts.leaseSeconds ?? 0;
+  // A registry without leases answers RenewBackend UNIMPLEMENTED; its rows do not expire anyway.
+  let renewable = lease > 0;
 
   const row = (e: Entry, addr: string): BackendInit => ({
     service: e.spec.service,
@@ -126,6 +144,7 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
     node: opts.node ?? "",
     zone: opts.zone ?? "",
     health: e.healthy ? BackendHealth.HEALTHY : BackendHealth.UNHEALTHY,
+    leaseSeconds: lease,
   });
 
   const remove = async (service: string): Promise<void> => {
@@ -161,9 +180,34 @@ export function startBackendRole(opts: BackendRoleOptions): BackendRole {
     e.row = addr;
   };
 
+  /** Renews the lease of an unchanged row; false when the row is gone and must be created again. */
+  const renew = async (e: Entry): Promise<boolean> => {
+    if (!renewable) return true;
+    const fields = { service: e.spec.service, backend: opts.name };
+    try {
+      await opts.api.renewBackend({ service: e.spec.service, source: "api", name: opts.name }, call);
+    } catch (err) {
+      if (isStatusError(err, Code.NotFound)) {
+        log.warn(fields, "service backend gone (lease expired or registry restarted); creating it again");
+        return false;
+      }
+      if (isStatusError(err, Code.Unimplemented)) {
+        renewable = false;
+        log.warn(fields, "the services API has no backend leases; not renewing");
+      } else {
+        log.warn({ ...fields, err }, "cannot renew the service backend's lease; retrying on the next probe");
+      }
+    }
+    return true;
+  };
+
   const write = async (e: Entry, addr: string): Promise<void> => {
     const state = `${addr}/${e.healthy ? "healthy" : "unhealthy"}`;
-    if (e.written === state) return;
+    if (e.written === state) {
+      if (await renew(e)) return;
+      e.written = undefined;
+      e.row = undefined;
+    }
     const b = row(e, addr);
     const fields = { service: b.service, backend: opts.name, address: addr, health: e.healthy ? "HEALTHY" : "UNHEALTHY" };
     try {

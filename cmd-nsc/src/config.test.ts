@@ -53,6 +53,12 @@ describe(`${program} config`, () => {
     ]);
     expect(() => config.parse({ ...on, NSM_SERVICE_BACKENDS: "web:8080/udp" })).to.throw(/^NSM_SERVICE_BACKENDS: .*only tcp/);
     expect(() => config.parse({ ...on, NSM_SERVICE_PROBE_FAILURES: "0" })).to.throw(/^NSM_SERVICE_PROBE_FAILURES: /);
+    const url = { ...on, NSM_SERVICES_URL: "tcp://127.0.0.1:5002" };
+    expect(config.parse(url).serviceLease, "unset: derived from the probe").to.equal(undefined);
+    expect(config.parse({ ...url, NSM_SERVICE_LEASE: "10s" }).serviceLease).to.equal(10_000);
+    expect(() => config.parse({ ...url, NSM_SERVICE_LEASE: "2s" }), "not longer than interval + timeout").to.throw(/^NSM_SERVICE_LEASE: /);
+    expect(() => config.parse({ ...url, NSM_SERVICE_LEASE: "2500ms" }), "not whole seconds").to.throw(/^NSM_SERVICE_LEASE: /);
+    expect(() => config.parse({ ...url, NSM_SERVICE_LEASE: "25h" })).to.throw(/^NSM_SERVICE_LEASE: /);
   });
 
   it("reads given values", () => {

@@ -22,7 +22,7 @@ import {
   validateCommon,
 } from "@nsm-ts/base/config";
 import { parseServerAddress } from "@nsm-ts/sdk/dns";
-import { parseServiceBackends } from "./backends.js";
+import { MAX_LEASE_MS, parseServiceBackends } from "./backends.js";
 import { DEFAULT_STATE_DIR } from "./state.js";
 
 /** 127.0.0.0/8 or ::1: the forwarder serves this netns only. */
@@ -128,6 +128,12 @@ export const config = defineConfig(
       default: "3",
       parse: int({ min: 1, max: 100 }),
     },
+    serviceLease: {
+      name: "NSM_SERVICE_LEASE",
+      description:
+        "Backend role: lease of the backend rows, renewed with every probe; rows of a sidecar killed with its pod (no delete on exit) go when it runs out. Whole seconds, longer than interval + timeout; unset = 3 × (interval + timeout), at least 5s",
+      parse: duration,
+    },
     localDnsServerEnabled: {
       name: "NSM_LOCAL_DNS_SERVER_ENABLED",
       description:
@@ -168,6 +174,13 @@ export const config = defineConfig(
       }
       if (cfg.serviceBackends.length > 0 && cfg.servicesUrl === undefined) {
         throw new ConfigError("NSM_SERVICES_URL", "is required when NSM_SERVICE_BACKENDS is set (the backends are written through it)");
+      }
+      const lease = cfg.serviceLease;
+      if (lease !== undefined && (lease <= cfg.probeInterval + cfg.probeTimeout || lease > MAX_LEASE_MS || lease % 1000 !== 0)) {
+        throw new ConfigError(
+          "NSM_SERVICE_LEASE",
+          `${lease}ms must be whole seconds, longer than NSM_SERVICE_PROBE_INTERVAL + NSM_SERVICE_PROBE_TIMEOUT (a live pod renews once per probe) and at most 24h`,
+        );
       }
       for (const u of cfg.networkServices) {
         if (!(SUPPORTED_MECHANISMS as readonly string[]).includes(u.mechanism)) {

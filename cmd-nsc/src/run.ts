@@ -18,7 +18,7 @@ import { programIdentity } from "@nsm-ts/base/program";
 import { client, clientinfo, type heal, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { netnsInodeUrl } from "@nsm-ts/sdk-linux";
 import { servicesClient } from "@nsm-ts/services";
-import { type BackendRole, startBackendRole } from "./backends.js";
+import { type BackendRole, leaseSecondsOf, startBackendRole } from "./backends.js";
 import type { Config } from "./config.js";
 import { startClientDns } from "./dns.js";
 import { type ClientState, removeState, writeState } from "./state.js";
@@ -95,6 +95,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
         intervalMs: cfg.probeInterval,
         timeoutMs: cfg.probeTimeout,
         failures: cfg.probeFailures,
+        leaseSeconds: leaseSecondsOf(cfg.serviceLease, cfg.probeInterval, cfg.probeTimeout),
         log,
       })
     : undefined;

@@ -85,6 +85,7 @@ export async function startServices(
     async stop() {
       await Promise.all(sources.map((s) => s.stop()));
       channel?.close();
+      model.close();
     },
   };
 }

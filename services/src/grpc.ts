@@ -89,6 +89,7 @@ export function registerServices(server: NsmServer, model: ServiceModel): void {
     },
     updateBackend: (r) => model.writeBackend(r, "update"),
     deleteBackend: (r) => ok(model.deleteBackend(r)),
+    renewBackend: (r) => model.renewBackend(r),
     listBackends: async (r) => ({ items: list(t.backends, filter<Backend>(r.service, r.source, ofService)) }),
     watchBackends: async function* (r, ctx) {
       for await (const e of watchTable(model, t.backends, filter<Backend>(r.service, r.source, ofService), r.skipExisting, ctx.signal)) {

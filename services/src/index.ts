@@ -15,8 +15,9 @@ export {
   servicesClient,
 } from "./client.js";
 export { registerServices } from "./grpc.js";
-export { healthName, ServiceModel, type ServiceModelOptions, serviceOf } from "./model.js";
+export { ServiceModel, type ServiceModelOptions } from "./model.js";
 export {
+  healthName,
   POLICY_NAMES,
   parsePolicy,
   policyName,
@@ -25,6 +26,7 @@ export {
   SOURCE_PRIORITY,
   SOURCES,
   type SourceName,
+  serviceOf,
 } from "./names.js";
 export { backendPortFor, mergeBackends, resolveService, type ServiceRows } from "./resolve.js";
 export { remoteFind, storeFind } from "./sources/find.js";

@@ -7,7 +7,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
   type Backend,
-  BackendHealth,
   BackendSchema,
   type Frontend,
   FrontendSchema,
@@ -17,7 +16,6 @@ import {
   type ReconcileStatus,
   ReconcileStatusSchema,
   type Service,
-  ServiceSchema,
 } from "@nsm-ts/api/services";
 import { type Clock, realClock } from "@nsm-ts/base/clock";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
@@ -25,8 +23,10 @@ import { Code, fail } from "@nsm-ts/base/status";
 import { KeyedMutex } from "@nsm-ts/resources";
 import type { ReadTxn, Table, TableBase, WriteTxn } from "@nsm-ts/statedb";
 import { type AddressAllocator, rangeOfPolicy } from "./allocator.js";
+import { BackendLeases } from "./leases.js";
 import { requireName, requirePolicy, requireSource } from "./names.js";
 import { resolveService, type ServiceRows } from "./resolve.js";
+import { type Mode, precondition } from "./revisions.js";
 import { backendKey, createServiceTables, frontendKey, type ServiceTables, serviceKey, statusKey } from "./tables.js";
 import { checkBackend, checkFrontend, checkRedirect, checkService, checkStatus } from "./validate.js";
 
@@ -36,19 +36,9 @@ export interface ServiceModelOptions {
   tables?: ServiceTables;
   /** Allocates ServiceIPs per policy and instance IPs; without one, frontends must name their address. */
   allocator?: AddressAllocator;
-  /** Stamps reconcile statuses; default the real clock. */
+  /** Stamps reconcile statuses and runs backend leases; default the real clock. */
   clock?: Clock;
   log?: Logger;
-}
-
-/** How a write treats an existing row: create (must be absent), update (must exist), put (either). */
-type Mode = "create" | "update" | "put";
-
-/** Parses a revision to compare against; "" and "0" mean no check. */
-function expected(revision: string): number {
-  if (revision === "" || revision === "0") return 0;
-  if (!/^[0-9]{1,16}$/.test(revision)) fail(Code.InvalidArgument, `services: revision: ${JSON.stringify(revision)} is not a revision`);
-  return Number(revision);
 }
 
 /** The service model; see the module comment. */
@@ -59,6 +49,7 @@ export class ServiceModel {
   private readonly log: Logger;
   private readonly all: readonly TableBase[];
   private readonly alloc = new KeyedMutex();
+  private readonly leases: BackendLeases;
 
   constructor(opts: ServiceModelOptions = {}) {
     this.tables = opts.tables ?? createServiceTables();
@@ -67,6 +58,12 @@ export class ServiceModel {
     this.log = opts.log ?? silentLogger;
     const t = this.tables;
     this.all = [t.services, t.frontends, t.backends, t.redirects, t.statuses, t.epochs];
+    this.leases = new BackendLeases(this.clock, (key) => void this.expire(key));
+  }
+
+  /** Stops the lease timer (leased rows then stay until deleted). */
+  close(): void {
+    this.leases.close();
   }
 
   // ---- reads ----
@@ -138,24 +135,12 @@ export class ServiceModel {
     for (const s of t.statuses.list(txn, "byService", service)) t.statuses.delete(txn, s);
   }
 
-  /** Checks presence and the revision of `key` for a write in `mode`. */
-  private precondition<T>(table: Table<T, string>, txn: ReadTxn, key: string, mode: Mode, revision: string, what: string): T | undefined {
-    const e = table.getEntry(txn, key);
-    if (mode === "create" && e !== undefined) fail(Code.AlreadyExists, `services: ${what} already exists`);
-    if (mode === "update" && e === undefined) fail(Code.NotFound, `services: ${what} not found`);
-    const want = expected(revision);
-    if (want !== 0 && e?.revision !== want) {
-      fail(Code.Aborted, `services: revision: ${what} is at revision ${e?.revision ?? 0}, not ${want}`);
-    }
-    return e?.object;
-  }
-
   /** Creates, updates or puts one source's description of a service. */
   async writeService(input: Service, mode: Mode): Promise<Service> {
     const s = checkService(input);
     const key = serviceKey(s.name, s.source);
     return this.write((txn, touched) => {
-      this.precondition(this.tables.services, txn, key, mode, input.revision, `service "${s.name}" (source ${s.source})`);
+      precondition(this.tables.services, txn, key, mode, input.revision, `service "${s.name}" (source ${s.source})`);
       this.tables.services.insert(txn, s);
       touched.add(s.name);
       return s;
@@ -168,7 +153,7 @@ export class ServiceModel {
     const source = requireSource(ref.source);
     await this.write((txn, touched) => {
       const key = serviceKey(name, source);
-      this.precondition(this.tables.services, txn, key, "update", ref.revision, `service "${name}" (source ${source})`);
+      precondition(this.tables.services, txn, key, "update", ref.revision, `service "${name}" (source ${source})`);
       this.tables.services.deleteKey(txn, key);
       touched.add(name);
     });
@@ -187,7 +172,7 @@ export class ServiceModel {
       const row = create(FrontendSchema, { ...f, address: allocated ?? f.address });
       try {
         await this.write((txn, touched) => {
-          this.precondition(this.tables.frontends, txn, key, "create", "", `frontend of "${f.service}"`);
+          precondition(this.tables.frontends, txn, key, "create", "", `frontend of "${f.service}"`);
           this.tables.frontends.insert(txn, row);
           touched.add(f.service);
         });
@@ -205,7 +190,7 @@ export class ServiceModel {
     const policy = requirePolicy(ref.policy);
     const key = frontendKey(service, policy);
     const old = await this.write((txn, touched) => {
-      const o = this.precondition(this.tables.frontends, txn, key, "update", ref.revision, `frontend of "${service}"`);
+      const o = precondition(this.tables.frontends, txn, key, "update", ref.revision, `frontend of "${service}"`);
       this.tables.frontends.deleteKey(txn, key);
       touched.add(service);
       return o;
@@ -218,6 +203,7 @@ export class ServiceModel {
   async writeBackend(input: Backend, mode: Mode): Promise<Backend> {
     const b = checkBackend(input);
     const key = backendKey(b.service, b.source, b.name);
+    const what = `backend "${b.name}" of "${b.service}" (source ${b.source})`;
     const instanceKey = `instance/${b.service}/${b.address}`;
     return this.alloc.run(instanceKey, async () => {
       const txn0 = this.readTxn();
@@ -234,16 +220,10 @@ export class ServiceModel {
       const row = create(BackendSchema, { ...b, instanceIp, revision: "0" });
       try {
         await this.write((txn, touched) => {
-          this.precondition(
-            this.tables.backends,
-            txn,
-            key,
-            mode,
-            input.revision,
-            `backend "${b.name}" of "${b.service}" (source ${b.source})`,
-          );
+          precondition(this.tables.backends, txn, key, mode, input.revision, what);
           this.tables.backends.insert(txn, row);
           touched.add(b.service);
+          this.leases.written(key, row.leaseSeconds);
         });
       } catch (err) {
         if (allocated) await this.allocator?.release("instance", instanceIp);
@@ -258,26 +238,62 @@ export class ServiceModel {
     return "";
   }
 
-  /** Deletes one source's backend row. */
-  async deleteBackend(ref: ObjectRef): Promise<void> {
+  /** The key of the backend `ref` names, and how messages name it. */
+  private backendRef(ref: ObjectRef): { key: string; what: string } {
     const service = requireName(ref.service, "service");
     const source = requireSource(ref.source);
     if (ref.name === "") fail(Code.InvalidArgument, "services: name: required");
-    const key = backendKey(service, source, ref.name);
+    return { key: backendKey(service, source, ref.name), what: `backend "${ref.name}" of "${service}" (source ${source})` };
+  }
+
+  /** Deletes a backend row inside a write (with its lease). */
+  private dropBackend(txn: WriteTxn, touched: Set<string>, r: Backend): void {
+    this.tables.backends.delete(txn, r);
+    touched.add(r.service);
+    this.leases.gone(backendKey(r.service, r.source, r.name));
+  }
+
+  /** Deletes one source's backend row. */
+  async deleteBackend(ref: ObjectRef): Promise<void> {
+    const { key, what } = this.backendRef(ref);
     const gone = await this.write((txn, touched) => {
-      const o = this.precondition(
-        this.tables.backends,
-        txn,
-        key,
-        "update",
-        ref.revision,
-        `backend "${ref.name}" of "${service}" (source ${source})`,
-      );
-      this.tables.backends.deleteKey(txn, key);
-      touched.add(service);
+      const o = precondition(this.tables.backends, txn, key, "update", ref.revision, what);
+      if (o !== undefined) this.dropBackend(txn, touched, o);
       return o === undefined ? [] : [o];
     });
     await this.releaseInstances(gone);
+  }
+
+  /**
+   * Restarts the lease of a leased backend without writing it: no revision, no event, nothing for the data planes
+   * (see leases.ts). In a transaction of its own so that it cannot interleave with the expiry's write.
+   */
+  async renewBackend(ref: ObjectRef): Promise<Backend> {
+    const { key, what } = this.backendRef(ref);
+    await this.tables.db.update([this.tables.backends], (txn) => {
+      const o = precondition(this.tables.backends, txn, key, "update", ref.revision, what);
+      if (o?.leaseSeconds === 0) fail(Code.FailedPrecondition, `services: lease_seconds: ${what} has no lease`);
+      this.leases.written(key, o?.leaseSeconds ?? 0);
+    });
+    return this.read(this.tables.backends, this.readTxn(), key) ?? fail(Code.NotFound, `services: ${what} not found`);
+  }
+
+  /** A lease ran out: deletes the row, unless it was renewed or rewritten without a lease meanwhile. */
+  private async expire(key: string): Promise<void> {
+    try {
+      const gone = await this.write((txn, touched) => {
+        const r = this.tables.backends.get(txn, key);
+        if (r === undefined || r.leaseSeconds === 0 || this.leases.running(key)) return [];
+        this.dropBackend(txn, touched, r);
+        return [r];
+      });
+      for (const r of gone) {
+        this.log.info({ service: r.service, source: r.source, backend: r.name, address: r.address }, "services: backend lease expired");
+      }
+      await this.releaseInstances(gone);
+    } catch (err) {
+      this.log.warn({ backend: key, err }, "services: cannot delete the expired backend");
+    }
   }
 
   /**
@@ -292,8 +308,7 @@ export class ServiceModel {
       const out: Backend[] = [];
       for (const r of this.tables.backends.list(txn, "byOwner", `${src}/${name}`)) {
         if (keep.has(backendKey(r.service, r.source, r.name))) continue;
-        this.tables.backends.delete(txn, r);
-        touched.add(r.service);
+        this.dropBackend(txn, touched, r);
         out.push(r);
       }
       return out;
@@ -315,8 +330,7 @@ export class ServiceModel {
       }
       for (const r of this.tables.backends.list(txn, "bySource", src)) {
         if (service !== "" && r.service !== service) continue;
-        this.tables.backends.delete(txn, r);
-        touched.add(r.service);
+        this.dropBackend(txn, touched, r);
         out.push(r);
       }
       return { out, n };
@@ -340,7 +354,7 @@ export class ServiceModel {
   async writeLocalRedirect(input: LocalRedirect, mode: Mode): Promise<LocalRedirect> {
     const r = checkRedirect(input);
     await this.write((txn, touched) => {
-      this.precondition(this.tables.redirects, txn, r.service, mode, input.revision, `local redirect of "${r.service}"`);
+      precondition(this.tables.redirects, txn, r.service, mode, input.revision, `local redirect of "${r.service}"`);
       this.tables.redirects.insert(txn, create(LocalRedirectSchema, { ...r, revision: "0" }));
       touched.add(r.service);
     });
@@ -351,7 +365,7 @@ export class ServiceModel {
   async deleteLocalRedirect(ref: ObjectRef): Promise<void> {
     const service = requireName(ref.service, "service");
     await this.write((txn, touched) => {
-      this.precondition(this.tables.redirects, txn, service, "update", ref.revision, `local redirect of "${service}"`);
+      precondition(this.tables.redirects, txn, service, "update", ref.revision, `local redirect of "${service}"`);
       this.tables.redirects.deleteKey(txn, service);
       touched.add(service);
     });
@@ -380,11 +394,3 @@ export class ServiceModel {
     return this.tables.statuses.get(this.readTxn(), statusKey(node, service));
   }
 }
-
-/** A backend row's health as the operator reads it (`healthy`, `unhealthy`, `draining`). */
-export function healthName(h: BackendHealth): string {
-  return h === BackendHealth.UNHEALTHY ? "unhealthy" : h === BackendHealth.DRAINING ? "draining" : "healthy";
-}
-
-/** Builds a Service message (sources use it). */
-export const serviceOf = (init: Partial<Omit<Service, "$typeName">>): Service => create(ServiceSchema, init);

@@ -2,7 +2,8 @@
  * Sources and their priorities, balancing-policy names, and the input checks every write shares: each failure is
  * `InvalidArgument` naming the field, so API callers and sources get the same answers.
  */
-import { BalancingPolicy, Protocol } from "@nsm-ts/api/services";
+import { create } from "@bufbuild/protobuf";
+import { BackendHealth, BalancingPolicy, Protocol, type Service, ServiceSchema } from "@nsm-ts/api/services";
 import { requireIp } from "@nsm-ts/base/netaddr";
 import { Code, fail } from "@nsm-ts/base/status";
 
@@ -41,6 +42,14 @@ export function parsePolicy(name: string): BalancingPolicy | undefined {
 export function protocolName(p: Protocol): string {
   return p === Protocol.UDP ? "udp" : p === Protocol.SCTP ? "sctp" : "tcp";
 }
+
+/** A backend row's health as the operator reads it (`healthy`, `unhealthy`, `draining`). */
+export function healthName(h: BackendHealth): string {
+  return h === BackendHealth.UNHEALTHY ? "unhealthy" : h === BackendHealth.DRAINING ? "draining" : "healthy";
+}
+
+/** Builds a Service message (sources use it). */
+export const serviceOf = (init: Partial<Omit<Service, "$typeName">>): Service => create(ServiceSchema, init);
 
 const NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 

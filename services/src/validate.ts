@@ -18,6 +18,7 @@ import {
   ServiceSchema,
 } from "@nsm-ts/api/services";
 import { Code, fail } from "@nsm-ts/base/status";
+import { checkLease } from "./leases.js";
 import { requireAddress, requireLabels, requireName, requirePolicy, requirePort, requireProtocol, requireSource } from "./names.js";
 
 /** Backend names may also hold an address (`<address>` is the default), so ':' is allowed. */
@@ -79,6 +80,7 @@ export function checkBackend(b: Backend): Backend {
     labels: { ...b.labels },
     weight: b.weight,
     health: b.health,
+    leaseSeconds: checkLease(b.leaseSeconds),
   });
 }
 

@@ -5,7 +5,8 @@
  * three pods join the vL3 network with cmd-nsc: the client (node 1) and a backend on each node, each backend
  * running a small TCP server that answers its own name. The backends' sidecars register them (NSM_SERVICE_BACKENDS:
  * their vL3 address, source api) and probe the server, writing its health; the forwarders put the ServiceIP rules
- * into every client namespace they serve. A SIGKILLed server is found by its sidecar's probe, nothing else.
+ * into every client namespace they serve. A SIGKILLed server is found by its sidecar's probe, nothing else; a
+ * SIGKILLed pod (sidecar included) leaves when its rows' lease runs out.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -25,6 +26,8 @@ const SERVICE = "vl3-svc";
 const ROLES = ["n1", "n2", "e1", "e2", "c1", "b1", "b2"] as const;
 type Role = (typeof ROLES)[number];
 const START_MS = 90_000;
+/** The backends' sidecars' lease (NSM_SERVICE_LEASE): a SIGKILLed pod's rows go after it. */
+const LEASE_MS = 2000;
 
 describe("cluster: services over two nodes (ServiceIPs as nftables rules in the client pods), real programs", function () {
   this.timeout(300_000);
@@ -63,7 +66,7 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("round robin reaches both nodes, closest stays on node 1, SIGKILL fails over within 1 s, local redirect, nothing left", async () => {
+  it("round robin reaches both nodes, closest stays on node 1, SIGKILL fails over within 1 s, local redirect, a killed pod leaves with its lease, nothing left", async () => {
     const sock = (name: string): string => `unix://${join(dir, `${name}.sock`)}`;
     const registryUrl = "tcp://198.51.100.1:5002";
     const node = (n: 1 | 2): Promise<void> =>
@@ -138,6 +141,7 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
                 NSM_SERVICE_PROBE_INTERVAL: "100ms",
                 NSM_SERVICE_PROBE_TIMEOUT: "100ms",
                 NSM_SERVICE_PROBE_FAILURES: "2",
+                NSM_SERVICE_LEASE: `${LEASE_MS}ms`,
               }),
         },
         `nsc-${role}`,
@@ -214,50 +218,66 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
       // apart) and writes UNHEALTHY. One long-lived client in the client pod opens a new connection every 10 ms
       // and stamps each (no process start inside the measurement); the failover time is when the first
       // connection after the last one that missed the survivor was opened, relative to the kill.
-      const loop = await startConnectLoop(client, rrIp, 80, 10, 300);
-      let failover: number;
-      let missed: TimedReach[];
-      try {
-        await loop.until((rs) => rs.filter((x) => x.who === "backend-2").length >= 2, 10_000);
-        const t0 = Date.now();
-        (servers[1] as ChildProcess).kill("SIGKILL");
-        const after = (rs: readonly TimedReach[]): TimedReach[] => rs.filter((x) => x.at >= t0);
-        const streak = (rs: readonly TimedReach[]): number => {
-          let n = 0;
-          for (const x of after(rs)) n = x.who === "backend-1" ? n + 1 : 0;
-          return n;
-        };
-        await loop
-          .until((rs) => streak(rs) >= 50, 5000)
-          .catch((err: Error) => {
-            throw new Error(`${err.message}: ${JSON.stringify(tally(after(loop.results)))}`);
-          });
-        const since = after(loop.results);
-        missed = since.filter((x) => x.who !== "backend-1");
-        const firstGood = since[since.length - streak(loop.results)] as TimedReach;
-        failover = firstGood.at - t0;
-      } finally {
-        await loop.stop();
-      }
+      const failoverAfter = async (kill: () => Promise<void>, withinMs: number): Promise<{ failover: number; missed: TimedReach[] }> => {
+        const loop = await startConnectLoop(client, rrIp, 80, 10, 300);
+        try {
+          await loop.until((rs) => rs.filter((x) => x.who === "backend-2").length >= 2, 10_000);
+          const t0 = Date.now();
+          await kill();
+          const after = (rs: readonly TimedReach[]): TimedReach[] => rs.filter((x) => x.at >= t0);
+          const streak = (rs: readonly TimedReach[]): number => {
+            let n = 0;
+            for (const x of after(rs)) n = x.who === "backend-1" ? n + 1 : 0;
+            return n;
+          };
+          await loop
+            .until((rs) => streak(rs) >= 50, withinMs + 4000)
+            .catch((err: Error) => {
+              throw new Error(`${err.message}: ${JSON.stringify(tally(after(loop.results)))}`);
+            });
+          const since = after(loop.results);
+          const firstGood = since[since.length - streak(loop.results)] as TimedReach;
+          return { failover: firstGood.at - t0, missed: since.filter((x) => x.who !== "backend-1") };
+        } finally {
+          await loop.stop();
+        }
+      };
+      const { failover, missed } = await failoverAfter(async () => void (servers[1] as ChildProcess).kill("SIGKILL"), 1000);
       expect(failover, `survivor only after ${failover} ms`).to.be.below(1000);
       expect(tally(await connectMany(client, rrIp, 80, 30))).to.deep.equal({ "backend-1": 30 });
       process.stderr.write(
         `      SIGKILL → every new connection on the survivor after ${failover} ms (${missed.length} missed before: ${JSON.stringify(tally(missed))})\n`,
       );
+
+      // The whole pod of backend 2 SIGKILLed, sidecar included: nothing writes UNHEALTHY or deletes the row; its
+      // lease runs out and the model deletes it, which the forwarders reconcile like any delete.
+      servers[1] = await startNameServer(b2, "backend-2", addr.b2 ?? "", 8080);
+      await waitUntil("the client reaches backend 2 again", async () =>
+        (await connectMany(client, rrIp, 80, 10)).some((r) => r.who === "backend-2") ? true : undefined,
+      );
+      const pod = await failoverAfter(async () => {
+        (servers[1] as ChildProcess).kill("SIGKILL");
+        await (nscs[2] as (typeof nscs)[number]).stop("SIGKILL");
+      }, LEASE_MS + 1000);
+      expect(pod.failover, `survivor only after ${pod.failover} ms`).to.be.below(LEASE_MS + 1000);
+      expect((await api.backends.listBackends({ service: "names" })).items.map((b) => b.name)).to.deep.equal(["nsc-b1"]);
+      process.stderr.write(
+        `      SIGKILL of the pod (lease ${LEASE_MS} ms) → every new connection on the survivor after ${pod.failover} ms (${pod.missed.length} missed before)\n`,
+      );
     } finally {
       channel.close();
     }
 
-    // Teardown: pods close (their forwarders detach them; the sidecars delete their backends), then everything
-    // stops; no table of ours remains.
-    for (const nsc of nscs) expect((await nsc.stop("SIGTERM")).code, nsc.output()).to.equal(0);
+    // Teardown: the live pods close (their forwarders detach them; the sidecars delete their backends), then
+    // everything stops; no table of ours remains (backend 2's, killed, goes when its forwarder stops).
+    for (const nsc of nscs.slice(0, 2)) expect((await nsc.stop("SIGTERM")).code, nsc.output()).to.equal(0);
     const after = dial(sock("registry"));
     try {
       expect((await servicesClient(after).backends.listBackends({ service: "names" })).items).to.deep.equal([]);
     } finally {
       after.close();
     }
-    const inPods = ["c1", "b1", "b2"].map((r) => `/run/netns/${ns[r as Role]}`);
+    const inPods = ["c1", "b1"].map((r) => `/run/netns/${ns[r as Role]}`);
     let left: nft.NftTableIn[] = [];
     await waitUntil("no service table left in the pods after they closed", async () => {
       left = await nft.findNftLeftovers({ namespaces: inPods });
