@@ -98,7 +98,8 @@ export async function run(cfg: Config, ctx: RunContext, opts: RunOptions = {}): 
     log,
   });
   try {
-    const prefix = await Promise.race([prefixes.ready, once(stop, "abort").then(() => undefined)]);
+    // A signal that came during start-up has already fired: "abort" would never come again.
+    const prefix = stop.aborted ? undefined : await Promise.race([prefixes.ready, once(stop, "abort").then(() => undefined)]);
     if (prefix === undefined) return;
     // Our member-name server unless the embedder brings its own member listener.
     const dns =

@@ -49,12 +49,12 @@ describe("deployments/overlays/spire", () => {
     expect(cfg.spiffeEndpointSocket).to.equal("unix:///run/spire/sockets/agent.sock");
   });
 
-  it("registers the pods of nsm-system, nsm-examples and nsm-vl3 with IDs ending in the pod name (nsmgr-… for the nsmgrs)", () => {
+  it("registers the pods of nsm-system, nsm-examples, nsm-vl3 and nsm-services with IDs ending in the pod name (nsmgr-… for the nsmgrs)", () => {
     const id = files.flatMap((f) => f.docs).find((d) => d.kind === "ClusterSPIFFEID") as Obj;
     const spec = id.spec as Obj;
     expect(String(spec.spiffeIDTemplate)).to.match(/\/pod\/\{\{ \.PodMeta\.Name \}\}"?$/);
     const values = ((spec.namespaceSelector as Obj).matchExpressions as Obj[]).flatMap((e) => e.values as string[]);
-    expect(values).to.have.members(["nsm-system", "nsm-examples", "nsm-vl3"]);
+    expect(values).to.have.members(["nsm-system", "nsm-examples", "nsm-vl3", "nsm-services"]);
     const nsmgrDaemonSet = files.flatMap((f) => f.docs).find((d) => d.kind === "DaemonSet" && (d.metadata as Obj).name === "nsmgr");
     expect(nsmgrDaemonSet, "pods named nsmgr-<suffix>").to.not.equal(undefined);
   });
