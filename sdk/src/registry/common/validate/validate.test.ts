@@ -72,6 +72,22 @@ describe("registry validate (limits)", () => {
     expect(await nseStore.get("nse-1")).to.equal(undefined);
   });
 
+  it("an interdomain name with a domain that is no DNS name, or nothing before @, is InvalidArgument naming the field", async () => {
+    // Found by the property-based test: "@ " went on to the interdomain switch and came back FailedPrecondition.
+    await refused(srv.nse.register(ctx, endpoint({ name: "@ " })), /^validate: name "@ " has nothing before "@"/);
+    await refused(srv.nse.register(ctx, endpoint({ name: "nse@ " })), /^validate: name "nse@ ": domain " " is not a DNS name/);
+    await refused(srv.nse.register(ctx, endpoint({ name: "nse@" })), /^validate: name .* is not a DNS name/);
+    await refused(srv.nse.register(ctx, endpoint({ networkServiceNames: ["svc@a@b"] })), /^validate: network_service_names\[0\] /);
+    await refused(srv.ns.register(ctx, create(NetworkServiceSchema, { name: "svc@bad_domain" })), /^validate: name /);
+    await refused(srv.nse.unregister(ctx, endpoint({ name: "nse@-x" })), /^validate: name /);
+    // A well-formed domain goes on to the interdomain switch (no proxy configured here: FailedPrecondition).
+    const err = await srv.nse.register(ctx, endpoint({ name: "nse@cluster-b.example." })).then(
+      () => undefined,
+      (e: unknown) => e as StatusError,
+    );
+    expect(err?.code).to.equal(Code.FailedPrecondition);
+  });
+
   it("an NSE with more than MAX_LABELS labels for a service is refused naming the map", async () => {
     await refused(
       srv.nse.register(ctx, endpoint({ networkServiceLabels: { svc: { labels: labels(100_000) } } })),

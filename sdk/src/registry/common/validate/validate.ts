@@ -41,10 +41,27 @@ function checkNames(names: readonly string[], field: string): void {
   for (const [i, n] of names.entries()) checkSize(W, `${field}[${i}]`, n, MAX_NAME_BYTES);
 }
 
+// A DNS name (labels of letters, digits and inner hyphens, up to 63 characters each, an optional final dot).
+const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const DOMAIN = new RegExp(`^${LABEL}(\\.${LABEL})*\\.?$`);
+
+/**
+ * An interdomain name (`name@domain`) needs a DNS name after the first `@`, and a name before it except in a Find
+ * template (`@domain` asks for everything of that domain).
+ */
+function checkDomainName(name: string, field: string, query = false): void {
+  const at = name.indexOf("@");
+  if (at < 0) return;
+  if (at === 0 && !query) bad(field, `${JSON.stringify(name)} has nothing before "@"`);
+  const domain = name.slice(at + 1);
+  if (!DOMAIN.test(domain)) bad(field, `${JSON.stringify(name)}: domain ${JSON.stringify(domain)} is not a DNS name`);
+}
+
 /** Checks one entry of a Register (`full`) or Unregister (name only). */
 export function validateEntry(ctx: CallContext, entry: RegistryEntry, full: boolean): void {
   if (entry.name === "") bad("name", "is empty");
   checkSize(W, "name", entry.name, MAX_NAME_BYTES);
+  checkDomainName(entry.name, "name");
   if (!full) return;
   checkNames(entry.pathIds, "path_ids");
   if (isEndpoint(entry)) {
@@ -64,6 +81,7 @@ export function validateEntry(ctx: CallContext, entry: RegistryEntry, full: bool
     }
     entry.networkServiceNames.forEach((svc, i) => {
       if (svc === "") bad(`network_service_names[${i}]`, "is empty");
+      checkDomainName(svc, `network_service_names[${i}]`);
     });
     for (const [svc, l] of Object.entries(entry.networkServiceLabels)) {
       if (svc === "") bad("network_service_labels", "has an empty key");
@@ -89,6 +107,7 @@ export function validateEntry(ctx: CallContext, entry: RegistryEntry, full: bool
 /** Checks a Find query's template: a template matches by its fields, so none may be larger than an entry's. */
 export function validateQuery(template: RegistryEntry): void {
   checkSize(W, "query.name", template.name, MAX_NAME_BYTES);
+  checkDomainName(template.name, "query.name", true);
   const n = isEndpoint(template)
     ? toBinary(NetworkServiceEndpointSchema, template).length
     : toBinary(NetworkServiceSchema, template).length;
