@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { runCommand } from "@nsm-ts/sdk-linux";
+import type { KernelFixture } from "../kernel/fixture.js";
 import { Program, type ProgramName, repoRoot } from "../programs/harness.js";
 
 /** Variables the programs read that must not leak in from the test runner's environment. */
@@ -102,6 +103,17 @@ export function bare(cidr: string): string {
 export async function ip(...args: string[]): Promise<void> {
   const r = await runCommand(["ip", ...args]);
   if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.trim()}`);
+}
+
+/** One namespace per role (from `fx`, so its cleanup removes them), each with loopback up; role → netns name. */
+export async function roleNamespaces<R extends string>(fx: KernelFixture, roles: readonly R[]): Promise<Record<R, string>> {
+  const out = {} as Record<R, string>;
+  for (const role of roles) {
+    await fx.netns(role);
+    out[role] = fx.names.at(-1) ?? "";
+    await ip("-n", out[role], "link", "set", "lo", "up");
+  }
+  return out;
 }
 
 /** Joins node namespaces `n1` and `n2` with a veth named `underlay` each side, 198.51.100.1/24 ↔ 198.51.100.2/24. */

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import { Program } from "../programs/harness.js";
-import { bare, ip, links, Processes, pingFrom, waitUntil } from "./cluster.js";
+import { bare, ip, links, Processes, pingFrom, roleNamespaces, waitUntil } from "./cluster.js";
 import { DOMAINS_DNS_SCRIPT } from "./domains-dns.fixture.js";
 
 const SERVICE = "icmp-interdomain";
@@ -46,11 +46,7 @@ describe("cluster: two domains (svc@domain), nsmgr-proxies, DNS, KERNEL VXLAN be
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-idom-"));
-    for (const role of ["a", "b", "dns", "pa", "pb"] as const) {
-      await fx.netns(role);
-      ns[role] = fx.names.at(-1) ?? "";
-      await ip("-n", ns[role], "link", "set", "lo", "up");
-    }
+    Object.assign(ns, await roleNamespaces(fx, ["a", "b", "dns", "pa", "pb"] as const));
     // The underlay between the two clusters' nodes.
     await ip("-n", ns.a, "link", "add", "underlay", "mtu", String(UNDERLAY_MTU), "type", "veth", "peer", "name", "underlay", "netns", ns.b);
     await ip("-n", ns.b, "link", "set", "underlay", "mtu", String(UNDERLAY_MTU));

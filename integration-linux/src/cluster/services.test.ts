@@ -20,7 +20,7 @@ import { servicesClient } from "@nsm-ts/services";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import { connectMany, startConnectLoop, startNameServer, type TimedReach, tally } from "../kernel/services.fixture.js";
-import { bare, ip, Processes, startKernelNode, underlay, waitUntil } from "./cluster.js";
+import { bare, Processes, roleNamespaces, startKernelNode, underlay, waitUntil } from "./cluster.js";
 
 const SERVICE = "vl3-svc";
 const ROLES = ["n1", "n2", "e1", "e2", "c1", "b1", "b2"] as const;
@@ -50,11 +50,7 @@ describe("cluster: services over two nodes (ServiceIPs as nftables rules in the 
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-svc-"));
-    for (const role of ROLES) {
-      await fx.netns(role);
-      ns[role] = fx.names.at(-1) ?? "";
-      await ip("-n", ns[role], "link", "set", "lo", "up");
-    }
+    Object.assign(ns, await roleNamespaces(fx, ROLES));
     await underlay(ns.n1, ns.n2);
   });
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import { freePort, type LogRecord, type Program } from "../programs/harness.js";
-import { ip, type LinkInfo, links, Processes } from "./cluster.js";
+import { type LinkInfo, links, Processes, roleNamespaces } from "./cluster.js";
 
 /** The network service the endpoints serve. */
 export const SERVICE = "kernel-responder";
@@ -76,11 +76,7 @@ export function useSingleNode(): SingleNode {
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-cluster-"));
-    for (const role of ["node", "a", "b"] as const) {
-      await fx.netns(role);
-      ns[role] = fx.names.at(-1) ?? "";
-      await ip("-n", ns[role], "link", "set", "lo", "up");
-    }
+    Object.assign(ns, await roleNamespaces(fx, ["node", "a", "b"] as const));
     nodeSocket = `unix://${join(dir, "nsm.io.sock")}`;
     const registryUrl = `tcp://127.0.0.1:${await freePort()}`;
     // The registry, nsmgr and forwarder share the node netns; its loopback carries their tcp.

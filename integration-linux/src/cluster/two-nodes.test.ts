@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
-import { bare, ip, links, Processes, pingFrom, waitUntil } from "./cluster.js";
+import { bare, ip, links, Processes, pingFrom, roleNamespaces, waitUntil } from "./cluster.js";
 
 const SERVICE = "kernel-responder-remote";
 const IFNAME = "nsm-1";
@@ -39,11 +39,7 @@ describe("cluster: two nodes over a VXLAN underlay, KERNEL data plane, real prog
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-cluster2-"));
-    for (const role of ["n1", "n2", "a", "b"] as const) {
-      await fx.netns(role);
-      ns[role] = fx.names.at(-1) ?? "";
-      await ip("-n", ns[role], "link", "set", "lo", "up");
-    }
+    Object.assign(ns, await roleNamespaces(fx, ["n1", "n2", "a", "b"] as const));
     await ip(
       "-n",
       ns.n1,

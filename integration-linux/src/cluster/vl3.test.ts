@@ -15,7 +15,7 @@ import { runCommand } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
 import { KernelFixture, skipUnlessKernel } from "../kernel/fixture.js";
 import type { Program } from "../programs/harness.js";
-import { bare, ip, links, Processes, pingFrom, startKernelNode, underlay, waitUntil } from "./cluster.js";
+import { bare, links, Processes, pingFrom, roleNamespaces, startKernelNode, underlay, waitUntil } from "./cluster.js";
 
 const SERVICE = "vl3-it";
 const POOL = "169.254.0.0/16";
@@ -54,11 +54,7 @@ describe("cluster: a vL3 network over two nodes, KERNEL data plane, real program
     fx = new KernelFixture();
     procs = new Processes();
     dir = mkdtempSync(join(tmpdir(), "nsm-vl3-"));
-    for (const role of ROLES) {
-      await fx.netns(role);
-      ns[role] = fx.names.at(-1) ?? "";
-      await ip("-n", ns[role], "link", "set", "lo", "up");
-    }
+    Object.assign(ns, await roleNamespaces(fx, ROLES));
     await underlay(ns.n1, ns.n2);
   });
 

@@ -23,6 +23,7 @@ import {
 } from "@nsm-ts/base/limits";
 import { Code, fail } from "@nsm-ts/base/status";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
+import { domainOf, isInterdomain, targetOf } from "../dnsresolve/names.js";
 import { isEndpoint } from "../entry.js";
 
 const URL_SCHEMES = ["tcp://", "unix://", "inode://"] as const;
@@ -50,10 +51,9 @@ const DOMAIN = new RegExp(`^${LABEL}(\\.${LABEL})*\\.?$`);
  * template (`@domain` asks for everything of that domain).
  */
 function checkDomainName(name: string, field: string, query = false): void {
-  const at = name.indexOf("@");
-  if (at < 0) return;
-  if (at === 0 && !query) bad(field, `${JSON.stringify(name)} has nothing before "@"`);
-  const domain = name.slice(at + 1);
+  if (!isInterdomain(name)) return;
+  if (targetOf(name) === "" && !query) bad(field, `${JSON.stringify(name)} has nothing before "@"`);
+  const domain = domainOf(name);
   if (!DOMAIN.test(domain)) bad(field, `${JSON.stringify(name)}: domain ${JSON.stringify(domain)} is not a DNS name`);
 }
 
