@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import {
+  ConfigError,
   type ConfigValues,
   cidr,
   commonVars,
@@ -22,6 +23,7 @@ import {
 } from "@nsm-ts/base/config";
 import { isSpiffeId } from "@nsm-ts/base/identity";
 import { parseServerAddress } from "@nsm-ts/sdk/dns";
+import { dnsresolve } from "@nsm-ts/sdk/registry";
 
 /** Where registrations live: memory (one process) or an etcd cluster shared by every replica. */
 export type RegistryStore = StoreConfig;
@@ -35,6 +37,13 @@ export function parseSpiffeIds(raw: string): string[] {
   for (const id of ids)
     if (!isSpiffeId(id)) throw new Error(`invalid SPIFFE ID ${JSON.stringify(id)}: expected spiffe://trust-domain/path`);
   return ids;
+}
+
+/** Parses a DNS name (the domain of `name@domain`). */
+export function dnsDomain(raw: string): string {
+  const d = raw.trim();
+  if (!dnsresolve.isDnsName(d)) throw new Error(`invalid domain ${JSON.stringify(raw)}: expected a DNS name such as cluster-b.example`);
+  return d;
 }
 
 /** Parses a comma list of DNS servers (`ip`, `ip:port`, `[ipv6]:port`). */
@@ -178,9 +187,15 @@ export const config = defineConfig(
         "Another cluster's registry (tcp://host:port) whose NSEs become lower-priority service backends (source remote); unset: none",
       parse: url,
     },
+    servicesRemoteDomain: {
+      name: "NSM_SERVICES_REMOTE_DOMAIN",
+      description:
+        "Another domain (DNS name) whose NSEs become lower-priority service backends (source remote), found through NSM_PROXY_REGISTRY_URL's interdomain path; instead of NSM_SERVICES_REMOTE_REGISTRY_URL",
+      parse: dnsDomain,
+    },
     servicesRemoteRetry: {
       name: "NSM_SERVICES_REMOTE_RETRY",
-      description: "Pause before reopening a failed watch of NSM_SERVICES_REMOTE_REGISTRY_URL (its backends are dropped meanwhile)",
+      description: "Pause before reopening a failed watch of the remote source (its backends are dropped meanwhile)",
       default: "1s",
       parse: duration,
     },
@@ -191,7 +206,21 @@ export const config = defineConfig(
       parse: parseSpiffeIds,
     },
   },
-  { validate: validateCommon },
+  {
+    validate: (v) => {
+      validateCommon(v);
+      if (v.servicesRemoteDomain !== undefined && v.servicesRemoteRegistryUrl !== undefined)
+        throw new ConfigError(
+          "NSM_SERVICES_REMOTE_DOMAIN",
+          "set either it or NSM_SERVICES_REMOTE_REGISTRY_URL (one remote source: a domain or a registry URL)",
+        );
+      if (v.servicesRemoteDomain !== undefined && v.proxyRegistryUrl === undefined)
+        throw new ConfigError(
+          "NSM_SERVICES_REMOTE_DOMAIN",
+          "needs NSM_PROXY_REGISTRY_URL (another domain is reached through the nsmgr-proxy)",
+        );
+    },
+  },
 );
 
 /** cmd-registry's parsed configuration. */

@@ -121,6 +121,7 @@ export async function run(cfg: Config, ctx: RunContext): Promise<void> {
       nseStore: stores.nse,
       log: ctx.log,
       dial: (url) => dial(url, dialOptions),
+      registry: chains.nse,
     });
     const urls: string[] = [];
     for (const url of cfg.listenOn) urls.push(await server.listen(url));

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
-import { BalancingPolicy } from "@nsm-ts/api/services";
+import { BalancingPolicy, type ResolvedServiceEvent } from "@nsm-ts/api/services";
 import { createServer, dial } from "@nsm-ts/base/grpc";
 import { silentLogger } from "@nsm-ts/base/log";
 import { createMemoryResourceStore, createResourceManagers } from "@nsm-ts/resources";
-import { createMemoryStore } from "@nsm-ts/sdk/registry";
+import { createMemoryStore, type NseHandler } from "@nsm-ts/sdk/registry";
 import { servicesClient } from "@nsm-ts/services";
 import { expect } from "chai";
 import { config } from "./config.js";
@@ -51,6 +51,80 @@ describe("cmd-registry services", () => {
       await services.stop();
       await server.close({ graceMs: 0 });
       await nseStore.close();
+    }
+  });
+});
+
+describe("cmd-registry services: NSM_SERVICES_REMOTE_DOMAIN", () => {
+  it("needs NSM_PROXY_REGISTRY_URL, excludes NSM_SERVICES_REMOTE_REGISTRY_URL and takes only a DNS name", () => {
+    expect(() => config.parse({ NSM_SERVICES_REMOTE_DOMAIN: "cluster-b.example" })).to.throw(
+      /NSM_SERVICES_REMOTE_DOMAIN.*NSM_PROXY_REGISTRY_URL/,
+    );
+    expect(() =>
+      config.parse({
+        NSM_SERVICES_REMOTE_DOMAIN: "cluster-b.example",
+        NSM_SERVICES_REMOTE_REGISTRY_URL: "tcp://127.0.0.1:5002",
+        NSM_PROXY_REGISTRY_URL: "tcp://127.0.0.1:5004",
+      }),
+    ).to.throw(/NSM_SERVICES_REMOTE_DOMAIN.*NSM_SERVICES_REMOTE_REGISTRY_URL/);
+    expect(() => config.parse({ NSM_SERVICES_REMOTE_DOMAIN: "bad domain", NSM_PROXY_REGISTRY_URL: "tcp://127.0.0.1:5004" })).to.throw(
+      /NSM_SERVICES_REMOTE_DOMAIN/,
+    );
+    const cfg = config.parse({ NSM_SERVICES_REMOTE_DOMAIN: "cluster-b.example", NSM_PROXY_REGISTRY_URL: "tcp://127.0.0.1:5004" });
+    expect(cfg.servicesRemoteDomain).to.equal("cluster-b.example");
+  });
+
+  it("another domain's endpoints (found as `@domain` through this registry's chain) join the service of their own name as remote backends", async () => {
+    const cfg = config.parse({ NSM_SERVICES_REMOTE_DOMAIN: "cluster-b.example", NSM_PROXY_REGISTRY_URL: "tcp://127.0.0.1:5004" });
+    // The other domain as this registry's chain shows it: names `nse@domain`, URLs this domain's nsmgr-proxy.
+    const other = createMemoryStore("nse");
+    const templates: string[] = [];
+    const registry: NseHandler = {
+      register: (_ctx, e) => Promise.resolve(e),
+      unregister: () => Promise.resolve(),
+      find(ctx, query) {
+        templates.push(query.template.name);
+        return other.find(create(NetworkServiceEndpointSchema), { watch: query.watch, signal: ctx.signal });
+      },
+    };
+    const web = (name: string) =>
+      create(NetworkServiceEndpointSchema, {
+        name,
+        url: "tcp://127.0.0.1:5005",
+        networkServiceNames: ["web@cluster-b.example"],
+        networkServiceLabels: { "web@cluster-b.example": { labels: { "nsmts.io/address": "198.51.100.7", "nsmts.io/ports": "8080" } } },
+      });
+    await other.put(web("web-b1@cluster-b.example"));
+    const server = createServer();
+    const services = await startServices(server, cfg, {
+      managers: createResourceManagers({ store: createMemoryResourceStore() }),
+      nseStore: createMemoryStore("nse"),
+      log: silentLogger,
+      dial: (url) => dial(url),
+      registry,
+    });
+    const channel = dial(await server.listen("tcp://127.0.0.1:0"));
+    const ac = new AbortController();
+    try {
+      const watch = servicesClient(channel)
+        .dataPlane.watchResolvedServices({ node: "n1", service: "web" }, { signal: ac.signal })
+        [Symbol.asyncIterator]();
+      const next = async (): Promise<string[]> => {
+        const ev: ResolvedServiceEvent | undefined = (await watch.next()).value;
+        return (ev?.service?.backends ?? []).map((b) => `${b.source}:${b.name}:${b.address}:${b.port}`);
+      };
+      let backends: string[] = [];
+      while (!backends.includes("remote:web-b1.cluster-b.example:198.51.100.7:8080")) backends = await next();
+      expect(templates).to.include("@cluster-b.example");
+      await other.delete("web-b1@cluster-b.example");
+      while (backends.length > 0) backends = await next();
+      await watch.return?.();
+    } finally {
+      ac.abort();
+      channel.close();
+      await services.stop();
+      await server.close({ graceMs: 0 });
+      await other.close();
     }
   });
 });

@@ -1,16 +1,20 @@
 /**
  * cmd-registry's services: the `nsmts.services.v1` API on the registry's server, ServiceIPs and instance IPs
  * allocated by the resource managers from the configured ranges, this registry's endpoints as the "registry"
- * source (in-process, from the store), and optionally another registry as the lower-priority "remote" source.
+ * source (in-process, from the store), and optionally a lower-priority "remote" source: another registry by URL,
+ * or every endpoint of another domain found through this registry's own chain (`name@domain` names leave for the
+ * nsmgr-proxy, so the other cluster's registry need not be reachable from here).
  */
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import { CallContext } from "@nsm-ts/base/context";
 import type { Channel, NsmServer } from "@nsm-ts/base/grpc";
 import type { Logger } from "@nsm-ts/base/log";
 import type { ResourceManagers } from "@nsm-ts/resources";
-import type { RegistryStore } from "@nsm-ts/sdk/registry";
+import { dnsresolve, domainFind, type NseHandler, type RegistryStore } from "@nsm-ts/sdk/registry";
 import {
   createResourceAllocator,
   type RegistrySource,
+  type RegistrySourceOptions,
   registerServices,
   remoteFind,
   ServiceModel,
@@ -25,6 +29,8 @@ export interface ServicesDeps {
   readonly nseStore: RegistryStore<NetworkServiceEndpoint>;
   readonly log: Logger;
   readonly dial: (url: string) => Channel;
+  /** This registry's NSE chain, which sends `name@domain` to the proxy registry (for NSM_SERVICES_REMOTE_DOMAIN). */
+  readonly registry?: NseHandler;
 }
 
 /** Serves the services API on `server` and starts the sources; `stop()` ends the sources and the remote channel. */
@@ -37,6 +43,7 @@ export async function startServices(
     | "servicesConsistentHashRange"
     | "servicesInstanceRange"
     | "servicesRemoteRegistryUrl"
+    | "servicesRemoteDomain"
     | "servicesRemoteRetry"
   >,
   deps: ServicesDeps,
@@ -55,18 +62,19 @@ export async function startServices(
   registerServices(server, model);
   const sources: RegistrySource[] = [startRegistrySource({ model, source: "registry", find: storeFind(deps.nseStore), log })];
   let channel: Channel | undefined;
+  let find: RegistrySourceOptions["find"] | undefined;
   if (cfg.servicesRemoteRegistryUrl !== undefined) {
     channel = deps.dial(cfg.servicesRemoteRegistryUrl);
-    sources.push(
-      startRegistrySource({
-        model,
-        source: "remote",
-        find: remoteFind(channel),
-        log,
-        retryMs: cfg.servicesRemoteRetry,
-        dropOnFailure: true,
-      }),
-    );
+    find = remoteFind(channel);
+  } else if (cfg.servicesRemoteDomain !== undefined) {
+    if (deps.registry === undefined) throw new Error("services: NSM_SERVICES_REMOTE_DOMAIN needs the registry chain");
+    const domainEvents = domainFind(deps.registry, cfg.servicesRemoteDomain, (signal) => CallContext.create({ signal, log }));
+    find = async function* (signal, watch) {
+      for await (const ev of domainEvents(signal, watch)) yield { entry: asLocalBackend(ev.entry), deleted: ev.deleted };
+    };
+  }
+  if (find !== undefined) {
+    sources.push(startRegistrySource({ model, source: "remote", find, log, retryMs: cfg.servicesRemoteRetry, dropOnFailure: true }));
   }
   log.info(
     {
@@ -76,7 +84,7 @@ export async function startServices(
         consistentHash: cfg.servicesConsistentHashRange ?? null,
         instance: cfg.servicesInstanceRange ?? null,
       },
-      remote: cfg.servicesRemoteRegistryUrl ?? null,
+      remote: cfg.servicesRemoteRegistryUrl ?? (cfg.servicesRemoteDomain === undefined ? null : `@${cfg.servicesRemoteDomain}`),
     },
     "services: serving nsmts.services.v1",
   );
@@ -88,4 +96,15 @@ export async function startServices(
       model.close();
     },
   };
+}
+
+/**
+ * Another domain's endpoint as a backend of this domain's service of the same name: it serves `web@domain`, which
+ * is `web` there, so it joins `web` here (below the local backends); its name `web-1@domain` becomes `web-1.domain`,
+ * since backend names carry no `@`.
+ */
+export function asLocalBackend(nse: NetworkServiceEndpoint): NetworkServiceEndpoint {
+  const local = dnsresolve.mapNames(nse, dnsresolve.targetOf);
+  if (dnsresolve.isInterdomain(nse.name)) local.name = `${dnsresolve.targetOf(nse.name)}.${dnsresolve.domainOf(nse.name)}`;
+  return local;
 }

@@ -25,3 +25,12 @@ export function targetOf(name: string): string {
 export function joinDomain(name: string, domain: string): string {
   return domain === "" || name === "" ? name : `${name}@${domain}`;
 }
+
+// A DNS name: labels of letters, digits and inner hyphens, up to 63 characters each, an optional final dot.
+const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const DNS_NAME = new RegExp(`^${LABEL}(\\.${LABEL})*\\.?$`);
+
+/** True when `domain` is a DNS name (what may follow the `@` of an interdomain name). */
+export function isDnsName(domain: string): boolean {
+  return DNS_NAME.test(domain);
+}

@@ -23,7 +23,7 @@ import {
 } from "@nsm-ts/base/limits";
 import { Code, fail } from "@nsm-ts/base/status";
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
-import { domainOf, isInterdomain, targetOf } from "../dnsresolve/names.js";
+import { domainOf, isDnsName, isInterdomain, targetOf } from "../dnsresolve/names.js";
 import { isEndpoint } from "../entry.js";
 
 const URL_SCHEMES = ["tcp://", "unix://", "inode://"] as const;
@@ -42,10 +42,6 @@ function checkNames(names: readonly string[], field: string): void {
   for (const [i, n] of names.entries()) checkSize(W, `${field}[${i}]`, n, MAX_NAME_BYTES);
 }
 
-// A DNS name (labels of letters, digits and inner hyphens, up to 63 characters each, an optional final dot).
-const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
-const DOMAIN = new RegExp(`^${LABEL}(\\.${LABEL})*\\.?$`);
-
 /**
  * An interdomain name (`name@domain`) needs a DNS name after the first `@`, and a name before it except in a Find
  * template (`@domain` asks for everything of that domain).
@@ -54,7 +50,7 @@ function checkDomainName(name: string, field: string, query = false): void {
   if (!isInterdomain(name)) return;
   if (targetOf(name) === "" && !query) bad(field, `${JSON.stringify(name)} has nothing before "@"`);
   const domain = domainOf(name);
-  if (!DOMAIN.test(domain)) bad(field, `${JSON.stringify(name)}: domain ${JSON.stringify(domain)} is not a DNS name`);
+  if (!isDnsName(domain)) bad(field, `${JSON.stringify(name)}: domain ${JSON.stringify(domain)} is not a DNS name`);
 }
 
 /** Checks one entry of a Register (`full`) or Unregister (name only). */
