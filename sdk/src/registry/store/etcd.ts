@@ -211,7 +211,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
         load: (kv) => void this.loadPage(index, [kv]),
         loadPage: (kvs) => this.loadPage(index, kvs),
         put: (kv) => {
-          const entry = this.decode(kv.value, kv.key.toString());
+          const entry = this.decode(kv.value, kv.key);
           if (entry === undefined) return;
           index.set(entry, kv.mod_revision);
           this.adopt(entry, kv.mod_revision);
@@ -242,8 +242,9 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     const items: Array<{ entry: T; revision: string }> = [];
     for (let i = 0; i < kvs.length; i += DECODE_SLICE) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      for (const kv of kvs.slice(i, i + DECODE_SLICE)) {
-        const entry = this.decode(kv.value, kv.key.toString());
+      for (let j = i; j < Math.min(kvs.length, i + DECODE_SLICE); j++) {
+        const kv = kvs[j] as IKeyValue;
+        const entry = this.decode(kv.value, kv.key);
         if (entry !== undefined) items.push({ entry, revision: kv.mod_revision });
       }
     }
@@ -315,11 +316,12 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     await m.feed.stop();
   }
 
-  private decode(value: Uint8Array, what: string): T | undefined {
+  /** `what`: the entry's name or key (a key is turned into text only for the log line). */
+  private decode(value: Uint8Array, what: string | Buffer): T | undefined {
     try {
       return fromBinary(this.spec.schema, value);
     } catch (err) {
-      this.etcd.log.warn({ err, key: what }, `${this.what}: skipping undecodable value`);
+      this.etcd.log.warn({ err, key: what.toString() }, `${this.what}: skipping undecodable value`);
       return undefined;
     }
   }
