@@ -6,6 +6,7 @@
 export { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from "etcd3";
 export { compare, keyAfter, prefixEnd } from "./keys.js";
 export { EtcdMirror, type MirrorFeed } from "./mirror.js";
+export { type ScanOptions, scanPrefix } from "./scan.js";
 export {
   type EtcdClientOptions,
   EtcdStoreBase,

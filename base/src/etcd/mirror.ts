@@ -6,7 +6,7 @@
  */
 import type { IKeyValue } from "etcd3";
 import type { Clock } from "../clock/index.js";
-import { prefixEnd } from "./keys.js";
+import { scanPrefix } from "./scan.js";
 import type { EtcdStoreBase, EtcdWatch } from "./store.js";
 
 /** Where a mirror's keys go: each loaded key, then every change; `error` means the watch broke for good. */
@@ -17,6 +17,8 @@ export interface MirrorFeed {
    * it may return a promise (to decode in slices), which the load waits for before the next page.
    */
   loadPage?(kvs: readonly IKeyValue[]): void | Promise<void>;
+  /** When given, called once after the last loaded key, before the watch starts (e.g. to publish the load). */
+  loaded?(): void;
   put(kv: IKeyValue): void;
   delete(kv: IKeyValue): void;
   error(err: Error): void;
@@ -40,22 +42,19 @@ export class EtcdMirror {
   }
 
   /**
-   * Loads the prefix (`pageSize` keys per request) and starts the watch. The next page is requested before the
-   * current one is handed to the feed, so etcd's time and ours overlap, and the event loop gets a turn after every
-   * page: a large load never holds up the process's other calls for longer than one page takes to decode.
+   * Loads the prefix (`pageSize` keys per request, a few requests in flight: `scanPrefix`) and starts the watch.
+   * Pages arrive in no particular order, all at one revision; etcd's time and ours overlap, and the event loop gets
+   * a turn after every page: a large load never holds up the process's other calls for longer than one page takes
+   * to decode.
    */
   async start(pageSize: number): Promise<void> {
     let revision: string | undefined;
-    const pages = this.store.range("load", Buffer.from(this.prefix), prefixEnd(this.prefix), { pageSize, oneRevision: true });
+    const pages = scanPrefix(this.store, "load", this.prefix, { pageSize });
     try {
-      let next = pages.next();
       for (;;) {
-        const r = await next;
+        const r = await pages.next();
         if (r.done) break;
         const page = r.value;
-        next = pages.next();
-        // A failure of the prefetched page surfaces on the next await; never as an unhandled rejection meanwhile.
-        next.catch(() => undefined);
         revision ??= page.revision;
         if (this.feed.loadPage) await this.feed.loadPage(page.kvs);
         else for (const kv of page.kvs) this.feed.load(kv);
@@ -64,6 +63,7 @@ export class EtcdMirror {
     } finally {
       await pages.return(undefined);
     }
+    this.feed.loaded?.();
     this.appliedRevision = BigInt(revision ?? "0");
     // No previous values on the watch: a delete's previous value is the mirror's own copy.
     this.watch = await this.store.watch(

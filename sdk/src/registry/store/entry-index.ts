@@ -19,6 +19,15 @@ export interface Indexed<T> {
   readonly keys: readonly string[];
 }
 
+/** An open bulk load of an `EntryIndex` (internal). */
+export interface Loader<T> {
+  add(items: ReadonlyArray<{ entry: T; revision: string }>): void;
+  /** Publishes everything added. */
+  finish(): void;
+  /** Drops everything added (a failed load). */
+  abort(): void;
+}
+
 interface Watch<T extends RegistryEntry> {
   template: T;
   queue: AsyncQueue<StoreEvent<T>>;
@@ -61,12 +70,21 @@ export class EntryIndex<T extends RegistryEntry> {
     if (publish) this.publish({ entry, deleted: false, revision });
   }
 
-  /** Stores a batch of entries (owned by the index from now on) in one transaction, telling no watcher: a mirror's load. */
-  load(items: ReadonlyArray<{ entry: T; revision: string }>): void {
-    if (items.length === 0) return;
+  /**
+   * A mirror's load: batches of entries (owned by the index from now on) go into one write transaction, published
+   * by `finish` and told to no watcher. One transaction, not one per batch, because a committed tree is copied
+   * node by node on its next write: per-batch commits copied about one leaf per entry. Nothing else may write
+   * the index until `finish` (the mirror's watch starts after its load).
+   */
+  startLoad(): Loader<T> {
     const txn = this.db.writeTxn(this.table);
-    for (const { entry, revision } of items) this.table.insert(txn, { entry, revision, keys: [...this.spec.indexKeys(entry)] });
-    txn.commit();
+    return {
+      add: (items) => {
+        for (const { entry, revision } of items) this.table.insert(txn, { entry, revision, keys: [...this.spec.indexKeys(entry)] });
+      },
+      finish: () => void txn.commit(),
+      abort: () => txn.abort(),
+    };
   }
 
   /** Removes `name` and tells matching watchers (with the removed entry and the revision of the removal). */

@@ -12,7 +12,7 @@ import { compare, type EtcdClientOptions, EtcdMirror, EtcdStoreBase, type IKeyVa
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, fail, StatusError } from "@nsm-ts/base/status";
 import type { RegistryEntry } from "../core/index.js";
-import { EntryIndex } from "./entry-index.js";
+import { EntryIndex, type Loader } from "./entry-index.js";
 import { DEFAULT_LEASE_BUCKET_MS, isLeaseGone, LeaseBuckets } from "./etcd-leases.js";
 import { entryName, failStaleRevision, type KindSpec, kindSpec } from "./kind.js";
 import {
@@ -205,13 +205,15 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
 
   private async loadMirror(): Promise<Mirror<T>> {
     const index = new EntryIndex(this.spec, this.watchBuffer, this.what);
+    const loader = index.startLoad();
     const m: Mirror<T> = {
       index,
       feed: new EtcdMirror(this.etcd, this.etcd.prefix, {
-        load: (kv) => void this.loadPage(index, [kv]),
-        loadPage: (kvs) => this.loadPage(index, kvs),
+        load: (kv) => void this.loadPage(loader, [kv]),
+        loadPage: (kvs) => this.loadPage(loader, kvs),
+        loaded: () => loader.finish(),
         put: (kv) => {
-          const entry = this.decode(kv.value, kv.key.toString());
+          const entry = this.decode(kv.value, kv.key);
           if (entry === undefined) return;
           index.set(entry, kv.mod_revision);
           this.adopt(entry, kv.mod_revision);
@@ -230,24 +232,31 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
         },
       }),
     };
-    await m.feed.start(this.pageSize);
+    try {
+      await m.feed.start(this.pageSize);
+    } catch (err) {
+      loader.abort();
+      throw err;
+    }
     return m;
   }
 
   /**
    * Decodes one loaded page in slices of `DECODE_SLICE` entries with an event-loop turn between them (so a large load
-   * never holds up other calls for long), then indexes it in one transaction and takes over the expiries it carries.
+   * never holds up other calls for long), then adds it to the load's transaction and takes over the expiries it
+   * carries.
    */
-  private async loadPage(index: EntryIndex<T>, kvs: readonly IKeyValue[]): Promise<void> {
+  private async loadPage(loader: Loader<T>, kvs: readonly IKeyValue[]): Promise<void> {
     const items: Array<{ entry: T; revision: string }> = [];
     for (let i = 0; i < kvs.length; i += DECODE_SLICE) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      for (const kv of kvs.slice(i, i + DECODE_SLICE)) {
-        const entry = this.decode(kv.value, kv.key.toString());
+      for (let j = i; j < Math.min(kvs.length, i + DECODE_SLICE); j++) {
+        const kv = kvs[j] as IKeyValue;
+        const entry = this.decode(kv.value, kv.key);
         if (entry !== undefined) items.push({ entry, revision: kv.mod_revision });
       }
     }
-    index.load(items);
+    loader.add(items);
     for (const { entry, revision } of items) this.adopt(entry, revision);
   }
 
@@ -315,11 +324,12 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
     await m.feed.stop();
   }
 
-  private decode(value: Uint8Array, what: string): T | undefined {
+  /** `what`: the entry's name or key (a key is turned into text only for the log line). */
+  private decode(value: Uint8Array, what: string | Buffer): T | undefined {
     try {
       return fromBinary(this.spec.schema, value);
     } catch (err) {
-      this.etcd.log.warn({ err, key: what }, `${this.what}: skipping undecodable value`);
+      this.etcd.log.warn({ err, key: what.toString() }, `${this.what}: skipping undecodable value`);
       return undefined;
     }
   }
