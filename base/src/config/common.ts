@@ -3,7 +3,12 @@
  * five programs' tables agree and a manifest can set them the same way everywhere.
  */
 
-import { DEFAULT_CALL_DEADLINE_MS, DEFAULT_MAX_RECV_MESSAGE_BYTES, DEFAULT_RECEIVE_TIMEOUT_MS } from "../limits/index.js";
+import {
+  DEFAULT_CALL_DEADLINE_MS,
+  DEFAULT_DEADLINE_MARGIN_MS,
+  DEFAULT_MAX_RECV_MESSAGE_BYTES,
+  DEFAULT_RECEIVE_TIMEOUT_MS,
+} from "../limits/index.js";
 import { bool, duration, hostPort, int, logLevel, nonEmpty, spiffePatterns, str, url, workloadApiAddress } from "./parsers.js";
 import { allOrNone, ConfigError } from "./schema.js";
 
@@ -93,8 +98,9 @@ export function commonVars(opts: CommonVarsOptions) {
 
 /**
  * The table entries of a program that serves gRPC: `NSM_MAX_RECV_MESSAGE_BYTES`, the largest message its server
- * accepts, `NSM_RECEIVE_TIMEOUT` and `NSM_DEFAULT_CALL_DEADLINE`, the limits on stalled calls (pass them to
- * `createServer` as `maxRecvMessageBytes`, `receiveTimeoutMs` and `defaultDeadlineMs`; `serverLimits` does).
+ * accepts, `NSM_RECEIVE_TIMEOUT` and `NSM_DEFAULT_CALL_DEADLINE`, the limits on stalled calls, and
+ * `NSM_DEADLINE_MARGIN`, how early a call is answered before its deadline (pass them to `createServer` as
+ * `maxRecvMessageBytes`, `receiveTimeoutMs`, `defaultDeadlineMs` and `deadlineMarginMs`; `serverLimits` does).
  */
 export function serverVars() {
   return {
@@ -116,16 +122,32 @@ export function serverVars() {
       default: `${DEFAULT_CALL_DEADLINE_MS / 60_000}m`,
       parse: duration,
     },
+    deadlineMarginMs: {
+      name: "NSM_DEADLINE_MARGIN",
+      description:
+        "How long before its deadline a unary call is answered DEADLINE_EXCEEDED (at most a tenth of its time), so callers need not reset streams (0 = at the deadline)",
+      default: `${DEFAULT_DEADLINE_MARGIN_MS}ms`,
+      parse: duration,
+    },
   } as const;
 }
 
 /** The `createServer` options of `serverVars`' settings. */
-export function serverLimits(cfg: { maxRecvMessageBytes: number; receiveTimeoutMs: number; defaultDeadlineMs: number }): {
+export function serverLimits(cfg: ServerLimits): ServerLimits {
+  return {
+    maxRecvMessageBytes: cfg.maxRecvMessageBytes,
+    receiveTimeoutMs: cfg.receiveTimeoutMs,
+    defaultDeadlineMs: cfg.defaultDeadlineMs,
+    deadlineMarginMs: cfg.deadlineMarginMs,
+  };
+}
+
+/** The `createServer` limits a program reads from `serverVars`. */
+export interface ServerLimits {
   maxRecvMessageBytes: number;
   receiveTimeoutMs: number;
   defaultDeadlineMs: number;
-} {
-  return { maxRecvMessageBytes: cfg.maxRecvMessageBytes, receiveTimeoutMs: cfg.receiveTimeoutMs, defaultDeadlineMs: cfg.defaultDeadlineMs };
+  deadlineMarginMs: number;
 }
 
 /**

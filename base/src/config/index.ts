@@ -7,6 +7,7 @@ export {
   type CommonVarsOptions,
   commonVars,
   DEFAULT_OPEN_TELEMETRY_ENDPOINT,
+  type ServerLimits,
   serverLimits,
   serverVars,
   type TlsFiles,

@@ -5,6 +5,7 @@ import { expectStatus, grpcHarness } from "@nsm-ts/testing/grpc";
 import { expect } from "chai";
 import { createLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
+import { fromServiceError } from "./errors.js";
 import { parseUrl } from "./index.js";
 
 describe("grpc typed layer", () => {
@@ -12,6 +13,18 @@ describe("grpc typed layer", () => {
   afterEach(() => closeAll());
 
   describe("errors", () => {
+    it("reports a call lost with its HTTP/2 session (GOAWAY with an error) as Unavailable; other Internal stays", () => {
+      const lost = fromServiceError({
+        code: grpc.status.INTERNAL,
+        details: "Received RST_STREAM with code 2 triggered by internal client error: Session closed with error code 2",
+        metadata: new grpc.Metadata(),
+      });
+      expect(lost.code).to.equal(Code.Unavailable);
+      expect(lost.message).to.match(/Session closed with error code 2/);
+      const internal = fromServiceError({ code: grpc.status.INTERNAL, details: "handler failed", metadata: new grpc.Metadata() });
+      expect(internal.code).to.equal(Code.Internal);
+    });
+
     it("sends a thrown StatusError's code, message and trailers; other errors become Internal and are logged", async () => {
       const lines: string[] = [];
       const destination = new Writable({

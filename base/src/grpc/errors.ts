@@ -6,10 +6,18 @@ import type * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "../status/index.js";
 import { firstValues, toGrpcMetadata } from "./metadata.js";
 
-/** A StatusError from what grpc-js reports to a client (code, details, trailers). */
+/**
+ * A StatusError from what grpc-js reports to a client (code, details, trailers). A call lost because its HTTP/2
+ * session was closed under it (GOAWAY with an error, e.g. Node's rapid-reset guard: "Received RST_STREAM with code 2
+ * triggered by internal client error: Session closed with error code 2") is `Unavailable`, not `Internal`: the
+ * connection failed, not the server's handler, so retry and heal treat it as the transient failure it is.
+ */
 export function fromServiceError(err: grpc.ServiceError | grpc.StatusObject): StatusError {
-  return new StatusError(err.code as Code, err.details, { metadata: firstValues(err.metadata), cause: err });
+  const code = err.code === Code.Internal && SESSION_CLOSED.test(err.details) ? Code.Unavailable : (err.code as Code);
+  return new StatusError(code, err.details, { metadata: firstValues(err.metadata), cause: err });
 }
+
+const SESSION_CLOSED = /internal client error: Session closed with error code \d+/;
 
 /** The status object grpc-js sends for a StatusError (its metadata become trailers). */
 export function toStatusObject(err: StatusError): grpc.ServerErrorResponse {

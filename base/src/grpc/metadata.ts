@@ -8,6 +8,17 @@
  */
 import * as grpc from "@grpc/grpc-js";
 
+/**
+ * The caller's deadline in epoch milliseconds, sent beside `grpc-timeout` by our clients; a server takes the earlier
+ * of the two (within `DEADLINE_HEADER_MAX_SKEW_MS`) as the call's deadline.
+ */
+export const DEADLINE_HEADER = "nsm-deadline-ms";
+/**
+ * How much earlier than `grpc-timeout` says the `DEADLINE_HEADER` deadline may be and still be believed: a transit
+ * slower than this, or a client clock further behind, falls back to `grpc-timeout`.
+ */
+export const DEADLINE_HEADER_MAX_SKEW_MS = 5_000;
+
 function str(v: grpc.MetadataValue): string {
   return typeof v === "string" ? v : v.toString("base64");
 }

@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
-import { allValues, firstValues } from "./metadata.js";
+import { allValues, DEADLINE_HEADER, DEADLINE_HEADER_MAX_SKEW_MS, firstValues } from "./metadata.js";
 import type { ServerCallContext } from "./types.js";
 
 /** The grpc-js server call objects of every streaming kind share this surface. */
@@ -27,6 +27,7 @@ export class CallContext implements ServerCallContext {
   private md: Record<string, string> | undefined;
   private mdAll: Record<string, string[]> | undefined;
   private cert: { value: X509Certificate | undefined } | undefined;
+  private dl: { value: Date | undefined } | undefined;
   /** True for calls whose response is a stream (closed early when the server shuts down). */
   readonly streaming: boolean;
   /** Read at call start: grpc-js forgets the peer once the stream has closed. */
@@ -48,10 +49,21 @@ export class CallContext implements ServerCallContext {
     return this.controller.signal;
   }
 
+  /**
+   * The call's deadline: from `grpc-timeout`, or the caller's absolute deadline (`DEADLINE_HEADER`) when that is
+   * earlier by at most `DEADLINE_HEADER_MAX_SKEW_MS` (the request's transit time).
+   */
   get deadline(): Date | undefined {
-    const d = this.call.getDeadline();
-    if (d instanceof Date) return d;
-    return Number.isFinite(d) ? new Date(d) : undefined;
+    if (this.dl === undefined) {
+      const raw = this.call.getDeadline();
+      const d = raw instanceof Date ? raw.getTime() : raw;
+      if (!Number.isFinite(d)) this.dl = { value: undefined };
+      else {
+        const sent = Number(this.call.metadata.get(DEADLINE_HEADER)[0]);
+        this.dl = { value: new Date(sent < d && sent >= d - DEADLINE_HEADER_MAX_SKEW_MS ? sent : d) };
+      }
+    }
+    return this.dl.value;
   }
 
   get metadata(): Record<string, string> {

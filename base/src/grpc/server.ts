@@ -6,10 +6,15 @@
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { DEFAULT_CALL_DEADLINE_MS, DEFAULT_MAX_RECV_MESSAGE_BYTES, DEFAULT_RECEIVE_TIMEOUT_MS } from "../limits/index.js";
+import {
+  DEFAULT_CALL_DEADLINE_MS,
+  DEFAULT_DEADLINE_MARGIN_MS,
+  DEFAULT_MAX_RECV_MESSAGE_BYTES,
+  DEFAULT_RECEIVE_TIMEOUT_MS,
+} from "../limits/index.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
-import { armDefaultDeadline, receiveTimeout } from "./call-limits.js";
+import { armDefaultDeadline, armEarlyAnswer, receiveTimeout } from "./call-limits.js";
 import { compose } from "./compose.js";
 import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
@@ -48,6 +53,13 @@ export interface ServerOptions {
    * `DEFAULT_CALL_DEADLINE_MS` (60 s); 0 = none.
    */
   defaultDeadlineMs?: number;
+  /**
+   * How long before its deadline a unary or client-streaming call is answered `DeadlineExceeded` (at most a tenth
+   * of the call's time), so that the caller gets the server's status instead of resetting the stream at its
+   * deadline: Node's HTTP/2 server closes a session after ~1,000 resets (call-limits.ts). The handler's signal
+   * still aborts at the deadline. Default `DEFAULT_DEADLINE_MARGIN_MS` (500 ms); 0 = answer at the deadline.
+   */
+  deadlineMarginMs?: number;
   /** Raw grpc-js server options (keepalive, …); they win over `maxRecvMessageBytes` (their interceptors run after ours). */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -77,6 +89,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
     interceptors: [receiveTimeout(opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS), ...(opts.grpcOptions?.interceptors ?? [])],
   });
   const defaultDeadlineMs = opts.defaultDeadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
+  const limits: CallLimits = { defaultDeadlineMs, deadlineMarginMs: opts.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_MS };
   const active = new Set<CallContext>();
   const health = new HealthState();
   const unixPaths: string[] = [];
@@ -102,7 +115,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
         throw new StatusError(Code.InvalidArgument, `grpc: ${service.typeName} implementation lacks ${method.localName}`);
       }
       const fn = compose(interceptors, innerHandler(method, h as UserHandler, log));
-      handlers[method.localName] = grpcHandler(method, fn, active, log, () => closing, defaultDeadlineMs);
+      handlers[method.localName] = grpcHandler(method, fn, active, log, () => closing, limits);
     }
     server.addService(def, handlers);
   };
@@ -219,6 +232,12 @@ function run(fn: ServerHandlerFn, call: ServerCall): Promise<Message | undefined
   }
 }
 
+/** The time limits `grpcHandler` applies to unary and client-streaming calls (see call-limits.ts). */
+interface CallLimits {
+  defaultDeadlineMs: number;
+  deadlineMarginMs: number;
+}
+
 /** Adapts a composed handler function to the grpc-js handler of the method's kind. */
 function grpcHandler(
   method: DescMethod,
@@ -226,7 +245,7 @@ function grpcHandler(
   active: Set<CallContext>,
   log: Logger,
   closing: () => boolean,
-  defaultDeadlineMs: number,
+  { defaultDeadlineMs, deadlineMarginMs }: CallLimits,
 ): grpc.UntypedHandleCall {
   const path = methodPath(method);
   const kind = method.methodKind;
@@ -263,20 +282,30 @@ function grpcHandler(
         send: noSend,
       };
       let settled = false;
+      const answer = (err: StatusError): void => {
+        settled = true;
+        end();
+        ctx.flushHeaders();
+        cb(toStatusObject(err));
+      };
+      const deadline = ctx.deadline;
       const disarm =
-        ctx.deadline === undefined
+        deadline === undefined
           ? armDefaultDeadline(defaultDeadlineMs, () => {
               const err = new StatusError(
                 Code.DeadlineExceeded,
                 `${path}: no answer within ${defaultDeadlineMs} ms, the server's deadline for calls that carry none`,
               );
               ctx.abort(err);
-              settled = true;
-              end();
-              ctx.flushHeaders();
-              cb(toStatusObject(err));
+              answer(err);
             })
-          : () => {};
+          : armEarlyAnswer(
+              deadline.getTime(),
+              Date.now(),
+              deadlineMarginMs,
+              () => answer(new StatusError(Code.DeadlineExceeded, `${path}: deadline exceeded`)),
+              () => ctx.abort(new StatusError(Code.DeadlineExceeded, `${path}: deadline exceeded`)),
+            );
       run(fn, call).then(
         (res) => {
           disarm();

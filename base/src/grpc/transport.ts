@@ -7,13 +7,24 @@ import * as grpc from "@grpc/grpc-js";
 import { type StatusError, toStatusError } from "../status/index.js";
 import { deserializerFor, methodPath, serializerFor } from "./definition.js";
 import { canceledError, fromServiceError } from "./errors.js";
-import { firstValues, toGrpcMetadata } from "./metadata.js";
+import { DEADLINE_HEADER, firstValues, toGrpcMetadata } from "./metadata.js";
 import type { ClientCall, ClientCallFn } from "./types.js";
 
 /** The signal of a call made without one: never aborts, so the transport does not listen to it. */
 export const neverAborted: AbortSignal = new AbortController().signal;
 /** Does nothing (a default callback). */
 export const noop = (): void => undefined;
+
+/**
+ * The call's metadata, plus its deadline as epoch milliseconds (`DEADLINE_HEADER`): `grpc-timeout` is relative,
+ * so a server that read it after a slow transit would think the deadline later than ours and answer after we
+ * gave up (and reset the stream, see call-limits.ts); with the absolute time it answers before.
+ */
+function metadataOf(call: ClientCall): grpc.Metadata {
+  const md = toGrpcMetadata(call.metadata);
+  if (call.deadline) md.set(DEADLINE_HEADER, String(call.deadline.getTime()));
+  return md;
+}
 
 /** The base call function for one method: grpc-js does the call, we translate signal, metadata and status. */
 export function transport(raw: grpc.Client, method: DescMethod): ClientCallFn {
@@ -28,19 +39,11 @@ export function transport(raw: grpc.Client, method: DescMethod): ClientCallFn {
         new Promise((resolve, reject) => {
           if (call.signal.aborted) return reject(canceledError(call.signal, path));
           let onAbort: (() => void) | undefined;
-          const g = raw.makeUnaryRequest(
-            path,
-            ser,
-            de,
-            call.request as Message,
-            toGrpcMetadata(call.metadata),
-            callOptions(call),
-            (err, res) => {
-              if (onAbort) call.signal.removeEventListener("abort", onAbort);
-              if (err) reject(fromServiceError(err));
-              else resolve(res);
-            },
-          );
+          const g = raw.makeUnaryRequest(path, ser, de, call.request as Message, metadataOf(call), callOptions(call), (err, res) => {
+            if (onAbort) call.signal.removeEventListener("abort", onAbort);
+            if (err) reject(fromServiceError(err));
+            else resolve(res);
+          });
           g.on("metadata", (md: grpc.Metadata) => call.onHeader(firstValues(md)));
           if (call.signal !== neverAborted) {
             onAbort = () => g.cancel();
@@ -52,7 +55,7 @@ export function transport(raw: grpc.Client, method: DescMethod): ClientCallFn {
         new Promise((resolve, reject) => {
           if (call.signal.aborted) return reject(canceledError(call.signal, path));
           let finish = noop;
-          const g = raw.makeClientStreamRequest(path, ser, de, toGrpcMetadata(call.metadata), callOptions(call), (err, res) => {
+          const g = raw.makeClientStreamRequest(path, ser, de, metadataOf(call), callOptions(call), (err, res) => {
             finish();
             if (err) reject(fromServiceError(err));
             else resolve(res);
@@ -74,7 +77,7 @@ export function transport(raw: grpc.Client, method: DescMethod): ClientCallFn {
       return (call) =>
         new Promise((resolve, reject) => {
           if (call.signal.aborted) return reject(canceledError(call.signal, path));
-          const md = toGrpcMetadata(call.metadata);
+          const md = metadataOf(call);
           const g: grpc.ClientReadableStream<Message> | grpc.ClientDuplexStream<Message, Message> =
             method.methodKind === "server_streaming"
               ? raw.makeServerStreamRequest(path, ser, de, call.request as Message, md, callOptions(call))

@@ -17,6 +17,11 @@ export const DEFAULT_MAX_RECV_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_RECEIVE_TIMEOUT_MS = 30_000;
 /** The deadline a server gives unary calls that carry none (`NSM_DEFAULT_CALL_DEADLINE`): 60 s. */
 export const DEFAULT_CALL_DEADLINE_MS = 60_000;
+/**
+ * How long before a call's deadline a server answers it `DeadlineExceeded` (at most a tenth of the call's time), so
+ * the caller need not reset the stream (`NSM_DEADLINE_MARGIN`): 500 ms.
+ */
+export const DEFAULT_DEADLINE_MARGIN_MS = 500;
 /** Most path segments of a connection (a local connection has 4, a remote one 6). */
 export const MAX_PATH_SEGMENTS = 64;
 /** Most entries of one label map (connection labels, mechanism parameters, segment metrics, selectors, NSE labels). */

@@ -26,6 +26,7 @@ import {
   NetworkServiceSchema,
 } from "@nsm-ts/api/registry";
 
+export { callsFromWorker, type WorkerCallsOptions, type WorkerCallsResult } from "./calls-worker.js";
 export {
   aborted,
   deferred,
