@@ -316,7 +316,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
           [(await own()).url, mechanisms.kernel.isKernel(conn.mechanism) ? mechanisms.kernel.netnsUrlOf(conn.mechanism) : ""].filter(
             (u) => u !== "" && !ownProcUrl.test(u),
           );
-        await dp.remove(conn.id, urls);
+        await dp.remove(conn.id, urls, st?.applied);
       } catch (err) {
         failure ??= err;
       } finally {
