@@ -43,6 +43,11 @@ export interface IpExecutor {
   queryEach?(netns: Netns, global: readonly string[], lines: readonly (readonly string[])[], what: string): Promise<string>;
   /** Ends long-lived processes (`persistent`); later calls start new ones. A no-op for the other modes. */
   close?(): void;
+  /**
+   * `persistent`: starts the namespace's process now if it has none, so a commit that comes soon (e.g. after the
+   * Request went to the next hop and back) finds it running. A no-op for the other modes.
+   */
+  prepare?(netns: Netns): void;
 }
 
 /** Options of `createIpExecutor`. */
@@ -205,6 +210,9 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     close() {
       for (const s of sessions.values()) s.close();
       sessions.clear();
+    },
+    prepare(netns) {
+      if (mode === "persistent" && !netns.isCurrent) sessionFor(netns);
     },
     async apply(netns, lines) {
       if (lines.length === 0) return;

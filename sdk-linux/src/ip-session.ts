@@ -110,6 +110,7 @@ export class IpSession {
     );
     this.#child.on("close", () => this.#gone(""));
     this.#setRef(false);
+    this.#armIdle(); // a session started ahead of its first commit (`prepare`) must end too
   }
 
   /** True once the process is gone, ending or retired; a new session is needed. */
@@ -157,12 +158,16 @@ export class IpSession {
       if (--this.#busy === 0 && this.#retired) this.close();
       else if (this.#busy === 0 && !this.#exited) {
         this.#setRef(false);
-        this.#idle = this.#opts.clock.setTimer(this.#opts.idleMs, () => {
-          this.#idle = undefined;
-          if (this.#busy === 0) this.close();
-        });
+        this.#armIdle();
       }
     }
+  }
+
+  #armIdle(): void {
+    this.#idle = this.#opts.clock.setTimer(this.#opts.idleMs, () => {
+      this.#idle = undefined;
+      if (this.#busy === 0) this.close();
+    });
   }
 
   /** Empties iproute2's cache of `names` (see the header); retires the session when that may have failed. */

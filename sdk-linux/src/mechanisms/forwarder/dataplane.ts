@@ -166,18 +166,16 @@ export class KernelDataplane {
     if (!first) return;
     if (!ap.fwd) {
       if (!second) return;
-      const bc = new Batch(this.#exec, first.netns).addVeth({
-        name: first.ifName,
-        peerName: second.ifName,
-        peerNetns: second.netns,
-        ...mtuOpt,
-        alias: this.alias(id, roleOf(first)),
-      });
+      await new Batch(this.#exec, first.netns)
+        .addVeth({ name: first.ifName, peerName: second.ifName, peerNetns: second.netns, ...mtuOpt, alias: this.alias(id, roleOf(first)) })
+        .commit();
+      // Both ends exist now: configure them at the same time (a failure is cleaned up by the first end's alias).
+      const bc = new Batch(this.#exec, first.netns);
       addConfig(bc, first.ifName, first.config);
-      await bc.commit();
       const be = new Batch(this.#exec, second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
       addConfig(be, second.ifName, second.config);
-      await be.commit();
+      const done = await Promise.allSettled([bc.commit(), be.commit()]);
+      for (const r of done) if (r.status === "rejected") throw r.reason;
       return;
     }
     const n = ap.fwd;
