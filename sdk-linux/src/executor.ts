@@ -181,7 +181,7 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     if (netns.isCurrent) return s;
     const st = await stat(netns.path).catch(() => undefined);
     if (st?.ino === netns.inode && st.dev === netns.dev) return s;
-    s.close();
+    s.retire(); // commits queued on it move to a new session, which checks again
     return sessionFor(netns); // a new process, which fails as a process per commit would
   }
 

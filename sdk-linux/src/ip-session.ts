@@ -29,7 +29,11 @@ type LineResult = string | undefined;
 export type SessionResult = { ok: true } | { ok: false; index: number; stderr: string };
 
 /** Thrown by `IpSession.run` for a commit that found the session retired before it started: run it in a new one. */
-export class SessionRetired extends Error {}
+export class SessionRetired extends StatusError {
+  constructor() {
+    super(Code.Unavailable, "ip -batch session retired");
+  }
+}
 
 /** Keywords whose next token is a link name that `ip` resolves through its name cache. */
 const RESOLVES = new Set(["dev", "master", "link", "vrf"]);
@@ -127,6 +131,12 @@ export class IpSession {
     const p = this.#tail.then(() => this.#runNow(lines));
     this.#tail = p.catch(() => undefined);
     return p;
+  }
+
+  /** No further commit starts here (they get `SessionRetired`); the process ends once the running one is done. */
+  retire(): void {
+    this.#retired = true;
+    if (this.#busy === 0) this.close();
   }
 
   /** Ends the process (its stdin is closed; `ip` exits at EOF). */
