@@ -21,6 +21,7 @@ import {
   url,
   validateCommon,
 } from "@nsm-ts/base/config";
+import { IP_MODES } from "@nsm-ts/sdk-linux";
 
 /** The data-plane backends a forwarder can drive. */
 export const FORWARDER_MECHANISMS = ["NOOP", "KERNEL"] as const;
@@ -59,6 +60,13 @@ export const config = defineConfig(
       description: "Data-plane backend: NOOP (control plane only) or KERNEL (veth and VXLAN; needs NET_ADMIN/SYS_ADMIN)",
       default: "NOOP",
       parse: oneOf(FORWARDER_MECHANISMS),
+    },
+    ipMode: {
+      name: "NSM_KERNEL_IP_MODE",
+      description:
+        "KERNEL: how changes reach the kernel: persistent (one long-lived `ip -batch` per namespace), batch (an `ip -batch` process per change set) or per-command",
+      default: "persistent",
+      parse: oneOf(IP_MODES),
     },
     tunnelIp: {
       name: "NSM_TUNNEL_IP",

@@ -38,6 +38,7 @@ async function dataPlaneOf(
     owner: cfg.name,
     ...(cfg.tunnelIp === undefined ? {} : { tunnelIp: cfg.tunnelIp }),
     vxlanPort: cfg.vxlanPort,
+    ip: { mode: cfg.ipMode },
     log: ctx.log,
     ...(enforcer === undefined ? {} : { enforcer }),
   });

@@ -1,19 +1,21 @@
 /**
- * The one place that decides how changes reach the kernel: all `ip` lines for one namespace in a single
- * `ip -batch -` process (default), one `ip` process per line (kept for comparison and debugging; see
- * bench/RESULTS.md "Kernel operations"), or a long-lived `ip -force -batch -` per namespace fed line by line
- * (`persistent`, ip-session.ts: no process start per commit). Callers only see `IpExecutor`.
+ * The one place that decides how changes reach the kernel: a long-lived `ip -force -batch -` per namespace fed line
+ * by line (`persistent`, the default; ip-session.ts: no process start per commit), all `ip` lines of one commit in
+ * a single `ip -batch -` process (`batch`), or one `ip` process per line (kept for comparison and debugging; see
+ * bench/RESULTS.md "Kernel operations"). Callers only see `IpExecutor`.
  */
+import { stat } from "node:fs/promises";
 import { type Clock, realClock } from "@nsm-ts/base/clock";
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { type CommandRunner, runCommand } from "./exec.js";
-import { IpSession, NOT_INSTALLED } from "./ip-session.js";
+import { IpSession, NOT_INSTALLED, type SessionResult, SessionRetired } from "./ip-session.js";
 import type { Netns, NetnsTools } from "./netns.js";
 
 /**
- * `batch`: one process per namespace per commit; `per-command`: one process per change; `persistent`: one
- * long-lived `ip -force -batch -` per namespace, ended after `idleMs` without work (queries still start a process).
+ * `persistent` (default): one long-lived `ip -force -batch -` per namespace, ended after `idleMs` without work
+ * (queries still start a process); `batch`: one process per namespace per commit; `per-command`: one process per
+ * change.
  */
 export type IpMode = "batch" | "per-command" | "persistent";
 
@@ -33,13 +35,24 @@ export interface IpExecutor {
   apply(netns: Netns, lines: readonly IpLine[]): Promise<void>;
   /** Runs one read-only `ip` command and returns stdout. */
   query(netns: Netns, args: readonly string[], what: string): Promise<string>;
+  /**
+   * Runs read-only `ip` lines in one `ip <global> -force -batch -` process and returns stdout (one output per line
+   * that succeeded, in order). A line naming a device that does not exist only leaves its output out; any other
+   * failure (a missing namespace, no privilege) throws.
+   */
+  queryEach?(netns: Netns, global: readonly string[], lines: readonly (readonly string[])[], what: string): Promise<string>;
   /** Ends long-lived processes (`persistent`); later calls start new ones. A no-op for the other modes. */
   close?(): void;
+  /**
+   * `persistent`: starts the namespace's process now if it has none, so a commit that comes soon (e.g. after the
+   * Request went to the next hop and back) finds it running. A no-op for the other modes.
+   */
+  prepare?(netns: Netns): void;
 }
 
 /** Options of `createIpExecutor`. */
 export interface IpExecutorOptions {
-  /** Default `batch`. */
+  /** Default `persistent`. */
   mode?: IpMode;
   /** Process runner; tests inject a fake. */
   run?: CommandRunner;
@@ -97,9 +110,12 @@ function failure(netns: Netns, line: IpLine | undefined, stderr: string, argv: r
   return new StatusError(f.code, `kernel: ${what} in ${netns}: ${f.reason}`, { cause });
 }
 
-/** Creates the executor; `mode` is the only switch between batched and per-command delivery. */
+/** The delivery modes, for configuration parsers. */
+export const IP_MODES: readonly IpMode[] = ["persistent", "batch", "per-command"];
+
+/** Creates the executor; `mode` is the only switch between the deliveries. */
 export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
-  const mode = opts.mode ?? "batch";
+  const mode = opts.mode ?? "persistent";
   const run = opts.run ?? runCommand;
   const tools = opts.tools ?? {};
   const log = opts.log;
@@ -135,13 +151,13 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
   const idleMs = opts.idleMs ?? 2000;
   const clock = opts.clock ?? realClock;
 
-  function sessionFor(netns: Netns, fresh: boolean): IpSession {
+  function sessionFor(netns: Netns): IpSession {
     // Keyed by the namespace's identity: two handles of one netns share a process.
     const key = `${netns.dev}:${netns.inode}`;
     const have = sessions.get(key);
-    if (have !== undefined && !have.exited && !fresh) return have;
-    // A fresh session replaces the old one without closing it: other commits may be queued on it (concurrent
-    // commits in one namespace), and they must run, not fail; it ends by itself once idle.
+    if (have !== undefined && !have.exited) return have;
+    // A retired session is replaced without closing it: the commit in flight on it finishes there; it ends by
+    // itself once idle.
     const s: IpSession = new IpSession(netns, {
       tools,
       clock,
@@ -155,22 +171,34 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     return s;
   }
 
+  /**
+   * The session of `netns`, but only while the handle's path still names the namespace the process is in: a process
+   * inside keeps a namespace alive after its pod exited or its name was deleted, where a new process would have
+   * failed with NotFound. One stat per commit keeps that answer.
+   */
+  async function liveSessionFor(netns: Netns): Promise<IpSession> {
+    const s = sessionFor(netns);
+    if (netns.isCurrent) return s;
+    const st = await stat(netns.path).catch(() => undefined);
+    if (st?.ino === netns.inode && st.dev === netns.dev) return s;
+    s.retire(); // commits queued on it move to a new session, which checks again
+    return sessionFor(netns); // a new process, which fails as a process per commit would
+  }
+
   async function applyPersistent(netns: Netns, lines: readonly IpLine[]): Promise<void> {
     const t0 = performance.now();
     const argv = netns.ipArgv(["-force", "-batch", "-"], tools);
-    const run = (s: IpSession, from: number) =>
-      s.run(lines.slice(from).map((l) => l.args.join(" "))).catch((err: unknown) => {
+    const tokens = lines.map((l) => l.args);
+    let r: SessionResult | undefined;
+    // A session retired (see ip-session.ts) under commits queued on it sends them to a new one.
+    for (let tries = 0; r === undefined; tries++) {
+      try {
+        r = await (await liveSessionFor(netns)).run(tokens);
+      } catch (err) {
+        if (err instanceof SessionRetired && tries < 3) continue;
         if (!(err instanceof StatusError)) throw err;
         throw new StatusError(err.code, `kernel: batch of ${lines.length} changes in ${netns}: ${err.message}`, { cause: err });
-      });
-    let r = await run(sessionFor(netns, false), 0);
-    // iproute2 caches name → ifindex for the life of the process and never learns that a link was deleted and its
-    // name reused (by us, by the kernel deleting a veth peer, by the pod): a line naming such a link fails with
-    // "no such device". It had no effect, so it and the rest of the commit are retried once in a fresh process.
-    if (!r.ok && /Cannot find device|No such device|does not exist/i.test(r.stderr)) {
-      const done = r.index;
-      r = await run(sessionFor(netns, true), done);
-      if (!r.ok) r = { ...r, index: r.index + done };
+      }
     }
     log?.debug({ argv, lines: lines.length, ms: performance.now() - t0, ok: r.ok }, "kernel: ip session");
     if (!r.ok && r.stderr.startsWith(NOT_INSTALLED)) throw new StatusError(Code.FailedPrecondition, r.stderr);
@@ -182,6 +210,9 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
     close() {
       for (const s of sessions.values()) s.close();
       sessions.clear();
+    },
+    prepare(netns) {
+      if (mode === "persistent" && !netns.isCurrent) sessionFor(netns);
     },
     async apply(netns, lines) {
       if (lines.length === 0) return;
@@ -201,6 +232,15 @@ export function createIpExecutor(opts: IpExecutorOptions = {}): IpExecutor {
         const line = m?.[1] !== undefined ? lines[Number(m[1]) - 1] : undefined;
         throw failure(netns, line ?? whole, r.stderr, argv);
       }
+    },
+    async queryEach(netns, global, lines, what) {
+      if (lines.length === 0) return "";
+      const argv = netns.ipArgv([...global, "-force", "-batch", "-"], tools);
+      const stdin = `${lines.map((l) => l.join(" ")).join("\n")}\n`;
+      const r = await exec(netns, argv, { args: [...global, "-batch", "-"], what }, stdin);
+      const other = r.stderr.split("\n").filter((l) => l !== "" && !/^Device ".*" does not exist\.$|^Command failed -:\d+$/.test(l));
+      if (r.code !== 0 && other.length > 0) throw failure(netns, { args: global, what }, r.stderr, argv);
+      return r.stdout;
     },
     async query(netns, args, what) {
       const argv = netns.ipArgv(args, tools);

@@ -33,10 +33,10 @@ export { adoptOrRemoveLeftovers, type LeftoverOptions, type LeftoverReport } fro
 // Lower level: how `ip` runs, the changes (a Batch per namespace) and the reads.
 
 export type { CommandResult, CommandRunner, RunOptions } from "./exec.js";
-export { createIpExecutor, type IpExecutor, type IpExecutorOptions, type IpLine, type IpMode } from "./executor.js";
+export { createIpExecutor, IP_MODES, type IpExecutor, type IpExecutorOptions, type IpLine, type IpMode } from "./executor.js";
 export { Batch } from "./ops/batch.js";
 export { listOwned, removeOwned } from "./ops/owned.js";
-export { getLink, type LinkInfo, listLinks, listNeighbors, listRoutes, type NeighborInfo, type RouteInfo } from "./ops/read.js";
+export { getLink, getLinks, type LinkInfo, listLinks, listNeighbors, listRoutes, type NeighborInfo, type RouteInfo } from "./ops/read.js";
 export type { AddressOptions, NeighborSpec, RouteSpec, VethSpec, VxlanSpec } from "./ops/specs.js";
 
 // Lower level: ownership marks, interface names, netns URLs, VXLAN MTU.

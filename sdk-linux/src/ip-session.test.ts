@@ -10,6 +10,7 @@ import { MockClock } from "@nsm-ts/base/clock";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { createIpExecutor, type IpExecutor, type IpLine } from "./executor.js";
+import { cacheEffect } from "./ip-session.js";
 import { currentNetns, type Netns } from "./netns.js";
 
 // Like `ip -force -batch -`: every line is counted; a line with "bad" or an unknown object (our sync lines) writes
@@ -21,6 +22,8 @@ while IFS= read -r line; do
   n=$((n+1))
   case "$line" in
     nsm-sync-*) echo "Object \\"$line\\" is unknown, try \\"ip help\\"." >&2; echo "Command failed -:$n" >&2 ;;
+    *"dev stale"*) echo "RTNETLINK answers: No such device" >&2; echo "Command failed -:$n" >&2 ;;
+    *"dev gone"*) echo "Cannot find device \\"gone\\"" >&2; echo "Command failed -:$n" >&2 ;;
     *bad*) echo "RTNETLINK answers: File exists" >&2; echo "Command failed -:$n" >&2 ;;
     *) echo "applied $line" >> "$LOG" ;;
   esac
@@ -68,6 +71,54 @@ describe("sdk-linux: persistent ip executor (stand-in ip)", () => {
     await clock.advance(2000);
     await ip.apply(ns, [line("link", "f")]);
     expect((await logged()).filter((l) => l === "start")).to.have.length(2);
+  });
+
+  it("drops every name a commit looked up from iproute2's cache when it ends, so the next commit resolves afresh", async () => {
+    ip = createIpExecutor({ mode: "persistent", tools: { ip: join(dir, "ip") } });
+    await ip.apply(ns, [
+      line("addr", "add", "198.51.100.1/32", "dev", "x0"),
+      line("link", "set", "dev", "x0", "up"), // a successful `link set` drops x0 itself
+      line("route", "add", "198.51.100.0/24", "dev", "x0"),
+      line("link", "set", "dev", "v0", "master", "b0"),
+    ]);
+    expect(await logged()).to.deep.equal([
+      "start",
+      "applied addr add 198.51.100.1/32 dev x0",
+      "applied link set dev x0 up",
+      "applied route add 198.51.100.0/24 dev x0",
+      "applied link set dev v0 master b0",
+      "applied link set dev x0",
+      "applied link set dev b0",
+    ]);
+  });
+
+  it("retires the process when a drop fails with a kernel error, but not for a name that never resolved", async () => {
+    ip = createIpExecutor({ mode: "persistent", tools: { ip: join(dir, "ip") } });
+    const failed = (p: Promise<void>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as StatusError,
+      );
+    // "Cannot find device" is ip's own answer: nothing was cached, the process stays.
+    expect((await failed(ip.apply(ns, [line("addr", "add", "198.51.100.1/32", "dev", "gone")])))?.code).to.equal(Code.NotFound);
+    await ip.apply(ns, [line("link", "a")]);
+    expect((await logged()).filter((l) => l === "start")).to.have.length(1);
+    // A kernel error on the drop may leave a stale entry: the next commit runs in a new process.
+    expect((await failed(ip.apply(ns, [line("addr", "add", "198.51.100.1/32", "dev", "stale")])))?.code).to.equal(Code.NotFound);
+    await ip.apply(ns, [line("link", "b")]);
+    expect((await logged()).filter((l) => l === "start")).to.have.length(2);
+    expect(await logged()).to.include("applied link b");
+  });
+
+  it("knows which names a line looks up and which one it drops", () => {
+    expect(cacheEffect(["addr", "add", "198.51.100.1/32", "dev", "x0"])).to.deep.equal({ resolves: ["x0"], drops: undefined });
+    expect(cacheEffect(["link", "set", "dev", "v0", "master", "b0"])).to.deep.equal({ resolves: ["v0", "b0"], drops: "v0" });
+    expect(cacheEffect(["link", "del", "dev", "x0"])).to.deep.equal({ resolves: ["x0"], drops: "x0" });
+    expect(cacheEffect(["link", "add", "name", "x1", "type", "vxlan", "id", "5", "remote", "203.0.113.2", "dev", "eth0"])).to.deep.equal({
+      resolves: ["eth0"],
+      drops: undefined,
+    });
+    expect(cacheEffect(["route", "replace", "198.51.100.0/24", "via", "203.0.113.1"])).to.deep.equal({ resolves: [], drops: undefined });
   });
 
   it("fails with FailedPrecondition when ip is not installed", async () => {

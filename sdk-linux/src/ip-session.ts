@@ -8,17 +8,52 @@
  *
  * A process inside a namespace keeps the namespace alive; the session ends after `idleMs` without work, so a pod's
  * netns is held at most that long after its last change.
+ *
+ * iproute2 caches name → ifindex for the life of the process (lib/ll_map.c) and never learns that a link was deleted:
+ * a later line naming a link re-created under that name would go to the old index, which may by then belong to
+ * another link (a link moved in keeps its index when it is free). The cache is only filled by name look-ups and
+ * emptied per index by a successful `ip link set|del` (which drops the link it named). So after every commit the
+ * session drops each name its lines looked up and did not drop themselves, with a no-op `link set dev <name>`:
+ * between commits the cache is empty, and every commit resolves its names afresh, as a process per commit does.
+ * A drop that fails for any other reason than "no such name" may leave an entry behind, so the session retires.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Clock, Timer } from "@nsm-ts/base/clock";
 import { Code, StatusError } from "@nsm-ts/base/status";
-import type { Netns, NetnsTools } from "./netns.js";
+import { helperPids, type Netns, type NetnsTools } from "./netns.js";
 
 /** How a line ended: undefined = done, else the stderr `ip` wrote for it. */
 type LineResult = string | undefined;
 
 /** The outcome of `IpSession.run`: every line done, or the index of the failed line and its stderr. */
 export type SessionResult = { ok: true } | { ok: false; index: number; stderr: string };
+
+/** Thrown by `IpSession.run` for a commit that found the session retired before it started: run it in a new one. */
+export class SessionRetired extends StatusError {
+  constructor() {
+    super(Code.Unavailable, "ip -batch session retired");
+  }
+}
+
+/** Keywords whose next token is a link name that `ip` resolves through its name cache. */
+const RESOLVES = new Set(["dev", "master", "link", "vrf"]);
+
+/**
+ * What one line does to iproute2's name cache: the names it looks up (and may leave cached) and the name whose
+ * entry it drops when it succeeds (`ip link set|del dev X` drops X's index). Exported for unit tests.
+ */
+export function cacheEffect(args: readonly string[]): { resolves: string[]; drops: string | undefined } {
+  const resolves: string[] = [];
+  // args[0] is the object (`link`, `addr`, …): a keyword only after it.
+  for (let i = 1; i < args.length - 1; i++) {
+    const a = args[i] as string;
+    if (RESOLVES.has(a)) resolves.push(args[++i] as string);
+  }
+  const modify = args[0] === "link" && (args[1] === "set" || args[1] === "del" || args[1] === "delete");
+  const devAt = args.indexOf("dev");
+  const drops = modify ? (devAt > 0 ? args[devAt + 1] : args[2]) : undefined;
+  return { resolves, drops };
+}
 
 /** Options of `IpSession`. */
 export interface IpSessionOptions {
@@ -55,6 +90,8 @@ export class IpSession {
   #idle: Timer | undefined;
   #exited = false;
   #closing = false;
+  /** A drop failed: iproute2 may hold a stale entry, so no further commit runs here. */
+  #retired = false;
   #exitText = "";
 
   constructor(
@@ -64,6 +101,11 @@ export class IpSession {
     this.#opts = opts;
     const [file, ...args] = netns.ipArgv(["-force", "-batch", "-"], opts.tools);
     this.#child = spawn(file as string, args, { stdio: ["pipe", "ignore", "pipe"] });
+    const pid = this.#child.pid;
+    if (pid !== undefined) {
+      helperPids.add(pid);
+      this.#child.once("exit", () => helperPids.delete(pid));
+    }
     this.#child.stderr?.setEncoding("utf8");
     this.#child.stderr?.on("data", (chunk: string) => this.#onStderr(chunk));
     this.#child.stdin?.on("error", () => undefined); // the process may exit first; its exit is reported below
@@ -72,18 +114,29 @@ export class IpSession {
     );
     this.#child.on("close", () => this.#gone(""));
     this.#setRef(false);
+    this.#armIdle(); // a session started ahead of its first commit (`prepare`) must end too
   }
 
-  /** True once the process is gone or ending; a new session is needed. */
+  /** True once the process is gone, ending or retired; a new session is needed. */
   get exited(): boolean {
-    return this.#exited || this.#closing;
+    return this.#exited || this.#closing || this.#retired;
   }
 
-  /** Runs `lines` in order, one at a time, stopping at the first that fails. Commits on one session never overlap. */
-  run(lines: readonly string[]): Promise<SessionResult> {
+  /**
+   * Runs `lines` (each the tokens after `ip`) in order, one at a time, stopping at the first that fails; then drops
+   * the names they left in iproute2's cache. Commits on one session never overlap. Rejects with `SessionRetired`
+   * when an earlier commit retired the session before this one started.
+   */
+  run(lines: readonly (readonly string[])[]): Promise<SessionResult> {
     const p = this.#tail.then(() => this.#runNow(lines));
     this.#tail = p.catch(() => undefined);
     return p;
+  }
+
+  /** No further commit starts here (they get `SessionRetired`); the process ends once the running one is done. */
+  retire(): void {
+    this.#retired = true;
+    if (this.#busy === 0) this.close();
   }
 
   /** Ends the process (its stdin is closed; `ip` exits at EOF). */
@@ -94,30 +147,52 @@ export class IpSession {
     if (!this.#exited) this.#child.stdin?.end();
   }
 
-  async #runNow(lines: readonly string[]): Promise<SessionResult> {
+  async #runNow(lines: readonly (readonly string[])[]): Promise<SessionResult> {
+    if (this.#retired) throw new SessionRetired();
     this.#busy++;
     this.#idle?.stop();
     this.#idle = undefined;
     this.#setRef(true);
+    const cached = new Set<string>();
     try {
-      for (const [index, line] of lines.entries()) {
-        const err = await this.#runLine(line);
+      for (const [index, args] of lines.entries()) {
+        const effect = cacheEffect(args);
+        for (const n of effect.resolves) cached.add(n);
+        const err = await this.#runLine(args.join(" "));
         if (err !== undefined) return { ok: false, index, stderr: err };
+        if (effect.drops !== undefined) cached.delete(effect.drops);
       }
       return { ok: true };
     } finally {
-      if (--this.#busy === 0 && !this.#exited) {
+      await this.#drop(cached);
+      if (--this.#busy === 0 && this.#retired) this.close();
+      else if (this.#busy === 0 && !this.#exited) {
         this.#setRef(false);
-        this.#idle = this.#opts.clock.setTimer(this.#opts.idleMs, () => {
-          this.#idle = undefined;
-          if (this.#busy === 0) this.close();
-        });
+        this.#armIdle();
       }
     }
   }
 
+  #armIdle(): void {
+    this.#idle = this.#opts.clock.setTimer(this.#opts.idleMs, () => {
+      this.#idle = undefined;
+      if (this.#busy === 0) this.close();
+    });
+  }
+
+  /** Empties iproute2's cache of `names` (see the header); retires the session when that may have failed. */
+  async #drop(names: ReadonlySet<string>): Promise<void> {
+    for (const n of names) {
+      if (this.#exited || this.#closing) return;
+      const err = await this.#runLine(`link set dev ${n}`).catch((e: unknown) => String(e));
+      // "Cannot find device" is `ip`'s own answer when the look-up found nothing, so nothing was cached either;
+      // a kernel error ("RTNETLINK answers: No such device") means a cached index that is gone.
+      if (err !== undefined && !/^Cannot find device /m.test(err)) this.#retired = true;
+    }
+  }
+
   #runLine(line: string): Promise<LineResult> {
-    if (this.exited) return Promise.reject(this.#exitError());
+    if (this.#exited || this.#closing) return Promise.reject(this.#exitError());
     const lineNo = ++this.#written;
     const sync = ++this.#written;
     return new Promise<LineResult>((resolve, reject) => {
@@ -144,7 +219,7 @@ export class IpSession {
     for (const text of parts) {
       const m = FAILED.exec(text);
       if (m === null) {
-        this.#exitText = text;
+        if (text.trim() !== "") this.#exitText = text; // iproute2's invarg() ends with an empty line before exiting
         this.#pendingText.push(text);
         continue;
       }

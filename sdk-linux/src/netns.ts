@@ -192,6 +192,12 @@ const inodePaths = new Map<string, string>();
  * `/proc/<pid>/ns/net` of a process in it. NotFound when no visible process is in it (a forwarder in
  * Kubernetes needs hostPID to see the pods' processes).
  */
+/**
+ * Pids of our own helper processes that sit inside other namespaces (the persistent `ip -batch` sessions): they keep
+ * a namespace alive but are not a sign of its owner, so an `inode://` handle is never resolved through them.
+ */
+export const helperPids = new Set<number>();
+
 async function findNetnsPath(url: string, dev: number, ino: number): Promise<string> {
   const key = `${dev}/${ino}`;
   const same = async (path: string): Promise<boolean> => {
@@ -205,6 +211,7 @@ async function findNetnsPath(url: string, dev: number, ino: number): Promise<str
   const cached = inodePaths.get(key);
   if (cached !== undefined && (await same(cached))) return cached;
   for (const path of await netnsCandidatePaths()) {
+    if (helperPids.has(Number(/^\/proc\/(\d+)\//.exec(path)?.[1]))) continue;
     if (await same(path)) {
       inodePaths.set(key, path);
       return path;

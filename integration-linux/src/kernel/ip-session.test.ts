@@ -79,7 +79,7 @@ describe("kernel: persistent ip executor", function () {
     expect(await starts()).to.have.length(1);
   });
 
-  it("a link deleted and made again under the same name is found (iproute2's stale name cache is worked around)", async () => {
+  it("a link deleted and made again under the same name is found in the same process (iproute2's name cache is emptied per commit)", async () => {
     ip = createIpExecutor({ mode: "persistent", tools: { ip: wrapper } });
     const a = await fx.netns("a");
     const b = await fx.netns("b");
@@ -95,6 +95,38 @@ describe("kernel: persistent ip executor", function () {
       expect((await getLink(ip, b, "nsm-0"))?.alias).to.equal(`round-${i}`);
       await new Batch(ip, a).deleteLink("nsm-0").commit();
     }
+    expect(await starts(), "no retry in a fresh process").to.have.length(2);
+  });
+
+  it("a name whose old index now belongs to another link reaches the new link, never the other", async () => {
+    ip = createIpExecutor({ mode: "persistent", tools: { ip: wrapper } });
+    const other = createIpExecutor({ mode: "batch" }); // someone else changing the namespace behind the session's back
+    const a = await fx.netns("a");
+    await new Batch(ip, a).addVeth({ name: "x0", peerName: "x0p" }).addAddress("x0", "198.51.100.1/32").commit();
+    const old = (await getLink(ip, a, "x0"))?.ifindex ?? 0;
+    expect(old).to.be.greaterThan(0);
+    await new Batch(other, a).deleteLink("x0").commit();
+    // A link that takes the freed index (as one moved in from another namespace keeps its index when it is free).
+    await other.apply(a, [
+      {
+        what: "add y0 at x0's old index",
+        args: ["link", "add", "name", "y0", "index", String(old), "type", "veth", "peer", "name", "y0p"],
+      },
+    ]);
+    await new Batch(other, a).addVeth({ name: "x0", peerName: "x0p" }).commit();
+    await new Batch(ip, a)
+      .addAddress("x0", "198.51.100.2/32")
+      .addNeighbor({ address: "198.51.100.3", mac: "02:00:00:00:00:03", dev: "x0" })
+      .setAlias("x0", "again")
+      .commit();
+    const y0 = await getLink(ip, a, "y0");
+    expect(y0?.ifindex).to.equal(old);
+    expect(y0?.addresses, "nothing landed on the link holding the old index").to.deep.equal([]);
+    expect(y0?.alias).to.equal(undefined);
+    const x0 = await getLink(ip, a, "x0");
+    expect(x0?.addresses).to.deep.equal(["198.51.100.2/32"]);
+    expect(x0?.alias).to.equal("again");
+    expect(await starts(), "one process did it all").to.have.length(1);
   });
 
   it("ends the process after idleMs without changes; the next commit starts a new one", async () => {

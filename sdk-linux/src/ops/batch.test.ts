@@ -35,7 +35,7 @@ async function rejection(p: Promise<unknown>): Promise<StatusError> {
 describe("ops/batch: command building", () => {
   it("sends a whole batch through one `ip -batch -` process, one line per change", async () => {
     const { run, calls } = fakeRunner();
-    const exec = createIpExecutor({ run });
+    const exec = createIpExecutor({ mode: "batch", run });
     const batch = new Batch(exec, a)
       .addVeth({ name: "tmp-a", peerName: "tmp-b", mtu: 1450, alias: "nsm-ts:f:c1:client", peerAlias: "nsm-ts:f:c1:endpoint" })
       .moveLink("tmp-b", b, "nsm-1")
@@ -82,7 +82,7 @@ describe("ops/batch: command building", () => {
 
   it("creates a veth peer directly in another netns and builds VXLAN devices", async () => {
     const { run, calls } = fakeRunner();
-    const exec = createIpExecutor({ run });
+    const exec = createIpExecutor({ mode: "batch", run });
     await new Batch(exec, b)
       .addVeth({ name: "nsm-1", peerName: "nsm-1", peerNetns: a })
       .addVxlan({
@@ -115,14 +115,14 @@ describe("ops/batch: command building", () => {
       ["ip", "-n", "nsa", "link", "set", "dev", "x", "mtu", "1500"],
     ]);
     const batched = fakeRunner();
-    await new Batch(createIpExecutor({ run: batched.run }), a).setUp("x").commit();
+    await new Batch(createIpExecutor({ mode: "batch", run: batched.run }), a).setUp("x").commit();
     expect(batched.calls.map((c) => c.argv)).to.deep.equal([["ip", "-n", "nsa", "link", "set", "dev", "x", "up"]]);
-    await new Batch(createIpExecutor({ run: batched.run }), a).commit();
+    await new Batch(createIpExecutor({ mode: "batch", run: batched.run }), a).commit();
     expect(batched.calls).to.have.length(1);
   });
 
   it("validates every argument before anything runs", () => {
-    const exec = createIpExecutor({ run: fakeRunner().run });
+    const exec = createIpExecutor({ mode: "batch", run: fakeRunner().run });
     const bad: Array<() => unknown> = [
       () => new Batch(exec, a).addVeth({ name: "much-too-long-name", peerName: "p" }),
       () => new Batch(exec, a).addVeth({ name: "x", peerName: "y", peerNetns: b, peerAlias: "nsm-ts:f:c" }),
@@ -146,7 +146,7 @@ describe("ops/batch: command building", () => {
   });
 
   it("refuses to commit a batch twice", async () => {
-    const exec = createIpExecutor({ run: fakeRunner().run });
+    const exec = createIpExecutor({ mode: "batch", run: fakeRunner().run });
     const batch = new Batch(exec, a).setUp("x");
     await batch.commit();
     expect((await rejection(batch.commit())).code).to.equal(Code.FailedPrecondition);
@@ -157,14 +157,14 @@ describe("ops/batch: command building", () => {
 describe("ops/batch: errors", () => {
   it("names the failing line of a batch", async () => {
     const { run } = fakeRunner(() => ({ code: 1, stderr: 'Cannot find device "nope"\nCommand failed -:2\n' }));
-    const err = await rejection(new Batch(createIpExecutor({ run }), a).setUp("lo").setUp("nope").commit());
+    const err = await rejection(new Batch(createIpExecutor({ mode: "batch", run }), a).setUp("lo").setUp("nope").commit());
     expect(err.code).to.equal(Code.NotFound);
     expect(err.message).to.equal('kernel: setUp nope in netns nsa: Cannot find device "nope"');
   });
 
   it("says root or CAP_NET_ADMIN is needed on EPERM", async () => {
     const { run } = fakeRunner(() => ({ code: 2, stderr: "RTNETLINK answers: Operation not permitted\n" }));
-    const err = await rejection(new Batch(createIpExecutor({ run }), a).addVeth({ name: "x", peerName: "y" }).commit());
+    const err = await rejection(new Batch(createIpExecutor({ mode: "batch", run }), a).addVeth({ name: "x", peerName: "y" }).commit());
     expect(err.code).to.equal(Code.PermissionDenied);
     expect(err.message).to.contain("needs root or CAP_NET_ADMIN");
     expect(classifyIpError("nsenter: reassociate to namespace 'ns/net' failed: Operation not permitted", b).code).to.equal(
@@ -196,7 +196,7 @@ describe("ops/batch: errors", () => {
       new Promise((_resolve, reject) => {
         opts?.signal?.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })));
       });
-    const err = await rejection(new Batch(createIpExecutor({ run: hang, timeoutMs: 20 }), a).setUp("x").setUp("y").commit());
+    const err = await rejection(new Batch(createIpExecutor({ mode: "batch", run: hang, timeoutMs: 20 }), a).setUp("x").setUp("y").commit());
     expect(err.code).to.equal(Code.DeadlineExceeded);
     expect(err.message).to.equal("kernel: batch of 2 changes in netns nsa: ip did not finish within 20 ms");
   });

@@ -149,6 +149,38 @@ export async function getLink(exec: IpExecutor, netns: Netns, name: string): Pro
   }
 }
 
+/**
+ * The links of one namespace named in `names`, with their addresses, read by name in one `ip -batch` process (so
+ * the cost grows with the names asked for, not with the links in the namespace). A name without a link is absent
+ * from the map; a missing namespace throws.
+ */
+export async function getLinks(exec: IpExecutor, netns: Netns, names: readonly string[]): Promise<Map<string, LinkInfo>> {
+  for (const n of names) validateIfName(n);
+  const wanted = [...new Set(names)];
+  const out = new Map<string, LinkInfo>();
+  if (exec.queryEach === undefined) {
+    for (const n of wanted) {
+      const l = await getLink(exec, netns, n);
+      if (l) out.set(n, l);
+    }
+    return out;
+  }
+  const text = await exec.queryEach(
+    netns,
+    ["-json", "-d"],
+    wanted.map((n) => ["addr", "show", "dev", n]),
+    `getLinks ${wanted.join(",")}`,
+  );
+  // One JSON array per line that found its link.
+  for (const chunk of text.split("\n")) {
+    for (const o of parseJsonArray(chunk, "getLinks")) {
+      const l = parseLink(o);
+      if (wanted.includes(l.name)) out.set(l.name, l);
+    }
+  }
+  return out;
+}
+
 /** All links of a namespace with their addresses. */
 export async function listLinks(exec: IpExecutor, netns: Netns): Promise<LinkInfo[]> {
   const out = await exec.query(netns, ["-json", "-d", "addr", "show"], "listLinks");

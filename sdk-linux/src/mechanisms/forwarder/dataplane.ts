@@ -12,10 +12,10 @@ import { classifyIpError, type IpExecutor, type IpLine } from "../../executor.js
 import { hashedIfName, ownerAlias, validateIfName } from "../../names.js";
 import { type Netns, openNetns } from "../../netns.js";
 import { Batch } from "../../ops/batch.js";
-import { getLink, type LinkInfo, listLinks } from "../../ops/read.js";
+import { getLink, getLinks, type LinkInfo, listLinks } from "../../ops/read.js";
 import { Coalescer } from "./coalescer.js";
 import { type LegConfig, legConfig, neighborKey, routeKey } from "./context.js";
-import { type Applied, type PodState, type RemoteJoin, Role, type XconnectSpec } from "./xconnect.js";
+import { type Applied, namesIn, type PodState, type RemoteJoin, Role, type XconnectSpec } from "./xconnect.js";
 
 function sameSet(a: readonly string[], b: readonly string[]): { removed: string[]; added: string[] } {
   return { removed: a.filter((x) => !b.includes(x)), added: b.filter((x) => !a.includes(x)) };
@@ -30,6 +30,7 @@ export class KernelDataplane {
   readonly #join: RemoteJoin;
   readonly #run: CommandRunner;
   readonly #lists = new Coalescer<Netns, LinkInfo[]>((nss) => this.#listAll(nss[0] as Netns, nss.length));
+  readonly #named = new Coalescer<{ ns: Netns; names: readonly string[] }, Map<string, LinkInfo>>((items) => this.#getNamed(items));
   readonly #deletes = new Coalescer<{ ns: Netns; names: string[] }, string[]>((items) => this.#deleteAll(items));
 
   /** `own` resolves the forwarder's netns (where VXLAN devices and bridges live). */
@@ -165,18 +166,16 @@ export class KernelDataplane {
     if (!first) return;
     if (!ap.fwd) {
       if (!second) return;
-      const bc = new Batch(this.#exec, first.netns).addVeth({
-        name: first.ifName,
-        peerName: second.ifName,
-        peerNetns: second.netns,
-        ...mtuOpt,
-        alias: this.alias(id, roleOf(first)),
-      });
+      await new Batch(this.#exec, first.netns)
+        .addVeth({ name: first.ifName, peerName: second.ifName, peerNetns: second.netns, ...mtuOpt, alias: this.alias(id, roleOf(first)) })
+        .commit();
+      // Both ends exist now: configure them at the same time (a failure is cleaned up by the first end's alias).
+      const bc = new Batch(this.#exec, first.netns);
       addConfig(bc, first.ifName, first.config);
-      await bc.commit();
       const be = new Batch(this.#exec, second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
       addConfig(be, second.ifName, second.config);
-      await be.commit();
+      const done = await Promise.allSettled([bc.commit(), be.commit()]);
+      for (const r of done) if (r.status === "rejected") throw r.reason;
       return;
     }
     const n = ap.fwd;
@@ -222,12 +221,16 @@ export class KernelDataplane {
     await bp.commit();
   }
 
-  /** True when every link of `prev` is still there with this connection's alias. */
+  /**
+   * True when every link of `prev` is still there with this connection's alias. Each namespace is asked for the
+   * connection's own links by name (one `ip -batch` process, shared with the checks that arrive at the same time),
+   * so the cost does not grow with the other connections' links in the forwarder's netns.
+   */
   async #intact(id: string, prev: Applied): Promise<boolean> {
     try {
       const checks: Promise<boolean>[] = prev.pods.map(async (p) => {
         await p.netns.verify();
-        const l = (await this.#lists.submit(nsKey(p.netns), p.netns)).find((x) => x.name === p.ifName);
+        const l = (await this.#named.submit(nsKey(p.netns), { ns: p.netns, names: [p.ifName] })).get(p.ifName);
         return l?.alias === this.alias(id, p.side === "client" ? Role.CLIENT : Role.ENDPOINT);
       });
       const fwd = prev.fwd;
@@ -236,8 +239,12 @@ export class KernelDataplane {
           (async () => {
             const own = await this.#own();
             const prefix = this.connectionPrefix(id);
-            const links = (await this.#lists.submit(nsKey(own), own)).filter((l) => l.alias?.startsWith(prefix) ?? false);
-            const by = (n: string): LinkInfo | undefined => links.find((l) => l.name === n);
+            const names = [fwd.veth, fwd.vxlan, ...(fwd.bridge === undefined ? [] : [fwd.bridge])];
+            const found = await this.#named.submit(nsKey(own), { ns: own, names });
+            const by = (n: string): LinkInfo | undefined => {
+              const l = found.get(n);
+              return l?.alias?.startsWith(prefix) ? l : undefined;
+            };
             const vx = by(fwd.vxlan);
             return (
               by(fwd.veth) !== undefined &&
@@ -253,6 +260,14 @@ export class KernelDataplane {
       this.#log.info({ err, connId: id }, "kernel xconnect: links of the connection are not intact, rebuilding");
       return false;
     }
+  }
+
+  /** The named links of one namespace for every caller of a group, read in one `ip -batch` process. */
+  async #getNamed(items: ReadonlyArray<{ ns: Netns; names: readonly string[] }>): Promise<Map<string, LinkInfo>[]> {
+    const first = items[0];
+    if (!first) return [];
+    const found = await getLinks(this.#exec, first.ns, [...new Set(items.flatMap((i) => i.names))]);
+    return items.map(() => found);
   }
 
   async #update(spec: XconnectSpec, prev: Applied): Promise<void> {
@@ -289,9 +304,10 @@ export class KernelDataplane {
    * Removes every link of the connection found by alias in the given namespaces, skipping namespaces that are
    * gone. The forwarder's own netns (if listed) is looked at first, then the pods in order; one end of a veth pair
    * is enough (the kernel deletes its peer), so once a veth is gone and the own netns is done the walk stops —
-   * usually one listing and one deletion per Close. Returns the names removed.
+   * usually one listing and one deletion per Close. With `known` (what `program` built) each namespace is asked
+   * only for the connection's own links by name, not listed whole. Returns the names removed.
    */
-  async remove(connectionId: string, netnsUrls: readonly string[]): Promise<string[]> {
+  async remove(connectionId: string, netnsUrls: readonly string[], known?: Applied): Promise<string[]> {
     const prefix = this.connectionPrefix(connectionId);
     const handles: Netns[] = [];
     for (const r of await Promise.allSettled([...new Set(netnsUrls)].map((u) => openNetns(u)))) {
@@ -305,7 +321,11 @@ export class KernelDataplane {
       if (vethGone && !ns.sameAs(own)) break;
       let found: LinkInfo[];
       try {
-        found = (await this.#lists.submit(nsKey(ns), ns)).filter((l) => l.alias?.startsWith(prefix) ?? false);
+        const names = known && namesIn(known, ns, own);
+        const mine = (links: Iterable<LinkInfo>) => [...links].filter((l) => l.alias?.startsWith(prefix) ?? false);
+        found = names ? mine((await this.#named.submit(nsKey(ns), { ns, names })).values()) : [];
+        // Not all where it was built (renamed, or an unknown connection): look at every link of the namespace.
+        if (!names || found.length < names.length) found = mine(await this.#lists.submit(nsKey(ns), ns));
       } catch (err) {
         if (err instanceof StatusError && err.code === Code.NotFound) continue;
         throw err;

@@ -88,7 +88,7 @@ const stateKey = new MetaKey<XState>("sdk-linux.kernel-forwarder");
 
 const ownProcUrl = /^(?:file:\/\/)?\/proc\/(?:self|thread-self)\//;
 
-function kernelLeg(m: Mechanism, where: string): Leg {
+function kernelLeg(m: Mechanism, where: string): Extract<Leg, { type: "KERNEL" }> {
   const url = mechanisms.kernel.netnsUrlOf(m);
   if (url === "") fail(Code.InvalidArgument, `kernel xconnect: ${where} KERNEL mechanism has no ${KernelParam.NETNS_URL}`);
   if (ownProcUrl.test(url)) {
@@ -219,6 +219,12 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
           m.parameters[KernelParam.INTERFACE_NAME] = st.generatedName;
         }
         leg = kernelLeg(m, "client-side");
+        // The pod's ip process starts while the Request goes to the endpoint and back (persistent executor).
+        if (first)
+          openNetns(leg.netnsUrl).then(
+            (ns) => exec.prepare?.(ns),
+            () => undefined,
+          );
       } else {
         const local = tunnelIp ?? fail(Code.FailedPrecondition, "kernel xconnect: VXLAN needs a tunnel IP (NSM_TUNNEL_IP)");
         const remote = m.parameters[VxlanParam.SRC_IP] ?? "";
@@ -316,7 +322,7 @@ export function createKernelForwarder(opts: KernelForwarderOptions): KernelForwa
           [(await own()).url, mechanisms.kernel.isKernel(conn.mechanism) ? mechanisms.kernel.netnsUrlOf(conn.mechanism) : ""].filter(
             (u) => u !== "" && !ownProcUrl.test(u),
           );
-        await dp.remove(conn.id, urls);
+        await dp.remove(conn.id, urls, st?.applied);
       } catch (err) {
         failure ??= err;
       } finally {

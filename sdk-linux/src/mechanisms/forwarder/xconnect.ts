@@ -52,3 +52,10 @@ export interface XconnectSpec {
   /** MTU for every link of the connection; undefined keeps the kernel default. */
   readonly mtu: number | undefined;
 }
+
+/** The names `ap` built in `ns`. */
+export function namesIn(ap: Applied, ns: Netns, own: Netns): string[] {
+  const names = ap.pods.filter((p) => p.netns.sameAs(ns)).map((p) => p.ifName);
+  if (ap.fwd && ns.sameAs(own)) names.push(ap.fwd.veth, ap.fwd.vxlan, ...(ap.fwd.bridge === undefined ? [] : [ap.fwd.bridge]));
+  return names;
+}
