@@ -46,4 +46,23 @@ describe("dialer: ChannelPool", () => {
     pool.closeAll();
     expect([shutDown(b), shutDown(c), pool.size(), clock.pending()]).to.deep.equal([true, true, 0, 0]);
   });
+
+  it("does not keep a channel in TRANSIENT_FAILURE: the next user dials afresh instead of waiting out its backoff", async () => {
+    const clock = new MockClock();
+    const pool = new ChannelPool({}, { idleMs: 30_000, clock });
+    const a = pool.acquire(URL_A);
+    // Nothing listens at URL_A: the connection attempt is refused and the channel backs off.
+    const ch = a.grpcClient.getChannel();
+    ch.getConnectivityState(true);
+    for (
+      let state = ch.getConnectivityState(false);
+      state !== connectivityState.TRANSIENT_FAILURE;
+      state = ch.getConnectivityState(false)
+    ) {
+      await new Promise<void>((resolve) => ch.watchConnectivityState(state, Date.now() + 5_000, () => resolve()));
+    }
+    pool.release(URL_A);
+    expect([shutDown(a), pool.size(), clock.pending()]).to.deep.equal([true, 0, 0]);
+    pool.closeAll();
+  });
 });

@@ -3,6 +3,7 @@
  * last user releases it (or, with `idleMs`, once it has had no user for that long). Clients (connect, registry
  * connect, heal's monitor client) acquire a channel per connection instead of dialing per call.
  */
+import { connectivityState } from "@grpc/grpc-js";
 import { type Clock, realClock, type Timer } from "../clock/index.js";
 import { type Channel, type DialOptions, dial } from "../grpc/index.js";
 
@@ -25,6 +26,16 @@ export interface ChannelPoolOptions {
   clock?: Clock;
 }
 
+/**
+ * Whether a channel without users is worth keeping: not one in TRANSIENT_FAILURE, which fails calls at once until
+ * its reconnect backoff ends; a new channel tries at once, and a peer restarted at the same URL is reached on the
+ * first attempt (as without `idleMs`).
+ */
+function worthKeeping(ch: Channel): boolean {
+  const state = ch.grpcClient.getChannel().getConnectivityState(false);
+  return state !== connectivityState.TRANSIENT_FAILURE && state !== connectivityState.SHUTDOWN;
+}
+
 /** One channel per URL, reference counted. */
 export class ChannelPool {
   private readonly entries = new Map<string, Entry>();
@@ -41,6 +52,10 @@ export class ChannelPool {
   /** A channel to `url`; call `release(url)` once for every `acquire`. */
   acquire(url: string): Channel {
     let e = this.entries.get(url);
+    if (e && e.refs <= 0 && !worthKeeping(e.channel)) {
+      this.drop(url, e);
+      e = undefined;
+    }
     if (!e) {
       e = { channel: dial(url, this.opts), refs: 0 };
       this.entries.set(url, e);
@@ -56,7 +71,7 @@ export class ChannelPool {
     const e = this.entries.get(url);
     if (!e) return;
     if (--e.refs > 0) return;
-    if (this.idleMs <= 0) {
+    if (this.idleMs <= 0 || !worthKeeping(e.channel)) {
       this.drop(url, e);
       return;
     }
