@@ -42,8 +42,18 @@ export function createComposer<H extends object>(kind: ChainKind<H>): Composer<H
 
   function bindUnary(name: string, op: string, fn: Unary, next: H): Unary {
     const span = `${name}.${spanOp(op)}`;
-    const logged = async (ctx: CallContext, arg: unknown): Promise<unknown> => {
-      if (!ctx.log.isLevelEnabled("debug")) return fn(ctx, arg, next);
+    const logged = (ctx: CallContext, arg: unknown): Promise<unknown> => {
+      if (ctx.log.isLevelEnabled("debug")) return debugged(ctx, arg);
+      // Not an async function: that would wrap every element's promise in one more (a promise and its ticks
+      // per element per call); a synchronous throw still comes back as a rejection, as it did.
+      try {
+        const r = fn(ctx, arg, next);
+        return r instanceof Promise ? r : Promise.resolve(r);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    const debugged = async (ctx: CallContext, arg: unknown): Promise<unknown> => {
       ctx.log.debug({ element: name, op, ...kind.fields(op, arg) }, "enter");
       try {
         const r = await fn(ctx, arg, next);

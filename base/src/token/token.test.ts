@@ -98,6 +98,37 @@ describe("tools/token", () => {
       expect(t2.expires.getTime()).to.equal(Math.floor((clock.now() + 10 * MIN) / 1000) * 1000);
     });
 
+    it("signs once per audience and exp second: the same claims get the same JWT until exp, key or sub change", async () => {
+      const clock = new MockClock(Date.UTC(2026, 0, 1, 12, 0, 0, 100));
+      const id: Identity = { ...(await devIdentity("nsc")) };
+      const gen = createTokenGenerator(id, { maxTokenLifetimeMs: 10 * MIN, clock });
+      const peer = { spiffeId: "spiffe://example.org/nsmgr" };
+      const first = await gen(peer);
+      // ECDSA signatures are randomised: an equal string means the signed token was reused.
+      await clock.advance(800);
+      expect((await gen(peer)).token, "same exp second").to.equal(first.token);
+      expect((await gen(peer)).expires.getTime()).to.equal(first.expires.getTime());
+      const other = await gen({ spiffeId: "spiffe://example.org/forwarder" });
+      expect(other.token).to.not.equal(first.token);
+      expect(decodeJwt(other.token).aud).to.deep.equal(["spiffe://example.org/forwarder"]);
+      expect((await gen()).token).to.not.equal(first.token);
+      expect((await gen(peer)).token, "other audiences do not evict it").to.equal(first.token);
+      // The next second: a fresh token with the later exp.
+      await clock.advance(200);
+      const next = await gen(peer);
+      expect(next.token).to.not.equal(first.token);
+      expect(decodeJwt(next.token).exp).to.equal((decodeJwt(first.token).exp ?? 0) + 1);
+      // A rotated key (the identity is updated in place) signs at once, even within the same second.
+      const rotated = await devIdentity("nsc");
+      id.privateKey = rotated.privateKey;
+      id.publicKey = rotated.publicKey;
+      const afterRotation = await gen(peer);
+      expect(afterRotation.token).to.not.equal(next.token);
+      expect(await verifyToken(afterRotation.token, rotated.publicKey)).to.equal(true);
+      id.spiffeId = "spiffe://nsm-ts.dev/renamed";
+      expect(decodeJwt((await gen(peer)).token).sub).to.equal("spiffe://nsm-ts.dev/renamed");
+    });
+
     it("refuses to issue once the own certificate expired, and rejects a silly max lifetime", async () => {
       const id: Identity = { ...(await devIdentity("old")), notAfter: new Date(Date.UTC(2025, 0, 1)) };
       const gen = createTokenGenerator(id, { maxTokenLifetimeMs: 10 * MIN, clock: new MockClock() });
@@ -181,6 +212,32 @@ describe("tools/token", () => {
       expect(await verifyToken(notYet, a.publicKey), "signature only").to.equal(true);
       expect(await verifyToken(notYet, a.publicKey, { now: clock.now() }), "not valid before nbf").to.equal(false);
       expect(await verifyToken(notYet, a.publicKey, { now: clock.now() + 61_000 })).to.equal(true);
+    });
+    it("refuses what is not a compact ES256 JWS: other alg, crit, padding, stray characters, a wrong-size signature or key", async () => {
+      const a = await devIdentity("a");
+      const t = await createTokenGenerator(a, { maxTokenLifetimeMs: 10 * MIN, clock: new MockClock() })();
+      const [h, p, s] = t.token.split(".") as [string, string, string];
+      const enc = (o: object): string => Buffer.from(JSON.stringify(o)).toString("base64url");
+      // jose's own ES256 tokens verify (and ours under jose: the test above signs one with SignJWT).
+      const viaJose = await new SignJWT({ sub: "spiffe://x/y" }).setProtectedHeader({ alg: "ES256", typ: "JWT" }).sign(a.privateKey);
+      expect(await verifyToken(viaJose, a.publicKey)).to.equal(true);
+      for (const [why, bad] of [
+        ["alg none", `${enc({ alg: "none" })}.${p}.${s}`],
+        ["alg HS256", `${enc({ alg: "HS256", typ: "JWT" })}.${p}.${s}`],
+        ["crit", `${enc({ alg: "ES256", crit: ["exp"], exp: 1 })}.${p}.${s}`],
+        ["b64 false", `${enc({ alg: "ES256", b64: false, crit: ["b64"] })}.${p}.${s}`],
+        ["padded signature", `${h}.${p}.${s}=`],
+        ["stray character", `${h}.${p}.${s.slice(0, 10)}!${s.slice(10)}`],
+        ["short signature", `${h}.${p}.${s.slice(0, 40)}`],
+        ["four parts", `${h}.${p}.${s}.${s}`],
+        ["header not an object", `${Buffer.from("[1]").toString("base64url")}.${p}.${s}`],
+        ["empty signature", `${h}.${p}.`],
+      ] as const) {
+        expect(await verifyToken(bad, a.publicKey), why).to.equal(false);
+      }
+      expect(await verifyToken(t.token, a.publicKey)).to.equal(true);
+      const { publicKey: p384 } = await import("node:crypto").then((c) => c.generateKeyPairSync("ec", { namedCurve: "P-384" }));
+      expect(await verifyToken(t.token, p384), "a key of another curve").to.equal(false);
     });
   });
 

@@ -3,11 +3,12 @@
  * `exp`), so upstream NSM peers and their policies accept ours and the other way round
  * (docs/wire-compatibility.md#token-format).
  */
-import { createHash, type KeyObject, X509Certificate } from "node:crypto";
-import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload, SignJWT } from "jose";
+import { createHash, type KeyObject, type webcrypto, X509Certificate } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from "jose";
 import { type Clock, realClock } from "../clock/index.js";
 import { certificateNotAfter, type Identity, type PeerInfo, spiffeIdOf } from "../identity/index.js";
 import { Code, fail, StatusError } from "../status/index.js";
+import { signEs256, verifyEs256 } from "./jws.js";
 
 /** A signed token and its expiry (= the JWT `exp`, whole seconds). */
 export interface Token {
@@ -46,10 +47,26 @@ export function peerFromCertificate(certificate: X509Certificate): PeerInfo {
   return spiffeId === undefined ? { certificate } : { spiffeId, certificate };
 }
 
+/** The last token signed for one audience, and what it was signed with. */
+interface Signed {
+  exp: number;
+  token: string;
+  sub: string;
+  key: webcrypto.CryptoKey | KeyObject;
+}
+
+/** Audiences whose last token a generator keeps (a hop talks to a handful of peers). */
+const SIGNED_CACHE_MAX = 256;
+
 /**
  * Creates the token generator of a workload: ES256 signed with the identity's key, `sub` = own SPIFFE ID,
  * `aud` = [peer SPIFFE ID] only when known, `exp` = min(now + max lifetime, own cert expiry, peer cert
  * expiry) truncated to whole seconds. No other claims, as upstream.
+ *
+ * A hop asks for several tokens per Request (its path segment, the per-RPC token, each for the same peer), and
+ * every Request within one second would carry the same claims: the generator signs once per audience and `exp`
+ * second and hands the same JWT out again while `exp`, the identity's key and SPIFFE ID are unchanged, so a
+ * token is never older or longer-lived than a fresh one would be (and the next hop's verify cache hits).
  */
 export function createTokenGenerator(id: Identity, opts: TokenGeneratorOptions): TokenGenerator {
   const clock = opts.clock ?? realClock;
@@ -57,7 +74,8 @@ export function createTokenGenerator(id: Identity, opts: TokenGeneratorOptions):
   if (!Number.isFinite(maxMs) || maxMs < 1000) {
     fail(Code.InvalidArgument, `token: maxTokenLifetimeMs must be at least 1000, got ${maxMs}`);
   }
-  return async (peer) => {
+  const signed = new Map<string, Signed>();
+  const generate = (peer?: PeerInfo): Token => {
     const now = clock.now();
     let expMs = now + maxMs;
     if (id.notAfter) expMs = Math.min(expMs, id.notAfter.getTime());
@@ -67,11 +85,23 @@ export function createTokenGenerator(id: Identity, opts: TokenGeneratorOptions):
       fail(Code.FailedPrecondition, `token: cannot issue a token, a certificate expired at ${new Date(expMs).toISOString()}`);
     }
     const aud = peer?.spiffeId ?? (peer?.certificate ? spiffeIdOf(peer.certificate) : undefined);
+    const slot = aud ?? "";
+    const last = signed.get(slot);
+    if (last !== undefined && last.exp === exp && last.sub === id.spiffeId && last.key === id.privateKey) {
+      return { token: last.token, expires: new Date(exp * 1000) };
+    }
     // Claim order follows Go's RegisteredClaims (sub, aud, exp) so tokens look the same on the wire.
     const claims: JWTPayload = aud === undefined ? { sub: id.spiffeId, exp } : { sub: id.spiffeId, aud: [aud], exp };
-    const token = await new SignJWT(claims).setProtectedHeader({ alg: "ES256", typ: "JWT" }).sign(id.privateKey);
+    const token = signEs256(claims, id.privateKey);
+    signed.delete(slot);
+    if (signed.size >= SIGNED_CACHE_MAX) {
+      const oldest = signed.keys().next();
+      if (!oldest.done) signed.delete(oldest.value);
+    }
+    signed.set(slot, { exp, token, sub: id.spiffeId, key: id.privateKey });
     return { token, expires: new Date(exp * 1000) };
   };
+  return async (peer) => generate(peer);
 }
 
 /**
@@ -172,11 +202,7 @@ export async function verifyToken(token: string, key: KeyObject | X509Certificat
   if (verifiedSignatures.has(cacheKey)) verifyCounts.cacheHits++;
   else {
     verifyCounts.cryptoChecks++;
-    try {
-      await compactVerify(token, publicKey, { algorithms: ["ES256"] });
-    } catch {
-      return false;
-    }
+    if (!verifyEs256(token, publicKey)) return false;
     if (verifiedSignatures.size >= VERIFY_CACHE_MAX) {
       const oldest = verifiedSignatures.keys().next();
       if (!oldest.done) verifiedSignatures.delete(oldest.value);

@@ -125,17 +125,24 @@ function optionsOf<T extends object>(v: boolean | T | undefined): T | undefined 
   return v === true || v === undefined ? ({} as T) : v;
 }
 
+/** How long the client keeps its channel to the nsmgr without a connection on it (real-clock, unref'd timer). */
+const CHANNEL_IDLE_MS = 30_000;
+
 /** Builds the standard client chain and its facade. */
 export function client(opts: ClientOptions): NsmClient {
   const clock = opts.clock ?? realClock;
   const log = opts.log ?? silentLogger;
   const ownPool = opts.pool
     ? undefined
-    : new ChannelPool({
-        grpcOptions: FAST_RECONNECT,
-        ...(opts.tls ? { tls: opts.tls } : {}),
-        ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
-      });
+    : new ChannelPool(
+        {
+          grpcOptions: FAST_RECONNECT,
+          ...(opts.tls ? { tls: opts.tls } : {}),
+          ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
+        },
+        // A client whose connections come and go one at a time keeps its HTTP/2 connection to the nsmgr.
+        { idleMs: CHANNEL_IDLE_MS },
+      );
   const pool = (opts.pool ?? ownPool) as ChannelPool;
   const auth: authorize.AuthorizeOptions = { insecure: opts.insecure ?? false };
   if (opts.policies) auth.policies = opts.policies;

@@ -32,6 +32,11 @@ export interface NsmgrRegistryOptions {
   expirePeriodMs?: number;
   /** Elements in front of the upstream registry on the `local` (forwarder discovery) path, e.g. a `querycache`. */
   localCache?: RegistryElement<NetworkServiceEndpoint>[];
+  /**
+   * Elements in front of the upstream registry on the `nsLookup` path (the nsmgr's own network service look-ups),
+   * e.g. a `querycache`; without any, `nsLookup` is `ns`.
+   */
+  nsCache?: RegistryElement<NetworkService>[];
 }
 
 /** The handlers of an nsmgr's registry proxy. */
@@ -45,6 +50,11 @@ export interface NsmgrRegistry {
    * what discoverforwarder reads so an nsmgr never picks another node's forwarder or dials itself.
    */
   local: NseHandler;
+  /**
+   * Network services for the nsmgr's own discovery (one look-up per Request): `nsCache` straight in front of the
+   * upstream registry, without the path and authorization of a served call.
+   */
+  nsLookup: NsHandler;
 }
 
 function filter(keep: (e: NetworkServiceEndpoint) => boolean): RegistryElement<NetworkServiceEndpoint> {
@@ -93,14 +103,16 @@ export function createNsmgrRegistry(opts: NsmgrRegistryOptions): NsmgrRegistry {
       upstreamNse,
     ),
   );
+  const upstreamNs = connect.newClient("ns", opts.registry, { tokenGenerator: gen });
   const ns = registryHandler(
     registryChain<NetworkService>(
       validate.newServer(),
       updatepath.newServer(gen),
       begin.newServer(),
       authorize.newServer<NetworkService>({ owners: noOwners, registrars: () => false }),
-      connect.newClient("ns", opts.registry, { tokenGenerator: gen }),
+      upstreamNs,
     ),
   );
-  return { ns, nse, local };
+  const nsLookup = opts.nsCache?.length ? registryHandler(registryChain<NetworkService>(...opts.nsCache, upstreamNs)) : ns;
+  return { ns, nse, local, nsLookup };
 }

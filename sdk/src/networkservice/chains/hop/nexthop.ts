@@ -50,6 +50,9 @@ export interface NextHopMonitor extends NetworkServiceElement {
   size(): number;
 }
 
+/** How long a next hop's monitor stream stays open without a watch. */
+const IDLE_MS = 30_000;
+
 const WHY: Record<string, string> = {
   down: "the next hop does not know the connection, reports it DOWN or closed it",
   lost: "the monitor stream of the next hop broke",
@@ -60,8 +63,11 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
   const pool = opts.pool ?? new ChannelPool();
   const ownPool = opts.pool === undefined;
   // The watches of one next hop share one stream (heal's shared source): a burst of Closes resets one stream,
-  // not one per connection, and stays under the peer's HTTP/2 rapid-reset guard.
-  const source = opts.monitorSource ?? grpcMonitorSource(pool, opts.tokenGenerator);
+  // not one per connection, and stays under the peer's HTTP/2 rapid-reset guard. The stream outlives its last
+  // watch by IDLE_MS, so connections that come and go one at a time do not open a stream (a token, an
+  // authorisation, a state transfer at the next hop) each.
+  const shared = opts.monitorSource === undefined ? grpcMonitorSource(pool, opts.tokenGenerator, { idleMs: IDLE_MS }) : undefined;
+  const source = opts.monitorSource ?? (shared as MonitorSource);
   const watches = new Set<Watch>();
   let disposed = false;
 
@@ -104,6 +110,7 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
     dispose() {
       disposed = true;
       for (const w of [...watches]) stop(w);
+      shared?.close();
       if (ownPool) pool.closeAll();
     },
     async request(ctx, req, next) {

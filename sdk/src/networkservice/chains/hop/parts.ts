@@ -28,6 +28,12 @@ import type { MonitorConnectionServer, NetworkServiceElement } from "../../core/
 import { type NextHopMonitor, newNextHopMonitor } from "./nexthop.js";
 import { newServerView } from "./serverview.js";
 
+/**
+ * How long a hop keeps the channel to a next hop without a connection on it: connections that come and go one at
+ * a time reuse its HTTP/2 connection instead of dialing for each (real-clock timers, unref'd; `dispose` ends them).
+ */
+export const CHANNEL_IDLE_MS = 30_000;
+
 /** Options common to the nsmgr and forwarder chains. */
 export interface HopOptions {
   /** This hop's name in connection paths (and registrations). */
@@ -98,7 +104,7 @@ export function hopParts(opts: HopOptions): HopParts {
   // Ends every connection's background work (expiry timers) once the hop is disposed.
   const lifetime = new AbortController();
   const connections = new monitor.ConnectionMonitor();
-  const pool = new ChannelPool(hopDialOptions(opts.dialOptions));
+  const pool = new ChannelPool(hopDialOptions(opts.dialOptions), { idleMs: CHANNEL_IDLE_MS });
   const insecure = opts.insecure ?? false;
   const gen = opts.tokenGenerator;
   const nexthop = newNextHopMonitor(connections, { pool, tokenGenerator: gen });

@@ -6,7 +6,7 @@
  * expire; see `createNsmgrRegistry`).
  */
 
-import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import type { NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { type Channel, dial, type NsmServer } from "@nsm-ts/base/grpc";
 import { createNsmgrRegistry, type NsmgrRegistry } from "../../../registry/chains/nsmgr.js";
 import { serveRegistry } from "../../../registry/grpc/index.js";
@@ -74,12 +74,14 @@ export function createNsmgr(opts: NsmgrOptions): Nsmgr {
     ...(opts.expirePeriodMs === undefined ? {} : { expirePeriodMs: opts.expirePeriodMs }),
     // Forwarder selection reads the registry on every Request: from a watch-fed cache instead.
     localCache: hopQueryCache<NetworkServiceEndpoint>(opts, lifetime.signal),
+    // So does its network service look-up (the forwarder labels a service's matches ask for).
+    nsCache: hopQueryCache<NetworkService>(opts, lifetime.signal),
   });
   const middle: NetworkServiceElement[] = [
     clientinfo.newServer(opts.clientInfo ?? {}),
     newFailover("nsmgr"),
     discoverforwarder.newServer(
-      { ns: registry.ns, nse: registry.local },
+      { ns: registry.nsLookup, nse: registry.local },
       opts.forwarderServiceName === undefined ? {} : { forwarderServiceName: opts.forwarderServiceName },
     ),
   ];

@@ -140,6 +140,56 @@ describe("heal (client): one shared monitor stream per next hop", () => {
     expect([first.settled(), known.settled()]).to.deep.equal([undefined, undefined]);
   });
 
+  it("with idleMs the stream outlives its last watch: the next watch joins it, then it ends after idleMs or on close()", async () => {
+    mux = sharedMonitorSource(raw.source, { clock, joinGraceMs: 1_000, reopenTimeoutMs: 500, idleMs: 5_000 });
+    // One connection at a time: Request (watch), Close (stop), the next Request.
+    const c1 = watch("c1");
+    await settle();
+    raw.last().push(event(ConnectionEventType.INITIAL_STATE_TRANSFER, [atHop("c1")]));
+    await settle();
+    c1.stop();
+    raw.last().push(event(ConnectionEventType.DELETE, [atHop("c1")]));
+    await settle();
+    expect(c1.settled()).to.equal("stopped");
+    expect([raw.open, mux.streams], "lingering").to.deep.equal([1, 1]);
+    await clock.advance(4_000);
+    raw.last().push(event(ConnectionEventType.UPDATE, [atHop("c2")]));
+    const c2 = watch("c2");
+    await settle();
+    expect(raw.streams, "c2 joined the lingering stream").to.have.length(1);
+    raw.last().push(event(ConnectionEventType.UPDATE, [atHop("c2", State.DOWN)]));
+    expect(await c2.result).to.equal("down");
+    await settle();
+    // The watch's timer started over with c2: it runs out idleMs after c2 went, not after c1.
+    await clock.advance(4_000);
+    expect(raw.open).to.equal(1);
+    await clock.advance(1_000);
+    await settle();
+    expect([raw.open, mux.streams], "ended after idleMs without a watch").to.deep.equal([0, 0]);
+
+    // A lingering stream that breaks is just gone; the next watch opens a new one, and close() ends it at once.
+    const c3 = watch("c3");
+    await settle();
+    raw.last().push(event(ConnectionEventType.INITIAL_STATE_TRANSFER, [atHop("c3")]));
+    await settle();
+    c3.stop();
+    await settle();
+    raw.last().push(new StatusError(Code.Unavailable, "peer went away"));
+    await settle();
+    expect([raw.open, mux.streams, clock.pending()]).to.deep.equal([0, 0, 0]);
+    const c4 = watch("c4");
+    await settle();
+    raw.last().push(event(ConnectionEventType.INITIAL_STATE_TRANSFER, [atHop("c4")]));
+    await settle();
+    expect(raw.streams).to.have.length(3);
+    c4.stop();
+    await settle();
+    expect(raw.open).to.equal(1);
+    mux.close();
+    await settle();
+    expect([raw.open, mux.streams, clock.pending()]).to.deep.equal([0, 0, 0]);
+  });
+
   it("reopens a broken stream once: connections the peer still holds stay watched, the others are lost", async () => {
     const a = watch("c1");
     const b = watch("c2");

@@ -7,7 +7,7 @@ import type { Logger } from "@nsm-ts/base/log";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import { matchesSelector } from "../monitor/index.js";
-import { type MonitorMuxOptions, sharedMonitorSource } from "./mux.js";
+import { type MonitorMuxOptions, type SharedMonitorSource, sharedMonitorSource } from "./mux.js";
 
 const ELEMENT = "heal";
 
@@ -18,7 +18,7 @@ export type MonitorSource = (url: string, selector: MonitorScopeSelector, signal
  * The default source: MonitorConnections over gRPC on a channel of `pool`, the watches of one next hop sharing
  * one stream (`mux.ts`; `opts` tunes it).
  */
-export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator, opts: MonitorMuxOptions = {}): MonitorSource {
+export function grpcMonitorSource(pool: ChannelPool, tokenGenerator?: TokenGenerator, opts: MonitorMuxOptions = {}): SharedMonitorSource {
   return sharedMonitorSource(rawGrpcMonitorSource(pool, tokenGenerator), opts);
 }
 

@@ -4,7 +4,9 @@
  * kills every call on the session; one stream per watched connection made a burst of Closes or a heal storm do
  * exactly that. The shared stream selects by name only (`[{name}]`: every connection whose path carries our
  * segment) and the events are routed to the watches by our segment's id. Watches are reference counted: the
- * stream is cancelled (one reset) when the last one goes.
+ * stream is cancelled (one reset) when the last one goes, or, with `idleMs`, once it has had no watch for that
+ * long: a hop whose connections come and go one at a time (a Close, then the next Request) then keeps one stream
+ * instead of opening, authorising and state-transferring a new one per connection.
  *
  * What a watch sees is what its own stream would have shown: an INITIAL_STATE_TRANSFER with its connection (or
  * without it), then UPDATE and DELETE events of its connection, and the stream's failure. A watch that joins a
@@ -47,7 +49,15 @@ export interface MonitorMuxOptions {
   joinGraceMs?: number;
   /** How long the reopen after a break may take to deliver its state transfer; default 2 000 ms. */
   reopenTimeoutMs?: number;
+  /**
+   * How long a shared stream stays open after its last watch went, for the next watch to join; default 0 (it is
+   * cancelled at once). `close()` of the source ends the lingering streams.
+   */
+  idleMs?: number;
 }
+
+/** A shared monitor source: the number of shared streams, and `close()` to end those lingering without a watch. */
+export type SharedMonitorSource = MonitorSource & { readonly streams: number; close(): void };
 
 type Item = ConnectionEvent | Error | "fallback";
 
@@ -113,7 +123,10 @@ class Feed {
   /** The next hop's connections carrying our segment, by its id (our side's connection id). */
   private readonly view = new Map<string, Connection>();
   private live = false;
+  private running = false;
   private stopper = new AbortController();
+  /** Runs while the stream lingers without a watch (`idleMs`). */
+  private idle: Timer | undefined;
   /** The peer refused the name-only selector: every watch opens its own stream until the last one goes. */
   unshared = false;
   size = 0;
@@ -124,9 +137,12 @@ class Feed {
     private readonly name: string,
     private readonly opts: Required<MonitorMuxOptions>,
     private readonly onIdle: (f: Feed) => void,
+    private readonly lingering: () => boolean,
   ) {}
 
   add(sub: Subscriber): void {
+    this.idle?.stop();
+    this.idle = undefined;
     this.size++;
     const set = this.subs.get(sub.id) ?? new Set();
     set.add(sub);
@@ -136,8 +152,14 @@ class Feed {
       return;
     }
     if (this.live) this.join(sub);
-    if (this.size === 1)
-      this.run().catch((err: unknown) => this.opts.log.error({ url: this.url, err }, `${ELEMENT}: shared monitor stream failed`));
+    if (!this.running) {
+      this.running = true;
+      this.run()
+        .catch((err: unknown) => this.opts.log.error({ url: this.url, err }, `${ELEMENT}: shared monitor stream failed`))
+        .finally(() => {
+          this.running = false;
+        });
+    }
   }
 
   remove(sub: Subscriber): void {
@@ -146,11 +168,24 @@ class Feed {
     if (!set?.delete(sub)) return;
     this.size--;
     if (set.size === 0) this.subs.delete(sub.id);
-    if (this.size === 0) {
-      // The last watch went: one reset for the whole stream.
-      this.stopper.abort();
-      this.onIdle(this);
+    if (this.size > 0) return;
+    if (this.running && this.opts.idleMs > 0 && this.lingering()) {
+      this.idle = this.opts.clock.setTimer(this.opts.idleMs, () => {
+        this.idle = undefined;
+        if (this.size === 0) this.end();
+      });
+      return;
     }
+    // The last watch went: one reset for the whole stream.
+    this.end();
+  }
+
+  /** Cancels the stream (one reset) and leaves the source's map; a lingering stream ends here too. */
+  end(): void {
+    this.idle?.stop();
+    this.idle = undefined;
+    this.stopper.abort();
+    this.onIdle(this);
   }
 
   /** A watch joins a running stream: its state transfer comes from our view once that holds its connection UP. */
@@ -181,7 +216,10 @@ class Feed {
     for (;;) {
       const stopper = new AbortController();
       this.stopper = stopper;
-      if (this.size === 0) return;
+      if (this.size === 0) {
+        this.end();
+        return;
+      }
       // A reopen that hangs (a peer that is gone without a word) counts as failed.
       let timer = reopening ? this.opts.clock.setTimer(this.opts.reopenTimeoutMs, () => stopper.abort()) : undefined;
       let failure: Error = new StatusError(Code.Unavailable, `${ELEMENT}: the monitor stream of ${this.url} ended`);
@@ -203,7 +241,12 @@ class Feed {
         timer?.stop();
       }
       this.live = false;
-      if (this.size === 0) return;
+      if (this.size === 0) {
+        // Ended while lingering (or cancelled by its last watch): nobody to tell.
+        this.view.clear();
+        this.end();
+        return;
+      }
       // Refused (upstream's policy wants an id), or a state transfer over the receive limit: one stream per watch.
       if (!delivered && (isStatusError(failure, Code.PermissionDenied) || isStatusError(failure, Code.ResourceExhausted))) {
         this.opts.log.info(
@@ -287,14 +330,16 @@ function watchedSegment(selector: MonitorScopeSelector): { name: string; id: str
  * Wraps `open` (one MonitorConnections stream per call) so that the watches of one next hop and segment name share
  * one stream; a selector other than heal's `[{name, id}]` gets its own stream as before.
  */
-export function sharedMonitorSource(open: MonitorSource, opts: MonitorMuxOptions = {}): MonitorSource & { readonly streams: number } {
+export function sharedMonitorSource(open: MonitorSource, opts: MonitorMuxOptions = {}): SharedMonitorSource {
   const resolved: Required<MonitorMuxOptions> = {
     clock: opts.clock ?? realClock,
     log: opts.log ?? silentLogger,
     joinGraceMs: opts.joinGraceMs ?? 30_000,
     reopenTimeoutMs: opts.reopenTimeoutMs ?? 2_000,
+    idleMs: opts.idleMs ?? 0,
   };
   const feeds = new Map<string, Feed>();
+  let closed = false;
   const source = async function* (url: string, selector: MonitorScopeSelector, signal: AbortSignal): AsyncGenerator<ConnectionEvent> {
     const seg = watchedSegment(selector);
     if (!seg) {
@@ -304,9 +349,16 @@ export function sharedMonitorSource(open: MonitorSource, opts: MonitorMuxOptions
     const key = `${seg.name}\u0000${url}`;
     let feed = feeds.get(key);
     if (!feed) {
-      feed = new Feed(open, url, seg.name, resolved, (f) => {
-        if (feeds.get(key) === f) feeds.delete(key);
-      });
+      feed = new Feed(
+        open,
+        url,
+        seg.name,
+        resolved,
+        (f) => {
+          if (feeds.get(key) === f) feeds.delete(key);
+        },
+        () => !closed,
+      );
       feeds.set(key, feed);
     }
     const sub = new Subscriber(seg.id);
@@ -318,9 +370,13 @@ export function sharedMonitorSource(open: MonitorSource, opts: MonitorMuxOptions
       feed.remove(sub);
     }
   };
-  return Object.assign(source, {
-    get streams() {
-      return feeds.size;
+  // A getter (Object.assign would copy the count once, at creation).
+  Object.defineProperty(source, "streams", { get: () => feeds.size });
+  return Object.assign(source as typeof source & { readonly streams: number }, {
+    close() {
+      closed = true;
+      // Streams with watches end as their watches do (the owner ends those); lingering ones end now.
+      for (const f of [...feeds.values()]) if (f.size === 0) f.end();
     },
   });
 }
