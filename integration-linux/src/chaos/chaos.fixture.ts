@@ -109,6 +109,8 @@ export interface Gauges {
   refreshes: number;
   /** `nsm_nodejs_heap_size_used_bytes` in MiB: live objects plus garbage not yet collected. */
   heapMiB: number;
+  /** `nsm_nodejs_heap_size_total_bytes` in MiB: what V8 has committed for its heap, used or not. */
+  heapTotalMiB: number;
 }
 
 /** Scrapes a program's /metrics (the `http://…/metrics` URL it logged). */
@@ -124,6 +126,7 @@ export async function gauges(url: string): Promise<Gauges> {
     streams,
     refreshes: m.get("nsm_connection_refreshes_total") ?? 0,
     heapMiB: (m.get("nsm_nodejs_heap_size_used_bytes") ?? 0) / 2 ** 20,
+    heapTotalMiB: (m.get("nsm_nodejs_heap_size_total_bytes") ?? 0) / 2 ** 20,
   };
 }
 
@@ -140,6 +143,33 @@ export function rssMiB(pid: number | undefined): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** RSS of each process over a window: the peak and the mean of the samples, in MiB. */
+export interface RssWindow {
+  peak: number;
+  mean: number;
+}
+
+/**
+ * Samples the RSS of each of `pids` every `everyMs` for `windowMs`. A single reading of a V8 process under load
+ * lands anywhere on its garbage-collection sawtooth (seen ±15 % within a minute at a constant 1,000 connections),
+ * so footprints are compared by the peak over a window in which every major collection cycle repeats.
+ */
+export async function sampleRss(
+  pids: Record<string, number | undefined>,
+  windowMs: number,
+  everyMs = 1_000,
+): Promise<Record<string, RssWindow>> {
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(pids).map((k) => [k, []]));
+  for (const end = Date.now() + windowMs; ; ) {
+    for (const [k, pid] of Object.entries(pids)) samples[k]?.push(rssMiB(pid));
+    if (Date.now() >= end) break;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return Object.fromEntries(
+    Object.entries(samples).map(([k, v]) => [k, { peak: Math.max(...v), mean: v.reduce((a, b) => a + b, 0) / v.length }]),
+  );
 }
 
 /** User + system CPU time of `pid` in seconds (NaN when the process is gone). */

@@ -6,14 +6,26 @@
  * state and the programs' /metrics until every connection is healed again (held by the client, CONNECTED, and
  * counted by the nsmgr, the forwarder and the endpoint). At the end nothing has leaked: every hop holds exactly
  * the live connections, the registry exactly the forwarder and the endpoint, the real clock's pending timers
- * (`nsm_clock_timers_pending`) are back at their pre-fault level, no program exited unasked, and the nsmgr's and
- * the forwarder's RSS stay below `RSS_LIMIT` times the pre-fault steady state, and the registry outage healed at most
- * `REGISTRY_HEALS_MAX` connections; after Close of every connection all counts
- * are zero and the timers back at their level before the first connection. Results: docs/reliability.md#chaos.
+ * (`nsm_clock_timers_pending`) are back at their pre-fault level, no program exited unasked, the nsmgr's and the
+ * forwarder's RSS is at most `RSS_LIMIT` times the pre-fault steady state (each the peak over `RSS_WINDOW_MS` after
+ * a refresh period of settled load), and the registry outage healed at most `REGISTRY_HEALS_MAX` connections;
+ * after Close of every connection all counts are zero and the timers back at their level before the first
+ * connection. Results: docs/reliability.md#chaos.
  */
 import { expect } from "chai";
 import { freePort, type Program, type ProgramName, type ProgramSet, useProgramSet } from "../programs/harness.js";
-import { ChaosClient, type ChaosStatus, cpuSeconds, type Gauges, gauges, metricsUrl, rssMiB, until } from "./chaos.fixture.js";
+import {
+  ChaosClient,
+  type ChaosStatus,
+  cpuSeconds,
+  type Gauges,
+  gauges,
+  metricsUrl,
+  type RssWindow,
+  rssMiB,
+  sampleRss,
+  until,
+} from "./chaos.fixture.js";
 
 /**
  * Live connections held through the faults; `NSM_CHAOS_CONNECTIONS` changes it (e.g. 200 for a quick local run:
@@ -27,12 +39,26 @@ const CONCURRENCY = 16;
 /** A fault must be healed within this long of the kill (start-up under load included). */
 const HEAL_TIMEOUT_MS = 90_000 + N * 120;
 /**
- * RSS after the faults may be at most this multiple of the pre-fault steady state. The nsmgr and the forwarder
- * after the faults are restarted processes that took every connection back in one burst of heals, so V8 keeps a
- * larger heap than the originals grown one Request at a time: 10 % does not hold (docs/reliability.md#chaos);
- * a leak of per-connection state would grow without bound and is caught by the exact counts below.
+ * The nsmgr's and the forwarder's RSS after the faults may be at most this multiple of the pre-fault steady state
+ * (both the peak over `RSS_WINDOW_MS`, sampled once `REFRESH_PERIOD_MS` of settled load has passed). Not 1.1: the
+ * restarted programs keep a larger committed V8 heap after their burst of heals (300 connections: +10 % and
+ * +12 %, heap used about the same), and V8 gives it back only as major collections come; the composition and the
+ * runs are in docs/reliability.md#chaos. A leak of per-connection state would grow without bound and is caught
+ * by the exact counts as well.
  */
-const RSS_LIMIT = 2;
+const RSS_LIMIT = 1.25;
+/**
+ * The longest interval between two refreshes of one connection (1-minute tokens: 12–24 s). RSS is sampled only
+ * after this much settled load on both sides: right after the 1,000 connections are opened V8 has not yet grown
+ * its heap to what the refreshes need (181 MiB then, 213 MiB 50 s later, at the same 1,000 connections), and right
+ * after the last fault the restarted programs still hold the garbage of their burst of heals.
+ */
+const REFRESH_PERIOD_MS = 24_000;
+/**
+ * RSS is compared by its peak over this window (sampled every second), longer than a refresh period so that V8's
+ * garbage-collection sawtooth repeats within it: single readings at a constant 1,000 connections spread ±15 %.
+ */
+const RSS_WINDOW_MS = 30_000;
 /**
  * The nsmgr and the forwarder run with their V8 old space capped at this many MiB. Without a cap V8 collects
  * lazily, so "heap used" after a burst of 1,000 heals is mostly garbage (67 → 187 MiB seen on an idle machine) and
@@ -106,7 +132,8 @@ class Managed {
 describe("chaos: the programs keep many live connections through SIGKILL of each program in turn", function () {
   // Opening and closing 1,000 connections, four faults with their heals, settling: 5.3 min on 2 cores shared
   // with other work (about 260 CPU-seconds in all, so no less than 2.2 min on 2 idle cores).
-  this.timeout(420_000 + N * 600);
+  // Plus the two RSS measurements (a refresh period and a window each).
+  this.timeout(420_000 + N * 600 + 2 * (REFRESH_PERIOD_MS + RSS_WINDOW_MS));
   let set: ProgramSet;
   let nsc: ChaosClient | undefined;
   afterEach(async () => {
@@ -202,9 +229,27 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
       return reg?.nses === 2 ? st : undefined;
     };
     await until("every connection is established at every hop", allHealed, { timeoutMs: 60_000, describe: describeState });
-    const steady = { rss: { nsmgr: programs.nsmgr.rss(), forwarder: programs.forwarder.rss() }, hops: await hopGauges() };
+    const openedRss = { nsmgr: programs.nsmgr.rss(), forwarder: programs.forwarder.rss() };
+    /** Peak and mean RSS of the nsmgr and the forwarder over a window, after a refresh period of settled load. */
+    const footprint = async (): Promise<Record<"nsmgr" | "forwarder", RssWindow>> => {
+      // A deliberate wait: a refresh period of load, not a state to wait for.
+      await new Promise((r) => setTimeout(r, REFRESH_PERIOD_MS));
+      return (await sampleRss(
+        { nsmgr: programs.nsmgr.program.child.pid, forwarder: programs.forwarder.program.child.pid },
+        RSS_WINDOW_MS,
+      )) as Record<"nsmgr" | "forwarder", RssWindow>;
+    };
+    const showRss = (f: Record<"nsmgr" | "forwarder", RssWindow>, g: Record<(typeof HOPS)[number], Gauges>): string =>
+      (["nsmgr", "forwarder"] as const)
+        .map(
+          (h) =>
+            `${h} peak ${f[h].peak.toFixed(0)} mean ${f[h].mean.toFixed(0)} MiB (V8 heap used ${g[h].heapMiB.toFixed(0)} of ${g[h].heapTotalMiB.toFixed(0)} MiB)`,
+        )
+        .join(", ");
+    const steadyRss = await footprint();
+    const steady = { rss: steadyRss, hops: await hopGauges() };
     console.log(
-      `      ${N} connections opened in ${opened.ms} ms; steady RSS nsmgr ${steady.rss.nsmgr.toFixed(0)} MiB, forwarder ${steady.rss.forwarder.toFixed(0)} MiB`,
+      `      ${N} connections opened in ${opened.ms} ms; RSS at once nsmgr ${openedRss.nsmgr.toFixed(0)}, forwarder ${openedRss.forwarder.toFixed(0)} MiB; steady state ${showRss(steady.rss, steady.hops)}`,
     );
 
     const cpu = (): string =>
@@ -292,9 +337,11 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
     );
     console.log(`      CPU s after the faults (restarted programs count from their restart): ${cpu()}`);
     console.log(`      endpoint refreshes (incl. heal re-requests) since its restart: ${(await programs.endpoint.gauges()).refreshes}`);
-    const after = { rss: { nsmgr: programs.nsmgr.rss(), forwarder: programs.forwarder.rss() }, hops: await hopGauges() };
+    const settledRss = { nsmgr: programs.nsmgr.rss(), forwarder: programs.forwarder.rss() };
+    const afterRss = await footprint();
+    const after = { rss: afterRss, hops: await hopGauges() };
     console.log(
-      `      after the faults: RSS nsmgr ${after.rss.nsmgr.toFixed(0)} MiB, forwarder ${after.rss.forwarder.toFixed(0)} MiB; heap used nsmgr ${steady.hops.nsmgr.heapMiB.toFixed(0)}→${after.hops.nsmgr.heapMiB.toFixed(0)} MiB, forwarder ${steady.hops.forwarder.heapMiB.toFixed(0)}→${after.hops.forwarder.heapMiB.toFixed(0)} MiB; timers ${JSON.stringify(
+      `      after the faults: RSS at once nsmgr ${settledRss.nsmgr.toFixed(0)}, forwarder ${settledRss.forwarder.toFixed(0)} MiB; steady state ${showRss(after.rss, after.hops)}; timers ${JSON.stringify(
         HOPS.map((h) => `${h} ${steady.hops[h].timers}→${after.hops[h].timers}`),
       )}`,
     );
@@ -304,8 +351,8 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
     }
     expect((await programs.registry.gauges()).nses, "registered endpoints (forwarder, nse)").to.equal(2);
     for (const h of ["nsmgr", "forwarder"] as const) {
-      const ratio = after.rss[h] / steady.rss[h];
-      expect(ratio, `${h} RSS ${steady.rss[h].toFixed(0)} → ${after.rss[h].toFixed(0)} MiB`).to.be.below(RSS_LIMIT);
+      const ratio = after.rss[h].peak / steady.rss[h].peak;
+      expect(ratio, `${h} peak RSS ${steady.rss[h].peak.toFixed(0)} → ${after.rss[h].peak.toFixed(0)} MiB`).to.be.at.most(RSS_LIMIT);
     }
     expect(
       all.map((m) => [m.role, m.crashes, m.program.running]),
