@@ -16,7 +16,6 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -27,7 +26,7 @@ import { type Connection, NetworkServiceRequestSchema } from "@nsm-ts/api/networ
 import { duration as parseDuration } from "@nsm-ts/base/config";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
-import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import {
   Batch,
   createIpExecutor,
@@ -39,24 +38,13 @@ import {
   ownerAlias,
   runCommand,
 } from "@nsm-ts/sdk-linux";
+import { BenchNamespaces, requestCounter } from "./lib/netns.js";
 import { ms, program, stats, stopAll } from "./lib/procs.js";
 
-const tag = randomBytes(3).toString("hex");
-const created: string[] = [];
 const holders: ChildProcess[] = [];
 
-async function ip(...args: string[]): Promise<void> {
-  const r = await runCommand(["ip", ...args]);
-  if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.trim()}`);
-}
-
-async function netns(suffix: string): Promise<string> {
-  const name = `nsmts-b-${tag}-${suffix}`;
-  await ip("netns", "add", name);
-  created.push(name);
-  await ip("-n", name, "link", "set", "lo", "up");
-  return name;
-}
+const namespaces = new BenchNamespaces();
+const netns = (suffix: string): Promise<string> => namespaces.add(suffix);
 
 /** An unnamed netns held by a process (a pod), as `/proc/<pid>/ns/net`. */
 async function pod(): Promise<string> {
@@ -189,15 +177,7 @@ async function main(): Promise<void> {
     );
     phase("programs up");
 
-    let requests = 0;
-    const counter: NetworkServiceElement = {
-      name: "bench-count",
-      request: (ctx, req, next) => {
-        requests++;
-        return next.request(ctx, req);
-      },
-      close: (ctx, conn, next) => next.close(ctx, conn),
-    };
+    const counter = requestCounter();
     const nsc = client({
       name: "bench-nsc",
       connectTo: sock("nsm"),
@@ -205,7 +185,7 @@ async function main(): Promise<void> {
       insecure: true,
       heal: false,
       retry: false,
-      additional: [counter],
+      additional: [counter.element],
     });
     const clientPath = await pod();
     const clientNs = await openNetns(clientPath);
@@ -252,12 +232,12 @@ async function main(): Promise<void> {
     );
     const setupRate = live / ((performance.now() - t1) / 1000);
     phase(`${live} live; measuring refreshes for ${periodMs} ms`);
-    const r0 = requests;
+    const r0 = counter.count();
     const cpu0 = cpuWithChildrenMs(fpid);
     const w0 = performance.now();
     await sleep(periodMs);
     const wallMs = performance.now() - w0;
-    const refreshes = requests - r0;
+    const refreshes = counter.count() - r0;
     const cpu = cpuWithChildrenMs(fpid) - cpu0;
     const t2 = performance.now();
     await pool(conns, 32, (c: Connection) => nsc.close(c));
@@ -293,7 +273,7 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     for (const h of holders) h.kill("SIGKILL");
-    for (const n of created) await runCommand(["ip", "netns", "del", n]).catch(() => undefined);
+    await namespaces.removeAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }

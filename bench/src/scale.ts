@@ -20,8 +20,9 @@ import { type Connection, type NetworkServiceRequest, NetworkServiceRequestSchem
 import { duration as parseDuration } from "@nsm-ts/base/config";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
-import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
+import { requestCounter } from "./lib/netns.js";
 import { cpuMs, rssBytes, scrape } from "./lib/proc-stats.js";
 import { program as start, stopAll } from "./lib/procs.js";
 
@@ -83,15 +84,7 @@ async function main(): Promise<void> {
     const pids = { nsmgr: nsmgr.pid ?? 0, forwarder: forwarder.pid ?? 0, endpoint: endpoint.pid ?? 0 };
     phase("programs up");
 
-    let requests = 0;
-    const counter: NetworkServiceElement = {
-      name: "bench-count",
-      request: (ctx, req, next) => {
-        requests++;
-        return next.request(ctx, req);
-      },
-      close: (ctx, conn, next) => next.close(ctx, conn),
-    };
+    const counter = requestCounter();
     const id = await devIdentity("bench-nsc");
     const tokenGenerator = createTokenGenerator(id, { maxTokenLifetimeMs: lifetimeMs });
     const nsc = client({
@@ -101,7 +94,7 @@ async function main(): Promise<void> {
       insecure: true,
       heal: false,
       retry: false,
-      additional: [counter],
+      additional: [counter.element],
     });
     const req = (): NetworkServiceRequest =>
       create(NetworkServiceRequestSchema, { connection: { networkService: "scale" }, mechanismPreferences: [mechanisms.noop.mechanism()] });
@@ -134,7 +127,7 @@ async function main(): Promise<void> {
       const target = Math.round((total * s) / steps);
       const t0 = performance.now();
       const setupCpu0 = both();
-      const setupReq0 = requests;
+      const setupReq0 = counter.count();
       const results = await pool(
         Array.from({ length: target - conns.length }, (_, i) => i),
         32,
@@ -142,21 +135,21 @@ async function main(): Promise<void> {
       );
       const setupS = (performance.now() - t0) / 1000;
       // CPU per Request while opening: first Requests and the refreshes that ran meanwhile, all counted by the client.
-      const setupCpuPerReq = (both() - setupCpu0) / Math.max(1, requests - setupReq0);
+      const setupCpuPerReq = (both() - setupCpu0) / Math.max(1, counter.count() - setupReq0);
       const opened = results.filter((r): r is Connection => !(r instanceof Error));
       failed += results.length - opened.length;
       if (opened.length < results.length)
         phase(`${results.length - opened.length} Requests failed: ${String(results.find((r) => r instanceof Error))}`);
       conns.push(...opened);
       phase(`${conns.length} connections open; measuring ${periodMs} ms`);
-      const r0 = requests;
+      const r0 = counter.count();
       const cpu0 = both();
       const ep0 = cpuMs(pids.endpoint);
       const w0 = performance.now();
       await sleep(periodMs);
       const wallMs = performance.now() - w0;
       const cpu = both() - cpu0;
-      const refreshes = requests - r0;
+      const refreshes = counter.count() - r0;
       // The client is the path's first segment, which refreshes at 0.2 × the lifetime left (upstream's schedule:
       // 0.2 at index 0 up to 0.4 at the last hop), so each connection refreshes every 0.2 × the token lifetime.
       const expected = Math.round((conns.length * wallMs) / (0.2 * lifetimeMs));

@@ -10,30 +10,18 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "@nsm-ts/sdk-linux";
+import { BenchNamespaces, ip } from "./lib/netns.js";
 import { ms, program, stats, stop, stopAll } from "./lib/procs.js";
 
 const SERVICE = "vl3-bench";
 const POOL = "169.254.0.0/16";
-const tag = randomBytes(3).toString("hex");
-const created: string[] = [];
 
-async function ip(...args: string[]): Promise<void> {
-  const r = await runCommand(["ip", ...args]);
-  if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.trim()}`);
-}
-
-async function netns(suffix: string): Promise<string> {
-  const name = `nsmts-b-${tag}-${suffix}`;
-  await ip("netns", "add", name);
-  created.push(name);
-  await ip("-n", name, "link", "set", "lo", "up");
-  return name;
-}
+const namespaces = new BenchNamespaces();
+const netns = (suffix: string): Promise<string> => namespaces.add(suffix);
 
 async function unavailable(): Promise<string | undefined> {
   if (process.platform !== "linux") return `not Linux (${process.platform})`;
@@ -229,7 +217,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await stopAll();
-    for (const n of created) await runCommand(["ip", "netns", "del", n]);
+    await namespaces.removeAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }

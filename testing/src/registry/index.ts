@@ -83,6 +83,7 @@ export class Pull<T extends RegistryEntry> {
 export { MemRegistry, memNseRegistry, memNsRegistry, nseOf, nsOf } from "./memory.js";
 export {
   describeStoreBackends,
+  type EtcdStoreSuite,
   etcdTestPrefix,
   nseTemplate,
   type StoreBackend,
@@ -90,4 +91,5 @@ export {
   StoreStream,
   startEtcdOrSkip,
   storeNse,
+  useEtcdStoreSuite,
 } from "./store.js";

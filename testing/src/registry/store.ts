@@ -156,6 +156,58 @@ export async function startEtcdOrSkip(ctx: Mocha.Context): Promise<EtcdInstance>
   return startEtcd();
 }
 
+/** What `useEtcdStoreSuite` gives a suite's cases. */
+export interface EtcdStoreSuite {
+  /** The suite's etcd (started in `before`). */
+  readonly etcd: EtcdInstance;
+  /** A client of it, new for each case and closed after it. */
+  readonly client: Etcd3;
+  /** Stores a case opened: closed after it. */
+  readonly opened: Array<RegistryStore<NetworkServiceEndpoint>>;
+  /** Watches a case started: aborted after it. */
+  readonly aborts: AbortController[];
+}
+
+/**
+ * Mocha hooks for a suite of etcd store cases: a private etcd for the suite (skipped without the binary), a
+ * client per case, and whatever stores and watches the case left in `opened` / `aborts` ended after it.
+ */
+export function useEtcdStoreSuite(): EtcdStoreSuite {
+  let etcd: EtcdInstance | undefined;
+  let client: Etcd3 | undefined;
+  const opened: Array<RegistryStore<NetworkServiceEndpoint>> = [];
+  const aborts: AbortController[] = [];
+  before(async function () {
+    etcd = await startEtcdOrSkip(this);
+  });
+  after(async () => {
+    await etcd?.stop();
+    etcd = undefined;
+  });
+  beforeEach(() => {
+    client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
+  });
+  afterEach(async () => {
+    for (const a of aborts.splice(0)) a.abort();
+    for (const s of opened.splice(0)) await s.close();
+    client?.close();
+  });
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`etcd store suite: no ${what} outside a case`);
+    return v;
+  };
+  return {
+    get etcd() {
+      return need(etcd, "etcd");
+    },
+    get client() {
+      return need(client, "client");
+    },
+    opened,
+    aborts,
+  };
+}
+
 /**
  * Runs `cases` against both stores: under "registry/store: memory" and under "registry/store: etcd" › "shared
  * cases" (with an etcd of its own). The memory backend checks that no timer is left on its clock after each case.

@@ -5,45 +5,28 @@
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import { Etcd3, EtcdStoreBase, scanPrefix } from "@nsm-ts/base/etcd";
-import type { EtcdInstance } from "@nsm-ts/testing/etcd";
+import { EtcdStoreBase, scanPrefix } from "@nsm-ts/base/etcd";
 import { seedEtcd } from "@nsm-ts/testing/etcd";
 import {
   storeNse as nse,
   etcdTestPrefix as prefix,
   StoreStream as Stream,
-  startEtcdOrSkip,
   nseTemplate as tmpl,
+  useEtcdStoreSuite,
 } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { createEtcdStore, type RegistryStore } from "./index.js";
+import { createEtcdStore } from "./index.js";
 
 describe("registry/store: etcd mirror load", function () {
   this.timeout(120_000);
-  let etcd: EtcdInstance | undefined;
-  let client: Etcd3;
-  const opened: Array<RegistryStore<NetworkServiceEndpoint>> = [];
-  const aborts: AbortController[] = [];
-  before(async function () {
-    etcd = await startEtcdOrSkip(this);
-  });
-  after(async () => {
-    await etcd?.stop();
-    etcd = undefined;
-  });
-  beforeEach(() => {
-    client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
-  });
-  afterEach(async () => {
-    for (const a of aborts.splice(0)) a.abort();
-    for (const s of opened.splice(0)) await s.close();
-    client.close();
-  });
+  const suite = useEtcdStoreSuite();
+  const { opened, aborts } = suite;
 
-  const base = (): EtcdStoreBase => new EtcdStoreBase({ client, prefix: "/", describe: (op) => `test: ${op}`, closedMessage: "closed" });
+  const base = (): EtcdStoreBase =>
+    new EtcdStoreBase({ client: suite.client, prefix: "/", describe: (op) => `test: ${op}`, closedMessage: "closed" });
   const seed = async (p: string, names: Iterable<string>): Promise<void> => {
     await seedEtcd(
-      etcd?.endpoints ?? [],
+      suite.etcd.endpoints,
       (function* () {
         for (const n of names) yield [`${p}${n}`, Buffer.from(`v-${n}`)] as const;
       })(),
@@ -77,9 +60,9 @@ describe("registry/store: etcd mirror load", function () {
         }
         // Writes after the first page (new keys, deletes, updates) are not part of the snapshot.
         if (pages === 1) {
-          await client.put(`${p}${names[2999]}`).value("changed");
-          await client.delete().key(`${p}${names[1500]}`);
-          await client.put(`${p}zz-new`).value("new");
+          await suite.client.put(`${p}${names[2999]}`).value("changed");
+          await suite.client.delete().key(`${p}${names[1500]}`);
+          await suite.client.put(`${p}zz-new`).value("new");
         }
       }
       expect(revisions.size).to.equal(1);
@@ -110,7 +93,7 @@ describe("registry/store: etcd mirror load", function () {
       return e;
     };
     const later = Date.now() + 600_000;
-    const a = createEtcdStore("nse", { client, prefix: p });
+    const a = createEtcdStore("nse", { client: suite.client, prefix: p });
     opened.push(a);
     const names = [...Array(2000).keys()].map((i) => `n${i}`);
     let next = 0;
@@ -123,7 +106,7 @@ describe("registry/store: etcd mirror load", function () {
     const soon = Date.now() + 8000;
     for (let i = 0; i < 5; i++) await a.put(entry(`n${i}`, "old", soon), { expiresAtMs: soon });
     // The restarted store loads in pages of 50 while it takes writes: updates, deletes and new entries.
-    const b = createEtcdStore("nse", { client, prefix: p, loadAtStart: true, loadPageSize: 50 });
+    const b = createEtcdStore("nse", { client: suite.client, prefix: p, loadAtStart: true, loadPageSize: 50 });
     opened.push(b);
     const writes: Array<Promise<unknown>> = [];
     for (let i = 1000; i < 1100; i++) writes.push(b.put(entry(`n${i}`, "new", later), { expiresAtMs: later }));

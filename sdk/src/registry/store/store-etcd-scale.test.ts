@@ -5,51 +5,32 @@
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceEndpoint } from "@nsm-ts/api/registry";
-import { Etcd3 } from "@nsm-ts/base/etcd";
-import type { EtcdInstance } from "@nsm-ts/testing/etcd";
 import {
   storeNse as nse,
   etcdTestPrefix as prefix,
   StoreStream as Stream,
-  startEtcdOrSkip,
   nseTemplate as tmpl,
+  useEtcdStoreSuite,
 } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
 import { createEtcdStore, type RegistryStore } from "./index.js";
 
 describe("registry/store: etcd at scale", function () {
   this.timeout(120_000);
-  let etcd: EtcdInstance | undefined;
-  let client: Etcd3;
-  const opened: Array<RegistryStore<NetworkServiceEndpoint>> = [];
-  const aborts: AbortController[] = [];
-  before(async function () {
-    etcd = await startEtcdOrSkip(this);
-  });
-  after(async () => {
-    await etcd?.stop();
-    etcd = undefined;
-  });
-  beforeEach(() => {
-    client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
-  });
-  afterEach(async () => {
-    for (const a of aborts.splice(0)) a.abort();
-    for (const s of opened.splice(0)) await s.close();
-    client.close();
-  });
+  const suite = useEtcdStoreSuite();
+  const { opened, aborts } = suite;
 
   const open = (
     p: string,
     opts: { leaseBucketMs?: number; loadAtStart?: boolean; loadPageSize?: number } = {},
   ): RegistryStore<NetworkServiceEndpoint> => {
-    const s = createEtcdStore("nse", { client, prefix: p, ...opts });
+    const s = createEtcdStore("nse", { client: suite.client, prefix: p, ...opts });
     opened.push(s);
     return s;
   };
   /** Lease of every key under the store's prefix, by entry name. */
   const leasesOf = async (p: string): Promise<Map<string, string>> => {
-    const res = await client.kv.range({ key: Buffer.from(`${p}nse/`), range_end: Buffer.from(`${p}nse0`) });
+    const res = await suite.client.kv.range({ key: Buffer.from(`${p}nse/`), range_end: Buffer.from(`${p}nse0`) });
     return new Map(res.kvs.map((kv) => [kv.key.toString().slice(`${p}nse/`.length), kv.lease]));
   };
   const entry = (name: string, expiresAtMs: number): NetworkServiceEndpoint => {
@@ -87,7 +68,7 @@ describe("registry/store: etcd at scale", function () {
       ["e39", leases.get("e39")],
       ["e79", leases.get("e79")],
     ] as const) {
-      const ttl = Number((await client.leaseClient.leaseTimeToLive({ ID: lease ?? "0" })).TTL);
+      const ttl = Number((await suite.client.leaseClient.leaseTimeToLive({ ID: lease ?? "0" })).TTL);
       const exp = Number(entries.find((e) => e.name === name)?.expirationTime?.seconds) * 1000;
       expect(Date.now() + (ttl + 1) * 1000, `lease of ${name} lasts until its expiry`).to.be.at.least(exp);
     }
@@ -114,7 +95,7 @@ describe("registry/store: etcd at scale", function () {
     const seenAt = Date.now();
     expect(seenAt).to.be.at.least(at);
     expect(seenAt - at, "deleted by the store, not by the minute-long lease").to.be.below(20_000);
-    expect(Number((await client.leaseClient.leaseTimeToLive({ ID: lease })).TTL)).to.be.above(0);
+    expect(Number((await suite.client.leaseClient.leaseTimeToLive({ ID: lease })).TTL)).to.be.above(0);
   });
 
   it("a store restarted over an expiring entry deletes it at its exact expiry", async () => {
