@@ -47,6 +47,19 @@ export function peerFromCertificate(certificate: X509Certificate): PeerInfo {
   return spiffeId === undefined ? { certificate } : { spiffeId, certificate };
 }
 
+/**
+ * Sets `key` as the newest entry of `map`, first dropping the oldest when `map` already holds `max` (the token
+ * caches below are small and keyed by what recent calls carried, so insertion order is a good enough recency).
+ */
+function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  if (map.size >= max) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+  map.set(key, value);
+}
+
 /** The last token signed for one audience, and what it was signed with. */
 interface Signed {
   exp: number;
@@ -93,12 +106,7 @@ export function createTokenGenerator(id: Identity, opts: TokenGeneratorOptions):
     // Claim order follows Go's RegisteredClaims (sub, aud, exp) so tokens look the same on the wire.
     const claims: JWTPayload = aud === undefined ? { sub: id.spiffeId, exp } : { sub: id.spiffeId, aud: [aud], exp };
     const token = signEs256(claims, id.privateKey);
-    signed.delete(slot);
-    if (signed.size >= SIGNED_CACHE_MAX) {
-      const oldest = signed.keys().next();
-      if (!oldest.done) signed.delete(oldest.value);
-    }
-    signed.set(slot, { exp, token, sub: id.spiffeId, key: id.privateKey });
+    setBounded(signed, slot, { exp, token, sub: id.spiffeId, key: id.privateKey }, SIGNED_CACHE_MAX);
     return { token, expires: new Date(exp * 1000) };
   };
   return async (peer) => generate(peer);
@@ -119,11 +127,7 @@ export function decodeToken(token: string): TokenClaims {
   let claims = decoded.get(token);
   if (claims === undefined) {
     claims = decodeUncached(token);
-    if (decoded.size >= DECODE_CACHE_MAX) {
-      const oldest = decoded.keys().next();
-      if (!oldest.done) decoded.delete(oldest.value);
-    }
-    decoded.set(token, claims);
+    setBounded(decoded, token, claims, DECODE_CACHE_MAX);
   }
   // A copy, so a caller that edits the result cannot poison the cache.
   return { ...claims, aud: [...claims.aud] };
@@ -203,11 +207,7 @@ export async function verifyToken(token: string, key: KeyObject | X509Certificat
   else {
     verifyCounts.cryptoChecks++;
     if (!verifyEs256(token, publicKey)) return false;
-    if (verifiedSignatures.size >= VERIFY_CACHE_MAX) {
-      const oldest = verifiedSignatures.keys().next();
-      if (!oldest.done) verifiedSignatures.delete(oldest.value);
-    }
-    verifiedSignatures.set(cacheKey, true);
+    setBounded(verifiedSignatures, cacheKey, true, VERIFY_CACHE_MAX);
   }
   if (opts.now === undefined) return true;
   let claims: TokenClaims;
