@@ -7,7 +7,7 @@ import { Code } from "@nsm-ts/base/status";
 import { registerServices, ServiceModel, servicesClient } from "@nsm-ts/services";
 import { expectStatus } from "@nsm-ts/testing/grpc";
 import { expect } from "chai";
-import { leaseSecondsOf, parseServiceBackends, startBackendRole } from "./backends.js";
+import { type BackendRoleOptions, leaseSecondsOf, parseServiceBackends, startBackendRole } from "./backends.js";
 
 describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
   it("parses <service>:<port>[/tcp] lists and names what is wrong", () => {
@@ -49,6 +49,36 @@ describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
       if (t) await new Promise<void>((r) => t.close(() => r()));
     };
 
+    /**
+     * Starts the role for one `web` backend on its own mock clock, probing every 200 ms (timeout 100 ms, UNHEALTHY
+     * after 2 failures). `tick` moves `clocks` and then the role's clock one interval and waits for that round.
+     */
+    const startStepped = (name: string, port: number, extra: Partial<BackendRoleOptions>, clocks: MockClock[] = []) => {
+      const api = servicesClient(channel).backends;
+      const clock = new MockClock();
+      const rounds: Array<() => void> = [];
+      const nextRound = (): Promise<void> => new Promise<void>((r) => rounds.push(r));
+      const role = startBackendRole({
+        api,
+        backends: [{ service: "web", port }],
+        name,
+        intervalMs: 200,
+        timeoutMs: 100,
+        failures: 2,
+        clock,
+        onRound: () => {
+          for (const r of rounds.splice(0)) r();
+        },
+        ...extra,
+      });
+      const tick = async (): Promise<void> => {
+        const done = nextRound();
+        for (const c of [...clocks, clock]) await c.advance(200);
+        await done;
+      };
+      return { api, clock, role, nextRound, tick, get: () => api.getBackend({ service: "web", source: "api", name }) };
+    };
+
     beforeEach(async () => {
       server = createServer();
       registryClock = new MockClock();
@@ -65,31 +95,8 @@ describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
     });
 
     it("registers on the address, goes UNHEALTHY after the failure threshold and HEALTHY again, follows a new address, deletes on close", async () => {
-      const api = servicesClient(channel).backends;
       const port = await listen();
-      const clock = new MockClock();
-      const rounds: Array<() => void> = [];
-      const nextRound = (): Promise<void> => new Promise<void>((r) => rounds.push(r));
-      const role = startBackendRole({
-        api,
-        backends: [{ service: "web", port }],
-        name: "nsc-b1",
-        node: "node-1",
-        zone: "zone-a",
-        intervalMs: 200,
-        timeoutMs: 100,
-        failures: 2,
-        clock,
-        onRound: () => {
-          for (const r of rounds.splice(0)) r();
-        },
-      });
-      const get = () => api.getBackend({ service: "web", source: "api", name: "nsc-b1" });
-      const tick = async (): Promise<void> => {
-        const done = nextRound();
-        await clock.advance(200);
-        await done;
-      };
+      const { api, clock, role, nextRound, tick, get } = startStepped("nsc-b1", port, { node: "node-1", zone: "zone-a" });
       try {
         // A row left by an earlier run of this sidecar (SIGKILLed with its pod): nothing happens before the
         // address is known, then it is replaced.
@@ -133,31 +140,8 @@ describe("cmd-nsc backend role (NSM_SERVICE_BACKENDS)", () => {
     });
 
     it("renews the lease with each probe without a new revision, recreates a row that expired, and its rows go when the sidecar dies", async () => {
-      const api = servicesClient(channel).backends;
       const port = await listen();
-      const clock = new MockClock();
-      const rounds: Array<() => void> = [];
-      const nextRound = (): Promise<void> => new Promise<void>((r) => rounds.push(r));
-      const role = startBackendRole({
-        api,
-        backends: [{ service: "web", port }],
-        name: "nsc-b2",
-        intervalMs: 200,
-        timeoutMs: 100,
-        failures: 2,
-        leaseSeconds: 1,
-        clock,
-        onRound: () => {
-          for (const r of rounds.splice(0)) r();
-        },
-      });
-      const get = () => api.getBackend({ service: "web", source: "api", name: "nsc-b2" });
-      const tick = async (): Promise<void> => {
-        const done = nextRound();
-        await registryClock.advance(200);
-        await clock.advance(200);
-        await done;
-      };
+      const { clock, role, nextRound, tick, get } = startStepped("nsc-b2", port, { leaseSeconds: 1 }, [registryClock]);
       try {
         const done = nextRound();
         role.setAddress("127.0.0.1");
