@@ -39,7 +39,7 @@ import {
   runCommand,
 } from "@nsm-ts/sdk-linux";
 import { BenchNamespaces, requestCounter } from "./lib/netns.js";
-import { ms, program, stats, stopAll } from "./lib/procs.js";
+import { ms, pool, program, stats, stopAll } from "./lib/procs.js";
 
 const holders: ChildProcess[] = [];
 
@@ -66,17 +66,6 @@ async function unavailable(): Promise<string | undefined> {
   if (process.platform !== "linux") return `not Linux (${process.platform})`;
   if (process.getuid?.() !== 0) return "not root (needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN)";
   return undefined;
-}
-
-/** Runs `fn` over `items` with `inFlight` at a time. */
-async function pool<T, R>(items: readonly T[], inFlight: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return out;
 }
 
 /** Baseline: the direct pair alone, `n` times, through an executor of `mode`; setup times in ms. */

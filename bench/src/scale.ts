@@ -24,23 +24,12 @@ import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
 import { requestCounter } from "./lib/netns.js";
 import { cpuMs, rssBytes, scrape } from "./lib/proc-stats.js";
-import { program as start, stopAll } from "./lib/procs.js";
+import { pool, program as start, stopAll } from "./lib/procs.js";
 
 const MB = 1024 * 1024;
 
 /** Starts program `name` with `env` (and node options) and waits for its "<name> serving" log line. */
 const program = (name: string, env: Record<string, string>, nodeArgs: string[] = []) => start(name, env, `"${name} serving"`, { nodeArgs });
-
-/** Runs `fn` over `items` with `inFlight` at a time. */
-async function pool<T, R>(items: readonly T[], inFlight: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return out;
-}
 
 async function main(): Promise<void> {
   const total = Number(process.argv[2] ?? 10_000);

@@ -1,6 +1,7 @@
 /**
  * Program processes for the benchmarks that run the real programs: spawn (optionally inside a named netns), wait
- * for a ready line, stop, and kill whatever is left; plus the percentile helpers the tables use.
+ * for a ready line, stop, and kill whatever is left; plus the percentile helpers the tables use and `pool`, a map
+ * with a bounded number of calls in flight.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -88,3 +89,14 @@ export function stats(samples: number[]): Stats {
 
 /** `v` as "12.34 ms". */
 export const ms = (v: number): string => `${v.toFixed(2)} ms`;
+
+/** Runs `fn` over `items` with `inFlight` at a time. */
+export async function pool<T, R>(items: readonly T[], inFlight: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return out;
+}
