@@ -5,11 +5,11 @@
  * domain, DNS that does not answer, a loop of proxies).
  */
 import { create } from "@bufbuild/protobuf";
-import { type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { type Connection, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { CallContext } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
-import type { NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
+import type { NetworkServiceElement, NsmClient } from "@nsm-ts/sdk/networkservice";
 import { createFederatedSource, domainFind, FEDERATED_PRIORITY } from "@nsm-ts/sdk/registry";
 import { expect } from "chai";
 import { createDomainsDns, type DomainsDns } from "../dns/index.js";
@@ -30,6 +30,21 @@ function seenServices(into: string[]): NetworkServiceElement {
     },
     close: (ctx, conn, next) => next.close(ctx, conn),
   };
+}
+
+/**
+ * Requests `service` across domains and refreshes the connection: both times 8 path segments ending at
+ * `finalEndpoint` (and whatever `check` asks of the first answer); then closes it.
+ */
+async function roundTrip(nsc: NsmClient, service: string, finalEndpoint: string, check?: (conn: Connection) => void): Promise<void> {
+  const conn = await nsc.request(request(service));
+  expect(conn.path?.pathSegments).to.have.length(8);
+  expect(conn.path?.pathSegments[7]?.name).to.equal(finalEndpoint);
+  check?.(conn);
+  const again = await nsc.request({ connection: conn });
+  expect(again.path?.pathSegments).to.have.length(8);
+  expect(again.path?.pathSegments[7]?.name).to.equal(finalEndpoint);
+  await nsc.close(again);
 }
 
 async function findCount(h: Sandbox["registry"]["nse"], name: string): Promise<number> {
@@ -126,14 +141,7 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     await c2.addEndpoint(0, { name: "final-endpoint-1", services: ["my-service-interdomain-1"] });
     await c2.addEndpoint(1, { name: "final-endpoint-2", services: ["my-service-interdomain-2"] });
     const nsc = c1.addClient(0);
-    for (const i of [1, 2]) {
-      const conn = await nsc.request(request(`my-service-interdomain-${i}@cluster2`));
-      expect(conn.path?.pathSegments).to.have.length(8);
-      expect(conn.path?.pathSegments[7]?.name).to.equal(`final-endpoint-${i}`);
-      const again = await nsc.request({ connection: conn });
-      expect(again.path?.pathSegments).to.have.length(8);
-      await nsc.close(again);
-    }
+    for (const i of [1, 2]) await roundTrip(nsc, `my-service-interdomain-${i}@cluster2`, `final-endpoint-${i}`);
   });
 
   it("FloatingInterdomainUseCase: an endpoint registered as nse@floating.domain is reached from another cluster", async () => {
@@ -147,12 +155,7 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     await c2.addEndpoint(0, { name: "final-endpoint@floating.domain", services: ["my-service-interdomain"] });
     expect(await findCount(floating.registry.nse, "final-endpoint")).to.equal(1);
     const nsc = c1.addClient(0);
-    const conn = await nsc.request(request("my-service-interdomain@floating.domain"));
-    expect(conn.path?.pathSegments).to.have.length(8);
-    expect(conn.path?.pathSegments[7]?.name).to.equal("final-endpoint@floating.domain");
-    const again = await nsc.request({ connection: conn });
-    expect(again.path?.pathSegments).to.have.length(8);
-    await nsc.close(again);
+    await roundTrip(nsc, "my-service-interdomain@floating.domain", "final-endpoint@floating.domain");
   });
 
   it("NSEMovedFromInterdomainToFloating: Find counts 1/0/1, then both names reach their endpoint", async () => {
@@ -173,14 +176,7 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
       "my-service-interdomain@cluster2": "final-endpoint",
       "my-service-interdomain@floating.domain": "final-endpoint@floating.domain",
     };
-    for (const [service, nse] of Object.entries(finalNse)) {
-      const conn = await nsc.request(request(service));
-      expect(conn.path?.pathSegments).to.have.length(8);
-      expect(conn.path?.pathSegments[7]?.name).to.equal(nse);
-      const again = await nsc.request({ connection: conn });
-      expect(again.path?.pathSegments[7]?.name).to.equal(nse);
-      await nsc.close(again);
-    }
+    for (const [service, nse] of Object.entries(finalNse)) await roundTrip(nsc, service, nse);
   });
 
   it("FloatingInterdomain_FourClusters: endpoints of two clusters in one floating registry, reached from a third", async () => {
@@ -200,13 +196,9 @@ describe("interdomain scenarios (nsmgr-proxy suite)", function () {
     }
     const nsc = c1.addClient(0);
     for (const i of [1, 2]) {
-      const conn = await nsc.request(request(`my-service-interdomain-${i}@floating.domain`));
-      expect(conn.path?.pathSegments).to.have.length(8);
-      expect(conn.path?.pathSegments[4]?.name).to.equal(`nsmgr-proxy.cluster${i + 1}`);
-      expect(conn.path?.pathSegments[7]?.name).to.equal(`final-endpoint-${i}@floating.domain`);
-      const again = await nsc.request({ connection: conn });
-      expect(again.path?.pathSegments).to.have.length(8);
-      await nsc.close(again);
+      await roundTrip(nsc, `my-service-interdomain-${i}@floating.domain`, `final-endpoint-${i}@floating.domain`, (conn) =>
+        expect(conn.path?.pathSegments[4]?.name).to.equal(`nsmgr-proxy.cluster${i + 1}`),
+      );
     }
   });
 
