@@ -17,6 +17,13 @@ export function cloneEntry<T extends RegistryEntry>(entry: T): T {
   return (isEndpoint(entry) ? clone(NetworkServiceEndpointSchema, entry) : clone(NetworkServiceSchema, entry as NetworkService)) as T;
 }
 
+/** A copy of `entry` whose URL is `url` (an endpoint's; a network service has none and is only copied). */
+export function withUrl<T extends RegistryEntry>(entry: T, url: string): T {
+  const c = cloneEntry(entry);
+  if (isEndpoint(c)) c.url = url;
+  return c;
+}
+
 /** An empty entry of the same kind as `like`, carrying only `name`: the Find template for one name. */
 export function templateFor<T extends RegistryEntry>(like: T, name: string): T {
   return (isEndpoint(like) ? create(NetworkServiceEndpointSchema, { name }) : create(NetworkServiceSchema, { name })) as T;

@@ -9,7 +9,7 @@
  * calls on (connect, or dnsresolve then connect).
  */
 import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
-import { cloneEntry, isEndpoint } from "../entry.js";
+import { isEndpoint, withUrl } from "../entry.js";
 
 /** Endpoint name → the URL it is really reached at, shared by the registry and networkservice elements. */
 export class InterdomainUrls {
@@ -40,11 +40,6 @@ export class InterdomainUrls {
 
 /** Creates the element for a proxy reachable at `proxyUrl`, recording into `urls`. */
 export function newServer<T extends RegistryEntry>(urls: InterdomainUrls, proxyUrl: string): RegistryElement<T> {
-  const withUrl = (entry: T, url: string): T => {
-    const c = cloneEntry(entry);
-    if (isEndpoint(c)) c.url = url;
-    return c;
-  };
   return {
     name: "interdomainbypass",
     async register(ctx, entry, next) {

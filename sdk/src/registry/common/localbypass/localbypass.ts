@@ -11,16 +11,11 @@
  */
 import type { RegistryElement, RegistryEntry } from "../../core/index.js";
 import { isInterdomain } from "../dnsresolve/names.js";
-import { cloneEntry, isEndpoint } from "../entry.js";
+import { isEndpoint, withUrl } from "../entry.js";
 
 /** Creates the server element for an nsmgr reachable at `nsmgrUrl`. */
 export function newServer<T extends RegistryEntry>(nsmgrUrl: string): RegistryElement<T> {
   const real = new Map<string, string>();
-  const withUrl = (entry: T, url: string): T => {
-    const c = cloneEntry(entry);
-    if (isEndpoint(c)) c.url = url;
-    return c;
-  };
   return {
     name: "localbypass",
     async register(ctx, entry, next) {

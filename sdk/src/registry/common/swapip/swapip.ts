@@ -7,7 +7,7 @@
  * a `tcp://host:port` URL, passes unchanged. Reads the map on every call, so a watched file takes effect at once.
  */
 import type { FindResult, RegistryElement, RegistryEntry } from "../../core/index.js";
-import { cloneEntry, isEndpoint } from "../entry.js";
+import { isEndpoint, withUrl } from "../entry.js";
 
 /** The current IP map (host → host); called on every call. */
 export type IpMapSource = () => Readonly<Record<string, string>>;
@@ -32,10 +32,7 @@ export function newServer<T extends RegistryEntry>(source: IpMapSource): Registr
   const swap = (entry: T): T => {
     if (!isEndpoint(entry) || entry.url === "") return entry;
     const url = swapUrl(entry.url, source());
-    if (url === entry.url) return entry;
-    const c = cloneEntry(entry);
-    if (isEndpoint(c)) c.url = url;
-    return c;
+    return url === entry.url ? entry : withUrl(entry, url);
   };
   return {
     name: "swapip",
