@@ -11,7 +11,7 @@ import { chain, handler } from "@nsm-ts/sdk/networkservice";
 import { Batch, createKernelForwarder, getLink, listOwned, ownerPrefix } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
 import type { KernelFixture } from "../kernel/fixture.js";
-import { type Addresses, endpoint, forwarderPart, ip, owned, refreshOf, request, useKernelFixture } from "./xconnect.fixture.js";
+import { type Addresses, endpoint, forwarderPart, ip, owned, refreshOf, request, underlay, useKernelFixture } from "./xconnect.fixture.js";
 
 describe("kernel mechanisms: refresh and close read a connection's links by name", function () {
   this.timeout(60000);
@@ -34,12 +34,7 @@ describe("kernel mechanisms: refresh and close read a connection's links by name
     const b = await fx.netns("b");
     const f1 = await fx.netns("f1");
     const f2 = await fx.netns("f2");
-    await new Batch(ip, f1)
-      .addVeth({ name: "under", peerName: "under", peerNetns: f2 })
-      .addAddress("under", "198.51.100.1/24")
-      .setUp("under")
-      .commit();
-    await new Batch(ip, f2).addAddress("under", "198.51.100.2/24").setUp("under").commit();
+    await underlay(f1, f2, "198.51.100.1/24", "198.51.100.2/24");
     // Other links in the forwarder's netns, as other connections would have.
     for (let i = 0; i < 5; i++) await new Batch(ip, f1).addVeth({ name: `other${i}`, peerName: `otherp${i}` }).commit();
     // An `ip` that logs every start's arguments and stdin lines, then runs the real one.

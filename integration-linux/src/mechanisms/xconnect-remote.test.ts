@@ -1,9 +1,9 @@
 import { CallContext } from "@nsm-ts/base/context";
 import { chain, handler } from "@nsm-ts/sdk/networkservice";
-import { Batch, createKernelForwarder, getLink, listOwned, ownerPrefix, runCommand } from "@nsm-ts/sdk-linux";
+import { createKernelForwarder, getLink, listOwned, ownerPrefix, runCommand } from "@nsm-ts/sdk-linux";
 import { expect } from "chai";
 import { type KernelFixture, ping } from "../kernel/fixture.js";
-import { type Addresses, endpoint, forwarderPart, ip, owned, refreshOf, request, useKernelFixture } from "./xconnect.fixture.js";
+import { type Addresses, endpoint, forwarderPart, ip, owned, refreshOf, request, underlay, useKernelFixture } from "./xconnect.fixture.js";
 
 describe("kernel mechanisms: forwarder cross-connects in real namespaces", function () {
   this.timeout(60000);
@@ -32,12 +32,7 @@ describe("kernel mechanisms: forwarder cross-connects in real namespaces", funct
         const f1 = await fx.netns("f1");
         const f2 = await fx.netns("f2");
         // The underlay between the two "nodes".
-        await new Batch(ip, f1)
-          .addVeth({ name: "under", peerName: "under", peerNetns: f2 })
-          .addAddress("under", `${u.t1}/${u.len}`)
-          .setUp("under")
-          .commit();
-        await new Batch(ip, f2).addAddress("under", `${u.t2}/${u.len}`).setUp("under").commit();
+        await underlay(f1, f2, `${u.t1}/${u.len}`, `${u.t2}/${u.len}`);
         const o1 = `${owner}-1`;
         const o2 = `${owner}-2`;
         const fwd1 = createKernelForwarder({ owner: o1, forwarderNetnsUrl: f1.path, tunnelIp: u.t1, remoteJoin: u.join });

@@ -140,3 +140,9 @@ export function useKernelFixture(set: (fx: KernelFixture, owner: string) => void
     await current?.cleanup();
   });
 }
+
+/** The underlay between two "nodes": a veth `under` from `f1` to `f2` with `cidr1` and `cidr2`, both up. */
+export async function underlay(f1: Netns, f2: Netns, cidr1: string, cidr2: string): Promise<void> {
+  await new Batch(ip, f1).addVeth({ name: "under", peerName: "under", peerNetns: f2 }).addAddress("under", cidr1).setUp("under").commit();
+  await new Batch(ip, f2).addAddress("under", cidr2).setUp("under").commit();
+}
