@@ -103,7 +103,7 @@ export async function startServices(
  * is `web` there, so it joins `web` here (below the local backends); its name `web-1@domain` becomes `web-1.domain`,
  * since backend names carry no `@`.
  */
-export function asLocalBackend(nse: NetworkServiceEndpoint): NetworkServiceEndpoint {
+function asLocalBackend(nse: NetworkServiceEndpoint): NetworkServiceEndpoint {
   const local = dnsresolve.mapNames(nse, dnsresolve.targetOf);
   if (dnsresolve.isInterdomain(nse.name)) local.name = `${dnsresolve.targetOf(nse.name)}.${dnsresolve.domainOf(nse.name)}`;
   return local;
