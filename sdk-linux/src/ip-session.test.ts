@@ -10,7 +10,7 @@ import { MockClock } from "@nsm-ts/base/clock";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
 import { createIpExecutor, type IpExecutor, type IpLine } from "./executor.js";
-import { cacheEffect } from "./ip-session.js";
+import { cacheEffect, IpSession, SessionRetired } from "./ip-session.js";
 import { currentNetns, type Netns } from "./netns.js";
 
 // Like `ip -force -batch -`: every line is counted; a line with "bad" or an unknown object (our sync lines) writes
@@ -108,6 +108,24 @@ describe("sdk-linux: persistent ip executor (stand-in ip)", () => {
     await ip.apply(ns, [line("link", "b")]);
     expect((await logged()).filter((l) => l === "start")).to.have.length(2);
     expect(await logged()).to.include("applied link b");
+  });
+
+  it("a commit that finds its session ended by the idle timer gets SessionRetired (nothing ran), not a failure", async () => {
+    const clock = new MockClock();
+    const session = new IpSession(ns, { tools: { ip: join(dir, "ip") }, clock, idleMs: 2000, timeoutMs: 5000, onExit: () => undefined });
+    try {
+      await session.run([["link", "a"]]);
+      // The idle end fires after the executor handed the session out but before the commit started.
+      await clock.advance(2000);
+      const err = await session.run([["link", "b"]]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(SessionRetired);
+      expect(await logged()).to.not.include("applied link b");
+    } finally {
+      session.close();
+    }
   });
 
   it("knows which names a line looks up and which one it drops", () => {

@@ -28,7 +28,10 @@ type LineResult = string | undefined;
 /** The outcome of `IpSession.run`: every line done, or the index of the failed line and its stderr. */
 export type SessionResult = { ok: true } | { ok: false; index: number; stderr: string };
 
-/** Thrown by `IpSession.run` for a commit that found the session retired before it started: run it in a new one. */
+/**
+ * Thrown by `IpSession.run` for a commit that found the session retired, ending (idle) or gone before any of its
+ * lines ran: nothing of it reached the kernel, so it runs in a new session.
+ */
 export class SessionRetired extends StatusError {
   constructor() {
     super(Code.Unavailable, "ip -batch session retired");
@@ -125,7 +128,7 @@ export class IpSession {
   /**
    * Runs `lines` (each the tokens after `ip`) in order, one at a time, stopping at the first that fails; then drops
    * the names they left in iproute2's cache. Commits on one session never overlap. Rejects with `SessionRetired`
-   * when an earlier commit retired the session before this one started.
+   * when the session was retired, ended or gone before this one started.
    */
   run(lines: readonly (readonly string[])[]): Promise<SessionResult> {
     const p = this.#tail.then(() => this.#runNow(lines));
@@ -148,7 +151,9 @@ export class IpSession {
   }
 
   async #runNow(lines: readonly (readonly string[])[]): Promise<SessionResult> {
-    if (this.#retired) throw new SessionRetired();
+    // The owner may hand out a session that ends before the commit starts (its idle end fires while the executor
+    // checks the namespace): that is a retired session too, not a failed commit.
+    if (this.#retired || this.#closing || this.#exited) throw new SessionRetired();
     this.#busy++;
     this.#idle?.stop();
     this.#idle = undefined;
