@@ -15,13 +15,14 @@ import { Session } from "node:inspector/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { type Connection, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { createClient, dial } from "@nsm-ts/base/grpc";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
 import { cpuMs } from "./lib/proc-stats.js";
-import { program as start, stop, stopAll } from "./lib/procs.js";
+import { repoRoot, program as start, startProcess, stop, stopAll } from "./lib/procs.js";
 import { breakdown, CATEGORIES, type Category, type CpuProfile, loadProfile } from "./lib/profile.js";
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -31,6 +32,9 @@ const program = (name: string, env: Record<string, string>, nodeArgs: string[] =
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 2000);
+  // "refresh": K connections stay open and the timed loop re-requests them in turn (what a live connection costs
+  // each hop on the refresh schedule); "request" (default): a new Request and its Close each time.
+  const mode = process.argv[3] === "refresh" ? "refresh" : "request";
   const dir = mkdtempSync(join(tmpdir(), "nsm-bench-hops-"));
   const profDir = join(dir, "profiles");
   const sock = (name: string): string => `unix://${join(dir, name)}`;
@@ -76,6 +80,17 @@ async function main(): Promise<void> {
     const req = () =>
       create(NetworkServiceRequestSchema, { connection: { networkService: "hops" }, mechanismPreferences: [mechanisms.noop.mechanism()] });
     for (let i = 0; i < Math.min(200, n); i++) await nsc.close(await nsc.request(req()));
+    const open: Connection[] = [];
+    if (mode === "refresh") for (let i = 0; i < 200; i++) open.push(await nsc.request(req()));
+    const refresh = async (i: number): Promise<void> => {
+      const k = i % open.length;
+      const conn = open[k] as Connection;
+      open[k] = await nsc.request(
+        create(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [mechanisms.noop.mechanism()] }),
+      );
+    };
+    // Warm the refresh path too (first refresh of each connection compiles its code paths).
+    for (let i = 0; i < open.length; i++) await refresh(i);
 
     const session = new Session();
     session.connect();
@@ -87,10 +102,17 @@ async function main(): Promise<void> {
     const lat: number[] = [];
     for (let i = 0; i < n; i++) {
       const t = performance.now();
+      if (mode === "refresh") {
+        await refresh(i);
+        lat.push(performance.now() - t);
+        continue;
+      }
       const conn = await nsc.request(req());
       lat.push(performance.now() - t);
       await nsc.close(conn);
     }
+    const last = open[0];
+    for (const c of open) await nsc.close(c);
     const to = nowUs();
     const selfCpu = process.cpuUsage(self0);
     const cpu = Object.fromEntries(Object.entries(procs).map(([k, c]) => [k, cpuMs(c.pid ?? 0) - (cpu0[k] ?? 0)]));
@@ -98,6 +120,7 @@ async function main(): Promise<void> {
     session.disconnect();
     await nsc.dispose();
     writeFileSync(join(dir, "client.cpuprofile"), JSON.stringify(profile));
+    const floor = mode === "refresh" && last !== undefined ? await rawFloor(dir, last, n) : undefined;
     // SIGTERM: the programs drain and exit normally, which is when node writes their profiles.
     await Promise.all(Object.values(procs).map((c) => stop(c)));
     const files = readdirSync(profDir);
@@ -114,10 +137,12 @@ async function main(): Promise<void> {
     const lines = [
       `machine: ${cpus()[0]?.model ?? "cpu"} × ${cpus().length}, node ${process.version}, load ${loadavg()
         .map((x) => x.toFixed(2))
-        .join(" ")}; ${n} local NOOP Requests (each then closed), one at a time`,
+        .join(
+          " ",
+        )}; ${mode === "refresh" ? `${n} refreshes of 200 live local NOOP connections` : `${n} local NOOP Requests (each then closed)`}, one at a time`,
       `Request wall time p50 ${pct(50).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms; profiles in ${dir}`,
       "",
-      `| hop | CPU ms per Request + Close (/proc) | main-thread ms sampled | ${CATEGORIES.join(" | ")} |`,
+      `| hop | CPU ms per ${mode === "refresh" ? "refresh" : "Request + Close"} (/proc) | main-thread ms sampled | ${CATEGORIES.join(" | ")} |`,
       `|---|---|---|${CATEGORIES.map(() => "---").join("|")}|`,
     ];
     for (const [name, p, cpuTotal] of profiles) {
@@ -126,12 +151,40 @@ async function main(): Promise<void> {
       const share = (c: Category): string => `${(((b.get(c) ?? 0) / (sampled || 1)) * 100).toFixed(1)} %`;
       lines.push(`| ${name} | ${(cpuTotal / n).toFixed(3)} | ${sampled.toFixed(0)} | ${CATEGORIES.map(share).join(" | ")} |`);
     }
+    if (floor !== undefined) {
+      const ours = ((cpu["cmd-nsmgr"] ?? 0) + (cpu["cmd-forwarder"] ?? 0)) / n;
+      lines.push(
+        "",
+        `baseline: the same connection message through 3 raw gRPC relay processes (\`mesh.js relay\`), ${n} calls: the two middle-and-first relays (each serves and calls, as the nsmgr and the forwarder do) ${floor.toFixed(3)} ms CPU per call together; nsmgr + forwarder per refresh ${ours.toFixed(3)} ms = ${(ours / floor).toFixed(1)} × raw`,
+      );
+    }
     process.stdout.write(`${lines.join("\n")}\n`);
     keep = true;
   } finally {
     await stopAll();
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * CPU per call of the first two of three raw relay processes (each serves the call and passes it on, like the
+ * nsmgr and the forwarder) carrying `conn` unchanged: the floor of what a refresh can cost those two hops.
+ */
+async function rawFloor(dir: string, conn: Connection, n: number): Promise<number> {
+  const urls = [1, 2, 3].map((i) => `unix://${join(dir, `relay-${i}.sock`)}`);
+  const mesh = join(repoRoot, "bench", "dist", "mesh.js");
+  const relays = await Promise.all(
+    urls.map((url, i) => startProcess([mesh, "relay", url, ...(urls[i + 1] ? [urls[i + 1] as string] : [])], {}, "ready")),
+  );
+  const raw = createClient(NetworkService, dial(urls[0] as string));
+  const req = create(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [mechanisms.noop.mechanism()] });
+  for (let i = 0; i < 200; i++) await raw.request(req);
+  const pids = relays.slice(0, 2).map((c) => c.pid ?? 0);
+  const before = pids.map(cpuMs);
+  for (let i = 0; i < n; i++) await raw.request(req);
+  const spent = pids.map((pid, i) => cpuMs(pid) - (before[i] ?? 0)).reduce((a, b) => a + b, 0);
+  await Promise.all(relays.map((c) => stop(c)));
+  return spent / n;
 }
 
 await main();

@@ -61,8 +61,16 @@ export interface ClientLease {
   release(): void;
 }
 
+/**
+ * grpc-js's channelz (call counters and traces per channel, socket and server, read by a channelz service) costs
+ * every call a few trackers; nothing here serves channelz, so it is off on both ends (set the option to 1 in
+ * `grpcOptions` to have it back).
+ */
+export const NO_CHANNELZ: grpc.ChannelOptions = { "grpc.enable_channelz": 0 };
+
 /** Dials `tcp://host:port` or `unix:///path`; connects lazily on the first call and reconnects on its own. */
 export function dial(url: string, opts: DialOptions = {}): Channel {
+  const grpcOptions = { ...NO_CHANNELZ, ...opts.grpcOptions };
   const parsed = parseUrl(url);
   const target =
     parsed.scheme === "tcp" && (parsed.host === "" || parsed.host === "0.0.0.0") ? `127.0.0.1:${parsed.port ?? 0}` : parsed.grpcTarget;
@@ -73,7 +81,7 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
   const tls = opts.tls;
   if (tls !== undefined && isTlsSource(tls)) {
     // Fresh credentials per connection generation: grpc-js then cannot hand the old subchannel back.
-    const connect = (): grpc.Client => new grpc.Client(target, channelCredentials(tls, { onServerCertificate }), opts.grpcOptions);
+    const connect = (): grpc.Client => new grpc.Client(target, channelCredentials(tls, { onServerCertificate }), grpcOptions);
     return rotatingChannel(
       url,
       connect,
@@ -83,7 +91,7 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
     );
   }
   const creds = channelCredentials(tls, { onServerCertificate });
-  const raw = new grpc.Client(target, creds, opts.grpcOptions);
+  const raw = new grpc.Client(target, creds, grpcOptions);
   return {
     url,
     grpcClient: raw,

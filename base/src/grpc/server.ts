@@ -15,6 +15,7 @@ import {
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { armDefaultDeadline, armEarlyAnswer, receiveTimeout } from "./call-limits.js";
+import { NO_CHANNELZ } from "./channel.js";
 import { compose } from "./compose.js";
 import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
@@ -85,6 +86,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   const interceptors = opts.interceptors ?? [];
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxRecvMessageBytes ?? DEFAULT_MAX_RECV_MESSAGE_BYTES,
+    ...NO_CHANNELZ,
     ...opts.grpcOptions,
     interceptors: [receiveTimeout(opts.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS), ...(opts.grpcOptions?.interceptors ?? [])],
   });

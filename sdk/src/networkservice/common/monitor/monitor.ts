@@ -92,9 +92,10 @@ export class ConnectionMonitor implements MonitorConnectionServer {
     return [...this.conns.values()].map((c) => clone(ConnectionSchema, c));
   }
 
-  /** Stores `conn` (a copy) and sends UPDATE to matching subscribers. */
-  update(conn: Connection): void {
+  /** Stores `conn` (a copy, with `state` when given) and sends UPDATE to matching subscribers. */
+  update(conn: Connection, state?: State): void {
     const c = clone(ConnectionSchema, conn);
+    if (state !== undefined) c.state = state;
     this.conns.set(c.id, c);
     this.publish(ConnectionEventType.UPDATE, [c]);
   }

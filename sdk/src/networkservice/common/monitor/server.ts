@@ -7,8 +7,7 @@
  * Reads: the connection returned by the rest of the chain. Placement: server chains after `updatepath`
  * and `begin` (so events for one connection are ordered), before the elements that may fail the Request.
  */
-import { clone } from "@bufbuild/protobuf";
-import { ConnectionSchema, State } from "@nsm-ts/api/networkservice";
+import { State } from "@nsm-ts/api/networkservice";
 import type { NetworkServiceServer } from "../../core/types.js";
 import type { ConnectionMonitor } from "./monitor.js";
 
@@ -19,9 +18,7 @@ export function newServer(monitor: ConnectionMonitor): NetworkServiceServer {
     async request(ctx, req, next) {
       const conn = await next.request(ctx, req);
       // A successful Request means the connection is up, whatever state the caller sent (e.g. RESELECT_REQUESTED).
-      const published = clone(ConnectionSchema, conn);
-      published.state = State.UP;
-      monitor.update(published);
+      monitor.update(conn, State.UP);
       return conn;
     },
     async close(ctx, conn, next) {

@@ -55,11 +55,14 @@ function previousExpiry(req: NetworkServiceRequest): number {
   return timestampMs(ELEMENT, `path.path_segments[${index - 1}].expires`, expires);
 }
 
+/** One reason for every replaced timer: `abort()` without one builds a DOMException (with a stack) per refresh. */
+const REPLACED = new Error(`${ELEMENT}: expiry timer replaced or stopped`);
+
 function disarm(ctx: CallContext): void {
   const old = ctx.metadata.server.delete(armedKey);
   if (old) {
     old.timer.stop();
-    old.cancel.abort();
+    old.cancel.abort(REPLACED);
     old.ended();
   }
 }
