@@ -68,6 +68,14 @@ export interface ClientLease {
  */
 export const NO_CHANNELZ: grpc.ChannelOptions = { "grpc.enable_channelz": 0 };
 
+/**
+ * True when `ch` holds a live connection to its server (grpc-js READY). After a call failed `Unavailable`, false
+ * means the server itself could not be reached (refused, gone, dropped), true that it answered with that status.
+ */
+export function isConnected(ch: Channel): boolean {
+  return ch.grpcClient.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
+}
+
 /** Dials `tcp://host:port` or `unix:///path`; connects lazily on the first call and reconnects on its own. */
 export function dial(url: string, opts: DialOptions = {}): Channel {
   const grpcOptions = { ...NO_CHANNELZ, ...opts.grpcOptions };

@@ -6,10 +6,14 @@
  * 50 concurrent client processes. Heal after endpoint SIGKILLs: single-node-heal.test.ts.
  */
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import type { LogRecord } from "../programs/harness.js";
 import { bare, links, pingFrom, waitUntil } from "./cluster.js";
 import { connOf, IFNAME, SERVICE, useSingleNode } from "./single-node.fixture.js";
+
+/** How long the killed forwarder stays down: longer than heal's fallback reselect (5 s), as a slow restart is. */
+const FORWARDER_DOWN_MS = 8_000;
 
 describe("cluster: single node, KERNEL data plane, real programs", function () {
   this.timeout(180_000);
@@ -71,7 +75,7 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     await waitUntil(`ping ${dst} from pod A`, async () => ((await pingFrom(ns.a, dst)) ? true : undefined), 20_000);
   });
 
-  it("after the forwarder is SIGKILLed and restarted, no duplicate interfaces and ping works again", async () => {
+  it("after the forwarder is SIGKILLed and restarted 8 s later, no duplicate interfaces and ping works again", async () => {
     await startEndpoint("nse-1");
     const nsc = startClient();
     const conn = connOf(await nsc.waitFor("connected", () => true, 60_000));
@@ -86,6 +90,9 @@ describe("cluster: single node, KERNEL data plane, real programs", function () {
     const killedAt = Date.now();
     // The kernel keeps the veth pair: traffic does not depend on the forwarder process.
     expect(await pingFrom(ns.a, dst), "ping while the forwarder is down").to.equal(true);
+    // Down longer than heal's 5 s fallback reselect: the nsmgr answers that no forwarder can be reached, which heal
+    // does not count toward it, so the connection keeps its interfaces for the restarted forwarder to adopt.
+    await sleep(FORWARDER_DOWN_MS - (Date.now() - killedAt));
     const restarted = await startForwarder();
     // The client notices (monitor stream / failed refresh) and heals through the new forwarder instance.
     await nsc.waitFor(

@@ -12,7 +12,7 @@ import { clone } from "@bufbuild/protobuf";
 import { NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
 import { MetaKey } from "@nsm-ts/base/context";
 import { Code, isStatusError } from "@nsm-ts/base/status";
-import { isRegistryFailure } from "../../common/discover/index.js";
+import { isForwarderFailure, isRegistryFailure } from "../../common/discover/index.js";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 
@@ -38,7 +38,8 @@ export function newFailover(mode: FailoverMode): NetworkServiceElement {
         return out;
       } catch (err) {
         const eligible = established && mode === "nsmgr" ? true : established && md.get(chosenKey) === true;
-        if (!eligible || ctx.signal.aborted || !isStatusError(err, Code.Unavailable) || isRegistryFailure(err)) throw err;
+        if (!eligible || ctx.signal.aborted || !isStatusError(err, Code.Unavailable) || isRegistryFailure(err) || isForwarderFailure(err))
+          throw err;
         const rc = connectionOf(retry);
         if (mode === "nsmgr") rc.state = State.RESELECT_REQUESTED;
         else rc.networkServiceEndpointName = "";

@@ -18,17 +18,28 @@ import { type Connection, ConnectionSchema, NetworkService, NetworkServiceReques
 import type { CallContext } from "@nsm-ts/base/context";
 import { MetaKey, traceKey, traceMetadata } from "@nsm-ts/base/context";
 import { ChannelPool } from "@nsm-ts/base/dialer";
-import { type CallOptions, type Channel, createClient } from "@nsm-ts/base/grpc";
+import { type CallOptions, type Channel, createClient, isConnected } from "@nsm-ts/base/grpc";
 import type { PeerInfo } from "@nsm-ts/base/identity";
 import { spiffeIdOf } from "@nsm-ts/base/identity";
-import { Code, fail, StatusError } from "@nsm-ts/base/status";
+import { Code, fail, isStatusError, StatusError } from "@nsm-ts/base/status";
 import { type TokenGenerator, tokenMetadata } from "@nsm-ts/base/token";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { serverPeerKey } from "../authorize/index.js";
 import { clientUrlOf } from "../clienturl/index.js";
-import { registryFailureMetadata } from "../discover/index.js";
+import { failedAtMetadata } from "../discover/index.js";
 
 const urlMeta = new MetaKey<string>("connect.url");
+
+/** Errors of Requests that never reached the next hop (kept in process: not a wire marker). */
+const unreachable = new WeakSet<object>();
+
+/**
+ * True when `err` (from connect's Request) says the next hop could not be reached at all — the call failed
+ * `Unavailable` while its channel had no connection — as opposed to the next hop answering with an error.
+ */
+export function isNextHopUnreachable(err: unknown): boolean {
+  return typeof err === "object" && err !== null && unreachable.has(err);
+}
 
 /** Options of connect. */
 export interface ConnectOptions {
@@ -92,11 +103,16 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
         ctx.metadata.client.set(urlMeta, url);
         return conn;
       } catch (err) {
+        // Read before the release, which may close the channel.
+        const notReached = isStatusError(err, Code.Unavailable) && !isConnected(ch);
         pool.release(url);
-        // The registry-failure mark travels back with the next hop's error, so this hop does not blame the next hop.
-        throw err instanceof StatusError
-          ? new StatusError(err.code, `connect: ${url}: ${err.message}`, { cause: err, metadata: registryFailureMetadata(err) })
-          : err;
+        // The registry- or forwarder-failure mark travels back with the next hop's error, so this hop does not blame the next hop.
+        const wrapped =
+          err instanceof StatusError
+            ? new StatusError(err.code, `connect: ${url}: ${err.message}`, { cause: err, metadata: failedAtMetadata(err) })
+            : err;
+        if (notReached && typeof wrapped === "object" && wrapped !== null) unreachable.add(wrapped);
+        throw wrapped;
       }
     },
     async close(ctx, conn: Connection) {

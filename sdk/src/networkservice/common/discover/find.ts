@@ -88,9 +88,35 @@ export function callerGone(ctx: CallContext, element: string, cause?: unknown): 
 export const REGISTRY_FAILURE_TRAILER = "nsmts-failed-at";
 const REGISTRY = "registry";
 
+/**
+ * Value of `REGISTRY_FAILURE_TRAILER` when an nsmgr could reach none of its forwarders: the Request never got to an
+ * endpoint, so choosing another endpoint would not help (heal does not count such attempts toward its reselect).
+ */
+const FORWARDERS = "forwarder";
+
+/** True when `err` says no forwarder of an nsmgr could be reached (`forwardersUnreachable`). */
+export function isForwarderFailure(err: unknown): boolean {
+  return err instanceof StatusError && err.metadata[REGISTRY_FAILURE_TRAILER] === FORWARDERS;
+}
+
+/** The `Unavailable` of an nsmgr that reached none of its forwarders, marked so (see `isForwarderFailure`). */
+export function forwardersUnreachable(message: string, causes: readonly unknown[]): StatusError {
+  return new StatusError(Code.Unavailable, message, {
+    cause: new AggregateError([...causes], "discoverforwarder: candidate failures"),
+    metadata: { [REGISTRY_FAILURE_TRAILER]: FORWARDERS },
+  });
+}
+
 /** True when `err` says the registry could not answer (here or at a later hop), not that a next hop failed. */
 export function isRegistryFailure(err: unknown): boolean {
   return err instanceof StatusError && err.metadata[REGISTRY_FAILURE_TRAILER] === REGISTRY;
+}
+
+/** The `REGISTRY_FAILURE_TRAILER` mark of `err` (registry or forwarder failure; empty for any other error), for an error wrapping it. */
+export function failedAtMetadata(err: unknown): Record<string, string> {
+  return isRegistryFailure(err) || isForwarderFailure(err)
+    ? { [REGISTRY_FAILURE_TRAILER]: (err as StatusError).metadata[REGISTRY_FAILURE_TRAILER] as string }
+    : {};
 }
 
 /** The metadata that marks a registry failure (empty for any other error), for an error wrapping `err`. */

@@ -1,15 +1,22 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { type Connection, NetworkServiceRequestSchema, State } from "@nsm-ts/api/networkservice";
 import { MockClock } from "@nsm-ts/base/clock";
 import { CallContext } from "@nsm-ts/base/context";
+import { createServer } from "@nsm-ts/base/grpc";
 import { Code, isStatusError, StatusError } from "@nsm-ts/base/status";
 import type { FindResult, RegistryEntry, RegistryHandler } from "@nsm-ts/sdk/registry";
 import { newCheck } from "@nsm-ts/testing/elements";
 import { memNseRegistry, memNsRegistry, nsOf as ns, nseOf as nse } from "@nsm-ts/testing/registry";
 import { expect } from "chai";
-import { chain, handler } from "../../core/index.js";
+import { chain, handler, type NetworkServiceHandler, serveNetworkService } from "../../core/index.js";
+import * as clienturl from "../clienturl/index.js";
 import { urlKey } from "../clienturl/index.js";
-import { isRegistryFailure } from "../discover/index.js";
+import * as connect from "../connect/index.js";
+import { isForwarderFailure, isRegistryFailure } from "../discover/index.js";
+import * as updatepath from "../updatepath/index.js";
 import { newServer } from "./index.js";
 
 const fwd = (i: number, labels: Record<string, string>) =>
@@ -227,5 +234,83 @@ describe("discoverforwarder", () => {
       );
     expect(isStatusError(err, Code.DeadlineExceeded), String(err)).to.equal(true);
     expect(calls).to.deep.equal([]);
+  });
+});
+
+describe("discoverforwarder: forwarders that cannot be reached", () => {
+  let dir: string;
+  let nseReg: ReturnType<typeof memNseRegistry>;
+  const cleanup: Array<() => unknown> = [];
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "nsm-dfw-"));
+    nseReg = memNseRegistry();
+    // Nobody listens on these sockets: a forwarder that was killed and has not come back yet.
+    for (const i of [1, 2]) {
+      await nseReg.register(
+        CallContext.create(),
+        nse({
+          name: `gone-${i}`,
+          url: `unix://${join(dir, `gone-${i}.sock`)}`,
+          networkServiceNames: ["forwarder"],
+          networkServiceLabels: { forwarder: { labels: { p2p: "true" } } },
+        }),
+      );
+    }
+  });
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** An nsmgr-like hop (discoverforwarder, then a real connect) served over gRPC, and a client connect to it. */
+  async function nsmgrOverGrpc(): Promise<NetworkServiceHandler> {
+    const conn = connect.newClient();
+    const server = createServer();
+    serveNetworkService(server, chain(updatepath.newServer("nsmgr"), newServer({ ns: memNsRegistry(), nse: nseReg }), conn));
+    const url = await server.listen("tcp://127.0.0.1:0");
+    const caller = connect.newClient();
+    cleanup.push(
+      () => server.close({ graceMs: 0 }),
+      () => conn.dispose(),
+      () => caller.dispose(),
+    );
+    return handler(chain(updatepath.newClient("nsc"), clienturl.newClient(url), caller));
+  }
+  const failure = (h: NetworkServiceHandler) =>
+    h
+      .request(
+        CallContext.create({ deadline: Date.now() + 10_000 }),
+        create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "ns-1" } }),
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+  it("none answered: Unavailable marked as a forwarder failure, also after it crossed a gRPC hop", async () => {
+    const err = await failure(await nsmgrOverGrpc());
+    expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
+    expect(isForwarderFailure(err), String(err)).to.equal(true);
+    expect((err as Error).message).to.include("all 2 forwarders failed");
+  });
+
+  it("a forwarder that answered with an error (here: its endpoint is gone) is no forwarder failure", async () => {
+    const fwd = createServer();
+    serveNetworkService(fwd, {
+      name: "forwarder-stand-in",
+      request: () => Promise.reject(new StatusError(Code.Unavailable, "forwarder: the endpoint cannot be reached")),
+      close: async () => undefined,
+    });
+    cleanup.push(() => fwd.close({ graceMs: 0 }));
+    const url = `unix://${join(dir, "alive.sock")}`;
+    await fwd.listen(url);
+    await nseReg.register(
+      CallContext.create(),
+      nse({ name: "alive", url, networkServiceNames: ["forwarder"], networkServiceLabels: { forwarder: { labels: { p2p: "true" } } } }),
+    );
+    const err = await failure(await nsmgrOverGrpc());
+    expect(isStatusError(err, Code.Unavailable), String(err)).to.equal(true);
+    expect((err as Error).message).to.include("the endpoint cannot be reached");
+    expect(isForwarderFailure(err), String(err)).to.equal(false);
   });
 });

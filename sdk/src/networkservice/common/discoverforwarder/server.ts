@@ -23,6 +23,7 @@ import { Code, fail } from "@nsm-ts/base/status";
 import { connectionOf } from "../../core/chain.js";
 import type { NetworkServiceElement } from "../../core/types.js";
 import { urlKey } from "../clienturl/index.js";
+import { isNextHopUnreachable } from "../connect/index.js";
 import {
   allCandidatesFailed,
   askRegistry,
@@ -30,6 +31,7 @@ import {
   collect,
   type DiscoverRegistries,
   findUntil,
+  forwardersUnreachable,
   isExpired,
   isRegistryFailure,
   isSubset,
@@ -181,11 +183,10 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
           causes.push(err);
         }
       }
-      throw allCandidatesFailed(
-        `discoverforwarder: all ${failures.length} forwarders failed: ${failures.join("; ")}`,
-        causes,
-        "discoverforwarder",
-      );
+      const text = `discoverforwarder: all ${failures.length} forwarders failed: ${failures.join("; ")}`;
+      // None answered at all (killed, restarting): the endpoint was never asked, and another endpoint would not help.
+      if (causes.every(isNextHopUnreachable)) throw forwardersUnreachable(text, causes);
+      throw allCandidatesFailed(text, causes, "discoverforwarder");
     },
 
     async close(ctx, conn, next) {

@@ -8,6 +8,7 @@ import { type Counter, newCounter } from "@nsm-ts/testing/elements";
 import { createHealChain, FakeMonitor, type FakeMonitorStream as Stream, settle } from "@nsm-ts/testing/heal";
 import { expect } from "chai";
 import type { NetworkServiceHandler } from "../../core/index.js";
+import { forwardersUnreachable } from "../discover/index.js";
 import * as heal from "./index.js";
 
 const URL_A = "tcp://127.0.0.1:5001";
@@ -19,6 +20,8 @@ describe("heal (client): retries, reselect and status", () => {
   let healer: heal.HealClient;
   let failNext: number;
   let failCode: Code;
+  /** When set, the error the failing next hop throws (instead of `failCode`). */
+  let failWith: (() => Error) | undefined;
   let requests: Array<{ state: State; mechanism: boolean }>;
   let h: NetworkServiceHandler;
 
@@ -32,7 +35,7 @@ describe("heal (client): retries, reselect and status", () => {
       if (req.connection) req.connection.state = State.UP;
       if (failNext > 0) {
         failNext--;
-        throw new StatusError(failCode, "next hop down");
+        throw failWith?.() ?? new StatusError(failCode, "next hop down");
       }
     });
   }
@@ -43,6 +46,7 @@ describe("heal (client): retries, reselect and status", () => {
     counter = newCounter();
     failNext = 0;
     failCode = Code.Unavailable;
+    failWith = undefined;
     requests = [];
   });
 
@@ -185,6 +189,31 @@ describe("heal (client): retries, reselect and status", () => {
     // 200 + 400 + 800 + 1600 + 3200 ms: the attempt after 5 s of failures is the first reselect.
     expect(clock.now() - start).to.equal(6200);
     expect(asked).to.have.length(6);
+    failNext = 0;
+    await attemptsUntil(requests.length + 1, start);
+    await reopened;
+    await h.close(ctx(), conn);
+  });
+
+  it("attempts an nsmgr answered 'no forwarder could be reached' (a forwarder restarting) do not count toward the fallback reselect", async () => {
+    build({ retryJitter: 0, endpointLookup: async () => true });
+    const { conn, stream } = await established();
+    failWith = () => forwardersUnreachable("discoverforwarder: all 1 forwarders failed: fwd-1: connect ENOENT", []);
+    failNext = 1000;
+    const reopened = fake.nextStream();
+    const start = clock.now();
+    stream.push("end");
+    await settle();
+    // 30 s without a forwarder: every attempt re-requests the same endpoint (the data path stays for the adopter).
+    while (clock.now() - start < 30_000) await attemptsUntil(requests.length + 1, start);
+    expect(requests.length).to.be.greaterThan(8);
+    expect(requests.filter((r) => r.state === State.RESELECT_REQUESTED)).to.have.length(0);
+    // The forwarder is back but the endpoint fails: the 5 s fallback counts from that first endpoint-side failure.
+    failWith = undefined;
+    await attemptsUntil(requests.length + 1, start);
+    const endpointFailing = clock.now();
+    while (requests.at(-1)?.state !== State.RESELECT_REQUESTED) await attemptsUntil(requests.length + 1, start);
+    expect(clock.now() - endpointFailing).to.equal(5000);
     failNext = 0;
     await attemptsUntil(requests.length + 1, start);
     await reopened;

@@ -4,6 +4,7 @@ import type { Clock } from "@nsm-ts/base/clock";
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import type { EventFactory } from "../begin/index.js";
+import { isForwarderFailure } from "../discover/index.js";
 import { checkAlive, type LivenessProbe, watchDataPath } from "./liveness.js";
 import { isRegistered } from "./lookup.js";
 import { type StreamTrigger, watchStream } from "./monitor.js";
@@ -129,6 +130,10 @@ export class Watch {
     let reselect = why === "dead";
     let reselectWhy = reselect ? "the data path is dead" : "";
     let lastError: string | undefined;
+    // When the re-requests started failing on the endpoint's side: attempts an nsmgr answered "no forwarder could be
+    // reached" (a forwarder restarting) never got to the endpoint, so they do not count toward the fallback reselect,
+    // which would only tear down a data path that the restarted forwarder can adopt.
+    let endpointFailingSince: number | undefined;
     opts.onEvent("started");
     for (let attempt = 1; ; attempt++) {
       if (this.stopper.signal.aborted) return;
@@ -164,6 +169,7 @@ export class Watch {
         if (this.stopper.signal.aborted) return;
         lastError = messageOf(err);
         opts.onEvent("attempt_failed");
+        if (endpointFailingSince === undefined && !isForwarderFailure(err)) endpointFailingSince = this.clock.now();
         if (!reselect) {
           reselectWhy = await this.reselectReason(err, endpoint);
           reselect = reselectWhy !== "";
@@ -186,7 +192,7 @@ export class Watch {
       } catch {
         return;
       }
-      if (!reselect && this.clock.now() - started >= opts.reselectAfterMs) {
+      if (!reselect && endpointFailingSince !== undefined && this.clock.now() - endpointFailingSince >= opts.reselectAfterMs) {
         reselect = true;
         reselectWhy = `re-requests to the still registered endpoint failed for ${opts.reselectAfterMs} ms`;
       }
