@@ -7,8 +7,9 @@
  * verification, authorization), discovery/registry, monitor/heal, logging, protobuf (de)serialisation, gRPC
  * transport, other nsm-ts code, GC and the rest; plus the Request's wall-clock p50/p99.
  *
- * Run: `npx tsc -b bench && node bench/dist/hops.js [requests=2000]`. The profiles stay in the printed directory
- * for a closer look (Chrome DevTools → Performance → load).
+ * Run: `npx tsc -b bench && node bench/dist/hops.js [requests=2000] [request|refresh] [live=200]`; `refresh` keeps
+ * `live` connections open and re-requests them in turn, then carries the same message through three raw relays.
+ * The profiles stay in the printed directory for a closer look (Chrome DevTools → Performance → load).
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -22,7 +23,7 @@ import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
 import { cpuMs } from "./lib/proc-stats.js";
-import { repoRoot, program as start, startProcess, stop, stopAll } from "./lib/procs.js";
+import { pool, repoRoot, program as start, startProcess, stop, stopAll } from "./lib/procs.js";
 import { breakdown, CATEGORIES, type Category, type CpuProfile, loadProfile } from "./lib/profile.js";
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
   // "refresh": K connections stay open and the timed loop re-requests them in turn (what a live connection costs
   // each hop on the refresh schedule); "request" (default): a new Request and its Close each time.
   const mode = process.argv[3] === "refresh" ? "refresh" : "request";
+  // Live connections the refresh mode keeps open (a larger heap shows what per-connection state costs each refresh).
+  const live = Number(process.argv[4] ?? 200);
   const dir = mkdtempSync(join(tmpdir(), "nsm-bench-hops-"));
   const profDir = join(dir, "profiles");
   const sock = (name: string): string => `unix://${join(dir, name)}`;
@@ -81,7 +84,12 @@ async function main(): Promise<void> {
       create(NetworkServiceRequestSchema, { connection: { networkService: "hops" }, mechanismPreferences: [mechanisms.noop.mechanism()] });
     for (let i = 0; i < Math.min(200, n); i++) await nsc.close(await nsc.request(req()));
     const open: Connection[] = [];
-    if (mode === "refresh") for (let i = 0; i < 200; i++) open.push(await nsc.request(req()));
+    if (mode === "refresh") {
+      const opening = Array.from({ length: live }, () => req());
+      await pool(opening, 16, async (r) => {
+        open.push(await nsc.request(r));
+      });
+    }
     const refresh = async (i: number): Promise<void> => {
       const k = i % open.length;
       const conn = open[k] as Connection;
@@ -89,8 +97,8 @@ async function main(): Promise<void> {
         create(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [mechanisms.noop.mechanism()] }),
       );
     };
-    // Warm the refresh path too (first refresh of each connection compiles its code paths).
-    for (let i = 0; i < open.length; i++) await refresh(i);
+    // Warm the refresh path too (the first refreshes compile its code paths).
+    for (let i = 0; i < Math.min(open.length, 200); i++) await refresh(i);
 
     const session = new Session();
     session.connect();
@@ -114,6 +122,7 @@ async function main(): Promise<void> {
     const last = open[0];
     for (const c of open) await nsc.close(c);
     const to = nowUs();
+    writeFileSync(join(dir, "window.json"), JSON.stringify({ fromUs: from, toUs: to }));
     const selfCpu = process.cpuUsage(self0);
     const cpu = Object.fromEntries(Object.entries(procs).map(([k, c]) => [k, cpuMs(c.pid ?? 0) - (cpu0[k] ?? 0)]));
     const { profile } = await session.post("Profiler.stop");
@@ -139,7 +148,7 @@ async function main(): Promise<void> {
         .map((x) => x.toFixed(2))
         .join(
           " ",
-        )}; ${mode === "refresh" ? `${n} refreshes of 200 live local NOOP connections` : `${n} local NOOP Requests (each then closed)`}, one at a time`,
+        )}; ${mode === "refresh" ? `${n} refreshes of ${live} live local NOOP connections` : `${n} local NOOP Requests (each then closed)`}, one at a time`,
       `Request wall time p50 ${pct(50).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms; profiles in ${dir}`,
       "",
       `| hop | CPU ms per ${mode === "refresh" ? "refresh" : "Request + Close"} (/proc) | main-thread ms sampled | ${CATEGORIES.join(" | ")} |`,

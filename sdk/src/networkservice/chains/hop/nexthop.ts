@@ -53,6 +53,9 @@ export interface NextHopMonitor extends NetworkServiceElement {
 /** How long a next hop's monitor stream stays open without a watch. */
 const IDLE_MS = 30_000;
 
+/** One reason for every stopped watch: `abort()` without one builds a DOMException (with a stack) per Close. */
+const STOPPED = new Error("nexthop: watch stopped");
+
 const WHY: Record<string, string> = {
   down: "the next hop does not know the connection, reports it DOWN or closed it",
   lost: "the monitor stream of the next hop broke",
@@ -100,7 +103,7 @@ export function newNextHopMonitor(monitor: ConnectionMonitor, opts: NextHopMonit
 
   const stop = (w: Watch | undefined): void => {
     if (!w) return;
-    w.ac.abort();
+    w.ac.abort(STOPPED);
     watches.delete(w);
   };
 
