@@ -4,6 +4,7 @@
  */
 import { Code, fail } from "@nsm-ts/base/status";
 import { type TreeDraft, treeGet, treeValues } from "./btree.js";
+import { groupedPairs, type SortedPairs, sortedOrder } from "./bulk.js";
 import { TableChanges } from "./changes.js";
 import type { Change, IndexDef } from "./schema.js";
 import type { WriteTxn } from "./txn.js";
@@ -48,6 +49,83 @@ export abstract class TableWrites<T, I extends string> extends TableChanges<T, I
     }
     d.touch(revision);
     return old?.object;
+  }
+
+  /**
+   * Inserts `objs` in order, leaving the table as `insert` of each in turn would (a later object with the same
+   * primary key replaces an earlier one; each takes a revision). Into a table that is empty in this transaction it
+   * builds every tree at once from sorted keys — a load of n objects costs a sort, not n inserts that each copy or
+   * split nodes — and a unique-index conflict among `objs` then fails with `AlreadyExists` before anything is written.
+   */
+  insertMany(txn: WriteTxn, objs: readonly T[]): void {
+    const d = txn.draft<T>(this);
+    if (d.primary.size > 0 || objs.length < 2) {
+      for (const o of objs) this.insert(txn, o);
+      return;
+    }
+    if (this.db.freeze) for (const o of objs) Object.freeze(o);
+    const pks = objs.map((o) => this.schema.primaryKey(o));
+    const revisions = objs.map(() => txn.nextRevision());
+    const order = sortedOrder(pks);
+    // Of several objects with one key the last wins (the sort keeps their order): as in-turn inserts would leave it.
+    const byPosition: Array<Change<T> | undefined> = new Array(objs.length);
+    const primary: SortedPairs<string, Change<T>> = { keys: [], vals: [] };
+    for (let j = 0; j < order.length; j++) {
+      const i = order[j] as number;
+      const key = pks[i] as string;
+      if (j + 1 < order.length && pks[order[j + 1] as number] === key) continue;
+      const entry: Change<T> = { key, object: objs[i] as T, revision: revisions[i] as number, deleted: false };
+      byPosition[i] = entry;
+      primary.keys.push(key);
+      primary.vals.push(entry);
+    }
+    const byRevision: SortedPairs<number, Change<T>> = { keys: [], vals: [] };
+    for (const e of byPosition) {
+      if (e === undefined) continue;
+      byRevision.keys.push(e.revision);
+      byRevision.vals.push(e);
+    }
+    // Every index is sorted (and unique ones checked) before any tree is written.
+    const secondary = this.defs.map((def, i) =>
+      def.kind === "unique" ? this.uniquePairs(i, primary.vals) : groupedPairs(primary.vals, (o) => this.groupKeys(i, o)),
+    );
+    d.primary.fill(primary.keys, primary.vals);
+    d.byRevision.fill(byRevision.keys, byRevision.vals);
+    for (let i = 0; i < this.defs.length; i++) {
+      const pairs = secondary[i] as SortedPairs<string, Change<T>>;
+      (d.secondary[i] as TreeDraft<string, Change<T>>).fill(pairs.keys, pairs.vals);
+      if ((this.defs[i] as IndexDef<T>).kind === "lpm") for (const k of pairs.keys) d.countLength(i, k, 1);
+    }
+    d.touch(revisions[0] as number);
+    d.touch(revisions[revisions.length - 1] as number);
+  }
+
+  /** A unique index's tree over `entries`, sorted; `AlreadyExists` when two objects share a key. */
+  private uniquePairs(i: number, entries: readonly Change<T>[]): SortedPairs<string, Change<T>> {
+    const keys: string[] = [];
+    const vals: Change<T>[] = [];
+    for (const e of entries) {
+      for (const k of this.groupKeys(i, e.object)) {
+        keys.push(k);
+        vals.push(e);
+      }
+    }
+    const out: SortedPairs<string, Change<T>> = { keys: [], vals: [] };
+    for (const j of sortedOrder(keys)) {
+      const k = keys[j] as string;
+      const e = vals[j] as Change<T>;
+      const n = out.keys.length;
+      if (n > 0 && out.keys[n - 1] === k) {
+        const other = out.vals[n - 1] as Change<T>;
+        fail(
+          Code.AlreadyExists,
+          `statedb: table "${this.name}": index "${this.indexNames[i]}" already has key "${k}" (object "${other.key}")`,
+        );
+      }
+      out.keys.push(k);
+      out.vals.push(e);
+    }
+    return out;
   }
 
   /** Replaces the object under `key` with `fn(current)`; throws `NotFound` when there is none. */
