@@ -252,7 +252,7 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
         const kv = kvs[j] as IKeyValue;
         const entry = this.decode(kv.value, kv.key);
         if (entry === undefined) continue;
-        loader.add(entry, kv.mod_revision);
+        loader.add(entry, kv.mod_revision, kv.value);
         this.adopt(entry, kv.mod_revision);
       }
     }
