@@ -7,6 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { toBinary } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
 import { Etcd3 } from "@nsm-ts/base/etcd";
@@ -39,8 +40,10 @@ async function bareRange(endpoints: string[]): Promise<{ ms: number; cpu: number
   return { ms: performance.now() - start, cpu: cpuMs() - cpu0, keys };
 }
 
-/** A new store loading at start until its first Find (by label) is answered: wall and CPU ms. */
-async function restart(endpoints: string[], count: number): Promise<{ ms: number; cpu: number }> {
+/** A new store loading at start until its first Find (by label) is answered: wall and CPU ms, longest stall. */
+async function restart(endpoints: string[], count: number): Promise<{ ms: number; cpu: number; stall: number }> {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const start = performance.now();
   const cpu0 = cpuMs();
   const store = createEtcdStore("nse", { endpoints, prefix: "/bench/", loadAtStart: true });
@@ -48,7 +51,9 @@ async function restart(endpoints: string[], count: number): Promise<{ ms: number
     let n = 0;
     for await (const _ of store.find(byLabel(7), { watch: false, signal: new AbortController().signal })) n++;
     if (n !== count / 1000) throw new Error(`first Find: ${n} entries, expected ${count / 1000}`);
-    return { ms: performance.now() - start, cpu: cpuMs() - cpu0 };
+    const took = { ms: performance.now() - start, cpu: cpuMs() - cpu0 };
+    loop.disable();
+    return { ...took, stall: loop.max / 1e6 };
   } finally {
     await store.close();
   }
@@ -81,7 +86,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       process.stdout.write(
         `round ${r + 1}: bare paged range ${raw.ms.toFixed(0)} ms (cpu ${raw.cpu.toFixed(0)} ms, ${raw.keys} keys); ` +
           `first Find ${first.ms.toFixed(0)} ms (cpu ${first.cpu.toFixed(0)} ms) = ${(first.ms / raw.ms).toFixed(2)}x, ` +
-          `cpu ${(first.cpu / raw.ms).toFixed(2)}x the range's wall time; load ${load}\n`,
+          `cpu ${(first.cpu / raw.ms).toFixed(2)}x the range's wall time; longest stall ${first.stall.toFixed(0)} ms; load ${load}\n`,
       );
     }
   } finally {

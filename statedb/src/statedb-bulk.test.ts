@@ -51,13 +51,22 @@ describe("statedb: insertMany", () => {
       const objs = endpoints(n, n);
       const inTurn = setup();
       const bulk = setup();
+      const gathered = setup();
       const w1 = inTurn.db.writeTxn(inTurn.endpoints);
       for (const o of objs) inTurn.endpoints.insert(w1, o);
       w1.commit();
       const w2 = bulk.db.writeTxn(bulk.endpoints);
       bulk.endpoints.insertMany(w2, objs);
       w2.commit();
+      // Gathered ahead of the transaction, the way a load arriving in batches does it.
+      const b = gathered.endpoints.bulkInsert();
+      for (const o of objs) b.add(o);
+      const w3 = gathered.db.writeTxn(gathered.endpoints);
+      gathered.endpoints.insertMany(w3, b);
+      w3.commit();
+      expect(() => b.add(ep("late"))).to.throw(/already inserted/);
       expect(view(bulk), `n=${n}`).to.deep.equal(view(inTurn));
+      expect(view(gathered), `n=${n} gathered`).to.deep.equal(view(inTurn));
       if (n > 2) expect(view(bulk).lists.some((l) => l.length > 1)).to.equal(true);
       // Updates, deletes and new objects after the load.
       for (const s of [inTurn, bulk]) {

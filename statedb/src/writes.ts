@@ -4,7 +4,7 @@
  */
 import { Code, fail } from "@nsm-ts/base/status";
 import { type TreeDraft, treeGet, treeValues } from "./btree.js";
-import { groupedPairs, type SortedPairs, sortedOrder } from "./bulk.js";
+import { BulkInsert, type SortedPairs } from "./bulk.js";
 import { TableChanges } from "./changes.js";
 import type { Change, IndexDef } from "./schema.js";
 import type { WriteTxn } from "./txn.js";
@@ -52,80 +52,58 @@ export abstract class TableWrites<T, I extends string> extends TableChanges<T, I
   }
 
   /**
-   * Inserts `objs` in order, leaving the table as `insert` of each in turn would (a later object with the same
-   * primary key replaces an earlier one; each takes a revision). Into a table that is empty in this transaction it
-   * builds every tree at once from sorted keys — a load of n objects costs a sort, not n inserts that each copy or
-   * split nodes — and a unique-index conflict among `objs` then fails with `AlreadyExists` before anything is written.
+   * Gathers objects for `insertMany`, working out each one's keys as it is added: a load that arrives in batches
+   * over many event-loop turns does that work as it goes, leaving `insertMany` only the sorting and building.
    */
-  insertMany(txn: WriteTxn, objs: readonly T[]): void {
+  bulkInsert(): BulkInsert<T> {
+    return new BulkInsert<T>(this, {
+      primaryKey: (o) => this.schema.primaryKey(o),
+      unique: this.defs.map((d) => d.kind === "unique"),
+      groupKeys: (i, o) => this.groupKeys(i, o),
+      freeze: this.db.freeze,
+    });
+  }
+
+  /**
+   * Inserts `objs` (an array, or gathered by `bulkInsert`) in order, leaving the table as `insert` of each in turn
+   * would (a later object with the same primary key replaces an earlier one; each takes a revision). Into a table
+   * that is empty in this transaction it builds every tree at once from sorted keys — a load of n objects costs a
+   * sort, not n inserts that each copy or split nodes — and a unique-index conflict among the objects then fails
+   * with `AlreadyExists` before anything is written.
+   */
+  insertMany(txn: WriteTxn, objs: readonly T[] | BulkInsert<T>): void {
     const d = txn.draft<T>(this);
-    if (d.primary.size > 0 || objs.length < 2) {
-      for (const o of objs) this.insert(txn, o);
+    const list = objs instanceof BulkInsert ? objs.objects : objs;
+    if (objs instanceof BulkInsert && objs.table !== this) {
+      fail(Code.InvalidArgument, `statedb: table "${this.name}": insertMany of objects gathered for another table`);
+    }
+    if (d.primary.size > 0 || list.length < 2) {
+      for (const o of list) this.insert(txn, o);
       return;
     }
-    if (this.db.freeze) for (const o of objs) Object.freeze(o);
-    const pks = objs.map((o) => this.schema.primaryKey(o));
-    const revisions = objs.map(() => txn.nextRevision());
-    const order = sortedOrder(pks);
-    // Of several objects with one key the last wins (the sort keeps their order): as in-turn inserts would leave it.
-    const byPosition: Array<Change<T> | undefined> = new Array(objs.length);
-    const primary: SortedPairs<string, Change<T>> = { keys: [], vals: [] };
-    for (let j = 0; j < order.length; j++) {
-      const i = order[j] as number;
-      const key = pks[i] as string;
-      if (j + 1 < order.length && pks[order[j + 1] as number] === key) continue;
-      const entry: Change<T> = { key, object: objs[i] as T, revision: revisions[i] as number, deleted: false };
-      byPosition[i] = entry;
-      primary.keys.push(key);
-      primary.vals.push(entry);
+    let bulk = objs;
+    if (!(bulk instanceof BulkInsert)) {
+      bulk = this.bulkInsert();
+      for (const o of list) bulk.add(o);
     }
-    const byRevision: SortedPairs<number, Change<T>> = { keys: [], vals: [] };
-    for (const e of byPosition) {
-      if (e === undefined) continue;
-      byRevision.keys.push(e.revision);
-      byRevision.vals.push(e);
+    const trees = bulk.build(() => txn.nextRevision());
+    if (trees.conflict !== undefined) {
+      const { index, key, pk } = trees.conflict;
+      fail(
+        Code.AlreadyExists,
+        `statedb: table "${this.name}": index "${this.indexNames[index]}" already has key "${key}" (object "${pk}")`,
+      );
     }
-    // Every index is sorted (and unique ones checked) before any tree is written.
-    const secondary = this.defs.map((def, i) =>
-      def.kind === "unique" ? this.uniquePairs(i, primary.vals) : groupedPairs(primary.vals, (o) => this.groupKeys(i, o)),
-    );
-    d.primary.fill(primary.keys, primary.vals);
-    d.byRevision.fill(byRevision.keys, byRevision.vals);
+    d.primary.fill(trees.primary.keys, trees.primary.vals);
+    d.byRevision.fill(trees.byRevision.keys, trees.byRevision.vals);
     for (let i = 0; i < this.defs.length; i++) {
-      const pairs = secondary[i] as SortedPairs<string, Change<T>>;
+      const pairs = trees.secondary[i] as SortedPairs<string, Change<T>>;
       (d.secondary[i] as TreeDraft<string, Change<T>>).fill(pairs.keys, pairs.vals);
       if ((this.defs[i] as IndexDef<T>).kind === "lpm") for (const k of pairs.keys) d.countLength(i, k, 1);
     }
-    d.touch(revisions[0] as number);
-    d.touch(revisions[revisions.length - 1] as number);
-  }
-
-  /** A unique index's tree over `entries`, sorted; `AlreadyExists` when two objects share a key. */
-  private uniquePairs(i: number, entries: readonly Change<T>[]): SortedPairs<string, Change<T>> {
-    const keys: string[] = [];
-    const vals: Change<T>[] = [];
-    for (const e of entries) {
-      for (const k of this.groupKeys(i, e.object)) {
-        keys.push(k);
-        vals.push(e);
-      }
-    }
-    const out: SortedPairs<string, Change<T>> = { keys: [], vals: [] };
-    for (const j of sortedOrder(keys)) {
-      const k = keys[j] as string;
-      const e = vals[j] as Change<T>;
-      const n = out.keys.length;
-      if (n > 0 && out.keys[n - 1] === k) {
-        const other = out.vals[n - 1] as Change<T>;
-        fail(
-          Code.AlreadyExists,
-          `statedb: table "${this.name}": index "${this.indexNames[i]}" already has key "${k}" (object "${other.key}")`,
-        );
-      }
-      out.keys.push(k);
-      out.vals.push(e);
-    }
-    return out;
+    const revs = trees.byRevision.keys;
+    d.touch(revs[0] as number);
+    d.touch(revs[revs.length - 1] as number);
   }
 
   /** Replaces the object under `key` with `fn(current)`; throws `NotFound` when there is none. */

@@ -98,30 +98,30 @@ export class EntryIndex<T extends RegistryEntry> {
   }
 
   /**
-   * A mirror's load into the empty index: entries (owned by the index from now on) are collected, and `finish`
-   * indexes them in one write transaction (statedb's `insertMany`: every tree built at once from sorted keys, far
-   * cheaper than an insert per entry) and publishes them, told to no watcher. Nothing else may write the index until
-   * `finish` (the mirror's watch starts after its load).
+   * A mirror's load into the empty index: entries (owned by the index from now on) are gathered with their index
+   * keys as they come (statedb's `bulkInsert`), and `finish` builds every tree at once from sorted keys (far cheaper
+   * than an insert per entry) in one write transaction and publishes them, told to no watcher. Nothing else may
+   * write the index until `finish` (the mirror's watch starts after its load).
    */
   startLoad(): Loader<T> {
-    let loaded: Indexed<T>[] = [];
+    let bulk = this.table.bulkInsert();
     return {
       add: (entry, revision, bytes) => {
-        loaded.push(new LoadedEntry(this.spec.schema, bytes, entry.name, revision, this.spec.indexKeys(entry)));
+        bulk.add(new LoadedEntry(this.spec.schema, bytes, entry.name, revision, this.spec.indexKeys(entry)));
       },
       finish: () => {
         const txn = this.db.writeTxn(this.table);
         try {
-          this.table.insertMany(txn, loaded);
+          this.table.insertMany(txn, bulk);
         } catch (err) {
           txn.abort();
           throw err;
         }
         txn.commit();
-        loaded = [];
+        bulk = this.table.bulkInsert();
       },
       abort: () => {
-        loaded = [];
+        bulk = this.table.bulkInsert();
       },
     };
   }
