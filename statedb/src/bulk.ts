@@ -46,12 +46,22 @@ export interface BulkTrees<T> {
   conflict?: { index: number; key: string; pk: string };
 }
 
+/** A change being built: its revision is set when the bulk is inserted. */
+type Draft<T> = { -readonly [K in keyof Change<T>]: Change<T>[K] };
+
 /** Objects gathered for `Table.insertMany` (create one with `table.bulkInsert()`; `insertMany` uses it up). */
 export class BulkInsert<T> {
   private readonly objs: T[] = [];
   private readonly pks: string[] = [];
+  private readonly entries: Array<Draft<T>> = [];
   private readonly indexes: IndexMembers[];
   private built = false;
+  /** Positions of the objects that stay (the last of each primary key), in primary-key order, once sorted. */
+  private live: number[] | undefined;
+  /** Steps of `prepare` done: after the sort, two per index (fill its groups, then lay out its tree). */
+  private steps = 0;
+  /** Each prepared index's sorted tree, or the unique key two objects share. */
+  private readonly pairs: Array<SortedPairs<string, Change<T>> | { conflict: { key: string; pk: string } }> = [];
 
   /** @internal Use `table.bulkInsert()`. */
   constructor(
@@ -74,7 +84,7 @@ export class BulkInsert<T> {
 
   /** Adds `obj` (immutable from now on); throws what the table's key functions throw, adding nothing then. */
   add(obj: T): void {
-    if (this.built) fail(Code.FailedPrecondition, "statedb: add to a bulk insert that was already inserted");
+    if (this.built || this.live !== undefined) fail(Code.FailedPrecondition, "statedb: add to a bulk insert that was already prepared");
     const s = this.schema;
     const pk = s.primaryKey(obj);
     const keys = s.unique.map((_, i) => s.groupKeys(i, obj));
@@ -82,6 +92,7 @@ export class BulkInsert<T> {
     const pos = this.objs.length;
     this.objs.push(obj);
     this.pks.push(pk);
+    this.entries.push({ key: pk, object: obj, revision: 0, deleted: false });
     for (let i = 0; i < keys.length; i++) {
       const ix = this.indexes[i] as IndexMembers;
       for (const g of keys[i] as readonly string[]) {
@@ -99,43 +110,50 @@ export class BulkInsert<T> {
   }
 
   /**
+   * Does one bounded part of the sorting `insertMany` needs (the primary keys, then per index its groups, then its
+   * tree's layout: one per call) and returns true once none is left, so a caller can spread it over event-loop
+   * turns; no more objects can be added after the first call. `insertMany` does what is left itself.
+   */
+  prepare(): boolean {
+    const total = 2 * this.indexes.length;
+    if (this.live === undefined) this.live = this.sortLive();
+    else if (this.steps < total) {
+      const i = this.steps >> 1;
+      if (this.steps % 2 === 0) this.group(i, this.live);
+      else this.pairs.push(this.indexPairs(i));
+      this.steps++;
+    }
+    return this.steps === total;
+  }
+
+  /**
    * @internal Every tree's sorted contents, revisions taken from `nextRevision` in the order the objects were added
    * (of several with one primary key the last wins, as inserting them in turn would leave it).
    */
   build(nextRevision: () => number): BulkTrees<T> {
     if (this.built) fail(Code.FailedPrecondition, "statedb: a bulk insert was already inserted");
+    while (!this.prepare());
     this.built = true;
-    const n = this.objs.length;
-    const pks = this.pks;
-    const revisions = this.objs.map(() => nextRevision());
-    // A load's batches are sorted runs (etcd pages), which this sort merges rather than sorts.
-    const order = Array.from(pks, (_, i) => i).sort((a, b) => {
-      const x = pks[a] as string;
-      const y = pks[b] as string;
-      return x < y ? -1 : x > y ? 1 : a - b;
-    });
-    const entries: Array<Change<T> | undefined> = new Array(n);
-    const live: number[] = [];
-    const primary: SortedPairs<string, Change<T>> = { keys: [], vals: [] };
-    for (let j = 0; j < n; j++) {
-      const i = order[j] as number;
-      const key = pks[i] as string;
-      if (j + 1 < n && pks[order[j + 1] as number] === key) continue;
-      const entry: Change<T> = { key, object: this.objs[i] as T, revision: revisions[i] as number, deleted: false };
-      entries[i] = entry;
-      live.push(i);
-      primary.keys.push(key);
-      primary.vals.push(entry);
+    const live = this.live as number[];
+    for (const e of this.entries) e.revision = nextRevision();
+    const primary: SortedPairs<string, Change<T>> = { keys: new Array<string>(live.length), vals: new Array<Change<T>>(live.length) };
+    const alive = new Uint8Array(this.entries.length);
+    for (let j = 0; j < live.length; j++) {
+      const e = this.entries[live[j] as number] as Change<T>;
+      alive[live[j] as number] = 1;
+      primary.keys[j] = e.key;
+      primary.vals[j] = e;
     }
-    const byRevision: SortedPairs<number, Change<T>> = { keys: [], vals: [] };
-    for (const e of entries) {
-      if (e === undefined) continue;
-      byRevision.keys.push(e.revision);
-      byRevision.vals.push(e);
+    const byRevision: SortedPairs<number, Change<T>> = { keys: new Array<number>(live.length), vals: new Array<Change<T>>(live.length) };
+    for (let i = 0, j = 0; i < this.entries.length; i++) {
+      if (alive[i] === 0) continue;
+      const e = this.entries[i] as Change<T>;
+      byRevision.keys[j] = e.revision;
+      byRevision.vals[j++] = e;
     }
     const out: BulkTrees<T> = { primary, byRevision, secondary: [] };
     for (let i = 0; i < this.indexes.length; i++) {
-      const pairs = this.indexPairs(i, live, entries);
+      const pairs = this.pairs[i] as SortedPairs<string, Change<T>> | { conflict: { key: string; pk: string } };
       if ("conflict" in pairs) {
         out.conflict = { index: i, ...pairs.conflict };
         return out;
@@ -145,27 +163,47 @@ export class BulkInsert<T> {
     return out;
   }
 
+  /** Positions of the objects that stay, in primary-key order. */
+  private sortLive(): number[] {
+    const pks = this.pks;
+    const n = pks.length;
+    // A load's batches are sorted runs (etcd pages), which this sort merges rather than sorts.
+    const order = Array.from(pks, (_, i) => i).sort((a, b) => {
+      const x = pks[a] as string;
+      const y = pks[b] as string;
+      return x < y ? -1 : x > y ? 1 : a - b;
+    });
+    const live: number[] = [];
+    for (let j = 0; j < n; j++) {
+      const i = order[j] as number;
+      if (j + 1 < n && pks[order[j + 1] as number] === pks[i]) continue;
+      live.push(i);
+    }
+    return live;
+  }
+
   /**
-   * One index's sorted tree: the live objects visited in primary-key order fill each key's group in that order, so
-   * only the distinct keys are sorted, never every stored key.
+   * Fills index `i`'s groups with the live objects visited in primary-key order, so each group is in that order and
+   * only the distinct keys are sorted later, never every stored key.
    */
-  private indexPairs(
-    i: number,
-    live: readonly number[],
-    entries: ReadonlyArray<Change<T> | undefined>,
-  ): SortedPairs<string, Change<T>> | { conflict: { key: string; pk: string } } {
+  private group(i: number, live: readonly number[]): void {
     const ix = this.indexes[i] as IndexMembers;
-    const unique = this.schema.unique[i] as boolean;
-    let total = 0;
     for (const pos of live) {
       for (let m = ix.start[pos] as number; m < (ix.start[pos + 1] as number); m++) {
         const g = ix.group[m] as Group;
         if (g.last === pos) continue;
         g.last = pos;
         g.members.push(m);
-        total++;
       }
     }
+  }
+
+  /** One index's sorted tree from its filled groups. */
+  private indexPairs(i: number): SortedPairs<string, Change<T>> | { conflict: { key: string; pk: string } } {
+    const ix = this.indexes[i] as IndexMembers;
+    const unique = this.schema.unique[i] as boolean;
+    let total = 0;
+    for (const g of ix.groups.values()) total += g.members.length;
     // Sized up front: arrays grown by push to 100,000s of entries leave every smaller copy behind as garbage.
     const out: SortedPairs<string, Change<T>> = { keys: new Array<string>(total), vals: new Array<Change<T>>(total) };
     let n = 0;
@@ -175,7 +213,7 @@ export class BulkInsert<T> {
       if (unique && members.length > 1) return { conflict: { key: name, pk: this.pks[ix.pos[members[0] as number] as number] as string } };
       for (const m of members) {
         out.keys[n] = ix.storeKey[m] as string;
-        out.vals[n] = entries[ix.pos[m] as number] as Change<T>;
+        out.vals[n] = this.entries[ix.pos[m] as number] as Change<T>;
         n++;
       }
     }

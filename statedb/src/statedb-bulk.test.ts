@@ -61,10 +61,14 @@ describe("statedb: insertMany", () => {
       // Gathered ahead of the transaction, the way a load arriving in batches does it.
       const b = gathered.endpoints.bulkInsert();
       for (const o of objs) b.add(o);
+      // Prepared in steps (a caller yields between them): the primary keys, then two per index (three indexes).
+      let steps = 1;
+      while (!b.prepare()) steps++;
+      expect(steps).to.equal(7);
       const w3 = gathered.db.writeTxn(gathered.endpoints);
       gathered.endpoints.insertMany(w3, b);
       w3.commit();
-      expect(() => b.add(ep("late"))).to.throw(/already inserted/);
+      expect(() => b.add(ep("late"))).to.throw(/already prepared/);
       expect(view(bulk), `n=${n}`).to.deep.equal(view(inTurn));
       expect(view(gathered), `n=${n} gathered`).to.deep.equal(view(inTurn));
       if (n > 2) expect(view(bulk).lists.some((l) => l.length > 1)).to.equal(true);

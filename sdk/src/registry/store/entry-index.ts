@@ -49,8 +49,8 @@ class LoadedEntry<T extends RegistryEntry> implements Indexed<T> {
 export interface Loader<T> {
   /** Adds `entry`, decoded from `bytes` (kept instead of the entry; neither may change afterwards). */
   add(entry: T, revision: string, bytes: Uint8Array): void;
-  /** Publishes everything added. */
-  finish(): void;
+  /** Publishes everything added (the sorting spread over a few event-loop turns). */
+  finish(): Promise<void>;
   /** Drops everything added (a failed load). */
   abort(): void;
 }
@@ -109,7 +109,9 @@ export class EntryIndex<T extends RegistryEntry> {
       add: (entry, revision, bytes) => {
         bulk.add(new LoadedEntry(this.spec.schema, bytes, entry.name, revision, this.spec.indexKeys(entry)));
       },
-      finish: () => {
+      finish: async () => {
+        // The sorting in steps with a turn between, so other calls are served during it, then the build and commit.
+        while (!bulk.prepare()) await new Promise<void>((resolve) => setImmediate(resolve));
         const txn = this.db.writeTxn(this.table);
         try {
           this.table.insertMany(txn, bulk);
