@@ -25,7 +25,7 @@ export interface RegistryBenchRow {
   value: string;
 }
 
-function endpoint(i: number): NetworkServiceEndpoint {
+export function endpoint(i: number): NetworkServiceEndpoint {
   const svc = `svc-${i % SERVICES}`;
   return create(NetworkServiceEndpointSchema, {
     name: `nse-${i}`,
@@ -39,7 +39,7 @@ function endpoint(i: number): NetworkServiceEndpoint {
 }
 
 /** Template matching ~count/APPS endpoints through the label index. */
-function byLabel(q: number): NetworkServiceEndpoint {
+export function byLabel(q: number): NetworkServiceEndpoint {
   const app = q % APPS;
   const svc = `svc-${app % SERVICES}`;
   return create(NetworkServiceEndpointSchema, {

@@ -53,6 +53,18 @@ describe("traffic-controller: etcd store (two replicas on one etcd)", function (
     expect(desired.seq).to.equal(String(seqs.length));
   });
 
+  it("lists every key of a large prefix in key order at one revision", async () => {
+    const keys = Array.from({ length: 1300 }, (_, i) => `many/${((i * 2654435761) >>> 0).toString(36)}-${i}`);
+    for (let i = 0; i < keys.length; i += 100) {
+      await kvA.txn({ compares: [], deletes: [], puts: keys.slice(i, i + 100).map((key) => ({ key, value: `v-${key}` })) });
+    }
+    await kvA.txn({ compares: [], deletes: [], puts: [{ key: "manz", value: "outside" }] });
+    const { entries, revision } = await kvB.list("many/");
+    expect(entries.map((e) => e.key)).to.deep.equal([...keys].sort());
+    expect(entries.every((e) => e.value === `v-${e.key}` && BigInt(e.modRevision) <= BigInt(revision))).to.equal(true);
+    expect((await kvB.list("nothing/")).entries).to.deep.equal([]);
+  });
+
   it("a write that fails validation on one replica leaves nothing behind; both replicas read the same objects", async () => {
     await a.createGroup(create(TrafficGroupSchema, { name: "shop" }));
     const before = await kvB.list("");

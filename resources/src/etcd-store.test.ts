@@ -166,6 +166,28 @@ describe("resources: etcd store (two replicas on one etcd)", function () {
     }
   });
 
+  it("a watch from revision 0 lists every record in id order across many slices, then synced", async () => {
+    const store = a.store;
+    // 1,234 networks (ids spread so the key space is uneven) in commits of 50: more than two listing pages of 500.
+    const ids = Array.from({ length: 1234 }, (_, i) => `net-${(i * 7919) % 100_003}`);
+    for (let i = 0; i < ids.length; i += 50) {
+      await store.commit(
+        ids
+          .slice(i, i + 50)
+          .map((id) => ({ type: "create" as const, kind: "network" as const, id, value: create(NetworkSchema, { id }), refs: [] })),
+      );
+    }
+    const ctl = new AbortController();
+    const listed: string[] = [];
+    for await (const ev of store.watch("network", { signal: ctl.signal })) {
+      if (ev.type === "synced") break;
+      if (ev.type === "put") listed.push(ev.record.id);
+    }
+    ctl.abort();
+    // n1 is the network every case starts with.
+    expect(listed).to.deep.equal([...ids, "n1"].sort());
+  });
+
   it("bulk allocations beyond one transaction are all or none", async () => {
     await a.createSubnet(create(SubnetSchema, { id: "s1", networkId: "n1", cidr: "198.51.100.0/24" }));
     const got = await a.bulkAllocateIpAddresses({

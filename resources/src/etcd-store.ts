@@ -17,6 +17,7 @@ import {
   type IRequestOp,
   keyAfter,
   prefixEnd,
+  scanPrefix,
 } from "@nsm-ts/base/etcd";
 import type { Logger } from "@nsm-ts/base/log";
 import { Code, fail, StatusError } from "@nsm-ts/base/status";
@@ -195,7 +196,9 @@ export function createEtcdResourceStore(opts: EtcdResourceStoreOptions): EtcdRes
     const idOf = (kv: IKeyValue): string => decodeURIComponent(kv.key.toString().slice(base.length));
     if (from === 0n) {
       let at = "0";
-      for await (const page of etcd.range("watch list", Buffer.from(base), prefixEnd(base), { pageSize: PAGE, oneRevision: true })) {
+      // One slice of the key space per request (`scanPrefix`), so no request makes etcd count every key left, as
+      // paging to the prefix's end would (O(n²) over a large prefix); one in flight keeps the records in key order.
+      for await (const page of scanPrefix(etcd, "watch list", base, { pageSize: PAGE, inFlight: 1 })) {
         at = page.revision;
         for (const kv of page.kvs) {
           const record = decode(kind, idOf(kv), kv.value, kv.mod_revision);

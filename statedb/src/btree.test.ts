@@ -121,4 +121,28 @@ describe("statedb btree", () => {
     expect(d.size).to.equal(0);
     expect(d.tree().root).to.equal(undefined);
   });
+
+  it("builds a tree at once from sorted keys that keeps its invariants under later inserts and deletes", () => {
+    for (const n of [1, 2, 23, 24, 25, 33, 577, 20_000]) {
+      const keys = Array.from({ length: n }, (_, i) => i * 2);
+      const d = new TreeDraft(emptyTree<number, number>(), {});
+      d.fill(keys, keys);
+      const t = d.tree();
+      expect(t.size).to.equal(n);
+      check(t.root as unknown as AnyNode, -Infinity, Infinity, true);
+      expect(contents(t)).to.deep.equal(keys.map((k) => [k, k]));
+      // Editing a built tree in a later transaction: odd keys go in, every third key goes out.
+      const e = new TreeDraft(t, {});
+      for (let k = 1; k < 2 * n; k += 2) e.set(k, k);
+      for (let k = 0; k < 2 * n; k += 3) e.delete(k);
+      check(e.tree().root as unknown as AnyNode, -Infinity, Infinity, true);
+      const want = Array.from({ length: 2 * n }, (_, k) => k).filter((k) => k % 3 !== 0);
+      expect(contents(e.tree()).map(([k]) => k)).to.deep.equal(want);
+      // The built version is untouched.
+      expect(contents(t).length).to.equal(n);
+    }
+    const full = new TreeDraft(emptyTree<number, number>(), {});
+    full.set(1, 1);
+    expect(() => full.fill([2], [2])).to.throw(/not empty/);
+  });
 });

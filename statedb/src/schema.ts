@@ -112,12 +112,18 @@ export abstract class TableIndexes<T, I extends string> extends TableBase {
 
   /** Keys as stored in the index tree. */
   protected storeKeys(i: number, obj: T, pk: string): string[] {
+    const keys = this.groupKeys(i, obj);
+    return (this.defs[i] as IndexDef<T>).kind === "unique" ? [...keys] : keys.map((k) => `${k}\0${pk}`);
+  }
+
+  /** Keys in the index tree before the `"\0" + primary key` that multi and LPM indexes append (unique: the keys). */
+  protected groupKeys(i: number, obj: T): readonly string[] {
     const def = this.defs[i] as IndexDef<T>;
     if (def.kind === "unique") {
       const k = def.key(obj);
       return k === undefined ? [] : [k];
     }
-    if (def.kind === "multi") return def.keys(obj).map((k) => `${k}\0${pk}`);
-    return def.prefixes(obj).map((p) => `${prefixKey(parsePrefix(p, `index "${this.indexNames[i]}" prefix`))}\0${pk}`);
+    if (def.kind === "multi") return def.keys(obj);
+    return def.prefixes(obj).map((p) => prefixKey(parsePrefix(p, `index "${this.indexNames[i]}" prefix`)));
   }
 }

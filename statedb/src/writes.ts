@@ -4,6 +4,7 @@
  */
 import { Code, fail } from "@nsm-ts/base/status";
 import { type TreeDraft, treeGet, treeValues } from "./btree.js";
+import { BulkInsert, type SortedPairs } from "./bulk.js";
 import { TableChanges } from "./changes.js";
 import type { Change, IndexDef } from "./schema.js";
 import type { WriteTxn } from "./txn.js";
@@ -48,6 +49,61 @@ export abstract class TableWrites<T, I extends string> extends TableChanges<T, I
     }
     d.touch(revision);
     return old?.object;
+  }
+
+  /**
+   * Gathers objects for `insertMany`, working out each one's keys as it is added: a load that arrives in batches
+   * over many event-loop turns does that work as it goes, leaving `insertMany` only the sorting and building.
+   */
+  bulkInsert(): BulkInsert<T> {
+    return new BulkInsert<T>(this, {
+      primaryKey: (o) => this.schema.primaryKey(o),
+      unique: this.defs.map((d) => d.kind === "unique"),
+      groupKeys: (i, o) => this.groupKeys(i, o),
+      freeze: this.db.freeze,
+    });
+  }
+
+  /**
+   * Inserts `objs` (an array, or gathered by `bulkInsert`) in order, leaving the table as `insert` of each in turn
+   * would (a later object with the same primary key replaces an earlier one; each takes a revision). Into a table
+   * that is empty in this transaction it builds every tree at once from sorted keys — a load of n objects costs a
+   * sort, not n inserts that each copy or split nodes — and a unique-index conflict among the objects then fails
+   * with `AlreadyExists` before anything is written.
+   */
+  insertMany(txn: WriteTxn, objs: readonly T[] | BulkInsert<T>): void {
+    const d = txn.draft<T>(this);
+    const list = objs instanceof BulkInsert ? objs.objects : objs;
+    if (objs instanceof BulkInsert && objs.table !== this) {
+      fail(Code.InvalidArgument, `statedb: table "${this.name}": insertMany of objects gathered for another table`);
+    }
+    if (d.primary.size > 0 || list.length < 2) {
+      for (const o of list) this.insert(txn, o);
+      return;
+    }
+    let bulk = objs;
+    if (!(bulk instanceof BulkInsert)) {
+      bulk = this.bulkInsert();
+      for (const o of list) bulk.add(o);
+    }
+    const trees = bulk.build(() => txn.nextRevision());
+    if (trees.conflict !== undefined) {
+      const { index, key, pk } = trees.conflict;
+      fail(
+        Code.AlreadyExists,
+        `statedb: table "${this.name}": index "${this.indexNames[index]}" already has key "${key}" (object "${pk}")`,
+      );
+    }
+    d.primary.fill(trees.primary.keys, trees.primary.vals);
+    d.byRevision.fill(trees.byRevision.keys, trees.byRevision.vals);
+    for (let i = 0; i < this.defs.length; i++) {
+      const pairs = trees.secondary[i] as SortedPairs<string, Change<T>>;
+      (d.secondary[i] as TreeDraft<string, Change<T>>).fill(pairs.keys, pairs.vals);
+      if ((this.defs[i] as IndexDef<T>).kind === "lpm") for (const k of pairs.keys) d.countLength(i, k, 1);
+    }
+    const revs = trees.byRevision.keys;
+    d.touch(revs[0] as number);
+    d.touch(revs[revs.length - 1] as number);
   }
 
   /** Replaces the object under `key` with `fn(current)`; throws `NotFound` when there is none. */

@@ -17,8 +17,11 @@ export interface MirrorFeed {
    * it may return a promise (to decode in slices), which the load waits for before the next page.
    */
   loadPage?(kvs: readonly IKeyValue[]): void | Promise<void>;
-  /** When given, called once after the last loaded key, before the watch starts (e.g. to publish the load). */
-  loaded?(): void;
+  /**
+   * When given, called once after the last loaded key, before the watch starts (e.g. to publish the load); the
+   * watch waits for a promise it returns.
+   */
+  loaded?(): void | Promise<void>;
   put(kv: IKeyValue): void;
   delete(kv: IKeyValue): void;
   error(err: Error): void;
@@ -63,7 +66,7 @@ export class EtcdMirror {
     } finally {
       await pages.return(undefined);
     }
-    this.feed.loaded?.();
+    await this.feed.loaded?.();
     this.appliedRevision = BigInt(revision ?? "0");
     // No previous values on the watch: a delete's previous value is the mirror's own copy.
     this.watch = await this.store.watch(

@@ -21,7 +21,7 @@ const SPACE = 1n << BigInt(8 * WIDTH);
 export interface ScanOptions {
   /** Most keys per request (the range limit). */
   pageSize: number;
-  /** Requests in flight at once; default 3. */
+  /** Requests in flight at once; default 3. With 1 the pages come in key order (and still each costs etcd one page). */
   inFlight?: number;
 }
 
@@ -33,8 +33,9 @@ interface Slice {
 
 /**
  * Every key under `prefix` in pages of at most `pageSize`, all read at the revision of the first page (so together
- * they are one snapshot), in no particular order across pages. Stopping early leaves requests in flight to finish
- * unread. Errors are the store's (`Unavailable` naming `op`); a compacted revision fails the scan.
+ * they are one snapshot), in no particular order across pages unless `inFlight` is 1 (then in key order: the next
+ * slice is always cut from the front of what is left). Stopping early leaves requests in flight to finish unread.
+ * Errors are the store's (`Unavailable` naming `op`); a compacted revision fails the scan.
  */
 export async function* scanPrefix(
   store: EtcdStoreBase,

@@ -3,7 +3,7 @@
  * list is one paged read at one revision, watches start at a given revision (so none is missed between a read
  * and its watch), and a lock is a key created only if absent, bound to a lease the client keeps alive.
  */
-import { compare as cmp, type Etcd3, EtcdStoreBase, type ICompare, type IKeyValue, type IRequestOp, prefixEnd } from "@nsm-ts/base/etcd";
+import { compare as cmp, type Etcd3, EtcdStoreBase, type ICompare, type IKeyValue, type IRequestOp, scanPrefix } from "@nsm-ts/base/etcd";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import type { Kv, KvEntry, KvLock } from "./kv.js";
 
@@ -41,7 +41,8 @@ export function createEtcdKv(opts: EtcdKvOptions): Kv {
     async list(p) {
       const entries: KvEntry[] = [];
       let revision = "0";
-      for await (const page of base.range("list", k(p), prefixEnd(prefix + p), { pageSize: 500, oneRevision: true })) {
+      // Slices of the key space (`scanPrefix`): paging to the prefix's end makes etcd count every key left per page.
+      for await (const page of scanPrefix(base, "list", prefix + p, { pageSize: 500, inFlight: 1 })) {
         revision = page.revision;
         for (const kv of page.kvs) entries.push(toEntry(prefix, kv));
       }

@@ -243,21 +243,19 @@ class EtcdStore<T extends RegistryEntry> implements RegistryStore<T> {
 
   /**
    * Decodes one loaded page in slices of `DECODE_SLICE` entries with an event-loop turn between them (so a large load
-   * never holds up other calls for long), then adds it to the load's transaction and takes over the expiries it
-   * carries.
+   * never holds up other calls for long), adds each entry to the load and takes over the expiry it carries.
    */
   private async loadPage(loader: Loader<T>, kvs: readonly IKeyValue[]): Promise<void> {
-    const items: Array<{ entry: T; revision: string }> = [];
     for (let i = 0; i < kvs.length; i += DECODE_SLICE) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       for (let j = i; j < Math.min(kvs.length, i + DECODE_SLICE); j++) {
         const kv = kvs[j] as IKeyValue;
         const entry = this.decode(kv.value, kv.key);
-        if (entry !== undefined) items.push({ entry, revision: kv.mod_revision });
+        if (entry === undefined) continue;
+        loader.add(entry, kv.mod_revision, kv.value);
+        this.adopt(entry, kv.mod_revision);
       }
     }
-    loader.add(items);
-    for (const { entry, revision } of items) this.adopt(entry, revision);
   }
 
   /**

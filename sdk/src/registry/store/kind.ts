@@ -3,7 +3,7 @@
  * schema, the template match, and the secondary index keys that let Find narrow its candidates.
  */
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "@nsm-ts/api/registry";
+import { NetworkServiceEndpointSchema, type NetworkServiceLabels, NetworkServiceSchema } from "@nsm-ts/api/registry";
 import { Code, fail } from "@nsm-ts/base/status";
 import type { RegistryEntry } from "../core/index.js";
 import { matchNetworkService, matchNetworkServiceEndpoint } from "./match.js";
@@ -14,8 +14,8 @@ export interface KindSpec<T extends RegistryEntry> {
   kind: RegistryKind;
   schema: GenMessage<T>;
   match(template: T, candidate: T): boolean;
-  /** Secondary index keys of a stored entry (service names, `svc/k=v` labels). */
-  indexKeys(entry: T): Set<string>;
+  /** Secondary index keys of a stored entry (service names, `svc/k=v` labels); a key may appear twice. */
+  indexKeys(entry: T): readonly string[];
   /** Index keys every match of `template` must carry; empty when the template does not narrow the search. */
   requiredKeys(template: T): string[];
   /** The expiry an entry carries itself (epoch ms), if its kind has one: what a mirror expires loaded entries at. */
@@ -27,7 +27,7 @@ const nsSpec: KindSpec<RegistryEntryOf["ns"]> = {
   schema: NetworkServiceSchema,
   match: matchNetworkService,
   // Network services are looked up by name (the primary key); payload and matches queries are rare and scan.
-  indexKeys: () => new Set(),
+  indexKeys: () => NO_KEYS,
   requiredKeys: () => [],
   expiresAtMs: () => undefined,
 };
@@ -37,10 +37,11 @@ const nseSpec: KindSpec<RegistryEntryOf["nse"]> = {
   schema: NetworkServiceEndpointSchema,
   match: matchNetworkServiceEndpoint,
   indexKeys(entry) {
-    const keys = new Set<string>();
-    for (const svc of entry.networkServiceNames) keys.add(serviceKey(svc));
-    for (const [svc, l] of Object.entries(entry.networkServiceLabels)) {
-      for (const [k, v] of Object.entries(l.labels)) keys.add(labelKey(svc, k, v));
+    const keys = entry.networkServiceNames.map(serviceKey);
+    const labels = entry.networkServiceLabels;
+    for (const svc in labels) {
+      const l = (labels[svc] as NetworkServiceLabels).labels;
+      for (const k in l) keys.push(labelKey(svc, k, l[k] as string));
     }
     return keys;
   },
@@ -59,15 +60,17 @@ const nseSpec: KindSpec<RegistryEntryOf["nse"]> = {
   },
 };
 
-// The NUL separator cannot be confused with anything a name or label contains on the wire in practice, and keeps
-// service keys and label keys in disjoint spaces.
+// The leading letter keeps service keys and label keys in disjoint spaces; the separator is a control character no
+// name or label has in practice, and not NUL, which statedb appends to index keys itself (its rule: none inside).
 function serviceKey(svc: string): string {
-  return `s\0${svc}`;
+  return `s\u0001${svc}`;
 }
 
 function labelKey(svc: string, k: string, v: string): string {
-  return `l\0${svc}/${k}=${v}`;
+  return `l\u0001${svc}/${k}=${v}`;
 }
+
+const NO_KEYS: readonly string[] = [];
 
 /** The spec of a kind (internal). */
 export function kindSpec<K extends RegistryKind>(kind: K): KindSpec<RegistryEntryOf[K]> {

@@ -73,6 +73,18 @@ describe("registry/store: etcd mirror load", function () {
     });
   }
 
+  it("with one request in flight, returns every key in key order (each page a slice of the key space)", async () => {
+    const p = prefix();
+    const names = [...Array(3000).keys()].map((i) => (shapes.hex as (i: number) => string)(i));
+    await seed(p, [...names, ...["\u0001a", "\u007fz"]]);
+    const keys: Buffer[] = [];
+    for await (const page of scanPrefix(base(), "load", p, { pageSize: 100, inFlight: 1 })) for (const kv of page.kvs) keys.push(kv.key);
+    expect(keys.length).to.equal(3002);
+    for (let i = 1; i < keys.length; i++) {
+      if (Buffer.compare(keys[i - 1] as Buffer, keys[i] as Buffer) >= 0) expect.fail(`key ${i} out of order: ${keys[i]}`);
+    }
+  });
+
   it("reads an empty prefix and a prefix smaller than one page in one request", async () => {
     const p = prefix();
     const pagesOf = async (q: string): Promise<number[]> => {
