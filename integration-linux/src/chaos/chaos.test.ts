@@ -41,9 +41,10 @@ const HEAL_TIMEOUT_MS = 90_000 + N * 120;
 /**
  * The nsmgr's and the forwarder's RSS after the faults may be at most this multiple of the pre-fault steady state
  * (both the peak over `RSS_WINDOW_MS`, sampled once `REFRESH_PERIOD_MS` of settled load has passed). Not 1.1: the
- * restarted programs keep a larger committed V8 heap after their burst of heals (300 connections: +10 % and
- * +12 %, heap used about the same), and V8 gives it back only as major collections come; the composition and the
- * runs are in docs/reliability.md#chaos. A leak of per-connection state would grow without bound and is caught
+ * restarted programs keep a larger committed V8 heap and malloc arenas after their burst of heals (300 connections:
+ * +1 to +12 %; 1,000: +6 to +17 %, heap used about the same), and V8 gives it back only as major collections come;
+ * compacting it from the program gave the pages back but not the peak and paused up to 2.6 s. The composition,
+ * the runs and what was tried are in docs/reliability.md#chaos. A leak of per-connection state would grow without bound and is caught
  * by the exact counts as well.
  */
 const RSS_LIMIT = 1.25;
