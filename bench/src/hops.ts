@@ -42,7 +42,11 @@ async function main(): Promise<void> {
   const profDir = join(dir, "profiles");
   const sock = (name: string): string => `unix://${join(dir, name)}`;
   const phase = (what: string): boolean => process.stderr.write(`hops bench: ${what}\n`);
-  const prof = (name: string): string[] => ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${name}.cpuprofile`];
+  // BENCH_NO_PROFILE=1: the programs run without the sampling profiler, whose own cost (a third or more of a hop's
+  // CPU) would otherwise be compared with relays that run without it; the table then has the /proc CPU only.
+  const profiled = process.env.BENCH_NO_PROFILE !== "1";
+  const prof = (name: string): string[] =>
+    profiled ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
   let keep = false;
   try {
     const registryUrl = `tcp://127.0.0.1:${await freePort()}`;
@@ -132,10 +136,11 @@ async function main(): Promise<void> {
     const floor = mode === "refresh" && last !== undefined ? await rawFloor(dir, last, n) : undefined;
     // SIGTERM: the programs drain and exit normally, which is when node writes their profiles.
     await Promise.all(Object.values(procs).map((c) => stop(c)));
-    const files = readdirSync(profDir);
-    const profiles: Array<[string, CpuProfile, number]> = [
+    const files = profiled ? readdirSync(profDir) : [];
+    const profiles: Array<[string, CpuProfile | undefined, number]> = [
       ["client (this process)", profile as unknown as CpuProfile, (selfCpu.user + selfCpu.system) / 1000],
-      ...Object.keys(procs).map((k): [string, CpuProfile, number] => {
+      ...Object.keys(procs).map((k): [string, CpuProfile | undefined, number] => {
+        if (!profiled) return [k, undefined, cpu[k] ?? 0];
         const f = files.find((x) => x.startsWith(k));
         if (f === undefined) throw new Error(`no profile written by ${k} in ${profDir}`);
         return [k, loadProfile(join(profDir, f)), cpu[k] ?? 0];
@@ -155,6 +160,10 @@ async function main(): Promise<void> {
       `|---|---|---|${CATEGORIES.map(() => "---").join("|")}|`,
     ];
     for (const [name, p, cpuTotal] of profiles) {
+      if (p === undefined) {
+        lines.push(`| ${name} | ${(cpuTotal / n).toFixed(3)} | not profiled | ${CATEGORIES.map(() => "—").join(" | ")} |`);
+        continue;
+      }
       const b = breakdown(p, from, to);
       const sampled = [...b.values()].reduce((a, x) => a + x, 0);
       const share = (c: Category): string => `${(((b.get(c) ?? 0) / (sampled || 1)) * 100).toFixed(1)} %`;
