@@ -11,35 +11,9 @@ import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { toBinary } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema } from "@nsm-ts/api/registry";
-import { Etcd3 } from "@nsm-ts/base/etcd";
 import { createEtcdStore } from "@nsm-ts/sdk/registry";
 import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/testing/etcd";
-import { byLabel, endpoint } from "./registry.js";
-
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
-/** Bare paged range of every key under `/bench/nse/`, pages of 1000, no decoding: wall and CPU ms. */
-async function bareRange(endpoints: string[]): Promise<{ ms: number; cpu: number; keys: number }> {
-  const client = new Etcd3({ hosts: endpoints });
-  const start = performance.now();
-  const cpu0 = cpuMs();
-  let keys = 0;
-  try {
-    for (let key = Buffer.from("/bench/nse/"); ; ) {
-      const res = await client.kv.range({ key, range_end: Buffer.from("/bench/nse0"), limit: 1000 });
-      keys += res.kvs.length;
-      const last = res.kvs[res.kvs.length - 1];
-      if (!res.more || last === undefined) break;
-      key = Buffer.concat([last.key, Buffer.from([0])]);
-    }
-  } finally {
-    client.close();
-  }
-  return { ms: performance.now() - start, cpu: cpuMs() - cpu0, keys };
-}
+import { bareRange, byLabel, cpuMs, endpoint } from "./registry.js";
 
 /** A new store loading at start until its first Find (by label) is answered: wall and CPU ms, longest stall. */
 async function restart(endpoints: string[], count: number): Promise<{ ms: number; cpu: number; stall: number }> {

@@ -18,6 +18,32 @@ import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/testing/etcd";
 const SERVICES = 100;
 const APPS = 1000;
 
+/** This process's CPU time (user + system), ms. */
+export const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** Bare paged range of every key under `/bench/nse/`, pages of 1000, no decoding: wall and CPU ms. */
+export async function bareRange(endpoints: string[]): Promise<{ ms: number; cpu: number; keys: number }> {
+  const client = new Etcd3({ hosts: endpoints });
+  const start = performance.now();
+  const cpu0 = cpuMs();
+  let keys = 0;
+  try {
+    for (let key = Buffer.from("/bench/nse/"); ; ) {
+      const res = await client.kv.range({ key, range_end: Buffer.from("/bench/nse0"), limit: 1000 });
+      keys += res.kvs.length;
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || last === undefined) break;
+      key = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  } finally {
+    client.close();
+  }
+  return { ms: performance.now() - start, cpu: cpuMs() - cpu0, keys };
+}
+
 /** One measured row of the registry benchmark. */
 export interface RegistryBenchRow {
   store: string;
@@ -180,21 +206,7 @@ export async function runRegistryBench(count = 100_000): Promise<RegistryBenchRo
     }
     add("etcd", "register throughput vs memory", `${(((count / memMs) * 1000) / rate).toFixed(0)}x slower`);
     // Baseline for the restart: the bare paged range over every key, no decoding.
-    const rawStart = performance.now();
-    let rawKeys = 0;
-    const client = new Etcd3({ hosts: etcd.endpoints });
-    try {
-      for (let key = Buffer.from("/bench/nse/"); ; ) {
-        const res = await client.kv.range({ key, range_end: Buffer.from("/bench/nse0"), limit: 1000 });
-        rawKeys += res.kvs.length;
-        const last = res.kvs[res.kvs.length - 1];
-        if (!res.more || last === undefined) break;
-        key = Buffer.concat([last.key, Buffer.from([0])]);
-      }
-    } finally {
-      client.close();
-    }
-    const rawMs = performance.now() - rawStart;
+    const { ms: rawMs, keys: rawKeys } = await bareRange(etcd.endpoints);
     add("etcd", `baseline: paged range of ${rawKeys} keys, no decoding`, ms(rawMs));
     // The read the load does (slices of the key space, a few in flight), also without decoding.
     const scanStart = performance.now();

@@ -2,6 +2,7 @@
 import { Code, isStatusError } from "@nsm-ts/base/status";
 import { type Endpoint, ep, type Route, setup, tracker } from "@nsm-ts/testing/statedb";
 import { expect } from "chai";
+import type { Table } from "./index.js";
 
 /** Small deterministic PRNG so failures reproduce. */
 function rng(seed: number): () => number {
@@ -10,6 +11,19 @@ function rng(seed: number): () => number {
     s = (s * 1664525 + 1013904223) >>> 0;
     return s / 2 ** 32;
   };
+}
+
+/** Two fresh databases with the same objects written to the table `pick` chooses: one by one, and by insertMany. */
+function inTurnAndBulk<T>(pick: (s: ReturnType<typeof setup>) => Table<T, string>, objs: readonly T[]) {
+  const inTurn = setup();
+  const bulk = setup();
+  const w1 = inTurn.db.writeTxn(pick(inTurn));
+  for (const o of objs) pick(inTurn).insert(w1, o);
+  w1.commit();
+  const w2 = bulk.db.writeTxn(pick(bulk));
+  pick(bulk).insertMany(w2, objs);
+  w2.commit();
+  return { inTurn, bulk };
 }
 
 describe("statedb: insertMany", () => {
@@ -49,15 +63,8 @@ describe("statedb: insertMany", () => {
   it("leaves the table as inserting each object in turn does, and later writes work on the built trees", () => {
     for (const n of [2, 30, 3000]) {
       const objs = endpoints(n, n);
-      const inTurn = setup();
-      const bulk = setup();
+      const { inTurn, bulk } = inTurnAndBulk((s) => s.endpoints, objs);
       const gathered = setup();
-      const w1 = inTurn.db.writeTxn(inTurn.endpoints);
-      for (const o of objs) inTurn.endpoints.insert(w1, o);
-      w1.commit();
-      const w2 = bulk.db.writeTxn(bulk.endpoints);
-      bulk.endpoints.insertMany(w2, objs);
-      w2.commit();
       // Gathered ahead of the transaction, the way a load arriving in batches does it.
       const b = gathered.endpoints.bulkInsert();
       for (const o of objs) b.add(o);
@@ -89,14 +96,7 @@ describe("statedb: insertMany", () => {
     for (let i = 0; i < 300; i++)
       routes.push({ id: `r${i}`, prefix: i % 2 ? `198.51.${i % 256}.0/24` : `fd00:${i.toString(16)}::/${32 + (i % 64)}` });
     routes.push({ id: "default4", prefix: "0.0.0.0/0" }, { id: "host", prefix: "198.51.100.7" });
-    const inTurn = setup();
-    const bulk = setup();
-    const w1 = inTurn.db.writeTxn(inTurn.routes);
-    for (const r of routes) inTurn.routes.insert(w1, r);
-    w1.commit();
-    const w2 = bulk.db.writeTxn(bulk.routes);
-    bulk.routes.insertMany(w2, routes);
-    w2.commit();
+    const { inTurn, bulk } = inTurnAndBulk((s) => s.routes, routes);
     for (const addr of ["198.51.100.7", "198.51.100.8", "198.51.7.1", "203.0.113.1", "fd00:7::1", "fd00:1f::9"]) {
       const want = inTurn.routes.containing(inTurn.db.readTxn(), "byPrefix", addr).map((r) => r.id);
       expect(
