@@ -10,6 +10,29 @@ import { expect } from "chai";
 import { config } from "./config.js";
 import { startServices } from "./services.js";
 
+/** `startServices` on a server listening on loopback, a channel to it, and the abort signal of the case's watches. */
+async function serve(cfg: ReturnType<typeof config.parse>, deps: Pick<Parameters<typeof startServices>[2], "nseStore" | "registry">) {
+  const server = createServer();
+  const services = await startServices(server, cfg, {
+    managers: createResourceManagers({ store: createMemoryResourceStore() }),
+    log: silentLogger,
+    dial: (url) => dial(url),
+    ...deps,
+  });
+  const channel = dial(await server.listen("tcp://127.0.0.1:0"));
+  const ac = new AbortController();
+  return {
+    channel,
+    signal: ac.signal,
+    async stop(): Promise<void> {
+      ac.abort();
+      channel.close();
+      await services.stop();
+      await server.close({ graceMs: 0 });
+    },
+  };
+}
+
 describe("cmd-registry services", () => {
   it("serves nsmts.services.v1 with ServiceIPs from the configured ranges and this registry's NSEs as backends", async () => {
     const cfg = config.parse({
@@ -18,18 +41,10 @@ describe("cmd-registry services", () => {
       NSM_SERVICES_INSTANCE_RANGE: "169.254.210.0/24",
     });
     const nseStore = createMemoryStore("nse");
-    const server = createServer();
-    const services = await startServices(server, cfg, {
-      managers: createResourceManagers({ store: createMemoryResourceStore() }),
-      nseStore,
-      log: silentLogger,
-      dial: (url) => dial(url),
-    });
-    const channel = dial(await server.listen("tcp://127.0.0.1:0"));
-    const c = servicesClient(channel);
-    const ac = new AbortController();
+    const served = await serve(cfg, { nseStore });
+    const c = servicesClient(served.channel);
     try {
-      const watch = c.dataPlane.watchResolvedServices({ node: "n1", service: "web" }, { signal: ac.signal })[Symbol.asyncIterator]();
+      const watch = c.dataPlane.watchResolvedServices({ node: "n1", service: "web" }, { signal: served.signal })[Symbol.asyncIterator]();
       expect((await watch.next()).value?.synced).to.equal(true);
       await nseStore.put(
         create(NetworkServiceEndpointSchema, {
@@ -46,10 +61,7 @@ describe("cmd-registry services", () => {
       expect([rr.address, cl.address].map((a) => a.split(".").slice(0, 3).join("."))).to.deep.equal(["169.254.200", "169.254.201"]);
       await watch.return?.();
     } finally {
-      ac.abort();
-      channel.close();
-      await services.stop();
-      await server.close({ graceMs: 0 });
+      await served.stop();
       await nseStore.close();
     }
   });
@@ -95,19 +107,10 @@ describe("cmd-registry services: NSM_SERVICES_REMOTE_DOMAIN", () => {
         networkServiceLabels: { "web@cluster-b.example": { labels: { "nsmts.io/address": "198.51.100.7", "nsmts.io/ports": "8080" } } },
       });
     await other.put(web("web-b1@cluster-b.example"));
-    const server = createServer();
-    const services = await startServices(server, cfg, {
-      managers: createResourceManagers({ store: createMemoryResourceStore() }),
-      nseStore: createMemoryStore("nse"),
-      log: silentLogger,
-      dial: (url) => dial(url),
-      registry,
-    });
-    const channel = dial(await server.listen("tcp://127.0.0.1:0"));
-    const ac = new AbortController();
+    const served = await serve(cfg, { nseStore: createMemoryStore("nse"), registry });
     try {
-      const watch = servicesClient(channel)
-        .dataPlane.watchResolvedServices({ node: "n1", service: "web" }, { signal: ac.signal })
+      const watch = servicesClient(served.channel)
+        .dataPlane.watchResolvedServices({ node: "n1", service: "web" }, { signal: served.signal })
         [Symbol.asyncIterator]();
       const next = async (): Promise<string[]> => {
         const ev: ResolvedServiceEvent | undefined = (await watch.next()).value;
@@ -120,10 +123,7 @@ describe("cmd-registry services: NSM_SERVICES_REMOTE_DOMAIN", () => {
       while (backends.length > 0) backends = await next();
       await watch.return?.();
     } finally {
-      ac.abort();
-      channel.close();
-      await services.stop();
-      await server.close({ graceMs: 0 });
+      await served.stop();
       await other.close();
     }
   });

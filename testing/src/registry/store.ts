@@ -233,23 +233,15 @@ export function describeStoreBackends(cases: (t: StoreCases) => void): void {
 
   describe("registry/store: etcd", function () {
     this.timeout(30_000);
-    let etcd: EtcdInstance | undefined;
-    const clients: Etcd3[] = [];
-    before(async function () {
-      etcd = await startEtcdOrSkip(this);
-    });
-    after(async () => {
-      await etcd?.stop();
-      etcd = undefined;
-    });
+    // The suite's etcd and a client per case (closed after the case's stores, which the inner hooks close first).
+    const suite = useEtcdStoreSuite();
 
     let current = "";
     storeSuite(
       "shared cases",
       async () => {
         current = etcdTestPrefix();
-        const client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
-        clients.push(client);
+        const client = suite.client;
         return {
           store: (kind, opts) => createEtcdStore(kind, { client, prefix: current, ...opts }),
           expiryMs: 1000,
@@ -258,9 +250,7 @@ export function describeStoreBackends(cases: (t: StoreCases) => void): void {
           now: () => Date.now(),
         };
       },
-      async () => {
-        for (const c of clients.splice(0)) c.close();
-      },
+      async () => undefined,
       cases,
     );
   });
