@@ -111,7 +111,7 @@ export function newClient(opts: ConnectOptions = {}): ConnectClient {
           err instanceof StatusError
             ? new StatusError(err.code, `connect: ${url}: ${err.message}`, { cause: err, metadata: failedAtMetadata(err) })
             : err;
-        if (notReached && typeof wrapped === "object" && wrapped !== null) unreachable.add(wrapped);
+        if (notReached && wrapped instanceof StatusError) unreachable.add(wrapped);
         throw wrapped;
       }
     },

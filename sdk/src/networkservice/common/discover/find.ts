@@ -114,14 +114,8 @@ export function isRegistryFailure(err: unknown): boolean {
 
 /** The `REGISTRY_FAILURE_TRAILER` mark of `err` (registry or forwarder failure; empty for any other error), for an error wrapping it. */
 export function failedAtMetadata(err: unknown): Record<string, string> {
-  return isRegistryFailure(err) || isForwarderFailure(err)
-    ? { [REGISTRY_FAILURE_TRAILER]: (err as StatusError).metadata[REGISTRY_FAILURE_TRAILER] as string }
-    : {};
-}
-
-/** The metadata that marks a registry failure (empty for any other error), for an error wrapping `err`. */
-export function registryFailureMetadata(err: unknown): Record<string, string> {
-  return isRegistryFailure(err) ? { [REGISTRY_FAILURE_TRAILER]: REGISTRY } : {};
+  const at = err instanceof StatusError ? err.metadata[REGISTRY_FAILURE_TRAILER] : undefined;
+  return at === REGISTRY || at === FORWARDERS ? { [REGISTRY_FAILURE_TRAILER]: at } : {};
 }
 
 /**
@@ -163,6 +157,6 @@ export function allCandidatesFailed(message: string, causes: readonly unknown[],
   const [only] = codes;
   const code = codes.size === 1 && only !== undefined && REFUSALS.has(only) ? only : Code.Unavailable;
   // Every candidate failed because the registry could not answer further on: still the registry's failure.
-  const metadata = causes.length > 0 && causes.every(isRegistryFailure) ? registryFailureMetadata(causes[0]) : {};
+  const metadata = causes.length > 0 && causes.every(isRegistryFailure) ? failedAtMetadata(causes[0]) : {};
   return new StatusError(code, message, { cause: new AggregateError([...causes], `${element}: candidate failures`), metadata });
 }

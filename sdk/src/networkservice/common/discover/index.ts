@@ -12,7 +12,6 @@ export {
   isRegistryFailure,
   REGISTRY_FAILURE_TRAILER,
   registryFailure,
-  registryFailureMetadata,
   waitBudgetMs,
 } from "./find.js";
 export { isExpired, isSubset, matchEndpoints, processLabel } from "./match.js";

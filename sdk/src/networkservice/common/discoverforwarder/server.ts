@@ -185,7 +185,7 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverForwarde
       }
       const text = `discoverforwarder: all ${failures.length} forwarders failed: ${failures.join("; ")}`;
       // None answered at all (killed, restarting): the endpoint was never asked, and another endpoint would not help.
-      if (causes.every(isNextHopUnreachable)) throw forwardersUnreachable(text, causes);
+      if (causes.length > 0 && causes.every(isNextHopUnreachable)) throw forwardersUnreachable(text, causes);
       throw allCandidatesFailed(text, causes, "discoverforwarder");
     },
 
