@@ -26,7 +26,7 @@ export interface Indexed<T> {
  * A loaded entry kept as the bytes it was decoded from, decoded again on first use. A decoded entry takes about 8 ×
  * its bytes in memory; dropped right after indexing, it is garbage the collector never copies, where 100,000 kept
  * ones made most of a load's garbage-collection time (every minor collection copying the entries decoded since the
- * previous one). The bytes decoded once, so they decode again.
+ * previous one). The load decoded each value once already (undecodable ones are skipped), so the kept bytes decode.
  */
 class LoadedEntry<T extends RegistryEntry> implements Indexed<T> {
   private decoded: T | undefined;
