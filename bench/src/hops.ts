@@ -15,16 +15,16 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import { type Connection, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { createClient, dial } from "@nsm-ts/base/grpc";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { type Connection, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
 import { cpuMs } from "./lib/proc-stats.js";
-import { pool, repoRoot, program as start, startProcess, stop, stopAll } from "./lib/procs.js";
+import { pool, program as start, stop, stopAll } from "./lib/procs.js";
 import { breakdown, CATEGORIES, type Category, type CpuProfile, loadProfile } from "./lib/profile.js";
+import { relayCpu } from "./lib/relays.js";
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -133,7 +133,20 @@ async function main(): Promise<void> {
     session.disconnect();
     await nsc.dispose();
     writeFileSync(join(dir, "client.cpuprofile"), JSON.stringify(profile));
-    const floor = mode === "refresh" && last !== undefined ? await rawFloor(dir, last, n) : undefined;
+    const floor =
+      mode === "refresh" && last !== undefined
+        ? (
+            await relayCpu(
+              "typed",
+              dir,
+              toBinary(
+                NetworkServiceRequestSchema,
+                create(NetworkServiceRequestSchema, { connection: last, mechanismPreferences: [mechanisms.noop.mechanism()] }),
+              ),
+              n,
+            )
+          ).perCallMs
+        : undefined;
     // SIGTERM: the programs drain and exit normally, which is when node writes their profiles.
     await Promise.all(Object.values(procs).map((c) => stop(c)));
     const files = profiled ? readdirSync(profDir) : [];
@@ -173,7 +186,7 @@ async function main(): Promise<void> {
       const ours = ((cpu["cmd-nsmgr"] ?? 0) + (cpu["cmd-forwarder"] ?? 0)) / n;
       lines.push(
         "",
-        `baseline: the same connection message through 3 raw gRPC relay processes (\`mesh.js relay\`), ${n} calls: the two middle-and-first relays (each serves and calls, as the nsmgr and the forwarder do) ${floor.toFixed(3)} ms CPU per call together; nsmgr + forwarder per refresh ${ours.toFixed(3)} ms = ${(ours / floor).toFixed(1)} × raw`,
+        `baseline: the same connection message through 3 raw gRPC relay processes (\`relay.js typed\`), ${n} calls: the two middle-and-first relays (each serves and calls, as the nsmgr and the forwarder do) ${floor.toFixed(3)} ms CPU per call together; nsmgr + forwarder per refresh ${ours.toFixed(3)} ms = ${(ours / floor).toFixed(1)} × raw`,
       );
     }
     process.stdout.write(`${lines.join("\n")}\n`);
@@ -182,27 +195,6 @@ async function main(): Promise<void> {
     await stopAll();
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/**
- * CPU per call of the first two of three raw relay processes (each serves the call and passes it on, like the
- * nsmgr and the forwarder) carrying `conn` unchanged: the floor of what a refresh can cost those two hops.
- */
-async function rawFloor(dir: string, conn: Connection, n: number): Promise<number> {
-  const urls = [1, 2, 3].map((i) => `unix://${join(dir, `relay-${i}.sock`)}`);
-  const mesh = join(repoRoot, "bench", "dist", "mesh.js");
-  const relays = await Promise.all(
-    urls.map((url, i) => startProcess([mesh, "relay", url, ...(urls[i + 1] ? [urls[i + 1] as string] : [])], {}, "ready")),
-  );
-  const raw = createClient(NetworkService, dial(urls[0] as string));
-  const req = create(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [mechanisms.noop.mechanism()] });
-  for (let i = 0; i < 200; i++) await raw.request(req);
-  const pids = relays.slice(0, 2).map((c) => c.pid ?? 0);
-  const before = pids.map(cpuMs);
-  for (let i = 0; i < n; i++) await raw.request(req);
-  const spent = pids.map((pid, i) => cpuMs(pid) - (before[i] ?? 0)).reduce((a, b) => a + b, 0);
-  await Promise.all(relays.map((c) => stop(c)));
-  return spent / n;
 }
 
 await main();

@@ -8,35 +8,18 @@
  * standard `client()` in this process, connected to node 1's nsmgr socket.
  */
 import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { type Connection, NetworkService, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import { createClient, createServer, dial } from "@nsm-ts/base/grpc";
+import { createClient, dial } from "@nsm-ts/base/grpc";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
 import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 import { freePort } from "@nsm-ts/testing/net";
-import { ms, program, startProcess, stats, stop, stopAll } from "./lib/procs.js";
-
-// ---- relay mode: one raw gRPC hop (`node mesh.js relay <listenUrl> [nextUrl]`) ----------------------------------
-
-async function relay(listenUrl: string, nextUrl: string | undefined): Promise<void> {
-  const server = createServer();
-  const next = nextUrl ? createClient(NetworkService, dial(nextUrl)) : undefined;
-  server.addService(NetworkService, {
-    request: async (req: NetworkServiceRequest) => (next ? next.request(req) : (req.connection as Connection)),
-    close: async () => ({}),
-  });
-  await server.listen(listenUrl);
-  process.stdout.write("ready\n");
-  await once(process, "SIGTERM");
-  await server.close();
-  process.exit(0);
-}
+import { ms, program, stats, stop, stopAll } from "./lib/procs.js";
+import { relayLine } from "./lib/relays.js";
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 200);
@@ -62,11 +45,7 @@ async function main(): Promise<void> {
     // Raw hops: 3 and 5 relay processes in a line (each dials the next lazily, so all start at once).
     const relayChain = async (hops: number, tag: string): Promise<string> => {
       const urls = Array.from({ length: hops }, (_, i) => sock(`relay-${tag}-${i + 1}.sock`));
-      await Promise.all(
-        urls.map((url, i) =>
-          startProcess([fileURLToPath(import.meta.url), "relay", url, ...(urls[i + 1] ? [urls[i + 1] as string] : [])], {}, "ready"),
-        ),
-      );
+      await relayLine("typed", urls);
       return urls[0] as string;
     };
     // Everything that does not depend on something else starts at once; registrations retry until their nsmgr is up.
@@ -195,5 +174,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === "relay") await relay(process.argv[3] as string, process.argv[4]);
-else await main();
+await main();

@@ -4,7 +4,9 @@
  * N/2, 3N/4, N); at each step the bench reports the resident memory of nsmgr and forwarder per connection and their
  * CPU time over one refresh period (read from /proc), together with the refreshes the client made in that period,
  * so CPU per refresh can be compared across steps: flat means no per-refresh cost grows with the count. The idle
- * CPU of the same processes with no connection is the baseline.
+ * CPU of the same processes with no connection is the baseline. At the end the last step's refresh request goes
+ * through three raw relay processes at the same pace, built from our typed layer, grpc-js alone and bare
+ * node:http2: the CPU the two gRPC hops alone would cost at that refresh rate.
  *
  * Run: `npx tsc -b bench && node bench/dist/scale.js [connections=10000] [tokenLifetime=10m] [steps=4]`.
  * The refresh period follows the token lifetime (every hop re-requests at 0.2–0.4 × the shortest remaining token
@@ -15,7 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type Connection, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { duration as parseDuration } from "@nsm-ts/base/config";
 import { devIdentity } from "@nsm-ts/base/identity";
@@ -25,6 +27,7 @@ import { freePort } from "@nsm-ts/testing/net";
 import { requestCounter } from "./lib/netns.js";
 import { cpuMs, rssBytes, scrape } from "./lib/proc-stats.js";
 import { pool, program as start, stopAll } from "./lib/procs.js";
+import { relayCpu } from "./lib/relays.js";
 
 const MB = 1024 * 1024;
 
@@ -112,6 +115,7 @@ async function main(): Promise<void> {
     const conns: Connection[] = [];
     let failed = 0;
     const rows: string[] = [];
+    let last = { cpu: 0, wallMs: 1, refreshes: 0 };
     for (let s = 1; s <= steps; s++) {
       const target = Math.round((total * s) / steps);
       const t0 = performance.now();
@@ -139,6 +143,7 @@ async function main(): Promise<void> {
       const wallMs = performance.now() - w0;
       const cpu = both() - cpu0;
       const refreshes = counter.count() - r0;
+      last = { cpu, wallMs, refreshes };
       // The client is the path's first segment, which refreshes at 0.2 × the lifetime left (upstream's schedule:
       // 0.2 at index 0 up to 0.4 at the last hop), so each connection refreshes every 0.2 × the token lifetime.
       const expected = Math.round((conns.length * wallMs) / (0.2 * lifetimeMs));
@@ -155,6 +160,37 @@ async function main(): Promise<void> {
     await pool(conns, 32, (c) => nsc.close(c));
     const closeRate = conns.length / ((performance.now() - tc) / 1000);
     await nsc.dispose();
+    // The floor at the same pace: what the gRPC hops alone cost when calls arrive as the refreshes did, one at a
+    // time with the processes idle in between (every call wakes them, so a call costs more than back to back).
+    const rate = (last.refreshes * 1000) / last.wallMs;
+    const sample = conns.at(-1);
+    const floors: string[] = [];
+    if (sample !== undefined && rate > 0) {
+      const msg = toBinary(
+        NetworkServiceRequestSchema,
+        create(NetworkServiceRequestSchema, { connection: sample, mechanismPreferences: [mechanisms.noop.mechanism()] }),
+      );
+      const calls = Math.round(rate * 30);
+      const ours = { perCallMs: last.cpu / last.refreshes, pct: (last.cpu / last.wallMs) * 100 };
+      for (const [kind, what] of [
+        ["typed", "our typed layer (protobuf decoded and encoded)"],
+        ["grpc", "grpc-js alone (bytes passed on)"],
+        ["http2", "bare node:http2, gRPC framing passed on"],
+      ] as const) {
+        phase(`floor: ${calls} calls through ${kind} relays at ${rate.toFixed(1)}/s`);
+        const f = await relayCpu(kind, dir, msg, calls, rate);
+        floors.push(
+          `| ${what} | ${(f.perCallMs * 1000).toFixed(0)} µs | ${f.pctOfCore.toFixed(1)} % | ${(ours.perCallMs / f.perCallMs).toFixed(2)} × |`,
+        );
+      }
+      floors.unshift(
+        "",
+        `floor at the same pace: the last step's refresh request through three raw relay processes, ${calls} calls one at a time at ${rate.toFixed(1)}/s; the first two relays' CPU (each serves a call and makes one, as the nsmgr and the forwarder do) against nsmgr + forwarder at the last step (${(ours.perCallMs * 1000).toFixed(0)} µs per refresh, ${ours.pct.toFixed(1)} % of a core)`,
+        "",
+        "| relays built from | CPU per call (first two) | % of one core | nsmgr + forwarder ÷ floor |",
+        "|---|---|---|---|",
+      );
+    }
     process.stdout.write(
       [
         `machine: ${cpus()[0]?.model ?? "cpu"} × ${cpus().length}, node ${process.version}, load ${loadavg()
@@ -167,6 +203,7 @@ async function main(): Promise<void> {
         ...rows,
         "",
         `close all ${conns.length}: ${Math.round(closeRate)} /s (32 in flight); Requests that failed while opening: ${failed}`,
+        ...floors,
         "",
       ].join("\n"),
     );
