@@ -157,8 +157,10 @@ async function main(): Promise<void> {
       );
     }
     const tc = performance.now();
-    await pool(conns, 32, (c) => nsc.close(c));
+    const closes = await pool(conns, 32, (c) => nsc.close(c).catch((err: unknown) => err as Error));
     const closeRate = conns.length / ((performance.now() - tc) / 1000);
+    const closeErrors = closes.filter((r): r is Error => r instanceof Error);
+    if (closeErrors.length > 0) phase(`${closeErrors.length} Closes failed: ${String(closeErrors[0])}`);
     await nsc.dispose();
     // The floor at the same pace: what the gRPC hops alone cost when calls arrive as the refreshes did, one at a
     // time with the processes idle in between (every call wakes them, so a call costs more than back to back).
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ...rows,
         "",
-        `close all ${conns.length}: ${Math.round(closeRate)} /s (32 in flight); Requests that failed while opening: ${failed}`,
+        `close all ${conns.length}: ${Math.round(closeRate)} /s (32 in flight); Requests that failed while opening: ${failed}; Closes that failed: ${closeErrors.length}`,
         ...floors,
         "",
       ].join("\n"),
