@@ -19,7 +19,13 @@ export interface DialOptions {
   tls?: TlsConfig;
   /** Middleware around every call made through this channel, first = outermost. */
   interceptors?: ClientInterceptor[];
-  /** Raw grpc-js channel options (keepalive, message sizes). */
+  /**
+   * HTTP/2 keepalive pings while calls are in flight: a ping every `timeMs`, and the connection is dropped (its calls
+   * fail `Unavailable`, the next call connects anew) when no answer comes within `timeoutMs`. Default
+   * `DEFAULT_KEEPALIVE`; `false` turns it off.
+   */
+  keepalive?: { timeMs: number; timeoutMs: number } | false;
+  /** Raw grpc-js channel options (message sizes, …); they win over `keepalive`. */
   grpcOptions?: grpc.ChannelOptions;
 }
 
@@ -69,6 +75,24 @@ export interface ClientLease {
 export const NO_CHANNELZ: grpc.ChannelOptions = { "grpc.enable_channelz": 0 };
 
 /**
+ * Keepalive of every dialed channel. Why on by default: when both ends of a connection are Node and both have more
+ * to send at once than the socket buffers hold (on a unix socket ~200 kB, e.g. a burst of calls with their headers
+ * one way and answers the other), each end's HTTP/2 session stops reading until its own write is done, and neither
+ * write ever finishes: every later call on the channel waits for its deadline, forever (docs/reliability.md#http2-stall-between-two-node-peers-keepalive).
+ * An unanswered ping is the only way grpc-js notices; it then drops the connection and reconnects. 60 s keeps the
+ * pings within what a grpc-go server accepts by default on a connection that also carries calls (it counts a strike
+ * per ping less than 5 minutes after the last one with nothing sent in between, and closes the connection on the
+ * third).
+ */
+export const DEFAULT_KEEPALIVE = { timeMs: 60_000, timeoutMs: 20_000 } as const;
+
+/** grpc-js options for `keepalive` (grpc-js sends them only while calls are active). */
+function keepaliveOptions(k: DialOptions["keepalive"]): grpc.ChannelOptions {
+  const v = k ?? DEFAULT_KEEPALIVE;
+  return v === false ? {} : { "grpc.keepalive_time_ms": v.timeMs, "grpc.keepalive_timeout_ms": v.timeoutMs };
+}
+
+/**
  * True when `ch` holds a live connection to its server (grpc-js READY). After a call failed `Unavailable`, false
  * means the server itself could not be reached (refused, gone, dropped), true that it answered with that status.
  */
@@ -78,7 +102,7 @@ export function isConnected(ch: Channel): boolean {
 
 /** Dials `tcp://host:port` or `unix:///path`; connects lazily on the first call and reconnects on its own. */
 export function dial(url: string, opts: DialOptions = {}): Channel {
-  const grpcOptions = { ...NO_CHANNELZ, ...opts.grpcOptions };
+  const grpcOptions = { ...NO_CHANNELZ, ...keepaliveOptions(opts.keepalive), ...opts.grpcOptions };
   const parsed = parseUrl(url);
   const target =
     parsed.scheme === "tcp" && (parsed.host === "" || parsed.host === "0.0.0.0") ? `127.0.0.1:${parsed.port ?? 0}` : parsed.grpcTarget;

@@ -4,7 +4,7 @@
  * streams, metadata/headers, interceptors, health, TLS/mTLS, and `tcp://` / `unix://` URLs.
  */
 
-export { type Channel, type ClientLease, type DialOptions, dial, isConnected, NO_CHANNELZ } from "./channel.js";
+export { type Channel, type ClientLease, DEFAULT_KEEPALIVE, type DialOptions, dial, isConnected, NO_CHANNELZ } from "./channel.js";
 export { createClient } from "./client.js";
 export { grpcServiceDefinition, methodPath } from "./definition.js";
 export { type HealthStatus, healthService } from "./health.js";
