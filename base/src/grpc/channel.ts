@@ -5,6 +5,7 @@
 import type { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "../status/index.js";
+import { DEFAULT_MAX_UNARY_CALLS } from "./call-slots.js";
 import { channelCredentials, isTlsSource } from "./credentials.js";
 import { canceledError } from "./errors.js";
 import type { ClientInterceptor, TlsConfig } from "./types.js";
@@ -25,6 +26,11 @@ export interface DialOptions {
    * `DEFAULT_KEEPALIVE`; `false` turns it off.
    */
   keepalive?: { timeMs: number; timeoutMs: number } | false;
+  /**
+   * Unary calls run at once on this channel; more wait for a slot (streams are not counted). Default
+   * `DEFAULT_MAX_UNARY_CALLS`; 0 = no bound. See call-slots.ts for why.
+   */
+  maxUnaryCalls?: number;
   /** Raw grpc-js channel options (message sizes, …); they win over `keepalive`. */
   grpcOptions?: grpc.ChannelOptions;
 }
@@ -37,6 +43,8 @@ export interface Channel {
   readonly grpcClient: grpc.Client;
   /** Interceptors applied to every call on this channel. */
   readonly interceptors: readonly ClientInterceptor[];
+  /** Unary calls the typed clients run at once on this channel (more wait); undefined or 0: no bound. */
+  readonly maxUnaryCalls?: number;
   /** True when the channel uses TLS (dialed with certificate files or a TLS source). */
   readonly secure: boolean;
   /**
@@ -110,6 +118,7 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
   const onServerCertificate = (c: X509Certificate): void => {
     peerCert = c;
   };
+  const maxUnaryCalls = opts.maxUnaryCalls ?? DEFAULT_MAX_UNARY_CALLS;
   const tls = opts.tls;
   if (tls !== undefined && isTlsSource(tls)) {
     // Fresh credentials per connection generation: grpc-js then cannot hand the old subchannel back.
@@ -120,6 +129,7 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
       (l) => tls.subscribe(l),
       opts.interceptors ?? [],
       () => peerCert,
+      maxUnaryCalls,
     );
   }
   const creds = channelCredentials(tls, { onServerCertificate });
@@ -127,6 +137,7 @@ export function dial(url: string, opts: DialOptions = {}): Channel {
   return {
     url,
     grpcClient: raw,
+    maxUnaryCalls,
     interceptors: opts.interceptors ?? [],
     secure: opts.tls !== undefined,
     peerCertificate: () => peerCert,
@@ -189,6 +200,7 @@ function rotatingChannel(
   subscribe: (listener: () => void) => () => void,
   interceptors: readonly ClientInterceptor[],
   peerCertificate: () => X509Certificate | undefined,
+  maxUnaryCalls: number,
 ): Channel {
   let current: Generation = { raw: connect(), calls: 0 };
   const retired = new Set<Generation>();
@@ -205,6 +217,7 @@ function rotatingChannel(
     get grpcClient() {
       return current.raw;
     },
+    maxUnaryCalls,
     interceptors,
     secure: true,
     peerCertificate,

@@ -7,6 +7,7 @@ import { create, type DescMethod, type DescService, type Message } from "@bufbui
 import type * as grpc from "@grpc/grpc-js";
 import { AsyncQueue } from "../queue/index.js";
 import { Code, StatusError, toStatusError } from "../status/index.js";
+import { CallSlots } from "./call-slots.js";
 import type { Channel, ClientLease } from "./channel.js";
 import { compose } from "./compose.js";
 import { methodPath } from "./definition.js";
@@ -18,11 +19,26 @@ export function createClient<S extends DescService>(service: S, channel: Channel
   const client: Record<string, unknown> = {};
   for (const method of service.methods) {
     const lease = channel.lease;
-    const base = lease === undefined ? transport(channel.grpcClient, method) : leased(lease, method);
+    const raw = lease === undefined ? transport(channel.grpcClient, method) : leased(lease, method);
+    const slots = method.methodKind === "unary" ? slotsOf(channel) : undefined;
+    const base: ClientCallFn = slots === undefined ? raw : (call) => slots.run(call.path, call.signal, call.deadline, () => raw(call));
     const fn = compose(channel.interceptors, base);
     client[method.localName] = clientMethod(method, fn);
   }
   return client as Client<S>;
+}
+
+/** One `CallSlots` per channel, shared by every client created on it; none when the channel sets no bound. */
+const slotsByChannel = new WeakMap<Channel, CallSlots>();
+function slotsOf(channel: Channel): CallSlots | undefined {
+  const max = channel.maxUnaryCalls;
+  if (max === undefined || max <= 0) return undefined;
+  let s = slotsByChannel.get(channel);
+  if (s === undefined) {
+    s = new CallSlots(max);
+    slotsByChannel.set(channel, s);
+  }
+  return s;
 }
 
 /** A call function that runs each call on the grpc-js client the channel lends it (rotating TLS channels). */

@@ -4,6 +4,7 @@
  * streams, metadata/headers, interceptors, health, TLS/mTLS, and `tcp://` / `unix://` URLs.
  */
 
+export { DEFAULT_MAX_UNARY_CALLS } from "./call-slots.js";
 export { type Channel, type ClientLease, DEFAULT_KEEPALIVE, type DialOptions, dial, isConnected, NO_CHANNELZ } from "./channel.js";
 export { createClient } from "./client.js";
 export { grpcServiceDefinition, methodPath } from "./definition.js";
