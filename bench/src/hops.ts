@@ -15,7 +15,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { type Connection, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
@@ -24,7 +24,7 @@ import { freePort } from "@nsm-ts/testing/net";
 import { cpuMs } from "./lib/proc-stats.js";
 import { pool, program as start, stop, stopAll } from "./lib/procs.js";
 import { breakdown, CATEGORIES, type Category, type CpuProfile, loadProfile } from "./lib/profile.js";
-import { relayCpu } from "./lib/relays.js";
+import { refreshRequest, relayCpu } from "./lib/relays.js";
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -133,20 +133,7 @@ async function main(): Promise<void> {
     session.disconnect();
     await nsc.dispose();
     writeFileSync(join(dir, "client.cpuprofile"), JSON.stringify(profile));
-    const floor =
-      mode === "refresh" && last !== undefined
-        ? (
-            await relayCpu(
-              "typed",
-              dir,
-              toBinary(
-                NetworkServiceRequestSchema,
-                create(NetworkServiceRequestSchema, { connection: last, mechanismPreferences: [mechanisms.noop.mechanism()] }),
-              ),
-              n,
-            )
-          ).perCallMs
-        : undefined;
+    const floor = mode === "refresh" && last !== undefined ? (await relayCpu("typed", dir, refreshRequest(last), n)).perCallMs : undefined;
     // SIGTERM: the programs drain and exit normally, which is when node writes their profiles.
     await Promise.all(Object.values(procs).map((c) => stop(c)));
     const files = profiled ? readdirSync(profDir) : [];

@@ -22,7 +22,7 @@ import {
   NetworkServiceRequestSchema,
 } from "@nsm-ts/api/networkservice";
 import { createClient, createServer, dial, NO_CHANNELZ, parseUrl } from "@nsm-ts/base/grpc";
-import { REQUEST_PATH } from "./lib/relays.js";
+import { bytes, REQUEST_PATH } from "./lib/relays.js";
 
 const [kind, listenUrl, nextUrl] = process.argv.slice(2) as [string, string, string | undefined];
 
@@ -36,8 +36,6 @@ async function typed(): Promise<() => Promise<void>> {
   await server.listen(listenUrl);
   return () => server.close();
 }
-
-const bytes = (b: Buffer): Buffer => b;
 
 async function rawGrpc(): Promise<() => Promise<void>> {
   const server = new grpc.Server(NO_CHANNELZ);

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { type Connection, type NetworkServiceRequest, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { duration as parseDuration } from "@nsm-ts/base/config";
 import { devIdentity } from "@nsm-ts/base/identity";
@@ -27,7 +27,7 @@ import { freePort } from "@nsm-ts/testing/net";
 import { requestCounter } from "./lib/netns.js";
 import { cpuMs, rssBytes, scrape } from "./lib/proc-stats.js";
 import { pool, program as start, stopAll } from "./lib/procs.js";
-import { relayCpu } from "./lib/relays.js";
+import { refreshRequest, relayCpu } from "./lib/relays.js";
 
 const MB = 1024 * 1024;
 
@@ -168,10 +168,7 @@ async function main(): Promise<void> {
     const sample = conns.at(-1);
     const floors: string[] = [];
     if (sample !== undefined && rate > 0) {
-      const msg = toBinary(
-        NetworkServiceRequestSchema,
-        create(NetworkServiceRequestSchema, { connection: sample, mechanismPreferences: [mechanisms.noop.mechanism()] }),
-      );
+      const msg = refreshRequest(sample);
       const calls = Math.round(rate * 30);
       const ours = { perCallMs: last.cpu / last.refreshes, pct: (last.cpu / last.wallMs) * 100 };
       for (const [kind, what] of [

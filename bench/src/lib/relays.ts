@@ -6,8 +6,11 @@
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { type Connection, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { NO_CHANNELZ, parseUrl } from "@nsm-ts/base/grpc";
+import { mechanisms } from "@nsm-ts/sdk/networkservice";
 import { cpuMs } from "./proc-stats.js";
 import { repoRoot, startProcess, stop } from "./procs.js";
 
@@ -31,7 +34,16 @@ export interface RelayCpu {
   pctOfCore: number;
 }
 
-const bytes = (b: Buffer): Buffer => b;
+/** The identity (de)serializer of a relay that passes messages on as bytes. */
+export const bytes = (b: Buffer): Buffer => b;
+
+/** The encoded refresh request of `conn` (NOOP mechanism preferred), what the relays carry. */
+export function refreshRequest(conn: Connection): Uint8Array {
+  return toBinary(
+    NetworkServiceRequestSchema,
+    create(NetworkServiceRequestSchema, { connection: conn, mechanismPreferences: [mechanisms.noop.mechanism()] }),
+  );
+}
 
 /**
  * Sends `request` (an encoded NetworkServiceRequest) `calls` times, one at a time, through three `kind` relays
