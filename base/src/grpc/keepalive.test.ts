@@ -4,7 +4,7 @@
  * buffers leaves both sessions waiting for their own write before they read again; with the bound the client's
  * writes fit, and with keepalive the unanswered ping drops a stalled connection and the channel reconnects.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { expect } from "chai";
 import { codeName, isStatusError } from "../status/index.js";
-import { type Channel, createClient, DEFAULT_KEEPALIVE, type DialOptions, dial } from "./index.js";
+import { type Channel, createClient, createServer, DEFAULT_KEEPALIVE, type DialOptions, dial, type NsmServer } from "./index.js";
 
 /** "ok" for an answer, else the failure's status code name. */
 const outcome = (p: Promise<unknown>): Promise<string> =>
@@ -21,6 +21,16 @@ const outcome = (p: Promise<unknown>): Promise<string> =>
     () => "ok",
     (e: unknown) => (isStatusError(e) ? codeName(e.code) : String(e)),
   );
+
+/** Sockets this process holds open (Linux): a stalled connection that was not ended keeps two. */
+const openSockets = (): number =>
+  readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:");
+    } catch {
+      return false; // closed while listing (the directory's own fd)
+    }
+  }).length;
 
 /** Calls in the burst and the size of the header each carries both ways: far more than a unix socket buffers. */
 const BURST = 2000;
@@ -81,9 +91,9 @@ describe("grpc typed layer", () => {
       return `unix://${path}`;
     }
 
-    /** A client of `serve()` on `dial(url, opts)`. */
-    async function setUp(opts: DialOptions) {
-      const url = await serve();
+    /** A client of `serve()` (or of the server at `url`) on `dial(url, opts)`. */
+    async function setUp(opts: DialOptions, url?: string) {
+      url ??= await serve();
       const ch = dial(url, opts);
       channels.push(ch);
       const ns = createClient(NetworkService, ch);
@@ -135,6 +145,52 @@ describe("grpc typed layer", () => {
       expect(tookMs).to.be.below(9_000);
       const answer = await call(-1, 5_000);
       expect(answer.id).to.equal("c--1");
+    });
+
+    /** Our own server, answering every Request with a large header, with `keepalive` for its connections. */
+    async function ourServer(keepalive: { timeMs: number; timeoutMs: number } | false): Promise<{ url: string; server: NsmServer }> {
+      const server = createServer({ keepalive });
+      server.addService(NetworkService, {
+        request: async (req, ctx) => {
+          ctx.setHeader("x-answer", "a".repeat(HEADER_BYTES));
+          return req.connection ?? create(ConnectionSchema);
+        },
+        close: async () => ({}),
+      });
+      const url = await server.listen(`unix://${join(dir, "ours.sock")}`);
+      cleanups.push(() => server.close({ graceMs: 100 }));
+      return { url, server };
+    }
+
+    it("the server's keepalive alone ends a stall: the burst fails Unavailable, not at its deadline, and no socket of the stalled connection is left", async function () {
+      this.timeout(30_000);
+      const before = openSockets();
+      const { url } = await ourServer({ timeMs: 300, timeoutMs: 300 });
+      const { call, burst } = await setUp({ keepalive: false, maxUnaryCalls: 0 }, url);
+      const t0 = performance.now();
+      const codes = await burst(10_000);
+      // It stalled (as without keepalive every time) and was ended long before the calls' deadline.
+      expect(codes.get("Unavailable") ?? 0, JSON.stringify([...codes])).to.be.greaterThan(0);
+      for (const k of codes.keys()) expect(["ok", "Unavailable"], JSON.stringify([...codes])).to.include(k);
+      expect(performance.now() - t0).to.be.below(9_000);
+      expect((await call(-1, 5_000)).id).to.equal("c--1");
+      // The listener, and the client's and the server's end of the one connection now up.
+      expect(openSockets() - before).to.equal(3);
+    });
+
+    it("closing a server ends its stalled connections too (the session itself cannot be closed while its write is stuck)", async function () {
+      this.timeout(30_000);
+      const before = openSockets();
+      const { url, server } = await ourServer(false);
+      const { call, burst } = await setUp({ keepalive: false, maxUnaryCalls: 0 }, url);
+      const codes = burst(60_000);
+      expect(await outcome(call(-1, 2_000)), "a call after the burst").to.equal("DeadlineExceeded");
+      await server.close({ graceMs: 100 });
+      // The burst's calls end with the connection, long before their deadline.
+      const ended = await codes;
+      expect(ended.get("Unavailable") ?? 0, JSON.stringify([...ended])).to.be.greaterThan(0);
+      for (const k of ended.keys()) expect(["ok", "Unavailable"], JSON.stringify([...ended])).to.include(k);
+      expect(openSockets()).to.equal(before);
     });
   });
 });

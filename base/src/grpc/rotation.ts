@@ -6,22 +6,17 @@
  * (calls in progress finish; clients reconnect, handshaking with the new certificate), and a channel starts a new
  * connection for new calls (calls in progress finish on the old one, which is closed once they are done).
  */
-import type { Http2Session } from "node:http2";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log/index.js";
-
-/** grpc-js keeps its HTTP/2 sessions in this private map (checked at run time; grpc-js is pinned). */
-interface ServerInternals {
-  http2Servers?: Map<unknown, { sessions?: Set<Http2Session> }>;
-}
+import { http2ServersOf } from "./server-sessions.js";
 
 /**
  * Sends GOAWAY on every open connection of `server` (graceful: streams in progress complete). Returns false when the
  * grpc-js internals it relies on are missing, so the caller can say so instead of failing silently.
  */
 export function goawayAll(server: grpc.Server): boolean {
-  const servers = (server as unknown as ServerInternals).http2Servers;
-  if (!(servers instanceof Map)) return false;
+  const servers = http2ServersOf(server);
+  if (!servers) return false;
   for (const entry of servers.values()) {
     for (const session of entry.sessions ?? []) if (!session.closed && !session.destroyed) session.close();
   }

@@ -15,13 +15,14 @@ import {
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { armDefaultDeadline, armEarlyAnswer, receiveTimeout } from "./call-limits.js";
-import { NO_CHANNELZ } from "./channel.js";
+import { DEFAULT_KEEPALIVE, NO_CHANNELZ } from "./channel.js";
 import { compose } from "./compose.js";
 import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
 import { goawayOnRotation } from "./rotation.js";
+import { type ServerKeepalive, watchSessions } from "./server-sessions.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
 import { drained, pumpResponses, ready, requestQueue, undecodableError } from "./server-io.js";
 import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
@@ -61,7 +62,14 @@ export interface ServerOptions {
    * still aborts at the deadline. Default `DEFAULT_DEADLINE_MARGIN_MS` (500 ms); 0 = answer at the deadline.
    */
   deadlineMarginMs?: number;
-  /** Raw grpc-js server options (keepalive, …); they win over `maxRecvMessageBytes` (their interceptors run after ours). */
+  /**
+   * Keepalive of every accepted connection: a ping each `timeMs`, and a connection whose ping is unanswered
+   * `timeoutMs` later has its socket destroyed, so that a connection stalled in both directions (two Node peers
+   * each waiting for its own write) does not keep its socket and buffers for ever. Default `DEFAULT_KEEPALIVE`
+   * (60 s, 20 s); `false` turns it off (server-sessions.ts).
+   */
+  keepalive?: ServerKeepalive | false;
+  /** Raw grpc-js server options (message sizes, …); they win over `maxRecvMessageBytes` (their interceptors run after ours). */
   grpcOptions?: grpc.ServerOptions;
 }
 
@@ -99,6 +107,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   let closed: Promise<void> | undefined;
   // A rotating certificate moves clients to new connections, so their token checks see the new certificate.
   const tls = opts.tls;
+  const sessions = watchSessions(server, opts.keepalive ?? DEFAULT_KEEPALIVE, log);
   const unsubscribe = tls !== undefined && isTlsSource(tls) ? goawayOnRotation(server, (l) => tls.subscribe(l), log) : () => {};
 
   const register = (service: DescService, impl: Record<string, unknown>): void => {
@@ -138,6 +147,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
           err ? reject(new StatusError(Code.Unavailable, `grpc: listen on ${url}: ${err.message}`, { cause: err })) : resolve(p),
         );
       });
+      sessions.adopt();
       if (parsed.path) unixPaths.push(parsed.path);
       return formatUrl(parsed, port);
     },
@@ -146,6 +156,7 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
       closed ??= (async () => {
         closing = true;
         unsubscribe();
+        sessions.stop();
         health.shutdown();
         // One macrotask so health watchers can send NOT_SERVING before their streams end.
         await new Promise((r) => setImmediate(r));
@@ -163,6 +174,8 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
           });
         });
         for (const c of active) c.abort(unavailable);
+        // A stalled connection survives grpc-js's forced shutdown (its session waits for a write that never ends).
+        sessions.destroyAll();
         for (const p of unixPaths) removeStaleSocket(p);
       })();
       return closed;
