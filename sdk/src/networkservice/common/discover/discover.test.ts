@@ -266,6 +266,36 @@ describe("discover", () => {
     expect(healed.networkServiceEndpointName).to.equal("nse-some-middle-app");
   });
 
+  it("a connection first requested with its endpoint named (a heal at a restarted hop) is refreshed like one it discovered: kept while the registry is down, awaited while the registry has lost it", async () => {
+    await setup(endpoints(), fromAnywhere());
+    let down = false;
+    const s = handler(
+      chain(
+        newServer({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) }),
+        newCheck({
+          beforeRequest: (k, r) => {
+            // Stand-in for roundrobin: choose the first candidate.
+            if (r.connection && !r.connection.networkServiceEndpointName)
+              r.connection.networkServiceEndpointName = candidatesKey.get(k)?.endpoints[0]?.name ?? "";
+          },
+        }),
+      ),
+    );
+    const c = ctx(1_000);
+    const named = () => request({}, { networkServiceEndpointName: "nse-firewall" });
+    await s.request(c, named());
+    down = true;
+    expect((await s.request(c, named())).networkServiceEndpointName, "kept while the registry cannot answer").to.equal("nse-firewall");
+    down = false;
+    // The registry restarted empty: the refresh waits for the endpoint to register again, not NotFound at once.
+    const firewall = endpoints()[0] as NetworkServiceEndpoint;
+    await nseReg.unregister(CallContext.create(), firewall);
+    const refresh = s.request(c, named());
+    await nseReg.untilWatchers(1);
+    await nseReg.register(CallContext.create(), firewall);
+    expect((await refresh).networkServiceEndpointName).to.equal("nse-firewall");
+  });
+
   it("registry down: a refresh keeps the endpoint it discovered and Close reaches it; new Requests fail naming the registry", async () => {
     await setup(endpoints());
     let down = false;

@@ -104,7 +104,11 @@ export function newServer(registries: DiscoverRegistries, opts: DiscoverOptions 
           const nse =
             (await askRegistry(ctx, "discover", what, () => lookup(ctx, named))) ??
             fail(Code.NotFound, `discover: network service endpoint "${named}" (network_service_endpoint_name) is not found`);
-          return next.request(ctx.with(candidatesKey, { endpoints: [nse] }), req);
+          const out = await next.request(ctx.with(candidatesKey, { endpoints: [nse] }), req);
+          // Kept like an endpoint this hop discovered (the first Request here may be a heal after this hop restarted):
+          // its refreshes then survive a registry that cannot answer or that restarted empty, as above.
+          if (out.networkServiceEndpointName === named) ctx.metadata.server.set(discoveredKey, nse);
+          return out;
         }
       }
 
