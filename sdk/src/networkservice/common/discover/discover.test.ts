@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ConnectionSchema, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
-import type { MatchSchema, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
+import type { MatchSchema, NetworkService, NetworkServiceEndpoint } from "@nsm-ts/api/registry";
 import { CallContext } from "@nsm-ts/base/context";
 import { expect } from "chai";
 
@@ -102,6 +102,24 @@ describe("discover", () => {
   const request = (l: Record<string, string>, extra: ConnInit = {}) =>
     create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: NS, labels: l, ...(extra as object) } });
   const names = (c: Candidates | undefined) => c?.endpoints.map((e) => e.name);
+  /** discover on `regs`, followed by a stand-in for roundrobin (the first candidate) that records what it saw. */
+  const choosing = (regs: { ns: RegistryHandler<NetworkService>; nse: RegistryHandler<NetworkServiceEndpoint> }) =>
+    handler(
+      chain(
+        newServer(regs),
+        newCheck({
+          beforeRequest: (c, r) => {
+            const cands = candidatesKey.get(c);
+            seen.push(cands ?? { endpoints: [] });
+            if (r.connection && !r.connection.networkServiceEndpointName)
+              r.connection.networkServiceEndpointName = cands?.endpoints[0]?.name ?? "";
+          },
+          beforeClose: (c) => {
+            closes.push(candidatesKey.get(c));
+          },
+        }),
+      ),
+    );
 
   it("uses the match with an empty source selector when no other source selector fits", async () => {
     await setup(endpoints(), fromFirewall(), fromMiddle(), fromAnywhere());
@@ -241,20 +259,7 @@ describe("discover", () => {
 
   it("keeps the discovered endpoint on refresh and discovers anew once it is gone", async () => {
     await setup(endpoints());
-    const s = handler(
-      chain(
-        newServer({ ns: nsReg, nse: nseReg }),
-        newCheck({
-          beforeRequest: (c, r) => {
-            const cands = candidatesKey.get(c);
-            seen.push(cands ?? { endpoints: [] });
-            // Stand-in for roundrobin: choose the first candidate.
-            if (r.connection && !r.connection.networkServiceEndpointName)
-              r.connection.networkServiceEndpointName = cands?.endpoints[0]?.name ?? "";
-          },
-        }),
-      ),
-    );
+    const s = choosing({ ns: nsReg, nse: nseReg });
     const c = ctx(); // one context = one connection's metadata
     const first = await s.request(c, request({}));
     expect(first.networkServiceEndpointName).to.equal("nse-firewall");
@@ -269,18 +274,7 @@ describe("discover", () => {
   it("a connection first requested with its endpoint named (a heal at a restarted hop) is refreshed like one it discovered: kept while the registry is down, awaited while the registry has lost it", async () => {
     await setup(endpoints(), fromAnywhere());
     let down = false;
-    const s = handler(
-      chain(
-        newServer({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) }),
-        newCheck({
-          beforeRequest: (k, r) => {
-            // Stand-in for roundrobin: choose the first candidate.
-            if (r.connection && !r.connection.networkServiceEndpointName)
-              r.connection.networkServiceEndpointName = candidatesKey.get(k)?.endpoints[0]?.name ?? "";
-          },
-        }),
-      ),
-    );
+    const s = choosing({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) });
     const c = ctx(1_000);
     const named = () => request({}, { networkServiceEndpointName: "nse-firewall" });
     await s.request(c, named());
@@ -299,22 +293,7 @@ describe("discover", () => {
   it("registry down: a refresh keeps the endpoint it discovered and Close reaches it; new Requests fail naming the registry", async () => {
     await setup(endpoints());
     let down = false;
-    const s = handler(
-      chain(
-        newServer({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) }),
-        newCheck({
-          beforeRequest: (c, r) => {
-            const cands = candidatesKey.get(c);
-            seen.push(cands ?? { endpoints: [] });
-            if (r.connection && !r.connection.networkServiceEndpointName)
-              r.connection.networkServiceEndpointName = cands?.endpoints[0]?.name ?? "";
-          },
-          beforeClose: (c) => {
-            closes.push(candidatesKey.get(c));
-          },
-        }),
-      ),
-    );
+    const s = choosing({ ns: outage(nsReg, () => down), nse: outage(nseReg, () => down) });
     const c = ctx();
     const first = await s.request(c, request({}));
     down = true;
