@@ -22,9 +22,9 @@ import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable
 import { toStatusObject } from "./errors.js";
 import { HealthState, type HealthStatus, healthImpl, healthService } from "./health.js";
 import { goawayOnRotation } from "./rotation.js";
-import { type ServerKeepalive, watchSessions } from "./server-sessions.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
 import { drained, pumpResponses, ready, requestQueue, undecodableError } from "./server-io.js";
+import { type ServerKeepalive, watchSessions } from "./server-sessions.js";
 import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
 
