@@ -5,13 +5,16 @@
  * writes fit, and with keepalive the unanswered ping drops a stalled connection and the channel reconnects.
  */
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
-import { createServer as createNetServer, type Socket } from "node:net";
+import { connect as connectHttp2 } from "node:http2";
+import { connect as connectNet, createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
 import { expect } from "chai";
+import { createLogger } from "../log/index.js";
 import { codeName, isStatusError } from "../status/index.js";
 import { type Channel, createClient, createServer, DEFAULT_KEEPALIVE, type DialOptions, dial, type NsmServer } from "./index.js";
 
@@ -148,8 +151,11 @@ describe("grpc typed layer", () => {
     });
 
     /** Our own server, answering every Request with a large header, with `keepalive` for its connections. */
-    async function ourServer(keepalive: { timeMs: number; timeoutMs: number } | false): Promise<{ url: string; server: NsmServer }> {
-      const server = createServer({ keepalive });
+    async function ourServer(
+      keepalive: { timeMs: number; timeoutMs: number } | false,
+      log = createLogger({ level: "silent" }),
+    ): Promise<{ url: string; server: NsmServer }> {
+      const server = createServer({ keepalive, log });
       server.addService(NetworkService, {
         request: async (req, ctx) => {
           ctx.setHeader("x-answer", "a".repeat(HEADER_BYTES));
@@ -191,6 +197,31 @@ describe("grpc typed layer", () => {
       expect(ended.get("Unavailable") ?? 0, JSON.stringify([...ended])).to.be.greaterThan(0);
       for (const k of ended.keys()) expect(["ok", "Unavailable"], JSON.stringify([...ended])).to.include(k);
       expect(openSockets()).to.equal(before);
+    });
+
+    it("the server pings idle connections too, and a connection that answers stays", async function () {
+      this.timeout(10_000);
+      const lines: string[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      });
+      const { url } = await ourServer({ timeMs: 50, timeoutMs: 50 }, createLogger({ destination, level: "warn" }));
+      // A bare HTTP/2 client: it answers pings (Node does so itself) and lets the test count them.
+      const session = connectHttp2("http://localhost", { createConnection: () => connectNet(url.slice("unix://".length)) });
+      cleanups.push(() => {
+        session.destroy();
+      });
+      await new Promise<void>((resolve) => {
+        let pings = 0;
+        session.on("ping", () => {
+          if (++pings === 5) resolve();
+        });
+      });
+      expect(session.closed || session.destroyed, "the connection is still up").to.equal(false);
+      expect(lines, "no connection ended").to.deep.equal([]);
     });
   });
 });

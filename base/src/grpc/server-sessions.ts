@@ -57,20 +57,33 @@ export interface ServerSessions {
 export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | false, log: Logger): ServerSessions {
   const adopted = new WeakSet<EventEmitter>();
   /** Open sessions, each with its socket (undefined if it was accepted before `adopt`) and its unanswered ping. */
-  const open = new Map<Http2Session, { socket: Socket | undefined; pingSentAt: number | undefined }>();
+  const open = new Map<Http2Session, { socket: Socket | undefined; pingSentAt: number | undefined; ended: boolean }>();
+  let interval: NodeJS.Timeout | undefined;
   let check: NodeJS.Timeout | undefined;
+  let stopped = false;
 
-  const end = (session: Http2Session, why: string): void => {
-    const entry = open.get(session);
-    log.warn({ peer: peerOf(entry?.socket), why }, "grpc: server connection ended");
-    if (entry?.socket && !entry.socket.destroyed) entry.socket.destroy();
+  const end = (session: Http2Session, entry: { socket: Socket | undefined; ended: boolean }, why: string): void => {
+    entry.ended = true;
+    log.warn({ peer: peerOf(entry.socket), why }, "grpc: server connection ended");
+    if (entry.socket && !entry.socket.destroyed) entry.socket.destroy();
     else if (!session.destroyed) session.destroy();
   };
 
-  const ping = (): void => {
+  /** Ends every connection whose ping has waited `timeoutMs` or longer. */
+  const expire = (timeoutMs: number): void => {
+    const now = performance.now();
+    for (const [session, entry] of open) {
+      if (!entry.ended && entry.pingSentAt !== undefined && now - entry.pingSentAt >= timeoutMs) {
+        end(session, entry, `no answer to a ping within ${timeoutMs} ms`);
+      }
+    }
+  };
+
+  const ping = (k: ServerKeepalive): void => {
+    expire(k.timeoutMs);
     const sentAt = performance.now();
     for (const [session, entry] of open) {
-      if (entry.pingSentAt !== undefined || session.closed || session.destroyed) continue;
+      if (entry.ended || entry.pingSentAt !== undefined || session.closed || session.destroyed) continue;
       entry.pingSentAt = sentAt;
       let sent = false;
       try {
@@ -83,18 +96,14 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
       }
       if (!sent) entry.pingSentAt = undefined;
     }
-    if (keepalive !== false && check === undefined) {
+    if (check === undefined) {
       check = setTimeout(() => {
         check = undefined;
-        for (const [session, entry] of open) {
-          if (entry.pingSentAt === sentAt) end(session, `no answer to a ping within ${keepalive.timeoutMs} ms`);
-        }
-      }, keepalive.timeoutMs);
+        expire(k.timeoutMs);
+      }, k.timeoutMs);
       check.unref();
     }
   };
-  const interval = keepalive === false ? undefined : setInterval(ping, keepalive.timeMs);
-  interval?.unref();
 
   const onSocket = (socket: Socket): void => {
     (socket as unknown as Record<symbol, Socket>)[SOCKET] = socket;
@@ -107,12 +116,17 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
     } catch {
       socket = undefined;
     }
-    open.set(session, { socket, pingSentAt: undefined });
+    open.set(session, { socket, pingSentAt: undefined, ended: false });
     session.once("close", () => open.delete(session));
   };
 
   return {
     adopt() {
+      // The pings start with the first bound address (a server that never listens has nothing to ping).
+      if (keepalive !== false && interval === undefined && !stopped) {
+        interval = setInterval(() => ping(keepalive), keepalive.timeMs);
+        interval.unref();
+      }
       for (const h2 of http2ServersOf(server)?.keys() ?? []) {
         if (adopted.has(h2)) continue;
         adopted.add(h2);
@@ -135,6 +149,7 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
       return n;
     },
     stop() {
+      stopped = true;
       if (interval) clearInterval(interval);
       if (check) clearTimeout(check);
       check = undefined;
