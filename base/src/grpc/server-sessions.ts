@@ -40,10 +40,8 @@ export interface ServerKeepalive {
 export interface ServerSessions {
   /** Starts watching the HTTP/2 servers grpc-js created since the last call (call after every bind). */
   adopt(): void;
-  /** Open connections (sessions not yet closed), stuck ones included. */
-  readonly size: number;
-  /** Destroys the socket of every connection still open; returns how many there were. */
-  destroyAll(): number;
+  /** Destroys the socket of every connection still open. */
+  destroyAll(): void;
   /** Stops the pings (the connections stay). */
   stop(): void;
 }
@@ -65,8 +63,7 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
   const end = (session: Http2Session, entry: { socket: Socket | undefined; ended: boolean }, why: string): void => {
     entry.ended = true;
     log.warn({ peer: peerOf(entry.socket), why }, "grpc: server connection ended");
-    if (entry.socket && !entry.socket.destroyed) entry.socket.destroy();
-    else if (!session.destroyed) session.destroy();
+    cut(session, entry.socket);
   };
 
   /** Ends every connection whose ping has waited `timeoutMs` or longer. */
@@ -127,7 +124,12 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
         interval = setInterval(() => ping(keepalive), keepalive.timeMs);
         interval.unref();
       }
-      for (const h2 of http2ServersOf(server)?.keys() ?? []) {
+      const servers = http2ServersOf(server);
+      if (!servers) {
+        log.warn("grpc: cannot reach grpc-js sessions; a stalled connection is not ended by keepalive");
+        return;
+      }
+      for (const h2 of servers.keys()) {
         if (adopted.has(h2)) continue;
         adopted.add(h2);
         // Plain servers make a session from each accepted socket, TLS servers from each TLS socket after its
@@ -137,16 +139,8 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
         h2.on("session", onSession);
       }
     },
-    get size() {
-      return open.size;
-    },
     destroyAll() {
-      const n = open.size;
-      for (const [session, entry] of open) {
-        if (entry.socket && !entry.socket.destroyed) entry.socket.destroy();
-        else if (!session.destroyed) session.destroy();
-      }
-      return n;
+      for (const [session, entry] of open) cut(session, entry.socket);
     },
     stop() {
       stopped = true;
@@ -155,6 +149,12 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
       check = undefined;
     },
   };
+}
+
+/** Ends a connection: its socket when known (this also ends a stalled session), else the session. */
+function cut(session: Http2Session, socket: Socket | undefined): void {
+  if (socket && !socket.destroyed) socket.destroy();
+  else if (!session.destroyed) session.destroy();
 }
 
 function peerOf(socket: Socket | undefined): string | undefined {
