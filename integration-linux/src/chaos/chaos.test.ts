@@ -41,9 +41,9 @@ const HEAL_TIMEOUT_MS = 90_000 + N * 120;
 /**
  * The nsmgr's and the forwarder's RSS after the faults may be at most this multiple of the pre-fault steady state
  * (both the peak over `RSS_WINDOW_MS`, sampled once `REFRESH_PERIOD_MS` of settled load has passed). Measured this
- * way the nsmgr came back to ×1.07–1.10 and the forwarder to ×1.02–1.09 (four runs, one at ×1.1005): the restarted
+ * way the nsmgr came back to ×1.07–1.10 and the forwarder to ×1.02–1.09 (five runs, one at ×1.1005): the restarted
  * programs keep a somewhat larger committed V8 heap and malloc arenas after their burst of heals (heap used about
- * the same), and V8 gives it back only as major collections come. Not 1.1, which one run in four exceeded; how
+ * the same), and V8 gives it back only as major collections come. Not 1.1, which one run in five exceeded; how
  * this was measured and what was tried is in docs/reliability.md#chaos. A leak of per-connection state would grow
  * without bound and is caught by the exact counts as well.
  */
