@@ -11,6 +11,12 @@ import { canceledError } from "./errors.js";
 import type { ClientInterceptor, TlsConfig } from "./types.js";
 import { parseUrl } from "./url.js";
 
+/** HTTP/2 keepalive: a ping every `timeMs`; no answer within `timeoutMs` drops the connection. */
+export interface Keepalive {
+  timeMs: number;
+  timeoutMs: number;
+}
+
 /** Options of `dial`. */
 export interface DialOptions {
   /**
@@ -25,7 +31,7 @@ export interface DialOptions {
    * fail `Unavailable`, the next call connects anew) when no answer comes within `timeoutMs`. Default
    * `DEFAULT_KEEPALIVE`; `false` turns it off.
    */
-  keepalive?: { timeMs: number; timeoutMs: number } | false;
+  keepalive?: Keepalive | false;
   /**
    * Unary calls run at once on this channel; more wait for a slot (streams are not counted). Default
    * `DEFAULT_MAX_UNARY_CALLS`; 0 = no bound. See call-slots.ts for why.

@@ -5,7 +5,16 @@
  */
 
 export { DEFAULT_MAX_UNARY_CALLS } from "./call-slots.js";
-export { type Channel, type ClientLease, DEFAULT_KEEPALIVE, type DialOptions, dial, isConnected, NO_CHANNELZ } from "./channel.js";
+export {
+  type Channel,
+  type ClientLease,
+  DEFAULT_KEEPALIVE,
+  type DialOptions,
+  dial,
+  isConnected,
+  type Keepalive,
+  NO_CHANNELZ,
+} from "./channel.js";
 export { createClient } from "./client.js";
 export { grpcServiceDefinition, methodPath } from "./definition.js";
 export { type HealthStatus, healthService } from "./health.js";

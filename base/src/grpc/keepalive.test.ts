@@ -6,17 +6,25 @@
  */
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
-import { connect as connectNet, createServer as createNetServer, type Socket } from "node:net";
+import { connect as connectNet } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "@nsm-ts/api/networkservice";
+import { create } from "@bufbuild/protobuf";
+import { ConnectionSchema, NetworkService } from "@nsm-ts/api/networkservice";
 import { expect } from "chai";
 import { createLogger } from "../log/index.js";
 import { codeName, isStatusError } from "../status/index.js";
-import { type Channel, createClient, createServer, DEFAULT_KEEPALIVE, type DialOptions, dial, type NsmServer } from "./index.js";
+import {
+  type Channel,
+  createClient,
+  createServer,
+  DEFAULT_KEEPALIVE,
+  type DialOptions,
+  dial,
+  type Keepalive,
+  type NsmServer,
+} from "./index.js";
 
 /** "ok" for an answer, else the failure's status code name. */
 const outcome = (p: Promise<unknown>): Promise<string> =>
@@ -53,50 +61,30 @@ describe("grpc typed layer", () => {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    /**
-     * A grpc-js server that answers every Request with a large header, on sockets this test accepts itself (grpc-js's
-     * connection injector): a stalled session cannot be closed through HTTP/2 (its close waits for the stuck write),
-     * so the test ends it by destroying the socket.
-     */
-    async function serve(): Promise<string> {
-      const server = new grpc.Server();
-      const bytes = (b: Buffer): Buffer => b;
-      const method = { path: "/networkservice.NetworkService/Request", requestStream: false, responseStream: false };
-      server.addService(
-        {
-          request: { ...method, requestSerialize: bytes, requestDeserialize: bytes, responseSerialize: bytes, responseDeserialize: bytes },
+    /** Our own server, answering every Request with a large header, with `keepalive` for its connections. */
+    async function ourServer(
+      keepalive: Keepalive | false,
+      log = createLogger({ level: "silent" }),
+    ): Promise<{ url: string; server: NsmServer }> {
+      const server = createServer({ keepalive, log });
+      server.addService(NetworkService, {
+        request: async (req, ctx) => {
+          ctx.setHeader("x-answer", "a".repeat(HEADER_BYTES));
+          return req.connection ?? create(ConnectionSchema);
         },
-        {
-          request: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-            const md = new grpc.Metadata();
-            md.set("x-answer", "a".repeat(HEADER_BYTES));
-            call.sendMetadata(md);
-            const conn = fromBinary(NetworkServiceRequestSchema, call.request).connection ?? create(ConnectionSchema);
-            cb(null, Buffer.from(toBinary(ConnectionSchema, conn)));
-          },
-        },
-      );
-      const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-      const sockets = new Set<Socket>();
-      const listener = createNetServer((s) => {
-        sockets.add(s);
-        s.once("close", () => sockets.delete(s));
-        injector.injectConnection(s);
+        close: async () => ({}),
       });
-      const path = join(dir, "s.sock");
-      await new Promise<void>((resolve) => listener.listen(path, resolve));
-      cleanups.push(async () => {
-        for (const s of sockets) s.destroy();
-        injector.destroy();
-        server.forceShutdown();
-        await new Promise((resolve) => listener.close(resolve));
-      });
-      return `unix://${path}`;
+      const url = await server.listen(`unix://${join(dir, "ours.sock")}`);
+      cleanups.push(() => server.close({ graceMs: 100 }));
+      return { url, server };
     }
 
-    /** A client of `serve()` (or of the server at `url`) on `dial(url, opts)`. */
+    /**
+     * A client on `dial(url, opts)` of the server at `url`, by default `ourServer(false)` (no server keepalive: a
+     * stall lasts until the client ends it, or until the server closes).
+     */
     async function setUp(opts: DialOptions, url?: string) {
-      url ??= await serve();
+      url ??= (await ourServer(false)).url;
       const ch = dial(url, opts);
       channels.push(ch);
       const ns = createClient(NetworkService, ch);
@@ -149,24 +137,6 @@ describe("grpc typed layer", () => {
       const answer = await call(-1, 5_000);
       expect(answer.id).to.equal("c--1");
     });
-
-    /** Our own server, answering every Request with a large header, with `keepalive` for its connections. */
-    async function ourServer(
-      keepalive: { timeMs: number; timeoutMs: number } | false,
-      log = createLogger({ level: "silent" }),
-    ): Promise<{ url: string; server: NsmServer }> {
-      const server = createServer({ keepalive, log });
-      server.addService(NetworkService, {
-        request: async (req, ctx) => {
-          ctx.setHeader("x-answer", "a".repeat(HEADER_BYTES));
-          return req.connection ?? create(ConnectionSchema);
-        },
-        close: async () => ({}),
-      });
-      const url = await server.listen(`unix://${join(dir, "ours.sock")}`);
-      cleanups.push(() => server.close({ graceMs: 100 }));
-      return { url, server };
-    }
 
     it("the server's keepalive alone ends a stall: the burst fails Unavailable, not at its deadline, and no socket of the stalled connection is left", async function () {
       this.timeout(30_000);

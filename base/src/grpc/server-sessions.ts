@@ -1,6 +1,6 @@
 /**
  * The HTTP/2 connections of a grpc-js server, seen from our side: keepalive pings that end a connection whose peer
- * stopped answering, and the sockets under them.
+ * stopped answering, the sockets under them, and GOAWAY to all of them (certificate rotation).
  *
  * Why the socket: when both ends of a connection are Node and both have more to send than the socket buffers
  * hold, each HTTP/2 session stops reading until its own write is done, and neither write ever finishes
@@ -15,25 +15,20 @@ import type { Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../log/index.js";
+import type { Keepalive } from "./channel.js";
 
 /** Marks the socket under a session: set when the server accepts it, read back through the session. */
 const SOCKET = Symbol("nsmts.socket");
 
-/** grpc-js keeps its HTTP/2 servers and their sessions in this private map (checked at run time; grpc-js is pinned). */
+/** grpc-js keeps its HTTP/2 servers in this private map (checked at run time; grpc-js is pinned). */
 interface ServerInternals {
-  http2Servers?: Map<EventEmitter, { sessions?: Set<Http2Session> }>;
+  http2Servers?: Map<EventEmitter, unknown>;
 }
 
-/** The HTTP/2 servers of `server` with their open sessions, or undefined when the grpc-js internals are missing. */
-export function http2ServersOf(server: grpc.Server): Map<EventEmitter, { sessions?: Set<Http2Session> }> | undefined {
+/** The HTTP/2 servers of `server`, or undefined when the grpc-js internals are missing. */
+function http2ServersOf(server: grpc.Server): Iterable<EventEmitter> | undefined {
   const servers = (server as unknown as ServerInternals).http2Servers;
-  return servers instanceof Map ? servers : undefined;
-}
-
-/** Keepalive of a server's connections: a ping every `timeMs`; no answer within `timeoutMs` ends the connection. */
-export interface ServerKeepalive {
-  timeMs: number;
-  timeoutMs: number;
+  return servers instanceof Map ? servers.keys() : undefined;
 }
 
 /** The connections of one server, each with the socket under its session. */
@@ -42,6 +37,8 @@ export interface ServerSessions {
   adopt(): void;
   /** Destroys the socket of every connection still open. */
   destroyAll(): void;
+  /** Sends GOAWAY on every open connection (graceful: calls in progress complete, new ones go to a new connection). */
+  goawayAll(): void;
   /** Stops the pings (the connections stay). */
   stop(): void;
 }
@@ -52,7 +49,7 @@ export interface ServerSessions {
  * also on idle connections: a connection that stalled has no call left to notice it. One interval and one
  * timeout per server, not per connection; both unref'd (transport timers, like grpc-js's own keepalive).
  */
-export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | false, log: Logger): ServerSessions {
+export function watchSessions(server: grpc.Server, keepalive: Keepalive | false, log: Logger): ServerSessions {
   const adopted = new WeakSet<EventEmitter>();
   /** Open sessions, each with its socket (undefined if it was accepted before `adopt`) and its unanswered ping. */
   const open = new Map<Http2Session, { socket: Socket | undefined; pingSentAt: number | undefined; ended: boolean }>();
@@ -76,7 +73,7 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
     }
   };
 
-  const ping = (k: ServerKeepalive): void => {
+  const ping = (k: Keepalive): void => {
     expire(k.timeoutMs);
     const sentAt = performance.now();
     for (const [session, entry] of open) {
@@ -126,10 +123,10 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
       }
       const servers = http2ServersOf(server);
       if (!servers) {
-        log.warn("grpc: cannot reach grpc-js sessions; a stalled connection is not ended by keepalive");
+        log.warn("grpc: cannot reach grpc-js sessions; keepalive does not end stalled connections and rotation does not move them");
         return;
       }
-      for (const h2 of servers.keys()) {
+      for (const h2 of servers) {
         if (adopted.has(h2)) continue;
         adopted.add(h2);
         // Plain servers make a session from each accepted socket, TLS servers from each TLS socket after its
@@ -141,6 +138,9 @@ export function watchSessions(server: grpc.Server, keepalive: ServerKeepalive | 
     },
     destroyAll() {
       for (const [session, entry] of open) cut(session, entry.socket);
+    },
+    goawayAll() {
+      for (const session of open.keys()) if (!session.closed && !session.destroyed) session.close();
     },
     stop() {
       stopped = true;

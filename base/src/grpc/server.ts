@@ -15,7 +15,7 @@ import {
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, StatusError } from "../status/index.js";
 import { armDefaultDeadline, armEarlyAnswer, receiveTimeout } from "./call-limits.js";
-import { DEFAULT_KEEPALIVE, NO_CHANNELZ } from "./channel.js";
+import { DEFAULT_KEEPALIVE, type Keepalive, NO_CHANNELZ } from "./channel.js";
 import { compose } from "./compose.js";
 import { isTlsSource, serverCredentials } from "./credentials.js";
 import { grpcServiceDefinition, methodPath, tolerantDeserializerFor, Undecodable } from "./definition.js";
@@ -24,7 +24,7 @@ import { HealthState, type HealthStatus, healthImpl, healthService } from "./hea
 import { goawayOnRotation } from "./rotation.js";
 import { type AnyServerCall, CallContext } from "./server-context.js";
 import { drained, pumpResponses, ready, requestQueue, undecodableError } from "./server-io.js";
-import { type ServerKeepalive, watchSessions } from "./server-sessions.js";
+import { watchSessions } from "./server-sessions.js";
 import type { ServerCall, ServerHandlerFn, ServerInterceptor, ServiceImpl, TlsConfig } from "./types.js";
 import { formatUrl, parseUrl } from "./url.js";
 
@@ -68,7 +68,7 @@ export interface ServerOptions {
    * each waiting for its own write) does not keep its socket and buffers for ever. Default `DEFAULT_KEEPALIVE`
    * (60 s, 20 s); `false` turns it off (server-sessions.ts).
    */
-  keepalive?: ServerKeepalive | false;
+  keepalive?: Keepalive | false;
   /** Raw grpc-js server options (message sizes, …); they win over `maxRecvMessageBytes` (their interceptors run after ours). */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -108,7 +108,13 @@ export function createServer(opts: ServerOptions = {}): NsmServer {
   // A rotating certificate moves clients to new connections, so their token checks see the new certificate.
   const tls = opts.tls;
   const sessions = watchSessions(server, opts.keepalive ?? DEFAULT_KEEPALIVE, log);
-  const unsubscribe = tls !== undefined && isTlsSource(tls) ? goawayOnRotation(server, (l) => tls.subscribe(l), log) : () => {};
+  const unsubscribe =
+    tls !== undefined && isTlsSource(tls)
+      ? goawayOnRotation(
+          () => sessions.goawayAll(),
+          (l) => tls.subscribe(l),
+        )
+      : () => {};
 
   const register = (service: DescService, impl: Record<string, unknown>): void => {
     const generic = grpcServiceDefinition(service);
