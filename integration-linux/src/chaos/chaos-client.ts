@@ -6,7 +6,7 @@
 import type { Connection } from "@nsm-ts/api/networkservice";
 import { devIdentity } from "@nsm-ts/base/identity";
 import { createTokenGenerator } from "@nsm-ts/base/token";
-import { client, mechanisms } from "@nsm-ts/sdk/networkservice";
+import { client, mechanisms, type NetworkServiceElement } from "@nsm-ts/sdk/networkservice";
 
 /** What the parent asks. */
 export type ChaosCommand =
@@ -28,6 +28,12 @@ export interface ChaosStatus {
   maxAttempt: number;
   /** Distinct last errors of connections healing now (at most 5). */
   errors: string[];
+  /**
+   * Open connections whose IP context, as last returned (first Request, refresh or heal), no longer holds exactly
+   * the one client address and one endpoint address the first Request gave: an endpoint that restarted must hand a
+   * healing connection its addresses back, not a second pair.
+   */
+  addressesChanged: number;
 }
 
 /** What the child answers (`error` set when the command failed as a whole). */
@@ -46,12 +52,33 @@ const tokenGenerator = createTokenGenerator(await devIdentity("nsc-chaos"), { ma
 let healsStarted = 0;
 let maxAttempt = 0;
 const states = new Map<string, string>();
+const held = new Map<string, Connection>();
+/** Each open connection's addresses as its first Request returned them, and as the last Request did. */
+const addresses = new Map<string, { first: string; last: string }>();
+const addressesOf = (c: Connection): string =>
+  JSON.stringify([c.context?.ipContext?.srcIpAddrs ?? [], c.context?.ipContext?.dstIpAddrs ?? []]);
+/** Sees every Request's answer, the heal's re-requests and the refreshes included (it sits after heal). */
+const watchAddresses: NetworkServiceElement = {
+  name: "chaos-addresses",
+  async request(ctx, req, next) {
+    const conn = await next.request(ctx, req);
+    const now = addressesOf(conn);
+    const seen = addresses.get(conn.id);
+    addresses.set(conn.id, { first: seen?.first ?? now, last: now });
+    return conn;
+  },
+  async close(ctx, conn, next) {
+    addresses.delete(conn.id);
+    return next.close(ctx, conn);
+  },
+};
 const nsc = client({
   name: "nsc-chaos",
   connectTo,
   tokenGenerator,
   insecure: true,
   requestTimeoutMs: 30_000,
+  additional: [watchAddresses],
   heal: {
     onStatus(s) {
       if (s.state === "HEALING" && states.get(s.connId) !== "HEALING") healsStarted++;
@@ -60,7 +87,6 @@ const nsc = client({
     },
   },
 });
-const held = new Map<string, Connection>();
 
 /** Runs `fn` over `items` with at most `limit` in flight; counts successes and failures. */
 async function each<T>(
@@ -98,6 +124,8 @@ function status(): ChaosStatus {
     healsStarted,
     maxAttempt,
     errors: [...new Set(healing.map((s) => s.lastError).filter((e): e is string => e !== undefined))].slice(0, 5),
+    addressesChanged: [...addresses.values()].filter((a) => a.last !== a.first || JSON.parse(a.first).some((l: string[]) => l.length !== 1))
+      .length,
   };
 }
 

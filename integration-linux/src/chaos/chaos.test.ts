@@ -312,7 +312,7 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
       });
       const r = results.at(-1) as FaultResult;
       console.log(
-        `      SIGKILL ${role}: ${N}/${N} healed ${r.healedMs} ms after the kill, restarted at ${r.restartedMs} ms (${r.healsStarted} client heals, max attempt ${r.maxAttempt})`,
+        `      SIGKILL ${role}: ${N}/${N} healed ${r.healedMs} ms after the kill, restarted at ${r.restartedMs} ms (${r.healsStarted} client heals, max attempt ${r.maxAttempt}, ${healed.addressesChanged} with other addresses than at open)`,
       );
     }
     const outage = results.find((r) => r.killed === "registry");
@@ -353,6 +353,8 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
       expect(after.hops[h].timers, `${h} pending timers`).to.be.at.most(steady.hops[h].timers);
     }
     expect((await programs.registry.gauges()).nses, "registered endpoints (forwarder, nse)").to.equal(2);
+    // The restarted endpoint handed every healing connection its addresses back (and no second pair).
+    expect((await client.status()).addressesChanged, "connections whose addresses changed or multiplied").to.equal(0);
     for (const h of ["nsmgr", "forwarder"] as const) {
       const ratio = after.rss[h].peak / steady.rss[h].peak;
       expect(ratio, `${h} peak RSS ${steady.rss[h].peak.toFixed(0)} → ${after.rss[h].peak.toFixed(0)} MiB`).to.be.at.most(RSS_LIMIT);

@@ -109,6 +109,71 @@ describe("point2pointipam", () => {
     expect(pool.size).to.equal(2);
   });
 
+  it("keeps a healing connection's addresses at an endpoint that restarted, as upstream recovers them", async () => {
+    const before = handler(point2pointipam.newServer(createAddressPool(["198.51.100.0/24"])));
+    await before.request(CallContext.create(), request("other"));
+    const held = await before.request(CallContext.create(), request("c1"));
+    // The endpoint restarts: a new instance with the same pool, no lease; c1 heals to it first.
+    const pool = createAddressPool(["198.51.100.0/24"]);
+    const after = handler(point2pointipam.newServer(pool));
+    const ctx = CallContext.create();
+    const healed = await after.request(ctx, create(NetworkServiceRequestSchema, { connection: held }));
+    expect(ip(healed)).to.deep.equal({
+      src: ["198.51.100.3/32"],
+      dst: ["198.51.100.2/32"],
+      srcRoutes: ["198.51.100.2/32"],
+      dstRoutes: ["198.51.100.3/32"],
+    });
+    expect(pool.size).to.equal(2);
+    // Taken: a new connection gets the lowest free pair around them, and the lease goes back on Close.
+    expect(ip(await after.request(CallContext.create(), request("new"))).dst).to.deep.equal(["198.51.100.0/32"]);
+    const third = await after.request(CallContext.create(), request("third"));
+    expect([ip(third).dst, ip(third).src]).to.deep.equal([["198.51.100.4/32"], ["198.51.100.5/32"]]);
+    await after.close(ctx, healed);
+    expect(pool.size).to.equal(4);
+  });
+
+  it("replaces the pool's addresses a healing connection carries when they are taken or excluded, keeping others", async () => {
+    const pool = createAddressPool(["198.51.100.0/24", "fd00::/120"]);
+    const h = handler(point2pointipam.newServer(pool));
+    const first = await h.request(CallContext.create(), request("first")); // takes .0/.1 and fd00::/fd00::1
+    const stale = create(NetworkServiceRequestSchema, {
+      connection: {
+        id: "c1",
+        context: {
+          ipContext: {
+            // An earlier endpoint instance's pair: the IPv4 side now first's, so nothing is recovered.
+            srcIpAddrs: ["198.51.100.1/32", "fd00::9/128", "203.0.113.7/32"],
+            dstIpAddrs: ["198.51.100.8/32", "fd00::8/128"],
+            srcRoutes: [{ prefix: "198.51.100.8/32" }, { prefix: "fd00::8/128" }, { prefix: "203.0.113.0/24" }],
+            dstRoutes: [{ prefix: "198.51.100.1/32" }, { prefix: "fd00::9/128" }],
+          },
+        },
+      },
+    });
+    const c = await h.request(CallContext.create(), stale);
+    expect(ip(c)).to.deep.equal({
+      src: ["203.0.113.7/32", "198.51.100.3/32", "fd00::3/128"],
+      dst: ["198.51.100.2/32", "fd00::2/128"],
+      srcRoutes: ["203.0.113.0/24", "198.51.100.2/32", "fd00::2/128"],
+      dstRoutes: ["198.51.100.3/32", "fd00::3/128"],
+    });
+    expect(pool.size).to.equal(8);
+    expect(ip(first).dst).to.deep.equal(["198.51.100.0/32", "fd00::/128"]);
+    // Free but excluded addresses are not recovered either.
+    const v4 = handler(point2pointipam.newServer(createAddressPool(["198.51.100.0/24"])));
+    const excluded = create(NetworkServiceRequestSchema, {
+      connection: {
+        id: "c2",
+        context: {
+          ipContext: { srcIpAddrs: ["198.51.100.21/32"], dstIpAddrs: ["198.51.100.20/32"], excludedPrefixes: ["198.51.100.20/30"] },
+        },
+      },
+    });
+    const moved = await v4.request(CallContext.create(), excluded);
+    expect([ip(moved).dst, ip(moved).src]).to.deep.equal([["198.51.100.0/32"], ["198.51.100.1/32"]]);
+  });
+
   it("fails with ResourceExhausted when the pool is empty", async () => {
     const h = handler(point2pointipam.newServer(createAddressPool(["198.51.100.0/31", "198.51.100.8/32"])));
     await h.request(CallContext.create(), request("c1"));

@@ -3,7 +3,7 @@
  * host addresses (/32, /128) lowest first, skipping addresses in use and any excluded prefixes the request
  * carries. A lease holds one dst/src pair per address family the pool has.
  */
-import { type Cidr, cidrLast, formatCidr, formatIp, parseCidr } from "@nsm-ts/base/netaddr";
+import { type Cidr, cidrCovers, cidrLast, cidrOverlaps, formatCidr, formatIp, parseCidr } from "@nsm-ts/base/netaddr";
 import { Code, fail } from "@nsm-ts/base/status";
 
 /** One point-to-point pair: `dst` for the endpoint side, `src` for the client side, both `addr/32` or `addr/128`. */
@@ -70,9 +70,7 @@ export class AddressPool {
    * Throws InvalidArgument for an unparsable excluded prefix and ResourceExhausted when a family has no pair left.
    */
   allocate(excluded: readonly string[] = []): Lease {
-    const ex = excluded.map(
-      (e) => parseCidr(e, lenient) ?? fail(Code.InvalidArgument, `ipam: invalid prefix "${e}" in ip_context.excluded_prefixes`),
-    );
+    const ex = parseExcluded(excluded);
     const holds: Held[] = [];
     const pairs: AddressPair[] = [];
     try {
@@ -97,6 +95,60 @@ export class AddressPool {
     const lease: Lease = { pairs };
     this.held.set(lease, holds);
     return lease;
+  }
+
+  /**
+   * Takes back the addresses a connection already carries: for each family of the pool, the first of `srcAddrs`
+   * and the first of `dstAddrs` that are host prefixes (/32, /128) inside one of the pool's prefixes, free and not
+   * in `excluded` (InvalidArgument for an unparsable one, as `allocate`). This is how an endpoint that restarted (or a new one with the same pool) keeps a healing
+   * connection's addresses, as upstream's point2pointipam does. Undefined, with nothing taken, unless every family
+   * recovers both sides.
+   */
+  recover(srcAddrs: readonly string[], dstAddrs: readonly string[], excluded: readonly string[] = []): Lease | undefined {
+    const ex = parseExcluded(excluded);
+    const holds: Held[] = [];
+    const pairs: AddressPair[] = [];
+    const take = (addrs: readonly string[], family: 4 | 6): { value: bigint; range: Range } | undefined => {
+      for (const a of addrs) {
+        const c = parseCidr(a, lenient);
+        if (c === undefined || c.family !== family || c.len !== (family === 4 ? 32 : 128)) continue;
+        const range = this.rangeOf(c);
+        if (range === undefined || range.used.has(c.base) || ex.some((e) => cidrOverlaps(e, c))) continue;
+        range.used.add(c.base);
+        this.inUse++;
+        holds.push({ range, values: [c.base] });
+        return { value: c.base, range };
+      }
+      return undefined;
+    };
+    for (const family of this.families) {
+      const src = take(srcAddrs, family);
+      const dst = take(dstAddrs, family);
+      if (src === undefined || dst === undefined) {
+        for (const h of holds) this.free(h);
+        return undefined;
+      }
+      const host = family === 4 ? 32 : 128;
+      pairs.push({
+        family,
+        dst: `${formatIp({ family, value: dst.value })}/${host}`,
+        src: `${formatIp({ family, value: src.value })}/${host}`,
+      });
+    }
+    for (const h of holds) while (h.range.used.has(h.range.low)) h.range.low++;
+    const lease: Lease = { pairs };
+    this.held.set(lease, holds);
+    return lease;
+  }
+
+  /** Whether `prefix` (an address or prefix as in an IP context) lies inside one of the pool's prefixes. */
+  owns(prefix: string): boolean {
+    const c = parseCidr(prefix, lenient);
+    return c !== undefined && this.rangeOf(c) !== undefined;
+  }
+
+  private rangeOf(c: Cidr): Range | undefined {
+    return this.ranges.find((r) => cidrCovers(r.cidr, c));
   }
 
   /** Returns a lease's addresses to the pool; releasing twice or a foreign lease does nothing. */
@@ -134,6 +186,13 @@ export class AddressPool {
     }
     return undefined;
   }
+}
+
+/** `ip_context.excluded_prefixes` parsed; InvalidArgument naming the field for one that is not a prefix. */
+function parseExcluded(excluded: readonly string[]): Cidr[] {
+  return excluded.map(
+    (e) => parseCidr(e, lenient) ?? fail(Code.InvalidArgument, `ipam: invalid prefix "${e}" in ip_context.excluded_prefixes`),
+  );
 }
 
 /** The lowest address of `range` not in use, not excluded and not `skip`. `ex` is sorted by first address. */

@@ -2,7 +2,10 @@
  * point2pointipam: gives each connection a point-to-point address pair per address family from a pool
  * (`dst` = endpoint side, `src` = client side, /32 or /128) and the routes between them, honouring the
  * request's `ip_context.excluded_prefixes`. A refresh keeps the same pair (unless it has become excluded);
- * the pair goes back to the pool on Close and when the first Request fails.
+ * the pair goes back to the pool on Close and when the first Request fails. A Request this instance holds no
+ * lease for (the endpoint restarted, or the connection healed to it) keeps the addresses it carries when they are
+ * in the pool, free and not excluded, as upstream does; otherwise the addresses and routes it carries from the
+ * pool's prefixes are replaced by a new pair, so a connection never collects stale ones.
  *
  * Writes: `context.ip_context.{src,dst}_ip_addrs`, `src_routes` (route to dst), `dst_routes` (route to src);
  * server metadata (the lease). Place after `metadata` (and after `excludedprefixes`).
@@ -41,6 +44,14 @@ function remove(ip: IPContext, lease: Lease): void {
   ip.dstRoutes = ip.dstRoutes.filter((r) => !src.has(r.prefix));
 }
 
+/** Removes every address and route of `ip` that lies inside the pool's prefixes. */
+function dropOwned(ip: IPContext, pool: AddressPool): void {
+  ip.srcIpAddrs = ip.srcIpAddrs.filter((a) => !pool.owns(a));
+  ip.dstIpAddrs = ip.dstIpAddrs.filter((a) => !pool.owns(a));
+  ip.srcRoutes = ip.srcRoutes.filter((r) => !pool.owns(r.prefix));
+  ip.dstRoutes = ip.dstRoutes.filter((r) => !pool.owns(r.prefix));
+}
+
 function excludedNow(lease: Lease, excluded: readonly string[]): boolean {
   const ex = excluded.flatMap((e) => parseCidr(e, { bare: true, zone: true }) ?? []);
   return lease.pairs.some((p) => ex.some((e) => cidrOverlaps(e, requireCidr(p.src)) || cidrOverlaps(e, requireCidr(p.dst))));
@@ -68,7 +79,15 @@ export function newServer(pool: AddressPool): NetworkServiceElement {
       }
       const fresh = lease === undefined;
       if (!lease) {
-        lease = pool.allocate(ip.excludedPrefixes);
+        lease = pool.recover(ip.srcIpAddrs, ip.dstIpAddrs, ip.excludedPrefixes);
+        if (lease) {
+          ctx.log.info({ connId: conn.id, pairs: lease.pairs }, "point2pointipam: the connection's addresses recovered");
+        } else {
+          // Addresses from our prefixes that we do not hold are a lease of an earlier instance (an endpoint that
+          // restarted) that cannot be taken back: they are someone else's now or excluded, so they go.
+          dropOwned(ip, pool);
+          lease = pool.allocate(ip.excludedPrefixes);
+        }
         md.set(leaseKey, lease);
       }
       apply(ip, lease);
