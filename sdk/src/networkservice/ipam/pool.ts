@@ -100,15 +100,15 @@ export class AddressPool {
   /**
    * Takes back the addresses a connection already carries: for each family of the pool, the first of `srcAddrs`
    * and the first of `dstAddrs` that are host prefixes (/32, /128) inside one of the pool's prefixes, free and not
-   * in `excluded` (InvalidArgument for an unparsable one, as `allocate`). This is how an endpoint that restarted (or a new one with the same pool) keeps a healing
-   * connection's addresses, as upstream's point2pointipam does. Undefined, with nothing taken, unless every family
-   * recovers both sides.
+   * in `excluded` (InvalidArgument for an unparsable one, as `allocate`). This is how an endpoint that restarted,
+   * or a new one with the same pool, keeps a healing connection's addresses, as upstream's point2pointipam does.
+   * Undefined, with nothing taken, unless every family recovers both sides.
    */
   recover(srcAddrs: readonly string[], dstAddrs: readonly string[], excluded: readonly string[] = []): Lease | undefined {
     const ex = parseExcluded(excluded);
     const holds: Held[] = [];
     const pairs: AddressPair[] = [];
-    const take = (addrs: readonly string[], family: 4 | 6): { value: bigint; range: Range } | undefined => {
+    const take = (addrs: readonly string[], family: 4 | 6): bigint | undefined => {
       for (const a of addrs) {
         const c = parseCidr(a, lenient);
         if (c === undefined || c.family !== family || c.len !== (family === 4 ? 32 : 128)) continue;
@@ -117,7 +117,7 @@ export class AddressPool {
         range.used.add(c.base);
         this.inUse++;
         holds.push({ range, values: [c.base] });
-        return { value: c.base, range };
+        return c.base;
       }
       return undefined;
     };
@@ -131,8 +131,8 @@ export class AddressPool {
       const host = family === 4 ? 32 : 128;
       pairs.push({
         family,
-        dst: `${formatIp({ family, value: dst.value })}/${host}`,
-        src: `${formatIp({ family, value: src.value })}/${host}`,
+        dst: `${formatIp({ family, value: dst })}/${host}`,
+        src: `${formatIp({ family, value: src })}/${host}`,
       });
     }
     for (const h of holds) while (h.range.used.has(h.range.low)) h.range.low++;
