@@ -44,7 +44,7 @@ const HEAL_TIMEOUT_MS = 90_000 + N * 120;
  * (both the peak over `RSS_WINDOW_MS`, sampled after `BASELINE_SETTLE_MS` and `REFRESH_PERIOD_MS` of settled
  * load): back within 10 %. Since the endpoint hands healing connections their addresses back (before, each endpoint restart added a
  * pair to every connection, and the nsmgr came back to ×1.07–1.10, once ×1.1005) the nsmgr came back to
- * ×1.03–1.096 and the forwarder to ×1.00–1.05 (eight runs); what is left is the restarted programs' somewhat larger
+ * ×1.03–1.096 and the forwarder to ×1.00–1.07 (nine runs); what is left is the restarted programs' somewhat larger
  * committed V8 heap after their burst of heals, with the same live heap. How this was measured:
  * docs/reliability.md#chaos. A leak of per-connection state would grow without bound and is caught by the exact
  * counts as well.
@@ -60,7 +60,7 @@ const REFRESH_PERIOD_MS = 24_000;
 /**
  * Settled load before the pre-fault measurement: the connections open in 8–10 s, and V8 then grows its heap for
  * about a minute (the 181 → 213 MiB above took 50 s); measured after one refresh period the baseline came out
- * 188–197 MiB between runs (nsmgr), the lowest with the highest ratio (×1.096), and 188–191 MiB in the two runs
+ * 188–197 MiB between runs (nsmgr), the lowest with the highest ratio (×1.096), and 188–193 MiB in the three runs
  * since. After the faults the settle step (heals and timers back) has already let that much time pass, so one
  * refresh period is enough there.
  */
