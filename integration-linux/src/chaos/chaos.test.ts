@@ -7,11 +7,10 @@
  * counted by the nsmgr, the forwarder and the endpoint). At the end nothing has leaked: every hop holds exactly
  * the live connections, the registry exactly the forwarder and the endpoint, the real clock's pending timers
  * (`nsm_clock_timers_pending`) are back at their pre-fault level, every connection still has the address pair it
- * was opened with, no program exited unasked, the nsmgr's and the
- * forwarder's RSS is at most `RSS_LIMIT` times the pre-fault steady state (each the peak over `RSS_WINDOW_MS` after
- * a refresh period of settled load), and the registry outage healed at most `REGISTRY_HEALS_MAX` connections;
- * after Close of every connection all counts are zero and the timers back at their level before the first
- * connection. Results: docs/reliability.md#chaos.
+ * was opened with, no program exited unasked, the nsmgr's and the forwarder's RSS is at most `RSS_LIMIT` times the
+ * pre-fault steady state (each the peak over `RSS_WINDOW_MS` after settled load), and the registry outage healed at
+ * most `REGISTRY_HEALS_MAX` connections; after Close of every connection all counts are zero and the timers back at
+ * their level before the first connection. Results: docs/reliability.md#chaos.
  */
 import { expect } from "chai";
 import { freePort, type Program, type ProgramName, type ProgramSet, useProgramSet } from "../programs/harness.js";
@@ -42,12 +41,12 @@ const HEAL_TIMEOUT_MS = 90_000 + N * 120;
 /**
  * The nsmgr's and the forwarder's RSS after the faults may be at most this multiple of the pre-fault steady state
  * (both the peak over `RSS_WINDOW_MS`, sampled after `BASELINE_SETTLE_MS` and `REFRESH_PERIOD_MS` of settled
- * load): back within 10 %. Since the endpoint hands healing connections their addresses back (before, each endpoint restart added a
- * pair to every connection, and the nsmgr came back to ×1.07–1.10, once ×1.1005) the nsmgr came back to
- * ×1.03–1.096 and the forwarder to ×1.00–1.07 (nine runs); what is left is the restarted programs' somewhat larger
- * committed V8 heap after their burst of heals, with the same live heap. How this was measured:
- * docs/reliability.md#chaos. A leak of per-connection state would grow without bound and is caught by the exact
- * counts as well.
+ * load): back within 10 %. Since the endpoint hands healing connections their addresses back (before, each
+ * endpoint restart added a pair to every connection, and the nsmgr came back to ×1.07–1.10, once ×1.1005) the
+ * nsmgr came back to ×1.03–1.096 and the forwarder to ×1.00–1.07 (nine runs); what is left is the restarted
+ * programs' somewhat larger committed V8 heap after their burst of heals, with the same live heap. How this was
+ * measured: docs/reliability.md#chaos. A leak of per-connection state would grow without bound and is caught by the
+ * exact counts as well.
  */
 const RSS_LIMIT = 1.1;
 /**
@@ -145,7 +144,7 @@ class Managed {
 describe("chaos: the programs keep many live connections through SIGKILL of each program in turn", function () {
   // Opening and closing 1,000 connections, four faults with their heals, settling: 5.3 min on 2 cores shared
   // with other work (about 260 CPU-seconds in all, so no less than 2.2 min on 2 idle cores).
-  // Plus the two RSS measurements (a refresh period and a window each).
+  // Plus the two RSS measurements (a settle and a window each).
   this.timeout(420_000 + N * 600 + BASELINE_SETTLE_MS + REFRESH_PERIOD_MS + 2 * RSS_WINDOW_MS);
   let set: ProgramSet;
   let nsc: ChaosClient | undefined;

@@ -81,20 +81,13 @@ export class AddressPool {
           fail(Code.ResourceExhausted, `ipam: no free IPv${family} address pair left in ${prefixes.join(", ")}`);
         }
         holds.push(got.held);
-        const host = family === 4 ? 32 : 128;
-        pairs.push({
-          family,
-          dst: `${formatIp({ family, value: got.dst })}/${host}`,
-          src: `${formatIp({ family, value: got.src })}/${host}`,
-        });
+        pairs.push(hostPair(family, got.dst, got.src));
       }
     } catch (err) {
       for (const h of holds) this.free(h);
       throw err;
     }
-    const lease: Lease = { pairs };
-    this.held.set(lease, holds);
-    return lease;
+    return this.lease(pairs, holds);
   }
 
   /**
@@ -111,11 +104,10 @@ export class AddressPool {
     const take = (addrs: readonly string[], family: 4 | 6): bigint | undefined => {
       for (const a of addrs) {
         const c = parseCidr(a, lenient);
-        if (c === undefined || c.family !== family || c.len !== (family === 4 ? 32 : 128)) continue;
+        if (c === undefined || c.family !== family || c.len !== hostLen(family)) continue;
         const range = this.rangeOf(c);
         if (range === undefined || range.used.has(c.base) || ex.some((e) => cidrOverlaps(e, c))) continue;
-        range.used.add(c.base);
-        this.inUse++;
+        this.mark(range, c.base);
         holds.push({ range, values: [c.base] });
         return c.base;
       }
@@ -128,23 +120,29 @@ export class AddressPool {
         for (const h of holds) this.free(h);
         return undefined;
       }
-      const host = family === 4 ? 32 : 128;
-      pairs.push({
-        family,
-        dst: `${formatIp({ family, value: dst })}/${host}`,
-        src: `${formatIp({ family, value: src })}/${host}`,
-      });
+      pairs.push(hostPair(family, dst, src));
     }
-    for (const h of holds) while (h.range.used.has(h.range.low)) h.range.low++;
-    const lease: Lease = { pairs };
-    this.held.set(lease, holds);
-    return lease;
+    return this.lease(pairs, holds);
   }
 
   /** Whether `prefix` (an address or prefix as in an IP context) lies inside one of the pool's prefixes. */
   owns(prefix: string): boolean {
     const c = parseCidr(prefix, lenient);
     return c !== undefined && this.rangeOf(c) !== undefined;
+  }
+
+  /** Records `pairs` as one lease holding `holds`. */
+  private lease(pairs: AddressPair[], holds: Held[]): Lease {
+    const lease: Lease = { pairs };
+    this.held.set(lease, holds);
+    return lease;
+  }
+
+  /** Marks `value` of `range` in use (it is free). */
+  private mark(range: Range, value: bigint): void {
+    range.used.add(value);
+    this.inUse++;
+    while (range.used.has(range.low)) range.low++;
   }
 
   private rangeOf(c: Cidr): Range | undefined {
@@ -178,14 +176,21 @@ export class AddressPool {
       if (dst === undefined) continue;
       const src = firstFree(range, ex, dst);
       if (src === undefined) continue;
-      range.used.add(dst);
-      range.used.add(src);
-      while (range.used.has(range.low)) range.low++;
-      this.inUse += 2;
+      this.mark(range, dst);
+      this.mark(range, src);
       return { dst, src, held: { range, values: [dst, src] } };
     }
     return undefined;
   }
+}
+
+/** The prefix length of one address of `family`. */
+const hostLen = (family: 4 | 6): number => (family === 4 ? 32 : 128);
+
+/** A pair as leases carry it: host prefixes (`addr/32`, `addr/128`). */
+function hostPair(family: 4 | 6, dst: bigint, src: bigint): AddressPair {
+  const host = hostLen(family);
+  return { family, dst: `${formatIp({ family, value: dst })}/${host}`, src: `${formatIp({ family, value: src })}/${host}` };
 }
 
 /** `ip_context.excluded_prefixes` parsed; InvalidArgument naming the field for one that is not a prefix. */
