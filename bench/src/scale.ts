@@ -102,13 +102,18 @@ async function main(): Promise<void> {
     const rss0 = rss();
     // Heap in use and live clock timers of both (their metrics): heap is less noisy than RSS, and timers per
     // connection show whether timers pile up.
-    const gauges = async (): Promise<{ heap: number; timers: number }> => {
+    const gauges = async (): Promise<{ heap: number; timers: number; gcMs: number }> => {
       const [a, b] = await Promise.all([
         scrape(`http://127.0.0.1:${metricsPort.nsmgr}/metrics`),
         scrape(`http://127.0.0.1:${metricsPort.forwarder}/metrics`),
       ]);
       const sum = (k: string): number => (a.get(k) ?? 0) + (b.get(k) ?? 0);
-      return { heap: sum("nsm_nodejs_heap_size_used_bytes"), timers: sum("nsm_clock_timers_pending") };
+      return {
+        heap: sum("nsm_nodejs_heap_size_used_bytes"),
+        timers: sum("nsm_clock_timers_pending"),
+        // Main-thread GC pauses of every kind (the CPU above also counts V8's concurrent marking threads).
+        gcMs: sum("nsm_nodejs_gc_duration_seconds_sum") * 1000,
+      };
     };
     const g0 = await gauges();
 
@@ -138,6 +143,7 @@ async function main(): Promise<void> {
       const r0 = counter.count();
       const cpu0 = both();
       const ep0 = cpuMs(pids.endpoint);
+      const gc0 = (await gauges()).gcMs;
       const w0 = performance.now();
       await sleep(periodMs);
       const wallMs = performance.now() - w0;
@@ -149,11 +155,12 @@ async function main(): Promise<void> {
       const expected = Math.round((conns.length * wallMs) / (0.2 * lifetimeMs));
       const m = rss();
       const g = await gauges();
+      const gcPct = cpu > 0 ? ((g.gcMs - gc0) / cpu) * 100 : 0;
       const heapKb = ((g.heap - g0.heap) / conns.length / 1024).toFixed(1);
       const timers = ((g.timers - g0.timers) / conns.length).toFixed(2);
       const perConnKb = ((m.nsmgr + m.forwarder - rss0.nsmgr - rss0.forwarder) / conns.length / 1024).toFixed(1);
       rows.push(
-        `| ${conns.length} | ${Math.round(opened.length / setupS)} /s | ${(m.nsmgr / MB).toFixed(0)} / ${(m.forwarder / MB).toFixed(0)} MB | ${perConnKb} kB | ${heapKb} kB | ${timers} | ${((cpu / wallMs) * 100).toFixed(2)} % | ${(((cpuMs(pids.endpoint) - ep0) / wallMs) * 100).toFixed(2)} % | ${refreshes} of ~${expected} | ${refreshes > 0 ? Math.round((cpu * 1000) / refreshes) : "—"} µs | ${Math.round(setupCpuPerReq * 1000)} µs | ${results.length - opened.length} | ${loadavg()[0]?.toFixed(1)} |`,
+        `| ${conns.length} | ${Math.round(opened.length / setupS)} /s | ${(m.nsmgr / MB).toFixed(0)} / ${(m.forwarder / MB).toFixed(0)} MB | ${perConnKb} kB | ${heapKb} kB | ${timers} | ${((cpu / wallMs) * 100).toFixed(2)} % | ${gcPct.toFixed(0)} % | ${(((cpuMs(pids.endpoint) - ep0) / wallMs) * 100).toFixed(2)} % | ${refreshes} of ~${expected} | ${refreshes > 0 ? Math.round((cpu * 1000) / refreshes) : "—"} µs | ${Math.round(setupCpuPerReq * 1000)} µs | ${results.length - opened.length} | ${loadavg()[0]?.toFixed(1)} |`,
       );
     }
     const tc = performance.now();
@@ -197,8 +204,8 @@ async function main(): Promise<void> {
           .join(" ")}; token lifetime ${lifetime}, measured over ${periodMs} ms per step (one refresh period)`,
         `baseline: nsmgr + forwarder idle, no connections: ${idlePct.toFixed(2)} % of one core; RSS ${(rss0.nsmgr / MB).toFixed(0)} / ${(rss0.forwarder / MB).toFixed(0)} MB`,
         "",
-        "| live connections | setup rate (32 in flight) | RSS nsmgr / forwarder | RSS per connection (both, over baseline) | heap used per connection | clock timers per connection | nsmgr + forwarder CPU (% of one core, target ≤ 10 %) | endpoint CPU | refreshes in the period (of ~expected) | CPU per refresh (nsmgr + forwarder) | CPU per Request while opening | Requests failed | load (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| live connections | setup rate (32 in flight) | RSS nsmgr / forwarder | RSS per connection (both, over baseline) | heap used per connection | clock timers per connection | nsmgr + forwarder CPU (% of one core, target ≤ 10 %) | of which GC pauses | endpoint CPU | refreshes in the period (of ~expected) | CPU per refresh (nsmgr + forwarder) | CPU per Request while opening | Requests failed | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ...rows,
         "",
         `close all ${conns.length}: ${Math.round(closeRate)} /s (32 in flight); Requests that failed while opening: ${failed}; Closes that failed: ${closeErrors.length}`,

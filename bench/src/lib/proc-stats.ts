@@ -26,14 +26,14 @@ export function rssBytes(pid: number): number {
   return Number(m?.[1] ?? 0) * 1024;
 }
 
-/** Reads a program's Prometheus text at `url` (http://host:port/metrics) into name → value (labels dropped, last wins). */
+/** Reads a program's Prometheus text at `url` (http://host:port/metrics) into name → value (labels dropped, the values of one name summed). */
 export async function scrape(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(url)).text();
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line.startsWith("#") || line === "") continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m?.[1] !== undefined) out.set(m[1], Number(m[2]));
+    if (m?.[1] !== undefined) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
   }
   return out;
 }

@@ -6,7 +6,8 @@
  * state and the programs' /metrics until every connection is healed again (held by the client, CONNECTED, and
  * counted by the nsmgr, the forwarder and the endpoint). At the end nothing has leaked: every hop holds exactly
  * the live connections, the registry exactly the forwarder and the endpoint, the real clock's pending timers
- * (`nsm_clock_timers_pending`) are back at their pre-fault level, every connection still has the address pair it
+ * (`nsm_clock_timers_pending`) are back at their pre-fault resting level (what most readings over a settle
+ * period agree on), every connection still has the address pair it
  * was opened with, no program exited unasked, the nsmgr's and the forwarder's RSS is at most `RSS_LIMIT` times the
  * pre-fault steady state (each the peak over `RSS_WINDOW_MS` after settled load), and the registry outage healed at
  * most `REGISTRY_HEALS_MAX` connections; after Close of every connection all counts are zero and the timers back at
@@ -22,6 +23,7 @@ import {
   gauges,
   metricsUrl,
   type RssWindow,
+  restingLevels,
   rssMiB,
   sampleRss,
   until,
@@ -220,10 +222,11 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
       async () => ((await programs.registry.gauges()).nses === 2 ? true : undefined),
       { timeoutMs: 60_000 },
     );
-    const idleTimers = Object.fromEntries(await Promise.all(all.map(async (m) => [m.role, (await m.gauges()).timers]))) as Record<
-      Role,
-      number
-    >;
+    const idleTimers = await restingLevels(
+      async () => Object.fromEntries(await Promise.all(all.map(async (m) => [m.role, (await m.gauges()).timers]))) as Record<Role, number>,
+      5,
+      1_000,
+    );
 
     nsc = await ChaosClient.start(nsmgrSocket);
     const client = nsc;
@@ -242,14 +245,24 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
     };
     await until("every connection is established at every hop", allHealed, { timeoutMs: 60_000, describe: describeState });
     const openedRss = { nsmgr: programs.nsmgr.rss(), forwarder: programs.forwarder.rss() };
-    /** Peak and mean RSS of the nsmgr and the forwarder over a window, after `settleMs` of settled load. */
-    const footprint = async (settleMs: number): Promise<Record<"nsmgr" | "forwarder", RssWindow>> => {
-      // A deliberate wait: load for V8 to settle to, not a state to wait for.
-      await new Promise((r) => setTimeout(r, settleMs));
-      return (await sampleRss(
+    const hopTimers = async (): Promise<Record<(typeof HOPS)[number], number>> => {
+      const g = await hopGauges();
+      return { nsmgr: g.nsmgr.timers, forwarder: g.forwarder.timers, endpoint: g.endpoint.timers };
+    };
+    /**
+     * Each hop's resting number of pending timers, read every 2 s through `settleMs` of settled load, then the peak
+     * and mean RSS of the nsmgr and the forwarder over a window.
+     */
+    const footprint = async (
+      settleMs: number,
+    ): Promise<{ timers: Record<(typeof HOPS)[number], number>; rss: Record<"nsmgr" | "forwarder", RssWindow> }> => {
+      // A deliberate wait (load for V8 to settle to, not a state to wait for), spent reading the timers.
+      const timers = await restingLevels(hopTimers, Math.max(1, Math.floor(settleMs / 2_000)), 2_000);
+      const rss = (await sampleRss(
         { nsmgr: programs.nsmgr.program.child.pid, forwarder: programs.forwarder.program.child.pid },
         RSS_WINDOW_MS,
       )) as Record<"nsmgr" | "forwarder", RssWindow>;
+      return { timers, rss };
     };
     const showRss = (f: Record<"nsmgr" | "forwarder", RssWindow>, g: Record<(typeof HOPS)[number], Gauges>): string =>
       (["nsmgr", "forwarder"] as const)
@@ -258,8 +271,7 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
             `${h} peak ${f[h].peak.toFixed(0)} mean ${f[h].mean.toFixed(0)} MiB (V8 heap used ${g[h].heapMiB.toFixed(0)} of ${g[h].heapTotalMiB.toFixed(0)} MiB)`,
         )
         .join(", ");
-    const steadyRss = await footprint(BASELINE_SETTLE_MS);
-    const steady = { rss: steadyRss, hops: await hopGauges() };
+    const steady = { ...(await footprint(BASELINE_SETTLE_MS)), hops: await hopGauges() };
     console.log(
       `      ${N} connections opened in ${opened.ms} ms; RSS at once nsmgr ${openedRss.nsmgr.toFixed(0)}, forwarder ${openedRss.forwarder.toFixed(0)} MiB; steady state ${showRss(steady.rss, steady.hops)}`,
     );
@@ -329,7 +341,10 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
 
     // Settle: the restarted programs' first refreshes and watch replacements are done once the timers stop moving
     // and every connection is still (or again: a registry outage closes some late, see the docs) healed.
-    const timersNow = async (): Promise<number[]> => Promise.all(HOPS.map(async (h) => (await programs[h].gauges()).timers));
+    const timersNow = async (): Promise<number[]> => {
+      const t = await hopTimers();
+      return HOPS.map((h) => t[h]);
+    };
     let last = await timersNow();
     await until(
       "every connection is healed and the hops' pending timers are back at the steady state",
@@ -337,29 +352,30 @@ describe("chaos: the programs keep many live connections through SIGKILL of each
         const now = await timersNow();
         const stable = now.every((t, i) => t === last[i]);
         last = now;
-        if (!stable || HOPS.some((h, i) => (now[i] as number) > steady.hops[h].timers)) return undefined;
+        if (!stable || HOPS.some((h, i) => (now[i] as number) > steady.timers[h])) return undefined;
         return (await allHealed()) !== undefined ? now : undefined;
       },
       {
         timeoutMs: 90_000,
         everyMs: 1_000,
         describe: async () =>
-          `timers ${JSON.stringify(last)} vs ${JSON.stringify(HOPS.map((h) => steady.hops[h].timers))}; ${await describeState()}`,
+          `timers ${JSON.stringify(last)} vs ${JSON.stringify(HOPS.map((h) => steady.timers[h]))}; ${await describeState()}`,
       },
     );
     console.log(`      CPU s after the faults (restarted programs count from their restart): ${cpu()}`);
     console.log(`      endpoint refreshes (incl. heal re-requests) since its restart: ${(await programs.endpoint.gauges()).refreshes}`);
     const settledRss = { nsmgr: programs.nsmgr.rss(), forwarder: programs.forwarder.rss() };
-    const afterRss = await footprint(REFRESH_PERIOD_MS);
-    const after = { rss: afterRss, hops: await hopGauges() };
+    const after = { ...(await footprint(REFRESH_PERIOD_MS)), hops: await hopGauges() };
     console.log(
       `      after the faults: RSS at once nsmgr ${settledRss.nsmgr.toFixed(0)}, forwarder ${settledRss.forwarder.toFixed(0)} MiB; steady state ${showRss(after.rss, after.hops)}; timers ${JSON.stringify(
-        HOPS.map((h) => `${h} ${steady.hops[h].timers}→${after.hops[h].timers}`),
+        HOPS.map((h) => `${h} ${steady.timers[h]}→${after.timers[h]}`),
       )}`,
     );
     for (const h of HOPS) {
       expect(after.hops[h].connections, `${h} connections`).to.equal(N);
-      expect(after.hops[h].timers, `${h} pending timers`).to.be.at.most(steady.hops[h].timers);
+      // At most: a discovery cache may hold one entry fewer after the faults (the nsmgr rested at 1,001 in one run,
+      // 1,002 in another), and a lost expiry timer shows as a connection that outlives its token, not here.
+      expect(after.timers[h], `${h} pending timers at rest`).to.be.at.most(steady.timers[h]);
     }
     expect((await programs.registry.gauges()).nses, "registered endpoints (forwarder, nse)").to.equal(2);
     // The restarted endpoint handed every healing connection its addresses back (and no second pair).
