@@ -3,7 +3,6 @@
  * gRPC servers and interceptors per part, and the cleanups and clients `close()` ends. Internal to the sandbox.
  */
 import { mkdtempSync } from "node:fs";
-import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Clock, MockClock, realClock } from "@nsm-ts/base/clock";
@@ -13,6 +12,7 @@ import { devIdentity } from "@nsm-ts/base/identity";
 import { type Logger, silentLogger } from "@nsm-ts/base/log";
 import { createTokenGenerator, type TokenGenerator } from "@nsm-ts/base/token";
 import type { NsmClient } from "@nsm-ts/sdk/networkservice";
+import { freePort } from "../net/index.js";
 import type { SandboxOptions } from "./options.js";
 
 /** The shared plumbing of one sandbox, built by `createEnv`. */
@@ -41,16 +41,9 @@ export interface SandboxEnv {
   readonly clients: Set<NsmClient>;
 }
 
+/** A TCP URL on a free loopback port (chosen as `freePort` says: no outgoing connection can hold it meanwhile). */
 async function freeTcpUrl(): Promise<string> {
-  const srv = createNetServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", resolve);
-  });
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (addr === null || typeof addr === "string") throw new Error("sandbox: no TCP port");
-  return `tcp://127.0.0.1:${addr.port}`;
+  return `tcp://127.0.0.1:${await freePort()}`;
 }
 
 /** Kill: a server shutdown without grace, so streams and calls end at once. */
