@@ -20,40 +20,47 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   const env = createEnv(opts);
   const d = opts.domain;
   if (d && opts.transport === "unix") throw new Error("sandbox: an interdomain sandbox needs the tcp transport (DNS publishes ip:port)");
-  const urls = d && !d.floating ? await domainUrls(env) : undefined;
-  const { registry, close: closeRegistry } = await createRegistry(
-    env,
-    d === undefined ? undefined : urls === undefined ? {} : { proxyRegistryUrl: urls.nsmgrProxy },
-  );
-  const edge = d && urls ? await createDomainParts(env, d, urls, registry.url) : undefined;
-  if (d) publish(d, registry.url, urls);
-  const nodes: SandboxNode[] = [];
-  for (let i = 0; i < (opts.nodes ?? 1); i++) nodes.push(await createNode(env, i, registry.url));
-  const nodeOf = (n: number | SandboxNode): SandboxNode => {
-    const node = typeof n === "number" ? nodes[n] : n;
-    if (!node) throw new RangeError(`sandbox: no node ${String(n)}`);
-    return node;
+  let closeRegistry: () => Promise<void> = async () => undefined;
+  /** Stops what has started, newest first; also when the sandbox could not be built, so a failed start leaks nothing. */
+  const closeAll = async (): Promise<void> => {
+    await Promise.allSettled([...env.clients].map((c) => c.dispose()));
+    env.clients.clear();
+    for (const c of [...env.cleanups].reverse()) await c().catch(() => undefined);
+    env.cleanups.clear();
+    await closeRegistry();
+    rmSync(env.dir, { recursive: true, force: true });
   };
-  const clients = createClients(env);
+  try {
+    const urls = d && !d.floating ? await domainUrls(env) : undefined;
+    const built = await createRegistry(env, d === undefined ? undefined : urls === undefined ? {} : { proxyRegistryUrl: urls.nsmgrProxy });
+    const registry = built.registry;
+    closeRegistry = built.close;
+    const edge = d && urls ? await createDomainParts(env, d, urls, registry.url) : undefined;
+    if (d) publish(d, registry.url, urls);
+    const nodes: SandboxNode[] = [];
+    for (let i = 0; i < (opts.nodes ?? 1); i++) nodes.push(await createNode(env, i, registry.url));
+    const nodeOf = (n: number | SandboxNode): SandboxNode => {
+      const node = typeof n === "number" ? nodes[n] : n;
+      if (!node) throw new RangeError(`sandbox: no node ${String(n)}`);
+      return node;
+    };
+    const clients = createClients(env);
 
-  return {
-    registry,
-    domain: d?.name,
-    edge,
-    nodes,
-    clock: env.clock,
-    addEndpoint: (n, eo) => createEndpoint(env, nodeOf(n), eo),
-    addForwarder: (n, name) => createForwarderPart(env, name, nodeOf(n).nsmgr.url),
-    addClient: (n, co) => clients.add(nodeOf(n), co),
-    passthrough: (n, name, service) => clients.passthrough(nodeOf(n), name, service),
-    tokenGenerator: env.tokenGenerator,
-    async close() {
-      await Promise.allSettled([...env.clients].map((c) => c.dispose()));
-      env.clients.clear();
-      for (const c of [...env.cleanups].reverse()) await c().catch(() => undefined);
-      env.cleanups.clear();
-      await closeRegistry();
-      rmSync(env.dir, { recursive: true, force: true });
-    },
-  };
+    return {
+      registry,
+      domain: d?.name,
+      edge,
+      nodes,
+      clock: env.clock,
+      addEndpoint: (n, eo) => createEndpoint(env, nodeOf(n), eo),
+      addForwarder: (n, name) => createForwarderPart(env, name, nodeOf(n).nsmgr.url),
+      addClient: (n, co) => clients.add(nodeOf(n), co),
+      passthrough: (n, name, service) => clients.passthrough(nodeOf(n), name, service),
+      tokenGenerator: env.tokenGenerator,
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
 }

@@ -217,4 +217,22 @@ describe("sandbox scenarios (nsmgr suite)", function () {
     await nsc.close(conn, { timeoutMs: 5000 }).catch(() => undefined);
     expect(Date.now() - t1).to.be.below(1000);
   });
+
+  it("a sandbox that fails to start stops what had started (nothing left behind)", async () => {
+    // The second node's forwarder cannot be built: the registry, both nsmgrs and the first forwarder are up by then.
+    const failing = createSandbox({
+      nodes: 2,
+      transport: "tcp",
+      interceptors: (part) => {
+        if (part === "forwarder-1") throw new Error("no forwarder-1 today");
+        return { server: [], client: [] };
+      },
+    });
+    let err: unknown;
+    await failing.catch((e: unknown) => {
+      err = e;
+    });
+    expect(String(err)).to.contain("no forwarder-1 today");
+    // afterEach finds no server, socket or timer left.
+  });
 });
