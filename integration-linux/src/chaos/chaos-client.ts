@@ -53,8 +53,11 @@ let healsStarted = 0;
 let maxAttempt = 0;
 const states = new Map<string, string>();
 const held = new Map<string, Connection>();
-/** Each open connection's addresses as its first Request returned them, and as the last Request did. */
-const addresses = new Map<string, { first: string; last: string }>();
+/**
+ * Each open connection's addresses as its first Request returned them, as the last Request did, and whether the
+ * first gave exactly one client and one endpoint address.
+ */
+const addresses = new Map<string, { first: string; last: string; onePair: boolean }>();
 const addressesOf = (c: Connection): string =>
   JSON.stringify([c.context?.ipContext?.srcIpAddrs ?? [], c.context?.ipContext?.dstIpAddrs ?? []]);
 /** Sees every Request's answer, the heal's re-requests and the refreshes included (it sits after heal). */
@@ -64,7 +67,13 @@ const watchAddresses: NetworkServiceElement = {
     const conn = await next.request(ctx, req);
     const now = addressesOf(conn);
     const seen = addresses.get(conn.id);
-    addresses.set(conn.id, { first: seen?.first ?? now, last: now });
+    const ip = conn.context?.ipContext;
+    addresses.set(
+      conn.id,
+      seen === undefined
+        ? { first: now, last: now, onePair: ip?.srcIpAddrs.length === 1 && ip.dstIpAddrs.length === 1 }
+        : { ...seen, last: now },
+    );
     return conn;
   },
   async close(ctx, conn, next) {
@@ -124,8 +133,7 @@ function status(): ChaosStatus {
     healsStarted,
     maxAttempt,
     errors: [...new Set(healing.map((s) => s.lastError).filter((e): e is string => e !== undefined))].slice(0, 5),
-    addressesChanged: [...addresses.values()].filter((a) => a.last !== a.first || JSON.parse(a.first).some((l: string[]) => l.length !== 1))
-      .length,
+    addressesChanged: [...addresses.values()].filter((a) => a.last !== a.first || !a.onePair).length,
   };
 }
 

@@ -203,7 +203,11 @@ export async function restingLevels<K extends string>(
   const seen = new Map<K, number[]>();
   for (let i = 0; i < samples; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, everyMs));
-    for (const [k, v] of Object.entries(await read()) as [K, number][]) seen.set(k, [...(seen.get(k) ?? []), v]);
+    for (const [k, v] of Object.entries(await read()) as [K, number][]) {
+      const list = seen.get(k);
+      if (list === undefined) seen.set(k, [v]);
+      else list.push(v);
+    }
   }
   return Object.fromEntries([...seen].map(([k, v]) => [k, resting(v)])) as Record<K, number>;
 }

@@ -7,11 +7,11 @@
  * counted by the nsmgr, the forwarder and the endpoint). At the end nothing has leaked: every hop holds exactly
  * the live connections, the registry exactly the forwarder and the endpoint, the real clock's pending timers
  * (`nsm_clock_timers_pending`) are back at their pre-fault resting level (what most readings over a settle
- * period agree on), every connection still has the address pair it
- * was opened with, no program exited unasked, the nsmgr's and the forwarder's RSS is at most `RSS_LIMIT` times the
- * pre-fault steady state (each the peak over `RSS_WINDOW_MS` after settled load), and the registry outage healed at
- * most `REGISTRY_HEALS_MAX` connections; after Close of every connection all counts are zero and the timers back at
- * their level before the first connection. Results: docs/reliability.md#chaos.
+ * period agree on), every connection still has the address pair it was opened with, no program exited unasked,
+ * the nsmgr's and the forwarder's RSS is at most `RSS_LIMIT` times the pre-fault steady state (each the peak over
+ * `RSS_WINDOW_MS` after settled load), and the registry outage healed at most `REGISTRY_HEALS_MAX` connections;
+ * after Close of every connection all counts are zero and the timers back at their level before the first
+ * connection. Results: docs/reliability.md#chaos.
  */
 import { expect } from "chai";
 import { freePort, type Program, type ProgramName, type ProgramSet, useProgramSet } from "../programs/harness.js";
