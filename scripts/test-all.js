@@ -23,7 +23,22 @@ await mocha.loadFilesAsync();
 const runner = mocha.run((failures) => {
   process.exitCode = failures > 0 ? 1 : 0;
 });
+// Wall time per test file (its top-level suites), so a slow CI run shows where the time went.
+const fileMs = new Map();
+const started = new Map();
+runner.on("suite", (suite) => {
+  if (suite.file && suite.parent?.root) started.set(suite, performance.now());
+});
+runner.on("suite end", (suite) => {
+  const t0 = started.get(suite);
+  if (t0 === undefined) return;
+  const file = suite.file.slice(root.length + 1);
+  fileMs.set(file, (fileMs.get(file) ?? 0) + performance.now() - t0);
+});
 runner.on("end", () => {
+  const slowest = [...fileMs].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  console.log("\nslowest test files:");
+  for (const [file, ms] of slowest) console.log(`  ${(ms / 1000).toFixed(1).padStart(6)} s  ${file}`);
   const s = runner.stats ?? { passes: 0, failures: 0, pending: 0 };
   console.log(`${s.passes} passed, ${s.failures} failed, ${s.pending} skipped`);
 });

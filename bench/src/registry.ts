@@ -11,7 +11,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "@nsm-ts/api/registry";
-import { Etcd3, EtcdStoreBase, scanPrefix } from "@nsm-ts/base/etcd";
+import { EtcdStoreBase, newEtcdClient, scanPrefix } from "@nsm-ts/base/etcd";
 import { createEtcdStore, createMemoryStore, type RegistryStore } from "@nsm-ts/sdk/registry";
 import { etcdAvailable, seedEtcd, startEtcd } from "@nsm-ts/testing/etcd";
 
@@ -26,7 +26,7 @@ export const cpuMs = (): number => {
 
 /** Bare paged range of every key under `/bench/nse/`, pages of 1000, no decoding: wall and CPU ms. */
 export async function bareRange(endpoints: string[]): Promise<{ ms: number; cpu: number; keys: number }> {
-  const client = new Etcd3({ hosts: endpoints });
+  const client = newEtcdClient({ hosts: endpoints });
   const start = performance.now();
   const cpu0 = cpuMs();
   let keys = 0;

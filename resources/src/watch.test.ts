@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Network, NetworkSchema, SecurityGroupSchema } from "@nsm-ts/api/resources";
-import { Etcd3, EtcdStoreBase } from "@nsm-ts/base/etcd";
+import { EtcdStoreBase, newEtcdClient } from "@nsm-ts/base/etcd";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { createDb } from "@nsm-ts/statedb";
 import { type EtcdInstance, etcdAvailable, startEtcd } from "@nsm-ts/testing/etcd";
@@ -158,7 +158,7 @@ for (const kind of ["memory", "etcd"] as const) {
       const [r1] = await store.commit([net("n1")]);
       for (let i = 0; i < 4; i++) await store.commit([del(i % 2 === 0 ? "n1" : "n2")].concat(i % 2 === 0 ? [net("n2")] : [net("n1")]));
       if (kind === "etcd") {
-        const client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
+        const client = newEtcdClient({ hosts: etcd?.endpoints ?? [] });
         try {
           const head = await client.get("x").exec();
           await client.kv.compact({ revision: head.header.revision, physical: true });
@@ -182,7 +182,7 @@ for (const kind of ["memory", "etcd"] as const) {
 
     if (kind === "etcd")
       it("etcd plumbing: a watch from a compacted revision reports it, and closing leaves nothing waiting", async () => {
-        const client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
+        const client = newEtcdClient({ hosts: etcd?.endpoints ?? [] });
         const base = new EtcdStoreBase({ client, prefix: "/cw/", describe: (op) => `test ${op}`, closedMessage: "closed" });
         try {
           await client.put("/cw/a").value("1");

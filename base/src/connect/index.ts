@@ -9,12 +9,17 @@ import { once } from "node:events";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import { type Code as ConnectCode, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Code as ConnectCode, ConnectError, ConnectRouter } from "@connectrpc/connect";
 import type { NsmServer } from "../grpc/server.js";
 import { parseUrl } from "../grpc/url.js";
+import { lazyRequire } from "../lazy.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, fail, toStatusError } from "../status/index.js";
+
+// Connect loads when a program first builds a Connect handler, not at every program's start (see lazy.ts); both
+// packages come from their CommonJS builds, so the adapter and our errors share one ConnectError class.
+const connect = lazyRequire<typeof import("@connectrpc/connect")>("@connectrpc/connect");
+const connectNode = lazyRequire<typeof import("@connectrpc/connect-node")>("@connectrpc/connect-node");
 
 /** A handler as Connect and our gRPC layer both call it: the request and a context with at least `signal`. */
 type Fn = (req: never, ctx: never) => unknown;
@@ -67,6 +72,7 @@ export function readOnlyRoute(route: ConnectRoute, what: string): ConnectRoute {
 
 /** A status error as Connect reports it; a non-status throw becomes Internal and is logged. */
 function toConnect(err: unknown, log: Logger, what: string): ConnectError {
+  const { ConnectError } = connect();
   if (err instanceof ConnectError) return err;
   const s = toStatusError(err);
   if (s.code === Code.Internal) log.error({ err }, `${what}: internal error in a Connect call`);
@@ -113,7 +119,7 @@ export function createConnectHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const log = opts.log ?? silentLogger;
   const what = opts.what ?? "connect";
-  return connectNodeAdapter({
+  return connectNode().connectNodeAdapter({
     routes: (router: ConnectRouter) => {
       for (const r of routes) router.service(r.service, wrap(r.impl, log, what) as never);
     },

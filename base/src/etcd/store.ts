@@ -3,10 +3,18 @@
  * owns), the key prefix, transport failures turned into `Unavailable`, paged prefix reads, watches stopped on
  * close, and leases.
  */
-import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import type { Etcd3, IKeyValue, IOptions, Watcher } from "etcd3";
+import { lazyRequire } from "../lazy.js";
 import { type Logger, silentLogger } from "../log/index.js";
 import { Code, fail, StatusError } from "../status/index.js";
 import { keyAfter } from "./keys.js";
+
+const etcd3 = lazyRequire<typeof import("etcd3")>("etcd3");
+
+/** A new etcd3 client (the package is loaded on the first call; see lazy.ts). */
+export function newEtcdClient(options: IOptions): Etcd3 {
+  return new (etcd3().Etcd3)(options);
+}
 
 /** How a store reaches etcd: an existing client (kept open on close) or endpoints (a client the store owns). */
 export type EtcdClientOptions = { client: Etcd3; endpoints?: undefined } | { endpoints: string[]; client?: undefined };
@@ -58,7 +66,7 @@ export class EtcdStoreBase {
   private isClosed = false;
 
   constructor(opts: EtcdStoreBaseOptions) {
-    this.client = opts.client ?? new Etcd3({ hosts: opts.endpoints ?? [] });
+    this.client = opts.client ?? newEtcdClient({ hosts: opts.endpoints ?? [] });
     this.owns = opts.client === undefined;
     this.prefix = opts.prefix;
     this.describe = opts.describe;

@@ -17,10 +17,9 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { ClientInterceptor, ServerCallContext, ServerInterceptor } from "../grpc/index.js";
+import { lazyRequire } from "../lazy.js";
 import { Code, StatusError } from "../status/index.js";
 
 /** The span a call or chain element runs in, with the tracer that makes its children. */
@@ -57,6 +56,10 @@ export interface Tracing {
 }
 
 const propagator = new W3CTraceContextPropagator();
+// The SDK and the exporter load only when a program turns tracing on (the API and the propagator are small).
+const sdk = lazyRequire<typeof import("@opentelemetry/sdk-trace-base")>("@opentelemetry/sdk-trace-base");
+const otlp = lazyRequire<typeof import("@opentelemetry/exporter-trace-otlp-http")>("@opentelemetry/exporter-trace-otlp-http");
+const resources = lazyRequire<typeof import("@opentelemetry/resources")>("@opentelemetry/resources");
 const callTraces = new WeakMap<ServerCallContext, ActiveTrace>();
 
 /** The OTLP/HTTP traces URL for `NSM_OPEN_TELEMETRY_ENDPOINT` (`host:port` or a URL). */
@@ -66,11 +69,12 @@ export function otlpTracesUrl(endpoint: string): string {
 
 /** Creates a tracer provider exporting to the collector (or `exporter`) and the interceptors using it. */
 export function createTracing(opts: TracingOptions): Tracing {
+  const { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } = sdk();
   const processor = opts.exporter
     ? new SimpleSpanProcessor(opts.exporter)
-    : new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpTracesUrl(opts.endpoint ?? "localhost:4318") }));
+    : new BatchSpanProcessor(new (otlp().OTLPTraceExporter)({ url: otlpTracesUrl(opts.endpoint ?? "localhost:4318") }));
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ "service.name": opts.serviceName }),
+    resource: resources().resourceFromAttributes({ "service.name": opts.serviceName }),
     spanProcessors: [processor],
   });
   const tracer = provider.getTracer("nsm-ts");

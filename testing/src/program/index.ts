@@ -1,13 +1,44 @@
 /**
- * The process-level tests every `cmd-*` program shares (README help table, `--help`, a bad variable, SIGTERM),
- * written once so the programs' `config.test.ts` files keep only what differs between them. Mocha and chai are
- * the repository's dev dependencies (chai an optional peer of @nsm-ts/sdk); only test files import this module.
+ * The process-level tests every `cmd-*` program shares (README help table, `--help`, no heavy package loaded at
+ * start, a bad variable, SIGTERM), written once so the programs' `config.test.ts` files keep only what differs
+ * between them. Mocha and chai are the repository's dev dependencies (chai an optional peer of @nsm-ts/sdk); only
+ * test files import this module.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import type { ConfigSchema, ConfigVar } from "@nsm-ts/base/config";
 import { expect } from "chai";
+
+/**
+ * Packages no program may load at start (they load when first used: `@nsm-ts/base`'s lazy.ts): each costs
+ * ~0.1–0.2 s of CPU on every start, also of programs that never talk to etcd, export traces or serve Connect.
+ */
+export const LAZY_PACKAGES = [
+  "etcd3",
+  "@opentelemetry/sdk-trace-base",
+  "@opentelemetry/exporter-trace-otlp-http",
+  "@opentelemetry/resources",
+  "@connectrpc/connect-node",
+] as const;
+
+/**
+ * Which of `LAZY_PACKAGES` a fresh Node process has loaded when it exits after `args` (a script and its arguments,
+ * or `-e` and code) ran in `cwd`. CommonJS packages, also those imported from ESM, end up in the CJS module cache.
+ */
+export function lazyPackagesLoaded(cwd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const report = `import M from "node:module"; process.on("exit", () => process.stderr.write("\\nLOADED " + JSON.stringify(Object.keys(M._cache))));`;
+  const r = spawnSync(process.execPath, ["--import", `data:text/javascript,${encodeURIComponent(report)}`, ...args], {
+    cwd,
+    env,
+    encoding: "utf8",
+    timeout: 15_000,
+  });
+  const line = r.stderr.split("\n").find((l) => l.startsWith("LOADED "));
+  if (line === undefined) throw new Error(`no module list from node ${args.join(" ")} (exit ${r.status}): ${r.stderr}`);
+  const files = JSON.parse(line.slice("LOADED ".length)) as string[];
+  return LAZY_PACKAGES.filter((p) => files.some((f) => f.includes(`/node_modules/${p}/`)));
+}
 
 /** Options of `describeProgramProcess`. */
 export interface ProgramProcessOptions<S extends Record<string, ConfigVar<unknown>>> {
@@ -36,7 +67,7 @@ export function envWithout<S extends Record<string, ConfigVar<unknown>>>(
 }
 
 /**
- * Declares, inside the caller's `describe`, the four tests of the built program every `cmd-*` must pass, and an
+ * Declares, inside the caller's `describe`, the tests of the built program every `cmd-*` must pass, and an
  * `afterEach` that kills a child a failed test left running.
  */
 export function describeProgramProcess<S extends Record<string, ConfigVar<unknown>>>(opts: ProgramProcessOptions<S>): void {
@@ -59,6 +90,11 @@ export function describeProgramProcess<S extends Record<string, ConfigVar<unknow
     const r = spawnSync(process.execPath, [bin, "--help"], { env: envWithout(config, {}), encoding: "utf8", timeout: 15_000 });
     expect(r.status).to.equal(0);
     for (const name of config.names()) expect(r.stdout).to.match(new RegExp(`^  ${name} `, "m"));
+  });
+
+  it("the built program loads none of etcd3, the OpenTelemetry SDK or Connect's adapter at start", () => {
+    // --help runs after every static import of the program, so the whole start-up module graph is loaded.
+    expect(lazyPackagesLoaded(process.cwd(), [bin, "--help"], envWithout(config, {}))).to.deep.equal([]);
   });
 
   it("a bad variable makes the built program print one line naming it and exit 2", () => {

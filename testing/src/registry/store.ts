@@ -11,7 +11,7 @@ import {
   NetworkServiceLabelsSchema,
 } from "@nsm-ts/api/registry";
 import { MockClock } from "@nsm-ts/base/clock";
-import { Etcd3 } from "@nsm-ts/base/etcd";
+import { type Etcd3, newEtcdClient } from "@nsm-ts/base/etcd";
 import {
   createEtcdStore,
   createMemoryStore,
@@ -185,7 +185,7 @@ export function useEtcdStoreSuite(): EtcdStoreSuite {
     etcd = undefined;
   });
   beforeEach(() => {
-    client = new Etcd3({ hosts: etcd?.endpoints ?? [] });
+    client = newEtcdClient({ hosts: etcd?.endpoints ?? [] });
   });
   afterEach(async () => {
     for (const a of aborts.splice(0)) a.abort();
