@@ -17,8 +17,8 @@ RUN node -e ' \
   for (const f of ["package.json", "package-lock.json", ...ws.map((w) => `${w}/package.json`)]) \
     fs.cpSync(f, `/manifests/${f}`);'
 
-# --- build: every workspace's dependencies, PROGRAM and the workspaces it references compiled, then production
-# dependencies only, and the image's files laid out in /image ---
+# --- build: every workspace's dependencies, PROGRAM and the workspaces it references compiled, PROGRAM bundled
+# (its bin launcher runs the bundle), then production dependencies only, and the image's files laid out in /image ---
 FROM node:20-slim AS build
 ARG PROGRAM
 WORKDIR /app
@@ -28,6 +28,7 @@ COPY . .
 RUN test -f "${PROGRAM}/bin/${PROGRAM}.js" \
  || { echo "PROGRAM=${PROGRAM}: want one of $(echo cmd-*)" >&2; exit 1; }
 RUN node_modules/.bin/tsc -b "${PROGRAM}" \
+ && node scripts/bundle.js "${PROGRAM}" \
  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && node scripts/docker-image.js "${PROGRAM}" /image
 

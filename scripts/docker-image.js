@@ -34,7 +34,8 @@ function main([program, outDir]) {
   if (!workspaces.includes(program)) throw new Error(`${program} is not a workspace (${workspaces.join(", ")})`);
   const out = resolve(outDir);
   // Symlinks stay as they are: the workspace links in node_modules are relative and land on the copies.
-  const copy = (path, filter = () => true) => cpSync(path, join(out, path), { recursive: true, verbatimSymlinks: true, filter });
+  const copy = (path, filter = () => true) =>
+    cpSync(path, join(out, path), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, filter });
   copy("package.json");
   copy("node_modules");
   const ship = needed(workspaces, program);
