@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnectionContextSchema } from "@nsm-ts/api/networkservice";
 import { Code, StatusError } from "@nsm-ts/base/status";
 import { expect } from "chai";
-import { covers, legConfig, normalizePrefix } from "./context.js";
+import { covers, legConfig, normalizePrefix, stableMac } from "./context.js";
 
 describe("mechanisms: ConnectionContext → kernel configuration", () => {
   const cc = create(ConnectionContextSchema, {
@@ -74,5 +74,20 @@ describe("mechanisms: ConnectionContext → kernel configuration", () => {
     expect(covers("169.254.0.1/32", "169.254.0.2")).to.equal(false);
     expect(covers("fd00::/8", "fd12::1")).to.equal(true);
     expect(covers("fd00::/8", "169.254.0.1")).to.equal(false);
+  });
+});
+
+describe("stableMac", () => {
+  it("is the same for the same connection and side, different across sides and connections, unicast and locally administered", () => {
+    const a = stableMac("5dd7b55e-da9a-46e9-8cdc-2ad911b80e4c", "client");
+    expect(a).to.match(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    expect(stableMac("5dd7b55e-da9a-46e9-8cdc-2ad911b80e4c", "client")).to.equal(a);
+    expect(stableMac("5dd7b55e-da9a-46e9-8cdc-2ad911b80e4c", "endpoint")).to.not.equal(a);
+    expect(stableMac("122a1d1a-5051-4b4b-bf12-b681489124ef", "client")).to.not.equal(a);
+    for (let i = 0; i < 200; i++) {
+      const first = Number.parseInt(stableMac(`conn-${i}`, i % 2 ? "client" : "endpoint").slice(0, 2), 16);
+      expect(first & 0x01, "unicast").to.equal(0);
+      expect(first & 0x02, "locally administered").to.equal(0x02);
+    }
   });
 });

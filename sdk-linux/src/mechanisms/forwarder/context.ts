@@ -4,6 +4,7 @@
  * via the dst address, `dst_routes` to the endpoint side via the src address) are unit-tested without a kernel.
  */
 
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
 import type { NeighborSpec, RouteSpec } from "../../ops/specs.js";
@@ -145,6 +146,18 @@ export function legConfig(cc: ConnectionContext | undefined, side: Side, dev: st
     neighbors,
     ...(mac ? { mac: validateMac(mac, `connection.context.ethernet_context.${macField}`) } : {}),
   };
+}
+
+/**
+ * The MAC a new interface of `side` of connection `connectionId` gets when the context asks for none: derived from
+ * the two, locally administered and unicast. An interface made again for the same connection (a restarted endpoint
+ * that names it anew, a heal through another forwarder) keeps its address, so the peer's neighbour cache, which
+ * may hold the old one as REACHABLE for half a minute or more, stays right and traffic resumes at once.
+ */
+export function stableMac(connectionId: string, side: Side): string {
+  const h = createHash("sha256").update(`${side}\0${connectionId}`).digest();
+  const bytes = [((h[0] ?? 0) & 0xfc) | 0x02, ...h.subarray(1, 6)];
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 /** A stable key of a route for diffs. */

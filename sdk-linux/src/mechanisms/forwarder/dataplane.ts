@@ -14,7 +14,7 @@ import { type Netns, openNetns } from "../../netns.js";
 import { Batch } from "../../ops/batch.js";
 import { getLink, getLinks, type LinkInfo, listLinks } from "../../ops/read.js";
 import { Coalescer } from "./coalescer.js";
-import { type LegConfig, legConfig, neighborKey, routeKey } from "./context.js";
+import { legConfig, neighborKey, routeKey, stableMac } from "./context.js";
 import { type Applied, namesIn, type PodState, type RemoteJoin, Role, type XconnectSpec } from "./xconnect.js";
 
 function sameSet(a: readonly string[], b: readonly string[]): { removed: string[]; added: string[] } {
@@ -171,9 +171,9 @@ export class KernelDataplane {
         .commit();
       // Both ends exist now: configure them at the same time (a failure is cleaned up by the first end's alias).
       const bc = new Batch(this.#exec, first.netns);
-      addConfig(bc, first.ifName, first.config);
+      addConfig(bc, id, first);
       const be = new Batch(this.#exec, second.netns).setAlias(second.ifName, this.alias(id, roleOf(second)));
-      addConfig(be, second.ifName, second.config);
+      addConfig(be, id, second);
       const done = await Promise.allSettled([bc.commit(), be.commit()]);
       for (const r of done) if (r.status === "rejected") throw r.reason;
       return;
@@ -217,7 +217,7 @@ export class KernelDataplane {
       }
     }
     const bp = new Batch(this.#exec, first.netns).setAlias(first.ifName, this.alias(id, roleOf(first)));
-    addConfig(bp, first.ifName, first.config);
+    addConfig(bp, id, first);
     await bp.commit();
   }
 
@@ -381,8 +381,10 @@ function nsKey(ns: Netns): string {
   return `${ns.dev}:${ns.inode}`;
 }
 
-function addConfig(b: Batch, dev: string, cfg: LegConfig): void {
-  if (cfg.mac !== undefined) b.setMac(dev, cfg.mac);
+/** Configures a new pod interface: the context's MAC, or one stable for the connection and side (`stableMac`). */
+function addConfig(b: Batch, connectionId: string, p: PodState): void {
+  const { ifName: dev, config: cfg } = p;
+  b.setMac(dev, cfg.mac ?? stableMac(connectionId, p.side));
   for (const a of cfg.addresses) b.addAddress(dev, a, { replace: true });
   b.setUp(dev);
   for (const r of cfg.routes) b.addRoute(r, { replace: true });
