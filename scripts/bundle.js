@@ -60,5 +60,5 @@ async function bundle(ws) {
   // Written after the bundle, so the bundle's time is never later than the list's inputs it was made from.
   writeFileSync(join(dir, "inputs.json"), `${JSON.stringify(inputs)}\n`);
   const ms = (performance.now() - t0).toFixed(0);
-  process.stdout.write(`bundled ${ws}: ${inputs.length} files in ${ms} ms\n`);
+  process.stdout.write(`bundled ${ws} (${inputs.length} compiled files) in ${ms} ms\n`);
 }
