@@ -33,6 +33,8 @@ async function bundle(ws) {
   const t0 = performance.now();
   const result = await build({
     entryPoints: [entry],
+    // The metafile names inputs relative to this folder, whatever the caller's working directory.
+    absWorkingDir: root,
     outfile,
     bundle: true,
     platform: "node",
@@ -57,7 +59,6 @@ async function bundle(ws) {
     .filter((f) => !f.includes("node_modules/"))
     .map((f) => relative(dir, resolve(root, f)));
   mkdirSync(dir, { recursive: true });
-  // Written after the bundle, so the bundle's time is never later than the list's inputs it was made from.
   writeFileSync(join(dir, "inputs.json"), `${JSON.stringify(inputs)}\n`);
   const ms = (performance.now() - t0).toFixed(0);
   process.stdout.write(`bundled ${ws} (${inputs.length} compiled files) in ${ms} ms\n`);
