@@ -8,18 +8,12 @@
 // Usage: node scripts/bundle.js [workspace ...]   (default: every program among the workspaces)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
+import { LAZY_PACKAGES } from "@nsm-ts/base/launch";
 import { build } from "esbuild";
 
 const root = resolve(import.meta.dirname, "..");
 const workspaces =
   process.argv.length > 2 ? process.argv.slice(2) : JSON.parse(readFileSync(join(root, "package.json"), "utf8")).workspaces;
-const LAZY = [
-  "etcd3",
-  "@opentelemetry/sdk-trace-base",
-  "@opentelemetry/exporter-trace-otlp-http",
-  "@opentelemetry/resources",
-  "@connectrpc/*",
-];
 
 const programs = workspaces.filter(
   (ws) =>
@@ -40,7 +34,8 @@ async function bundle(ws) {
     platform: "node",
     format: "esm",
     target: "node20",
-    external: LAZY,
+    // Kept as imports, so a static import of one would show as loaded at start (the shared program test).
+    external: [...LAZY_PACKAGES],
     // Bundled CommonJS dependencies call require() for Node's built-ins; an ES module has none of its own.
     banner: {
       js: "import { createRequire as __nsmCreateRequire } from 'node:module'; const require = __nsmCreateRequire(import.meta.url);",

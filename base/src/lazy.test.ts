@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
-import { LAZY_PACKAGES, lazyPackagesLoaded } from "@nsm-ts/testing/program";
+import { lazyPackagesLoaded } from "@nsm-ts/testing/program";
 import { expect } from "chai";
+import { LAZY_PACKAGES } from "./lazy.js";
 
 const baseDir = fileURLToPath(new URL("..", import.meta.url));
 const imports = `const m0 = await import("@nsm-ts/base/etcd");

@@ -4,9 +4,12 @@
  * of ~500 separate modules (0.3 s against 1.0 s for cmd-nsc on a 2-core machine; every sidecar start and every
  * restart after a crash pays it). The launcher runs that bundle, or the compiled modules (`dist/main.js`) when
  * there is no bundle or one of the files it was made from has changed since (a `tsc -b` without the bundling
- * step), so a stale bundle never runs. This module imports nothing but `node:fs`, to add nothing to the start.
+ * step), so a stale bundle never runs. This module adds next to nothing to the start (`node:fs`, and the list of
+ * packages the bundles leave out).
  */
 import { readFileSync, statSync } from "node:fs";
+
+export { LAZY_PACKAGES, type LazyPackage } from "../lazy.js";
 
 /** The list of inputs `scripts/bundle.js` writes beside the bundle: paths relative to the bundle's folder. */
 export const BUNDLE_INPUTS = "inputs.json";

@@ -8,25 +8,15 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import type { ConfigSchema, ConfigVar } from "@nsm-ts/base/config";
+import { LAZY_PACKAGES, type LazyPackage } from "@nsm-ts/base/launch";
 import { expect } from "chai";
 
 /**
- * Packages no program may load at start (they load when first used: `@nsm-ts/base`'s lazy.ts): each costs
- * ~0.1–0.2 s of CPU on every start, also of programs that never talk to etcd, export traces or serve Connect.
+ * Which of `LAZY_PACKAGES` (`@nsm-ts/base/launch`: packages no program may load at start, each ~0.1–0.2 s of
+ * CPU) a fresh Node process has loaded when it exits after `args` (a script and its arguments, or `-e` and code)
+ * ran in `cwd`. CommonJS packages, also those imported from ESM, end up in the CJS module cache.
  */
-export const LAZY_PACKAGES = [
-  "etcd3",
-  "@opentelemetry/sdk-trace-base",
-  "@opentelemetry/exporter-trace-otlp-http",
-  "@opentelemetry/resources",
-  "@connectrpc/connect-node",
-] as const;
-
-/**
- * Which of `LAZY_PACKAGES` a fresh Node process has loaded when it exits after `args` (a script and its arguments,
- * or `-e` and code) ran in `cwd`. CommonJS packages, also those imported from ESM, end up in the CJS module cache.
- */
-export function lazyPackagesLoaded(cwd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+export function lazyPackagesLoaded(cwd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): LazyPackage[] {
   const report = `import M from "node:module"; process.on("exit", () => process.stderr.write("\\nLOADED " + JSON.stringify(Object.keys(M._cache))));`;
   const r = spawnSync(process.execPath, ["--import", `data:text/javascript,${encodeURIComponent(report)}`, ...args], {
     cwd,
