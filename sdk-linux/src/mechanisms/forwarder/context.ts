@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { ConnectionContext } from "@nsm-ts/api/networkservice";
+import { formatMac } from "@nsm-ts/base/netaddr";
 import type { NeighborSpec, RouteSpec } from "../../ops/specs.js";
 import { validateMac } from "../../validate.js";
 
@@ -156,8 +157,8 @@ export function legConfig(cc: ConnectionContext | undefined, side: Side, dev: st
  */
 export function stableMac(connectionId: string, side: Side): string {
   const h = createHash("sha256").update(`${side}\0${connectionId}`).digest();
-  const bytes = [((h[0] ?? 0) & 0xfc) | 0x02, ...h.subarray(1, 6)];
-  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+  h[0] = ((h[0] ?? 0) & 0xfc) | 0x02;
+  return formatMac(BigInt(h.readUIntBE(0, 6)));
 }
 
 /** A stable key of a route for diffs. */
